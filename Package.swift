@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// SPDX-License-Identifier: Apache-2.0
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode and explicit `any`.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "ScimHub",
+    products: [
+        .executable(name: "scimhub", targets: ["scimhub"]),
+        .executable(name: "scimhub-bench", targets: ["scimhub-bench"]),
+    ],
+    targets: [
+        // MARK: - C libraries from Debian -dev packages
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /// glibc's epoll, eventfd and socket headers (Glibc's module map leaves epoll out).
+        .systemLibrary(name: "CLinux"),
+
+        // MARK: - Foundations
+        // libm: Double rounding in JSONNumber needs it when no Foundation is linked.
+        .target(name: "JSONCore", swiftSettings: swiftSettings, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "HubLog", swiftSettings: swiftSettings),
+        .target(name: "HubCrypto", dependencies: ["CCrypto"], swiftSettings: swiftSettings),
+        .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
+
+        // MARK: - The hub
+        .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
+        .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub", dependencies: ["Hub"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
+
+        // MARK: - Tests
+        .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"], swiftSettings: swiftSettings),
+        .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux"], swiftSettings: swiftSettings),
+    ]
+)
