@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+import SQLite
+
+/// Numbered schema migrations, run in order at start. Never edit one that has shipped:
+/// add the next number.
+enum Migrations {
+    static let all: [(version: Int, sql: String)] = [
+        (1, """
+        CREATE TABLE resources (
+            seq INTEGER PRIMARY KEY,            -- stable listing order
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,                 -- 'User' | 'Group'
+            user_name TEXT,                     -- lower-cased userName (RFC 7643 §4.1.1: unique, case-insensitive)
+            external_id TEXT,                   -- caseExact
+            display_name TEXT,
+            display_name_lower TEXT,
+            version INTEGER NOT NULL,
+            created REAL NOT NULL,
+            modified REAL NOT NULL,
+            doc BLOB NOT NULL                   -- canonical JSON without id, meta and computed attributes
+        );
+        CREATE UNIQUE INDEX resources_user_name ON resources(user_name) WHERE user_name IS NOT NULL;
+        CREATE INDEX resources_external_id ON resources(type, external_id) WHERE external_id IS NOT NULL;
+        CREATE INDEX resources_display_name ON resources(type, display_name_lower);
+        CREATE INDEX resources_type_seq ON resources(type, seq);
+        CREATE TABLE resource_emails (
+            seq INTEGER NOT NULL,               -- resources.seq
+            value TEXT NOT NULL                 -- lower-cased emails.value
+        );
+        CREATE INDEX resource_emails_value ON resource_emails(value);
+        CREATE INDEX resource_emails_seq ON resource_emails(seq);
+        CREATE TABLE group_members (
+            group_seq INTEGER NOT NULL,
+            member_id TEXT NOT NULL,
+            member_type TEXT NOT NULL,
+            PRIMARY KEY (group_seq, member_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX group_members_member ON group_members(member_id);
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,                -- public key id, part of the token text
+            principal TEXT NOT NULL,
+            scopes TEXT NOT NULL,               -- comma-separated
+            hash BLOB NOT NULL,                 -- SHA-256 of the whole token
+            created REAL NOT NULL,
+            revoked REAL
+        );
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            action TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            attributes TEXT NOT NULL,           -- changed attribute names, never values
+            request_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            prev_hash BLOB NOT NULL,
+            hash BLOB NOT NULL
+        );
+        CREATE INDEX audit_time ON audit(time);
+        CREATE INDEX audit_resource ON audit(resource_id);
+        """),
+    ]
+
+    /// Applies every migration newer than the database's version, each in its own transaction.
+    static func run(_ db: SQLiteConnection) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+        var current = 0
+        try db.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") { current = Int($0.int64(0)) }
+        for m in all where m.version > current {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                try db.execute(m.sql)
+                try db.run("INSERT INTO schema_migrations(version, applied) VALUES (?, datetime('now'))", [.integer(Int64(m.version))])
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+}

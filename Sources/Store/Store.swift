@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import SQLite
+import HubLog
+
+/// How hard a commit waits for the disk.
+public enum Durability: String, Sendable {
+    /// fsync on every commit (`synchronous=FULL`): a 2xx survives power loss.
+    case full
+    /// fsync at checkpoints only (`synchronous=NORMAL` in WAL): a 2xx survives a process
+    /// crash or `kill -9`, not a power cut.
+    case normal
+}
+
+/// A failure of the storage layer itself (disk full, corrupt file): the hub answers 503.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// The hub's persistent state in one SQLite file in WAL mode. Reads use a pool of
+/// connections; all writes go through one writer thread that groups concurrent requests
+/// into one transaction (one fsync), each request inside its own savepoint so a failing
+/// request rolls back alone. A caller's `write` returns only after its commit.
+public final class Store: Sendable {
+    /// Path of the database file.
+    public let path: String
+    private let readers: Mutex<[SQLiteConnection]>
+    private let writer: GroupCommitWriter
+    private let logger: Logger
+
+    /// Opens (creating if needed) `directory/scimhub.sqlite` and runs migrations.
+    public init(directory: String, durability: Durability = .full, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        path = directory + "/scimhub.sqlite"
+        self.logger = logger
+        let w = try SQLiteConnection(path: path)
+        try w.execute("PRAGMA journal_mode=WAL")
+        try w.execute("PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL")")
+        try w.execute("PRAGMA foreign_keys=ON")
+        try w.execute("PRAGMA cache_size=-16000")
+        try Migrations.run(w)
+        // The database holds token hashes and personal data: owner-only permissions.
+        chmod(path, 0o600)
+        writer = GroupCommitWriter(connection: w, logger: logger)
+        readers = Mutex([])
+    }
+
+    /// Stops the writer thread after pending writes commit.
+    public func close() { writer.stop() }
+
+    // MARK: - Reads
+
+    private func checkoutReader() throws -> SQLiteConnection {
+        if let c = readers.withLock({ $0.popLast() }) { return c }
+        let c = try SQLiteConnection(path: path)
+        try c.execute("PRAGMA query_only=1")
+        try c.execute("PRAGMA cache_size=-8000")
+        return c
+    }
+
+    private func checkin(_ c: SQLiteConnection) {
+        readers.withLock { pool in
+            if pool.count < 32 { pool.append(c) }
+        }
+    }
+
+    /// Runs `body` with a read connection (a consistent snapshot for its statements).
+    public func read<T>(_ body: (StoreConnection) throws -> T) throws -> T {
+        let c = try checkoutReader()
+        defer { checkin(c) }
+        try c.execute("BEGIN")
+        defer { try? c.execute("COMMIT") }
+        return try body(StoreConnection(db: c))
+    }
+
+    // MARK: - Writes
+
+    /// Runs `body` in the next group commit and returns its result once durable. If `body`
+    /// throws, its changes (and its audit entries) are rolled back and the error rethrown.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
+        try writer.submit(body)
+    }
+}
+
+/// A connection in use by one caller, with the hub's queries.
+public struct StoreConnection {
+    let db: SQLiteConnection
+}
+
+/// The writer's view: the same queries plus mutations and audit appends.
+public final class WriteContext {
+    /// Queries and mutations on the writer connection.
+    public let connection: StoreConnection
+    var auditHead: [UInt8]
+
+    init(connection: StoreConnection, auditHead: [UInt8]) {
+        self.connection = connection
+        self.auditHead = auditHead
+    }
+
+    /// Runs `body` inside a nested savepoint: if it throws, only its changes are undone.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        let head = auditHead
+        try connection.db.execute("SAVEPOINT nested")
+        do {
+            let r = try body()
+            try connection.db.execute("RELEASE nested")
+            return r
+        } catch {
+            try? connection.db.execute("ROLLBACK TO nested")
+            try? connection.db.execute("RELEASE nested")
+            auditHead = head
+            throw error
+        }
+    }
+}
+
+/// The single writer thread and its queue.
+final class GroupCommitWriter: @unchecked Sendable {
+    // @unchecked Sendable: `pending` and `stopping` are guarded by `condition`; the
+    // connection is used only by the writer thread.
+    private final class Job: @unchecked Sendable {
+        let body: (WriteContext) throws -> Any
+        var result: Result<Any, any Error> = .failure(StoreError("not run"))
+        let done = DispatchSemaphore(value: 0)
+        init(_ body: @escaping (WriteContext) throws -> Any) { self.body = body }
+    }
+
+    private let db: SQLiteConnection
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+    /// Most requests folded into one transaction.
+    static let maxBatch = 256
+
+    init(connection: SQLiteConnection, logger: Logger) {
+        db = connection
+        self.logger = logger
+        let t = Thread { [self] in self.run() }
+        t.name = "store-writer"
+        t.start()
+    }
+
+    func submit<T>(_ body: @escaping (WriteContext) throws -> T) throws -> T {
+        let job = Job { try body($0) }
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            throw StoreError("store is closed")
+        }
+        pending.append(job)
+        condition.signal()
+        condition.unlock()
+        job.done.wait()
+        switch job.result {
+        case .success(let v):
+            guard let typed = v as? T else { throw StoreError("internal: write result of unexpected type") }
+            return typed
+        case .failure(let e): throw e
+        }
+    }
+
+    func stop() {
+        condition.lock()
+        let already = stopping
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        if !already { finished.wait() }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !stopping { condition.wait() }
+            if pending.isEmpty && stopping {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            let batch = Array(pending.prefix(Self.maxBatch))
+            pending.removeFirst(batch.count)
+            condition.unlock()
+            commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [Job]) {
+        do {
+            try db.execute("BEGIN IMMEDIATE")
+        } catch {
+            logger.error("store: cannot begin transaction", ["sqlite.error": "\(error)"])
+            for j in batch { j.result = .failure(StoreError("storage unavailable")); j.done.signal() }
+            return
+        }
+        let conn = StoreConnection(db: db)
+        // Read the chain head inside the transaction: the CLI may have appended entries.
+        let head = (try? conn.auditHeadHash()) ?? AuditLog.genesis
+        let ctx = WriteContext(connection: conn, auditHead: head)
+        for job in batch {
+            do {
+                let value = try ctx.savepoint { try job.body(ctx) }
+                job.result = .success(value)
+            } catch {
+                job.result = .failure(error)
+            }
+        }
+        do {
+            try db.execute("COMMIT")
+        } catch {
+            logger.error("store: commit failed", ["sqlite.error": "\(error)"])
+            try? db.execute("ROLLBACK")
+            for j in batch { j.result = .failure(StoreError("storage unavailable")) }
+        }
+        for j in batch { j.done.signal() }
+    }
+}
