@@ -7,6 +7,12 @@ public struct PatchOperation: Sendable {
     public let op: Op
     public let path: String?
     public let value: JSONValue?
+
+    public init(op: Op, path: String?, value: JSONValue?) {
+        self.op = op
+        self.path = path
+        self.value = value
+    }
 }
 
 /// A parsed PatchOp message and the engine that applies it to a resource.
@@ -15,6 +21,9 @@ public struct PatchRequest: Sendable {
 
     /// Most operations accepted in one request.
     public static let maxOperations = 1000
+
+    /// A request from already parsed operations.
+    public init(operations: [PatchOperation]) { self.operations = operations }
 
     /// Parses a PatchOp body. Op names are case-insensitive (interop: `Add`, `Replace`).
     public init(_ body: JSONObject) throws(SCIMError) {

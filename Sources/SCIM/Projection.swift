@@ -46,6 +46,14 @@ public struct Projection: Sendable {
         self.init(include: hasInclude ? inc.0 : nil, includeExtensions: inc.1, exclude: exc.0, excludeExtensions: exc.1)
     }
 
+    /// False when the projection certainly drops the core attribute `name` (so the caller
+    /// can skip computing it, e.g. a group's members with `excludedAttributes=members`).
+    public func mayInclude(_ name: String) -> Bool {
+        if exclude.contains(where: { $0.extensionURN == nil && $0.attribute.name == name && $0.subAttribute == nil }) { return false }
+        if let inc = include { return inc.contains { $0.extensionURN == nil && $0.attribute.name == name } }
+        return true
+    }
+
     /// Applies the projection to a full resource for `type`.
     public func apply(_ resource: JSONObject, type: SCIMResourceType) -> JSONObject {
         var out = JSONObject()

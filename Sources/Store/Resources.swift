@@ -100,6 +100,11 @@ extension StoreConnection {
         try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type)]).first
     }
 
+    /// The resource with listing position `seq`, or nil.
+    public func fetch(seq: Int64) throws -> StoredResource? {
+        try resources("SELECT \(Self.columns) FROM resources WHERE seq = ?", [.integer(seq)]).first
+    }
+
     /// The type of the resource with `id`, or nil.
     public func typeOf(id: String) throws -> String? {
         var t: String?

@@ -1,1 +1,182 @@
-print("x")
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Hub
+import HubLog
+import SCIM
+import Store
+
+/// `scimhub`: the hub's command line. Output meant for scripts goes to stdout, everything
+/// else to stderr as JSON-lines logs or plain messages.
+
+let usage = """
+scimhub: SCIM 2.0 provisioning hub
+
+USAGE
+  scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--log-level LEVEL]
+  scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
+  scimhub token list --data DIR
+  scimhub token revoke --data DIR TOKEN_ID
+  scimhub audit verify --data DIR
+  scimhub --help
+
+SCOPES
+  scim:read    read Users, Groups and discovery endpoints
+  scim:write   create, replace, patch and delete Users and Groups; Bulk
+  admin        /admin endpoints (audit log)
+
+The new token is the last line of `token create`'s stdout; it is shown once and stored
+only as a SHA-256 hash.
+"""
+
+func out(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Parses `--name value` options and positional arguments.
+struct Arguments {
+    var options: [String: String] = [:]
+    var positional: [String] = []
+
+    init(_ args: ArraySlice<String>, allowed: Set<String>) throws {
+        var it = args.makeIterator()
+        while let a = it.next() {
+            if a.hasPrefix("--") {
+                let name = String(a.dropFirst(2))
+                guard allowed.contains(name) else { throw ConfigError("unknown option --\(name)") }
+                guard let v = it.next() else { throw ConfigError("--\(name) needs a value") }
+                options[name] = v
+            } else {
+                positional.append(a)
+            }
+        }
+    }
+
+    func require(_ name: String) throws -> String {
+        guard let v = options[name], !v.isEmpty else { throw ConfigError("--\(name) is required") }
+        return v
+    }
+}
+
+func openStore(_ data: String) throws -> Store {
+    try Store(directory: data, logger: Logger(label: "scimhub", minimumLevel: .warning))
+}
+
+func serve(_ args: Arguments) throws -> Int32 {
+    var config = HubConfig()
+    if let file = args.options["config"] { config = try HubConfig.load(path: file) }
+    if let v = args.options["listen"] { config.listen = v }
+    if let v = args.options["data"] { config.dataDirectory = v }
+    if let v = args.options["schemas"] { config.schemasDirectory = v }
+    if let v = args.options["log-level"] {
+        guard let l = Logger.Level(name: v) else { throw ConfigError("--log-level must be debug, info, warning or error") }
+        config.logLevel = l
+    }
+    let logger = Logger(label: "scimhub", minimumLevel: config.logLevel)
+    let server = try HubServer(config: config, logger: logger)
+    signal(SIGPIPE, SIG_IGN)
+    var sources: [any DispatchSourceSignal] = []
+    for sig in [SIGTERM, SIGINT] {
+        signal(sig, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        s.setEventHandler {
+            logger.info("shutdown requested", ["signal": String(sig)])
+            server.http.shutdown()
+        }
+        s.resume()
+        sources.append(s)
+    }
+    logger.info("listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
+    server.run()
+    _ = sources
+    return 0
+}
+
+func token(_ args: Arguments) throws -> Int32 {
+    guard let sub = args.positional.first else { throw ConfigError("token needs create, list or revoke") }
+    let store = try openStore(try args.require("data"))
+    defer { store.close() }
+    switch sub {
+    case "create":
+        let principal = try args.require("principal")
+        guard principal.utf8.count <= 64, principal.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
+            throw ConfigError("--principal must be 1-64 letters, digits, '-', '_', '.' or '@'")
+        }
+        var scopes: [Scope] = []
+        for raw in try args.require("scope").split(separator: ",") {
+            let s = Scope(rawValue: raw.trimmingCharacters(in: .whitespaces))
+            guard Scope.known.contains(s) else { throw ConfigError("unknown scope '\(s.rawValue)'; use scim:read, scim:write or admin") }
+            if !scopes.contains(s) { scopes.append(s) }
+        }
+        let granted = scopes
+        let created = try store.write { w in
+            let t = try Tokens.create(w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970)
+            try AuditLog.append(w, .now(principal: "cli", action: "token.create", resourceType: "Token", resourceID: t.id,
+                                        attributes: granted.map(\.rawValue), requestID: "cli"))
+            return t
+        }
+        err("created token \(created.id) for principal '\(principal)' with scopes \(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:")
+        out(created.token)
+    case "list":
+        let tokens = try store.read { try Tokens.list($0) }
+        out("ID                PRINCIPAL            SCOPES                     CREATED                   STATUS")
+        for t in tokens {
+            let status = t.revoked.map { "revoked \(SCIMDateTime.format($0))" } ?? "active"
+            out("\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(SCIMDateTime.format(t.created))  \(status)")
+        }
+    case "revoke":
+        guard args.positional.count == 2 else { throw ConfigError("token revoke needs the token id") }
+        let id = args.positional[1]
+        let revoked = try store.write { w in
+            let ok = try Tokens.revoke(w, id: id, now: Date().timeIntervalSince1970)
+            if ok { try AuditLog.append(w, .now(principal: "cli", action: "token.revoke", resourceType: "Token", resourceID: id, requestID: "cli")) }
+            return ok
+        }
+        guard revoked else { err("no active token with id \(id)"); return 1 }
+        err("revoked token \(id)")
+    default:
+        throw ConfigError("token needs create, list or revoke")
+    }
+    return 0
+}
+
+func audit(_ args: Arguments) throws -> Int32 {
+    guard args.positional.first == "verify" else { throw ConfigError("audit needs verify") }
+    let store = try openStore(try args.require("data"))
+    defer { store.close() }
+    let v = try store.read { try AuditLog.verify($0) }
+    if let b = v.firstBroken {
+        out("audit chain BROKEN at entry \(b.seq): \(b.reason) (\(v.entries) entries read)")
+        return 1
+    }
+    out("audit chain intact: \(v.entries) entries, head \(v.headHash)")
+    return 0
+}
+
+func main() -> Int32 {
+    let argv = CommandLine.arguments
+    guard argv.count >= 2 else { err(usage); return 2 }
+    do {
+        switch argv[1] {
+        case "--help", "-h", "help":
+            out(usage)
+            return 0
+        case "serve":
+            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "log-level"]))
+        case "token":
+            return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
+        case "audit":
+            return try audit(Arguments(argv.dropFirst(2), allowed: ["data"]))
+        default:
+            err("unknown command '\(argv[1])'\n\n\(usage)")
+            return 2
+        }
+    } catch let e as ConfigError {
+        err("scimhub: \(e.description)")
+        return 2
+    } catch {
+        err("scimhub: \(error)")
+        return 1
+    }
+}
+
+exit(main())

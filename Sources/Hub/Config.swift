@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HTTPServer
+import HubLog
+import JSONCore
+import Store
+
+/// Everything the hub can be configured with. Defaults suit a single clinic group on one
+/// node; a JSON file (`--config`) overrides any of them, and unknown keys are refused.
+public struct HubConfig: Sendable {
+    /// `HOST:PORT` to listen on.
+    public var listen = "127.0.0.1:8080"
+    /// Folder for the database.
+    public var dataDirectory = "./data"
+    /// Public base URL of the SCIM API (`https://hub.example.org/scim/v2`) for `meta.location`
+    /// and `Location`; when unset, it is derived from the listen address.
+    public var baseURL: String? = nil
+    /// Folder of schema JSON files; found automatically when unset.
+    public var schemasDirectory: String? = nil
+    public var durability: Durability = .full
+    public var logLevel: Logger.Level = .info
+    /// Threads that run request handlers.
+    public var workerThreads = 16
+    public var http = HTTPLimits()
+    /// RFC 7644 §3.7: advertised and enforced Bulk limits.
+    public var bulkMaxOperations = 1000
+    public var bulkMaxPayloadBytes = 4 * 1024 * 1024
+    /// List paging: default and maximum `count` (advertised as `filter.maxResults`).
+    public var listDefaultCount = 100
+    public var listMaxCount = 1000
+    /// Failed authentications allowed per client address per window before 429.
+    public var authFailureLimit = 10
+    public var authFailureWindowSeconds: Double = 60
+
+    public init() {}
+
+    /// Reads a JSON config file over the defaults.
+    public static func load(path: String, over base: HubConfig = HubConfig()) throws -> HubConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("config file \(path) cannot be read") }
+        let value: JSONValue
+        do { value = try JSONParser().parse(Array(data)) } catch { throw ConfigError("config file \(path) is not valid JSON: \(error)") }
+        guard let o = value.objectValue else { throw ConfigError("config file \(path) must hold a JSON object") }
+        var c = base
+        for m in o.members {
+            let v = m.value
+            switch m.key {
+            case "listen": c.listen = try string(v, m.key)
+            case "data": c.dataDirectory = try string(v, m.key)
+            case "baseURL": c.baseURL = try string(v, m.key)
+            case "schemas": c.schemasDirectory = try string(v, m.key)
+            case "durability":
+                guard let d = Durability(rawValue: try string(v, m.key)) else { throw ConfigError("durability must be full or normal") }
+                c.durability = d
+            case "logLevel":
+                guard let l = Logger.Level(name: try string(v, m.key)) else { throw ConfigError("logLevel must be debug, info, warning or error") }
+                c.logLevel = l
+            case "workerThreads": c.workerThreads = try int(v, m.key, 1...512)
+            case "bulkMaxOperations": c.bulkMaxOperations = try int(v, m.key, 1...100_000)
+            case "bulkMaxPayloadBytes": c.bulkMaxPayloadBytes = try int(v, m.key, 1024...(256 << 20))
+            case "listDefaultCount": c.listDefaultCount = try int(v, m.key, 1...100_000)
+            case "listMaxCount": c.listMaxCount = try int(v, m.key, 1...100_000)
+            case "authFailureLimit": c.authFailureLimit = try int(v, m.key, 1...1_000_000)
+            case "authFailureWindowSeconds": c.authFailureWindowSeconds = Double(try int(v, m.key, 1...86_400))
+            case "http":
+                guard let h = v.objectValue else { throw ConfigError("http must be an object") }
+                for hm in h.members {
+                    let key = "http.\(hm.key)"
+                    switch hm.key {
+                    case "maxRequestLineBytes": c.http.maxRequestLineBytes = try int(hm.value, key, 256...(1 << 20))
+                    case "maxHeaderBytes": c.http.maxHeaderBytes = try int(hm.value, key, 1024...(1 << 22))
+                    case "maxHeaderCount": c.http.maxHeaderCount = try int(hm.value, key, 8...10_000)
+                    case "maxBodyBytes": c.http.maxBodyBytes = try int(hm.value, key, 1024...(256 << 20))
+                    case "maxConnections": c.http.maxConnections = try int(hm.value, key, 1...100_000)
+                    case "headerReadTimeoutSeconds": c.http.headerReadTimeout = Double(try int(hm.value, key, 1...3600))
+                    case "bodyReadTimeoutSeconds": c.http.bodyReadTimeout = Double(try int(hm.value, key, 1...3600))
+                    case "idleTimeoutSeconds": c.http.idleTimeout = Double(try int(hm.value, key, 1...86_400))
+                    case "writeTimeoutSeconds": c.http.writeTimeout = Double(try int(hm.value, key, 1...3600))
+                    case "shutdownGraceSeconds": c.http.shutdownGrace = Double(try int(hm.value, key, 0...3600))
+                    default: throw ConfigError("unknown config key \(key)")
+                    }
+                }
+            default:
+                throw ConfigError("unknown config key \(m.key)")
+            }
+        }
+        if c.listDefaultCount > c.listMaxCount { throw ConfigError("listDefaultCount must not exceed listMaxCount") }
+        // A Bulk body must fit through the HTTP body limit.
+        c.http.maxBodyBytes = max(c.http.maxBodyBytes, c.bulkMaxPayloadBytes)
+        return c
+    }
+
+    private static func string(_ v: JSONValue, _ key: String) throws -> String {
+        guard let s = v.stringValue else { throw ConfigError("\(key) must be a string") }
+        return s
+    }
+
+    private static func int(_ v: JSONValue, _ key: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let n = v.numberValue?.int64, range.contains(Int(n)) else { throw ConfigError("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound)") }
+        return Int(n)
+    }
+}
+
+/// A configuration problem; the hub refuses to start and prints it.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import HTTPServer
+import HubLog
+import JSONCore
+import SCIM
+import Store
+
+/// The hub's request handling: authentication, routing, and the mapping of every error
+/// to a SCIM error response. One instance serves all worker threads.
+public final class HubApp: Sendable {
+    public let config: HubConfig
+    public let registry: SchemaRegistry
+    public let store: Store
+    let logger: Logger
+    let throttle: AuthThrottle
+    let userType: SCIMResourceType
+    let groupType: SCIMResourceType
+    private let requestCounter = Atomic<UInt64>(0)
+    private let requestPrefix: String
+
+    /// The SCIM media type (RFC 7644 §3.1).
+    static let scimContentType = "application/scim+json"
+
+    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger) throws {
+        self.config = config
+        self.registry = registry
+        self.store = store
+        self.logger = logger
+        throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
+        guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
+            throw ConfigError("schemas must define the User and Group resource types")
+        }
+        userType = u
+        groupType = g
+        requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    /// Handles one request; never throws, never crashes on input.
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let requestID = makeRequestID(request)
+        var principalName = "anonymous"
+        var response: HTTPResponse
+        do {
+            response = try route(request, requestID: requestID) { principalName = $0.name }
+        } catch let e as SCIMError {
+            response = errorResponse(e)
+            if e.status == 413 { response.closeConnection = true }
+        } catch let e as StoreError {
+            logger.error("storage failure", ["error": e.description, "request.id": requestID])
+            response = errorResponse(SCIMError(status: 503, detail: "storage is unavailable; retry later", headers: ["Retry-After": "5"]))
+        } catch {
+            // Anything unexpected: log the type (never values) and answer without detail.
+            logger.error("unexpected error", ["error.type": String(describing: type(of: error)), "error": String(describing: error).prefix(300).description,
+                                              "request.id": requestID])
+            response = errorResponse(SCIMError(status: 500, detail: "internal error; the request id is \(requestID)"))
+        }
+        response.headers.append(("X-Request-Id", requestID))
+        if logger.minimumLevel <= .debug {
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            logger.debug("request", ["http.method": request.method, "http.path": request.path, "http.status": String(response.status),
+                                     "duration.ms": String(format: "%.2f", ms), "request.id": requestID, "principal": principalName])
+        }
+        return response
+    }
+
+    private func makeRequestID(_ request: HTTPRequest) -> String {
+        if let given = request.headers["X-Request-Id"], !given.isEmpty, given.utf8.count <= 64,
+           given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) {
+            return given
+        }
+        let n = requestCounter.add(1, ordering: .relaxed).newValue
+        return "\(requestPrefix)-\(n)"
+    }
+
+    // MARK: - Routing
+
+    private func route(_ request: HTTPRequest, requestID: String, onAuth: (Principal) -> Void) throws -> HTTPResponse {
+        let path = request.path
+        if path == "/healthz" {
+            guard request.method == "GET" || request.method == "HEAD" else { throw methodNotAllowed(["GET", "HEAD"]) }
+            return jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json")
+        }
+        let principal = try authenticate(request)
+        onAuth(principal)
+        let ctx = RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request))
+
+        if path == "/readyz" {
+            guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
+            _ = try store.read { try $0.count(type: "User") }
+            return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
+        }
+        if path == "/admin/audit" || path.hasPrefix("/admin/") {
+            try require(.admin, principal)
+            guard path == "/admin/audit" else { throw SCIMError.notFound("no admin endpoint at this path") }
+            guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try listAudit(ctx)
+        }
+        guard path == "/scim/v2" || path.hasPrefix("/scim/v2/") else { throw SCIMError.notFound("no endpoint at this path") }
+        var segments = path.dropFirst("/scim/v2".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if segments.first == "" { segments.removeFirst() }
+        if segments.last == "" { segments.removeLast() }
+        return try routeSCIM(segments, ctx)
+    }
+
+    private func routeSCIM(_ seg: [String], _ ctx: RequestContext) throws -> HTTPResponse {
+        let method = ctx.request.method
+        let p = ctx.principal
+        switch seg.count {
+        case 0:
+            throw SCIMError.notFound("no endpoint at this path")
+        case 1:
+            switch seg[0] {
+            case "ServiceProviderConfig":
+                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+                try requireRead(p)
+                return jsonResponse(200, serviceProviderConfig(ctx))
+            case "ResourceTypes", "Schemas":
+                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+                try requireRead(p)
+                return try discoveryList(seg[0], ctx)
+            case ".search":
+                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+                try require(.scimRead, p)
+                return try searchAll(ctx)
+            case "Bulk":
+                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+                try require(.scimWrite, p)
+                return try bulk(ctx)
+            case "Me":
+                // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
+                throw SCIMError(status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
+            default:
+                guard let type = registry.resourceType(endpoint: "/" + seg[0]) else { throw SCIMError.notFound("no endpoint at this path") }
+                switch method {
+                case "GET":
+                    try require(.scimRead, p)
+                    return try list(type, ListQuery(query: ctx.request.query), ctx)
+                case "POST":
+                    try require(.scimWrite, p)
+                    return try create(type, ctx)
+                default:
+                    throw methodNotAllowed(["GET", "POST"])
+                }
+            }
+        case 2:
+            if seg[0] == "ResourceTypes" || seg[0] == "Schemas" {
+                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+                try requireRead(p)
+                return try discoveryItem(seg[0], seg[1], ctx)
+            }
+            guard let type = registry.resourceType(endpoint: "/" + seg[0]) else { throw SCIMError.notFound("no endpoint at this path") }
+            if seg[1] == ".search" {
+                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+                try require(.scimRead, p)
+                return try search(type, ctx)
+            }
+            let id = seg[1]
+            switch method {
+            case "GET":
+                try require(.scimRead, p)
+                return try get(type, id, ctx)
+            case "PUT":
+                try require(.scimWrite, p)
+                return try replace(type, id, ctx)
+            case "PATCH":
+                try require(.scimWrite, p)
+                return try patch(type, id, ctx)
+            case "DELETE":
+                try require(.scimWrite, p)
+                return try delete(type, id, ctx)
+            default:
+                throw methodNotAllowed(["GET", "PUT", "PATCH", "DELETE"])
+            }
+        default:
+            throw SCIMError.notFound("no endpoint at this path")
+        }
+    }
+
+    private func requireRead(_ p: Principal) throws {
+        if !p.scopes.contains(.admin) { try require(.scimRead, p) }
+    }
+
+    func methodNotAllowed(_ allowed: [String]) -> SCIMError {
+        SCIMError(status: 405, detail: "method not allowed here; use \(allowed.joined(separator: ", "))", headers: ["Allow": allowed.joined(separator: ", ")])
+    }
+
+    /// The SCIM base URL: configured, or from the Host header when it is a plain host[:port].
+    func baseURL(_ request: HTTPRequest) -> String {
+        if let b = config.baseURL { return b.hasSuffix("/") ? String(b.dropLast()) : b }
+        if let host = request.headers["Host"], !host.isEmpty, host.utf8.count <= 255,
+           host.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x3A) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5B || $0 == 0x5D }) {
+            return "http://\(host)/scim/v2"
+        }
+        return "http://\(config.listen)/scim/v2"
+    }
+
+    // MARK: - Responses
+
+    func jsonResponse(_ status: Int, _ value: JSONValue, headers: [(String, String)] = [], contentType: String = HubApp.scimContentType) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", contentType)] + headers, body: JSONWriter().write(value))
+    }
+
+    func errorResponse(_ e: SCIMError) -> HTTPResponse {
+        var r = jsonResponse(e.status, e.json)
+        for (k, v) in e.headers.sorted(by: { $0.key < $1.key }) { r.headers.append((k, v)) }
+        return r
+    }
+
+    /// Parses a JSON request body after checking its media type (RFC 7644 §3.1).
+    func jsonBody(_ request: HTTPRequest) throws -> JSONObject {
+        if let ct = request.headers["Content-Type"] {
+            let media = ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            guard media == "application/scim+json" || media == "application/json" else {
+                throw SCIMError(status: 415, detail: "Content-Type must be application/scim+json or application/json")
+            }
+        }
+        guard !request.body.isEmpty else { throw SCIMError.invalidSyntax("the request needs a JSON body") }
+        let value: JSONValue
+        do {
+            value = try JSONParser().parse(request.body)
+        } catch {
+            switch error.kind {
+            case .nulCharacter: throw SCIMError.invalidValue("the body contains a NUL character in a string (byte \(error.offset))")
+            case .tooDeep: throw SCIMError.invalidSyntax("the body is nested too deeply")
+            case .numberTooLong: throw SCIMError.invalidValue("the body contains a number too long to represent (byte \(error.offset))")
+            case .invalidUTF8: throw SCIMError.invalidSyntax("the body is not valid UTF-8 (byte \(error.offset))")
+            default: throw SCIMError.invalidSyntax("the body is not valid JSON: \(error.message) at byte \(error.offset)")
+            }
+        }
+        guard let o = value.objectValue else { throw SCIMError.invalidSyntax("the body must be a JSON object") }
+        return o
+    }
+}
+
+/// Per-request facts handlers need.
+struct RequestContext {
+    let principal: Principal
+    let requestID: String
+    let request: HTTPRequest
+    let baseURL: String
+}

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HTTPServer
+import HubCrypto
+import JSONCore
+import SCIM
+import Store
+
+/// A resource ready for the store: attributes, and a group's members kept apart.
+typealias PreparedResource = (doc: JSONObject, members: [MemberRef])
+
+/// `/Users` and `/Groups`: create, read, list, search, replace, patch, delete (RFC 7644 §3).
+extension HubApp {
+    // MARK: - Create (RFC 7644 §3.3)
+
+    func create(_ type: SCIMResourceType, _ ctx: RequestContext) throws -> HTTPResponse {
+        let stored = try audited("create", type, id: "", ctx) {
+            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
+            return try store.write { w in try self.createInWriter(w, type, prepared, ctx) }
+        }
+        return try resourceResponse(201, stored, type, ctx, location: true)
+    }
+
+    /// The writer-side part of a create, shared with Bulk.
+    func createInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
+        let id = UUID().uuidString.lowercased()
+        let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
+        try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
+                                    attributes: attributeNames(prepared), requestID: ctx.requestID))
+        return r
+    }
+
+    // MARK: - Read (RFC 7644 §3.4.1)
+
+    func get(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let projection = Projection(attributes: ctx.request.queryValue("attributes"), excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
+        let result: (StoredResource, JSONObject)? = try store.read { conn in
+            guard let r = try conn.fetch(type: type.name, id: id) else { return nil }
+            if Self.etagMatches(ctx.request.headers["If-None-Match"], r.etag) { return (r, JSONObject()) }
+            return (r, try render(r, type, conn, projection, ctx.baseURL))
+        }
+        guard let (r, body) = result else { throw SCIMError.notFound("\(type.name) not found") }
+        if Self.etagMatches(ctx.request.headers["If-None-Match"], r.etag) {
+            return HTTPResponse(status: 304, headers: [("ETag", r.etag)])
+        }
+        return jsonResponse(200, .object(body), headers: [("ETag", r.etag)])
+    }
+
+    // MARK: - Replace (RFC 7644 §3.5.1)
+
+    func replace(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let stored = try audited("replace", type, id: id, ctx) {
+            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
+            let ifMatch = ctx.request.headers["If-Match"]
+            return try store.write { w in try self.replaceInWriter(w, type, id, prepared, ifMatch: ifMatch, ctx) }
+        }
+        return try resourceResponse(200, stored, type, ctx, location: false)
+    }
+
+    func replaceInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
+                         _ ctx: RequestContext) throws -> StoredResource {
+        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        try Self.checkIfMatch(ifMatch, cur)
+        var doc = prepared.doc
+        try Self.checkImmutable(type, old: cur.doc, new: doc)
+        // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
+        if doc["password"] == nil, let pw = cur.doc["password"] { doc["password"] = pw }
+        return try commitChange(w, type, cur, doc, prepared.members, action: "replace", ctx)
+    }
+
+    // MARK: - Patch (RFC 7644 §3.5.2)
+
+    func patch(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let stored = try audited("patch", type, id: id, ctx) {
+            let request = try hashingPasswords(PatchRequest(try jsonBody(ctx.request)), type)
+            let ifMatch = ctx.request.headers["If-Match"]
+            return try store.write { w in try self.patchInWriter(w, type, id, request, ifMatch: ifMatch, ctx) }
+        }
+        // RFC 7644 §3.5.2: 200 with the resource (interop: clients expect the body).
+        return try resourceResponse(200, stored, type, ctx, location: false)
+    }
+
+    func patchInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
+                       _ ctx: RequestContext) throws -> StoredResource {
+        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        try Self.checkIfMatch(ifMatch, cur)
+        var working = cur.doc
+        let storedPassword = working["password"]
+        working["password"] = nil
+        var oldMembers: [MemberRef]? = nil
+        if type.name == "Group" {
+            let m = try w.connection.members(ofGroup: cur.seq)
+            oldMembers = m
+            if !m.isEmpty {
+                working["members"] = .array(m.map { .object(JSONObject(["value": .string($0.id), "type": .string($0.type)])) })
+            }
+        }
+        let prepared = try extractMembers(type, try request.apply(to: working, type: type))
+        var doc = prepared.doc
+        let touchesPassword = request.operations.contains { Self.targetsPassword($0, type) }
+        if !touchesPassword, let pw = storedPassword { doc["password"] = pw }
+        return try commitChange(w, type, cur, doc, prepared.members, oldMembers: oldMembers, action: "patch", ctx)
+    }
+
+    // MARK: - Delete (RFC 7644 §3.6)
+
+    func delete(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let ifMatch = ctx.request.headers["If-Match"]
+        try audited("delete", type, id: id, ctx) {
+            try store.write { w in try self.deleteInWriter(w, type, id, ifMatch: ifMatch, ctx) }
+        }
+        return HTTPResponse(status: 204)
+    }
+
+    func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
+        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        try Self.checkIfMatch(ifMatch, cur)
+        try w.connection.delete(cur, now: SCIMDateTime.now())
+        try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
+    }
+
+    // MARK: - Shared write steps
+
+    /// Writes a changed resource and its audit entry; an unchanged one is left as it is
+    /// (no new version), so a client re-sending the same state causes no churn.
+    func commitChange(_ w: WriteContext, _ type: SCIMResourceType, _ cur: StoredResource, _ doc: JSONObject, _ members: [MemberRef],
+                      oldMembers: [MemberRef]? = nil, action: String, _ ctx: RequestContext) throws -> StoredResource {
+        var changed = ResourceNormalizer(type: type).changedAttributes(from: cur.doc, to: doc)
+        var newMembers: [MemberRef]? = nil
+        if type.name == "Group" {
+            let old = try oldMembers ?? w.connection.members(ofGroup: cur.seq)
+            if Set(old.map(\.id)) != Set(members.map(\.id)) {
+                changed.append("members")
+                newMembers = members
+            }
+        }
+        if changed.isEmpty { return cur }
+        let updated = try w.connection.update(cur, doc: doc, members: newMembers, now: SCIMDateTime.now())
+        try AuditLog.append(w, .now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
+                                    attributes: changed, requestID: ctx.requestID))
+        return updated
+    }
+
+    /// Runs a write; a client error is recorded in the audit log as a failed attempt before it is returned.
+    func audited<T>(_ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as SCIMError {
+            let entry = Self.failureEntry(e, action, type, id: id, ctx)
+            _ = try? store.write { try AuditLog.append($0, entry) }
+            throw e
+        }
+    }
+
+    /// The audit entry for a rejected write.
+    static func failureEntry(_ e: SCIMError, _ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext) -> AuditEntry {
+        let outcome = "failure \(e.status)" + (e.scimType.map { " \($0.rawValue)" } ?? "")
+        return AuditEntry.now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: id,
+                              requestID: ctx.requestID, outcome: outcome)
+    }
+
+    /// A normalised resource split into what the resources table stores and a group's members;
+    /// a new password is hashed here, on the request's worker thread, not in the writer.
+    func prepareForStorage(_ type: SCIMResourceType, _ normalized: JSONObject) throws -> PreparedResource {
+        var doc = normalized
+        if let pw = doc["password"]?.stringValue { doc["password"] = .string(PasswordHash.make(pw)) }
+        return try extractMembers(type, doc)
+    }
+
+    func extractMembers(_ type: SCIMResourceType, _ normalized: JSONObject) throws -> PreparedResource {
+        var doc = normalized
+        guard type.name == "Group", let arr = doc["members"]?.arrayValue else { return (doc, []) }
+        doc["members"] = nil
+        var members: [MemberRef] = []
+        for item in arr {
+            guard let o = item.objectValue, let v = o["value"]?.stringValue, !v.isEmpty else { throw SCIMError.invalidValue("members.value is required") }
+            members.append(MemberRef(id: v, type: o["type"]?.stringValue ?? ""))
+        }
+        return (doc, members)
+    }
+
+    /// Audit names for a newly created resource.
+    func attributeNames(_ prepared: PreparedResource) -> [String] {
+        var names: [String] = []
+        for m in prepared.doc.members where m.key != "schemas" {
+            if m.key.hasPrefix("urn:"), let o = m.value.objectValue { names += o.keys.map { "\(m.key):\($0)" } } else { names.append(m.key) }
+        }
+        if !prepared.members.isEmpty { names.append("members") }
+        return names
+    }
+
+    /// Replaces password values in PATCH operations with their salted hashes.
+    func hashingPasswords(_ request: PatchRequest, _ type: SCIMResourceType) throws -> PatchRequest {
+        let ops = request.operations.map { op -> PatchOperation in
+            if Self.targetsPassword(op, type), op.path != nil, let pw = op.value?.stringValue {
+                return PatchOperation(op: op.op, path: op.path, value: .string(PasswordHash.make(pw)))
+            }
+            if op.path == nil, var o = op.value?.objectValue, let i = o.index(caseInsensitive: "password"), let pw = o.members[i].value.stringValue {
+                o.members[i].value = .string(PasswordHash.make(pw))
+                return PatchOperation(op: op.op, path: nil, value: .object(o))
+            }
+            return op
+        }
+        return PatchRequest(operations: ops)
+    }
+
+    static func targetsPassword(_ op: PatchOperation, _ type: SCIMResourceType) -> Bool {
+        if let p = op.path { return (try? AttributePath.resolve(p, in: type))?.attribute.name == "password" && type.schema.attribute("password") != nil }
+        return op.value?.objectValue?.index(caseInsensitive: "password") != nil
+    }
+
+    /// RFC 7643 §7: an immutable attribute that has a value may not change.
+    static func checkImmutable(_ type: SCIMResourceType, old: JSONObject, new: JSONObject) throws {
+        for a in type.schema.attributes where a.mutability == .immutable {
+            if let o = old[a.name], new[a.name] != o { throw SCIMError.mutability("'\(a.name)' is immutable") }
+        }
+        for e in type.extensions {
+            for a in e.schema.attributes where a.mutability == .immutable {
+                if let o = old[e.schema.id]?.objectValue?[a.name], new[e.schema.id]?.objectValue?[a.name] != o {
+                    throw SCIMError.mutability("'\(e.schema.id):\(a.name)' is immutable")
+                }
+            }
+        }
+    }
+
+    // MARK: - Preconditions (RFC 7644 §3.14)
+
+    static func checkIfMatch(_ header: String?, _ current: StoredResource) throws {
+        guard let h = header else { return }
+        guard etagMatches(h, current.etag) else {
+            throw SCIMError.preconditionFailed("the resource has changed: its version is \(current.etag)")
+        }
+    }
+
+    /// Weak comparison of a header's ETag list (or `*`) against `etag`.
+    static func etagMatches(_ header: String?, _ etag: String) -> Bool {
+        guard let h = header else { return false }
+        func opaque(_ t: Substring) -> Substring {
+            var s = t.drop { $0 == " " }
+            if s.hasPrefix("W/") { s = s.dropFirst(2) }
+            while s.last == " " { s = s.dropLast() }
+            return s
+        }
+        let mine = opaque(etag[...])
+        return h.split(separator: ",").contains { let o = opaque($0); return o == "*" || o == mine }
+    }
+
+    // MARK: - Rendering
+
+    func resourceResponse(_ status: Int, _ r: StoredResource, _ type: SCIMResourceType, _ ctx: RequestContext, location: Bool) throws -> HTTPResponse {
+        let projection = Projection(attributes: ctx.request.queryValue("attributes"), excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
+        let body = try store.read { try render(r, type, $0, projection, ctx.baseURL) }
+        var headers = [("ETag", r.etag)]
+        if location { headers.append(("Location", "\(ctx.baseURL)\(type.endpoint)/\(r.id)")) }
+        return jsonResponse(status, .object(body), headers: headers)
+    }
+
+    /// The full resource as returned: stored attributes, `id`, computed `groups`/`members`, and `meta`.
+    func render(_ r: StoredResource, _ type: SCIMResourceType, _ conn: StoreConnection, _ projection: Projection, _ baseURL: String) throws -> JSONObject {
+        var out = try fullResource(r, type, conn, baseURL, computed: projection.mayInclude(type.name == "User" ? "groups" : "members"))
+        out["meta"] = meta(r, type, baseURL)
+        out = projection.apply(out, type: type)
+        return out
+    }
+
+    /// Stored attributes plus `id` and (optionally) computed attributes, before projection.
+    func fullResource(_ r: StoredResource, _ type: SCIMResourceType, _ conn: StoreConnection, _ baseURL: String, computed: Bool) throws -> JSONObject {
+        var out = JSONObject()
+        out.members.reserveCapacity(r.doc.members.count + 3)
+        out.members.append(JSONObject.Member(key: "schemas", value: r.doc["schemas"] ?? .array([.string(type.schema.id)])))
+        out.members.append(JSONObject.Member(key: "id", value: .string(r.id)))
+        var computedInserted = false
+        func insertComputed() throws {
+            computedInserted = true
+            guard computed else { return }
+            if type.name == "User" {
+                let groups = try conn.groups(ofMember: r.id)
+                if !groups.isEmpty {
+                    out["groups"] = .array(groups.map { g in
+                        var o = JSONObject(["value": .string(g.id), "$ref": .string("\(baseURL)/Groups/\(g.id)")])
+                        if let d = g.display { o["display"] = .string(d) }
+                        o["type"] = .string("direct")
+                        return .object(o)
+                    })
+                }
+            } else if type.name == "Group" {
+                let members = try conn.members(ofGroup: r.seq)
+                if !members.isEmpty {
+                    out["members"] = .array(members.map { m in
+                        var o = JSONObject(["value": .string(m.id), "$ref": .string("\(baseURL)/\(m.type == "Group" ? "Groups" : "Users")/\(m.id)"),
+                                            "type": .string(m.type)])
+                        if let d = m.display { o["display"] = .string(d) }
+                        return .object(o)
+                    })
+                }
+            }
+        }
+        for m in r.doc.members where m.key != "schemas" {
+            if !computedInserted && m.key.hasPrefix("urn:") { try insertComputed() }
+            out.members.append(m)
+        }
+        if !computedInserted { try insertComputed() }
+        return out
+    }
+
+    func meta(_ r: StoredResource, _ type: SCIMResourceType, _ baseURL: String) -> JSONValue {
+        .object(JSONObject([
+            "resourceType": .string(type.name),
+            "created": .string(SCIMDateTime.format(r.created)),
+            "lastModified": .string(SCIMDateTime.format(r.modified)),
+            "location": .string("\(baseURL)\(type.endpoint)/\(r.id)"),
+            "version": .string(r.etag),
+        ]))
+    }
+}
