@@ -222,7 +222,7 @@ extension HubApp {
 
     private static func resolve(_ p: Prepared, _ created: [String: String]) -> Prepared {
         func res(_ r: PreparedResource) -> PreparedResource {
-            (substitute(.object(r.doc), created).objectValue ?? r.doc, r.members.map { MemberRef(id: resolveID($0.id, created), type: $0.type) })
+            (substitute(.object(r.doc), created).objectValue ?? r.doc, r.members.map { MemberRef(id: resolveID($0.id, created), type: $0.type, display: $0.display) })
         }
         switch p {
         case .create(let t, let r): return .create(t, res(r))

@@ -92,7 +92,11 @@ extension HubApp {
             let m = try w.connection.members(ofGroup: cur.seq)
             oldMembers = m
             if !m.isEmpty {
-                working["members"] = .array(m.map { .object(JSONObject(["value": .string($0.id), "type": .string($0.type)])) })
+                working["members"] = .array(m.map { ref in
+                    var o = JSONObject(["value": .string(ref.id), "type": .string(ref.type)])
+                    if let d = ref.display { o["display"] = .string(d) }
+                    return .object(o)
+                })
             }
         }
         let prepared = try extractMembers(type, try request.apply(to: working, type: type))
@@ -129,7 +133,8 @@ extension HubApp {
         var newMembers: [MemberRef]? = nil
         if type.name == "Group" {
             let old = try oldMembers ?? w.connection.members(ofGroup: cur.seq)
-            if Set(old.map(\.id)) != Set(members.map(\.id)) {
+            func keyed(_ ms: [MemberRef]) -> [String: String] { Dictionary(ms.map { ($0.id, $0.display ?? "") }, uniquingKeysWith: { a, _ in a }) }
+            if keyed(old) != keyed(members) {
                 changed.append("members")
                 newMembers = members
             }
@@ -174,7 +179,7 @@ extension HubApp {
         var members: [MemberRef] = []
         for item in arr {
             guard let o = item.objectValue, let v = o["value"]?.stringValue, !v.isEmpty else { throw SCIMError.invalidValue("members.value is required") }
-            members.append(MemberRef(id: v, type: o["type"]?.stringValue ?? ""))
+            members.append(MemberRef(id: v, type: o["type"]?.stringValue ?? "", display: o["display"]?.stringValue))
         }
         return (doc, members)
     }

@@ -146,7 +146,7 @@ struct PatchEngine {
                         if m.value.isNull { continue }
                         throw SCIMError.invalidValue("'\(ext.id)' must be an object")
                     }
-                    for im in inner.members {
+                    for im in inner.members where !asciiCaseInsensitiveEquals(im.key, "schemas") {
                         try applyPath(op.op, path: "\(ext.id):\(im.key)", value: im.value, fromObject: true)
                     }
                     continue
@@ -190,7 +190,9 @@ struct PatchEngine {
             doc[urn] = nil
         case .add, .replace:
             guard let obj = value?.objectValue else { throw SCIMError.invalidValue("'\(urn)' must be an object") }
-            for m in obj.members { try applyPath(op, path: "\(urn):\(m.key)", value: m.value, fromObject: true) }
+            for m in obj.members where !asciiCaseInsensitiveEquals(m.key, "schemas") {
+                try applyPath(op, path: "\(urn):\(m.key)", value: m.value, fromObject: true)
+            }
         }
     }
 

@@ -33,6 +33,7 @@ enum Migrations {
             group_seq INTEGER NOT NULL,
             member_id TEXT NOT NULL,
             member_type TEXT NOT NULL,
+            display TEXT,                       -- as the client sent it
             PRIMARY KEY (group_seq, member_id)
         ) WITHOUT ROWID;
         CREATE INDEX group_members_member ON group_members(member_id);

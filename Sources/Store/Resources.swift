@@ -18,7 +18,7 @@ public struct StoredResource: Sendable {
     public var etag: String { "W/\"\(version)\"" }
 }
 
-/// A group member as stored, with the member's current display name.
+/// A group member as stored, with the display name the client gave, if any.
 public struct MemberRef: Sendable, Equatable {
     public let id: String
     public let type: String
@@ -164,11 +164,11 @@ extension StoreConnection {
         return out
     }
 
-    /// The members of a group, with their current display names.
+    /// The members of a group, in the order they joined the hub.
     public func members(ofGroup seq: Int64) throws -> [MemberRef] {
         var out: [MemberRef] = []
         try db.query("""
-            SELECT m.member_id, m.member_type, r.display_name FROM group_members m LEFT JOIN resources r ON r.id = m.member_id
+            SELECT m.member_id, m.member_type, m.display FROM group_members m LEFT JOIN resources r ON r.id = m.member_id
             WHERE m.group_seq = ? ORDER BY r.seq
             """, [.integer(seq)]) { out.append(MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))) }
         return out
@@ -259,24 +259,26 @@ extension StoreConnection {
 
     /// Sets a group's member list, checking that every member exists (RFC 7643 §4.2).
     private func replaceMembers(groupSeq: Int64, groupID: String, _ members: [MemberRef]) throws {
-        var existing: [String: String] = [:]
-        try db.query("SELECT member_id, member_type FROM group_members WHERE group_seq = ?", [.integer(groupSeq)]) {
-            existing[$0.text(0) ?? ""] = $0.text(1)
+        var existing: [String: MemberRef] = [:]
+        try db.query("SELECT member_id, member_type, display FROM group_members WHERE group_seq = ?", [.integer(groupSeq)]) {
+            let m = MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))
+            existing[m.id] = m
         }
-        var wanted: [String: String] = [:]
+        var wanted: [String: MemberRef] = [:]
         for m in members {
             guard m.id != groupID else { throw SCIMError.invalidValue("a group cannot be a member of itself") }
             if wanted[m.id] != nil { continue }
-            if existing[m.id] != nil { wanted[m.id] = existing[m.id]; continue }
+            if let old = existing[m.id] { wanted[m.id] = MemberRef(id: m.id, type: old.type, display: m.display); continue }
             guard let actual = try typeOf(id: m.id) else { throw SCIMError.invalidValue("members: no User or Group has the given value") }
             if !m.type.isEmpty, m.type != actual { throw SCIMError.invalidValue("members: 'type' does not match the member's resource type") }
-            wanted[m.id] = actual
+            wanted[m.id] = MemberRef(id: m.id, type: actual, display: m.display)
         }
         for (id, _) in existing where wanted[id] == nil {
             try db.run("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?", [.integer(groupSeq), .text(id)])
         }
-        for (id, t) in wanted where existing[id] == nil {
-            try db.run("INSERT INTO group_members(group_seq, member_id, member_type) VALUES (?, ?, ?)", [.integer(groupSeq), .text(id), .text(t)])
+        for (id, m) in wanted where existing[id] != m {
+            try db.run("INSERT OR REPLACE INTO group_members(group_seq, member_id, member_type, display) VALUES (?, ?, ?, ?)",
+                       [.integer(groupSeq), .text(id), .text(m.type), m.display.map { .text($0) } ?? .null])
         }
     }
 }
