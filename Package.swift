@@ -37,10 +37,13 @@ let package = Package(
         .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
+        /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.
+        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog"], path: "Tests/TestSupport",
+                swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"], swiftSettings: swiftSettings),
-        .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto"], swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
+        .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -120,7 +120,10 @@ struct HTTPRequestDecoder {
                 let c = buf[i]
                 if c == 0x0A {
                     guard i > 0, buf[i - 1] == 0x0D else { throw HTTPDecodeError(status: 400, reason: "bare LF in request head") }
-                    if firstLineEnd == nil { firstLineEnd = i - 1 }
+                    if firstLineEnd == nil {
+                        firstLineEnd = i - 1
+                        if i - 1 - start > limits.maxRequestLineBytes { throw HTTPDecodeError(status: 414, reason: "request line too long") }
+                    }
                     if i - 1 == lineStart && lineStart > start {
                         // Empty line: end of the header section.
                         let head = try parseHead(UnsafeBufferPointer(rebasing: buf[start..<(i - 1)]))

@@ -149,6 +149,20 @@ public struct JSONObject: Sendable, Equatable {
         index(caseInsensitive: key).map { members[$0].value }
     }
 
+    /// Objects are unordered (RFC 8259 §4): equal when they hold the same keys with equal values.
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.members.count == rhs.members.count else { return false }
+        for (i, m) in lhs.members.enumerated() {
+            // Fast path: same position; otherwise look the key up.
+            if i < rhs.members.count, rhs.members[i].key == m.key {
+                if rhs.members[i].value != m.value { return false }
+            } else if rhs[m.key] != m.value {
+                return false
+            }
+        }
+        return true
+    }
+
     /// Removes every member whose key equals `key` ignoring ASCII case.
     public mutating func remove(caseInsensitive key: String) {
         members.removeAll { asciiCaseInsensitiveEquals($0.key, key) }

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Glibc
+import CLinux
+import Hub
+import HubLog
+import JSONCore
+import Store
+
+/// The repository root, found from this file's location.
+public let repoRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A fresh temporary folder, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+    public init() {
+        path = NSTemporaryDirectory() + "scimhub-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A parsed HTTP response.
+public struct RawResponse: Sendable {
+    public let status: Int
+    public let headers: [(String, String)]
+    public let body: [UInt8]
+
+    public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    public var json: JSONValue? { try? JSONParser().parse(body) }
+    public var object: JSONObject { json?.objectValue ?? JSONObject() }
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A blocking HTTP/1.1 client on a raw socket, so tests can send any bytes at all.
+public final class RawHTTPClient {
+    public let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to 127.0.0.1:`port`; reads time out after `timeout` seconds.
+    public init(port: UInt16, timeout: Double = 10) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { close(fd); throw TestError("connect failed: errno \(scimhub_errno())") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int(timeout.truncatingRemainder(dividingBy: 1) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends bytes; false when the peer has closed.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
+    }
+
+    @discardableResult
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    private func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { return false }
+        buffer += chunk[0..<n]
+        return true
+    }
+
+    /// True when the server has closed the connection (reads EOF within the timeout).
+    public func isClosedByPeer() -> Bool {
+        while true {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return true }
+            if n < 0 { return scimhub_errno() == ECONNRESET }
+        }
+    }
+
+    /// Reads one response; nil on EOF or timeout.
+    public func readResponse(head: Bool = false) -> RawResponse? {
+        while true {
+            if let end = findHeaderEnd() {
+                let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+                var lines = headText.components(separatedBy: "\r\n")
+                let statusLine = lines.removeFirst().split(separator: " ")
+                guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
+                let headers = lines.compactMap { l -> (String, String)? in
+                    guard let c = l.firstIndex(of: ":") else { return nil }
+                    return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
+                }
+                let length = head || status == 204 || status == 304 || status < 200 ? 0 : Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
+                while buffer.count < end + 4 + length { if !fill() { return nil } }
+                let body = Array(buffer[(end + 4)..<(end + 4 + length)])
+                buffer.removeFirst(end + 4 + length)
+                return RawResponse(status: status, headers: headers, body: body)
+            }
+            if !fill() { return nil }
+        }
+    }
+
+    private func findHeaderEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        return nil
+    }
+
+    /// Sends one request and reads its response.
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) -> RawResponse? {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        if let b = body { head += "Content-Length: \(b.count)\r\n" }
+        head += "\r\n"
+        guard send(Array(head.utf8) + (body ?? [])) else { return nil }
+        return readResponse(head: method == "HEAD")
+    }
+}
+
+public struct TestError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A hub served in-process on a free loopback port with its own temporary data folder,
+/// and tokens for the usual principals.
+public final class LiveHub: @unchecked Sendable {
+    public let server: HubServer
+    public let directory: TemporaryDirectory
+    /// scim:read + scim:write, principal `hr`.
+    public let writer: String
+    /// scim:read only.
+    public let reader: String
+    /// admin only.
+    public let admin: String
+    public var port: UInt16 { server.port }
+
+    public init(configure: (inout HubConfig) -> Void = { _ in }) throws {
+        directory = TemporaryDirectory()
+        var config = HubConfig()
+        config.listen = "127.0.0.1:0"
+        config.dataDirectory = directory.path
+        config.schemasDirectory = repoRoot + "/schemas"
+        config.durability = .normal
+        config.workerThreads = 4
+        configure(&config)
+        let server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
+        self.server = server
+        func token(_ p: String, _ s: [Scope]) throws -> String {
+            try server.store.write { w in try Tokens.create(w, principal: p, scopes: s, now: 0).token }
+        }
+        writer = try token("hr", [.scimRead, .scimWrite])
+        reader = try token("viewer", [.scimRead])
+        admin = try token("auditor", [.admin])
+        server.start()
+    }
+
+    public func stop() {
+        server.shutdown()
+        directory.remove()
+    }
+
+    /// One request on a new connection with a bearer token; JSON bodies as text.
+    public func call(_ method: String, _ path: String, token: String? = nil, body: String? = nil,
+                     headers: [(String, String)] = [], contentType: String? = "application/scim+json") throws -> RawResponse {
+        let client = try RawHTTPClient(port: port)
+        var h = headers
+        if let t = token ?? Optional(writer) { h.append(("Authorization", "Bearer \(t)")) }
+        if body != nil, let ct = contentType { h.append(("Content-Type", ct)) }
+        guard let r = client.request(method, path, headers: h, body: body.map { Array($0.utf8) }) else { throw TestError("no response") }
+        return r
+    }
+
+    /// Creates a user from JSON text and returns its id.
+    @discardableResult
+    public func createUser(_ userName: String, extra: String = "") throws -> String {
+        let body = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(userName)""# + (extra.isEmpty ? "" : "," + extra) + "}"
+        let r = try call("POST", "/scim/v2/Users", body: body)
+        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create failed: \(r.status) \(r.text)") }
+        return id
+    }
+
+    /// A fingerprint of every stored resource (for "bad input leaves data unchanged").
+    public func snapshot() throws -> String {
+        try server.store.read { conn in
+            var s = ""
+            for t in ["User", "Group"] {
+                try conn.scan(type: t) { r in s += "\(r.id)|\(r.version)|\(JSONValue.object(r.doc).jsonString)\n"; return true }
+            }
+            return s
+        }
+    }
+}
