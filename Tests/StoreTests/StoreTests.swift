@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import HubLog
+import JSONCore
+import SCIM
+import SQLite
+@testable import Store
+import TestSupport
+
+/// Each test gets a fresh database in a temporary folder.
+final class TempStore: Sendable {
+    let dir = TemporaryDirectory()
+    let store: Store
+    init() throws { store = try Store(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true)) }
+    deinit {
+        store.close()
+        dir.remove()
+    }
+}
+
+func user(_ name: String, email: String? = nil) -> JSONObject {
+    var o = JSONObject(["schemas": .array([.string(SCIMSchemaURN.user)]), "userName": .string(name)])
+    if let e = email { o["emails"] = .array([.object(JSONObject(["value": .string(e)]))]) }
+    return o
+}
+
+@Suite struct StoreTests {
+    @Test func insert_thenFetchByIdAndIndexes() throws {
+        let t = try TempStore()
+        try t.store.write { (w) throws -> Void in
+            try w.connection.insert(type: "User", id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
+        }
+        try t.store.read { (c) throws -> Void in
+            #expect(try c.fetch(type: "User", id: "u1")?.doc["userName"]?.stringValue == "Ana@X.org")
+            #expect(try c.fetch(type: "Group", id: "u1") == nil)
+            #expect(try c.candidates(type: "User", hint: .userName("ana@x.org")).map(\.id) == ["u1"])
+            #expect(try c.candidates(type: "User", hint: .email("ana@mail.org")).map(\.id) == ["u1"])
+            #expect(try c.count(type: "User") == 1)
+        }
+    }
+
+    @Test func duplicateUserName_caseInsensitive_is409Uniqueness() throws {
+        let t = try TempStore()
+        try t.store.write { try $0.connection.insert(type: "User", id: "u1", doc: user("ana@x.org"), members: [], now: 1) }
+        #expect(throws: SCIMError.uniqueness("userName is already in use")) {
+            try t.store.write { try $0.connection.insert(type: "User", id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1) }
+        }
+        #expect(try t.store.read { try $0.count(type: "User") } == 1)
+    }
+
+    @Test func groupMembers_mustExist_andDeleteCascadesWithNewGroupVersion() throws {
+        let t = try TempStore()
+        let g = JSONObject(["schemas": .array([.string(SCIMSchemaURN.group)]), "displayName": .string("Nurses")])
+        #expect(throws: SCIMError.self) {
+            try t.store.write { try $0.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1) }
+        }
+        try t.store.write { (w) throws -> Void in
+            try w.connection.insert(type: "User", id: "u1", doc: user("a"), members: [], now: 1)
+            try w.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)
+        }
+        #expect(try t.store.read { try $0.groups(ofMember: "u1").map(\.id) } == ["g1"])
+        try t.store.write { (w) throws -> Void in
+            let u = try #require(try w.connection.fetch(type: "User", id: "u1"))
+            try w.connection.delete(u, now: 2)
+        }
+        try t.store.read { (c) throws -> Void in
+            let group = try #require(try c.fetch(type: "Group", id: "g1"))
+            #expect(group.version == 2)
+            #expect(try c.members(ofGroup: group.seq).isEmpty)
+        }
+    }
+
+    @Test func groupCommit_manyConcurrentWriters_allDurableAndAudited() throws {
+        let t = try TempStore()
+        let n = 400
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            _ = try? t.store.write { (w) throws -> Void in
+                try w.connection.insert(type: "User", id: "u\(i)", doc: user("user\(i)"), members: [], now: 1)
+                try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r\(i)"))
+            }
+        }
+        #expect(try t.store.read { try $0.count(type: "User") } == n)
+        let v = try t.store.read { try AuditLog.verify($0) }
+        #expect(v.intact)
+        #expect(v.entries == n)
+    }
+
+    @Test func failingJobInABatch_rollsBackAloneIncludingItsAudit() throws {
+        let t = try TempStore()
+        DispatchQueue.concurrentPerform(iterations: 50) { i in
+            _ = try? t.store.write { (w) throws -> Void in
+                try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
+                // Every odd job inserts a duplicate userName and fails after its audit append.
+                try w.connection.insert(type: "User", id: "u\(i)", doc: user(i % 2 == 0 ? "user\(i)" : "user0"), members: [], now: 1)
+            }
+        }
+        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        #expect(users == 25)
+        #expect(v.intact)
+        #expect(v.entries == 25)
+    }
+
+    @Test func auditChain_tamperingIsDetectedAtTheEntry() throws {
+        let t = try TempStore()
+        for i in 1...5 {
+            try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "patch", resourceType: "User", resourceID: "u\(i)", attributes: ["title"], requestID: "r")) }
+        }
+        #expect(try t.store.read { try AuditLog.verify($0) }.intact)
+        let raw = try SQLiteConnection(path: t.store.path)
+        try raw.run("UPDATE audit SET attributes = 'title,active' WHERE seq = 3")
+        var v = try t.store.read { try AuditLog.verify($0) }
+        #expect(v.firstBroken?.seq == 3)
+        #expect(v.firstBroken?.reason.contains("hash") == true)
+        try raw.run("UPDATE audit SET attributes = 'title' WHERE seq = 3")
+        try raw.run("DELETE FROM audit WHERE seq = 2")
+        v = try t.store.read { try AuditLog.verify($0) }
+        #expect(v.firstBroken?.seq == 2)
+        #expect(v.firstBroken?.reason.contains("missing") == true)
+    }
+
+    @Test func tokens_verifiedByHashAndRevocable() throws {
+        let t = try TempStore()
+        let (id, token) = try t.store.write { try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1) }
+        let p = try t.store.read { try Tokens.verify($0, token: token) }
+        #expect(p?.name == "hr")
+        #expect(p?.scopes == [.scimRead])
+        #expect(try t.store.read { try Tokens.verify($0, token: token + "x") } == nil)
+        #expect(try t.store.read { try Tokens.verify($0, token: "shub_\(id)_wrong") } == nil)
+        let revoked = try t.store.write { try Tokens.revoke($0, id: id, now: 2) }
+        #expect(revoked)
+        #expect(try t.store.read { try Tokens.verify($0, token: token) } == nil)
+        // The stored row holds a hash, never the token.
+        let raw = try SQLiteConnection(path: t.store.path)
+        var stored: [UInt8] = []
+        try raw.query("SELECT hash FROM tokens") { stored = $0.blob(0) }
+        #expect(stored.count == 32)
+        #expect(!String(decoding: stored, as: UTF8.self).contains(token))
+    }
+
+    @Test func reopen_runsMigrationsOnceAndKeepsData() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
+            try s.write { try $0.connection.insert(type: "User", id: "u1", doc: user("a"), members: [], now: 1) }
+            s.close()
+        }
+        let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
+        defer { s.close() }
+        #expect(try s.read { try $0.count(type: "User") } == 1)
+        let attrs = try FileManager.default.attributesOfItem(atPath: s.path)
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+    }
+}
