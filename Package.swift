@@ -34,7 +34,8 @@ let package = Package(
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["Hub"], swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
+        /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
+        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.

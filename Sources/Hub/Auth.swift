@@ -58,7 +58,7 @@ extension HubApp {
         let principal: Principal?
         if parts.count == 2, parts[0].lowercased() == "bearer" {
             let token = parts[1].trimmingCharacters(in: .whitespaces)
-            principal = try store.read { try Tokens.verify($0, token: token) }
+            principal = try store.read(snapshot: false) { try Tokens.verify($0, token: token) }
         } else {
             principal = nil
         }

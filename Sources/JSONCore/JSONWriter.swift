@@ -62,6 +62,16 @@ public struct JSONWriter {
     /// Writes a quoted, escaped string. Non-ASCII is written as UTF-8.
     public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(0x22)
+        // Fast path: copy runs that need no escaping in one go.
+        var copied = false
+        var str = s
+        str.withUTF8 { buf in
+            if !buf.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                out.append(contentsOf: buf)
+                copied = true
+            }
+        }
+        if copied { out.append(0x22); return }
         for c in s.utf8 {
             switch c {
             case 0x22: out.append(0x5C); out.append(0x22)

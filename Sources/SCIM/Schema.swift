@@ -103,17 +103,20 @@ public struct SCIMSchema: Sendable {
     public let name: String
     public let description: String
     public let attributes: [SCIMAttribute]
+    /// Attributes by exact name: stored resources use canonical names, so this hits first.
+    private let byName: [String: SCIMAttribute]
 
     public init(id: String, name: String, description: String, attributes: [SCIMAttribute]) {
         self.id = id
         self.name = name
         self.description = description
         self.attributes = attributes
+        byName = Dictionary(attributes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The top-level attribute named `name`, ignoring case.
     public func attribute(_ name: String) -> SCIMAttribute? {
-        attributes.first { asciiCaseInsensitiveEquals($0.name, name) }
+        byName[name] ?? attributes.first { asciiCaseInsensitiveEquals($0.name, name) }
     }
 
     /// The schema resource for `/Schemas` (RFC 7643 §7).
@@ -140,7 +143,9 @@ public struct SCIMResourceType: Sendable {
 
     /// The extension whose URN equals `urn`, ignoring case.
     public func extensionSchema(_ urn: String) -> SCIMSchema? {
-        extensions.first { asciiCaseInsensitiveEquals($0.schema.id, urn) }?.schema
+        // Only keys that start with "urn:" can name an extension; skip the rest cheaply.
+        guard urn.utf8.count > 4, urn.utf8.first == UInt8(ascii: "u") || urn.utf8.first == UInt8(ascii: "U") else { return nil }
+        return extensions.first { $0.schema.id == urn }?.schema ?? extensions.first { asciiCaseInsensitiveEquals($0.schema.id, urn) }?.schema
     }
 
     /// Core schema or an extension, by URN.

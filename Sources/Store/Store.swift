@@ -26,7 +26,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 public final class Store: Sendable {
     /// Path of the database file.
     public let path: String
-    private let readers: Mutex<[SQLiteConnection]>
+    /// Idle read connections, sharded by thread so concurrent workers rarely share a lock.
+    private let readerShards: [ReaderShard]
+    private static let shardCount = 16
     private let writer: GroupCommitWriter
     private let logger: Logger
 
@@ -45,7 +47,7 @@ public final class Store: Sendable {
         // The database holds token hashes and personal data: owner-only permissions.
         chmod(path, 0o600)
         writer = GroupCommitWriter(connection: w, logger: logger)
-        readers = Mutex([])
+        readerShards = (0..<Self.shardCount).map { _ in ReaderShard() }
     }
 
     /// Stops the writer thread after pending writes commit.
@@ -53,8 +55,14 @@ public final class Store: Sendable {
 
     // MARK: - Reads
 
+    private var shard: ReaderShard {
+        // pthread_self() is the thread's control block address; mix its bits (Fibonacci hashing).
+        let h = UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) &* 0x9E37_79B9_7F4A_7C15
+        return readerShards[Int(h >> 60) % Self.shardCount]
+    }
+
     private func checkoutReader() throws -> SQLiteConnection {
-        if let c = readers.withLock({ $0.popLast() }) { return c }
+        if let c = shard.pool.withLock({ $0.popLast() }) { return c }
         let c = try SQLiteConnection(path: path)
         try c.execute("PRAGMA query_only=1")
         try c.execute("PRAGMA cache_size=-8000")
@@ -62,17 +70,19 @@ public final class Store: Sendable {
     }
 
     private func checkin(_ c: SQLiteConnection) {
-        readers.withLock { pool in
-            if pool.count < 32 { pool.append(c) }
+        shard.pool.withLock { pool in
+            if pool.count < 8 { pool.append(c) }
         }
     }
 
-    /// Runs `body` with a read connection (a consistent snapshot for its statements).
-    public func read<T>(_ body: (StoreConnection) throws -> T) throws -> T {
+    /// Runs `body` with a read connection. With `snapshot` (the default) its statements
+    /// share one consistent view; a single lookup can skip the transaction.
+    public func read<T>(snapshot: Bool = true, _ body: (StoreConnection) throws -> T) throws -> T {
         let c = try checkoutReader()
         defer { checkin(c) }
-        try c.execute("BEGIN")
-        defer { try? c.execute("COMMIT") }
+        guard snapshot else { return try body(StoreConnection(db: c)) }
+        try c.run("BEGIN")
+        defer { _ = try? c.run("COMMIT") }
         return try body(StoreConnection(db: c))
     }
 
@@ -83,6 +93,11 @@ public final class Store: Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
         try writer.submit(body)
     }
+}
+
+/// One shard of idle read connections.
+private final class ReaderShard: Sendable {
+    let pool = Mutex<[SQLiteConnection]>([])
 }
 
 /// A connection in use by one caller, with the hub's queries.

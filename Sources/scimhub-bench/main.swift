@@ -1,1 +1,186 @@
-print("x")
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import JSONCore
+import TestSupport
+
+/// `scimhub-bench`: measures the release `scimhub` binary over loopback, as a feed would
+/// use it: N keep-alive connections, a roster from scripts/roster.py, durable commits.
+///
+///   swift build -c release && .build/release/scimhub-bench [--people 10000] [--scales 1000,10000,100000]
+///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
+
+struct Options {
+    var binary = repoRoot + "/.build/release/scimhub"
+    var roster = repoRoot + "/scripts/roster.py"
+    var people = 10_000
+    var scales = [1_000, 10_000, 100_000]
+    var connections = 16
+    var seconds = 5.0
+
+    init() {
+        var it = CommandLine.arguments.dropFirst().makeIterator()
+        while let a = it.next() {
+            guard let v = it.next() else { break }
+            switch a {
+            case "--binary": binary = v
+            case "--roster": roster = v
+            case "--people": people = Int(v) ?? people
+            case "--scales": scales = v.split(separator: ",").compactMap { Int($0) }
+            case "--connections": connections = Int(v) ?? connections
+            case "--seconds": seconds = Double(v) ?? seconds
+            default: FileHandle.standardError.write(Data("unknown option \(a)\n".utf8)); exit(2)
+            }
+        }
+    }
+}
+
+func say(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+
+/// Latency samples in seconds, and the count of non-2xx answers.
+struct Result {
+    var latencies: [Double] = []
+    var errors = 0
+    var elapsed = 0.0
+
+    func percentile(_ p: Double) -> Double {
+        guard !latencies.isEmpty else { return .nan }
+        let s = latencies.sorted()
+        return s[min(s.count - 1, Int(Double(s.count - 1) * p))]
+    }
+
+    var line: String {
+        String(format: "%9.0f req/s   p50 %6.2f ms   p99 %6.2f ms   (%d requests, %d errors)",
+               Double(latencies.count) / elapsed, percentile(0.5) * 1000, percentile(0.99) * 1000, latencies.count, errors)
+    }
+}
+
+/// Runs `request(thread, i)` on `connections` keep-alive connections for `seconds`.
+func load(port: UInt16, connections: Int, seconds: Double,
+          _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)) -> Result {
+    let merged = Mutex(Result())
+    let group = DispatchGroup()
+    let start = Date()
+    for t in 0..<connections {
+        group.enter()
+        Thread {
+            defer { group.leave() }
+            var local = Result()
+            guard let c = try? RawHTTPClient(port: port, timeout: 30) else { return }
+            var i = 0
+            while Date().timeIntervalSince(start) < seconds {
+                let (m, p, b) = request(t, i)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                var headers = [("Authorization", "Bearer \(token)")]
+                if b != nil { headers.append(("Content-Type", "application/scim+json")) }
+                guard let r = c.request(m, p, headers: headers, body: b.map { Array($0.utf8) }) else { local.errors += 1; break }
+                local.latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                if r.status >= 300 { local.errors += 1 }
+                i += 1
+            }
+            merged.withLock { $0.latencies += local.latencies; $0.errors += local.errors }
+        }.start()
+    }
+    group.wait()
+    var r = merged.withLock { $0 }
+    r.elapsed = Date().timeIntervalSince(start)
+    return r
+}
+
+nonisolated(unsafe) var token = ""
+
+/// Starts a fresh hub and loads `count` people with Bulk (1,000 operations per request).
+func freshHub(_ o: Options, count: Int) throws -> (HubProcess, TemporaryDirectory, Double, [String], [String]) {
+    let dir = TemporaryDirectory()
+    token = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench", scopes: "scim:read,scim:write")
+    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--log-level", "warning"])
+    // Generate the roster first so only the load is timed.
+    let gen = Process()
+    gen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    gen.arguments = ["python3", o.roster, "--count", String(count), "--bulk", "1000"]
+    let out = Pipe()
+    gen.standardOutput = out
+    try gen.run()
+    let bodies = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+    gen.waitUntilExit()
+    let c = try RawHTTPClient(port: hub.port, timeout: 120)
+    let t0 = Date()
+    for b in bodies {
+        guard let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                                body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
+    }
+    let rate = Double(count) / Date().timeIntervalSince(t0)
+    // Collect ids and userNames for the read tests.
+    var ids: [String] = [], names: [String] = []
+    var start = 1
+    while true {
+        guard let r = c.request("GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)", headers: [("Authorization", "Bearer \(token)")]) else { break }
+        let page = r.object["Resources"]?.arrayValue ?? []
+        for p in page {
+            ids.append(p.objectValue?["id"]?.stringValue ?? "")
+            names.append(p.objectValue?["userName"]?.stringValue ?? "")
+        }
+        if page.count < 1000 { break }
+        start += 1000
+    }
+    return (hub, dir, rate, ids, names)
+}
+
+func percentEncode(_ s: String) -> String {
+    s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~@"))) ?? s
+}
+
+let o = Options()
+guard FileManager.default.isExecutableFile(atPath: o.binary) else {
+    FileHandle.standardError.write(Data("build the release binary first: swift build -c release\n".utf8))
+    exit(2)
+}
+say("scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+// MARK: - Throughput at `people`
+do {
+    let (hub, dir, rate, ids, names) = try freshHub(o, count: o.people)
+    say("\n== \(o.people) people (bulk load \(String(format: "%.0f", rate)) records/s)")
+    let idList = ids, nameList = names
+    let n = idList.count
+    let get = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in ("GET", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])", nil) }
+    say("GET /Users/{id}            " + get.line)
+    let filter = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+        ("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil)
+    }
+    say("GET filter=userName eq     " + filter.line)
+    let create = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+        ("POST", "/scim/v2/Users", #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"credentialStatus":"active"}}"#)
+    }
+    say("POST /Users (durable)      " + create.line)
+    let patch = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+        ("PATCH", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])",
+         #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#)
+    }
+    say("PATCH /Users/{id} (durable)" + patch.line)
+    hub.stop()
+    dir.remove()
+} catch {
+    say("benchmark failed: \(error)")
+    exit(1)
+}
+
+// MARK: - Filter latency and memory at each scale
+for scale in o.scales {
+    do {
+        let (hub, dir, rate, _, names) = try freshHub(o, count: scale)
+        let nameList = names
+        let n = nameList.count
+        let filter = load(port: hub.port, connections: o.connections, seconds: min(o.seconds, 3)) { t, i in
+            ("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil)
+        }
+        let mem = hub.memoryKiB()
+        say(String(format: "\n== %d people: bulk load %.0f records/s; userName eq p50 %.2f ms p99 %.2f ms; RSS %.1f MB (peak %.1f MB)",
+                   scale, rate, filter.percentile(0.5) * 1000, filter.percentile(0.99) * 1000, Double(mem.rss) / 1024, Double(mem.peak) / 1024))
+        hub.stop()
+        dir.remove()
+    } catch {
+        say("benchmark at \(scale) failed: \(error)")
+        exit(1)
+    }
+}

@@ -84,7 +84,8 @@ func serve(_ args: Arguments) throws -> Int32 {
         s.resume()
         sources.append(s)
     }
-    logger.info("listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
+    // Always emitted, whatever the level: scripts and operators read the URL from it.
+    logger.log(max(.info, logger.minimumLevel), "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
     server.run()
     _ = sources
     return 0

@@ -40,6 +40,8 @@ public struct RawResponse: Sendable {
 public final class RawHTTPClient {
     public let fd: Int32
     private var buffer: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 65536)
+    private var scanned = 0
 
     /// Connects to 127.0.0.1:`port`; reads time out after `timeout` seconds.
     public init(port: UInt16, timeout: Double = 10) throws {
@@ -74,7 +76,6 @@ public final class RawHTTPClient {
     public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     private func fill() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n <= 0 { return false }
         buffer += chunk[0..<n]
@@ -107,6 +108,7 @@ public final class RawHTTPClient {
                 while buffer.count < end + 4 + length { if !fill() { return nil } }
                 let body = Array(buffer[(end + 4)..<(end + 4 + length)])
                 buffer.removeFirst(end + 4 + length)
+                scanned = 0
                 return RawResponse(status: status, headers: headers, body: body)
             }
             if !fill() { return nil }
@@ -115,7 +117,8 @@ public final class RawHTTPClient {
 
     private func findHeaderEnd() -> Int? {
         guard buffer.count >= 4 else { return nil }
-        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        for i in scanned...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        scanned = buffer.count - 3
         return nil
     }
 
