@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["Hub"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
         .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport"], swiftSettings: swiftSettings),
 

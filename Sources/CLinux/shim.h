@@ -21,3 +21,7 @@ static inline int scimhub_errno(void) { return errno; }
 static inline int scimhub_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
 }
+
+#include <malloc.h>
+/// Caps glibc's per-thread malloc arenas (mallopt's M_ARENA_MAX is a macro).
+static inline int scimhub_limit_malloc_arenas(int n) { return mallopt(M_ARENA_MAX, n); }

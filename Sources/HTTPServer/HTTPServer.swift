@@ -9,8 +9,10 @@ import HubLog
 public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
 
 /// An HTTP/1.1 server on non-blocking sockets and epoll. One I/O thread accepts, reads,
-/// decodes and writes; handlers run on a worker pool and hand their responses back
-/// through an eventfd. Keep-alive and pipelining are supported: requests on one
+/// decodes and writes; handlers run on worker pools and hand their responses back
+/// through an eventfd. GET and HEAD run on a small pool sized for the CPU; other methods
+/// run on a larger pool, because a durable write mostly waits for its group commit and
+/// a commit can only group as many writes as there are threads waiting. Keep-alive and pipelining are supported: requests on one
 /// connection are handled one at a time, in order.
 ///
 /// `@unchecked Sendable`: the connection table and decoder state are touched only on the
@@ -21,7 +23,8 @@ public final class HTTPServer: @unchecked Sendable {
     public let limits: HTTPLimits
     private let handler: HTTPHandler
     private let logger: Logger
-    private let workers: WorkerPool
+    private let readWorkers: WorkerPool
+    private let writeWorkers: WorkerPool
 
     private let epfd: Int32
     private let wakeFD: Int32
@@ -39,7 +42,7 @@ public final class HTTPServer: @unchecked Sendable {
     private let openConnectionCount = Atomic<Int>(0)
 
     /// Binds `address` and prepares the loop; call `run()` to serve.
-    public init(address: ListenAddress, limits: HTTPLimits = HTTPLimits(), workerThreads: Int = 8,
+    public init(address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
                 logger: Logger, handler: @escaping HTTPHandler) throws(SocketError) {
         self.limits = limits
         self.handler = handler
@@ -55,7 +58,8 @@ public final class HTTPServer: @unchecked Sendable {
             close(fd)
             throw SocketError(call: "epoll_create1/eventfd", errno: e)
         }
-        workers = WorkerPool(threads: workerThreads, name: "http-worker")
+        readWorkers = WorkerPool(threads: readThreads, name: "http-read")
+        writeWorkers = WorkerPool(threads: writeThreads, name: "http-write")
         register(listenFD, events: EPOLLIN.rawValue)
         register(wakeFD, events: EPOLLIN.rawValue)
     }
@@ -116,7 +120,8 @@ public final class HTTPServer: @unchecked Sendable {
             }
         }
         for conn in Array(connections.values) { closeConnection(conn) }
-        workers.shutdown()
+        readWorkers.shutdown()
+        writeWorkers.shutdown()
         logger.info("http server stopped")
         stopped.signal()
     }
@@ -242,7 +247,8 @@ public final class HTTPServer: @unchecked Sendable {
                 let fd = conn.fd, serial = conn.serial
                 let handler = self.handler
                 let req = request
-                workers.submit { [self] in
+                let pool = (req.method == "GET" || req.method == "HEAD") ? readWorkers : writeWorkers
+                pool.submit { [self] in
                     let response = handler(req)
                     completions.withLock { $0.append((fd, serial, response)) }
                     wake()

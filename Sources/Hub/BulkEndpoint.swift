@@ -52,7 +52,8 @@ extension HubApp {
         var seen = Set<String>()
         for op in ops { if let b = op.bulkId, !seen.insert(b).inserted { throw SCIMError.invalidValue("bulkId '\(b.prefix(100))' is used twice") } }
 
-        let results: [Int: JSONValue] = try store.write { w in
+        // Each operation takes its own savepoint in `execute`, so the job runs without an enclosing one.
+        let results: [Int: JSONValue] = try store.write(isolated: false) { w in
             var results: [Int: JSONValue] = [:]
             var created: [String: String] = [:]  // bulkId -> id
             var errors = 0

@@ -19,8 +19,11 @@ public struct HubConfig: Sendable {
     public var schemasDirectory: String? = nil
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
-    /// Threads that run request handlers.
-    public var workerThreads = 16
+    /// Threads that run GET handlers (CPU-bound: about twice the cores).
+    public var readThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+    /// Threads that run writes; they mostly wait for the group commit, and a commit groups
+    /// at most this many requests.
+    public var writeThreads = 16
     public var http = HTTPLimits()
     /// RFC 7644 §3.7: advertised and enforced Bulk limits.
     public var bulkMaxOperations = 1000
@@ -54,7 +57,8 @@ public struct HubConfig: Sendable {
             case "logLevel":
                 guard let l = Logger.Level(name: try string(v, m.key)) else { throw ConfigError("logLevel must be debug, info, warning or error") }
                 c.logLevel = l
-            case "workerThreads": c.workerThreads = try int(v, m.key, 1...512)
+            case "readThreads": c.readThreads = try int(v, m.key, 1...512)
+            case "writeThreads": c.writeThreads = try int(v, m.key, 1...512)
             case "bulkMaxOperations": c.bulkMaxOperations = try int(v, m.key, 1...100_000)
             case "bulkMaxPayloadBytes": c.bulkMaxPayloadBytes = try int(v, m.key, 1024...(256 << 20))
             case "listDefaultCount": c.listDefaultCount = try int(v, m.key, 1...100_000)

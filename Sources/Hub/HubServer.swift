@@ -22,7 +22,7 @@ public final class HubServer: Sendable {
         app = try HubApp(config: config, registry: registry, store: store, logger: logger)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         do {
-            http = try HTTPServer(address: address, limits: config.http, workerThreads: config.workerThreads, logger: logger, handler: handler)
+            http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads, logger: logger, handler: handler)
         } catch {
             store.close()
             throw error

@@ -184,12 +184,11 @@ extension HubApp {
         return (doc, members)
     }
 
-    /// Audit names for a newly created resource.
+    /// Audit names for a newly created resource: its top-level attributes, each extension
+    /// by its URN (a create sets everything, so per-sub-attribute detail adds bytes, not facts).
     func attributeNames(_ prepared: PreparedResource) -> [String] {
         var names: [String] = []
-        for m in prepared.doc.members where m.key != "schemas" {
-            if m.key.hasPrefix("urn:"), let o = m.value.objectValue { names += o.keys.map { "\(m.key):\($0)" } } else { names.append(m.key) }
-        }
+        for m in prepared.doc.members where m.key != "schemas" { names.append(m.key) }
         if !prepared.members.isEmpty { names.append("members") }
         return names
     }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import CLinux
 import Hub
 import HubLog
 import SCIM
@@ -71,6 +72,9 @@ func serve(_ args: Arguments) throws -> Int32 {
         config.logLevel = l
     }
     let logger = Logger(label: "scimhub", minimumLevel: config.logLevel)
+    // glibc gives each busy thread its own malloc arena; with ~20 worker threads that
+    // multiplies retained memory. Two arenas keep resident memory bounded.
+    _ = scimhub_limit_malloc_arenas(2)
     let server = try HubServer(config: config, logger: logger)
     signal(SIGPIPE, SIG_IGN)
     var sources: [any DispatchSourceSignal] = []

@@ -10,7 +10,7 @@ import TestSupport
     final class Running: @unchecked Sendable {
         let server: HTTPServer
         init(limits: HTTPLimits = HTTPLimits(), handler: @escaping HTTPHandler) throws {
-            server = try HTTPServer(address: ListenAddress("127.0.0.1:0")!, limits: limits, workerThreads: 4,
+            server = try HTTPServer(address: ListenAddress("127.0.0.1:0")!, limits: limits, readThreads: 2, writeThreads: 2,
                                     logger: Logger(label: "t", minimumLevel: .error, silent: true), handler: handler)
             let s = server
             Thread { s.run() }.start()

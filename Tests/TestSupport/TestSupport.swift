@@ -158,7 +158,8 @@ public final class LiveHub: @unchecked Sendable {
         config.dataDirectory = directory.path
         config.schemasDirectory = repoRoot + "/schemas"
         config.durability = .normal
-        config.workerThreads = 4
+        config.readThreads = 2
+        config.writeThreads = 4
         configure(&config)
         let server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
         self.server = server
