@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
 import HTTPServer
 import JSONCore
 import SCIM
@@ -47,7 +49,7 @@ extension HubApp {
             failOnErrors = Int(clamping: n)
         }
         let maxErrors = failOnErrors
-        let ops = rawOps.enumerated().map { prepare($0.offset, $0.element) }
+        let ops = prepareAll(rawOps)
         // bulkIds must be unique (RFC 7644 §3.7): a duplicate would make references ambiguous.
         var seen = Set<String>()
         for op in ops { if let b = op.bulkId, !seen.insert(b).inserted { throw SCIMError.invalidValue("bulkId '\(b.prefix(100))' is used twice") } }
@@ -101,6 +103,21 @@ extension HubApp {
         }
         let ordered = results.keys.sorted().compactMap { results[$0] }
         return jsonResponse(200, .object(JSONObject(["schemas": .array([.string(SCIMSchemaURN.bulkResponse)]), "Operations": .array(ordered)])))
+    }
+
+    /// Validates every operation, in parallel chunks: validation is CPU work that would
+    /// otherwise leave the other cores idle while one request's writes wait for it.
+    private func prepareAll(_ raw: [JSONValue]) -> [BulkOp] {
+        let chunks = min(raw.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        guard chunks > 1, raw.count >= 64 else { return raw.enumerated().map { prepare($0.offset, $0.element) } }
+        let size = (raw.count + chunks - 1) / chunks
+        let parts = Mutex<[Int: [BulkOp]]>([:])
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let range = (c * size)..<min(raw.count, (c + 1) * size)
+            let prepared = range.map { prepare($0, raw[$0]) }
+            parts.withLock { $0[c] = prepared }
+        }
+        return parts.withLock { p in (0..<chunks).flatMap { p[$0] ?? [] } }
     }
 
     private func typeOrUser(_ name: String) -> SCIMResourceType { registry.resourceType(named: name) ?? userType }

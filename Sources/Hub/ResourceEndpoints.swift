@@ -23,7 +23,7 @@ extension HubApp {
 
     /// The writer-side part of a create, shared with Bulk.
     func createInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
-        let id = UUID().uuidString.lowercased()
+        let id = UUIDv7.make()
         let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                                     attributes: attributeNames(prepared), requestID: ctx.requestID))

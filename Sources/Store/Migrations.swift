@@ -13,7 +13,7 @@ enum Migrations {
             user_name TEXT,                     -- lower-cased userName (RFC 7643 §4.1.1: unique, case-insensitive)
             external_id TEXT,                   -- caseExact
             display_name TEXT,
-            display_name_lower TEXT,
+            display_name_lower TEXT,            -- lower-cased displayName, Groups only (indexed lookup)
             version INTEGER NOT NULL,
             created REAL NOT NULL,
             modified REAL NOT NULL,
@@ -21,7 +21,7 @@ enum Migrations {
         );
         CREATE UNIQUE INDEX resources_user_name ON resources(user_name) WHERE user_name IS NOT NULL;
         CREATE INDEX resources_external_id ON resources(type, external_id) WHERE external_id IS NOT NULL;
-        CREATE INDEX resources_display_name ON resources(type, display_name_lower);
+        CREATE INDEX resources_display_name ON resources(type, display_name_lower) WHERE display_name_lower IS NOT NULL;
         CREATE INDEX resources_type_seq ON resources(type, seq);
         CREATE TABLE resource_emails (
             seq INTEGER NOT NULL,               -- resources.seq

@@ -192,7 +192,8 @@ extension StoreConnection {
         if let x = doc["externalId"]?.stringValue { c.externalId = .text(x) }
         if let d = doc["displayName"]?.stringValue {
             c.displayName = .text(d)
-            c.displayNameLower = .text(d.lowercased())
+            // Only group lookups by displayName use the index; users need no entry in it.
+            if type != "User" { c.displayNameLower = .text(d.lowercased()) }
         } else if type == "User", let u = doc["userName"]?.stringValue {
             c.displayName = .text(u)
         }
