@@ -8,6 +8,10 @@ import HubLog
 /// Handles one request on a worker thread. It may block (database, fsync).
 public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
 
+/// Renders a protocol-level error (bad framing 400, 408, 413, 414, 431, 503) before any
+/// handler runs, so the application can answer in its own error format.
+public typealias HTTPErrorRenderer = @Sendable (_ status: Int, _ reason: String) -> HTTPResponse
+
 /// An HTTP/1.1 server on non-blocking sockets and epoll. One I/O thread accepts, reads,
 /// decodes and writes; handlers run on worker pools and hand their responses back
 /// through an eventfd. GET and HEAD run on a small pool sized for the CPU; other methods
@@ -22,6 +26,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// The limits in force.
     public let limits: HTTPLimits
     private let handler: HTTPHandler
+    private let renderError: HTTPErrorRenderer
     private let logger: Logger
     private let readWorkers: WorkerPool
     private let writeWorkers: WorkerPool
@@ -43,9 +48,11 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Binds `address` and prepares the loop; call `run()` to serve.
     public init(address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
-                logger: Logger, handler: @escaping HTTPHandler) throws(SocketError) {
+                logger: Logger, renderError: @escaping HTTPErrorRenderer = { HTTPResponse.plain($0, "\($1)\n") },
+                handler: @escaping HTTPHandler) throws(SocketError) {
         self.limits = limits
         self.handler = handler
+        self.renderError = renderError
         self.logger = logger
         let (fd, port) = try Sock.listen(address)
         self.listenFD = fd
@@ -172,7 +179,7 @@ public final class HTTPServer: @unchecked Sendable {
         while let (fd, peer) = Sock.accept(listenFD) {
             if connections.count >= limits.maxConnections {
                 // Over the limit: a short 503 on a best-effort write, then close.
-                let bytes = HTTPResponse.plain(503, "too many connections\n").serialized(keepAlive: false)
+                let bytes = renderError(503, "too many connections").serialized(keepAlive: false)
                 _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 close(fd)
                 logger.warning("connection refused: limit reached", ["http.max_connections": String(limits.maxConnections)])
@@ -226,7 +233,7 @@ public final class HTTPServer: @unchecked Sendable {
                 // Bad framing: answer and close (RFC 9112 §2.2, §6.3).
                 logger.debug("bad request framing", ["http.reason": error.reason, "http.status": String(error.status)])
                 conn.closing = true
-                queue(conn, HTTPResponse.plain(error.status, "\(error.reason)\n", close: true), keepAlive: false)
+                queue(conn, renderError(error.status, error.reason), keepAlive: false)
                 return
             }
             switch event {
@@ -338,7 +345,7 @@ public final class HTTPServer: @unchecked Sendable {
     private func timeOut(_ conn: Connection) {
         conn.closing = true
         conn.input = InputBuffer()
-        queue(conn, HTTPResponse.plain(408, "request timeout\n", close: true), keepAlive: false)
+        queue(conn, renderError(408, "the request was not received in time"), keepAlive: false)
     }
 
     private func beginDrain() {

@@ -10,7 +10,6 @@ extension HubApp {
         func supported(_ b: Bool) -> JSONValue { .object(JSONObject(["supported": .bool(b)])) }
         return .object(JSONObject([
             "schemas": .array([.string(SCIMSchemaURN.serviceProviderConfig)]),
-            "documentationUri": .string("https://github.com/scimhub/scimhub#readme"),
             "patch": supported(true),
             "bulk": .object(JSONObject(["supported": .bool(true), "maxOperations": .int(config.bulkMaxOperations),
                                         "maxPayloadSize": .int(config.bulkMaxPayloadBytes)])),

@@ -21,8 +21,10 @@ public final class HubServer: Sendable {
         store = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
         app = try HubApp(config: config, registry: registry, store: store, logger: logger)
         let handler: HTTPHandler = { [app] in app.handle($0) }
+        let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
-            http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads, logger: logger, handler: handler)
+            http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
+                                  logger: logger, renderError: renderError, handler: handler)
         } catch {
             store.close()
             throw error

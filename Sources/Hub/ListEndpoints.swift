@@ -40,6 +40,7 @@ extension HubApp {
                 var sortPath: AttributePath? = nil
                 if let s = query.sortBy {
                     do { sortPath = try AttributePath.resolve(s, in: type) } catch { throw SCIMError.invalidValue("sortBy: \(error.detail)") }
+                    if sortPath?.leaf.returned == .never { throw SCIMError.invalidValue("sortBy: '\(s.prefix(100))' cannot be sorted on") }
                 }
                 plans.append(Plan(type: type, filter: filter, sortPath: sortPath))
             } catch let e as SCIMError {

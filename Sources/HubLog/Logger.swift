@@ -38,12 +38,22 @@ public final class Logger: Sendable {
     /// Logs one event. Metadata keys are dot-separated names (`http.status`).
     public func log(_ level: Level, _ message: String, _ metadata: [String: String] = [:]) {
         guard level >= minimumLevel else { return }
+        emit(level, message, metadata)
+    }
+
+    private func emit(_ level: Level, _ message: String, _ metadata: [String: String]) {
         var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\",\"logger\":\(quote(label)),\"msg\":\(quote(message))"
         for key in metadata.keys.sorted() {
             line += ",\(quote(key)):\(quote(metadata[key] ?? ""))"
         }
         line += "}\n"
         sink.withLock { $0?.write(Data(line.utf8)) }
+    }
+
+    /// A lifecycle notice (listening, stopping) written whatever the minimum level:
+    /// operators and scripts rely on it.
+    public func notice(_ message: String, _ metadata: [String: String] = [:]) {
+        emit(.info, message, metadata)
     }
 
     public func debug(_ m: String, _ md: [String: String] = [:]) { log(.debug, m, md) }

@@ -233,11 +233,13 @@ struct FilterParser {
             }
             return FilterPath(absolute: nil, relative: sub)
         }
-        do {
-            return FilterPath(absolute: try AttributePath.resolve(text, in: type), relative: nil)
-        } catch {
-            throw SCIMError.invalidFilter(error.detail)
+        let path: AttributePath
+        do { path = try AttributePath.resolve(text, in: type) } catch { throw SCIMError.invalidFilter(error.detail) }
+        // Filtering on a never-returned attribute (password) would reveal it bit by bit.
+        if path.leaf.returned == .never || path.attribute.returned == .never {
+            throw SCIMError.invalidFilter("'\(path)' cannot be used in a filter")
         }
+        return FilterPath(absolute: path, relative: nil)
     }
 }
 

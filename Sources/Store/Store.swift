@@ -102,6 +102,7 @@ public final class Store: Sendable {
     /// enclosing savepoint would keep SQLite's statement journal growing for the whole job,
     /// making each further write slower. Such a job must throw only when storage fails;
     /// then the whole batch is rolled back.
+    @discardableResult
     public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
         try writer.submit(isolated: isolated, body)
     }

@@ -89,7 +89,7 @@ func serve(_ args: Arguments) throws -> Int32 {
         sources.append(s)
     }
     // Always emitted, whatever the level: scripts and operators read the URL from it.
-    logger.log(max(.info, logger.minimumLevel), "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
+    logger.notice("listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
     server.run()
     _ = sources
     return 0

@@ -133,7 +133,26 @@ import TestSupport
         let c = try RawHTTPClient(port: hub.port)
         let r = try #require(c.request("POST", users, headers: [("Authorization", "Bearer \(hub.writer)"), ("Content-Type", "application/scim+json")], body: Array(big.utf8)))
         #expect(r.status == 413)
+        #expect(r.header("Content-Type") == "application/scim+json")
+        #expect(r.object["status"]?.stringValue == "413")
         #expect(try hub.snapshot() == before)
+    }
+
+    @Test func badFraming_getsASCIMErrorToo() throws {
+        defer { hub.stop() }
+        let c = try RawHTTPClient(port: hub.port)
+        c.send("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let r = try #require(c.readResponse())
+        #expect(r.status == 400)
+        #expect(r.header("Content-Type") == "application/scim+json")
+        #expect(r.object["schemas"] == .array([.string("urn:ietf:params:scim:api:messages:2.0:Error")]))
+        #expect(try hub.snapshot() == before)
+    }
+
+    @Test func filterOnPassword_isRefused() throws {
+        defer { hub.stop() }
+        try expectRefused("GET", "/scim/v2/Users?filter=password%20pr", status: 400, scimType: "invalidFilter", detail: "cannot be used in a filter")
+        try expectRefused("GET", "/scim/v2/Users?sortBy=password", status: 400, scimType: "invalidValue")
     }
 
     @Test func bulkOverMaxOperations() throws {
@@ -222,7 +241,9 @@ import TestSupport
         defer { hub.stop() }
         let c = try RawHTTPClient(port: hub.port)
         c.send("GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-A: b\r\n", count: 10_000) + "\r\n")
-        #expect(c.readResponse()?.status == 431)
+        let r = c.readResponse()
+        #expect(r?.status == 431)
+        #expect(r?.object["status"]?.stringValue == "431")
         #expect(try hub.call("GET", users).status == 200)
     }
 
