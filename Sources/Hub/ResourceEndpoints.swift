@@ -59,8 +59,7 @@ extension HubApp {
 
     func replaceInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
                          _ ctx: RequestContext) throws -> StoredResource {
-        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
-        try Self.checkIfMatch(ifMatch, cur)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
         var doc = prepared.doc
         try Self.checkImmutable(type, old: cur.doc, new: doc)
         // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
@@ -82,8 +81,7 @@ extension HubApp {
 
     func patchInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
                        _ ctx: RequestContext) throws -> StoredResource {
-        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
-        try Self.checkIfMatch(ifMatch, cur)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
         var working = cur.doc
         let storedPassword = working["password"]
         working["password"] = nil
@@ -117,13 +115,20 @@ extension HubApp {
     }
 
     func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
-        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
-        try Self.checkIfMatch(ifMatch, cur)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
         try w.connection.delete(cur, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
     }
 
     // MARK: - Shared write steps
+
+    /// The current resource for a replace, patch or delete: 404 when absent, 412 when
+    /// `If-Match` names another version (RFC 7644 §3.14).
+    func fetchForUpdate(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?) throws -> StoredResource {
+        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        try Self.checkIfMatch(ifMatch, cur)
+        return cur
+    }
 
     /// Writes a changed resource and its audit entry; an unchanged one is left as it is
     /// (no new version), so a client re-sending the same state causes no churn.
