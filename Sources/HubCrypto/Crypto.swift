@@ -43,9 +43,9 @@ public enum Crypto {
         password.withUnsafeBufferPointer { p in
             salt.withUnsafeBufferPointer { s in
                 out.withUnsafeMutableBufferPointer { o in
-                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { pc in
-                        _ = PKCS5_PBKDF2_HMAC(pc, Int32(p.count), s.baseAddress, Int32(s.count), Int32(iterations), EVP_sha256(), Int32(length), o.baseAddress)
-                    }
+                    // An empty password has no buffer: OpenSSL takes NULL with length 0.
+                    let pc = UnsafeRawPointer(p.baseAddress)?.assumingMemoryBound(to: CChar.self)
+                    _ = PKCS5_PBKDF2_HMAC(pc, Int32(p.count), s.baseAddress, Int32(s.count), Int32(iterations), EVP_sha256(), Int32(length), o.baseAddress)
                 }
             }
         }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Testing
+import HubCrypto
 import HubLog
 import JSONCore
 import SCIM
@@ -151,5 +152,18 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(try s.read { try $0.count(type: "User") } == 1)
         let attrs = try FileManager.default.attributesOfItem(atPath: s.path)
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
+    }
+}
+
+@Suite struct PasswordHashTests {
+    @Test func hashAndVerify_includingEmptyPassword() {
+        for pw in ["", "S3cret-pass", "João D'Ávila ✓"] {
+            let h = PasswordHash.make(pw, iterations: 1000)
+            #expect(h.hasPrefix("$pbkdf2-sha256$1000$"))
+            #expect(PasswordHash.verify(pw, against: h))
+            #expect(!PasswordHash.verify(pw + "x", against: h))
+        }
+        #expect(PasswordHash.make("a", iterations: 1000) != PasswordHash.make("a", iterations: 1000))  // salted
+        #expect(!PasswordHash.verify("a", against: "$pbkdf2-sha256$nope"))
     }
 }
