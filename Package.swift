@@ -18,6 +18,7 @@ let package = Package(
         // MARK: - C libraries from Debian -dev packages
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         /// glibc's epoll, eventfd and socket headers (Glibc's module map leaves epoll out).
         .systemLibrary(name: "CLinux"),
 
@@ -28,6 +29,14 @@ let package = Package(
         .target(name: "HubCrypto", dependencies: ["CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
+
+        // MARK: - Provisioning
+        /// The connector plugin API and its conformance kit.
+        .target(name: "ConnectorKit", swiftSettings: swiftSettings),
+        /// A small EHR user API on our HTTP module, with fault injection, for tests and the demo.
+        .target(name: "EHRTestServer", dependencies: ["HTTPServer", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
+        /// EHR over REST (libcurl).
+        .target(name: "EHRRestConnector", dependencies: ["ConnectorKit", "CCurl", "JSONCore"], path: "connectors/EHRRest", swiftSettings: swiftSettings),
 
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
@@ -45,6 +54,8 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "EHRRestConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

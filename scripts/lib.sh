@@ -17,7 +17,7 @@ ensure_packages() {
 
 # ensure_build_deps: the C libraries ScimHub links (SQLite, OpenSSL) and curl for the demo.
 ensure_build_deps() {
-    ensure_packages libsqlite3-dev libssl-dev pkg-config curl
+    ensure_packages libsqlite3-dev libssl-dev libcurl4-openssl-dev pkg-config curl
     command -v python3 >/dev/null || ensure_packages python3
     command -v swift >/dev/null || { [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"; }
     command -v swift >/dev/null || { echo "swift toolchain not found on PATH" >&2; exit 1; }

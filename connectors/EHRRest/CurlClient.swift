@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+private import CCurl
+import ConnectorKit
+
+/// A response from the target.
+struct CurlResponse {
+    var status: Int
+    var body: [UInt8]
+    var retryAfter: Double?
+}
+
+/// Blocking HTTP(S) over libcurl with connection reuse: a pool of easy handles, each used
+/// by one thread at a time (libcurl keeps live connections in a handle across
+/// `curl_easy_reset`). Always NOSIGNAL, HTTP(S) only, connect and total timeouts, TLS
+/// verification on unless configured off.
+final class CurlClient: Sendable {
+    struct Options: Sendable {
+        var connectTimeout: Double
+        var totalTimeout: Double
+        var verifyTLS: Bool
+        var caFile: String?
+    }
+
+    private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+
+    private let options: Options
+    private let idle = Mutex<[Handle]>([])
+
+    /// One easy handle; freed in deinit. Used by one thread at a time (pool check-out).
+    private final class Handle: @unchecked Sendable {
+        let raw: UnsafeMutableRawPointer
+        init?() {
+            guard let h = curl_easy_init() else { return nil }
+            raw = h
+        }
+        deinit { curl_easy_cleanup(raw) }
+    }
+
+    /// Accumulates the body and the Retry-After header; reached from C through Unmanaged.
+    private final class Sink {
+        var body: [UInt8] = []
+        var retryAfter: Double?
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+    }
+
+    init(options: Options) {
+        _ = Self.globalInit
+        self.options = options
+    }
+
+    /// Performs one request; transport failures become retryable or permanent errors.
+    func perform(method: String, url: String, headers: [String], body: [UInt8]?, maxResponseBytes: Int = 16 << 20) throws(ConnectorError) -> CurlResponse {
+        guard let handle = idle.withLock({ $0.popLast() }) ?? Handle() else { throw ConnectorError.retryable("cannot create a curl handle") }
+        defer { idle.withLock { if $0.count < 32 { $0.append(handle) } } }
+        let h = handle.raw
+        curl_easy_reset(h)
+        let sink = Sink(limit: maxResponseBytes)
+        let ctx = Unmanaged.passUnretained(sink).toOpaque()
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for header in headers { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+
+        _ = scimhub_curl_set_string(h, CURLOPT_URL, url)
+        _ = scimhub_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = scimhub_curl_set_string(h, CURLOPT_PROTOCOLS_STR, "http,https")
+        _ = scimhub_curl_set_long(h, CURLOPT_FOLLOWLOCATION, 0)
+        _ = scimhub_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000))
+        _ = scimhub_curl_set_long(h, CURLOPT_TIMEOUT_MS, Int(options.totalTimeout * 1000))
+        _ = scimhub_curl_set_long(h, CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
+        _ = scimhub_curl_set_long(h, CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
+        if let ca = options.caFile { _ = scimhub_curl_set_string(h, CURLOPT_CAINFO, ca) }
+        _ = scimhub_curl_set_slist(h, CURLOPT_HTTPHEADER, list)
+        _ = scimhub_curl_set_write_function(h, CURLOPT_WRITEFUNCTION, { ptr, size, n, ud in
+            guard let ud, let ptr else { return 0 }
+            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+            let count = size * n
+            if sink.body.count + count > sink.limit { return 0 }  // aborts the transfer
+            ptr.withMemoryRebound(to: UInt8.self, capacity: count) { sink.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count)) }
+            return count
+        })
+        _ = scimhub_curl_set_pointer(h, CURLOPT_WRITEDATA, ctx)
+        _ = scimhub_curl_set_write_function(h, CURLOPT_HEADERFUNCTION, { ptr, size, n, ud in
+            guard let ud, let ptr else { return 0 }
+            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+            let count = size * n
+            let line = ptr.withMemoryRebound(to: UInt8.self, capacity: count) { String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self) }
+            if line.lowercased().hasPrefix("retry-after:") {
+                sink.retryAfter = Double(line.dropFirst("retry-after:".count).trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            return count
+        })
+        _ = scimhub_curl_set_pointer(h, CURLOPT_HEADERDATA, ctx)
+        _ = scimhub_curl_set_string(h, CURLOPT_CUSTOMREQUEST, method)
+        let payload = body ?? []
+        let rc: CURLcode = payload.withUnsafeBytes { raw in
+            if body != nil {
+                _ = scimhub_curl_set_long(h, CURLOPT_POSTFIELDSIZE, payload.count)
+                if let base = raw.baseAddress {
+                    _ = scimhub_curl_set_pointer(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+                } else {
+                    _ = scimhub_curl_set_string(h, CURLOPT_POSTFIELDS, "")
+                }
+            }
+            return curl_easy_perform(h)
+        }
+        guard rc == CURLE_OK else { throw Self.classify(rc) }
+        var status = 0
+        _ = scimhub_curl_get_long(h, CURLINFO_RESPONSE_CODE, &status)
+        return CurlResponse(status: status, body: sink.body, retryAfter: sink.retryAfter)
+    }
+
+    /// Transport errors: network trouble is worth retrying; configuration problems are not.
+    private static func classify(_ rc: CURLcode) -> ConnectorError {
+        let message = String(cString: curl_easy_strerror(rc))
+        switch rc {
+        case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,
+             CURLE_SSL_CERTPROBLEM, CURLE_WRITE_ERROR:
+            return .permanent("transport: \(message)")
+        default:
+            return .retryable("transport: \(message)")
+        }
+    }
+}
