@@ -38,10 +38,14 @@ let package = Package(
         /// EHR over REST (libcurl).
         .target(name: "EHRRestConnector", dependencies: ["ConnectorKit", "CCurl", "JSONCore"], path: "connectors/EHRRest", swiftSettings: swiftSettings),
 
+        /// Policy, desired state, the durable convergence queue and its workers.
+        .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
+
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "EHRRestConnector"],
+                swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
         .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport"], swiftSettings: swiftSettings),
@@ -56,6 +60,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "EHRRestConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit"], swiftSettings: swiftSettings),
     ]
 )

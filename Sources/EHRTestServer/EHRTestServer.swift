@@ -42,8 +42,15 @@ public final class EHRTestServer: Sendable {
         var calls = 0
     }
 
-    /// Roles the EHR knows; granting anything else is a validation error.
+    /// Roles the EHR knows; granting anything else is a validation error. A role may be
+    /// limited to one site as `role@SITE` (site codes are upper-case letters, digits, '-').
     public static let knownRoles: Set<String> = ["physician", "physician-readonly", "nurse", "lab-results", "scheduling", "billing", "clinic-reporting"]
+
+    static func isKnownRole(_ role: String) -> Bool {
+        let parts = role.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        guard knownRoles.contains(String(parts[0])) else { return false }
+        return parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy { $0.isUppercase || $0.isNumber || $0 == "-" })
+    }
 
     public let staticToken: String
     public let clientID: String
@@ -214,7 +221,7 @@ public final class EHRTestServer: Sendable {
         case .failure(let m): return error(400, m.message)
         }
         let roles = Set((o["roles"]?.arrayValue ?? []).compactMap(\.stringValue))
-        guard roles.isSubset(of: Self.knownRoles) else { return error(400, "unknown role") }
+        guard roles.allSatisfy(Self.isKnownRole) else { return error(400, "unknown role") }
         let active = o["active"]?.boolValue ?? true
         return state.withLock { s in
             if s.byUserName[userName.lowercased()] != nil { return error(409, "userName already exists") }
@@ -282,7 +289,7 @@ public final class EHRTestServer: Sendable {
     }
 
     private func role(_ id: String, _ role: String, grant: Bool) -> HTTPResponse {
-        guard Self.knownRoles.contains(role) else { return error(400, "unknown role") }
+        guard Self.isKnownRole(role) else { return error(400, "unknown role") }
         return state.withLock { s in
             guard var u = s.users[id] else { return error(404, "no such user") }
             if grant { u.roles.insert(role) } else { u.roles.remove(role) }

@@ -1,11 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
 import HTTPServer
 import JSONCore
+import Provisioning
 import SCIM
 import Store
 
-/// `/admin` endpoints (admin scope).
+/// `/admin` endpoints (admin scope). State-changing calls are audit entries.
 extension HubApp {
+    func routeAdmin(_ path: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let seg = path.split(separator: "/").map(String.init)  // ["admin", ...]
+        let method = ctx.request.method
+        switch seg.count {
+        case 2 where seg[1] == "audit":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try listAudit(ctx)
+        case 2 where seg[1] == "targets":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try listTargets(ctx)
+        case 2 where seg[1] == "jobs":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try listJobs(ctx)
+        case 4 where seg[1] == "jobs" && seg[3] == "retry":
+            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+            return try retryJob(seg[2], ctx)
+        case 4 where seg[1] == "people" && seg[3] == "access":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try personAccess(seg[2], ctx)
+        default:
+            throw SCIMError.notFound("no admin endpoint at this path")
+        }
+    }
+
     /// `GET /admin/audit?since=&until=&principal=&resourceId=&after=&count=`: entries oldest
     /// first; `after` is the last `seq` seen, for paging.
     func listAudit(_ ctx: RequestContext) throws -> HTTPResponse {
@@ -21,11 +47,7 @@ extension HubApp {
             guard let n = Int64(a), n >= 0 else { throw SCIMError.invalidValue("'after' must be a non-negative integer") }
             after = n
         }
-        var count = 100
-        if let c = q.queryValue("count") {
-            guard let n = Int(c) else { throw SCIMError.invalidValue("'count' must be an integer") }
-            count = min(1000, max(0, n))
-        }
+        let count = try countParameter(q)
         let entries = try store.read {
             try AuditLog.list($0, since: since, until: until, principal: q.queryValue("principal"), resourceID: q.queryValue("resourceId"),
                               afterSeq: after, limit: count)
@@ -33,5 +55,128 @@ extension HubApp {
         var body = JSONObject(["itemsPerPage": .int(entries.count), "entries": .array(entries.map(\.json))])
         if let last = entries.last, entries.count == count { body["next"] = .string("after=\(last.seq)") }
         return jsonResponse(200, .object(body), contentType: "application/json")
+    }
+
+    private func countParameter(_ q: HTTPRequest) throws -> Int {
+        guard let c = q.queryValue("count") else { return 100 }
+        guard let n = Int(c) else { throw SCIMError.invalidValue("'count' must be an integer") }
+        return min(1000, max(0, n))
+    }
+
+    /// `GET /admin/targets`: every target with its health, circuit, queue depth and oldest pending job age.
+    private func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
+        let now = Date().timeIntervalSince1970
+        let targets = engine?.policy.targets ?? []
+        let items: [JSONValue] = try store.read { conn in
+            try targets.map { t in
+                let stats = try conn.queueStats(target: t.name, now: now)
+                let circuit = t.enabled ? (engine?.circuit(t.name) ?? .closed) : nil
+                let health = !t.enabled ? "disabled" : circuit == .closed ? (stats.dead > 0 ? "degraded" : "healthy") : "unavailable"
+                return .object(JSONObject([
+                    "name": .string(t.name),
+                    "type": .string(t.type),
+                    "enabled": .bool(t.enabled),
+                    "health": .string(health),
+                    "circuit": circuit.map { .string($0.rawValue) } ?? .null,
+                    "queueDepth": .int(stats.pending),
+                    "oldestPendingSeconds": stats.oldestPending.map { .number(JSONNumber(($0 * 1000).rounded() / 1000)) } ?? .null,
+                    "deadLetters": .int(stats.dead),
+                ]))
+            }
+        }
+        return jsonResponse(200, .object(JSONObject(["targets": .array(items)])), contentType: "application/json")
+    }
+
+    /// `GET /admin/jobs?target=&state=pending|dead&count=`.
+    private func listJobs(_ ctx: RequestContext) throws -> HTTPResponse {
+        let q = ctx.request
+        let target = q.queryValue("target")
+        if let t = target, engine?.policy.target(t) == nil { throw SCIMError.invalidValue("'target': no target with this name") }
+        let state = q.queryValue("state")
+        if let s = state, s != "pending" && s != "dead" { throw SCIMError.invalidValue("'state' must be pending or dead") }
+        let jobs = try store.read { try $0.jobs(target: target, state: state, limit: try countParameter(q)) }
+        let items: [JSONValue] = jobs.map { j in
+            .object(JSONObject([
+                "id": .string("\(j.personID):\(j.target)"),
+                "personId": .string(j.personID),
+                "target": .string(j.target),
+                "state": .string(j.state),
+                "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
+                "attempts": .int(j.attempts),
+                "notBefore": .string(SCIMDateTime.format(j.notBefore)),
+                "enqueued": .string(SCIMDateTime.format(j.enqueued)),
+                "lastError": j.lastError.map { .string($0) } ?? .null,
+            ]))
+        }
+        return jsonResponse(200, .object(JSONObject(["itemsPerPage": .int(items.count), "jobs": .array(items)])), contentType: "application/json")
+    }
+
+    /// `POST /admin/jobs/{personId}:{target}/retry`: re-drives a dead-lettered job.
+    private func retryJob(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        guard let colon = id.lastIndex(of: ":") else { throw SCIMError.notFound("job ids look like <personId>:<target>") }
+        let person = String(id[..<colon]), target = String(id[id.index(after: colon)...])
+        let principal = ctx.principal.name, requestID = ctx.requestID
+        let redriven = try store.write { w -> Bool in
+            let ok = try w.connection.redrive(personID: person, target: target, now: Date().timeIntervalSince1970)
+            if ok {
+                try AuditLog.append(w, .now(principal: principal, action: "job.retry", resourceType: "User", resourceID: person,
+                                            attributes: [target], requestID: requestID))
+            }
+            return ok
+        }
+        guard redriven else { throw SCIMError.notFound("no dead-lettered job with this id") }
+        engine?.wake()
+        return jsonResponse(202, .object(JSONObject(["id": .string(id), "state": .string("pending")])), contentType: "application/json")
+    }
+
+    /// `GET /admin/people/{id}/access`: packages held and the rule or group that granted
+    /// each, and per target the desired state, what was last applied and the last result.
+    private func personAccess(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let engine = self.engine
+        let body: JSONObject? = try store.read { conn in
+            let user = try conn.fetch(type: "User", id: id)
+            let applied = try conn.applied(personID: id)
+            guard user != nil || !applied.isEmpty else { return nil }
+            var out = JSONObject(["id": .string(id), "exists": .bool(user != nil)])
+            if let u = user {
+                out["userName"] = u.doc["userName"] ?? .null
+                out["active"] = u.doc["active"] ?? .bool(true)
+            }
+            guard let engine else {
+                out["packages"] = .array([])
+                out["targets"] = .object(JSONObject())
+                return out
+            }
+            var doc = user?.doc
+            let groups = try conn.groups(ofMember: id)
+            if doc != nil {
+                doc?["id"] = .string(id)
+                if !groups.isEmpty { doc?["groups"] = .array(groups.map { .object(JSONObject(["value": .string($0.id), "display": .string($0.display ?? "")])) }) }
+            }
+            let names = groups.compactMap(\.display)
+            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names) } ?? []
+            out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
+            var targets = JSONObject()
+            for t in engine.policy.targets {
+                let record = applied.first { $0.target == t.name }
+                let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
+                let desired = t.enabled ? engine.policy.desired(person: doc, groupNames: names, target: t, hasAccount: record?.accountID != nil,
+                                                                previousUserName: previous?.userName) : nil
+                let job = try conn.job(personID: id, target: t.name)
+                targets[t.name] = .object(JSONObject([
+                    "enabled": .bool(t.enabled),
+                    "desired": desired?.json ?? .null,
+                    "applied": previous?.json ?? .null,
+                    "accountId": record?.accountID.map { .string($0) } ?? .null,
+                    "lastApplied": record.map { .string(SCIMDateTime.format($0.applied)) } ?? .null,
+                    "lastResult": record?.lastResult.map { .string($0) } ?? .null,
+                    "pendingJob": job.map { .string($0.state) } ?? .null,
+                ]))
+            }
+            out["targets"] = .object(targets)
+            return out
+        }
+        guard let b = body else { throw SCIMError.notFound("no person with this id") }
+        return jsonResponse(200, .object(b), contentType: "application/json")
     }
 }

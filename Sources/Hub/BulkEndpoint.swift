@@ -101,6 +101,7 @@ extension HubApp {
             }
             return results
         }
+        engine?.wake()
         let ordered = results.keys.sorted().compactMap { results[$0] }
         return jsonResponse(200, .object(JSONObject(["schemas": .array([.string(SCIMSchemaURN.bulkResponse)]), "Operations": .array(ordered)])))
     }

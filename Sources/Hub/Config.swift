@@ -4,6 +4,7 @@ import HTTPServer
 import HubLog
 import JSONCore
 import Store
+import Provisioning
 
 /// Everything the hub can be configured with. Defaults suit a single clinic group on one
 /// node; a JSON file (`--config`) overrides any of them, and unknown keys are refused.
@@ -17,6 +18,10 @@ public struct HubConfig: Sendable {
     public var baseURL: String? = nil
     /// Folder of schema JSON files; found automatically when unset.
     public var schemasDirectory: String? = nil
+    /// Provisioning policy (targets and access packages); without one the hub only stores.
+    public var policyFile: String? = nil
+    /// Retry and circuit-breaker tuning of the provisioning engine.
+    public var engine = EngineOptions()
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -51,6 +56,7 @@ public struct HubConfig: Sendable {
             case "data": c.dataDirectory = try string(v, m.key)
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)
+            case "policy": c.policyFile = try string(v, m.key)
             case "durability":
                 guard let d = Durability(rawValue: try string(v, m.key)) else { throw ConfigError("durability must be full or normal") }
                 c.durability = d

@@ -6,6 +6,7 @@ import HubLog
 import JSONCore
 import SCIM
 import Store
+import Provisioning
 
 /// The hub's request handling: authentication, routing, and the mapping of every error
 /// to a SCIM error response. One instance serves all worker threads.
@@ -17,14 +18,17 @@ public final class HubApp: Sendable {
     let throttle: AuthThrottle
     let userType: SCIMResourceType
     let groupType: SCIMResourceType
+    /// The provisioning engine, when a policy is configured.
+    let engine: ProvisioningEngine?
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
     /// The SCIM media type (RFC 7644 §3.1).
     static let scimContentType = "application/scim+json"
 
-    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger) throws {
+    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil) throws {
         self.config = config
+        self.engine = engine
         self.registry = registry
         self.store = store
         self.logger = logger
@@ -92,11 +96,9 @@ public final class HubApp: Sendable {
             _ = try store.read { try $0.count(type: "User") }
             return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
         }
-        if path == "/admin/audit" || path.hasPrefix("/admin/") {
+        if path.hasPrefix("/admin/") {
             try require(.admin, principal)
-            guard path == "/admin/audit" else { throw SCIMError.notFound("no admin endpoint at this path") }
-            guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try listAudit(ctx)
+            return try routeAdmin(path, ctx)
         }
         guard path == "/scim/v2" || path.hasPrefix("/scim/v2/") else { throw SCIMError.notFound("no endpoint at this path") }
         var segments = path.dropFirst("/scim/v2".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)

@@ -4,12 +4,16 @@ import HTTPServer
 import HubLog
 import SCIM
 import Store
+import Provisioning
+import ConnectorKit
 
 /// A running hub: schemas, store, request handling and the HTTP server, wired together.
 public final class HubServer: Sendable {
     public let app: HubApp
     public let http: HTTPServer
     public let store: Store
+    /// The provisioning engine, when a policy is configured.
+    public let engine: ProvisioningEngine?
 
     /// Loads schemas, opens the store and binds the listen address.
     public init(config: HubConfig, logger: Logger) throws {
@@ -18,8 +22,20 @@ public final class HubServer: Sendable {
         }
         let registry = try SchemaRegistry.load(directory: dir)
         guard let address = ListenAddress(config.listen) else { throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        var engine: ProvisioningEngine? = nil
+        var policy: Policy? = nil
+        if let file = config.policyFile {
+            guard let userType = registry.resourceType(named: "User") else { throw ConfigError("schemas must define User") }
+            policy = try Policy.load(path: file, userType: userType, knownTypes: ConnectorRegistry.types)
+        }
         store = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
-        app = try HubApp(config: config, registry: registry, store: store, logger: logger)
+        if let p = policy, let userType = registry.resourceType(named: "User") {
+            var connectors: [String: any Connector] = [:]
+            for t in p.enabledTargets { connectors[t.name] = try ConnectorRegistry.make(t) }
+            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, userType: userType, logger: logger, options: config.engine)
+        }
+        self.engine = engine
+        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
@@ -31,15 +47,23 @@ public final class HubServer: Sendable {
         }
     }
 
+    /// Connector plugin types this build offers.
+    public static var connectorTypes: Set<String> { ConnectorRegistry.types }
+
+    /// Builds the connector for a target (validates its settings).
+    public static func makeConnector(_ t: Target) throws -> any Connector { try ConnectorRegistry.make(t) }
+
     /// The bound port.
     public var port: UInt16 { http.port }
 
     /// The SCIM base URL clients should use.
     public var scimURL: String { app.config.baseURL ?? "http://\(http.address)/scim/v2" }
 
-    /// Serves on the calling thread until `shutdown()`; then closes the store.
+    /// Serves on the calling thread until `shutdown()`; then stops the engine and closes the store.
     public func run() {
+        engine?.start()
         http.run()
+        engine?.stop()
         store.close()
     }
 

@@ -27,6 +27,7 @@ extension HubApp {
         let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                                     attributes: attributeNames(prepared), requestID: ctx.requestID))
+        try provision(w, type, id, doc: r.doc, members: prepared.members.map(\.id))
         return r
     }
 
@@ -116,11 +117,28 @@ extension HubApp {
 
     func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
+        let formerMembers = type.name == "Group" ? try w.connection.members(ofGroup: cur.seq).map(\.id) : []
         try w.connection.delete(cur, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
+        try provision(w, type, id, doc: nil, members: formerMembers)
     }
 
     // MARK: - Shared write steps
+
+    /// Marks the downstream accounts this write may change (transactional outbox): the user
+    /// itself, or the users whose group memberships changed.
+    func provision(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String]) throws {
+        guard let engine else { return }
+        let now = SCIMDateTime.now()
+        if type.name == "User" {
+            try engine.enqueue(w, personID: id, person: doc, now: now)
+            return
+        }
+        for m in Set(members) {
+            guard let user = try w.connection.fetch(type: "User", id: m) else { continue }
+            try engine.enqueue(w, personID: m, person: user.doc, now: now)
+        }
+    }
 
     /// The current resource for a replace, patch or delete: 404 when absent, 412 when
     /// `If-Match` names another version (RFC 7644 §3.14).
@@ -136,6 +154,7 @@ extension HubApp {
                       oldMembers: [MemberRef]? = nil, action: String, _ ctx: RequestContext) throws -> StoredResource {
         var changed = ResourceNormalizer(type: type).changedAttributes(from: cur.doc, to: doc)
         var newMembers: [MemberRef]? = nil
+        var affected: [String] = []
         if type.name == "Group" {
             let old = try oldMembers ?? w.connection.members(ofGroup: cur.seq)
             func keyed(_ ms: [MemberRef]) -> [String: String] { Dictionary(ms.map { ($0.id, $0.display ?? "") }, uniquingKeysWith: { a, _ in a }) }
@@ -143,18 +162,24 @@ extension HubApp {
                 changed.append("members")
                 newMembers = members
             }
+            // Group-granted packages: joiners and leavers of the group, or everyone when it is renamed.
+            let before = Set(old.map(\.id)), after = Set(members.map(\.id))
+            affected = changed.contains("displayName") ? Array(before.union(after)) : Array(before.symmetricDifference(after))
         }
         if changed.isEmpty { return cur }
         let updated = try w.connection.update(cur, doc: doc, members: newMembers, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
                                     attributes: changed, requestID: ctx.requestID))
+        try provision(w, type, cur.id, doc: doc, members: affected)
         return updated
     }
 
     /// Runs a write; a client error is recorded in the audit log as a failed attempt before it is returned.
     func audited<T>(_ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext, _ body: () throws -> T) throws -> T {
         do {
-            return try body()
+            let result = try body()
+            engine?.wake()  // committed: jobs it enqueued may run now
+            return result
         } catch let e as SCIMError {
             let entry = Self.failureEntry(e, action, type, id: id, ctx)
             _ = try? store.write { try AuditLog.append($0, entry) }

@@ -61,6 +61,33 @@ enum Migrations {
         CREATE INDEX audit_time ON audit(time);
         CREATE INDEX audit_resource ON audit(resource_id);
         """),
+        (2, """
+        -- "Converge person P on target T" (one row per pair: coalescing is the primary key).
+        CREATE TABLE provisioning_jobs (
+            person_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            priority INTEGER NOT NULL,          -- 0 takes access away (runs first), 1 otherwise
+            state TEXT NOT NULL,                -- 'pending' | 'dead'
+            generation INTEGER NOT NULL,        -- bumped by every enqueue; a worker removes only the generation it ran
+            attempts INTEGER NOT NULL,
+            not_before REAL NOT NULL,
+            enqueued REAL NOT NULL,             -- when the oldest unapplied change arrived
+            last_error TEXT,
+            PRIMARY KEY (person_id, target)
+        ) WITHOUT ROWID;
+        CREATE INDEX provisioning_jobs_ready ON provisioning_jobs(target, state, priority, not_before);
+        -- What the worker last applied per pair: the account id and the desired state it converged to.
+        CREATE TABLE provisioning_applied (
+            person_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            account_id TEXT,
+            state BLOB NOT NULL,                -- JSON of the desired account last applied
+            applied REAL NOT NULL,
+            person_deleted REAL,                -- set when the person was deleted (retention clock)
+            last_result TEXT,
+            PRIMARY KEY (person_id, target)
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

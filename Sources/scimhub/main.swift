@@ -2,6 +2,7 @@
 import Foundation
 import CLinux
 import Hub
+import Provisioning
 import HubLog
 import SCIM
 import Store
@@ -13,12 +14,15 @@ let usage = """
 scimhub: SCIM 2.0 provisioning hub
 
 USAGE
-  scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--log-level LEVEL]
+  scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
+  scimhub policy check FILE [--schemas DIR]
   scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
   scimhub token list --data DIR
   scimhub token revoke --data DIR TOKEN_ID
   scimhub audit verify --data DIR
   scimhub --help
+
+With --policy, the hub provisions downstream targets (see README, "Provisioning").
 
 SCOPES
   scim:read    read Users, Groups and discovery endpoints
@@ -67,6 +71,7 @@ func serve(_ args: Arguments) throws -> Int32 {
     if let v = args.options["listen"] { config.listen = v }
     if let v = args.options["data"] { config.dataDirectory = v }
     if let v = args.options["schemas"] { config.schemasDirectory = v }
+    if let v = args.options["policy"] { config.policyFile = v }
     if let v = args.options["log-level"] {
         guard let l = Logger.Level(name: v) else { throw ConfigError("--log-level must be debug, info, warning or error") }
         config.logLevel = l
@@ -144,6 +149,23 @@ func token(_ args: Arguments) throws -> Int32 {
     return 0
 }
 
+/// `scimhub policy check FILE`: loads and validates a policy as `serve` would, naming the first problem.
+func policy(_ args: Arguments) throws -> Int32 {
+    guard args.positional.count == 2, args.positional[0] == "check" else { throw ConfigError("usage: scimhub policy check FILE") }
+    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]), let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User") else {
+        throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
+    }
+    do {
+        let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: HubServer.connectorTypes)
+        for t in p.enabledTargets { _ = try HubServer.makeConnector(t) }
+        out("policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), \(p.packages.count) access packages")
+        return 0
+    } catch let e as PolicyError {
+        err("policy invalid: \(e.description)")
+        return 1
+    }
+}
+
 func audit(_ args: Arguments) throws -> Int32 {
     guard args.positional.first == "verify" else { throw ConfigError("audit needs verify") }
     let store = try openStore(try args.require("data"))
@@ -166,7 +188,9 @@ func main() -> Int32 {
             out(usage)
             return 0
         case "serve":
-            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "log-level"]))
+            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "policy", "log-level"]))
+        case "policy":
+            return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas"]))
         case "token":
             return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
         case "audit":

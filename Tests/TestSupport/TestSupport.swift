@@ -151,7 +151,8 @@ public final class LiveHub: @unchecked Sendable {
     public let admin: String
     public var port: UInt16 { server.port }
 
-    public init(configure: (inout HubConfig) -> Void = { _ in }) throws {
+    /// `policy`: policy JSON written to the data folder and loaded, for provisioning tests.
+    public init(policy: String? = nil, configure: (inout HubConfig) -> Void = { _ in }) throws {
         directory = TemporaryDirectory()
         var config = HubConfig()
         config.listen = "127.0.0.1:0"
@@ -160,6 +161,16 @@ public final class LiveHub: @unchecked Sendable {
         config.durability = .normal
         config.readThreads = 2
         config.writeThreads = 4
+        if let p = policy {
+            let file = directory.path + "/policy.json"
+            _ = FileManager.default.createFile(atPath: file, contents: Data(p.utf8))
+            config.policyFile = file
+            // Fast retries so fault tests finish quickly.
+            config.engine.backoffBase = 0.05
+            config.engine.backoffCap = 0.5
+            config.engine.breakerOpenSeconds = 0.5
+            config.engine.pollInterval = 0.05
+        }
         configure(&config)
         let server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
         self.server = server

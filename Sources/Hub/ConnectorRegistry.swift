@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+import ConnectorKit
+import EHRRestConnector
+import JSONCore
+import Provisioning
+
+/// The connector plugin types this build offers, and how each reads its target settings.
+enum ConnectorRegistry {
+    static let types: Set<String> = ["ehr-rest"]
+
+    static func make(_ t: Target) throws -> any Connector {
+        switch t.type {
+        case "ehr-rest": return EHRRestConnector(config: try ehrConfig(t))
+        default: throw PolicyError("target '\(t.name)': no connector plugin '\(t.type)'")
+        }
+    }
+
+    /// `settings` of an `ehr-rest` target:
+    /// `{"baseURL", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"} | {"type": "oauth2", "tokenURL", "clientId", "clientSecretEnv"|"clientSecretFile"},
+    ///   "usersPath"?, "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
+    static func ehrConfig(_ t: Target) throws -> EHRRestConfig {
+        let s = t.settings
+        let at = "target '\(t.name)' settings"
+        guard let base = s["baseURL"]?.stringValue, base.hasPrefix("http://") || base.hasPrefix("https://") else {
+            throw PolicyError("\(at).baseURL must be an http(s) URL")
+        }
+        guard let auth = s["auth"]?.objectValue, let kind = auth["type"]?.stringValue else { throw PolicyError("\(at).auth.type is required") }
+        let a: EHRRestConfig.Auth
+        switch kind {
+        case "bearer":
+            guard let token = auth["token"]?.stringValue else { throw PolicyError("\(at).auth needs tokenEnv or tokenFile") }
+            a = .bearer(token)
+        case "oauth2":
+            guard let url = auth["tokenURL"]?.stringValue, let id = auth["clientId"]?.stringValue, let secret = auth["clientSecret"]?.stringValue else {
+                throw PolicyError("\(at).auth needs tokenURL, clientId and clientSecretEnv or clientSecretFile")
+            }
+            a = .oauth2(tokenURL: url, clientID: id, clientSecret: secret)
+        default:
+            throw PolicyError("\(at).auth.type must be bearer or oauth2")
+        }
+        var c = EHRRestConfig(baseURL: base, auth: a)
+        if let p = s["usersPath"]?.stringValue { c.usersPath = p }
+        if let v = s["verifyTLS"]?.boolValue { c.verifyTLS = v }
+        if let f = s["caFile"]?.stringValue { c.caFile = f }
+        if let n = s["connectTimeoutSeconds"]?.numberValue?.double { c.connectTimeout = n }
+        if let n = s["timeoutSeconds"]?.numberValue?.double { c.totalTimeout = n }
+        return c
+    }
+}

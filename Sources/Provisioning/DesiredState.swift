@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+import JSONCore
+import SCIM
+
+/// The account a person should have on one target, as the policy decides it.
+public struct DesiredAccount: Sendable, Equatable {
+    public var userName: String
+    public var enabled: Bool
+    public var attributes: [String: String]
+    public var entitlements: Set<String>
+    /// Packages that grant something on this target (the "why").
+    public var packages: [String]
+
+    public init(userName: String, enabled: Bool, attributes: [String: String], entitlements: Set<String>, packages: [String]) {
+        self.userName = userName
+        self.enabled = enabled
+        self.attributes = attributes
+        self.entitlements = entitlements
+        self.packages = packages
+    }
+
+    /// Stored form (the applied-state record).
+    public var json: JSONValue {
+        var attrs = JSONObject()
+        for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { attrs[k] = .string(v) }
+        return .object(JSONObject([
+            "userName": .string(userName),
+            "enabled": .bool(enabled),
+            "attributes": .object(attrs),
+            "entitlements": .array(entitlements.sorted().map { .string($0) }),
+            "packages": .array(packages.map { .string($0) }),
+        ]))
+    }
+
+    public init?(json: JSONValue) {
+        guard let o = json.objectValue, let u = o["userName"]?.stringValue, let e = o["enabled"]?.boolValue else { return nil }
+        userName = u
+        enabled = e
+        var attrs: [String: String] = [:]
+        for m in o["attributes"]?.objectValue?.members ?? [] { if let s = m.value.stringValue { attrs[m.key] = s } }
+        attributes = attrs
+        entitlements = Set((o["entitlements"]?.arrayValue ?? []).compactMap(\.stringValue))
+        packages = (o["packages"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// True when moving from `self` to `next` takes access away (disable or fewer
+    /// entitlements): such jobs run first.
+    public func removesAccess(to next: DesiredAccount?) -> Bool {
+        guard let n = next else { return enabled || !entitlements.isEmpty }
+        return (enabled && !n.enabled) || !entitlements.isSubset(of: n.entitlements)
+    }
+}
+
+/// Why a person holds a package.
+public struct PackageGrant: Sendable, Equatable {
+    public let package: String
+    /// `rule: <filter>` or `group: <displayName>`.
+    public let reason: String
+}
+
+extension Policy {
+    /// The packages `person` holds and why. `person` is the stored resource with `id` and
+    /// computed `groups`; `groupNames` are the displayNames of their groups.
+    public func grants(person: JSONObject, groupNames: [String]) -> [PackageGrant] {
+        var out: [PackageGrant] = []
+        let lowerGroups = Set(groupNames.map { $0.lowercased() })
+        for p in packages {
+            if let r = p.rule, r.matches(person) {
+                out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
+            } else if let g = p.groups.first(where: { lowerGroups.contains($0.lowercased()) }) {
+                out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
+            }
+        }
+        return out
+    }
+
+    /// The account `person` should have on `target`, or nil when none should exist.
+    /// `person` nil means deleted. `hasAccount` says whether one was provisioned before:
+    /// a person who loses every package there is then disabled, not forgotten.
+    /// RFC 7643 §4.1.1 `active`: false (or a deleted person) disables every account, whatever the packages say.
+    public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?) -> DesiredAccount? {
+        guard let p = person else {
+            guard hasAccount else { return nil }
+            return DesiredAccount(userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
+        }
+        let userName = p["userName"]?.stringValue ?? previousUserName ?? ""
+        let attributes = mappedAttributes(p, target)
+        let active = p["active"]?.boolValue ?? true
+        var entitlements = Set<String>()
+        var held: [String] = []
+        if active {
+            let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
+            for g in grants(person: p, groupNames: groupNames) {
+                guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name] else { continue }
+                held.append(pkg.name)
+                for e in items {
+                    if pkg.siteScoped.contains(target.name) {
+                        // Site-scoped: one entitlement per site of the person; none without a site.
+                        for s in sites { entitlements.insert("\(e)@\(s)") }
+                    } else {
+                        entitlements.insert(e)
+                    }
+                }
+            }
+        }
+        if held.isEmpty && !hasAccount { return nil }
+        let enabled = active && !held.isEmpty
+        return DesiredAccount(userName: userName, enabled: enabled, attributes: attributes, entitlements: enabled ? entitlements : [],
+                              packages: held.sorted())
+    }
+
+    /// Target fields from the person's attributes: multi-valued complex attributes give
+    /// their primary (else first) value, multi-valued strings are joined with commas.
+    func mappedAttributes(_ p: JSONObject, _ target: Target) -> [String: String] {
+        var out: [String: String] = [:]
+        for (field, path) in target.mapping {
+            guard var v = p.topValue(path) else { continue }
+            if let arr = v.arrayValue {
+                if path.attribute.type == .complex {
+                    guard let chosen = arr.first(where: { $0.objectValue?["primary"]?.boolValue == true }) ?? arr.first else { continue }
+                    v = chosen
+                } else {
+                    out[field] = arr.compactMap(\.stringValue).joined(separator: ",")
+                    continue
+                }
+            }
+            if let sub = path.subAttribute ?? (path.attribute.type == .complex ? path.attribute.subAttribute("value") : nil) {
+                guard let inner = v.objectValue?[sub.name] else { continue }
+                v = inner
+            }
+            switch v {
+            case .string(let s): out[field] = s
+            case .bool(let b): out[field] = b ? "true" : "false"
+            case .number(let n): out[field] = n.text
+            default: continue
+            }
+        }
+        return out
+    }
+}

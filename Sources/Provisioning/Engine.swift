@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import ConnectorKit
+import HubLog
+import JSONCore
+import SCIM
+import Store
+
+/// Tuning of retries and the circuit breaker.
+public struct EngineOptions: Sendable {
+    /// Retry schedule: attempt n waits min(cap, base × 2^(n-1)) × a random factor in
+    /// [0.5, 1.0], or longer when the target sent `Retry-After`. With the defaults:
+    /// ~1 s, 2 s, 4 s, 8 s, … 5 min, 5 min, …
+    public var backoffBase: Double = 1
+    public var backoffCap: Double = 300
+    /// A job that still fails after this many attempts, or this long after its change,
+    /// goes to the dead letter.
+    public var maxAttempts = 20
+    public var maxAge: Double = 24 * 3600
+    /// Consecutive retryable failures that open a target's circuit, and how long it stays
+    /// open before one probe job is let through (half-open).
+    public var breakerThreshold = 5
+    public var breakerOpenSeconds: Double = 10
+    /// How often the dispatcher looks for due jobs when nothing wakes it.
+    public var pollInterval: Double = 0.2
+
+    public init() {}
+}
+
+/// A target's circuit breaker state, for the admin API.
+public enum CircuitState: String, Sendable { case closed, open, halfOpen = "half-open" }
+
+/// The provisioning engine: decides desired state from the policy, keeps the durable
+/// queue, and converges each (person, target) through the target's connector.
+///
+/// "Converge, don't replay": a job only says *this pair may be out of date*; the worker
+/// computes the desired account from the person's current state at run time, reads the
+/// target's account, and applies the difference. Delayed or repeated jobs are harmless.
+public final class ProvisioningEngine: Sendable {
+    public let policy: Policy
+    private let store: Store
+    private let connectors: [String: any Connector]
+    private let logger: Logger
+    public let options: EngineOptions
+    private let userType: SCIMResourceType
+
+    private struct Breaker {
+        var failures = 0
+        var openUntil: Double? = nil
+        var probing = false
+    }
+
+    private struct Runtime {
+        var claimed = Set<String>()
+        var inFlight: [String: Int] = [:]
+        var breakers: [String: Breaker] = [:]
+        var running = false
+        var woken = false
+    }
+
+    private let runtime = Mutex(Runtime())
+    private let signal = NSCondition()
+    private let queues: [String: OperationQueue]
+    private let stopped = DispatchSemaphore(value: 0)
+
+    public init(policy: Policy, store: Store, connectors: [String: any Connector], userType: SCIMResourceType, logger: Logger,
+                options: EngineOptions = EngineOptions()) {
+        self.policy = policy
+        self.store = store
+        self.connectors = connectors
+        self.logger = logger
+        self.options = options
+        self.userType = userType
+        var qs: [String: OperationQueue] = [:]
+        for t in policy.enabledTargets {
+            let q = OperationQueue()
+            q.name = "provisioning-\(t.name)"
+            q.maxConcurrentOperationCount = t.concurrency
+            qs[t.name] = q
+        }
+        queues = qs
+    }
+
+    // MARK: - Enqueue (inside the SCIM write transaction)
+
+    /// Marks every target whose desired account for `personID` differs from what was last
+    /// applied. Called in the same transaction as the SCIM write (transactional outbox), so
+    /// a 2xx means the downstream change will happen. `person` nil means deleted.
+    public func enqueue(_ w: WriteContext, personID: String, person: JSONObject?, now: Double) throws {
+        let conn = w.connection
+        let applied = try conn.applied(personID: personID)
+        if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
+        let (doc, groupNames) = try evaluationDocument(conn, personID: personID, person: person)
+        for t in policy.enabledTargets {
+            let record = applied.first { $0.target == t.name }
+            let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
+            let desired = policy.desired(person: doc, groupNames: groupNames, target: t, hasAccount: record?.accountID != nil,
+                                         previousUserName: previous?.userName)
+            // An unchanged person causes no job, and so no downstream call.
+            if desired == previous && (desired == nil || record?.accountID != nil) && person != nil { continue }
+            if desired == nil && record == nil { continue }
+            let priority = (previous ?? DesiredAccount(userName: "", enabled: false, attributes: [:], entitlements: [], packages: []))
+                .removesAccess(to: desired) || person == nil ? 0 : 1
+            try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
+        }
+    }
+
+    /// The person as rules see it: stored attributes, `id`, and `groups` with display names.
+    private func evaluationDocument(_ conn: StoreConnection, personID: String, person: JSONObject?) throws -> (JSONObject?, [String]) {
+        guard var doc = person else { return (nil, []) }
+        let groups = try conn.groups(ofMember: personID)
+        doc["id"] = .string(personID)
+        if !groups.isEmpty {
+            doc["groups"] = .array(groups.map { g in
+                var o = JSONObject(["value": .string(g.id)])
+                if let d = g.display { o["display"] = .string(d) }
+                return .object(o)
+            })
+        }
+        return (doc, groups.compactMap(\.display))
+    }
+
+    /// Wakes the dispatcher (after a commit that enqueued jobs).
+    public func wake() {
+        signal.lock()
+        runtime.withLock { $0.woken = true }
+        signal.signal()
+        signal.unlock()
+    }
+
+    // MARK: - Dispatcher
+
+    /// Starts the dispatcher thread.
+    public func start() {
+        runtime.withLock { $0.running = true }
+        let t = Thread { [self] in self.dispatchLoop() }
+        t.name = "provisioning-dispatcher"
+        t.start()
+    }
+
+    /// Stops dispatching and waits for running jobs; pending ones stay queued for the next start.
+    public func stop() {
+        let wasRunning = runtime.withLock { r -> Bool in
+            let was = r.running
+            r.running = false
+            return was
+        }
+        guard wasRunning else { return }
+        wake()
+        stopped.wait()
+        for q in queues.values { q.waitUntilAllOperationsAreFinished() }
+    }
+
+    private func dispatchLoop() {
+        while runtime.withLock({ $0.running }) {
+            let now = Date().timeIntervalSince1970
+            for t in policy.enabledTargets { dispatch(t, now: now) }
+            signal.lock()
+            if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date().addingTimeInterval(options.pollInterval)) }
+            runtime.withLock { $0.woken = false }
+            signal.unlock()
+        }
+        stopped.signal()
+    }
+
+    private func dispatch(_ target: Target, now: Double) {
+        guard let queue = queues[target.name] else { return }
+        // Slots free on this target, as the circuit breaker allows.
+        let slots: Int = runtime.withLock { r in
+            let busy = r.inFlight[target.name, default: 0]
+            var b = r.breakers[target.name, default: Breaker()]
+            if let until = b.openUntil {
+                if now < until || b.probing { return 0 }
+                b.probing = true  // half-open: one probe
+                r.breakers[target.name] = b
+                return busy == 0 ? 1 : 0
+            }
+            return target.concurrency - busy
+        }
+        guard slots > 0 else { return }
+        let claimedCount = runtime.withLock { $0.claimed.count }
+        guard let jobs = try? store.read(snapshot: false, { try $0.readyJobs(target: target.name, now: now, limit: slots + claimedCount) }) else { return }
+        var started = 0
+        for job in jobs where started < slots {
+            let key = job.personID + "\u{0}" + job.target
+            let fresh = runtime.withLock { r -> Bool in
+                guard !r.claimed.contains(key) else { return false }
+                r.claimed.insert(key)
+                r.inFlight[target.name, default: 0] += 1
+                return true
+            }
+            guard fresh else { continue }
+            started += 1
+            queue.addOperation { [self] in
+                self.run(job, target)
+                runtime.withLock { r in
+                    r.claimed.remove(key)
+                    r.inFlight[target.name, default: 1] -= 1
+                }
+                wake()
+            }
+        }
+    }
+
+    // MARK: - Running one job
+
+    private func run(_ job: ProvisioningJob, _ target: Target) {
+        guard let connector = connectors[target.name] else { return }
+        let now = Date().timeIntervalSince1970
+        do {
+            let (person, groupNames, record) = try store.read { conn -> (JSONObject?, [String], AppliedRecord?) in
+                let p = try conn.fetch(type: "User", id: job.personID)
+                let (doc, names) = try evaluationDocument(conn, personID: job.personID, person: p?.doc)
+                return (doc, names, try conn.applied(personID: job.personID).first { $0.target == target.name })
+            }
+            let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
+            let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
+                                         previousUserName: previous?.userName)
+            var outcome = try Convergence.converge(desired: desired, accountID: record?.accountID, connector: connector)
+            // Retention: a deleted person's account is deleted once the period has passed.
+            var deferUntil: Double? = nil
+            if person == nil, let days = target.retentionDays, let deletedAt = record?.personDeleted, let id = outcome.accountID {
+                let due = deletedAt + days * 86400
+                if now >= due {
+                    try connector.delete(id: id)
+                    outcome = Convergence.Outcome(accountID: nil, actions: outcome.actions + ["delete"])
+                } else {
+                    deferUntil = due
+                }
+            }
+            breakerSucceeded(target.name)
+            let finalOutcome = outcome
+            let until = deferUntil
+            try store.write { w in
+                let c = w.connection
+                if person == nil && finalOutcome.accountID == nil {
+                    try c.forgetApplied(personID: job.personID, target: target.name)
+                } else if let d = desired ?? previous {
+                    try c.recordApplied(personID: job.personID, target: target.name, accountID: finalOutcome.accountID,
+                                        state: JSONWriter().write(d.json), now: now, result: finalOutcome.summary)
+                }
+                if let u = until {
+                    try c.deferJob(personID: job.personID, target: target.name, until: u, attempts: 0, error: nil)
+                } else {
+                    try c.finishJob(personID: job.personID, target: target.name, generation: job.generation, now: now)
+                }
+                if !finalOutcome.actions.isEmpty {
+                    try AuditLog.append(w, .now(principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
+                                                attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
+                }
+            }
+        } catch let e as ConnectorError {
+            fail(job, target, e, now: now)
+        } catch {
+            // Storage trouble: the job stays pending and runs again.
+            logger.error("provisioning job failed in storage", ["target": target.name, "error": String(describing: error).prefix(200).description])
+        }
+    }
+
+    private func fail(_ job: ProvisioningJob, _ target: Target, _ e: ConnectorError, now: Double) {
+        let attempts = job.attempts + 1
+        let dead = !e.isRetryable || attempts >= options.maxAttempts || now - job.enqueued >= options.maxAge
+        if e.isRetryable { breakerFailed(target.name, now: now) }
+        let delay = Self.backoff(attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
+        let reason = e.description
+        logger.warning(dead ? "provisioning job dead-lettered" : "provisioning job will retry",
+                       ["target": target.name, "attempts": String(attempts), "reason": String(reason.prefix(200))])
+        _ = try? store.write { w in
+            if dead {
+                try w.connection.deadLetter(personID: job.personID, target: target.name, attempts: attempts, error: reason)
+            } else {
+                try w.connection.deferJob(personID: job.personID, target: target.name, until: now + delay, attempts: attempts, error: reason)
+            }
+            try w.connection.recordResult(personID: job.personID, target: target.name, result: "failed: \(reason)")
+            try AuditLog.append(w, .now(principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
+                                        attributes: [target.name], requestID: "job",
+                                        outcome: dead ? "dead-letter: \(e.kind.rawValue)" : "retry \(attempts): \(e.kind.rawValue)"))
+        }
+    }
+
+    /// Exponential backoff with jitter and cap; `Retry-After` is a floor.
+    public static func backoff(attempt: Int, base: Double, cap: Double, retryAfter: Double?) -> Double {
+        let exp = min(cap, base * pow(2, Double(max(0, attempt - 1))))
+        let jittered = exp * Double.random(in: 0.5...1.0)
+        return max(jittered, min(retryAfter ?? 0, 3600))
+    }
+
+    // MARK: - Circuit breaker
+
+    private func breakerSucceeded(_ target: String) {
+        runtime.withLock { r in r.breakers[target] = Breaker() }
+    }
+
+    private func breakerFailed(_ target: String, now: Double) {
+        runtime.withLock { r in
+            var b = r.breakers[target, default: Breaker()]
+            b.failures += 1
+            if b.probing || b.failures >= options.breakerThreshold {
+                b.openUntil = now + options.breakerOpenSeconds
+            }
+            b.probing = false
+            r.breakers[target] = b
+        }
+    }
+
+    /// The circuit state of a target.
+    public func circuit(_ target: String) -> CircuitState {
+        runtime.withLock { r in
+            guard let b = r.breakers[target], let until = b.openUntil else { return .closed }
+            return b.probing || Date().timeIntervalSince1970 >= until ? .halfOpen : .open
+        }
+    }
+}
+
+/// The read-compare-apply step for one account, shared by jobs and (later) reconciliation.
+enum Convergence {
+    struct Outcome {
+        var accountID: String?
+        var actions: [String]
+        var summary: String { actions.isEmpty ? "in sync" : actions.joined(separator: ", ") }
+    }
+
+    /// Brings the target's account to `desired`. Reads the account first, so a lost record,
+    /// a hand-made change or a crash between "applied" and "recorded" only costs one more
+    /// comparison, never a duplicate account. Order matters: disable and revoke before
+    /// granting, so a leaver loses access first.
+    static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector) throws(ConnectorError) -> Outcome {
+        guard let d = desired else { return Outcome(accountID: accountID, actions: []) }
+        var account: Account? = nil
+        if let id = accountID { account = try connector.read(id: id) }
+        if account == nil, !d.userName.isEmpty { account = try connector.find(userName: d.userName) }
+        guard let acc = account else {
+            if !d.enabled { return Outcome(accountID: nil, actions: []) }  // nothing to disable
+            let created = try connector.create(AccountSpec(userName: d.userName, attributes: d.attributes, enabled: true, entitlements: d.entitlements))
+            return Outcome(accountID: created.id, actions: ["create"])
+        }
+        var actions: [String] = []
+        if acc.enabled && !d.enabled {
+            try connector.setEnabled(id: acc.id, false)
+            actions.append("disable")
+        }
+        for e in acc.entitlements.subtracting(d.entitlements).sorted() {
+            try connector.revoke(id: acc.id, entitlement: e)
+            actions.append("revoke \(e)")
+        }
+        if d.attributes.contains(where: { acc.attributes[$0.key] != $0.value }) {
+            try connector.update(id: acc.id, attributes: d.attributes)
+            actions.append("update")
+        }
+        for e in d.entitlements.subtracting(acc.entitlements).sorted() {
+            try connector.grant(id: acc.id, entitlement: e)
+            actions.append("grant \(e)")
+        }
+        if !acc.enabled && d.enabled {
+            try connector.setEnabled(id: acc.id, true)
+            actions.append("enable")
+        }
+        return Outcome(accountID: acc.id, actions: actions)
+    }
+}

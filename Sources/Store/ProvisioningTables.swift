@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+import SQLite
+
+/// A queued convergence job.
+public struct ProvisioningJob: Sendable, Equatable {
+    public let personID: String
+    public let target: String
+    public let priority: Int
+    public let state: String
+    public let generation: Int64
+    public let attempts: Int
+    public let notBefore: Double
+    public let enqueued: Double
+    public let lastError: String?
+}
+
+/// What was last applied for one (person, target).
+public struct AppliedRecord: Sendable, Equatable {
+    public let personID: String
+    public let target: String
+    public let accountID: String?
+    public let state: [UInt8]
+    public let applied: Double
+    public let personDeleted: Double?
+    public let lastResult: String?
+}
+
+/// Queue statistics for one target.
+public struct QueueStats: Sendable {
+    public let pending: Int
+    public let dead: Int
+    public let oldestPending: Double?
+}
+
+extension StoreConnection {
+    static let jobColumns = "person_id, target, priority, state, generation, attempts, not_before, enqueued, last_error"
+
+    private func job(_ r: SQLiteRow) -> ProvisioningJob {
+        ProvisioningJob(personID: r.text(0) ?? "", target: r.text(1) ?? "", priority: Int(r.int64(2)), state: r.text(3) ?? "",
+                        generation: r.int64(4), attempts: Int(r.int64(5)), notBefore: r.value(6).double, enqueued: r.value(7).double,
+                        lastError: r.text(8))
+    }
+
+    /// Marks (person, target) dirty. One row per pair: a second change before the first
+    /// ran only bumps the generation and keeps the higher priority (lower number).
+    /// A dead-lettered pair comes back to life: the change may be what fixes it.
+    public func enqueue(personID: String, target: String, priority: Int, now: Double) throws {
+        try db.run("""
+            INSERT INTO provisioning_jobs(person_id, target, priority, state, generation, attempts, not_before, enqueued)
+            VALUES (?, ?, ?, 'pending', 1, 0, ?, ?)
+            ON CONFLICT(person_id, target) DO UPDATE SET
+                priority = MIN(priority, excluded.priority),
+                generation = generation + 1,
+                attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
+                not_before = CASE WHEN state = 'dead' THEN excluded.not_before ELSE not_before END,
+                state = 'pending'
+            """, [.text(personID), .text(target), .integer(Int64(priority)), .real(now), .real(now)])
+    }
+
+    /// Jobs of `target` due at `now`, leavers first.
+    public func readyJobs(target: String, now: Double, limit: Int) throws -> [ProvisioningJob] {
+        var out: [ProvisioningJob] = []
+        try db.query("""
+            SELECT \(Self.jobColumns) FROM provisioning_jobs
+            WHERE target = ? AND state = 'pending' AND not_before <= ? ORDER BY priority, not_before LIMIT ?
+            """, [.text(target), .real(now), .integer(Int64(limit))]) { out.append(job($0)) }
+        return out
+    }
+
+    /// The earliest future `not_before` of pending jobs, for the dispatcher's sleep.
+    public func nextDue(after now: Double) throws -> Double? {
+        var t: Double?
+        try db.query("SELECT MIN(not_before) FROM provisioning_jobs WHERE state = 'pending' AND not_before > ?", [.real(now)]) {
+            if !$0.isNull(0) { t = $0.value(0).double }
+        }
+        return t
+    }
+
+    /// One job, or nil.
+    public func job(personID: String, target: String) throws -> ProvisioningJob? {
+        var out: ProvisioningJob?
+        try db.query("SELECT \(Self.jobColumns) FROM provisioning_jobs WHERE person_id = ? AND target = ?", [.text(personID), .text(target)]) { out = job($0) }
+        return out
+    }
+
+    /// Jobs for the admin API, filtered by target and state.
+    public func jobs(target: String?, state: String?, limit: Int) throws -> [ProvisioningJob] {
+        var sql = "SELECT \(Self.jobColumns) FROM provisioning_jobs WHERE 1 = 1"
+        var params: [SQLiteValue] = []
+        if let t = target { sql += " AND target = ?"; params.append(.text(t)) }
+        if let s = state { sql += " AND state = ?"; params.append(.text(s)) }
+        sql += " ORDER BY priority, not_before LIMIT ?"
+        params.append(.integer(Int64(limit)))
+        var out: [ProvisioningJob] = []
+        try db.query(sql, params) { out.append(job($0)) }
+        return out
+    }
+
+    /// Done with `generation`: removes the job unless a newer change arrived meanwhile,
+    /// in which case it runs again at once. Returns true when the job is gone.
+    @discardableResult
+    public func finishJob(personID: String, target: String, generation: Int64, now: Double) throws -> Bool {
+        if try db.run("DELETE FROM provisioning_jobs WHERE person_id = ? AND target = ? AND generation = ?",
+                      [.text(personID), .text(target), .integer(generation)]) == 1 { return true }
+        try db.run("UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = NULL WHERE person_id = ? AND target = ?",
+                   [.real(now), .text(personID), .text(target)])
+        return false
+    }
+
+    /// Keeps the job for later (retention period, or a retry after a retryable failure).
+    public func deferJob(personID: String, target: String, until: Double, attempts: Int?, error: String?) throws {
+        try db.run("""
+            UPDATE provisioning_jobs SET not_before = ?, attempts = COALESCE(?, attempts), last_error = ? WHERE person_id = ? AND target = ?
+            """, [.real(until), attempts.map { .integer(Int64($0)) } ?? .null, error.map { .text($0) } ?? .null, .text(personID), .text(target)])
+    }
+
+    /// Moves a job to the dead letter with the target's reason.
+    public func deadLetter(personID: String, target: String, attempts: Int, error: String) throws {
+        try db.run("UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ? WHERE person_id = ? AND target = ?",
+                   [.integer(Int64(attempts)), .text(error), .text(personID), .text(target)])
+    }
+
+    /// Admin re-drive: a dead job runs again now. False when there is no dead job.
+    public func redrive(personID: String, target: String, now: Double) throws -> Bool {
+        try db.run("UPDATE provisioning_jobs SET state = 'pending', attempts = 0, not_before = ? WHERE person_id = ? AND target = ? AND state = 'dead'",
+                   [.real(now), .text(personID), .text(target)]) == 1
+    }
+
+    public func queueStats(target: String, now: Double) throws -> QueueStats {
+        var pending = 0, dead = 0
+        var oldest: Double?
+        try db.query("SELECT state, COUNT(*), MIN(enqueued) FROM provisioning_jobs WHERE target = ? GROUP BY state", [.text(target)]) { r in
+            if r.text(0) == "dead" { dead = Int(r.int64(1)) } else { pending = Int(r.int64(1)); oldest = r.value(2).double }
+        }
+        return QueueStats(pending: pending, dead: dead, oldestPending: oldest.map { now - $0 })
+    }
+
+    // MARK: - Applied state
+
+    private func applied(_ r: SQLiteRow) -> AppliedRecord {
+        AppliedRecord(personID: r.text(0) ?? "", target: r.text(1) ?? "", accountID: r.text(2), state: r.blob(3), applied: r.value(4).double,
+                      personDeleted: r.isNull(5) ? nil : r.value(5).double, lastResult: r.text(6))
+    }
+
+    /// Everything applied for a person, by target.
+    public func applied(personID: String) throws -> [AppliedRecord] {
+        var out: [AppliedRecord] = []
+        try db.query("SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE person_id = ?",
+                     [.text(personID)]) { out.append(applied($0)) }
+        return out
+    }
+
+    public func recordApplied(personID: String, target: String, accountID: String?, state: [UInt8], now: Double, result: String) throws {
+        try db.run("""
+            INSERT INTO provisioning_applied(person_id, target, account_id, state, applied, last_result) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(person_id, target) DO UPDATE SET account_id = excluded.account_id, state = excluded.state,
+                applied = excluded.applied, last_result = excluded.last_result
+            """, [.text(personID), .text(target), accountID.map { .text($0) } ?? .null, .blob(state), .real(now), .text(result)])
+    }
+
+    public func recordResult(personID: String, target: String, result: String) throws {
+        try db.run("UPDATE provisioning_applied SET last_result = ? WHERE person_id = ? AND target = ?", [.text(result), .text(personID), .text(target)])
+    }
+
+    public func forgetApplied(personID: String, target: String) throws {
+        try db.run("DELETE FROM provisioning_applied WHERE person_id = ? AND target = ?", [.text(personID), .text(target)])
+    }
+
+    /// Starts the retention clock for every account of a deleted person.
+    public func markPersonDeleted(personID: String, now: Double) throws {
+        try db.run("UPDATE provisioning_applied SET person_deleted = ? WHERE person_id = ? AND person_deleted IS NULL", [.real(now), .text(personID)])
+    }
+}

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import EHRTestServer
+import JSONCore
+import Provisioning
+import SCIM
+import Store
+import TestSupport
+
+/// The reference policy's EHR part, pointed at an EHR test server.
+func ehrPolicy(_ ehr: EHRTestServer, extraPackages: String = "") -> String {
+    """
+    {"targets": [
+      {"name": "ehr", "type": "ehr-rest", "concurrency": 4,
+       "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, "timeoutSeconds": 2},
+       "mapping": {"displayName": "displayName", "email": "emails.value", "title": "title"}},
+      {"name": "imaging", "type": "ldap", "enabled": false}
+     ],
+     "packages": [
+      {"name": "physician", "rule": "title eq \\"Physician\\" and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
+       "grants": {"ehr": ["physician"], "imaging": ["imaging-viewer"]}, "siteScoped": ["ehr"]},
+      {"name": "nurse", "rule": "(title eq \\"Registered Nurse\\" or title eq \\"Nursing Technician\\") and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
+       "grants": {"ehr": ["nurse"]}, "siteScoped": ["ehr"]},
+      {"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}},
+      {"name": "on-call-billing", "groups": ["Billing On-Call"], "grants": {"ehr": ["billing"]}}\(extraPackages)
+     ]}
+    """
+}
+
+/// The EHR token lives in a file, as the policy's secret references require.
+func tokenFile(_ ehr: EHRTestServer) -> String {
+    let path = NSTemporaryDirectory() + "ehr-token-\(ehr.port)"
+    _ = FileManager.default.createFile(atPath: path, contents: Data(ehr.staticToken.utf8))
+    return path
+}
+
+func person(_ userName: String, title: String, status: String = "active", sites: [String] = ["CLN-CEN"], active: Bool = true) -> String {
+    let s = sites.map { "\"\($0)\"" }.joined(separator: ",")
+    return #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"\#(userName)","displayName":"\#(userName)","title":"\#(title)","active":\#(active),"emails":[{"value":"\#(userName)","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":[\#(s)],"credentialStatus":"\#(status)"}}"#
+}
+
+/// Polls until `condition` holds (or fails the test after `timeout`).
+func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if (try? condition()) == true { return }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+    Issue.record("timed out waiting for: \(what)", sourceLocation: sourceLocation)
+}
+
+@Suite struct PolicyTests {
+    @Test(arguments: [
+        (#"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"nope":["x"]}}]}"#, "packages[0].grants: unknown target 'nope'"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title eq","grants":{"t":["x"]}}]}"#, "packages[0].rule (package 'a')"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]}},{"name":"a","rule":"title pr","grants":{"t":["y"]}}]}"#, "duplicate package 'a'"),
+        (#"{"targets":[{"name":"t","type":"carrier-pigeon"}],"packages":[]}"#, "targets[0].type: no connector plugin 'carrier-pigeon'"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]}}]}"#, "needs a 'rule' or 'groups'"),
+        (#"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"packages":[]}"#, "environment variable NO_SUCH_VARIABLE_X is not set"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false,"mapping":{"x":"nosuch"}}],"packages":[]}"#, "targets[0].mapping.x"),
+        (#"{"targets":[],"packages":[],"extra":1}"#, "unknown key 'extra'"),
+        ("{\"targets\": [],\n\"packages\": [\n  {\"name\": }\n]}", "line 3"),
+    ])
+    func invalidPolicy_isRefusedNamingTheProblem(text: String, fragment: String) {
+        do {
+            _ = try Policy.parse(Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"], environment: [:])
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".contains(fragment), "\(error)")
+        }
+    }
+
+    @Test func referencePolicy_isValid() throws {
+        let bytes = try #require(FileManager.default.contents(atPath: repoRoot + "/scripts/reference-policy.json"))
+        let p = try Policy.parse(Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"],
+                                 environment: ["SCIMHUB_EHR_TOKEN": "t"])
+        #expect(p.packages.count == 10)
+        #expect(p.enabledTargets.map(\.name) == ["ehr"])
+    }
+}
+
+let registryForTests: SchemaRegistry = {
+    do { return try SchemaRegistry.load(directory: repoRoot + "/schemas") } catch { preconditionFailure("\(error)") }
+}()
+
+@Suite struct ProvisioningTests {
+    let ehr: EHRTestServer
+    let hub: LiveHub
+
+    init() throws {
+        ehr = try EHRTestServer(timeoutDelay: 3)
+        ehr.start()
+        hub = try LiveHub(policy: ehrPolicy(ehr))
+    }
+
+    func stop() {
+        hub.stop()
+        ehr.stop()
+    }
+
+    func create(_ body: String) throws -> String {
+        let r = try hub.call("POST", "/scim/v2/Users", body: body)
+        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        return id
+    }
+
+    func patch(_ id: String, _ ops: String) throws {
+        let r = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
+        #expect(r.status == 200, "\(r.text)")
+    }
+
+    @Test func joinerLeaverMover_convergeInTheEHR() throws {
+        defer { stop() }
+        let doc = try create(person("dr.ana@x.org", title: "Physician", sites: ["CLN-CEN", "CLN-MOI"]))
+        let nurse = try create(person("nurse.bo@x.org", title: "Registered Nurse"))
+        let pending = try create(person("nurse.cy@x.org", title: "Registered Nurse", status: "pending"))
+        eventually("joiners provisioned") {
+            ehr.snapshot()["dr.ana@x.org"]?.roles == ["physician@CLN-CEN", "physician@CLN-MOI"] && ehr.snapshot()["nurse.bo@x.org"]?.roles == ["nurse@CLN-CEN"]
+        }
+        #expect(ehr.snapshot()["dr.ana@x.org"]?.attributes["email"] == "dr.ana@x.org")
+        #expect(ehr.snapshot()["nurse.cy@x.org"] == nil)  // clinical access needs an active credential
+        _ = pending
+
+        // Leaver (Entra style): disabled and stripped of roles.
+        try patch(doc, #"[{"op":"Replace","path":"active","value":"False"}]"#)
+        eventually("leaver disabled") { ehr.snapshot()["dr.ana@x.org"]?.active == false && ehr.snapshot()["dr.ana@x.org"]?.roles.isEmpty == true }
+
+        // Mover: nurse becomes receptionist; nurse role goes, scheduling comes.
+        try patch(nurse, #"[{"op":"replace","path":"title","value":"Receptionist"}]"#)
+        eventually("mover re-entitled") { ehr.snapshot()["nurse.bo@x.org"]?.roles == ["scheduling"] }
+        #expect(ehr.snapshot()["nurse.bo@x.org"]?.attributes["title"] == "Receptionist")
+
+        // Audit has the provisioning results.
+        let audit = try hub.call("GET", "/admin/audit?principal=engine", token: hub.admin)
+        #expect(audit.text.contains("ehr:disable"))
+    }
+
+    @Test func unchangedPerson_causesNoDownstreamCall() throws {
+        defer { stop() }
+        let id = try create(person("r@x.org", title: "Receptionist"))
+        eventually("provisioned") { ehr.snapshot()["r@x.org"] != nil }
+        Thread.sleep(forTimeInterval: 0.2)
+        let calls = ehr.calls
+        try patch(id, #"[{"op":"replace","path":"title","value":"Receptionist"}]"#)
+        let put = try hub.call("PUT", "/scim/v2/Users/\(id)", body: person("r@x.org", title: "Receptionist"))
+        #expect(put.status == 200)
+        Thread.sleep(forTimeInterval: 0.4)
+        #expect(ehr.calls == calls)
+    }
+
+    @Test func deleteDisablesAndGroupMembershipGrants() throws {
+        defer { stop() }
+        let id = try create(person("b@x.org", title: "Clerk"))
+        #expect(ehr.snapshot()["b@x.org"] == nil)
+        let g = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Billing On-Call","members":[{"value":"\#(id)"}]}"#)
+        #expect(g.status == 201)
+        eventually("group package granted") { ehr.snapshot()["b@x.org"]?.roles == ["billing"] }
+        let access = try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).object
+        #expect(access["packages"]?.arrayValue?.first?.objectValue?["why"]?.stringValue == "group: Billing On-Call")
+        #expect(try hub.call("DELETE", "/scim/v2/Users/\(id)").status == 204)
+        eventually("deleted person disabled") { ehr.snapshot()["b@x.org"]?.active == false }
+        #expect(ehr.snapshot()["b@x.org"]?.roles.isEmpty == true)
+    }
+
+    @Test func targetDown_jobsRetryAndNothingIsLost() throws {
+        defer { stop() }
+        ehr.setFault(.error5xx)
+        var ids: [String] = []
+        for i in 0..<10 { ids.append(try create(person("n\(i)@x.org", title: "Registered Nurse"))) }
+        eventually("circuit opens") { try hub.call("GET", "/admin/targets", token: hub.admin).text.contains("\"circuit\":\"open\"") }
+        let targets = try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue
+        #expect(targets?["queueDepth"] == .int(10))
+        #expect(targets?["health"]?.stringValue == "unavailable")
+        ehr.setFault(.none)
+        eventually("all converge after recovery", timeout: 15) { (0..<10).allSatisfy { ehr.snapshot()["n\($0)@x.org"]?.roles == ["nurse@CLN-CEN"] } }
+        eventually("queue drained") { try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue?["queueDepth"] == .int(0) }
+        #expect(ehr.snapshot().count == 10)  // no duplicates
+    }
+
+    @Test func rateLimited_honoursRetryAfter() throws {
+        defer { stop() }
+        ehr.setFault(.rateLimit, retryAfter: 1, remaining: 1)
+        let start = Date()
+        _ = try create(person("rl@x.org", title: "Receptionist"))
+        eventually("provisioned after Retry-After") { ehr.snapshot()["rl@x.org"] != nil }
+        #expect(Date().timeIntervalSince(start) >= 0.9)
+    }
+
+    @Test func permanentRejection_deadLettersWithReason_andAdminRetryRedrives() throws {
+        defer { stop() }
+        ehr.setFault(.reject)
+        let id = try create(person("rej@x.org", title: "Receptionist"))
+        eventually("dead-lettered") { try hub.call("GET", "/admin/jobs?state=dead", token: hub.admin).object["jobs"]?.arrayValue?.count == 1 }
+        let job = try #require(try hub.call("GET", "/admin/jobs?state=dead&target=ehr", token: hub.admin).object["jobs"]?.arrayValue?.first?.objectValue)
+        #expect(job["lastError"]?.stringValue?.contains("422") == true)
+        #expect(job["id"]?.stringValue == "\(id):ehr")
+        ehr.setFault(.none)
+        #expect(try hub.call("POST", "/admin/jobs/nobody:ehr/retry", token: hub.admin).status == 404)
+        #expect(try hub.call("POST", "/admin/jobs/\(id):ehr/retry", token: hub.admin).status == 202)
+        eventually("re-driven") { ehr.snapshot()["rej@x.org"]?.roles == ["scheduling"] }
+        #expect(try hub.call("GET", "/admin/audit?principal=auditor", token: hub.admin).text.contains("job.retry"))
+        #expect(try hub.call("GET", "/admin/jobs?state=bogus", token: hub.admin).status == 400)
+        #expect(try hub.call("GET", "/admin/targets", token: hub.writer).status == 403)
+    }
+
+    @Test func accountDeletedByHand_isRecreatedOnTheNextConvergence() throws {
+        defer { stop() }
+        let id = try create(person("gone@x.org", title: "Receptionist"))
+        eventually("provisioned") { ehr.snapshot()["gone@x.org"] != nil }
+        ehr.deleteByHand(userName: "gone@x.org")
+        try patch(id, #"[{"op":"replace","path":"displayName","value":"Gone Again"}]"#)
+        eventually("recreated") { ehr.snapshot()["gone@x.org"]?.attributes["displayName"] == "Gone Again" }
+    }
+
+    @Test func bulkOnboarding_provisionsEveryone() throws {
+        defer { stop() }
+        let ops = (0..<50).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("bulk\($0)@x.org", title: "Receptionist"))}"# }
+        let r = try hub.call("POST", "/scim/v2/Bulk", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#)
+        #expect(r.status == 200)
+        eventually("bulk provisioned") { ehr.snapshot().count == 50 }
+    }
+}
