@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "scimhub", targets: ["scimhub"]),
         .executable(name: "scimhub-bench", targets: ["scimhub-bench"]),
+        .executable(name: "scimhub-ehr", targets: ["scimhub-ehr"]),
     ],
     targets: [
         // MARK: - C libraries from Debian -dev packages
@@ -47,6 +48,8 @@ let package = Package(
         .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "EHRRestConnector"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
+        /// The EHR test server as a process (demo, benchmarks).
+        .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
         .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport"], swiftSettings: swiftSettings),
 

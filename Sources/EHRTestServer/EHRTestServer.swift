@@ -16,10 +16,10 @@ import JSONCore
 /// - `GET /api/users/{id}` · `GET /api/users?userName=…` · `GET /api/users?page=N&pageSize=M` → `{users, nextPage}`
 /// - `PUT /api/users/{id}` attributes · `PATCH /api/users/{id}` `{active}` · `DELETE /api/users/{id}`
 /// - `PUT|DELETE /api/users/{id}/roles/{role}` (idempotent; unknown roles are 400)
-/// - `POST /_control/faults` `{mode: none|error5xx|rateLimit|timeout|reject, retryAfter?, remaining?}` (no auth)
+/// - `POST /_control/faults` `{mode: none|error5xx|rateLimit|timeout|reject|garbage, retryAfter?, remaining?}` (no auth)
 /// - `GET /_control/stats` → `{users, calls}`
 public final class EHRTestServer: Sendable {
-    public enum FaultMode: String, Sendable { case none, error5xx, rateLimit, timeout, reject }
+    public enum FaultMode: String, Sendable { case none, error5xx, rateLimit, timeout, reject, garbage }
 
     struct User {
         var id: String
@@ -155,6 +155,7 @@ public final class EHRTestServer: Sendable {
         case .rateLimit: return error(429, "too many requests", headers: [("Retry-After", String(fault.1))])
         case .timeout: Thread.sleep(forTimeInterval: timeoutDelay); return error(504, "gateway timeout")
         case .reject: return error(422, "rejected by EHR policy")
+        case .garbage: return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("<html>proxy error".utf8))
         case .none: break
         }
         guard authorized(req) else { return error(401, "invalid token", headers: [("WWW-Authenticate", "Bearer")]) }

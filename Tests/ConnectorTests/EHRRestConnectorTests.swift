@@ -73,6 +73,11 @@ import EHRTestServer
             #expect(!error.isRetryable)
             #expect(error.reason.contains("422"))
         }
+        ehr.setFault(.garbage)
+        do { _ = try c.find(userName: "x"); Issue.record("accepted") } catch {
+            #expect(error.isRetryable)
+            #expect(error.reason.contains("invalid JSON"))
+        }
         ehr.setFault(.none)
         do { _ = try c.create(AccountSpec(userName: "z", entitlements: ["surgeon"])); Issue.record("accepted") } catch {
             #expect(!error.isRetryable)

@@ -221,3 +221,88 @@ let registryForTests: SchemaRegistry = {
         eventually("bulk provisioned") { ehr.snapshot().count == 50 }
     }
 }
+
+@Suite struct ProvisioningFaultTests {
+    @Test func invalidPolicy_hubRefusesToStart() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = dir.path + "/policy.json"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"ehr":["x"]}}]}"#.utf8))
+        #expect(throws: PolicyError("packages[0].grants: unknown target 'ehr'")) {
+            _ = try LiveHub { $0.policyFile = file }
+        }
+    }
+
+    @Test func oneTargetDown_otherTargetsUnaffected() throws {
+        let up = try EHRTestServer(), down = try EHRTestServer()
+        up.start(); down.start()
+        defer { up.stop(); down.stop() }
+        down.setFault(.error5xx)
+        let policy = """
+        {"targets": [
+          {"name": "ehr-a", "type": "ehr-rest", "settings": {"baseURL": "\(up.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(up))"}}},
+          {"name": "ehr-b", "type": "ehr-rest", "settings": {"baseURL": "\(down.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(down))"}}}],
+         "packages": [{"name": "reception", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr-a": ["scheduling"], "ehr-b": ["scheduling"]}}]}
+        """
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop() }
+        for i in 0..<5 { _ = try hub.call("POST", "/scim/v2/Users", body: person("p\(i)@x.org", title: "Receptionist")) }
+        eventually("healthy target converges while the other is down") { up.snapshot().count == 5 }
+        #expect(down.snapshot().isEmpty)
+        down.setFault(.none)
+        eventually("the other catches up") { down.snapshot().count == 5 }
+    }
+
+    @Test func retention_deletesTheAccountAfterThePeriod() throws {
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // 0.00002 days ≈ 1.7 s.
+        let policy = ehrPolicy(ehr).replacingOccurrences(of: #""concurrency": 4,"#, with: #""concurrency": 4, "retentionDays": 0.00002,"#)
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop() }
+        let r = try hub.call("POST", "/scim/v2/Users", body: person("ret@x.org", title: "Receptionist"))
+        let id = try #require(r.object["id"]?.stringValue)
+        eventually("provisioned") { ehr.snapshot()["ret@x.org"] != nil }
+        #expect(try hub.call("DELETE", "/scim/v2/Users/\(id)").status == 204)
+        eventually("disabled first") { ehr.snapshot()["ret@x.org"]?.active == false }
+        eventually("deleted after the retention period") { ehr.snapshot()["ret@x.org"] == nil }
+        let access = try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin)
+        #expect(access.status == 404)  // nothing left of the person anywhere
+    }
+
+    /// kill -9 of the real binary during onboarding: after restart every person converges
+    /// and no account is created twice.
+    @Test func kill9DuringOnboarding_everyoneConvergesWithoutDuplicates() throws {
+        let binary = repoRoot + "/.build/debug/scimhub"
+        #expect(FileManager.default.isExecutableFile(atPath: binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let policyFile = dir.path + "/policy.json"
+        _ = FileManager.default.createFile(atPath: policyFile, contents: Data(ehrPolicy(ehr).utf8))
+        let token = try HubProcess.createToken(binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+        let hub = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+        let c = try RawHTTPClient(port: hub.port, timeout: 60)
+        let n = 600
+        for chunk in stride(from: 0, to: n, by: 200) {
+            let ops = (chunk..<(chunk + 200)).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"# }
+            let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
+            let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")], body: Array(body.utf8))
+            #expect(r?.status == 200)
+        }
+        // Kill while provisioning is under way.
+        eventually("provisioning started") { ehr.snapshot().count > 20 }
+        hub.kill9()
+        let before = ehr.snapshot().count
+        #expect(before < n, "killed too late to test anything")
+        let hub2 = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+        defer { hub2.stop() }
+        eventually("everyone converges after restart", timeout: 60) {
+            ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == n
+        }
+        #expect(ehr.snapshot().count == n)  // one account per person: a create lost in the crash was found, not repeated
+    }
+}
