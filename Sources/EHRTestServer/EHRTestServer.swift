@@ -111,6 +111,11 @@ public final class EHRTestServer: Sendable {
         }
     }
 
+    /// One account by user name: (active, roles), without copying the whole store.
+    public func account(userName: String) -> (active: Bool, roles: Set<String>)? {
+        state.withLock { s in s.byUserName[userName.lowercased()].flatMap { s.users[$0] }.map { ($0.active, $0.roles) } }
+    }
+
     /// Deletes a user behind the hub's back (tests of drift and recreation).
     public func deleteByHand(userName: String) {
         state.withLock { s in

@@ -289,7 +289,19 @@ public final class ProvisioningEngine: Sendable {
     // MARK: - Circuit breaker
 
     private func breakerSucceeded(_ target: String) {
-        runtime.withLock { r in r.breakers[target] = Breaker() }
+        let wasOpen = runtime.withLock { r -> Bool in
+            let open = r.breakers[target]?.openUntil != nil
+            r.breakers[target] = Breaker()
+            return open
+        }
+        // The probe got through: the target is back, so jobs waiting out their backoff run
+        // now instead of minutes later (backoff protects a down target, not a healthy one).
+        if wasOpen {
+            let now = Date().timeIntervalSince1970
+            let released = (try? store.write { try $0.connection.releaseBackoff(target: target, now: now) }) ?? 0
+            logger.info("target recovered", ["target": target, "jobs.released": String(released)])
+            wake()
+        }
     }
 
     private func breakerFailed(_ target: String, now: Double) {

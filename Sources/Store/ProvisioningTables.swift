@@ -114,6 +114,14 @@ extension StoreConnection {
             """, [.real(until), attempts.map { .integer(Int64($0)) } ?? .null, error.map { .text($0) } ?? .null, .text(personID), .text(target)])
     }
 
+    /// A target is back: jobs waiting out a retry after a failure become due now (jobs
+    /// deferred for other reasons, such as retention, keep their time). Returns how many.
+    @discardableResult
+    public func releaseBackoff(target: String, now: Double) throws -> Int {
+        try db.run("UPDATE provisioning_jobs SET not_before = ? WHERE target = ? AND state = 'pending' AND attempts > 0 AND not_before > ?",
+                   [.real(now), .text(target), .real(now)])
+    }
+
     /// Moves a job to the dead letter with the target's reason.
     public func deadLetter(personID: String, target: String, attempts: Int, error: String) throws {
         try db.run("UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ? WHERE person_id = ? AND target = ?",

@@ -9,6 +9,7 @@ import TestSupport
 ///
 ///   swift build -c release && .build/release/scimhub-bench [--people 10000] [--scales 1000,10000,100000]
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
+///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 
 struct Options {
     var binary = repoRoot + "/.build/release/scimhub"
@@ -17,10 +18,14 @@ struct Options {
     var scales = [1_000, 10_000, 100_000]
     var connections = 16
     var seconds = 5.0
+    var provisioning = false
+    var leavers = 1000
+    var outageSeconds = 300.0
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
         while let a = it.next() {
+            if a == "--provisioning" { provisioning = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -29,6 +34,8 @@ struct Options {
             case "--scales": scales = v.split(separator: ",").compactMap { Int($0) }
             case "--connections": connections = Int(v) ?? connections
             case "--seconds": seconds = Double(v) ?? seconds
+            case "--leavers": leavers = Int(v) ?? leavers
+            case "--outage-seconds": outageSeconds = Double(v) ?? outageSeconds
             default: FileHandle.standardError.write(Data("unknown option \(a)\n".utf8)); exit(2)
             }
         }
@@ -134,6 +141,10 @@ let o = Options()
 guard FileManager.default.isExecutableFile(atPath: o.binary) else {
     FileHandle.standardError.write(Data("build the release binary first: swift build -c release\n".utf8))
     exit(2)
+}
+if o.provisioning {
+    do { try runProvisioningBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
 }
 say("scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores")
 

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import EHRTestServer
+import JSONCore
+import TestSupport
+
+/// Onboarding, leaver latency and an outage, against the EHR test server (in this process)
+/// and the real hub binary with the reference policy.
+func runProvisioningBenchmark(_ o: Options) throws {
+    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
+    ehr.start()
+    defer { ehr.stop() }
+    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)  // the policy reads the EHR token from here
+    let dir = TemporaryDirectory()
+    defer { dir.remove() }
+    let policyText = try String(contentsOfFile: repoRoot + "/scripts/reference-policy.json", encoding: .utf8)
+        .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
+    let policyFile = dir.path + "/policy.json"
+    _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policyText.utf8))
+    let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+    let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
+    token = hr
+    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+    defer { hub.stop() }
+    say("scimhub-bench --provisioning: reference policy, EHR test server on loopback, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+    func queueDepth() -> Int {
+        guard let c = try? RawHTTPClient(port: hub.port), let r = c.request("GET", "/admin/targets", headers: [("Authorization", "Bearer \(admin)")]) else { return -1 }
+        let t = r.object["targets"]?.arrayValue?.first { $0.objectValue?["name"]?.stringValue == "ehr" }?.objectValue
+        return Int(t?["queueDepth"]?.numberValue?.int64 ?? -1)
+    }
+    func waitForDrain(timeout: Double) -> Double? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < timeout {
+            if queueDepth() == 0 { return Date().timeIntervalSince(start) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return nil
+    }
+
+    // MARK: Onboarding
+    let gen = Process()
+    gen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    gen.arguments = ["python3", o.roster, "--count", String(o.people), "--bulk", "1000"]
+    let out = Pipe()
+    gen.standardOutput = out
+    try gen.run()
+    let bodies = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+    gen.waitUntilExit()
+    let c = try RawHTTPClient(port: hub.port, timeout: 120)
+    let t0 = Date()
+    for b in bodies {
+        guard let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                                body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
+    }
+    let loaded = Date().timeIntervalSince(t0)
+    guard waitForDrain(timeout: 600) != nil else { throw TestError("onboarding did not drain") }
+    let onboarding = Date().timeIntervalSince(t0)
+    let accounts = ehr.snapshot()
+    say(String(format: "onboarding %d people: %.1f s to the last EHR account (Bulk accepted in %.1f s); %d EHR accounts, %.0f accounts/s",
+               o.people, onboarding, loaded, accounts.count, Double(accounts.count) / onboarding))
+
+    // MARK: Leaver latency: 200 of PATCH active=false → the EHR shows the account disabled.
+    var ids: [String: String] = [:]  // userName → id
+    var start = 1
+    while true {
+        guard let r = c.request("GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)", headers: [("Authorization", "Bearer \(hr)")]) else { break }
+        let page = r.object["Resources"]?.arrayValue ?? []
+        for p in page { if let u = p.objectValue?["userName"]?.stringValue, let id = p.objectValue?["id"]?.stringValue { ids[u] = id } }
+        if page.count < 1000 { break }
+        start += 1000
+    }
+    let idByName = ids
+    let leavers = Array(accounts.filter { $0.value.active }.keys.sorted().prefix(o.leavers))
+    let latencies = Mutex<[Double]>([])
+    let group = DispatchGroup()
+    let streams = 8
+    for s in 0..<streams {
+        group.enter()
+        let mine = stride(from: s, to: leavers.count, by: streams).map { leavers[$0] }
+        Thread {
+            defer { group.leave() }
+            guard let client = try? RawHTTPClient(port: hub.port) else { return }
+            for name in mine {
+                guard let id = idByName[name] else { continue }
+                let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                guard let r = client.request("PATCH", "/scim/v2/Users/\(id)", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                                             body: Array(body.utf8)), r.status == 200 else { continue }
+                let acknowledged = DispatchTime.now().uptimeNanoseconds
+                while ehr.account(userName: name)?.active != false { usleep(500) }
+                latencies.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - acknowledged) / 1e6) }
+            }
+        }.start()
+    }
+    group.wait()
+    let l = latencies.withLock { $0 }.sorted()
+    if !l.isEmpty {
+        say(String(format: "leaver latency (200 of PATCH → EHR disabled), %d leavers: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                   l.count, l[l.count / 2], l[min(l.count - 1, Int(Double(l.count) * 0.99))], l.last!))
+    }
+
+    // MARK: Outage: the EHR answers 503 while HR keeps changing people; then it recovers.
+    let changed = Mutex<[String: String]>([:])  // userName → displayName expected
+    let stop = Atomic<Bool>(false)
+    ehr.setFault(.error5xx)
+    let outageStart = Date()
+    let movers = Array(accounts.filter { $0.value.active }.keys.sorted().dropFirst(o.leavers))
+    let writers = DispatchGroup()
+    for s in 0..<4 {
+        writers.enter()
+        Thread {
+            defer { writers.leave() }
+            guard let client = try? RawHTTPClient(port: hub.port) else { return }
+            var i = s
+            while !stop.load(ordering: .relaxed), !movers.isEmpty {
+                let name = movers[i % movers.count]
+                i += 4
+                guard let id = idByName[name] else { continue }
+                let display = "Renamed \(i)"
+                let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"\#(display)"}]}"#
+                if let r = client.request("PATCH", "/scim/v2/Users/\(id)", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                                          body: Array(body.utf8)), r.status == 200 {
+                    changed.withLock { $0[name] = display }
+                }
+                usleep(20_000)
+            }
+        }.start()
+    }
+    while Date().timeIntervalSince(outageStart) < o.outageSeconds { Thread.sleep(forTimeInterval: 0.5) }
+    stop.store(true, ordering: .relaxed)
+    writers.wait()
+    let depthAtRecovery = queueDepth()
+    ehr.setFault(.none)
+    let drain = waitForDrain(timeout: 600)
+    let expected = changed.withLock { $0 }
+    let now = ehr.snapshot()
+    let lost = expected.filter { now[$0.key]?.attributes["displayName"] != $0.value }.count
+    say(String(format: "outage %.0f s with %d people changed (queue %d at recovery): jobs lost %d, drained %@ after recovery",
+               o.outageSeconds, expected.count, depthAtRecovery, lost, drain.map { String(format: "%.1f s", $0) } ?? "NOT within 600 s"))
+}
