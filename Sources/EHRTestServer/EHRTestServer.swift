@@ -72,7 +72,8 @@ public final class EHRTestServer: Sendable {
         self.timeoutDelay = timeoutDelay
         var box: EHRTestServer? = nil
         let handlerBox = HandlerBox()
-        http = try HTTPServer(address: ListenAddress("127.0.0.1:\(port)")!, readThreads: 4, writeThreads: 8, logger: logger) { req in
+        guard let address = ListenAddress("127.0.0.1:\(port)") else { throw SocketError(call: "listen address", errno: 22) }
+        http = try HTTPServer(address: address, readThreads: 4, writeThreads: 8, logger: logger) { req in
             handlerBox.server?.handle(req) ?? HTTPResponse(status: 503)
         }
         box = self

@@ -40,21 +40,9 @@ func runProvisioningBenchmark(_ o: Options) throws {
     }
 
     // MARK: Onboarding
-    let gen = Process()
-    gen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    gen.arguments = ["python3", o.roster, "--count", String(o.people), "--bulk", "1000"]
-    let out = Pipe()
-    gen.standardOutput = out
-    try gen.run()
-    let bodies = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-    gen.waitUntilExit()
     let c = try RawHTTPClient(port: hub.port, timeout: 120)
     let t0 = Date()
-    for b in bodies {
-        guard let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
-                                body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
-    }
-    let loaded = Date().timeIntervalSince(t0)
+    let loaded = try bulkLoad(o, count: o.people, client: c, token: hr)
     guard waitForDrain(timeout: 600) != nil else { throw TestError("onboarding did not drain") }
     let onboarding = Date().timeIntervalSince(t0)
     let accounts = ehr.snapshot()

@@ -96,12 +96,9 @@ func load(port: UInt16, connections: Int, seconds: Double,
 
 nonisolated(unsafe) var token = ""
 
-/// Starts a fresh hub and loads `count` people with Bulk (1,000 operations per request).
-func freshHub(_ o: Options, count: Int) throws -> (HubProcess, TemporaryDirectory, Double, [String], [String]) {
-    let dir = TemporaryDirectory()
-    token = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench", scopes: "scim:read,scim:write")
-    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--log-level", "warning"])
-    // Generate the roster first so only the load is timed.
+/// Generates `count` people with scripts/roster.py (1,000 Bulk operations per request) and
+/// loads them; returns the seconds the load took (generation is not timed).
+func bulkLoad(_ o: Options, count: Int, client: RawHTTPClient, token: String) throws -> Double {
     let gen = Process()
     gen.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     gen.arguments = ["python3", o.roster, "--count", String(count), "--bulk", "1000"]
@@ -110,13 +107,21 @@ func freshHub(_ o: Options, count: Int) throws -> (HubProcess, TemporaryDirector
     try gen.run()
     let bodies = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
     gen.waitUntilExit()
-    let c = try RawHTTPClient(port: hub.port, timeout: 120)
     let t0 = Date()
     for b in bodies {
-        guard let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
-                                body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
+        guard let r = client.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                                     body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
     }
-    let rate = Double(count) / Date().timeIntervalSince(t0)
+    return Date().timeIntervalSince(t0)
+}
+
+/// Starts a fresh hub and loads `count` people with Bulk (1,000 operations per request).
+func freshHub(_ o: Options, count: Int) throws -> (HubProcess, TemporaryDirectory, Double, [String], [String]) {
+    let dir = TemporaryDirectory()
+    token = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench", scopes: "scim:read,scim:write")
+    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--log-level", "warning"])
+    let c = try RawHTTPClient(port: hub.port, timeout: 120)
+    let rate = Double(count) / (try bulkLoad(o, count: count, client: c, token: token))
     // Collect ids and userNames for the read tests.
     var ids: [String] = [], names: [String] = []
     var start = 1
