@@ -17,7 +17,8 @@ enum ConnectorRegistry {
 
     /// `settings` of an `ehr-rest` target:
     /// `{"baseURL", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"} | {"type": "oauth2", "tokenURL", "clientId", "clientSecretEnv"|"clientSecretFile"},
-    ///   "usersPath"?, "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
+    ///   "usersPath"?, "fields"?: {"id", "userName", "enabled", "entitlements", "list", "next"},
+    ///   "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
     static func ehrConfig(_ t: Target) throws -> EHRRestConfig {
         let s = t.settings
         let at = "target '\(t.name)' settings"
@@ -39,7 +40,26 @@ enum ConnectorRegistry {
             throw PolicyError("\(at).auth.type must be bearer or oauth2")
         }
         var c = EHRRestConfig(baseURL: base, auth: a)
-        if let p = s["usersPath"]?.stringValue { c.usersPath = p }
+        if let p = s["usersPath"]?.stringValue {
+            guard p.hasPrefix("/") else { throw PolicyError("\(at).usersPath must start with '/'") }
+            c.usersPath = p
+        }
+        // JSON field names, for EHRs that spell them differently.
+        if let f = s["fields"] {
+            guard let fo = f.objectValue else { throw PolicyError("\(at).fields must be an object") }
+            for m in fo.members {
+                guard let name = m.value.stringValue, !name.isEmpty else { throw PolicyError("\(at).fields.\(m.key) must be a field name") }
+                switch m.key {
+                case "id": c.idField = name
+                case "userName": c.userNameField = name
+                case "enabled": c.enabledField = name
+                case "entitlements": c.entitlementsField = name
+                case "list": c.listField = name
+                case "next": c.nextField = name
+                default: throw PolicyError("\(at).fields: unknown field '\(m.key)' (id, userName, enabled, entitlements, list, next)")
+                }
+            }
+        }
         if let v = s["verifyTLS"]?.boolValue { c.verifyTLS = v }
         if let f = s["caFile"]?.stringValue { c.caFile = f }
         if let n = s["connectTimeoutSeconds"]?.numberValue?.double { c.connectTimeout = n }

@@ -22,16 +22,19 @@ public final class HubServer: Sendable {
         }
         let registry = try SchemaRegistry.load(directory: dir)
         guard let address = ListenAddress(config.listen) else { throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        // The policy and every connector's settings are checked before the store opens, so a
+        // bad policy refuses to start without leaving anything running.
         var engine: ProvisioningEngine? = nil
         var policy: Policy? = nil
+        var connectors: [String: any Connector] = [:]
+        guard let userType = registry.resourceType(named: "User") else { throw ConfigError("schemas must define User") }
         if let file = config.policyFile {
-            guard let userType = registry.resourceType(named: "User") else { throw ConfigError("schemas must define User") }
-            policy = try Policy.load(path: file, userType: userType, knownTypes: ConnectorRegistry.types)
+            let p = try Policy.load(path: file, userType: userType, knownTypes: ConnectorRegistry.types)
+            for t in p.enabledTargets { connectors[t.name] = try ConnectorRegistry.make(t) }
+            policy = p
         }
         store = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
-        if let p = policy, let userType = registry.resourceType(named: "User") {
-            var connectors: [String: any Connector] = [:]
-            for t in p.enabledTargets { connectors[t.name] = try ConnectorRegistry.make(t) }
+        if let p = policy {
             engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, userType: userType, logger: logger, options: config.engine)
         }
         self.engine = engine

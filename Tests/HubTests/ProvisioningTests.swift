@@ -71,6 +71,18 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
         }
     }
 
+    @Test func ehrSettings_badFieldsAreRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let file = dir.path + "/policy.json"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"/nonexistent"}}}],"packages":[]}"#.utf8))
+        #expect(throws: PolicyError("targets[0].settings.auth.tokenFile: file /nonexistent cannot be read or is empty")) { _ = try LiveHub { $0.policyFile = file } }
+        let tok = dir.path + "/token"
+        _ = FileManager.default.createFile(atPath: tok, contents: Data("t".utf8))
+        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#.utf8))
+        #expect(throws: PolicyError("target 'ehr' settings.fields: unknown field 'colour' (id, userName, enabled, entitlements, list, next)")) { _ = try LiveHub { $0.policyFile = file } }
+    }
+
     @Test func referencePolicy_isValid() throws {
         let bytes = try #require(FileManager.default.contents(atPath: repoRoot + "/scripts/reference-policy.json"))
         let p = try Policy.parse(Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"],

@@ -172,7 +172,13 @@ public final class LiveHub: @unchecked Sendable {
             config.engine.pollInterval = 0.05
         }
         configure(&config)
-        let server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
+        let server: HubServer
+        do {
+            server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
+        } catch {
+            directory.remove()
+            throw error
+        }
         self.server = server
         func token(_ p: String, _ s: [Scope]) throws -> String {
             try server.store.write { w in try Tokens.create(w, principal: p, scopes: s, now: 0).token }
