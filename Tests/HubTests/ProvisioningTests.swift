@@ -298,21 +298,21 @@ let registryForTests: SchemaRegistry = {
         let token = try HubProcess.createToken(binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
         let hub = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
         let c = try RawHTTPClient(port: hub.port, timeout: 60)
-        let n = 600
-        for chunk in stride(from: 0, to: n, by: 200) {
-            let ops = (chunk..<(chunk + 200)).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"# }
+        let n = 10_000
+        for chunk in stride(from: 0, to: n, by: 1000) {
+            let ops = (chunk..<(chunk + 1000)).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"# }
             let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
             let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")], body: Array(body.utf8))
             #expect(r?.status == 200)
         }
         // Kill while provisioning is under way.
-        eventually("provisioning started") { ehr.snapshot().count > 20 }
+        eventually("provisioning started", timeout: 120) { ehr.snapshot().count > 20 }
         hub.kill9()
         let before = ehr.snapshot().count
         #expect(before < n, "killed too late to test anything")
         let hub2 = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
         defer { hub2.stop() }
-        eventually("everyone converges after restart", timeout: 60) {
+        eventually("everyone converges after restart", timeout: 300) {
             ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == n
         }
         #expect(ehr.snapshot().count == n)  // one account per person: a create lost in the crash was found, not repeated
