@@ -36,8 +36,12 @@ let package = Package(
         .target(name: "ConnectorKit", swiftSettings: swiftSettings),
         /// A small EHR user API on our HTTP module, with fault injection, for tests and the demo.
         .target(name: "EHRTestServer", dependencies: ["HTTPServer", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
+        /// Blocking HTTP(S) over libcurl with connection reuse, shared by the REST and SCIM connectors.
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "ConnectorKit"], swiftSettings: swiftSettings),
         /// EHR over REST (libcurl).
-        .target(name: "EHRRestConnector", dependencies: ["ConnectorKit", "CCurl", "JSONCore"], path: "connectors/EHRRest", swiftSettings: swiftSettings),
+        .target(name: "EHRRestConnector", dependencies: ["ConnectorKit", "CurlHTTP", "JSONCore"], path: "connectors/EHRRest", swiftSettings: swiftSettings),
+        /// Any SCIM 2.0 service provider (libcurl).
+        .target(name: "SCIMOutConnector", dependencies: ["ConnectorKit", "CurlHTTP", "JSONCore"], path: "connectors/SCIMOut", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
         .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
@@ -45,7 +49,7 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "EHRRestConnector"],
+        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "EHRRestConnector", "SCIMOutConnector"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
@@ -61,7 +65,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "EHRRestConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
+        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "EHRRestConnector", "SCIMOutConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit"], swiftSettings: swiftSettings),
     ]

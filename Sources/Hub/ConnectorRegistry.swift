@@ -1,18 +1,39 @@
 // SPDX-License-Identifier: Apache-2.0
 import ConnectorKit
 import EHRRestConnector
+import SCIMOutConnector
 import JSONCore
 import Provisioning
 
 /// The connector plugin types this build offers, and how each reads its target settings.
 enum ConnectorRegistry {
-    static let types: Set<String> = ["ehr-rest"]
+    static let types: Set<String> = ["ehr-rest", "scim"]
 
     static func make(_ t: Target) throws -> any Connector {
         switch t.type {
         case "ehr-rest": return EHRRestConnector(config: try ehrConfig(t))
+        case "scim": return SCIMOutConnector(config: try scimConfig(t))
         default: throw PolicyError("target '\(t.name)': no connector plugin '\(t.type)'")
         }
+    }
+
+    /// `settings` of a `scim` target: `{"baseURL": ".../scim/v2", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"},
+    ///   "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
+    static func scimConfig(_ t: Target) throws -> SCIMOutConfig {
+        let s = t.settings
+        let at = "target '\(t.name)' settings"
+        guard let base = s["baseURL"]?.stringValue, base.hasPrefix("http://") || base.hasPrefix("https://") else {
+            throw PolicyError("\(at).baseURL must be an http(s) URL")
+        }
+        guard let auth = s["auth"]?.objectValue, auth["type"]?.stringValue == "bearer", let token = auth["token"]?.stringValue else {
+            throw PolicyError("\(at).auth must be {\"type\": \"bearer\", \"tokenEnv\" or \"tokenFile\"}")
+        }
+        var c = SCIMOutConfig(baseURL: base, bearerToken: token)
+        if let v = s["verifyTLS"]?.boolValue { c.verifyTLS = v }
+        if let f = s["caFile"]?.stringValue { c.caFile = f }
+        if let n = s["connectTimeoutSeconds"]?.numberValue?.double { c.connectTimeout = n }
+        if let n = s["timeoutSeconds"]?.numberValue?.double { c.totalTimeout = n }
+        return c
     }
 
     /// `settings` of an `ehr-rest` target:

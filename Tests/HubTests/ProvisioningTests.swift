@@ -318,3 +318,31 @@ let registryForTests: SchemaRegistry = {
         #expect(ehr.snapshot().count == n)  // one account per person: a create lost in the crash was found, not repeated
     }
 }
+
+@Suite struct SCIMTargetTests {
+    /// Hub A provisions into hub B over SCIM: the person appears with group memberships
+    /// for entitlements, and a leaver is deactivated there.
+    @Test func hubProvisionsIntoAnotherScimHub() throws {
+        let b = try LiveHub()
+        defer { b.stop() }
+        let tokenPath = b.directory.path + "/token"
+        _ = FileManager.default.createFile(atPath: tokenPath, contents: Data(b.writer.utf8))
+        let policy = """
+        {"targets": [{"name": "app", "type": "scim", "settings": {"baseURL": "http://127.0.0.1:\(b.port)/scim/v2", "auth": {"type": "bearer", "tokenFile": "\(tokenPath)"}},
+                      "mapping": {"displayName": "displayName", "title": "title"}}],
+         "packages": [{"name": "front-desk", "rule": "title eq \\"Receptionist\\"", "grants": {"app": ["Front Desk"]}}]}
+        """
+        let a = try LiveHub(policy: policy)
+        defer { a.stop() }
+        let created = try a.call("POST", "/scim/v2/Users", body: person("desk@x.org", title: "Receptionist"))
+        let id = try #require(created.object["id"]?.stringValue)
+        func remote() throws -> JSONObject? {
+            try b.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22desk@x.org%22").object["Resources"]?.arrayValue?.first?.objectValue
+        }
+        eventually("provisioned into hub B") { try remote()?["groups"]?.arrayValue?.first?.objectValue?["display"]?.stringValue == "Front Desk" }
+        #expect(try remote()?["title"]?.stringValue == "Receptionist")
+        _ = try a.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        eventually("deactivated in hub B") { try remote()?["active"] == .bool(false) }
+        #expect(try remote()?["groups"] == nil)
+    }
+}

@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import ConnectorKit
+import CurlHTTP
 import JSONCore
 
 /// Settings for one EHR target.

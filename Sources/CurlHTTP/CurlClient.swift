@@ -5,22 +5,30 @@ private import CCurl
 import ConnectorKit
 
 /// A response from the target.
-struct CurlResponse {
-    var status: Int
-    var body: [UInt8]
-    var retryAfter: Double?
+public struct CurlResponse: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    /// Seconds from a `Retry-After` header, if any.
+    public var retryAfter: Double?
 }
 
 /// Blocking HTTP(S) over libcurl with connection reuse: a pool of easy handles, each used
 /// by one thread at a time (libcurl keeps live connections in a handle across
 /// `curl_easy_reset`). Always NOSIGNAL, HTTP(S) only, connect and total timeouts, TLS
 /// verification on unless configured off.
-final class CurlClient: Sendable {
-    struct Options: Sendable {
-        var connectTimeout: Double
-        var totalTimeout: Double
-        var verifyTLS: Bool
-        var caFile: String?
+public final class CurlClient: Sendable {
+    public struct Options: Sendable {
+        public var connectTimeout: Double
+        public var totalTimeout: Double
+        public var verifyTLS: Bool
+        public var caFile: String?
+
+        public init(connectTimeout: Double, totalTimeout: Double, verifyTLS: Bool, caFile: String?) {
+            self.connectTimeout = connectTimeout
+            self.totalTimeout = totalTimeout
+            self.verifyTLS = verifyTLS
+            self.caFile = caFile
+        }
     }
 
     private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
@@ -46,13 +54,13 @@ final class CurlClient: Sendable {
         init(limit: Int) { self.limit = limit }
     }
 
-    init(options: Options) {
+    public init(options: Options) {
         _ = Self.globalInit
         self.options = options
     }
 
     /// Performs one request; transport failures become retryable or permanent errors.
-    func perform(method: String, url: String, headers: [String], body: [UInt8]?, maxResponseBytes: Int = 16 << 20) throws(ConnectorError) -> CurlResponse {
+    public func perform(method: String, url: String, headers: [String], body: [UInt8]?, maxResponseBytes: Int = 16 << 20) throws(ConnectorError) -> CurlResponse {
         guard let handle = idle.withLock({ $0.popLast() }) ?? Handle() else { throw ConnectorError.retryable("cannot create a curl handle") }
         defer { idle.withLock { if $0.count < 32 { $0.append(handle) } } }
         let h = handle.raw
