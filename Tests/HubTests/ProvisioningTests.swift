@@ -171,8 +171,9 @@ let registryForTests: SchemaRegistry = {
         let access = try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).object
         #expect(access["packages"]?.arrayValue?.first?.objectValue?["why"]?.stringValue == "group: Billing On-Call")
         #expect(try hub.call("DELETE", "/scim/v2/Users/\(id)").status == 204)
-        eventually("deleted person disabled") { ehr.snapshot()["b@x.org"]?.active == false }
-        #expect(ehr.snapshot()["b@x.org"]?.roles.isEmpty == true)
+        // Disable first, then revoke: wait for both.
+        eventually("deleted person disabled, roles revoked") { ehr.snapshot()["b@x.org"]?.active == false && ehr.snapshot()["b@x.org"]?.roles.isEmpty == true }
+        #expect(ehr.snapshot()["b@x.org"]?.active == false)
     }
 
     @Test func targetDown_jobsRetryAndNothingIsLost() throws {
@@ -342,7 +343,8 @@ let registryForTests: SchemaRegistry = {
         eventually("provisioned into hub B") { try remote()?["groups"]?.arrayValue?.first?.objectValue?["display"]?.stringValue == "Front Desk" }
         #expect(try remote()?["title"]?.stringValue == "Receptionist")
         _ = try a.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
-        eventually("deactivated in hub B") { try remote()?["active"] == .bool(false) }
-        #expect(try remote()?["groups"] == nil)
+        // Disable comes first, then the memberships are revoked: wait for both.
+        eventually("deactivated in hub B, memberships revoked") { try remote()?["active"] == .bool(false) && remote()?["groups"] == nil }
+        #expect(try remote()?["active"] == .bool(false))
     }
 }
