@@ -49,7 +49,7 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "EHRRestConnector", "SCIMOutConnector"],
+        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "EHRRestConnector", "SCIMOutConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
+        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit"], swiftSettings: swiftSettings),
     ]

@@ -17,13 +17,15 @@ public struct CurlResponse: Sendable {
 /// `curl_easy_reset`). Always NOSIGNAL, HTTP(S) only, connect and total timeouts, TLS
 /// verification on unless configured off.
 public final class CurlClient: Sendable {
+    /// Transport settings every HTTP target has. TLS verification is on unless turned off
+    /// for a lab; a private CA file may be given.
     public struct Options: Sendable {
         public var connectTimeout: Double
         public var totalTimeout: Double
         public var verifyTLS: Bool
         public var caFile: String?
 
-        public init(connectTimeout: Double, totalTimeout: Double, verifyTLS: Bool, caFile: String?) {
+        public init(connectTimeout: Double = 5, totalTimeout: Double = 30, verifyTLS: Bool = true, caFile: String? = nil) {
             self.connectTimeout = connectTimeout
             self.totalTimeout = totalTimeout
             self.verifyTLS = verifyTLS
@@ -129,6 +131,21 @@ public final class CurlClient: Sendable {
             return .permanent("transport: \(message)")
         default:
             return .retryable("transport: \(message)")
+        }
+    }
+}
+
+extension CurlResponse {
+    /// HTTP status → outcome, the same for every HTTP connector: 2xx passes; 429, 408 and
+    /// 5xx are retryable (honouring `Retry-After`); 401/403 are refused credentials; other
+    /// 4xx are permanent. `detail` may add the target's short error code (never values).
+    public func requireSuccess(_ what: String, detail: (CurlResponse) -> String = { _ in "" }) throws(ConnectorError) {
+        switch status {
+        case 200..<300: return
+        case 429: throw ConnectorError.retryable("\(what): HTTP 429 rate limited", retryAfter: retryAfter)
+        case 408, 500..<600: throw ConnectorError.retryable("\(what): HTTP \(status)", retryAfter: retryAfter)
+        case 401, 403: throw ConnectorError.permanent("\(what): HTTP \(status) — credentials refused")
+        default: throw ConnectorError.permanent("\(what): HTTP \(status)\(detail(self))")
         }
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import ConnectorKit
+import CurlHTTP
 import EHRRestConnector
 import SCIMOutConnector
 import JSONCore
@@ -17,6 +18,16 @@ enum ConnectorRegistry {
         }
     }
 
+    /// Transport settings shared by HTTP targets: `verifyTLS`, `caFile`, `connectTimeoutSeconds`, `timeoutSeconds`.
+    static func transport(_ s: JSONObject) -> CurlClient.Options {
+        var o = CurlClient.Options()
+        if let v = s["verifyTLS"]?.boolValue { o.verifyTLS = v }
+        if let f = s["caFile"]?.stringValue { o.caFile = f }
+        if let n = s["connectTimeoutSeconds"]?.numberValue?.double, n > 0 { o.connectTimeout = n }
+        if let n = s["timeoutSeconds"]?.numberValue?.double, n > 0 { o.totalTimeout = n }
+        return o
+    }
+
     /// `settings` of a `scim` target: `{"baseURL": ".../scim/v2", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"},
     ///   "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
     static func scimConfig(_ t: Target) throws -> SCIMOutConfig {
@@ -29,10 +40,7 @@ enum ConnectorRegistry {
             throw PolicyError("\(at).auth must be {\"type\": \"bearer\", \"tokenEnv\" or \"tokenFile\"}")
         }
         var c = SCIMOutConfig(baseURL: base, bearerToken: token)
-        if let v = s["verifyTLS"]?.boolValue { c.verifyTLS = v }
-        if let f = s["caFile"]?.stringValue { c.caFile = f }
-        if let n = s["connectTimeoutSeconds"]?.numberValue?.double { c.connectTimeout = n }
-        if let n = s["timeoutSeconds"]?.numberValue?.double { c.totalTimeout = n }
+        c.transport = transport(s)
         return c
     }
 
@@ -81,10 +89,7 @@ enum ConnectorRegistry {
                 }
             }
         }
-        if let v = s["verifyTLS"]?.boolValue { c.verifyTLS = v }
-        if let f = s["caFile"]?.stringValue { c.caFile = f }
-        if let n = s["connectTimeoutSeconds"]?.numberValue?.double { c.connectTimeout = n }
-        if let n = s["timeoutSeconds"]?.numberValue?.double { c.totalTimeout = n }
+        c.transport = transport(s)
         return c
     }
 }

@@ -16,7 +16,7 @@ import EHRTestServer
 
     func connector(_ auth: EHRRestConfig.Auth? = nil, timeout: Double = 30) -> EHRRestConnector {
         var c = EHRRestConfig(baseURL: ehr.baseURL, auth: auth ?? .bearer(ehr.staticToken))
-        c.totalTimeout = timeout
+        c.transport.totalTimeout = timeout
         return EHRRestConnector(config: c)
     }
 

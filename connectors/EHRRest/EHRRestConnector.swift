@@ -30,11 +30,8 @@ public struct EHRRestConfig: Sendable {
     public var entitlementsField = "roles"
     public var listField = "users"
     public var nextField = "nextPage"
-    /// TLS: verification is on unless turned off for a lab; a private CA file may be given.
-    public var verifyTLS = true
-    public var caFile: String? = nil
-    public var connectTimeout: Double = 5
-    public var totalTimeout: Double = 30
+    /// Timeouts and TLS.
+    public var transport = CurlClient.Options()
 
     public init(baseURL: String, auth: Auth) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -50,8 +47,7 @@ public final class EHRRestConnector: Connector {
 
     public init(config: EHRRestConfig) {
         self.config = config
-        client = CurlClient(options: .init(connectTimeout: config.connectTimeout, totalTimeout: config.totalTimeout,
-                                           verifyTLS: config.verifyTLS, caFile: config.caFile))
+        client = CurlClient(options: config.transport)
     }
 
     public var capabilities: ConnectorCapabilities { ConnectorCapabilities(entitlementKinds: ["role"]) }
@@ -156,15 +152,8 @@ public final class EHRRestConnector: Connector {
         }
     }
 
-    /// HTTP status → outcome: 429 and 5xx retry (honouring Retry-After); other 4xx are permanent.
     private func expectSuccess(_ r: CurlResponse, _ what: String) throws(ConnectorError) {
-        switch r.status {
-        case 200..<300: return
-        case 429: throw ConnectorError.retryable("\(what): HTTP 429 rate limited", retryAfter: r.retryAfter)
-        case 408, 500..<600: throw ConnectorError.retryable("\(what): HTTP \(r.status)", retryAfter: r.retryAfter)
-        case 401, 403: throw ConnectorError.permanent("\(what): HTTP \(r.status) — credentials refused")
-        default: throw ConnectorError.permanent("\(what): HTTP \(r.status)\(errorText(r))")
-        }
+        try r.requireSuccess(what, detail: errorText)
     }
 
     /// The EHR's own short error message, if it sent one (never echoes request values).

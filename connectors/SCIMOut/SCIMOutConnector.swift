@@ -9,10 +9,8 @@ public struct SCIMOutConfig: Sendable {
     /// Base URL of the SCIM API, e.g. `https://app.example.org/scim/v2`.
     public var baseURL: String
     public var bearerToken: String
-    public var verifyTLS = true
-    public var caFile: String? = nil
-    public var connectTimeout: Double = 5
-    public var totalTimeout: Double = 30
+    /// Timeouts and TLS.
+    public var transport = CurlClient.Options()
 
     public init(baseURL: String, bearerToken: String) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -34,8 +32,7 @@ public final class SCIMOutConnector: Connector {
 
     public init(config: SCIMOutConfig) {
         self.config = config
-        client = CurlClient(options: .init(connectTimeout: config.connectTimeout, totalTimeout: config.totalTimeout,
-                                           verifyTLS: config.verifyTLS, caFile: config.caFile))
+        client = CurlClient(options: config.transport)
     }
 
     public var capabilities: ConnectorCapabilities { ConnectorCapabilities(entitlementKinds: ["group"]) }
@@ -138,15 +135,9 @@ public final class SCIMOutConnector: Connector {
     }
 
     private func expectSuccess(_ r: CurlResponse, _ what: String) throws(ConnectorError) {
-        switch r.status {
-        case 200..<300: return
-        case 429: throw ConnectorError.retryable("\(what): HTTP 429 rate limited", retryAfter: r.retryAfter)
-        case 408, 500..<600: throw ConnectorError.retryable("\(what): HTTP \(r.status)", retryAfter: r.retryAfter)
-        case 401, 403: throw ConnectorError.permanent("\(what): HTTP \(r.status) — credentials refused")
-        default:
-            // SCIM errors carry scimType (RFC 7644 §3.12); keep it, not the detail (it may echo values).
-            let scimType = (try? JSONParser().parse(r.body))?.objectValue?["scimType"]?.stringValue
-            throw ConnectorError.permanent("\(what): HTTP \(r.status)" + (scimType.map { " \($0)" } ?? ""))
+        // SCIM errors carry scimType (RFC 7644 §3.12); keep it, not the detail (it may echo values).
+        try r.requireSuccess(what) { r in
+            (try? JSONParser().parse(r.body))?.objectValue?["scimType"]?.stringValue.map { " \($0)" } ?? ""
         }
     }
 
