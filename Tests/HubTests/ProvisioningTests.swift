@@ -224,6 +224,7 @@ let registryForTests: SchemaRegistry = {
         ehr.deleteByHand(userName: "gone@x.org")
         try patch(id, #"[{"op":"replace","path":"displayName","value":"Gone Again"}]"#)
         eventually("recreated") { ehr.snapshot()["gone@x.org"]?.attributes["displayName"] == "Gone Again" }
+        #expect(ehr.snapshot()["gone@x.org"]?.roles == ["scheduling"])
     }
 
     @Test func bulkOnboarding_provisionsEveryone() throws {

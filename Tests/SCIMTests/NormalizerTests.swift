@@ -9,7 +9,7 @@ import JSONCore
 
     func normalize(_ body: String) throws(SCIMError) -> JSONObject { try n.normalize(json("{" + body + "}")) }
 
-    func expectError(_ body: String, _ type: SCIMType?, _ fragment: String) {
+    func assertError(_ body: String, _ type: SCIMType?, _ fragment: String) {
         do {
             let r = try normalize(body)
             Issue.record("accepted: \(r)")
@@ -47,21 +47,21 @@ import JSONCore
     }
 
     @Test func badInputs_areRefusedNamingTheAttribute() {
-        expectError(#""userName":"a""#, .invalidValue, "'schemas' must include")
-        expectError(core, .invalidValue, "'userName' is required")
-        expectError(core + #","userName":"a","usrName":"typo""#, .invalidValue, "'usrName' is not an attribute")
-        expectError(core + #","userName":5"#, .invalidValue, "'userName' must be a string")
-        expectError(core + #","userName":"a","active":"yes""#, .invalidValue, "'active' must be a boolean")
-        expectError(core + #","userName":"a","emails":[{"value":"x","type":"pager"}]"#, .invalidValue, "'emails.type' must be one of")
-        expectError(core + #","userName":"a","emails":[{"value":"x","primary":true},{"value":"y","primary":true}]"#, .invalidValue, "more than one primary")
-        expectError(core + #","userName":"a","name":"Ana""#, .invalidValue, "'name' must be an object")
-        expectError(core + #","userName":"a","name":{"first":"Ana"}"#, .invalidValue, "'first' is not a sub-attribute of name")
-        expectError(core + #","userName":"a","userName":"b""#, .invalidSyntax, "appears more than once")
-        expectError(core + #","userName":"a","displayName":["x"]"#, .invalidValue, "single-valued")
-        expectError(core + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"licenseExpiresAt":"next year"}"#, .invalidValue, "xsd:dateTime")
-        expectError(core + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"revoked"}"#, .invalidValue, "none, pending, active, expired, suspended")
-        expectError(#""schemas":["urn:example:unknown"],"userName":"a""#, .invalidValue, "not supported")
-        expectError(core + #","userName":"a","x509Certificates":[{"value":"not base64!"}]"#, .invalidValue, "base64")
+        assertError(#""userName":"a""#, .invalidValue, "'schemas' must include")
+        assertError(core, .invalidValue, "'userName' is required")
+        assertError(core + #","userName":"a","usrName":"typo""#, .invalidValue, "'usrName' is not an attribute")
+        assertError(core + #","userName":5"#, .invalidValue, "'userName' must be a string")
+        assertError(core + #","userName":"a","active":"yes""#, .invalidValue, "'active' must be a boolean")
+        assertError(core + #","userName":"a","emails":[{"value":"x","type":"pager"}]"#, .invalidValue, "'emails.type' must be one of")
+        assertError(core + #","userName":"a","emails":[{"value":"x","primary":true},{"value":"y","primary":true}]"#, .invalidValue, "more than one primary")
+        assertError(core + #","userName":"a","name":"Ana""#, .invalidValue, "'name' must be an object")
+        assertError(core + #","userName":"a","name":{"first":"Ana"}"#, .invalidValue, "'first' is not a sub-attribute of name")
+        assertError(core + #","userName":"a","userName":"b""#, .invalidSyntax, "appears more than once")
+        assertError(core + #","userName":"a","displayName":["x"]"#, .invalidValue, "single-valued")
+        assertError(core + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"licenseExpiresAt":"next year"}"#, .invalidValue, "xsd:dateTime")
+        assertError(core + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"revoked"}"#, .invalidValue, "none, pending, active, expired, suspended")
+        assertError(#""schemas":["urn:example:unknown"],"userName":"a""#, .invalidValue, "not supported")
+        assertError(core + #","userName":"a","x509Certificates":[{"value":"not base64!"}]"#, .invalidValue, "base64")
     }
 
     @Test func canonicalValues_matchCaseInsensitively() throws {

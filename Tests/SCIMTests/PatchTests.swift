@@ -15,7 +15,7 @@ import JSONCore
         return try PatchRequest(body).apply(to: doc ?? stored, type: type)
     }
 
-    func expectError(_ ops: String, _ status: Int, _ type: SCIMType?, _ fragment: String, on doc: JSONObject? = nil, as t: SCIMResourceType = userType) {
+    func assertError(_ ops: String, _ status: Int, _ type: SCIMType?, _ fragment: String, on doc: JSONObject? = nil, as t: SCIMResourceType = userType) {
         do {
             _ = try patch(ops, on: doc, type: t)
             Issue.record("accepted \(ops)")
@@ -94,22 +94,22 @@ import JSONCore
     }
 
     @Test func badPatches_areRefusedWithTheRightError() {
-        expectError(#"[{"op":"move","path":"title","value":"x"}]"#, 400, .invalidSyntax, "unknown 'op'")
-        expectError(#"[{"op":"remove"}]"#, 400, .noTarget, "remove needs a 'path'")
-        expectError(#"[{"op":"add","path":"title"}]"#, 400, .invalidValue, "needs a 'value'")
-        expectError(#"[{"op":"replace","path":"bogus","value":"x"}]"#, 400, .invalidPath, "not an attribute")
-        expectError(#"[{"op":"replace","path":"emails[type eq ","value":"x"}]"#, 400, .invalidPath, "unclosed '['")
-        expectError(#"[{"op":"replace","path":"emails[type xx \"a\"]","value":"x"}]"#, 400, .invalidPath, "invalid value filter")
-        expectError(#"[{"op":"remove","path":"emails[type eq \"fax\"]"}]"#, 400, .noTarget, "matched no value")
-        expectError(#"[{"op":"replace","path":"emails[type eq \"fax\"]","value":{"value":"x"}}]"#, 400, .noTarget, "matched no value")
-        expectError(#"[{"op":"replace","path":"id","value":"x"}]"#, 400, .mutability, "read-only")
-        expectError(#"[{"op":"replace","path":"groups","value":[{"value":"g"}]}]"#, 400, .mutability, "read-only")
-        expectError(#"[{"op":"remove","path":"userName"}]"#, 400, .invalidValue, "'userName' is required")
-        expectError(#"[{"op":"replace","path":"active","value":"maybe"}]"#, 400, .invalidValue, "must be a boolean")
-        expectError(#"[{"op":"replace","value":{"nosuch":1}}]"#, 400, .invalidValue, "'nosuch' is not an attribute")
-        expectError(#"[]"#, 400, .invalidSyntax, "non-empty")
+        assertError(#"[{"op":"move","path":"title","value":"x"}]"#, 400, .invalidSyntax, "unknown 'op'")
+        assertError(#"[{"op":"remove"}]"#, 400, .noTarget, "remove needs a 'path'")
+        assertError(#"[{"op":"add","path":"title"}]"#, 400, .invalidValue, "needs a 'value'")
+        assertError(#"[{"op":"replace","path":"bogus","value":"x"}]"#, 400, .invalidPath, "not an attribute")
+        assertError(#"[{"op":"replace","path":"emails[type eq ","value":"x"}]"#, 400, .invalidPath, "unclosed '['")
+        assertError(#"[{"op":"replace","path":"emails[type xx \"a\"]","value":"x"}]"#, 400, .invalidPath, "invalid value filter")
+        assertError(#"[{"op":"remove","path":"emails[type eq \"fax\"]"}]"#, 400, .noTarget, "matched no value")
+        assertError(#"[{"op":"replace","path":"emails[type eq \"fax\"]","value":{"value":"x"}}]"#, 400, .noTarget, "matched no value")
+        assertError(#"[{"op":"replace","path":"id","value":"x"}]"#, 400, .mutability, "read-only")
+        assertError(#"[{"op":"replace","path":"groups","value":[{"value":"g"}]}]"#, 400, .mutability, "read-only")
+        assertError(#"[{"op":"remove","path":"userName"}]"#, 400, .invalidValue, "'userName' is required")
+        assertError(#"[{"op":"replace","path":"active","value":"maybe"}]"#, 400, .invalidValue, "must be a boolean")
+        assertError(#"[{"op":"replace","value":{"nosuch":1}}]"#, 400, .invalidValue, "'nosuch' is not an attribute")
+        assertError(#"[]"#, 400, .invalidSyntax, "non-empty")
         let g = json(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a","type":"User"}]}"#)
-        expectError(#"[{"op":"replace","path":"members[value eq \"a\"].value","value":"b"}]"#, 400, .mutability, "immutable", on: g, as: groupType)
+        assertError(#"[{"op":"replace","path":"members[value eq \"a\"].value","value":"b"}]"#, 400, .mutability, "immutable", on: g, as: groupType)
     }
 
     @Test func patchOpSchemaMissing_isInvalidSyntax() {
