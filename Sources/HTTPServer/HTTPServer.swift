@@ -44,7 +44,6 @@ public final class HTTPServer: @unchecked Sendable {
     private let completions = Mutex<[(fd: Int32, serial: UInt64, response: HTTPResponse)]>([])
     private let shutdownRequested = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
-    private let openConnectionCount = Atomic<Int>(0)
 
     /// Binds `address` and prepares the loop; call `run()` to serve.
     public init(address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
@@ -76,9 +75,6 @@ public final class HTTPServer: @unchecked Sendable {
         close(wakeFD)
         if listenFD >= 0 { close(listenFD) }
     }
-
-    /// Number of open client connections.
-    public var connectionCount: Int { openConnectionCount.load(ordering: .relaxed) }
 
     /// Asks the server to stop: no new connections, in-flight requests finish, then `run` returns.
     public func shutdown() {
@@ -188,7 +184,6 @@ public final class HTTPServer: @unchecked Sendable {
             let conn = Connection(fd: fd, serial: nextSerial, peer: peer, limits: limits, now: Sock.now())
             nextSerial += 1
             connections[fd] = conn
-            openConnectionCount.store(connections.count, ordering: .relaxed)
             var ev = epoll_event()
             ev.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
             ev.data.fd = fd
@@ -319,7 +314,6 @@ public final class HTTPServer: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_DEL, conn.fd, nil)
         close(conn.fd)
         connections[conn.fd] = nil
-        openConnectionCount.store(connections.count, ordering: .relaxed)
     }
 
     // MARK: - Timeouts and shutdown

@@ -18,6 +18,14 @@ enum ConnectorRegistry {
         }
     }
 
+    /// The `baseURL` setting of an HTTP target: only http(s) (libcurl is limited to them too).
+    static func baseURL(_ s: JSONObject, _ at: String) throws -> String {
+        guard let base = s["baseURL"]?.stringValue, base.hasPrefix("http://") || base.hasPrefix("https://") else {
+            throw PolicyError("\(at).baseURL must be an http(s) URL")
+        }
+        return base
+    }
+
     /// Transport settings shared by HTTP targets: `verifyTLS`, `caFile`, `connectTimeoutSeconds`, `timeoutSeconds`.
     static func transport(_ s: JSONObject) -> CurlClient.Options {
         var o = CurlClient.Options()
@@ -33,9 +41,7 @@ enum ConnectorRegistry {
     static func scimConfig(_ t: Target) throws -> SCIMOutConfig {
         let s = t.settings
         let at = "target '\(t.name)' settings"
-        guard let base = s["baseURL"]?.stringValue, base.hasPrefix("http://") || base.hasPrefix("https://") else {
-            throw PolicyError("\(at).baseURL must be an http(s) URL")
-        }
+        let base = try baseURL(s, at)
         guard let auth = s["auth"]?.objectValue, auth["type"]?.stringValue == "bearer", let token = auth["token"]?.stringValue else {
             throw PolicyError("\(at).auth must be {\"type\": \"bearer\", \"tokenEnv\" or \"tokenFile\"}")
         }
@@ -51,9 +57,7 @@ enum ConnectorRegistry {
     static func ehrConfig(_ t: Target) throws -> EHRRestConfig {
         let s = t.settings
         let at = "target '\(t.name)' settings"
-        guard let base = s["baseURL"]?.stringValue, base.hasPrefix("http://") || base.hasPrefix("https://") else {
-            throw PolicyError("\(at).baseURL must be an http(s) URL")
-        }
+        let base = try baseURL(s, at)
         guard let auth = s["auth"]?.objectValue, let kind = auth["type"]?.stringValue else { throw PolicyError("\(at).auth.type is required") }
         let a: EHRRestConfig.Auth
         switch kind {

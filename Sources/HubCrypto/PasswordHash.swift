@@ -22,7 +22,4 @@ public enum PasswordHash {
         let actual = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations, length: expected.count)
         return Crypto.constantTimeEquals(actual, expected)
     }
-
-    /// True when `value` already has the stored-hash shape (so it is not hashed twice).
-    public static func isHash(_ value: String) -> Bool { value.hasPrefix("$pbkdf2-sha256$") }
 }

@@ -10,9 +10,6 @@ public struct Projection: Sendable {
     private let exclude: [AttributePath]
     private let excludeExtensions: [String]
 
-    /// Everything that is returned by default.
-    public static let all = Projection(include: nil, includeExtensions: [], exclude: [], excludeExtensions: [])
-
     private init(include: [AttributePath]?, includeExtensions: [String], exclude: [AttributePath], excludeExtensions: [String]) {
         self.include = include
         self.includeExtensions = includeExtensions

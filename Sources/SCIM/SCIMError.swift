@@ -56,7 +56,6 @@ public struct SCIMError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func uniqueness(_ detail: String) -> SCIMError { SCIMError(status: 409, scimType: .uniqueness, detail: detail) }
     public static func notFound(_ detail: String) -> SCIMError { SCIMError(status: 404, detail: detail) }
     public static func preconditionFailed(_ detail: String) -> SCIMError { SCIMError(status: 412, detail: detail) }
-    public static func badRequest(_ detail: String) -> SCIMError { SCIMError(status: 400, detail: detail) }
 }
 
 /// Schema and message URNs (RFC 7643 §3, RFC 7644 §3.x).

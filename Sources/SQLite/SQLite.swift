@@ -128,13 +128,6 @@ public final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    /// The first column of the first row, or nil.
-    public func scalar(_ sql: String, _ params: [SQLiteValue] = []) throws -> SQLiteValue? {
-        var result: SQLiteValue?
-        try query(sql, params) { r in if result == nil { result = r.value(0) } }
-        return result
-    }
-
     /// Rowid of the last insert on this connection.
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 }
