@@ -20,6 +20,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
         /// glibc's epoll, eventfd and socket headers (Glibc's module map leaves epoll out).
         .systemLibrary(name: "CLinux"),
 
@@ -43,6 +44,9 @@ let package = Package(
         /// Any SCIM 2.0 service provider (libcurl).
         .target(name: "SCIMOutConnector", dependencies: ["ConnectorKit", "CurlHTTP", "JSONCore"], path: "connectors/SCIMOut", swiftSettings: swiftSettings),
 
+        /// A directory over LDAP (OpenLDAP's libldap).
+        .target(name: "LDAPConnector", dependencies: ["CLDAP", "ConnectorKit"], path: "connectors/LDAP", swiftSettings: swiftSettings),
+
         /// Policy, desired state, the durable convergence queue and its workers.
         .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
 
@@ -65,7 +69,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
+        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit"], swiftSettings: swiftSettings),
     ]

@@ -107,6 +107,19 @@ public protocol Connector: Sendable {
     func delete(id: String) throws(ConnectorError)
     func grant(id: String, entitlement: String) throws(ConnectorError)
     func revoke(id: String, entitlement: String) throws(ConnectorError)
+    /// Changes the account's user name (LDAP: a modrdn when it names the entry).
+    func rename(id: String, userName: String) throws(ConnectorError)
     /// One page of all accounts, with their entitlements.
     func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage
+    /// Runs one convergence (several calls) as a unit where the target can: a SQL target
+    /// runs them in one database transaction on one connection and hands `body` a connector
+    /// bound to it. Targets without transactions call `body(self)`.
+    func transaction<T>(_ body: (any Connector) throws(ConnectorError) -> T) throws(ConnectorError) -> T
+}
+
+extension Connector {
+    /// No transactions: each call stands alone (REST, SCIM, LDAP).
+    public func transaction<T>(_ body: (any Connector) throws(ConnectorError) -> T) throws(ConnectorError) -> T {
+        try body(self)
+    }
 }

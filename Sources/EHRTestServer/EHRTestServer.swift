@@ -14,7 +14,7 @@ import JSONCore
 /// - `POST /oauth/token` (form `grant_type=client_credentials&client_id=…&client_secret=…`)
 /// - `POST /api/users` `{userName, displayName?, email?, active?, roles?}` → 201 user; 409 duplicate; 400 invalid
 /// - `GET /api/users/{id}` · `GET /api/users?userName=…` · `GET /api/users?page=N&pageSize=M` → `{users, nextPage}`
-/// - `PUT /api/users/{id}` attributes · `PATCH /api/users/{id}` `{active}` · `DELETE /api/users/{id}`
+/// - `PUT /api/users/{id}` attributes · `PATCH /api/users/{id}` `{active?, userName?}` · `DELETE /api/users/{id}`
 /// - `PUT|DELETE /api/users/{id}/roles/{role}` (idempotent; unknown roles are 400)
 /// - `POST /_control/faults` `{mode: none|error5xx|rateLimit|timeout|reject|garbage, retryAfter?, remaining?}` (no auth)
 /// - `GET /_control/stats` → `{users, calls}`
@@ -278,10 +278,17 @@ public final class EHRTestServer: Sendable {
     }
 
     private func patch(_ id: String, _ req: HTTPRequest) -> HTTPResponse {
-        guard let o = body(req), let active = o["active"]?.boolValue else { return error(400, "active is required") }
+        guard let o = body(req), o["active"]?.boolValue != nil || o["userName"]?.stringValue != nil else { return error(400, "active or userName is required") }
+        if let n = o["userName"]?.stringValue, n.isEmpty || n.utf8.count > 256 { return error(400, "userName is invalid") }
         return state.withLock { s in
             guard var u = s.users[id] else { return error(404, "no such user") }
-            u.active = active
+            if let active = o["active"]?.boolValue { u.active = active }
+            if let newName = o["userName"]?.stringValue, newName.lowercased() != u.userName.lowercased() {
+                if s.byUserName[newName.lowercased()] != nil { return error(409, "userName already exists") }
+                s.byUserName[u.userName.lowercased()] = nil
+                s.byUserName[newName.lowercased()] = id
+                u.userName = newName
+            }
             s.users[id] = u
             return json(200, userJSON(u))
         }

@@ -217,7 +217,9 @@ public final class ProvisioningEngine: Sendable {
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
             let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
                                          previousUserName: previous?.userName)
-            var outcome = try Convergence.converge(desired: desired, accountID: record?.accountID, connector: connector)
+            var outcome = try connector.transaction { session throws(ConnectorError) in
+                try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session)
+            }
             // Retention: a deleted person's account is deleted once the period has passed.
             var deferUntil: Double? = nil
             if person == nil, let days = target.retentionDays, let deletedAt = record?.personDeleted, let id = outcome.accountID {
@@ -325,19 +327,24 @@ public final class ProvisioningEngine: Sendable {
     }
 }
 
-/// The read-compare-apply step for one account, shared by jobs and (later) reconciliation.
-enum Convergence {
-    struct Outcome {
-        var accountID: String?
-        var actions: [String]
-        var summary: String { actions.isEmpty ? "in sync" : actions.joined(separator: ", ") }
+/// The read-compare-apply step for one account, shared by jobs, reconciliation and the
+/// connector benchmarks.
+public enum Convergence {
+    public struct Outcome: Sendable {
+        public var accountID: String?
+        public var actions: [String]
+        public init(accountID: String?, actions: [String]) {
+            self.accountID = accountID
+            self.actions = actions
+        }
+        public var summary: String { actions.isEmpty ? "in sync" : actions.joined(separator: ", ") }
     }
 
     /// Brings the target's account to `desired`. Reads the account first, so a lost record,
     /// a hand-made change or a crash between "applied" and "recorded" only costs one more
     /// comparison, never a duplicate account. Order matters: disable and revoke before
     /// granting, so a leaver loses access first.
-    static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector) throws(ConnectorError) -> Outcome {
+    public static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector) throws(ConnectorError) -> Outcome {
         guard let d = desired else { return Outcome(accountID: accountID, actions: []) }
         var account: Account? = nil
         if let id = accountID { account = try connector.read(id: id) }
@@ -355,6 +362,11 @@ enum Convergence {
         for e in acc.entitlements.subtracting(d.entitlements).sorted() {
             try connector.revoke(id: acc.id, entitlement: e)
             actions.append("revoke \(e)")
+        }
+        // userName is case-insensitive (RFC 7643 §4.1.1), so only a real change renames.
+        if !d.userName.isEmpty && acc.userName.lowercased() != d.userName.lowercased() {
+            try connector.rename(id: acc.id, userName: d.userName)
+            actions.append("rename")
         }
         if d.attributes.contains(where: { acc.attributes[$0.key] != $0.value }) {
             try connector.update(id: acc.id, attributes: d.attributes)

@@ -88,6 +88,10 @@ public final class EHRRestConnector: Connector {
         try expectSuccess(try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.enabledField: .bool(enabled)]))), "enable/disable")
     }
 
+    public func rename(id: String, userName: String) throws(ConnectorError) {
+        try expectSuccess(try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.userNameField: .string(userName)]))), "rename")
+    }
+
     public func delete(id: String) throws(ConnectorError) {
         let r = try call("DELETE", "/\(escape(id))")
         if r.status == 404 { return }  // already gone: deleting is idempotent

@@ -75,6 +75,10 @@ public final class SCIMOutConnector: Connector {
         try expectSuccess(try patch("/Users/\(escape(id))", [.object(JSONObject(["op": .string("replace"), "path": .string("active"), "value": .bool(enabled)]))]), "enable/disable")
     }
 
+    public func rename(id: String, userName: String) throws(ConnectorError) {
+        try expectSuccess(try patch("/Users/\(escape(id))", [.object(JSONObject(["op": .string("replace"), "path": .string("userName"), "value": .string(userName)]))]), "rename")
+    }
+
     public func delete(id: String) throws(ConnectorError) {
         let r = try call("DELETE", "/Users/\(escape(id))")
         if r.status == 404 { return }
