@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         /// glibc's epoll, eventfd and socket headers (Glibc's module map leaves epoll out).
         .systemLibrary(name: "CLinux"),
 
@@ -47,6 +48,9 @@ let package = Package(
         /// A directory over LDAP (OpenLDAP's libldap).
         .target(name: "LDAPConnector", dependencies: ["CLDAP", "ConnectorKit"], path: "connectors/LDAP", swiftSettings: swiftSettings),
 
+        /// An application's own tables over SQL: PostgreSQL (libpq) or SQLite.
+        .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit"], path: "connectors/SQL", swiftSettings: swiftSettings),
+
         /// Policy, desired state, the durable convergence queue and its workers.
         .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
 
@@ -69,7 +73,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
-        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
+        .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit"], swiftSettings: swiftSettings),
     ]

@@ -93,7 +93,9 @@ public final class SQLiteConnection: @unchecked Sendable {
             case .null: rc = sqlite3_bind_null(stmt, idx)
             case .integer(let v): rc = sqlite3_bind_int64(stmt, idx, v)
             case .real(let v): rc = sqlite3_bind_double(stmt, idx, v)
-            case .text(let v): rc = sqlite3_bind_text(stmt, idx, v, -1, scimhub_sqlite_transient())
+            case .text(let v):
+                // Explicit length: a NUL inside the value is data, not the end of it.
+                rc = v.utf8CString.withUnsafeBufferPointer { sqlite3_bind_text(stmt, idx, $0.baseAddress, Int32($0.count - 1), scimhub_sqlite_transient()) }
             case .blob(let v):
                 rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(v.count), scimhub_sqlite_transient()) }
             }
@@ -137,6 +139,12 @@ public struct SQLiteRow {
     fileprivate let stmt: OpaquePointer
 
     fileprivate init(stmt: OpaquePointer) { self.stmt = stmt }
+
+    /// Number of columns in the result.
+    public var columnCount: Int32 { sqlite3_column_count(stmt) }
+
+    /// Name of column `i` (its alias when the query gives one).
+    public func columnName(_ i: Int32) -> String { sqlite3_column_name(stmt, i).map { String(cString: $0) } ?? "" }
 
     /// True when column `i` is NULL.
     public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }

@@ -20,7 +20,7 @@ public func freeLoopbackPort() throws -> Int {
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-func waitForPort(_ port: Int, timeout: Double, process: Process, log: String) throws {
+func waitForPort(_ port: Int, timeout: Double, process: ChildProcess, log: String) throws {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -40,21 +40,70 @@ func waitForPort(_ port: Int, timeout: Double, process: Process, log: String) th
     throw TestError("server on port \(port) did not start: \(text.suffix(800))")
 }
 
+/// A child process started with posix_spawn: output to a file, an empty signal mask (the
+/// test runner's threads block SIGTERM, and a child would inherit that), no Foundation
+/// `Process` (whose exit detection waits for descriptors a daemon grandchild keeps open).
+public struct ChildProcess: Sendable {
+    public let pid: pid_t
+
+    /// Starts `argv` (absolute path first) with stdout and stderr appended to `outputPath`.
+    public init(_ argv: [String], outputPath: String, environment: [String: String]? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for a in args { free(a) } }
+        let env: [UnsafeMutablePointer<CChar>?]? = environment.map { e in e.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { for a in env ?? [] { free(a) } }
+        var child: pid_t = 0
+        let rc = env.map { e in posix_spawn(&child, argv[0], &actions, &attributes, args, e) } ?? posix_spawn(&child, argv[0], &actions, &attributes, args, environ)
+        guard rc == 0 else { throw TestError("cannot start \(argv[0]): errno \(rc)") }
+        pid = child
+    }
+
+    public var isRunning: Bool { kill(pid, 0) == 0 && !isZombie }
+
+    private var isZombie: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)] == "Z"
+    }
+
+    /// Waits for the exit and returns the exit status (128 + signal when killed).
+    @discardableResult
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7F != 0 { return 128 + (status & 0x7F) }
+        return (status >> 8) & 0xFF
+    }
+
+    public func signal(_ s: Int32) { kill(pid, s) }
+}
+
 /// Runs a command to completion; throws with its output when it fails.
 @discardableResult
 func runCommand(_ argv: [String], environment: [String: String]? = nil) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: argv[0])
-    p.arguments = Array(argv.dropFirst())
-    if let e = environment { p.environment = e }
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard p.terminationStatus == 0 else { throw TestError("\(argv[0]) failed (\(p.terminationStatus)): \(text.suffix(800))") }
+    let outputPath = NSTemporaryDirectory() + "scimhub-cmd-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let status = try ChildProcess(argv, outputPath: outputPath, environment: environment).wait()
+    let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    guard status == 0 else { throw TestError("\(argv[0]) failed (\(status)): \(text.suffix(800))") }
     return text
 }
 
@@ -77,7 +126,7 @@ public final class SlapdServer: @unchecked Sendable {
     public var usersBase: String { "ou=people,\(suffix)" }
     public var groupsBase: String { "ou=groups,\(suffix)" }
     public var disabledBase: String { "ou=disabled,\(suffix)" }
-    private var process: Process?
+    private var process: ChildProcess?
 
     public static let binary = "/usr/sbin/slapd"
 
@@ -104,27 +153,18 @@ public final class SlapdServer: @unchecked Sendable {
 
     /// Starts (or restarts) the server on the same port with the same data.
     public func start() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        // -d 0: stay in the foreground (a child we can stop), log nothing.
-        p.arguments = ["-f", directory.path + "/slapd.conf", "-h", "ldap://127.0.0.1:\(port)/", "-d", "0"]
         let log = directory.path + "/slapd.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
+        // -d 0: stay in the foreground (a child we can stop), log nothing.
+        let p = try ChildProcess([Self.binary, "-f", directory.path + "/slapd.conf", "-h", "ldap://127.0.0.1:\(port)/", "-d", "0"], outputPath: log)
         process = p
         try waitForPort(port, timeout: 20, process: p, log: log)
     }
 
-    /// Stops the server. SIGKILL, because a child of the test runner inherits a signal mask
-    /// that blocks SIGTERM (Foundation's Process does not reset it); back-mdb is crash-safe,
-    /// so this is also an honest "server died" for the restart tests.
+    /// Stops the server (SIGTERM; slapd closes its database cleanly) and waits for it.
     public func stop() {
         guard let p = process else { return }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        p.signal(SIGTERM)
+        p.wait()
         process = nil
     }
 

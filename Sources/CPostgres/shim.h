@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: Apache-2.0
+// PostgreSQL's client library (libpq).
+#include <libpq-fe.h>
