@@ -5,40 +5,12 @@ import ConnectorKit
 import SQLConnector
 import TestSupport
 
-/// The reference administrative-system schema and statements (also in the demo policy).
-enum AdminSchema {
-    static func schema(_ d: SQLStatement.Dialect) -> [String] {
-        let id = d == .postgresql ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY"
-        let bool = d == .postgresql ? "BOOLEAN NOT NULL DEFAULT TRUE" : "INTEGER NOT NULL DEFAULT 1"
-        return [
-            "CREATE TABLE IF NOT EXISTS accounts (id \(id), user_name TEXT NOT NULL, display_name TEXT, email TEXT, department TEXT, enabled \(bool))",
-            "CREATE UNIQUE INDEX IF NOT EXISTS accounts_user_name ON accounts (lower(user_name))",
-            "CREATE TABLE IF NOT EXISTS account_roles (account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, role TEXT NOT NULL CHECK (role <> 'forbidden'), PRIMARY KEY (account_id, role))",
-        ]
-    }
-
-    static let columns = #"id, user_name AS "userName", enabled, display_name AS "displayName", email, department"#
-    static let statements: [String: String] = [
-        "find": "SELECT \(columns) FROM accounts WHERE lower(user_name) = lower(:userName)",
-        "read": "SELECT \(columns) FROM accounts WHERE id = :id",
-        "create": "INSERT INTO accounts (user_name, enabled, display_name, email, department) VALUES (:userName, :enabled, :displayName, :email, :department) RETURNING id",
-        "update": "UPDATE accounts SET display_name = :displayName, email = :email, department = :department WHERE id = :id",
-        "rename": "UPDATE accounts SET user_name = :userName WHERE id = :id",
-        "setEnabled": "UPDATE accounts SET enabled = :enabled WHERE id = :id",
-        "delete": "DELETE FROM accounts WHERE id = :id",
-        "grant": "INSERT INTO account_roles (account_id, role) VALUES (:id, :entitlement) ON CONFLICT DO NOTHING",
-        "revoke": "DELETE FROM account_roles WHERE account_id = :id AND role = :entitlement",
-        "entitlements": "SELECT role FROM account_roles WHERE account_id = :id",
-        "list": "SELECT \(columns) FROM accounts WHERE id > COALESCE(CAST(:after AS BIGINT), 0) ORDER BY id LIMIT CAST(:limit AS INTEGER)",
-        "listEntitlements": "SELECT account_id AS id, role AS entitlement FROM account_roles WHERE account_id > COALESCE(CAST(:after AS BIGINT), 0) AND account_id <= CAST(:last AS BIGINT)",
-    ]
-
-    static func config(_ database: SQLConfig.Database) -> SQLConfig {
-        var c = SQLConfig(database: database, statements: statements)
-        c.attributes = ["displayName", "email", "department"]
-        if case .sqlite = database { c.schema = schema(.sqlite) } else { c.schema = schema(.postgresql) }
-        return c
-    }
+/// The reference administrative system (statements from scripts/reference-policy.json).
+func adminConfig(_ database: SQLConfig.Database) -> SQLConfig {
+    var c = SQLConfig(database: database, statements: AdminSchema.statements)
+    c.attributes = AdminSchema.attributes
+    if case .sqlite = database { c.schema = AdminSchema.sqliteSchema } else { c.schema = AdminSchema.postgresSchema }
+    return c
 }
 
 /// Shared checks, run against both dialects.
@@ -65,10 +37,11 @@ enum SQLChecks {
 
     /// A convergence whose last step fails leaves nothing behind (one transaction).
     static func assertRollback(_ c: SQLConnector) throws {
+        _ = try c.create(AccountSpec(userName: "taken@x.org"))
         do {
             try c.transaction { s throws(ConnectorError) in
                 let a = try s.create(AccountSpec(userName: "half@x.org", entitlements: ["front-desk"]))
-                try s.grant(id: a.id, entitlement: "forbidden")  // CHECK constraint refuses it
+                try s.rename(id: a.id, userName: "taken@x.org")  // the unique index refuses it
             }
             Issue.record("the failing grant was accepted")
         } catch {
@@ -130,7 +103,7 @@ enum SQLChecks {
 @Suite struct SQLiteConnectorTests {
     let directory = TemporaryDirectory()
 
-    func connector() throws -> SQLConnector { try SQLConnector(config: AdminSchema.config(.sqlite(path: directory.path + "/admin.db"))) }
+    func connector() throws -> SQLConnector { try SQLConnector(config: adminConfig(.sqlite(path: directory.path + "/admin.db"))) }
 
     @Test func conformanceKit_passes() throws {
         defer { directory.remove() }
@@ -159,7 +132,7 @@ enum SQLChecks {
     init() throws { server = try PostgresServer() }
 
     func connector(password: String? = nil) throws -> SQLConnector {
-        try SQLConnector(config: AdminSchema.config(.postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user) connect_timeout=5",
+        try SQLConnector(config: adminConfig(.postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user) connect_timeout=5",
                                                                password: password ?? server.password)))
     }
 

@@ -19,38 +19,18 @@ import TestSupport
         postgres = try PostgresServer()
     }
 
-    static let columns = #"id, user_name AS "userName", enabled, display_name AS "displayName", email"#
-    static let schema = [
-        "CREATE TABLE IF NOT EXISTS accounts (id BIGSERIAL PRIMARY KEY, user_name TEXT NOT NULL UNIQUE, display_name TEXT, email TEXT, enabled BOOLEAN NOT NULL DEFAULT TRUE)",
-        "CREATE TABLE IF NOT EXISTS account_roles (account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, role TEXT NOT NULL, PRIMARY KEY (account_id, role))",
-    ]
-    static let statements: [String: String] = [
-        "find": "SELECT \(columns) FROM accounts WHERE user_name = :userName",
-        "read": "SELECT \(columns) FROM accounts WHERE id = :id",
-        "create": "INSERT INTO accounts (user_name, enabled, display_name, email) VALUES (:userName, :enabled, :displayName, :email) RETURNING id",
-        "update": "UPDATE accounts SET display_name = :displayName, email = :email WHERE id = :id",
-        "rename": "UPDATE accounts SET user_name = :userName WHERE id = :id",
-        "setEnabled": "UPDATE accounts SET enabled = :enabled WHERE id = :id",
-        "delete": "DELETE FROM accounts WHERE id = :id",
-        "grant": "INSERT INTO account_roles (account_id, role) VALUES (:id, :entitlement) ON CONFLICT DO NOTHING",
-        "revoke": "DELETE FROM account_roles WHERE account_id = :id AND role = :entitlement",
-        "entitlements": "SELECT role FROM account_roles WHERE account_id = :id",
-        "list": "SELECT \(columns) FROM accounts WHERE id > COALESCE(CAST(:after AS BIGINT), 0) ORDER BY id LIMIT CAST(:limit AS INTEGER)",
-        "listEntitlements": "SELECT account_id AS id, role AS entitlement FROM account_roles WHERE account_id > COALESCE(CAST(:after AS BIGINT), 0) AND account_id <= CAST(:last AS BIGINT)",
-    ]
-
     /// Policy with both targets; `ldapPassword` lets a test give the wrong one.
     func policy(ldapPassword: String? = nil) throws -> String {
         let ldapSecret = secrets.path + "/ldap", pgSecret = secrets.path + "/pg"
         try (ldapPassword ?? slapd.rootPassword).write(toFile: ldapSecret, atomically: true, encoding: .utf8)
         try postgres.password.write(toFile: pgSecret, atomically: true, encoding: .utf8)
         var statementsJSON = JSONObject()
-        for (k, v) in Self.statements.sorted(by: { $0.key < $1.key }) { statementsJSON[k] = .string(v) }
+        for (k, v) in AdminSchema.statements.sorted(by: { $0.key < $1.key }) { statementsJSON[k] = .string(v) }
         let sqlSettings = JSONWriter().string(.object(JSONObject([
             "dialect": .string("postgresql"),
             "connection": .string("host=127.0.0.1 port=\(postgres.port) dbname=postgres user=\(postgres.user) connect_timeout=2"),
             "passwordFile": .string(pgSecret),
-            "schema": .array(Self.schema.map { .string($0) }),
+            "schema": .array(AdminSchema.postgresSchema.map { .string($0) }),
             "statements": .object(statementsJSON),
         ])))
         return """
@@ -60,7 +40,7 @@ import TestSupport
                         "usersBase": "\(slapd.usersBase)", "groupsBase": "\(slapd.groupsBase)", "timeoutSeconds": 2, "connectTimeoutSeconds": 1},
            "mapping": {"cn": "displayName", "mail": "emails.value", "title": "title"}},
           {"name": "admin", "type": "sql", "concurrency": 4, "settings": \(sqlSettings),
-           "mapping": {"displayName": "displayName", "email": "emails.value"}}
+           "mapping": {"displayName": "displayName", "email": "emails.value", "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}}
          ],
          "packages": [
           {"name": "physician", "rule": "title eq \\"Physician\\"", "grants": {"imaging": ["imaging-viewer"], "admin": ["clinician-self-service"]}},
@@ -79,8 +59,8 @@ import TestSupport
 
     var sql: SQLConnector {
         var c = SQLConfig(database: .postgresql(conninfo: "host=127.0.0.1 port=\(postgres.port) dbname=postgres user=\(postgres.user)", password: postgres.password),
-                          statements: Self.statements)
-        c.attributes = ["displayName", "email"]
+                          statements: AdminSchema.statements)
+        c.attributes = AdminSchema.attributes
         return try! SQLConnector(config: c)
     }
 
@@ -150,7 +130,7 @@ import TestSupport
         let id = try create(hub, person("gone@x.org", title: "Physician"))
         eventually("provisioned") { try ldap.find(userName: "gone@x.org") != nil && sql.find(userName: "gone@x.org") != nil }
         try ldap.delete(id: try #require(try ldap.find(userName: "gone@x.org")).id)
-        try postgres.psql("DELETE FROM accounts WHERE user_name = 'gone@x.org'")
+        try postgres.psql("DELETE FROM accounts WHERE user_name = 'gone@x.org'")  // account_roles cascade
         try patch(hub, id, #"[{"op":"replace","path":"displayName","value":"Gone Again"}]"#)
         eventually("recreated in both") {
             try ldap.find(userName: "gone@x.org")?.attributes["cn"] == "Gone Again" && sql.find(userName: "gone@x.org")?.attributes["displayName"] == "Gone Again"
