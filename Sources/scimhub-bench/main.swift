@@ -10,6 +10,7 @@ import TestSupport
 ///   swift build -c release && .build/release/scimhub-bench [--people 10000] [--scales 1000,10000,100000]
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
+///   .build/release/scimhub-bench --connectors [--convergences 2000] [--threads 8] [--list-accounts 100000] [--only ldap,postgresql,sqlite]
 
 struct Options {
     var binary = repoRoot + "/.build/release/scimhub"
@@ -21,11 +22,17 @@ struct Options {
     var provisioning = false
     var leavers = 1000
     var outageSeconds = 300.0
+    var connectors = false
+    var convergences = 2000
+    var threads = 8
+    var listAccounts = 100_000
+    var only: Set<String> = ["ldap", "postgresql", "sqlite"]
 
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
         while let a = it.next() {
             if a == "--provisioning" { provisioning = true; continue }
+            if a == "--connectors" { connectors = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -36,6 +43,10 @@ struct Options {
             case "--seconds": seconds = Double(v) ?? seconds
             case "--leavers": leavers = Int(v) ?? leavers
             case "--outage-seconds": outageSeconds = Double(v) ?? outageSeconds
+            case "--convergences": convergences = Int(v) ?? convergences
+            case "--threads": threads = Int(v) ?? threads
+            case "--list-accounts": listAccounts = Int(v) ?? listAccounts
+            case "--only": only = Set(v.split(separator: ",").map(String.init))
             default: FileHandle.standardError.write(Data("unknown option \(a)\n".utf8)); exit(2)
             }
         }
@@ -143,6 +154,10 @@ func percentEncode(_ s: String) -> String {
 }
 
 let o = Options()
+if o.connectors {
+    do { try runConnectorBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
 guard FileManager.default.isExecutableFile(atPath: o.binary) else {
     FileHandle.standardError.write(Data("build the release binary first: swift build -c release\n".utf8))
     exit(2)

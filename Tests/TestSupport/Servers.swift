@@ -131,8 +131,9 @@ public final class SlapdServer: @unchecked Sendable {
     public static let binary = "/usr/sbin/slapd"
 
     /// Writes the configuration, loads the base entries (and `ldif`, if any) offline with
-    /// slapadd, and starts the server.
-    public init(ldif: String = "") throws {
+    /// slapadd, and starts the server. `durable: false` adds back-mdb's `dbnosync` (commits
+    /// not flushed to disk one by one), as replicated directories are often run.
+    public init(ldif: String = "", durable: Bool = true) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestError("slapd is not installed (apt-get install slapd ldap-utils); scripts/test installs it")
         }
@@ -145,7 +146,7 @@ public final class SlapdServer: @unchecked Sendable {
                 .replacingOccurrences(of: "@ROOTDN@", with: rootDN).replacingOccurrences(of: "@ROOTPW@", with: rootPassword)
                 .replacingOccurrences(of: "@DC@", with: "scimhub")
         }
-        try fill("slapd.conf.template").write(toFile: dir + "/slapd.conf", atomically: true, encoding: .utf8)
+        try (fill("slapd.conf.template") + (durable ? "" : "dbnosync\n")).write(toFile: dir + "/slapd.conf", atomically: true, encoding: .utf8)
         try (fill("base.ldif.template") + "\n" + ldif).write(toFile: dir + "/base.ldif", atomically: true, encoding: .utf8)
         try runCommand(["/usr/sbin/slapadd", "-q", "-f", dir + "/slapd.conf", "-l", dir + "/base.ldif"])
         try start()

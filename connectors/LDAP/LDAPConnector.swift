@@ -81,124 +81,162 @@ public final class LDAPConnector: Connector {
 
     public var capabilities: ConnectorCapabilities { ConnectorCapabilities(entitlementKinds: ["group"]) }
 
-    // MARK: - Connector
+    // MARK: - Connector (each call on a pooled session)
 
-    public func read(id: String) throws(ConnectorError) -> Account? {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { return nil }
-            return try account(c, e)
-        }
-    }
-
-    public func find(userName: String) throws(ConnectorError) -> Account? {
-        try pool.with { c throws(ConnectorError) in
-            let filter = "(&(objectClass=\(config.objectClasses[0]))(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
-            guard let e = try searchAccounts(c, filter: filter).first else { return nil }
-            return try account(c, e)
-        }
-    }
-
-    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account {
-        try pool.with { c throws(ConnectorError) in
-            let rdnValue = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() ? spec.userName : (spec.attributes[config.rdnAttribute] ?? spec.userName)
-            let parent: String
-            if case .move(let base) = config.disable, !spec.enabled { parent = base } else { parent = config.usersBase }
-            let dn = "\(config.rdnAttribute)=\(LDAPEscaping.dnValue(rdnValue)),\(parent)"
-            var attrs: [(String, [String])] = [("objectClass", config.objectClasses), (config.userNameAttribute, [spec.userName])]
-            if config.rdnAttribute.lowercased() != config.userNameAttribute.lowercased() { attrs.append((config.rdnAttribute, [rdnValue])) }
-            for (k, v) in spec.attributes.sorted(by: { $0.key < $1.key }) where !v.isEmpty && !attrs.contains(where: { $0.0.lowercased() == k.lowercased() }) {
-                attrs.append((k, [v]))
-            }
-            // person (RFC 4519 §3.12) requires cn and sn: the user name stands in when unmapped.
-            if config.objectClasses.contains(where: { ["person", "organizationalperson", "inetorgperson"].contains($0.lowercased()) }) {
-                for required in ["cn", "sn"] where !attrs.contains(where: { $0.0.lowercased() == required }) { attrs.append((required, [spec.userName])) }
-            }
-            if !spec.enabled {
-                if case .lock = config.disable { attrs.append((Self.lockAttribute, [Self.lockedForever])) }
-                if case .attribute(let name, let value) = config.disable { attrs.append((name, [value])) }
-            }
-            let rc = c.add(dn: dn, attributes: attrs)
-            if rc == LDAPCode.alreadyExists { throw ConnectorError.permanent("create: an entry with this name already exists (LDAP 68)") }
-            guard rc == LDAPCode.success else { throw c.error(rc, "create") }
-            for e in spec.entitlements.sorted() { try addMember(c, dn: dn, entitlement: e) }
-            let (_, found) = try c.search(base: dn, filter: "(objectClass=*)", attributes: readAttributes)
-            guard let e = found.first else { throw ConnectorError.retryable("create: the new entry cannot be read back") }
-            return try account(c, e)
-        }
-    }
-
+    public func read(id: String) throws(ConnectorError) -> Account? { try pool.with { c throws(ConnectorError) in try read(Context(c), id: id) } }
+    public func find(userName: String) throws(ConnectorError) -> Account? { try pool.with { c throws(ConnectorError) in try find(Context(c), userName: userName) } }
+    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account { try pool.with { c throws(ConnectorError) in try create(Context(c), spec) } }
     public func update(id: String, attributes: [String: String]) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard var e = try entry(c, id: id) else { throw ConnectorError.permanent("update: no such account") }
-            let rdnIsUserName = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased()
-            if !rdnIsUserName, let newRDN = attributes[config.rdnAttribute], !newRDN.isEmpty, e.values(config.rdnAttribute).first != newRDN {
-                e = try move(c, e, rdnValue: newRDN, parent: parent(of: e.dn))
-            }
-            var mods: [LDAPModification] = []
-            for (k, v) in attributes.sorted(by: { $0.key < $1.key }) {
-                let lower = k.lowercased()
-                if lower == config.userNameAttribute.lowercased() || lower == config.rdnAttribute.lowercased() { continue }
-                // An empty value removes the attribute (LDAP has no empty strings).
-                mods.append(LDAPModification(operation: .replace, attribute: k, values: v.isEmpty ? [] : [v]))
-            }
-            guard !mods.isEmpty else { return }
-            let rc = c.modify(dn: e.dn, mods)
-            guard rc == LDAPCode.success else { throw c.error(rc, "update") }
+        try pool.with { c throws(ConnectorError) in try update(Context(c), id: id, attributes: attributes) }
+    }
+    public func rename(id: String, userName: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try rename(Context(c), id: id, userName: userName) } }
+    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try setEnabled(Context(c), id: id, enabled) } }
+    public func delete(id: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try delete(Context(c), id: id) } }
+    public func grant(id: String, entitlement: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try grant(Context(c), id: id, entitlement: entitlement) } }
+    public func revoke(id: String, entitlement: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try revoke(Context(c), id: id, entitlement: entitlement) } }
+
+    /// One convergence on one session: the entry found by the first read is remembered, so
+    /// each following write goes straight to its DN instead of searching for the entryUUID
+    /// again (LDAP has no transactions; this only saves round trips).
+    public func transaction<T>(_ body: (any Connector) throws(ConnectorError) -> T) throws(ConnectorError) -> T {
+        try pool.with { c throws(ConnectorError) in try body(Session(owner: self, context: Context(c))) }
+    }
+
+    /// A pooled connection plus the entries this unit of work has already located (id → entry).
+    final class Context {
+        let c: LDAPConnection
+        var located: [String: LDAPEntry] = [:]
+        init(_ c: LDAPConnection) { self.c = c }
+    }
+
+    /// The connector bound to one context for the length of a convergence.
+    struct Session: Connector, @unchecked Sendable {
+        let owner: LDAPConnector
+        let context: Context
+        var capabilities: ConnectorCapabilities { owner.capabilities }
+        func read(id: String) throws(ConnectorError) -> Account? { try owner.read(context, id: id) }
+        func find(userName: String) throws(ConnectorError) -> Account? { try owner.find(context, userName: userName) }
+        func create(_ spec: AccountSpec) throws(ConnectorError) -> Account { try owner.create(context, spec) }
+        func update(id: String, attributes: [String: String]) throws(ConnectorError) { try owner.update(context, id: id, attributes: attributes) }
+        func rename(id: String, userName: String) throws(ConnectorError) { try owner.rename(context, id: id, userName: userName) }
+        func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) { try owner.setEnabled(context, id: id, enabled) }
+        func delete(id: String) throws(ConnectorError) { try owner.delete(context, id: id) }
+        func grant(id: String, entitlement: String) throws(ConnectorError) { try owner.grant(context, id: id, entitlement: entitlement) }
+        func revoke(id: String, entitlement: String) throws(ConnectorError) { try owner.revoke(context, id: id, entitlement: entitlement) }
+        func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage { try owner.list(cursor: cursor, pageSize: pageSize) }
+    }
+
+    // MARK: - Operations
+
+    func read(_ x: Context, id: String) throws(ConnectorError) -> Account? {
+        x.located[id] = nil  // a read is always fresh
+        guard let e = try entry(x, id: id) else { return nil }
+        return try account(x.c, e)
+    }
+
+    func find(_ x: Context, userName: String) throws(ConnectorError) -> Account? {
+        let filter = "(&(objectClass=\(config.objectClasses[0]))(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
+        guard let e = try searchAccounts(x.c, filter: filter).first else { return nil }
+        remember(x, e)
+        return try account(x.c, e)
+    }
+
+    func create(_ x: Context, _ spec: AccountSpec) throws(ConnectorError) -> Account {
+        let c = x.c
+        let rdnValue = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() ? spec.userName : (spec.attributes[config.rdnAttribute] ?? spec.userName)
+        let parent: String
+        if case .move(let base) = config.disable, !spec.enabled { parent = base } else { parent = config.usersBase }
+        let dn = "\(config.rdnAttribute)=\(LDAPEscaping.dnValue(rdnValue)),\(parent)"
+        var attrs: [(String, [String])] = [("objectClass", config.objectClasses), (config.userNameAttribute, [spec.userName])]
+        if config.rdnAttribute.lowercased() != config.userNameAttribute.lowercased() { attrs.append((config.rdnAttribute, [rdnValue])) }
+        for (k, v) in spec.attributes.sorted(by: { $0.key < $1.key }) where !v.isEmpty && !attrs.contains(where: { $0.0.lowercased() == k.lowercased() }) {
+            attrs.append((k, [v]))
+        }
+        // person (RFC 4519 §3.12) requires cn and sn: the user name stands in when unmapped.
+        if config.objectClasses.contains(where: { ["person", "organizationalperson", "inetorgperson"].contains($0.lowercased()) }) {
+            for required in ["cn", "sn"] where !attrs.contains(where: { $0.0.lowercased() == required }) { attrs.append((required, [spec.userName])) }
+        }
+        if !spec.enabled {
+            if case .lock = config.disable { attrs.append((Self.lockAttribute, [Self.lockedForever])) }
+            if case .attribute(let name, let value) = config.disable { attrs.append((name, [value])) }
+        }
+        let rc = c.add(dn: dn, attributes: attrs)
+        if rc == LDAPCode.alreadyExists { throw ConnectorError.permanent("create: an entry with this name already exists (LDAP 68)") }
+        guard rc == LDAPCode.success else { throw c.error(rc, "create") }
+        for e in spec.entitlements.sorted() { try addMember(c, dn: dn, entitlement: e) }
+        let (_, found) = try c.search(base: dn, filter: "(objectClass=*)", attributes: readAttributes)
+        guard let e = found.first else { throw ConnectorError.retryable("create: the new entry cannot be read back") }
+        remember(x, e)
+        return try account(e, entitlements: spec.entitlements)  // just granted: no group search needed
+    }
+
+    func update(_ x: Context, id: String, attributes: [String: String]) throws(ConnectorError) {
+        let c = x.c
+        guard var e = try entry(x, id: id) else { throw ConnectorError.permanent("update: no such account") }
+        let rdnIsUserName = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased()
+        if !rdnIsUserName, let newRDN = attributes[config.rdnAttribute], !newRDN.isEmpty, e.values(config.rdnAttribute).first != newRDN {
+            e = try move(x, e, rdnValue: newRDN, parent: parent(of: e.dn))
+        }
+        var mods: [LDAPModification] = []
+        for (k, v) in attributes.sorted(by: { $0.key < $1.key }) {
+            let lower = k.lowercased()
+            if lower == config.userNameAttribute.lowercased() || lower == config.rdnAttribute.lowercased() { continue }
+            // An empty value removes the attribute (LDAP has no empty strings).
+            mods.append(LDAPModification(operation: .replace, attribute: k, values: v.isEmpty ? [] : [v]))
+        }
+        guard !mods.isEmpty else { return }
+        let rc = c.modify(dn: e.dn, mods)
+        guard rc == LDAPCode.success else { throw c.error(rc, "update") }
+    }
+
+    func rename(_ x: Context, id: String, userName: String) throws(ConnectorError) {
+        let c = x.c
+        guard let e = try entry(x, id: id) else { throw ConnectorError.permanent("rename: no such account") }
+        if config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() {
+            _ = try move(x, e, rdnValue: userName, parent: parent(of: e.dn))
+        } else {
+            let rc = c.modify(dn: e.dn, [LDAPModification(operation: .replace, attribute: config.userNameAttribute, values: [userName])])
+            guard rc == LDAPCode.success else { throw c.error(rc, "rename") }
         }
     }
 
-    public func rename(id: String, userName: String) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { throw ConnectorError.permanent("rename: no such account") }
-            if config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() {
-                _ = try move(c, e, rdnValue: userName, parent: parent(of: e.dn))
-            } else {
-                let rc = c.modify(dn: e.dn, [LDAPModification(operation: .replace, attribute: config.userNameAttribute, values: [userName])])
-                guard rc == LDAPCode.success else { throw c.error(rc, "rename") }
-            }
+    func setEnabled(_ x: Context, id: String, _ enabled: Bool) throws(ConnectorError) {
+        let c = x.c
+        guard let e = try entry(x, id: id) else { throw ConnectorError.permanent("enable/disable: no such account") }
+        let rc: Int32
+        switch config.disable {
+        case .lock:
+            rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: Self.lockAttribute, values: enabled ? [] : [Self.lockedForever])])
+        case .attribute(let name, let value):
+            rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: name, values: [value])])
+        case .move(let base):
+            let target = enabled ? config.usersBase : base
+            if !Self.sameDN(parent(of: e.dn), target) { _ = try move(x, e, rdnValue: nil, parent: target) }
+            return
         }
+        // Enabling an account that was never disabled: the attribute is absent, which is fine.
+        guard rc == LDAPCode.success || (enabled && rc == LDAPCode.noSuchAttribute) else { throw c.error(rc, enabled ? "enable" : "disable") }
     }
 
-    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { throw ConnectorError.permanent("enable/disable: no such account") }
-            let rc: Int32
-            switch config.disable {
-            case .lock:
-                rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: Self.lockAttribute, values: enabled ? [] : [Self.lockedForever])])
-            case .attribute(let name, let value):
-                rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: name, values: [value])])
-            case .move(let base):
-                let target = enabled ? config.usersBase : base
-                if !Self.sameDN(parent(of: e.dn), target) { _ = try move(c, e, rdnValue: nil, parent: target) }
-                return
-            }
-            // Enabling an account that was never disabled: the attribute is absent, which is fine.
-            guard rc == LDAPCode.success || (enabled && rc == LDAPCode.noSuchAttribute) else { throw c.error(rc, enabled ? "enable" : "disable") }
-        }
+    func delete(_ x: Context, id: String) throws(ConnectorError) {
+        let c = x.c
+        guard let e = try entry(x, id: id) else { return }
+        x.located[id] = nil
+        for g in try groups(c, memberDN: e.dn) { try removeMember(c, dn: e.dn, groupDN: g.dn) }
+        let rc = c.delete(dn: e.dn)
+        guard rc == LDAPCode.success || rc == LDAPCode.noSuchObject else { throw c.error(rc, "delete") }
     }
 
-    public func delete(id: String) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { return }
-            for g in try groups(c, memberDN: e.dn) { try removeMember(c, dn: e.dn, groupDN: g.dn) }
-            let rc = c.delete(dn: e.dn)
-            guard rc == LDAPCode.success || rc == LDAPCode.noSuchObject else { throw c.error(rc, "delete") }
-        }
+    func grant(_ x: Context, id: String, entitlement: String) throws(ConnectorError) {
+        let c = x.c
+        guard let e = try entry(x, id: id) else { throw ConnectorError.permanent("grant: no such account") }
+        try addMember(c, dn: e.dn, entitlement: entitlement)
     }
 
-    public func grant(id: String, entitlement: String) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { throw ConnectorError.permanent("grant: no such account") }
-            try addMember(c, dn: e.dn, entitlement: entitlement)
-        }
-    }
-
-    public func revoke(id: String, entitlement: String) throws(ConnectorError) {
-        try pool.with { c throws(ConnectorError) in
-            guard let e = try entry(c, id: id) else { return }
-            try removeMember(c, dn: e.dn, groupDN: groupDN(entitlement))
-        }
+    func revoke(_ x: Context, id: String, entitlement: String) throws(ConnectorError) {
+        let c = x.c
+        guard let e = try entry(x, id: id) else { return }
+        try removeMember(c, dn: e.dn, groupDN: groupDN(entitlement))
     }
 
     public func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage {
@@ -252,10 +290,18 @@ public final class LDAPConnector: Connector {
         return out
     }
 
-    /// The entry whose entryUUID is `id` (nil when none; an id that is not a UUID names nothing).
-    private func entry(_ c: LDAPConnection, id: String) throws(ConnectorError) -> LDAPEntry? {
+    /// The entry whose entryUUID is `id` (nil when none; an id that is not a UUID names nothing),
+    /// from this unit of work's memory when it was located already.
+    private func entry(_ x: Context, id: String) throws(ConnectorError) -> LDAPEntry? {
+        if let e = x.located[id] { return e }
         guard id.utf8.count == 36, id.utf8.allSatisfy({ $0 == 0x2D || ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x66) }) else { return nil }
-        return try searchAccounts(c, filter: "(entryUUID=\(LDAPEscaping.filterValue(id)))").first
+        guard let e = try searchAccounts(x.c, filter: "(entryUUID=\(LDAPEscaping.filterValue(id)))").first else { return nil }
+        remember(x, e)
+        return e
+    }
+
+    private func remember(_ x: Context, _ e: LDAPEntry) {
+        if let id = e.values("entryUUID").first { x.located[id] = e }
     }
 
     private func account(_ c: LDAPConnection, _ e: LDAPEntry) throws(ConnectorError) -> Account {
@@ -316,7 +362,8 @@ public final class LDAPConnector: Connector {
     }
 
     /// Renames and/or moves an entry and rewrites its group memberships to the new DN.
-    private func move(_ c: LDAPConnection, _ e: LDAPEntry, rdnValue: String?, parent newParent: String) throws(ConnectorError) -> LDAPEntry {
+    private func move(_ x: Context, _ e: LDAPEntry, rdnValue: String?, parent newParent: String) throws(ConnectorError) -> LDAPEntry {
+        let c = x.c
         let value = rdnValue ?? e.values(config.rdnAttribute).first ?? ""
         let newRDN = "\(config.rdnAttribute)=\(LDAPEscaping.dnValue(value))"
         let memberships = try groups(c, memberDN: e.dn)
@@ -324,7 +371,9 @@ public final class LDAPConnector: Connector {
         let rc = c.rename(dn: e.dn, newRDN: newRDN, newParent: movesParent ? newParent : nil)
         if rc == LDAPCode.alreadyExists { throw ConnectorError.permanent("rename: an entry with the new name already exists (LDAP 68)") }
         guard rc == LDAPCode.success else { throw c.error(rc, "rename") }
-        guard let id = e.values("entryUUID").first, let moved = try entry(c, id: id) else { throw ConnectorError.retryable("rename: the entry cannot be read back") }
+        guard let id = e.values("entryUUID").first else { throw ConnectorError.retryable("rename: the entry has no entryUUID") }
+        x.located[id] = nil
+        guard let moved = try entry(x, id: id) else { throw ConnectorError.retryable("rename: the entry cannot be read back") }
         for g in memberships {
             let r = c.modify(dn: g.dn, [LDAPModification(operation: .add, attribute: config.memberAttribute, values: [moved.dn]),
                                         LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [e.dn])])

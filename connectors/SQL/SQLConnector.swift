@@ -124,12 +124,17 @@ public final class SQLConnector: Connector {
         return try pool.with { db throws(ConnectorError) in try body(SQLSession(db: db.base, statements: statements, attributes: config.attributes)) }
     }
 
+    /// Runs the configured DDL once, holding the lock so concurrent first calls wait for it
+    /// (concurrent `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL).
     private func applySchemaOnce() throws(ConnectorError) {
-        guard !config.schema.isEmpty, !schemaApplied.withLock({ $0 }) else { return }
-        try pool.with { db throws(ConnectorError) in
-            for (i, ddl) in config.schema.enumerated() { try db.base.run(ddl, "schema[\(i)]") }
+        guard !config.schema.isEmpty else { return }
+        try schemaApplied.withLock { (applied: inout Bool) throws(ConnectorError) in
+            guard !applied else { return }
+            try pool.with { db throws(ConnectorError) in
+                for (i, ddl) in config.schema.enumerated() { try db.base.run(ddl, "schema[\(i)]") }
+            }
+            applied = true
         }
-        schemaApplied.withLock { $0 = true }
     }
 }
 

@@ -50,6 +50,7 @@ final class PostgresDatabase: SQLDatabase {
             throw ConnectorError.retryable("PostgreSQL: cannot connect (server down or unreachable)")
         }
         conn = handle
+        scimhub_pq_quiet(handle)
     }
 
     deinit { PQfinish(conn) }
