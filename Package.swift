@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit"], path: "connectors/SQL", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
-        .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),

@@ -27,6 +27,19 @@ extension HubApp {
         case 4 where seg[1] == "people" && seg[3] == "access":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try personAccess(seg[2], ctx)
+        case 2 where seg[1] == "reconciliations":
+            if method == "POST" { return try startReconciliation(ctx) }
+            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
+            return try listReconciliations(ctx)
+        case 3 where seg[1] == "reconciliations":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try reconciliationStatus(seg[2])
+        case 4 where seg[1] == "reconciliations" && seg[3] == "report":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try reconciliationReport(seg[2], ctx)
+        case 4 where seg[1] == "reconciliations" && seg[3] == "confirm":
+            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+            return try confirmReconciliation(seg[2], ctx)
         default:
             throw SCIMError.notFound("no admin endpoint at this path")
         }
@@ -147,13 +160,7 @@ extension HubApp {
                 out["targets"] = .object(JSONObject())
                 return out
             }
-            var doc = user?.doc
-            let groups = try conn.groups(ofMember: id)
-            if doc != nil {
-                doc?["id"] = .string(id)
-                if !groups.isEmpty { doc?["groups"] = .array(groups.map { .object(JSONObject(["value": .string($0.id), "display": .string($0.display ?? "")])) }) }
-            }
-            let names = groups.compactMap(\.display)
+            let (doc, names) = try conn.evaluationDocument(personID: id, person: user?.doc)
             let grants = doc.map { engine.policy.grants(person: $0, groupNames: names) } ?? []
             out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()

@@ -22,6 +22,8 @@ public struct HubConfig: Sendable {
     public var policyFile: String? = nil
     /// Retry and circuit-breaker tuning of the provisioning engine.
     public var engine = EngineOptions()
+    /// Hours between scheduled reconciliation runs (report mode, every target); nil: none.
+    public var reconcileEveryHours: Double? = nil
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -57,6 +59,9 @@ public struct HubConfig: Sendable {
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)
             case "policy": c.policyFile = try string(v, m.key)
+            case "reconcileEveryHours":
+                guard let h = v.numberValue?.double, h >= 0.01, h <= 24 * 366 else { throw ConfigError("reconcileEveryHours must be a number of hours (0.01 to 8784)") }
+                c.reconcileEveryHours = h
             case "durability":
                 guard let d = Durability(rawValue: try string(v, m.key)) else { throw ConfigError("durability must be full or normal") }
                 c.durability = d

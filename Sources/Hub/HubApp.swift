@@ -20,15 +20,19 @@ public final class HubApp: Sendable {
     let groupType: SCIMResourceType
     /// The provisioning engine, when a policy is configured.
     let engine: ProvisioningEngine?
+    /// Reconciliation runs, when a policy is configured.
+    let reconciliations: ReconciliationRuns?
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
     /// The SCIM media type (RFC 7644 §3.1).
     static let scimContentType = "application/scim+json"
 
-    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil) throws {
+    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil,
+                reconciliations: ReconciliationRuns? = nil) throws {
         self.config = config
         self.engine = engine
+        self.reconciliations = reconciliations
         self.registry = registry
         self.store = store
         self.logger = logger

@@ -14,6 +14,10 @@ public final class HubServer: Sendable {
     public let store: Store
     /// The provisioning engine, when a policy is configured.
     public let engine: ProvisioningEngine?
+    /// Reconciliation runs, when a policy is configured.
+    public let reconciliations: ReconciliationRuns?
+    private let reconcileEvery: Double?
+    private let stopSchedule = DispatchSemaphore(value: 0)
 
     /// Loads schemas, opens the store and binds the listen address.
     public init(config: HubConfig, logger: Logger) throws {
@@ -38,7 +42,15 @@ public final class HubServer: Sendable {
             engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, userType: userType, logger: logger, options: config.engine)
         }
         self.engine = engine
-        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine)
+        var runs: ReconciliationRuns? = nil
+        if let p = policy {
+            let e = engine
+            runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger, wake: { e?.wake() })
+            try runs?.failInterrupted()
+        }
+        reconciliations = runs
+        reconcileEvery = config.reconcileEveryHours
+        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
@@ -65,9 +77,24 @@ public final class HubServer: Sendable {
     /// Serves on the calling thread until `shutdown()`; then stops the engine and closes the store.
     public func run() {
         engine?.start()
+        startSchedule()
         http.run()
+        stopSchedule.signal()
         engine?.stop()
         store.close()
+    }
+
+    /// Scheduled reconciliation (`reconcileEveryHours`): a report run of every target.
+    private func startSchedule() {
+        guard let hours = reconcileEvery, let runs = reconciliations else { return }
+        let stop = stopSchedule
+        let t = Thread {
+            while stop.wait(timeout: .now() + hours * 3600) == .timedOut {
+                _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+            }
+        }
+        t.name = "reconcile-schedule"
+        t.start()
     }
 
     /// Serves on a new thread (tests, benchmarks).

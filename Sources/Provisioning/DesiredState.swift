@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import JSONCore
 import SCIM
+import Store
 
 /// The account a person should have on one target, as the policy decides it.
 public struct DesiredAccount: Sendable, Equatable {
@@ -136,5 +137,23 @@ extension Policy {
             }
         }
         return out
+    }
+}
+
+extension StoreConnection {
+    /// The person as rules see it: stored attributes, `id`, and `groups` with display names;
+    /// and the display names of their groups. `person` nil (deleted) gives nil.
+    public func evaluationDocument(personID: String, person: JSONObject?) throws -> (JSONObject?, [String]) {
+        guard var doc = person else { return (nil, []) }
+        let groups = try groups(ofMember: personID)
+        doc["id"] = .string(personID)
+        if !groups.isEmpty {
+            doc["groups"] = .array(groups.map { g in
+                var o = JSONObject(["value": .string(g.id)])
+                if let d = g.display { o["display"] = .string(d) }
+                return .object(o)
+            })
+        }
+        return (doc, groups.compactMap(\.display))
     }
 }

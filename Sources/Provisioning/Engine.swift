@@ -91,7 +91,7 @@ public final class ProvisioningEngine: Sendable {
         let conn = w.connection
         let applied = try conn.applied(personID: personID)
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
-        let (doc, groupNames) = try evaluationDocument(conn, personID: personID, person: person)
+        let (doc, groupNames) = try conn.evaluationDocument(personID: personID, person: person)
         for t in policy.enabledTargets {
             let record = applied.first { $0.target == t.name }
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
@@ -104,21 +104,6 @@ public final class ProvisioningEngine: Sendable {
                 .removesAccess(to: desired) || person == nil ? 0 : 1
             try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
         }
-    }
-
-    /// The person as rules see it: stored attributes, `id`, and `groups` with display names.
-    private func evaluationDocument(_ conn: StoreConnection, personID: String, person: JSONObject?) throws -> (JSONObject?, [String]) {
-        guard var doc = person else { return (nil, []) }
-        let groups = try conn.groups(ofMember: personID)
-        doc["id"] = .string(personID)
-        if !groups.isEmpty {
-            doc["groups"] = .array(groups.map { g in
-                var o = JSONObject(["value": .string(g.id)])
-                if let d = g.display { o["display"] = .string(d) }
-                return .object(o)
-            })
-        }
-        return (doc, groups.compactMap(\.display))
     }
 
     /// Wakes the dispatcher (after a commit that enqueued jobs).
@@ -211,7 +196,7 @@ public final class ProvisioningEngine: Sendable {
         do {
             let (person, groupNames, record) = try store.read { conn -> (JSONObject?, [String], AppliedRecord?) in
                 let p = try conn.fetch(type: "User", id: job.personID)
-                let (doc, names) = try evaluationDocument(conn, personID: job.personID, person: p?.doc)
+                let (doc, names) = try conn.evaluationDocument(personID: job.personID, person: p?.doc)
                 return (doc, names, try conn.applied(personID: job.personID).first { $0.target == target.name })
             }
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }

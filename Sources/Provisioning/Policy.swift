@@ -26,6 +26,43 @@ public struct Target: Sendable {
     public let settings: JSONObject
     /// Target field → SCIM attribute path of the person.
     public let mapping: [(field: String, path: AttributePath)]
+    /// How reconciliation treats this target.
+    public var reconciliation = ReconciliationRules()
+}
+
+/// A target's reconciliation rules (policy key `reconciliation`).
+public struct ReconciliationRules: Sendable, Equatable {
+    /// What remediation does with an account no person in the hub owns.
+    public enum OrphanAction: String, Sendable { case report, disable, delete }
+    public var orphans = OrphanAction.report
+    /// User names of accounts the hub does not govern (service accounts): counted, never
+    /// flagged or changed. `*` matches any run of characters; case-insensitive.
+    public var exclude: [String] = []
+    /// Mass-change guard: a remediation that would disable or delete more accounts than
+    /// this, or than this share of the accounts listed, waits for a confirmation.
+    public var maxChanges = 50
+    public var maxChangeShare = 0.05
+
+    public init() {}
+
+    public func isExcluded(_ userName: String) -> Bool {
+        let name = Array(userName.lowercased().utf8)
+        return exclude.contains { Self.matches(Array($0.lowercased().utf8)[...], name[...]) }
+    }
+
+    /// Glob with `*` only (iterative, no backtracking blow-up on long names).
+    static func matches(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
+        var p = pattern.startIndex, t = text.startIndex
+        var star: Int? = nil, mark = t
+        while t < text.endIndex {
+            if p < pattern.endIndex && pattern[p] == 0x2A { star = p; p += 1; mark = t; continue }
+            if p < pattern.endIndex && pattern[p] == text[t] { p += 1; t += 1; continue }
+            guard let s = star else { return false }
+            p = s + 1; mark += 1; t = mark
+        }
+        while p < pattern.endIndex && pattern[p] == 0x2A { p += 1 }
+        return p == pattern.endIndex
+    }
 }
 
 /// An access package: a role bundle of entitlements across targets.
@@ -74,7 +111,7 @@ public struct Policy: Sendable {
         for (i, t) in rawTargets.enumerated() {
             let at = "targets[\(i)]"
             guard let to = t.objectValue else { throw PolicyError("\(at) must be an object") }
-            for k in to.keys where !["name", "type", "enabled", "concurrency", "retentionDays", "settings", "mapping", "description"].contains(k) {
+            for k in to.keys where !["name", "type", "enabled", "concurrency", "retentionDays", "settings", "mapping", "description", "reconciliation"].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
             guard let name = to["name"]?.stringValue, isName(name) else { throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'") }
@@ -107,7 +144,9 @@ public struct Policy: Sendable {
                     }
                 }
             }
-            targets.append(Target(name: name, type: type, enabled: enabled, concurrency: concurrency, retentionDays: retention, settings: settings, mapping: mapping))
+            var target = Target(name: name, type: type, enabled: enabled, concurrency: concurrency, retentionDays: retention, settings: settings, mapping: mapping)
+            if let r = to["reconciliation"] { target.reconciliation = try reconciliationRules(r, at: "\(at).reconciliation") }
+            targets.append(target)
         }
 
         var packages: [AccessPackage] = []
@@ -150,6 +189,34 @@ public struct Policy: Sendable {
                                           groups: groups, grants: grants, siteScoped: scoped))
         }
         return Policy(targets: targets, packages: packages)
+    }
+
+    /// `{"orphans": "report"|"disable"|"delete", "exclude": ["svc-*"], "maxChanges": 50, "maxChangeShare": 0.05}`
+    private static func reconciliationRules(_ v: JSONValue, at: String) throws -> ReconciliationRules {
+        guard let o = v.objectValue else { throw PolicyError("\(at) must be an object") }
+        var r = ReconciliationRules()
+        for m in o.members {
+            switch m.key {
+            case "orphans":
+                guard let s = m.value.stringValue, let a = ReconciliationRules.OrphanAction(rawValue: s) else { throw PolicyError("\(at).orphans must be report, disable or delete") }
+                r.orphans = a
+            case "exclude":
+                guard let arr = m.value.arrayValue else { throw PolicyError("\(at).exclude must be an array of user name patterns") }
+                r.exclude = try arr.map { v throws -> String in
+                    guard let s = v.stringValue, !s.isEmpty, s.utf8.count <= 256 else { throw PolicyError("\(at).exclude holds an invalid pattern") }
+                    return s
+                }
+            case "maxChanges":
+                guard let n = m.value.numberValue?.int64, n >= 0 else { throw PolicyError("\(at).maxChanges must be a non-negative integer") }
+                r.maxChanges = Int(n)
+            case "maxChangeShare":
+                guard let d = m.value.numberValue?.double, (0...1).contains(d) else { throw PolicyError("\(at).maxChangeShare must be a number in 0...1") }
+                r.maxChangeShare = d
+            default:
+                throw PolicyError("\(at): unknown key '\(m.key)' (orphans, exclude, maxChanges, maxChangeShare)")
+            }
+        }
+        return r
     }
 
     /// Loads a policy file.

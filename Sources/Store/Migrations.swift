@@ -88,6 +88,44 @@ enum Migrations {
             PRIMARY KEY (person_id, target)
         ) WITHOUT ROWID;
         """),
+        (3, """
+        -- Reconciliation: an account read from a target is matched to its person by account id.
+        CREATE INDEX provisioning_applied_account ON provisioning_applied(target, account_id);
+        CREATE TABLE reconciliation_runs (
+            id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,                -- queued | running | awaiting-confirmation | remediating | done | failed
+            mode TEXT NOT NULL,                 -- report | remediate
+            targets TEXT NOT NULL,              -- JSON array
+            categories TEXT NOT NULL,           -- JSON array
+            requested_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            finished REAL,
+            summary TEXT NOT NULL               -- JSON: per target state, counts, reason, planned changes
+        );
+        CREATE INDEX reconciliation_runs_created ON reconciliation_runs(created);
+        -- What a run found. Only what the report needs: ids, user name, display name,
+        -- category, and the entitlement or attribute name (never values).
+        CREATE TABLE reconciliation_findings (
+            run_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            category TEXT NOT NULL,
+            person_id TEXT,
+            user_name TEXT NOT NULL,
+            display_name TEXT,
+            account_id TEXT,
+            detail TEXT,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+        -- People whose account a run has seen on a target (to find missing accounts without
+        -- holding every id in memory).
+        CREATE TABLE reconciliation_seen (
+            run_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            person_id TEXT NOT NULL,
+            PRIMARY KEY (run_id, target, person_id)
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

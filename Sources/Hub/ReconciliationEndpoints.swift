@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+import HTTPServer
+import JSONCore
+import Provisioning
+import SCIM
+import Store
+
+/// `/admin/reconciliations` (admin scope): start runs, follow them, read their reports,
+/// confirm a run held by the mass-change guard.
+extension HubApp {
+    private func runs() throws -> ReconciliationRuns {
+        guard let r = reconciliations else { throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to reconcile") }
+        return r
+    }
+
+    private func scim(_ e: ReconciliationRequestError) -> SCIMError {
+        switch e {
+        case .invalid(let m): return SCIMError.invalidValue(m)
+        case .conflict(let m): return SCIMError(status: 409, detail: m)
+        case .notFound: return SCIMError.notFound(e.description)
+        }
+    }
+
+    /// `POST /admin/reconciliations` `{"targets"?: [...], "mode"?: "report"|"remediate", "categories"?: [...]}` → 202.
+    func startReconciliation(_ ctx: RequestContext) throws -> HTTPResponse {
+        let r = try runs()
+        let body = ctx.request.body.isEmpty ? JSONObject() : try jsonBody(ctx.request)
+        for k in body.keys where !["targets", "mode", "categories"].contains(k) { throw SCIMError.invalidValue("unknown key '\(k)' (targets, mode, categories)") }
+        func strings(_ key: String) throws -> [String]? {
+            guard let v = body[key] else { return nil }
+            guard let arr = v.arrayValue, !arr.isEmpty, arr.count <= 64 else { throw SCIMError.invalidValue("'\(key)' must be a non-empty array of names") }
+            return try arr.map { x throws -> String in
+                guard let s = x.stringValue, !s.isEmpty, s.utf8.count <= 64 else { throw SCIMError.invalidValue("'\(key)' must hold names") }
+                return s
+            }
+        }
+        let modeText = body["mode"].map { $0.stringValue ?? "" } ?? "report"
+        guard let mode = ReconciliationRuns.Mode(rawValue: modeText) else { throw SCIMError.invalidValue("'mode' must be report or remediate") }
+        do {
+            let id = try r.start(targets: try strings("targets"), mode: mode, categories: try strings("categories"),
+                                 principal: ctx.principal.name, requestID: ctx.requestID)
+            return jsonResponse(202, .object(try r.status(id: id)), headers: [("Location", "/admin/reconciliations/\(id)")], contentType: "application/json")
+        } catch let e as ReconciliationRequestError {
+            throw scim(e)
+        }
+    }
+
+    func listReconciliations(_ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try runs()
+        let items = try store.read { try $0.reconciliationRuns(limit: 50) }.map { JSONValue.object(ReconciliationRuns.describe($0)) }
+        return jsonResponse(200, .object(JSONObject(["runs": .array(items)])), contentType: "application/json")
+    }
+
+    func reconciliationStatus(_ id: String) throws -> HTTPResponse {
+        do { return jsonResponse(200, .object(try runs().status(id: id)), contentType: "application/json") } catch let e as ReconciliationRequestError { throw scim(e) }
+    }
+
+    /// `GET /admin/reconciliations/{id}/report?format=json|csv|html`.
+    func reconciliationReport(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try runs()
+        let formatText = ctx.request.queryValue("format") ?? "json"
+        guard let format = ReconciliationReport.Format(rawValue: formatText) else { throw SCIMError.invalidValue("'format' must be json, csv or html") }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
+        let types: [ReconciliationReport.Format: String] = [.json: "application/json", .csv: "text/csv; charset=utf-8", .html: "text/html; charset=utf-8"]
+        var headers = [("Content-Type", types[format]!), ("Cache-Control", "no-store")]
+        if format == .html { headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")) }
+        if format == .csv { headers.append(("Content-Disposition", "attachment; filename=\"reconciliation-\(run.id).csv\"")) }
+        return HTTPResponse(status: 200, headers: headers, body: try ReconciliationReport.render(run, format: format, store: store))
+    }
+
+    func confirmReconciliation(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let r = try runs()
+        do {
+            try r.confirm(id: id, principal: ctx.principal.name, requestID: ctx.requestID)
+            return jsonResponse(202, .object(try r.status(id: id)), contentType: "application/json")
+        } catch let e as ReconciliationRequestError {
+            throw scim(e)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubCrypto
+import HubLog
+import JSONCore
+import SCIM
+import Store
+import Synchronization
+
+/// A reconciliation request that cannot be accepted (the API maps it to a SCIM error).
+public enum ReconciliationRequestError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case conflict(String)
+    case notFound
+
+    public var description: String {
+        switch self {
+        case .invalid(let m), .conflict(let m): return m
+        case .notFound: return "no reconciliation run with this id"
+        }
+    }
+}
+
+/// Reconciliation runs: started over the admin API, on a schedule, or from the command
+/// line; each on its own thread, one run per target at a time; state, per-target results
+/// and findings durable in the store; every start, confirmation and finish audited.
+public final class ReconciliationRuns: Sendable {
+    public enum Mode: String, Sendable { case report, remediate }
+
+    public let reconciler: Reconciler
+    let store: Store
+    let logger: Logger
+    /// Wakes the engine after remediation enqueued jobs.
+    let wake: @Sendable () -> Void
+    private let busyTargets = Mutex<Set<String>>([])
+    private let progress = Mutex<[String: [String: Int]]>([:])
+
+    public init(reconciler: Reconciler, store: Store, logger: Logger, wake: @escaping @Sendable () -> Void = {}) {
+        self.reconciler = reconciler
+        self.store = store
+        self.logger = logger
+        self.wake = wake
+    }
+
+    /// Fails runs a stopped process left unfinished (call at start-up).
+    public func failInterrupted() throws {
+        let n = try store.write { try $0.connection.interruptRuns(now: Date().timeIntervalSince1970) }
+        if n > 0 { logger.warning("reconciliation runs interrupted by a restart marked failed", ["runs": String(n)]) }
+    }
+
+    /// Validates and starts a run; returns its id. `wait` runs it on the calling thread (CLI, tests).
+    public func start(targets requested: [String]?, mode: Mode, categories requestedCategories: [String]?, principal: String, requestID: String,
+                      wait: Bool = false, onProgress: (@Sendable (String, Int) -> Void)? = nil) throws -> String {
+        let policy = reconciler.policy
+        let names = requested ?? policy.enabledTargets.map(\.name)
+        guard !names.isEmpty else { throw ReconciliationRequestError.invalid("no targets to reconcile (the policy enables none)") }
+        for n in names {
+            guard let t = policy.target(n) else { throw ReconciliationRequestError.invalid("'targets': no target named '\(n)'") }
+            guard t.enabled else { throw ReconciliationRequestError.invalid("'targets': target '\(n)' is disabled") }
+        }
+        guard Set(names).count == names.count else { throw ReconciliationRequestError.invalid("'targets' names a target twice") }
+        var categories = FindingCategory.allCases
+        if let cs = requestedCategories {
+            categories = try cs.map { c throws -> FindingCategory in
+                guard let f = FindingCategory(rawValue: c) else {
+                    throw ReconciliationRequestError.invalid("'categories': unknown category '\(c)' (\(FindingCategory.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return f
+            }
+        }
+        try reserve(names)
+        let id = UUIDv7.make()
+        let now = Date().timeIntervalSince1970
+        let record = ReconciliationRunRecord(id: id, state: "queued", mode: mode.rawValue, targets: Self.jsonArray(names),
+                                             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil, summary: "{}")
+        do {
+            try store.write { w in
+                try w.connection.insertRun(record)
+                try AuditLog.append(w, .now(principal: principal, action: "reconcile.start", resourceType: "Reconciliation", resourceID: id,
+                                            attributes: names.map { "\($0):\(mode.rawValue)" }, requestID: requestID))
+            }
+        } catch {
+            release(names)
+            throw error
+        }
+        let cats = Set(categories)
+        if wait {
+            execute(id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress)
+        } else {
+            let t = Thread { [self] in self.execute(id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress) }
+            t.name = "reconcile"
+            t.start()
+        }
+        return id
+    }
+
+    /// Applies a run held by the mass-change guard.
+    public func confirm(id: String, principal: String, requestID: String, wait: Bool = false) throws {
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw ReconciliationRequestError.notFound }
+        guard run.state == "awaiting-confirmation" else { throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation") }
+        let names = Self.strings(run.targets)
+        try reserve(names)
+        var summary = Self.object(run.summary)
+        summary["confirmedBy"] = .string(principal)
+        let text = JSONWriter().string(.object(summary))
+        try store.write { w in
+            try w.connection.updateRun(id: id, state: "remediating", summary: text, finished: nil)
+            try AuditLog.append(w, .now(principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
+                                        attributes: names, requestID: requestID))
+        }
+        let fixed = summary
+        let body: @Sendable () -> Void = { [self] in self.remediateAll(id: id, targets: names, summary: fixed, principal: principal) }
+        if wait { body() } else { Thread(block: body).start() }
+    }
+
+    /// The run's record with live progress (accounts listed per target while running).
+    public func status(id: String) throws -> JSONObject {
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw ReconciliationRequestError.notFound }
+        var o = Self.describe(run)
+        if let live = progress.withLock({ $0[id] }) {
+            var p = JSONObject()
+            for (k, v) in live.sorted(by: { $0.key < $1.key }) { p[k] = .int(v) }
+            o["accountsListed"] = .object(p)
+        }
+        return o
+    }
+
+    public static func describe(_ run: ReconciliationRunRecord) -> JSONObject {
+        JSONObject([
+            "id": .string(run.id),
+            "state": .string(run.state),
+            "mode": .string(run.mode),
+            "targets": (try? JSONParser().parse(Array(run.targets.utf8))) ?? .array([]),
+            "categories": (try? JSONParser().parse(Array(run.categories.utf8))) ?? .array([]),
+            "requestedBy": .string(run.requestedBy),
+            "created": .string(Self.time(run.created)),
+            "finished": run.finished.map { .string(Self.time($0)) } ?? .null,
+            "summary": .object(object(run.summary)),
+        ])
+    }
+
+    // MARK: - Running
+
+    private func execute(id: String, targets: [String], mode: Mode, categories: Set<FindingCategory>, principal: String,
+                         onProgress: (@Sendable (String, Int) -> Void)?) {
+        var summary = JSONObject(["targets": .object(JSONObject())])
+        var results: [String: TargetComparison] = [:]
+        var nextSeq: Int64 = 0
+        update(id, "running", summary)
+        for name in targets {
+            guard let t = reconciler.policy.target(name) else { continue }
+            let started = Date()
+            var entry: JSONObject
+            do {
+                let c = try reconciler.compare(runID: id, target: t, categories: categories, nextSeq: &nextSeq) { listed in
+                    self.progress.withLock { $0[id, default: [:]][name] = listed }
+                    onProgress?(name, listed)
+                }
+                results[name] = c
+                entry = Self.describe(c)
+                entry["state"] = .string("done")
+            } catch {
+                // One unreachable target fails alone; the others are still reconciled.
+                entry = JSONObject(["state": .string("failed"), "reason": .string(String(describing: error).prefix(300).description)])
+                logger.warning("reconciliation of a target failed", ["target": name, "run": id])
+            }
+            entry["seconds"] = .number(JSONNumber((Date().timeIntervalSince(started) * 100).rounded() / 100))
+            summary.setTarget(name, entry)
+            update(id, "running", summary)
+        }
+        progress.withLock { $0[id] = nil }
+        guard mode == .remediate else {
+            finish(id, summary, principal: principal, targets: targets)
+            return
+        }
+        // The mass-change guard: too many disables or deletes waits for a person to confirm.
+        let held = results.filter { Reconciler.exceedsGuard($0.value, reconciler.policy.target($0.key)?.reconciliation ?? ReconciliationRules()) }.keys.sorted()
+        if !held.isEmpty {
+            summary["reason"] = .string("mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; POST /admin/reconciliations/\(id)/confirm to apply")
+            summary["heldTargets"] = .array(held.map { .string($0) })
+            update(id, "awaiting-confirmation", summary)
+            release(targets)
+            logger.notice("reconciliation waits for confirmation (mass-change guard)", ["run": id])
+            return
+        }
+        release(targets)
+        do { try reserve(targets) } catch { return }
+        remediateAll(id: id, targets: targets, summary: summary, principal: principal)
+    }
+
+    private func remediateAll(id: String, targets: [String], summary start: JSONObject, principal: String) {
+        var summary = start
+        for name in targets {
+            guard let t = reconciler.policy.target(name), var entry = summary["targets"]?.objectValue?[name]?.objectValue,
+                  entry["state"]?.stringValue == "done" else { continue }
+            do {
+                entry["remediated"] = .int(try reconciler.remediate(runID: id, target: t, principal: principal))
+            } catch {
+                entry["remediationError"] = .string(String(describing: error).prefix(300).description)
+            }
+            summary.setTarget(name, entry)
+        }
+        wake()
+        finish(id, summary, principal: principal, targets: targets)
+    }
+
+    private func finish(_ id: String, _ summary: JSONObject, principal: String, targets: [String]) {
+        let failed = summary["targets"]?.objectValue?.members.contains { $0.value.objectValue?["state"]?.stringValue == "failed" } ?? false
+        let text = JSONWriter().string(.object(summary))
+        _ = try? store.write { w in
+            try w.connection.updateRun(id: id, state: "done", summary: text, finished: Date().timeIntervalSince1970)
+            try AuditLog.append(w, .now(principal: principal, action: "reconcile.finish", resourceType: "Reconciliation", resourceID: id,
+                                        attributes: targets, requestID: id, outcome: failed ? "done with failed targets" : "done"))
+        }
+        release(targets)
+    }
+
+    private func update(_ id: String, _ state: String, _ summary: JSONObject) {
+        let text = JSONWriter().string(.object(summary))
+        _ = try? store.write { try $0.connection.updateRun(id: id, state: state, summary: text, finished: nil) }
+    }
+
+    // MARK: - One run per target
+
+    private func reserve(_ names: [String]) throws {
+        try busyTargets.withLock { (busy: inout Set<String>) throws(ReconciliationRequestError) in
+            if let taken = names.first(where: busy.contains) {
+                throw ReconciliationRequestError.conflict("a reconciliation of target '\(taken)' is already running")
+            }
+            busy.formUnion(names)
+        }
+    }
+
+    private func release(_ names: [String]) {
+        busyTargets.withLock { $0.subtract(names) }
+    }
+
+    // MARK: - Helpers
+
+    static func describe(_ c: TargetComparison) -> JSONObject {
+        var counts = JSONObject()
+        for cat in FindingCategory.allCases { counts[cat.rawValue] = .int(c.counts[cat] ?? 0) }
+        return JSONObject(["accounts": .int(c.accountsListed), "counts": .object(counts),
+                           "plannedDisables": .int(c.plannedDisables), "plannedDeletes": .int(c.plannedDeletes)])
+    }
+
+    static func jsonArray(_ items: [String]) -> String { JSONWriter().string(.array(items.map { .string($0) })) }
+    static func strings(_ json: String) -> [String] { ((try? JSONParser().parse(Array(json.utf8)))?.arrayValue ?? []).compactMap(\.stringValue) }
+    static func object(_ json: String) -> JSONObject { (try? JSONParser().parse(Array(json.utf8)))?.objectValue ?? JSONObject() }
+
+    static func time(_ t: Double) -> String { SCIMDateTime.format(t) }
+}
+
+extension JSONObject {
+    fileprivate mutating func setTarget(_ name: String, _ entry: JSONObject) {
+        var targets = self["targets"]?.objectValue ?? JSONObject()
+        targets[name] = .object(entry)
+        self["targets"] = .object(targets)
+    }
+}

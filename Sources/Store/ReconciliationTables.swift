@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+import SQLite
+
+/// A reconciliation run as stored.
+public struct ReconciliationRunRecord: Sendable, Equatable {
+    public let id: String
+    public let state: String
+    public let mode: String
+    public let targets: String
+    public let categories: String
+    public let requestedBy: String
+    public let created: Double
+    public let finished: Double?
+    public let summary: String
+
+    public init(id: String, state: String, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
+        self.id = id
+        self.state = state
+        self.mode = mode
+        self.targets = targets
+        self.categories = categories
+        self.requestedBy = requestedBy
+        self.created = created
+        self.finished = finished
+        self.summary = summary
+    }
+}
+
+/// One finding as stored.
+public struct FindingRecord: Sendable, Equatable {
+    public let target: String
+    public let category: String
+    public let personID: String?
+    public let userName: String
+    public let displayName: String?
+    public let accountID: String?
+    public let detail: String?
+
+    public init(target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?, detail: String?) {
+        self.target = target
+        self.category = category
+        self.personID = personID
+        self.userName = userName
+        self.displayName = displayName
+        self.accountID = accountID
+        self.detail = detail
+    }
+}
+
+extension StoreConnection {
+    private static let runColumns = "id, state, mode, targets, categories, requested_by, created, finished, summary"
+
+    private func run(_ r: SQLiteRow) -> ReconciliationRunRecord {
+        ReconciliationRunRecord(id: r.text(0) ?? "", state: r.text(1) ?? "", mode: r.text(2) ?? "", targets: r.text(3) ?? "[]",
+                                categories: r.text(4) ?? "[]", requestedBy: r.text(5) ?? "", created: r.value(6).double,
+                                finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}")
+    }
+
+    public func insertRun(_ r: ReconciliationRunRecord) throws {
+        try db.run("INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [.text(r.id), .text(r.state), .text(r.mode), .text(r.targets), .text(r.categories), .text(r.requestedBy), .real(r.created),
+                    r.finished.map { .real($0) } ?? .null, .text(r.summary)])
+    }
+
+    public func updateRun(id: String, state: String, summary: String, finished: Double?) throws {
+        try db.run("UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ?",
+                   [.text(state), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
+    }
+
+    public func reconciliationRun(id: String) throws -> ReconciliationRunRecord? {
+        var out: ReconciliationRunRecord?
+        try db.query("SELECT \(Self.runColumns) FROM reconciliation_runs WHERE id = ?", [.text(id)]) { out = run($0) }
+        return out
+    }
+
+    /// Most recent first.
+    public func reconciliationRuns(limit: Int) throws -> [ReconciliationRunRecord] {
+        var out: [ReconciliationRunRecord] = []
+        try db.query("SELECT \(Self.runColumns) FROM reconciliation_runs ORDER BY created DESC LIMIT ?", [.integer(Int64(limit))]) { out.append(run($0)) }
+        return out
+    }
+
+    /// Runs left `running` by a process that stopped: they are failed at start-up.
+    public func interruptRuns(now: Double) throws -> Int {
+        try db.run("""
+            UPDATE reconciliation_runs SET state = 'failed', finished = ?,
+                summary = json_set(summary, '$.reason', 'interrupted: the hub stopped during the run')
+            WHERE state IN ('queued', 'running', 'remediating')
+            """, [.real(now)])
+    }
+
+    public func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws {
+        for (i, f) in findings.enumerated() {
+            try db.run("""
+                INSERT INTO reconciliation_findings(run_id, seq, target, category, person_id, user_name, display_name, account_id, detail)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(runID), .integer(firstSeq + Int64(i)), .text(f.target), .text(f.category), f.personID.map { .text($0) } ?? .null,
+                      .text(f.userName), f.displayName.map { .text($0) } ?? .null, f.accountID.map { .text($0) } ?? .null, f.detail.map { .text($0) } ?? .null])
+        }
+    }
+
+    /// Findings by target, then category in `categoryOrder` (most urgent first), then as
+    /// found; `body` returning false stops (reports stream them).
+    public func findings(runID: String, categoryOrder: [String] = [], _ body: (FindingRecord) throws -> Bool) throws {
+        struct Stop: Error {}
+        // Only placeholders and positions enter the SQL text; the category names are bound.
+        let rank = categoryOrder.isEmpty ? "" : "CASE category " + categoryOrder.indices.map { "WHEN ? THEN \($0)" }.joined(separator: " ")
+            + " ELSE \(categoryOrder.count) END,"
+        do {
+            try db.query("""
+                SELECT target, category, person_id, user_name, display_name, account_id, detail FROM reconciliation_findings
+                WHERE run_id = ? ORDER BY target, \(rank) seq
+                """, [.text(runID)] + categoryOrder.map { .text($0) }) { r in
+                let f = FindingRecord(target: r.text(0) ?? "", category: r.text(1) ?? "", personID: r.text(2), userName: r.text(3) ?? "",
+                                      displayName: r.text(4), accountID: r.text(5), detail: r.text(6))
+                if try !body(f) { throw Stop() }
+            }
+        } catch is Stop {}
+    }
+
+    public func markSeen(runID: String, target: String, personIDs: [String]) throws {
+        for p in personIDs {
+            try db.run("INSERT OR IGNORE INTO reconciliation_seen(run_id, target, person_id) VALUES (?, ?, ?)", [.text(runID), .text(target), .text(p)])
+        }
+    }
+
+    public func wasSeen(runID: String, target: String, personID: String) throws -> Bool {
+        var seen = false
+        try db.query("SELECT 1 FROM reconciliation_seen WHERE run_id = ? AND target = ? AND person_id = ?", [.text(runID), .text(target), .text(personID)]) { _ in seen = true }
+        return seen
+    }
+
+    public func forgetSeen(runID: String) throws {
+        try db.run("DELETE FROM reconciliation_seen WHERE run_id = ?", [.text(runID)])
+    }
+
+    /// The person whose account on `target` has `accountID`, with the applied record.
+    public func applied(target: String, accountID: String) throws -> AppliedRecord? {
+        var out: AppliedRecord?
+        try db.query("SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE target = ? AND account_id = ? LIMIT 1",
+                     [.text(target), .text(accountID)]) { r in
+            out = AppliedRecord(personID: r.text(0) ?? "", target: r.text(1) ?? "", accountID: r.text(2), state: r.blob(3), applied: r.value(4).double,
+                                personDeleted: r.isNull(5) ? nil : r.value(5).double, lastResult: r.text(6))
+        }
+        return out
+    }
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import ConnectorKit
+import EHRRestConnector
+import EHRTestServer
+import JSONCore
+import Store
+import TestSupport
+
+/// Reconciliation runs over the admin API against the EHR test server: every category,
+/// reports in three formats, remediation, the mass-change guard, and the bad requests.
+@Suite struct ReconciliationTests {
+    let ehr: EHRTestServer
+    let hand: EHRRestConnector
+
+    init() throws {
+        ehr = try EHRTestServer(timeoutDelay: 2)
+        ehr.start()
+        hand = EHRRestConnector(config: EHRRestConfig(baseURL: ehr.baseURL, auth: .bearer(ehr.staticToken)))
+    }
+
+    func policy(orphans: String = "report", maxChanges: Int = 100, extraTarget: String = "") -> String {
+        """
+        {"targets": [
+          {"name": "ehr", "type": "ehr-rest", "concurrency": 4,
+           "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, "timeoutSeconds": 5},
+           "mapping": {"displayName": "displayName"},
+           "reconciliation": {"orphans": "\(orphans)", "exclude": ["svc-*"], "maxChanges": \(maxChanges), "maxChangeShare": 1}}\(extraTarget)
+         ],
+         "packages": [
+          {"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}}
+         ]}
+        """
+    }
+
+    func create(_ hub: LiveHub, _ userName: String, title: String = "Receptionist") throws -> String {
+        let r = try hub.call("POST", "/scim/v2/Users", body: person(userName, title: title))
+        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        return id
+    }
+
+    func accountID(_ userName: String) throws -> String { try #require(try hand.find(userName: userName)).id }
+
+    /// Seven people in every state reconciliation must notice, plus an orphan and a service account.
+    func makeDrift(_ hub: LiveHub) throws {
+        for n in ["stay", "leaver", "extra", "lacking", "drift", "gone"] { _ = try create(hub, "\(n)@x.org") }
+        eventually("all provisioned") { ["stay", "leaver", "extra", "lacking", "drift", "gone"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"] } }
+        let leaver = try #require(try hub.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22leaver@x.org%22").object["Resources"]?.arrayValue?.first?.objectValue?["id"]?.stringValue)
+        let r = try hub.call("PATCH", "/scim/v2/Users/\(leaver)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        #expect(r.status == 200)
+        eventually("leaver disabled") { ehr.snapshot()["leaver@x.org"]?.active == false }
+        // Changes made in the EHR by hand, behind the hub's back:
+        try hand.setEnabled(id: try accountID("leaver@x.org"), true)
+        try hand.grant(id: try accountID("extra@x.org"), entitlement: "billing")
+        try hand.revoke(id: try accountID("lacking@x.org"), entitlement: "scheduling")
+        try hand.update(id: try accountID("drift@x.org"), attributes: ["displayName": "Changed By Hand"])
+        ehr.deleteByHand(userName: "gone@x.org")
+        _ = try hand.create(AccountSpec(userName: "intruder@x.org", attributes: ["displayName": "<script>alert(1)</script>"], entitlements: ["physician"]))
+        _ = try hand.create(AccountSpec(userName: "svc-backup@x.org", entitlements: ["billing"]))
+    }
+
+    func start(_ hub: LiveHub, _ body: String) throws -> String {
+        let r = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: body)
+        #expect(r.status == 202, "\(r.text)")
+        return try #require(r.object["id"]?.stringValue)
+    }
+
+    func waitFor(_ hub: LiveHub, _ id: String, state: String = "done") throws -> JSONObject {
+        var last = JSONObject()
+        eventually("run \(state)", timeout: 20) {
+            last = try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object
+            return last["state"]?.stringValue == state
+        }
+        return last
+    }
+
+    func counts(_ run: JSONObject, _ target: String = "ehr") -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for m in run["summary"]?.objectValue?["targets"]?.objectValue?[target]?.objectValue?["counts"]?.objectValue?.members ?? [] {
+            out[m.key] = m.value.numberValue?.int64 ?? -1
+        }
+        return out
+    }
+
+    @Test func reportRun_findsEveryCategory_leaverFirst_inThreeFormats() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        try makeDrift(hub)
+        let id = try start(hub, #"{"mode": "report"}"#)
+        let run = try waitFor(hub, id)
+        #expect(counts(run) == ["leaver-enabled": 1, "orphan": 1, "missing": 1, "disabled-should-be-enabled": 0, "over-privileged": 1,
+                                "under-privileged": 1, "attribute-drift": 1, "excluded": 1])
+        #expect(run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["accounts"] == .int(7))
+
+        let json = try hub.call("GET", "/admin/reconciliations/\(id)/report?format=json", token: hub.admin)
+        let findings = json.object["findings"]?.arrayValue ?? []
+        #expect(findings.first?.objectValue?["category"]?.stringValue == "leaver-enabled")
+        #expect(findings.first?.objectValue?["severity"]?.stringValue == "critical")
+        #expect(findings.contains { $0.objectValue?["attribute"]?.stringValue == "displayName" && $0.objectValue?["userName"]?.stringValue == "drift@x.org" })
+        #expect(findings.contains { $0.objectValue?["detail"]?.stringValue == "billing" && $0.objectValue?["category"]?.stringValue == "over-privileged" })
+        #expect(!findings.contains { $0.objectValue?["userName"]?.stringValue == "svc-backup@x.org" })
+        // Only names and ids: the values that drifted never appear.
+        #expect(!json.text.contains("Changed By Hand"))
+
+        let csv = try hub.call("GET", "/admin/reconciliations/\(id)/report?format=csv", token: hub.admin)
+        #expect(csv.header("Content-Type")?.hasPrefix("text/csv") == true)
+        let lines = csv.text.split(separator: "\r\n")
+        #expect(lines.first == "target,severity,category,personId,userName,displayName,accountId,detail")
+        #expect(lines.dropFirst().first?.hasPrefix("ehr,critical,leaver-enabled,") == true)
+        #expect(lines.count == 1 + 6)
+
+        let html = try hub.call("GET", "/admin/reconciliations/\(id)/report?format=html", token: hub.admin)
+        #expect(html.header("Content-Type")?.hasPrefix("text/html") == true)
+        #expect(html.text.contains("ehr: leaver-enabled (critical)"))
+        #expect(html.text.contains("intruder@x.org"))
+        #expect(!html.text.contains("<script>"))  // the orphan's display name is not even in the report
+        // Nothing was changed by a report run.
+        #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
+        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.finish"))
+    }
+
+    @Test func remediateRun_fixesWhatPolicyCan_andDisablesOrphans() throws {
+        let hub = try LiveHub(policy: policy(orphans: "disable"))
+        defer { hub.stop(); ehr.stop() }
+        try makeDrift(hub)
+        let id = try start(hub, #"{"mode": "remediate"}"#)
+        let run = try waitFor(hub, id)
+        #expect(run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["remediated"] == .int(6), "\(run)")
+        eventually("everything converged", timeout: 15) {
+            let s = ehr.snapshot()
+            return s["leaver@x.org"]?.active == false && s["leaver@x.org"]?.roles == [] && s["extra@x.org"]?.roles == ["scheduling"]
+                && s["lacking@x.org"]?.roles == ["scheduling"] && s["drift@x.org"]?.attributes["displayName"] == "drift@x.org"
+                && s["gone@x.org"]?.roles == ["scheduling"] && s["intruder@x.org"]?.active == false
+        }
+        #expect(ehr.snapshot()["svc-backup@x.org"]?.active == true)  // allow-listed: never touched
+        #expect(try hub.call("GET", "/admin/audit?principal=auditor", token: hub.admin).text.contains("reconcile.orphan"))
+        // A second run finds nothing left to fix but the disabled orphan.
+        let again = try waitFor(hub, try start(hub, #"{"mode": "report"}"#))
+        #expect(counts(again).filter { $0.key != "excluded" && $0.key != "orphan" }.values.allSatisfy { $0 == 0 })
+    }
+
+    @Test func massChangeGuard_waitsForConfirmation() throws {
+        let hub = try LiveHub(policy: policy(orphans: "delete", maxChanges: 1))
+        defer { hub.stop(); ehr.stop() }
+        try makeDrift(hub)
+        let id = try start(hub, #"{"mode": "remediate", "targets": ["ehr"]}"#)
+        let held = try waitFor(hub, id, state: "awaiting-confirmation")
+        #expect(held["summary"]?.objectValue?["reason"]?.stringValue?.contains("mass-change guard") == true)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(ehr.snapshot()["intruder@x.org"] != nil)  // nothing deleted before confirmation
+        #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
+        let confirmed = try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin)
+        #expect(confirmed.status == 202, "\(confirmed.text)")
+        _ = try waitFor(hub, id)
+        eventually("orphan deleted, leaver disabled") { ehr.snapshot()["intruder@x.org"] == nil && ehr.snapshot()["leaver@x.org"]?.active == false }
+        #expect(try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin).status == 409)
+        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.confirm"))
+    }
+
+    @Test func unreachableTarget_failsAlone_withItsReason() throws {
+        let closed = try freeLoopbackPort()
+        let extra = #", {"name": "lab", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:\#(closed)", "auth": {"type": "bearer", "tokenFile": "\#(tokenFile(ehr))"}, "connectTimeoutSeconds": 1}}"#
+        let hub = try LiveHub(policy: policy(extraTarget: extra))
+        defer { hub.stop(); ehr.stop() }
+        _ = try create(hub, "one@x.org")
+        eventually("provisioned") { ehr.snapshot()["one@x.org"] != nil }
+        let run = try waitFor(hub, try start(hub, "{}"))
+        let targets = run["summary"]?.objectValue?["targets"]?.objectValue
+        #expect(targets?["ehr"]?.objectValue?["state"]?.stringValue == "done")
+        #expect(targets?["lab"]?.objectValue?["state"]?.stringValue == "failed")
+        #expect(targets?["lab"]?.objectValue?["reason"]?.stringValue?.isEmpty == false)
+    }
+
+    @Test(arguments: [
+        (#"{"targets": ["nope"]}"#, 400, "no target named 'nope'"),
+        (#"{"categories": ["sideways"]}"#, 400, "unknown category 'sideways'"),
+        (#"{"mode": "delete-everything"}"#, 400, "'mode' must be report or remediate"),
+        (#"{"targetz": ["ehr"]}"#, 400, "unknown key 'targetz'"),
+        (#"{"targets": []}"#, 400, "non-empty array"),
+        (#"{"targets": ["ehr", "ehr"]}"#, 400, "twice"),
+        (#"[1]"#, 400, "must be a JSON object"),
+    ])
+    func badRequests_areRefused(body: String, status: Int, fragment: String) throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        let r = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: body)
+        #expect(r.status == status, "\(r.text)")
+        #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
+        #expect(try hub.call("GET", "/admin/reconciliations", token: hub.admin).object["runs"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test func accessAndConcurrency_areEnforced() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        #expect(try hub.call("POST", "/admin/reconciliations", token: hub.writer, body: "{}").status == 403)  // a feed token
+        #expect(try hub.call("GET", "/admin/reconciliations/nope", token: hub.admin).status == 404)
+        #expect(try hub.call("GET", "/admin/reconciliations/nope/report", token: hub.admin).status == 404)
+        #expect(try hub.call("POST", "/admin/reconciliations/nope/confirm", token: hub.admin).status == 404)
+        // A slow target keeps the first run busy; a second run on it is refused, not interleaved.
+        ehr.setFault(.timeout, remaining: 1)
+        let first = try start(hub, "{}")
+        let second = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
+        #expect(second.status == 409, "\(second.text)")
+        _ = try waitFor(hub, first)
+        #expect(try hub.call("GET", "/admin/reconciliations/\(first)/report?format=pdf", token: hub.admin).status == 400)
+        ehr.setFault(.none)
+        _ = try waitFor(hub, try start(hub, "{}"))  // free again afterwards
+    }
+
+    @Test func runsLeftRunningByAStoppedHub_areFailedAtStart() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { ehr.stop() }
+        let dir = hub.directory.path
+        try hub.server.store.write { w in
+            try w.connection.insertRun(ReconciliationRunRecord(id: "r1", state: "running", mode: "report", targets: #"["ehr"]"#, categories: "[]",
+                                                               requestedBy: "auditor", created: 1, finished: nil, summary: "{}"))
+        }
+        hub.server.shutdown()
+        let again = try LiveHub(policy: policy()) { $0.dataDirectory = dir }
+        defer { again.stop(); hub.directory.remove() }
+        let r = try again.call("GET", "/admin/reconciliations/r1", token: again.admin).object
+        #expect(r["state"]?.stringValue == "failed")
+        #expect(r["summary"]?.objectValue?["reason"]?.stringValue?.contains("interrupted") == true)
+    }
+}
