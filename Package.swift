@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.

@@ -33,6 +33,8 @@ public final class EHRTestServer: Sendable {
     struct State {
         var users: [String: User] = [:]
         var byUserName: [String: String] = [:]
+        /// Ids in creation order, for paging without sorting every time.
+        var order: [String] = []
         var nextSeq = 1
         var issuedTokens: [String: Double] = [:]
         var fault: FaultMode = .none
@@ -120,7 +122,23 @@ public final class EHRTestServer: Sendable {
     /// Deletes a user behind the hub's back (tests of drift and recreation).
     public func deleteByHand(userName: String) {
         state.withLock { s in
-            if let id = s.byUserName.removeValue(forKey: userName) { s.users[id] = nil }
+            if let id = s.byUserName.removeValue(forKey: userName.lowercased()) {
+                s.users[id] = nil
+                s.order.removeAll { $0 == id }
+            }
+        }
+    }
+
+    /// Loads accounts directly (benchmarks: a target already holding 100,000 accounts).
+    public func seed(_ accounts: [(userName: String, attributes: [String: String], roles: Set<String>)]) {
+        state.withLock { s in
+            for a in accounts where s.byUserName[a.userName.lowercased()] == nil {
+                let u = User(id: "ehr-\(s.nextSeq)", userName: a.userName, attributes: a.attributes, active: true, roles: a.roles, seq: s.nextSeq)
+                s.nextSeq += 1
+                s.users[u.id] = u
+                s.byUserName[a.userName.lowercased()] = u.id
+                s.order.append(u.id)
+            }
         }
     }
 
@@ -236,6 +254,7 @@ public final class EHRTestServer: Sendable {
             s.nextSeq += 1
             s.users[u.id] = u
             s.byUserName[userName.lowercased()] = u.id
+            s.order.append(u.id)
             return json(201, userJSON(u))
         }
     }
@@ -254,10 +273,9 @@ public final class EHRTestServer: Sendable {
         let page = max(1, Int(req.queryValue("page") ?? "1") ?? 1)
         let size = min(1000, max(1, Int(req.queryValue("pageSize") ?? "100") ?? 100))
         return state.withLock { s in
-            let all = s.users.values.sorted { $0.seq < $1.seq }
             let from = (page - 1) * size
-            let slice = from < all.count ? Array(all[from..<min(all.count, from + size)]) : []
-            let next: JSONValue = from + size < all.count ? .int(page + 1) : .null
+            let slice = from < s.order.count ? s.order[from..<min(s.order.count, from + size)].compactMap { s.users[$0] } : []
+            let next: JSONValue = from + size < s.order.count ? .int(page + 1) : .null
             return json(200, .object(JSONObject(["users": .array(slice.map(userJSON)), "nextPage": next])))
         }
     }
@@ -298,6 +316,7 @@ public final class EHRTestServer: Sendable {
         state.withLock { s in
             guard let u = s.users.removeValue(forKey: id) else { return error(404, "no such user") }
             s.byUserName[u.userName.lowercased()] = nil
+            s.order.removeAll { $0 == id }
             return HTTPResponse(status: 204)
         }
     }

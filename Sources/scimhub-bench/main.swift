@@ -10,6 +10,7 @@ import TestSupport
 ///   swift build -c release && .build/release/scimhub-bench [--people 10000] [--scales 1000,10000,100000]
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
+///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --connectors [--convergences 2000] [--threads 8] [--list-accounts 100000] [--only ldap,postgresql,sqlite]
 
 struct Options {
@@ -23,6 +24,7 @@ struct Options {
     var leavers = 1000
     var outageSeconds = 300.0
     var connectors = false
+    var reconcile = false
     var convergences = 2000
     var threads = 8
     var listAccounts = 100_000
@@ -33,6 +35,7 @@ struct Options {
         while let a = it.next() {
             if a == "--provisioning" { provisioning = true; continue }
             if a == "--connectors" { connectors = true; continue }
+            if a == "--reconcile" { reconcile = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -161,6 +164,10 @@ if o.connectors {
 guard FileManager.default.isExecutableFile(atPath: o.binary) else {
     FileHandle.standardError.write(Data("build the release binary first: swift build -c release\n".utf8))
     exit(2)
+}
+if o.reconcile {
+    do { try runReconcileBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
 }
 if o.provisioning {
     do { try runProvisioningBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import CLinux
+import ConnectorKit
 import Hub
 import Provisioning
 import HubLog
@@ -20,9 +21,12 @@ USAGE
   scimhub token list --data DIR
   scimhub token revoke --data DIR TOKEN_ID
   scimhub audit verify --data DIR
+  scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
   scimhub --help
 
 With --policy, the hub provisions downstream targets (see README, "Provisioning").
+`reconcile` compares the targets with the policy and writes the report to stdout (progress
+on stderr when it is a terminal); remediate mode enqueues fixes for a running hub to apply.
 
 SCOPES
   scim:read    read Users, Groups and discovery endpoints
@@ -179,6 +183,48 @@ func audit(_ args: Arguments) throws -> Int32 {
     return 0
 }
 
+/// `scimhub reconcile`: one run, in this process, against the data folder and policy a hub uses.
+func reconcile(_ args: Arguments) throws -> Int32 {
+    let data = try args.require("data")
+    let policyFile = try args.require("policy")
+    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]), let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User") else {
+        throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
+    }
+    guard let format = ReconciliationReport.Format(rawValue: args.options["format"] ?? "json") else { throw ConfigError("--format must be json, csv or html") }
+    guard let mode = ReconciliationRuns.Mode(rawValue: args.options["mode"] ?? "report") else { throw ConfigError("--mode must be report or remediate") }
+    let p: Policy
+    var connectors: [String: any Connector] = [:]
+    do {
+        p = try Policy.load(path: policyFile, userType: userType, knownTypes: HubServer.connectorTypes)
+        for t in p.enabledTargets { connectors[t.name] = try HubServer.makeConnector(t) }
+    } catch let e as PolicyError {
+        err("policy invalid: \(e.description)")
+        return 1
+    }
+    let logger = Logger(label: "scimhub", minimumLevel: .warning)
+    let store = try Store(directory: data, durability: .full, logger: logger)
+    defer { store.close() }
+    let runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger)
+    let targets = args.options["target"].map { $0.split(separator: ",").map(String.init) }
+    let tty = isatty(2) == 1
+    let id: String
+    do {
+        id = try runs.start(targets: targets, mode: mode, categories: nil, principal: "cli", requestID: "cli", wait: true) { target, listed in
+            // A progress line on a terminal only: a redirected stderr stays clean.
+            if tty { FileHandle.standardError.write(Data("\r\(target): \(listed) accounts compared\u{1B}[K".utf8)) }
+        }
+    } catch let e as ReconciliationRequestError {
+        err("scimhub: \(e.description)")
+        return 2
+    }
+    if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { return 1 }
+    FileHandle.standardOutput.write(Data(try ReconciliationReport.render(run, format: format, store: store)))
+    let failed = ReconciliationRuns.describe(run)["summary"]?.objectValue?["targets"]?.objectValue?.members.contains { $0.value.objectValue?["state"]?.stringValue == "failed" } ?? false
+    err("reconciliation \(id): \(run.state)\(failed ? " (some targets failed; see the report)" : "")")
+    return failed ? 1 : 0
+}
+
 func main() -> Int32 {
     let argv = CommandLine.arguments
     guard argv.count >= 2 else { err(usage); return 2 }
@@ -195,6 +241,8 @@ func main() -> Int32 {
             return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
         case "audit":
             return try audit(Arguments(argv.dropFirst(2), allowed: ["data"]))
+        case "reconcile":
+            return try reconcile(Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))
         default:
             err("unknown command '\(argv[1])'\n\n\(usage)")
             return 2

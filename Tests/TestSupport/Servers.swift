@@ -46,14 +46,19 @@ func waitForPort(_ port: Int, timeout: Double, process: ChildProcess, log: Strin
 public struct ChildProcess: Sendable {
     public let pid: pid_t
 
-    /// Starts `argv` (absolute path first) with stdout and stderr appended to `outputPath`.
-    public init(_ argv: [String], outputPath: String, environment: [String: String]? = nil) throws {
+    /// Starts `argv` (absolute path first) with stdout and stderr appended to `outputPath`
+    /// (stderr to `errorPath` when given).
+    public init(_ argv: [String], outputPath: String, errorPath: String? = nil, environment: [String: String]? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let e = errorPath {
+            posix_spawn_file_actions_addopen(&actions, 2, e, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -75,6 +80,26 @@ public struct ChildProcess: Sendable {
         let rc = env.map { e in posix_spawn(&child, argv[0], &actions, &attributes, args, e) } ?? posix_spawn(&child, argv[0], &actions, &attributes, args, environ)
         guard rc == 0 else { throw TestError("cannot start \(argv[0]): errno \(rc)") }
         pid = child
+    }
+
+    /// Waits for the exit; returns the exit status and the child's peak resident memory in
+    /// KiB, read from `/proc/PID/status` (VmHWM) every 20 ms. (wait4's ru_maxrss would count
+    /// the parent's memory: posix_spawn shares it until exec.)
+    public func waitWithPeakMemory() -> (status: Int32, peakKiB: Int) {
+        var peak = 0
+        var status: Int32 = 0
+        while true {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+               let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+                peak = max(peak, kib)
+            }
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { break }
+            usleep(20_000)
+        }
+        return (status & 0x7F != 0 ? 128 + (status & 0x7F) : (status >> 8) & 0xFF, peak)
     }
 
     public var isRunning: Bool { kill(pid, 0) == 0 && !isZombie }
