@@ -27,6 +27,19 @@ extension HubApp {
         case 4 where seg[1] == "people" && seg[3] == "access":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try personAccess(seg[2], ctx)
+        case 2 where seg[1] == "reviews":
+            if method == "POST" { return try createReview(ctx) }
+            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
+            return try listReviews()
+        case 3 where seg[1] == "reviews":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try reviewStatus(seg[2])
+        case 4 where seg[1] == "reviews" && seg[3] == "report":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try reviewReport(seg[2], ctx)
+        case 5 where seg[1] == "people" && seg[3] == "revocations":
+            guard method == "DELETE" else { throw methodNotAllowed(["DELETE"]) }
+            return try liftRevocation(person: seg[2], package: seg[4], ctx)
         case 2 where seg[1] == "reconciliations":
             if method == "POST" { return try startReconciliation(ctx) }
             guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
@@ -160,15 +173,16 @@ extension HubApp {
                 out["targets"] = .object(JSONObject())
                 return out
             }
-            let (doc, names) = try conn.evaluationDocument(personID: id, person: user?.doc)
-            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names) } ?? []
+            let (doc, names, revoked) = try conn.evaluationDocument(personID: id, person: user?.doc)
+            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names, revoked: revoked) } ?? []
+            out["revokedByReview"] = .array(revoked.sorted().map { .string($0) })
             out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()
             for t in engine.policy.targets {
                 let record = applied.first { $0.target == t.name }
                 let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
                 let desired = t.enabled ? engine.policy.desired(person: doc, groupNames: names, target: t, hasAccount: record?.accountID != nil,
-                                                                previousUserName: previous?.userName) : nil
+                                                                previousUserName: previous?.userName, revoked: revoked) : nil
                 let job = try conn.job(personID: id, target: t.name)
                 targets[t.name] = .object(JSONObject([
                     "enabled": .bool(t.enabled),

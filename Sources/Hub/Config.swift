@@ -24,6 +24,12 @@ public struct HubConfig: Sendable {
     public var engine = EngineOptions()
     /// Hours between scheduled reconciliation runs (report mode, every target); nil: none.
     public var reconcileEveryHours: Double? = nil
+    /// Days between scheduled access reviews (one campaign per target, managers review);
+    /// 182 (every six months, as the clinic group requires); 0 turns the schedule off.
+    public var reviewEveryDays: Double = 182
+    /// Days reviewers get, and the decision for items still undecided at the due date.
+    public var reviewDueDays: Double = 14
+    public var reviewDefaultDecision = "approve"
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -59,6 +65,16 @@ public struct HubConfig: Sendable {
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)
             case "policy": c.policyFile = try string(v, m.key)
+            case "reviewEveryDays":
+                guard let d = v.numberValue?.double, d >= 0, d <= 3660 else { throw ConfigError("reviewEveryDays must be a number of days (0 turns the schedule off)") }
+                c.reviewEveryDays = d
+            case "reviewDueDays":
+                guard let d = v.numberValue?.double, d > 0, d <= 366 else { throw ConfigError("reviewDueDays must be a number of days in 0...366") }
+                c.reviewDueDays = d
+            case "reviewDefaultDecision":
+                let d = try string(v, m.key)
+                guard d == "approve" || d == "revoke" else { throw ConfigError("reviewDefaultDecision must be approve or revoke") }
+                c.reviewDefaultDecision = d
             case "reconcileEveryHours":
                 guard let h = v.numberValue?.double, h >= 0.01, h <= 24 * 366 else { throw ConfigError("reconcileEveryHours must be a number of hours (0.01 to 8784)") }
                 c.reconcileEveryHours = h

@@ -22,6 +22,8 @@ public final class HubApp: Sendable {
     let engine: ProvisioningEngine?
     /// Reconciliation runs, when a policy is configured.
     let reconciliations: ReconciliationRuns?
+    /// Access reviews, when a policy is configured.
+    let reviews: AccessReviews?
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -29,10 +31,11 @@ public final class HubApp: Sendable {
     static let scimContentType = "application/scim+json"
 
     public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil,
-                reconciliations: ReconciliationRuns? = nil) throws {
+                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil) throws {
         self.config = config
         self.engine = engine
         self.reconciliations = reconciliations
+        self.reviews = reviews
         self.registry = registry
         self.store = store
         self.logger = logger
@@ -103,6 +106,10 @@ public final class HubApp: Sendable {
         if path.hasPrefix("/admin/") {
             try require(.admin, principal)
             return try routeAdmin(path, ctx)
+        }
+        if path.hasPrefix("/reviews/") {
+            if !principal.scopes.contains(.admin) { try require(.review, principal) }
+            return try routeReviews(path, ctx)
         }
         guard path == "/scim/v2" || path.hasPrefix("/scim/v2/") else { throw SCIMError.notFound("no endpoint at this path") }
         var segments = path.dropFirst("/scim/v2".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)

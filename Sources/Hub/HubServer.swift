@@ -16,7 +16,11 @@ public final class HubServer: Sendable {
     public let engine: ProvisioningEngine?
     /// Reconciliation runs, when a policy is configured.
     public let reconciliations: ReconciliationRuns?
+    /// Access reviews, when a policy is configured.
+    public let reviews: AccessReviews?
     private let reconcileEvery: Double?
+    private let reviewSchedule: (every: Double, due: Double, decision: String)
+    private let logger: Logger
     private let stopSchedule = DispatchSemaphore(value: 0)
 
     /// Loads schemas, opens the store and binds the listen address.
@@ -50,7 +54,15 @@ public final class HubServer: Sendable {
         }
         reconciliations = runs
         reconcileEvery = config.reconcileEveryHours
-        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs)
+        reviewSchedule = (config.reviewEveryDays, config.reviewDueDays, config.reviewDefaultDecision)
+        self.logger = logger
+        let openStore = store
+        let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine) }
+        self.reviews = reviews
+        // Campaigns that fell due while the hub was down get their default decisions now,
+        // before anything else runs.
+        try reviews?.closeOverdue()
+        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
@@ -84,16 +96,28 @@ public final class HubServer: Sendable {
         store.close()
     }
 
-    /// Scheduled reconciliation (`reconcileEveryHours`): a report run of every target.
+    /// The schedule: reconciliation every `reconcileEveryHours`; access reviews every
+    /// `reviewEveryDays` and their due dates, checked every minute (all state is in the store,
+    /// so nothing is lost while the hub is down).
     private func startSchedule() {
-        guard let hours = reconcileEvery, let runs = reconciliations else { return }
-        let stop = stopSchedule
+        guard reconciliations != nil || reviews != nil else { return }
+        let (stop, runs, reviews, every, review, logger) = (stopSchedule, reconciliations, reviews, reconcileEvery, reviewSchedule, logger)
         let t = Thread {
-            while stop.wait(timeout: .now() + hours * 3600) == .timedOut {
-                _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
-            }
+            var nextReconcile = every.map { Date().addingTimeInterval($0 * 3600) }
+            repeat {
+                if let next = nextReconcile, Date() >= next, let runs, let hours = every {
+                    _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+                    nextReconcile = Date().addingTimeInterval(hours * 3600)
+                }
+                do {
+                    try reviews?.closeOverdue()
+                    if review.every > 0 { try reviews?.scheduleIfDue(everyDays: review.every, dueDays: review.due, defaultDecision: review.decision) }
+                } catch {
+                    logger.error("access review schedule failed", ["error": String(describing: error).prefix(200).description])
+                }
+            } while stop.wait(timeout: .now() + 60) == .timedOut
         }
-        t.name = "reconcile-schedule"
+        t.name = "schedule"
         t.start()
     }
 

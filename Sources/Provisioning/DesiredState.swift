@@ -62,10 +62,12 @@ public struct PackageGrant: Sendable, Equatable {
 extension Policy {
     /// The packages `person` holds and why. `person` is the stored resource with `id` and
     /// computed `groups`; `groupNames` are the displayNames of their groups.
-    public func grants(person: JSONObject, groupNames: [String]) -> [PackageGrant] {
+    /// `revoked`: packages an access review took away from this person; they are not held
+    /// whatever the rule says, until an administrator lifts the revocation.
+    public func grants(person: JSONObject, groupNames: [String], revoked: Set<String> = []) -> [PackageGrant] {
         var out: [PackageGrant] = []
         let lowerGroups = Set(groupNames.map { $0.lowercased() })
-        for p in packages {
+        for p in packages where !revoked.contains(p.name) {
             if let r = p.rule, r.matches(person) {
                 out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
             } else if let g = p.groups.first(where: { lowerGroups.contains($0.lowercased()) }) {
@@ -79,7 +81,8 @@ extension Policy {
     /// `person` nil means deleted. `hasAccount` says whether one was provisioned before:
     /// a person who loses every package there is then disabled, not forgotten.
     /// RFC 7643 §4.1.1 `active`: false (or a deleted person) disables every account, whatever the packages say.
-    public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?) -> DesiredAccount? {
+    public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?,
+                        revoked: Set<String> = []) -> DesiredAccount? {
         guard let p = person else {
             guard hasAccount else { return nil }
             return DesiredAccount(userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
@@ -91,7 +94,7 @@ extension Policy {
         var held: [String] = []
         if active {
             let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
-            for g in grants(person: p, groupNames: groupNames) {
+            for g in grants(person: p, groupNames: groupNames, revoked: revoked) {
                 guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name] else { continue }
                 held.append(pkg.name)
                 for e in items {
@@ -142,9 +145,9 @@ extension Policy {
 
 extension StoreConnection {
     /// The person as rules see it: stored attributes, `id`, and `groups` with display names;
-    /// and the display names of their groups. `person` nil (deleted) gives nil.
-    public func evaluationDocument(personID: String, person: JSONObject?) throws -> (JSONObject?, [String]) {
-        guard var doc = person else { return (nil, []) }
+    /// the display names of their groups; the packages access reviews revoked. `person` nil (deleted) gives nil.
+    public func evaluationDocument(personID: String, person: JSONObject?) throws -> (JSONObject?, [String], Set<String>) {
+        guard var doc = person else { return (nil, [], []) }
         let groups = try groups(ofMember: personID)
         doc["id"] = .string(personID)
         if !groups.isEmpty {
@@ -154,6 +157,6 @@ extension StoreConnection {
                 return .object(o)
             })
         }
-        return (doc, groups.compactMap(\.display))
+        return (doc, groups.compactMap(\.display), try revokedPackages(personID: personID))
     }
 }

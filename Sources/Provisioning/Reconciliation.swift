@@ -73,8 +73,8 @@ public final class Reconciler: Sendable {
         var batch: [FindingRecord] = []
         try store.read { conn in
             try conn.scan(type: "User") { person in
-                let (doc, groups) = try conn.evaluationDocument(personID: person.id, person: person.doc)
-                guard let d = self.policy.desired(person: doc, groupNames: groups, target: t, hasAccount: false, previousUserName: nil), d.enabled,
+                let (doc, groups, revoked) = try conn.evaluationDocument(personID: person.id, person: person.doc)
+                guard let d = self.policy.desired(person: doc, groupNames: groups, target: t, hasAccount: false, previousUserName: nil, revoked: revoked), d.enabled,
                       !t.reconciliation.isExcluded(d.userName), try !conn.wasSeen(runID: runID, target: t.name, personID: person.id) else { return true }
                 batch.append(FindingRecord(target: t.name, category: FindingCategory.missing.rawValue, personID: person.id, userName: d.userName,
                                            displayName: person.doc["displayName"]?.stringValue, accountID: nil, detail: nil))
@@ -122,8 +122,8 @@ public final class Reconciler: Sendable {
             }
             seen.append(p.id)
             let display = p.doc["displayName"]?.stringValue
-            let (doc, groups) = try conn.evaluationDocument(personID: p.id, person: p.doc)
-            guard let d = policy.desired(person: doc, groupNames: groups, target: t, hasAccount: true, previousUserName: nil) else { continue }
+            let (doc, groups, revoked) = try conn.evaluationDocument(personID: p.id, person: p.doc)
+            guard let d = policy.desired(person: doc, groupNames: groups, target: t, hasAccount: true, previousUserName: nil, revoked: revoked) else { continue }
             let active = p.doc["active"]?.boolValue ?? true
             if acc.enabled && !d.enabled {
                 if active { finding(.overPrivileged, p.id, display, "account enabled without a package") } else { finding(.leaverEnabled, p.id, display, "person inactive") }

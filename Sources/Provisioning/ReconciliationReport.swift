@@ -52,7 +52,7 @@ public enum ReconciliationReport {
 
     /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet
     /// does not run a name as a formula (CSV injection).
-    static func csvField(_ s: String) -> String {
+    public static func csvField(_ s: String) -> String {
         var v = s
         if let first = v.first, "=+-@\t\r".contains(first) { v = "'" + v }
         guard v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return v }

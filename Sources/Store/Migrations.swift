@@ -126,6 +126,46 @@ enum Migrations {
             PRIMARY KEY (run_id, target, person_id)
         ) WITHOUT ROWID;
         """),
+        (4, """
+        -- Access reviews: a campaign over a target or a package, one item per (person, package).
+        CREATE TABLE review_campaigns (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            scope_kind TEXT NOT NULL,           -- target | package
+            scope_value TEXT NOT NULL,
+            reviewers TEXT NOT NULL,            -- JSON array of principal names; [] = each person's manager
+            due REAL NOT NULL,
+            default_decision TEXT NOT NULL,     -- approve | revoke, applied to undecided items at the due date
+            state TEXT NOT NULL,                -- open | closed
+            created_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            closed REAL
+        );
+        CREATE INDEX review_campaigns_due ON review_campaigns(state, due);
+        CREATE TABLE review_items (
+            campaign_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            person_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            display_name TEXT,
+            package TEXT NOT NULL,
+            reviewer TEXT,                      -- the manager's user name; NULL: the campaign's reviewers, or admins
+            decision TEXT,                      -- approve | revoke
+            reason TEXT,
+            decided_by TEXT,
+            decided REAL,
+            PRIMARY KEY (campaign_id, seq)
+        ) WITHOUT ROWID;
+        -- Packages a review took away; the policy no longer grants them to the person.
+        CREATE TABLE access_revocations (
+            person_id TEXT NOT NULL,
+            package TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (person_id, package)
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

@@ -12,7 +12,9 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let scimWrite = Scope(rawValue: "scim:write")
     /// The `/admin` endpoints.
     public static let admin = Scope(rawValue: "admin")
-    public static let known: [Scope] = [.scimRead, .scimWrite, .admin]
+    /// `/reviews`: decide the access-review items assigned to this principal.
+    public static let review = Scope(rawValue: "review")
+    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review]
 }
 
 /// A caller, as established by its bearer token.

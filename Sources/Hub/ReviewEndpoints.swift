@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HTTPServer
+import JSONCore
+import Provisioning
+import SCIM
+import Store
+
+/// Access reviews. Administrators create and follow campaigns under `/admin/reviews`;
+/// reviewers (scope `review`) see and decide their own items under `/reviews`.
+extension HubApp {
+    private func reviewService() throws -> AccessReviews {
+        guard let r = reviews else { throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to review") }
+        return r
+    }
+
+    private func scim(_ e: ReviewError) -> SCIMError {
+        switch e {
+        case .invalid(let m): return SCIMError.invalidValue(m)
+        case .forbidden(let m): return SCIMError(status: 403, detail: m)
+        case .notFound(let m): return SCIMError.notFound(m)
+        case .conflict(let m): return SCIMError(status: 409, detail: m)
+        }
+    }
+
+    func routeReviews(_ path: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let seg = path.split(separator: "/").map(String.init)  // ["reviews", id, "items", seq?, "decision"?]
+        let method = ctx.request.method
+        switch seg.count {
+        case 3 where seg[2] == "items":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try myItems(seg[1], ctx)
+        case 5 where seg[2] == "items" && seg[4] == "decision":
+            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+            guard let seq = Int64(seg[3]), seq > 0 else { throw SCIMError.notFound("no such item") }
+            return try decideItem(seg[1], seq, ctx)
+        default:
+            throw SCIMError.notFound("no review endpoint at this path")
+        }
+    }
+
+    /// `POST /admin/reviews` `{"name", "target" | "package", "reviewers"?: [...] (default: managers), "dueDays"?: 14, "defaultDecision": "approve"|"revoke"}`.
+    func createReview(_ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        for k in body.keys where !["name", "target", "package", "reviewers", "dueDays", "defaultDecision"].contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k)' (name, target, package, reviewers, dueDays, defaultDecision)")
+        }
+        guard let name = body["name"]?.stringValue else { throw SCIMError.invalidValue("'name' is required") }
+        guard let decision = body["defaultDecision"]?.stringValue else { throw SCIMError.invalidValue("'defaultDecision' (approve or revoke) is required") }
+        var reviewers: [String]? = nil
+        if let v = body["reviewers"] {
+            guard let arr = v.arrayValue else { throw SCIMError.invalidValue("'reviewers' must be an array of principal names") }
+            reviewers = try arr.map { x throws -> String in
+                guard let s = x.stringValue else { throw SCIMError.invalidValue("'reviewers' must hold principal names") }
+                return s
+            }
+        }
+        let due = body["dueDays"].map { $0.numberValue?.double ?? -1 } ?? 14
+        do {
+            let c = try service.create(AccessReviews.CampaignRequest(name: name, target: body["target"]?.stringValue, package: body["package"]?.stringValue,
+                                                                     reviewers: reviewers, dueDays: due, defaultDecision: decision),
+                                       principal: ctx.principal.name, requestID: ctx.requestID)
+            let items = try store.read { try $0.items(campaignID: c.id) }
+            return jsonResponse(201, .object(AccessReviews.describe(c, items: items)), headers: [("Location", "/admin/reviews/\(c.id)")], contentType: "application/json")
+        } catch let e as ReviewError {
+            throw scim(e)
+        }
+    }
+
+    func listReviews() throws -> HTTPResponse {
+        _ = try reviewService()
+        let list: [JSONValue] = try store.read { conn in
+            try conn.campaigns(limit: 50).map { .object(AccessReviews.describe($0, items: try conn.items(campaignID: $0.id))) }
+        }
+        return jsonResponse(200, .object(JSONObject(["campaigns": .array(list)])), contentType: "application/json")
+    }
+
+    func reviewStatus(_ id: String) throws -> HTTPResponse {
+        _ = try reviewService()
+        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+            throw SCIMError.notFound("no review campaign with this id")
+        }
+        var o = AccessReviews.describe(c, items: items)
+        o["itemList"] = .array(items.map(AccessReviews.itemJSON))
+        return jsonResponse(200, .object(o), contentType: "application/json")
+    }
+
+    /// `GET /admin/reviews/{id}/report?format=json|csv`: every item with its decision, reason and who decided.
+    func reviewReport(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try reviewService()
+        let format = ctx.request.queryValue("format") ?? "json"
+        guard format == "json" || format == "csv" else { throw SCIMError.invalidValue("'format' must be json or csv") }
+        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+            throw SCIMError.notFound("no review campaign with this id")
+        }
+        if format == "csv" {
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"), ("Cache-Control", "no-store")], body: AccessReviews.csv(c, items: items))
+        }
+        var o = AccessReviews.describe(c, items: items)
+        o["itemList"] = .array(items.map(AccessReviews.itemJSON))
+        return jsonResponse(200, .object(o), contentType: "application/json")
+    }
+
+    /// `GET /reviews/{id}/items`: the caller's items (all of them for an administrator).
+    func myItems(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try reviewService()
+        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+            throw SCIMError.notFound("no review campaign with this id")
+        }
+        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, c, $0) }
+        return jsonResponse(200, .object(JSONObject(["campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
+                                                      "due": .string(SCIMDateTime.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
+                            contentType: "application/json")
+    }
+
+    /// `POST /reviews/{id}/items/{seq}/decision` `{"decision": "approve"|"revoke", "reason": "..."}`.
+    func decideItem(_ id: String, _ seq: Int64, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        for k in body.keys where k != "decision" && k != "reason" { throw SCIMError.invalidValue("unknown key '\(k)' (decision, reason)") }
+        do {
+            try service.decide(campaignID: id, seq: seq, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
+                               principal: ctx.principal, requestID: ctx.requestID)
+        } catch let e as ReviewError {
+            throw scim(e)
+        }
+        guard let item = try store.read({ try $0.item(campaignID: id, seq: seq) }) else { throw SCIMError.notFound("no such item") }
+        return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
+    }
+
+    /// `DELETE /admin/people/{id}/revocations/{package}`: lifts a review's revocation.
+    func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        do {
+            try reviewService().lift(personID: person, package: package.removingPercentEncoding ?? package, principal: ctx.principal.name, requestID: ctx.requestID)
+        } catch let e as ReviewError {
+            throw scim(e)
+        }
+        return HTTPResponse(status: 204)
+    }
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubCrypto
+import JSONCore
+import SCIM
+import Store
+
+/// An access-review request that cannot be accepted (the API maps it to a SCIM error).
+public enum ReviewError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case forbidden(String)
+    case notFound(String)
+    case conflict(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let m), .forbidden(let m), .notFound(let m), .conflict(let m): return m
+        }
+    }
+}
+
+/// Access reviews: a campaign asks, for every person holding a package (on a target, or one
+/// package), whether they still need it. Reviewers are named, or each person's manager
+/// (enterprise `manager.value`, whose user name is their principal name). A revoke decision
+/// takes the package away through the engine; at the due date undecided items get the
+/// campaign's default decision. Everything is durable and audited.
+public final class AccessReviews: Sendable {
+    public let policy: Policy
+    let store: Store
+    let engine: ProvisioningEngine?
+
+    public init(policy: Policy, store: Store, engine: ProvisioningEngine?) {
+        self.policy = policy
+        self.store = store
+        self.engine = engine
+    }
+
+    public struct CampaignRequest: Sendable {
+        public var name: String
+        public var target: String?
+        public var package: String?
+        /// nil: each person's manager reviews.
+        public var reviewers: [String]?
+        public var dueDays: Double
+        public var defaultDecision: String
+
+        public init(name: String, target: String?, package: String?, reviewers: [String]?, dueDays: Double, defaultDecision: String) {
+            self.name = name; self.target = target; self.package = package; self.reviewers = reviewers; self.dueDays = dueDays; self.defaultDecision = defaultDecision
+        }
+    }
+
+    // MARK: - Campaigns
+
+    public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double = Date().timeIntervalSince1970) throws -> ReviewCampaignRecord {
+        guard !r.name.isEmpty, r.name.utf8.count <= 200 else { throw ReviewError.invalid("'name' must be 1 to 200 characters") }
+        guard (r.target == nil) != (r.package == nil) else { throw ReviewError.invalid("give exactly one of 'target' or 'package'") }
+        if let t = r.target { guard policy.target(t)?.enabled == true else { throw ReviewError.invalid("'target': no enabled target named '\(t)'") } }
+        if let p = r.package { guard policy.packages.contains(where: { $0.name == p }) else { throw ReviewError.invalid("'package': no package named '\(p)'") } }
+        guard r.dueDays > 0, r.dueDays <= 366 else { throw ReviewError.invalid("'dueDays' must be more than 0 and at most 366") }
+        guard ["approve", "revoke"].contains(r.defaultDecision) else { throw ReviewError.invalid("'defaultDecision' must be approve or revoke") }
+        if let list = r.reviewers {
+            guard !list.isEmpty, list.count <= 100, list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 && !$0.contains("\u{1F}") }) else {
+                throw ReviewError.invalid("'reviewers' must be a non-empty array of principal names")
+            }
+        }
+        let inScope: (AccessPackage) -> Bool = { p in r.package.map { $0 == p.name } ?? (p.grants[r.target ?? ""] != nil) }
+        let campaign = ReviewCampaignRecord(id: UUIDv7.make(), name: r.name, scopeKind: r.target != nil ? "target" : "package",
+                                            scopeValue: r.target ?? r.package ?? "", reviewers: r.reviewers ?? [], due: now + r.dueDays * 86400,
+                                            defaultDecision: r.defaultDecision, state: "open", createdBy: principal, created: now, closed: nil)
+        // One item per (person, package held in scope); reviewers from the manager when not named.
+        var items: [ReviewItemRecord] = []
+        try store.read { conn in
+            try conn.scan(type: "User") { person in
+                let (doc, groups, revoked) = try conn.evaluationDocument(personID: person.id, person: person.doc)
+                guard let d = doc, d["active"]?.boolValue ?? true else { return true }
+                let held = policy.grants(person: d, groupNames: groups, revoked: revoked).map(\.package)
+                for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
+                    var reviewer: String? = nil
+                    if r.reviewers == nil, let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue {
+                        reviewer = try conn.fetch(type: "User", id: managerID)?.doc["userName"]?.stringValue
+                    }
+                    items.append(ReviewItemRecord(seq: Int64(items.count + 1), personID: person.id, userName: d["userName"]?.stringValue ?? "",
+                                                  displayName: d["displayName"]?.stringValue, package: name, reviewer: reviewer))
+                }
+                return true
+            }
+        }
+        let rows = items
+        try store.write { w in
+            try w.connection.insertCampaign(campaign)
+            for i in rows { try w.connection.insertItem(campaignID: campaign.id, i) }
+            try AuditLog.append(w, .now(principal: principal, action: "review.create", resourceType: "Review", resourceID: campaign.id,
+                                        attributes: ["\(campaign.scopeKind):\(campaign.scopeValue)", "items:\(rows.count)"], requestID: requestID))
+        }
+        return campaign
+    }
+
+    // MARK: - Decisions
+
+    /// Who may decide an item: a named reviewer of the campaign; else the item's reviewer
+    /// (the manager); items without one go to administrators. Nobody reviews their own access.
+    public static func mayDecide(_ p: Principal, _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
+        if p.name.lowercased() == item.userName.lowercased() { return false }
+        if !c.reviewers.isEmpty { return c.reviewers.contains(p.name) }
+        if let r = item.reviewer { return r.lowercased() == p.name.lowercased() }
+        return p.scopes.contains(.admin)
+    }
+
+    public func decide(campaignID: String, seq: Int64, decision: String, reason: String, principal: Principal, requestID: String) throws {
+        guard ["approve", "revoke"].contains(decision) else { throw ReviewError.invalid("'decision' must be approve or revoke") }
+        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw ReviewError.notFound("no review campaign with this id") }
+        guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw ReviewError.notFound("no item \(seq) in this campaign") }
+        guard Self.mayDecide(principal, c, item) else { throw ReviewError.forbidden("this item is not yours to review") }
+        guard c.state == "open" else { throw ReviewError.conflict("the campaign is closed") }
+        try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
+        engine?.wake()
+    }
+
+    private func apply(_ c: ReviewCampaignRecord, _ item: ReviewItemRecord, decision: String, reason: String, by: String, requestID: String) throws {
+        let engine = self.engine
+        let now = Date().timeIntervalSince1970
+        try store.write { w in
+            guard try w.connection.decide(campaignID: c.id, seq: item.seq, decision: decision, reason: reason, by: by, now: now) else {
+                throw ReviewError.conflict("the item was decided already")
+            }
+            if decision == "revoke" {
+                try w.connection.revokePackage(personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
+                // Through the engine: the person's accounts converge without the package.
+                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: "User", id: item.personID)?.doc, now: now)
+            }
+            try AuditLog.append(w, .now(principal: by, action: "review.decide", resourceType: "User", resourceID: item.personID,
+                                        attributes: ["\(item.package):\(decision)"], requestID: requestID))
+        }
+    }
+
+    /// Lifts a revocation (an administrator's correction); the package is granted again if the rule still says so.
+    public func lift(personID: String, package: String, principal: String, requestID: String) throws {
+        let engine = self.engine
+        try store.write { w in
+            guard try w.connection.liftRevocation(personID: personID, package: package) else { throw ReviewError.notFound("no revocation of this package for this person") }
+            try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc, now: Date().timeIntervalSince1970)
+            try AuditLog.append(w, .now(principal: principal, action: "review.lift", resourceType: "User", resourceID: personID, attributes: [package], requestID: requestID))
+        }
+        engine?.wake()
+    }
+
+    // MARK: - Due dates and the schedule
+
+    /// Applies the default decision to every undecided item of overdue campaigns and closes them.
+    /// Durable: driven by the stored due dates, so a hub that was down catches up at start-up.
+    @discardableResult
+    public func closeOverdue(now: Double = Date().timeIntervalSince1970) throws -> Int {
+        let due = try store.read { try $0.overdueCampaigns(now: now) }
+        for c in due {
+            for item in try store.read({ try $0.items(campaignID: c.id) }) where item.decision == nil {
+                do { try apply(c, item, decision: c.defaultDecision, reason: "due date passed: default decision", by: "default-decision", requestID: "review-due") } catch ReviewError.conflict {}
+            }
+            try store.write { w in
+                try w.connection.closeCampaign(id: c.id, now: now)
+                try AuditLog.append(w, .now(principal: "scheduler", action: "review.close", resourceType: "Review", resourceID: c.id, requestID: "review-due"))
+            }
+        }
+        if !due.isEmpty { engine?.wake() }
+        return due.count
+    }
+
+    /// Starts the periodic campaigns (one per enabled target, managers review) when the last
+    /// scheduled ones are `everyDays` old or there were none.
+    public func scheduleIfDue(everyDays: Double, dueDays: Double, defaultDecision: String, now: Double = Date().timeIntervalSince1970) throws {
+        if let last = try store.read({ try $0.lastScheduledCampaign() }), now - last < everyDays * 86400 { return }
+        for t in policy.enabledTargets {
+            _ = try create(CampaignRequest(name: "Scheduled review: \(t.name)", target: t.name, package: nil, reviewers: nil, dueDays: dueDays,
+                                           defaultDecision: defaultDecision), principal: "scheduler", requestID: "review-schedule", now: now)
+        }
+    }
+
+    // MARK: - Views
+
+    public static func describe(_ c: ReviewCampaignRecord, items: [ReviewItemRecord]) -> JSONObject {
+        let decided = items.filter { $0.decision != nil }
+        return JSONObject([
+            "id": .string(c.id), "name": .string(c.name), "scope": .object(JSONObject([c.scopeKind: .string(c.scopeValue)])),
+            "reviewers": c.reviewers.isEmpty ? .string("manager") : .array(c.reviewers.map { .string($0) }),
+            "due": .string(SCIMDateTime.format(c.due)), "defaultDecision": .string(c.defaultDecision), "state": .string(c.state),
+            "createdBy": .string(c.createdBy), "created": .string(SCIMDateTime.format(c.created)),
+            "closed": c.closed.map { .string(SCIMDateTime.format($0)) } ?? .null,
+            "items": .int(items.count), "decided": .int(decided.count),
+            "approved": .int(decided.filter { $0.decision == "approve" }.count), "revoked": .int(decided.filter { $0.decision == "revoke" }.count),
+        ])
+    }
+
+    public static func itemJSON(_ i: ReviewItemRecord) -> JSONValue {
+        .object(JSONObject([
+            "seq": .int(Int(i.seq)), "personId": .string(i.personID), "userName": .string(i.userName),
+            "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
+            "reviewer": i.reviewer.map { .string($0) } ?? .null, "decision": i.decision.map { .string($0) } ?? .null,
+            "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
+            "decided": i.decided.map { .string(SCIMDateTime.format($0)) } ?? .null,
+        ]))
+    }
+
+    /// The campaign report as CSV (RFC 4180, formula-safe).
+    public static func csv(_ c: ReviewCampaignRecord, items: [ReviewItemRecord]) -> [UInt8] {
+        var out = "campaign,package,personId,userName,displayName,reviewer,decision,reason,decidedBy,decided\r\n"
+        for i in items {
+            out += [c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewer ?? "", i.decision ?? "pending", i.reason ?? "",
+                    i.decidedBy ?? "", i.decided.map { SCIMDateTime.format($0) } ?? ""].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
+        }
+        return Array(out.utf8)
+    }
+}

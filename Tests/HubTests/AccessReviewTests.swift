@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import EHRTestServer
+import JSONCore
+import Store
+import TestSupport
+
+/// Access reviews end to end: campaigns, manager and named reviewers, decisions through the
+/// engine, default decisions at the due date (across a restart), reports and bad requests.
+@Suite struct AccessReviewTests {
+    let ehr: EHRTestServer
+
+    init() throws {
+        ehr = try EHRTestServer()
+        ehr.start()
+    }
+
+    var policy: String {
+        """
+        {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
+         "packages": [{"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}},
+                      {"name": "billing", "rule": "title eq \\"Billing Specialist\\"", "grants": {"ehr": ["billing"]}}]}
+        """
+    }
+
+    func token(_ hub: LiveHub, _ name: String, _ scopes: [Scope]) throws -> String {
+        try hub.server.store.write { w in try Tokens.create(w, principal: name, scopes: scopes, now: 0).token }
+    }
+
+    func create(_ hub: LiveHub, _ userName: String, title: String, manager: String? = nil) throws -> String {
+        var body = person(userName, title: title)
+        if let m = manager {
+            body = body.replacingOccurrences(of: #""schemas":["#, with: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(m)"}},"schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#)
+        }
+        let r = try hub.call("POST", "/scim/v2/Users", body: body)
+        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        return id
+    }
+
+    /// boss manages ana and bruno; carla has no manager.
+    func staff(_ hub: LiveHub) throws -> (boss: String, ana: String, bruno: String, carla: String) {
+        let boss = try create(hub, "boss@x.org", title: "Clinic Administrator")
+        let ana = try create(hub, "ana@x.org", title: "Receptionist", manager: boss)
+        let bruno = try create(hub, "bruno@x.org", title: "Receptionist", manager: boss)
+        let carla = try create(hub, "carla@x.org", title: "Receptionist")
+        eventually("provisioned") { ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"] } }
+        return (boss, ana, bruno, carla)
+    }
+
+    func campaign(_ hub: LiveHub, _ body: String) throws -> JSONObject {
+        let r = try hub.call("POST", "/admin/reviews", token: hub.admin, body: body)
+        #expect(r.status == 201, "\(r.text)")
+        return r.object
+    }
+
+    func decide(_ hub: LiveHub, _ token: String, _ id: String, _ seq: Int, _ decision: String, reason: String = "checked with the rota") throws -> RawResponse {
+        try hub.call("POST", "/reviews/\(id)/items/\(seq)/decision", token: token, body: #"{"decision": "\#(decision)", "reason": "\#(reason)"}"#)
+    }
+
+    func items(_ hub: LiveHub, _ token: String, _ id: String) throws -> [JSONObject] {
+        try hub.call("GET", "/reviews/\(id)/items", token: token).object["items"]?.arrayValue?.compactMap(\.objectValue) ?? []
+    }
+
+    func seq(_ items: [JSONObject], _ userName: String) throws -> Int {
+        Int(try #require(items.first { $0["userName"]?.stringValue == userName }?["seq"]?.numberValue?.int64))
+    }
+
+    @Test func managerReview_revokeTakesAccessAwayThroughTheEngine() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        let s = try staff(hub)
+        let c = try campaign(hub, #"{"name": "Q4 front desk", "target": "ehr", "defaultDecision": "approve"}"#)
+        #expect(c["items"] == .int(3))
+        let id = try #require(c["id"]?.stringValue)
+        let boss = try token(hub, "boss@x.org", [.review])
+        let mine = try items(hub, boss, id)
+        #expect(Set(mine.compactMap { $0["userName"]?.stringValue }) == ["ana@x.org", "bruno@x.org"])  // carla has no manager
+        let all = try items(hub, hub.admin, id)
+        // The manager may not decide carla's item; administrators decide items without a reviewer.
+        #expect(try decide(hub, boss, id, try seq(all, "carla@x.org"), "revoke").status == 403)
+        #expect(try decide(hub, boss, id, try seq(mine, "ana@x.org"), "revoke", reason: " ").status == 400)
+        #expect(try decide(hub, boss, id, try seq(mine, "ana@x.org"), "maybe").status == 400)
+        let r = try decide(hub, boss, id, try seq(mine, "ana@x.org"), "revoke", reason: "moved to the lab in October")
+        #expect(r.status == 200, "\(r.text)")
+        #expect(try decide(hub, boss, id, try seq(mine, "ana@x.org"), "approve").status == 409)
+        #expect(try decide(hub, boss, id, try seq(mine, "bruno@x.org"), "approve").status == 200)
+        #expect(try decide(hub, hub.admin, id, try seq(all, "carla@x.org"), "approve").status == 200)
+        eventually("ana loses the package downstream") { ehr.snapshot()["ana@x.org"]?.roles == [] && ehr.snapshot()["ana@x.org"]?.active == false }
+        #expect(ehr.snapshot()["bruno@x.org"]?.roles == ["scheduling"])
+        // The revocation stands across later HR changes, and shows in the person's access view.
+        let patch = try hub.call("PATCH", "/scim/v2/Users/\(s.ana)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ana R."}]}"#)
+        #expect(patch.status == 200)
+        let access = try hub.call("GET", "/admin/people/\(s.ana)/access", token: hub.admin).object
+        #expect(access["revokedByReview"] == .array([.string("receptionist")]))
+        #expect(access["packages"] == .array([]))
+        // The campaign report has every decision, its reason and who decided.
+        let csv = try hub.call("GET", "/admin/reviews/\(id)/report?format=csv", token: hub.admin).text
+        #expect(csv.contains("ana@x.org,,boss@x.org,revoke,moved to the lab in October,boss@x.org") || csv.contains("revoke,moved to the lab in October,boss@x.org"))
+        #expect(csv.split(separator: "\r\n").count == 4)
+        #expect(try hub.call("GET", "/admin/audit?resourceId=\(s.ana)", token: hub.admin).text.contains("review.decide"))
+        // An administrator lifts the revocation: access returns through the engine.
+        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 204)
+        eventually("ana's access is back") { ehr.snapshot()["ana@x.org"]?.roles == ["scheduling"] && ehr.snapshot()["ana@x.org"]?.active == true }
+        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 404)
+    }
+
+    @Test func namedReviewers_onlyInTheirCampaign_andNeverTheirOwnAccess() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let a = try #require(try campaign(hub, #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
+        let b = try #require(try campaign(hub, #"{"name": "B", "package": "receptionist", "reviewers": ["sam"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
+        let rita = try token(hub, "rita", [.review]), ana = try token(hub, "ana@x.org", [.review])
+        let itemsB = try items(hub, hub.admin, b)
+        #expect(try decide(hub, rita, b, try seq(itemsB, "bruno@x.org"), "revoke").status == 403)  // outside her campaign
+        let itemsA = try items(hub, rita, a)
+        #expect(itemsA.count == 3)
+        #expect(try decide(hub, ana, a, try seq(itemsA, "ana@x.org"), "approve").status == 403)  // her own access
+        #expect(try decide(hub, ana, a, try seq(itemsA, "bruno@x.org"), "approve").status == 200)
+        #expect(try hub.call("GET", "/reviews/\(a)/items", token: hub.writer).status == 403)  // a feed token
+        #expect(try decide(hub, rita, a, 999, "approve").status == 404)
+        #expect(try decide(hub, rita, "nope", 1, "approve").status == 404)
+    }
+
+    @Test func dueDate_appliesTheDefaultDecision_evenAcrossARestart() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { ehr.stop() }
+        _ = try staff(hub)
+        let id = try #require(try campaign(hub, #"{"name": "Short", "target": "ehr", "dueDays": 0.00002, "defaultDecision": "revoke"}"#)["id"]?.stringValue)
+        let dir = hub.directory.path
+        hub.server.shutdown()
+        Thread.sleep(forTimeInterval: 2)  // the due date passes while the hub is down
+        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir }
+        defer { again.stop(); hub.directory.remove() }
+        let c = try again.call("GET", "/admin/reviews/\(id)", token: again.admin).object
+        #expect(c["state"]?.stringValue == "closed")
+        #expect(c["revoked"] == .int(3))
+        #expect(c["itemList"]?.arrayValue?.allSatisfy { $0.objectValue?["decidedBy"]?.stringValue == "default-decision" } == true)
+        eventually("everyone's package revoked downstream") { ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == [] } }
+    }
+
+    @Test func schedule_createsOneCampaignPerTarget_everyPeriod() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let reviews = try #require(hub.server.reviews)
+        let now = Date().timeIntervalSince1970
+        try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now)
+        #expect(try hub.server.store.read { try $0.campaigns(limit: 10) }.isEmpty)  // not due yet: counted from installation
+        try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now + 183 * 86400)
+        try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now + 184 * 86400)
+        let campaigns = try hub.server.store.read { try $0.campaigns(limit: 10) }
+        #expect(campaigns.map(\.scopeValue) == ["ehr"])
+        #expect(campaigns.first?.createdBy == "scheduler")
+    }
+
+    @Test(arguments: [
+        (#"{"target": "ehr", "defaultDecision": "approve"}"#, "'name' is required"),
+        (#"{"name": "x", "target": "ehr", "package": "billing", "defaultDecision": "approve"}"#, "exactly one of"),
+        (#"{"name": "x", "target": "nope", "defaultDecision": "approve"}"#, "no enabled target named 'nope'"),
+        (#"{"name": "x", "package": "nope", "defaultDecision": "approve"}"#, "no package named 'nope'"),
+        (#"{"name": "x", "target": "ehr", "dueDays": 0, "defaultDecision": "approve"}"#, "'dueDays'"),
+        (#"{"name": "x", "target": "ehr"}"#, "'defaultDecision'"),
+        (#"{"name": "x", "target": "ehr", "defaultDecision": "shrug"}"#, "'defaultDecision'"),
+        (#"{"name": "x", "target": "ehr", "reviewers": [], "defaultDecision": "approve"}"#, "'reviewers'"),
+        (#"{"name": "x", "target": "ehr", "defaultDecision": "approve", "colour": 1}"#, "unknown key 'colour'"),
+    ])
+    func badCampaigns_areRefused(body: String, fragment: String) throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        let r = try hub.call("POST", "/admin/reviews", token: hub.admin, body: body)
+        #expect(r.status == 400, "\(r.text)")
+        #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
+        #expect(try hub.call("GET", "/admin/reviews", token: hub.admin).object["campaigns"]?.arrayValue?.isEmpty == true)
+    }
+}
