@@ -31,7 +31,9 @@ on stderr when it is a terminal); remediate mode enqueues fixes for a running hu
 SCOPES
   scim:read    read Users, Groups and discovery endpoints
   scim:write   create, replace, patch and delete Users and Groups; Bulk
-  admin        /admin endpoints (audit log)
+  admin        /admin endpoints (audit log, provisioning, reconciliation, access reviews)
+  review       /reviews: decide the access-review items assigned to this principal (a
+               manager's token carries their userName as the principal)
 
 The new token is the last line of `token create`'s stdout; it is shown once and stored
 only as a SHA-256 hash.
