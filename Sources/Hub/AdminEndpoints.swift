@@ -27,6 +27,12 @@ extension HubApp {
         case 4 where seg[1] == "people" && seg[3] == "access":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try personAccess(seg[2], ctx)
+        case 2 where seg[1] == "break-glass":
+            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
+            return try listBreakGlass(ctx)
+        case 4 where seg[1] == "break-glass" && seg[3] == "review":
+            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+            return try reviewBreakGlass(seg[2], ctx)
         case 2 where seg[1] == "reviews":
             if method == "POST" { return try createReview(ctx) }
             guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
@@ -173,16 +179,17 @@ extension HubApp {
                 out["targets"] = .object(JSONObject())
                 return out
             }
-            let (doc, names, revoked) = try conn.evaluationDocument(personID: id, person: user?.doc)
-            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names, revoked: revoked) } ?? []
-            out["revokedByReview"] = .array(revoked.sorted().map { .string($0) })
+            let (doc, names, overrides) = try conn.evaluationDocument(personID: id, person: user?.doc)
+            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names, overrides: overrides) } ?? []
+            out["revokedByReview"] = .array(overrides.revoked.sorted().map { .string($0) })
+            out["breakGlass"] = .array(try conn.activeBreakGlass(personID: id, now: Date().timeIntervalSince1970).map { BreakGlass.json($0) })
             out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()
             for t in engine.policy.targets {
                 let record = applied.first { $0.target == t.name }
                 let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
                 let desired = t.enabled ? engine.policy.desired(person: doc, groupNames: names, target: t, hasAccount: record?.accountID != nil,
-                                                                previousUserName: previous?.userName, revoked: revoked) : nil
+                                                                previousUserName: previous?.userName, overrides: overrides) : nil
                 let job = try conn.job(personID: id, target: t.name)
                 targets[t.name] = .object(JSONObject([
                     "enabled": .bool(t.enabled),

@@ -24,6 +24,8 @@ public final class HubApp: Sendable {
     let reconciliations: ReconciliationRuns?
     /// Access reviews, when a policy is configured.
     let reviews: AccessReviews?
+    /// Break-glass grants, when a policy is configured.
+    let breakGlass: BreakGlass?
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -31,11 +33,12 @@ public final class HubApp: Sendable {
     static let scimContentType = "application/scim+json"
 
     public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil,
-                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil) throws {
+                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil) throws {
         self.config = config
         self.engine = engine
         self.reconciliations = reconciliations
         self.reviews = reviews
+        self.breakGlass = breakGlass
         self.registry = registry
         self.store = store
         self.logger = logger
@@ -102,6 +105,11 @@ public final class HubApp: Sendable {
             guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
             _ = try store.read { try $0.count(type: "User") }
             return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
+        }
+        if path == "/admin/break-glass" && request.method == "POST" {
+            // Emergency access has its own scope: an admin token alone cannot grant it.
+            try require(.breakGlass, principal)
+            return try grantBreakGlass(ctx)
         }
         if path.hasPrefix("/admin/") {
             try require(.admin, principal)

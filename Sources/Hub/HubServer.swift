@@ -18,6 +18,8 @@ public final class HubServer: Sendable {
     public let reconciliations: ReconciliationRuns?
     /// Access reviews, when a policy is configured.
     public let reviews: AccessReviews?
+    /// Break-glass grants, when a policy is configured.
+    public let breakGlass: BreakGlass?
     private let reconcileEvery: Double?
     private let reviewSchedule: (every: Double, due: Double, decision: String)
     private let logger: Logger
@@ -59,10 +61,14 @@ public final class HubServer: Sendable {
         let openStore = store
         let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine) }
         self.reviews = reviews
-        // Campaigns that fell due while the hub was down get their default decisions now,
-        // before anything else runs.
+        let breakGlass = policy.map { BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger) }
+        self.breakGlass = breakGlass
+        // Break-glass grants that expired and campaigns that fell due while the hub was down
+        // are taken back and decided now, before anything else runs.
+        try breakGlass?.expireDue()
         try reviews?.closeOverdue()
-        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews)
+        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews,
+                         breakGlass: breakGlass)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
@@ -89,9 +95,11 @@ public final class HubServer: Sendable {
     /// Serves on the calling thread until `shutdown()`; then stops the engine and closes the store.
     public func run() {
         engine?.start()
+        breakGlass?.startExpiryThread()
         startSchedule()
         http.run()
         stopSchedule.signal()
+        breakGlass?.stop()
         engine?.stop()
         store.close()
     }

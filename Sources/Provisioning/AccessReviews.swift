@@ -71,9 +71,9 @@ public final class AccessReviews: Sendable {
         var items: [ReviewItemRecord] = []
         try store.read { conn in
             try conn.scan(type: "User") { person in
-                let (doc, groups, revoked) = try conn.evaluationDocument(personID: person.id, person: person.doc)
+                let (doc, groups, overrides) = try conn.evaluationDocument(personID: person.id, person: person.doc)
                 guard let d = doc, d["active"]?.boolValue ?? true else { return true }
-                let held = policy.grants(person: d, groupNames: groups, revoked: revoked).map(\.package)
+                let held = policy.grants(person: d, groupNames: groups, overrides: overrides).map(\.package)
                 for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
                     var reviewer: String? = nil
                     if r.reviewers == nil, let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
 import JSONCore
 import SCIM
 import Store
@@ -52,6 +53,17 @@ public struct DesiredAccount: Sendable, Equatable {
     }
 }
 
+/// Per-person exceptions to the rules: packages an access review revoked, and packages held
+/// through an active break-glass grant (package → the grant's reason and expiry, for the "why").
+public struct AccessOverrides: Sendable, Equatable {
+    public var revoked: Set<String> = []
+    public var breakGlass: [String: String] = [:]
+    public init(revoked: Set<String> = [], breakGlass: [String: String] = [:]) {
+        self.revoked = revoked
+        self.breakGlass = breakGlass
+    }
+}
+
 /// Why a person holds a package.
 public struct PackageGrant: Sendable, Equatable {
     public let package: String
@@ -62,17 +74,22 @@ public struct PackageGrant: Sendable, Equatable {
 extension Policy {
     /// The packages `person` holds and why. `person` is the stored resource with `id` and
     /// computed `groups`; `groupNames` are the displayNames of their groups.
-    /// `revoked`: packages an access review took away from this person; they are not held
-    /// whatever the rule says, until an administrator lifts the revocation.
-    public func grants(person: JSONObject, groupNames: [String], revoked: Set<String> = []) -> [PackageGrant] {
+    /// `overrides.revoked`: packages an access review took away from this person; they are
+    /// not held whatever the rule says, until an administrator lifts the revocation.
+    /// `overrides.breakGlass`: packages held for a bounded time in an emergency (these win
+    /// over a revocation: an emergency is an emergency, and it is reviewed afterwards).
+    public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides()) -> [PackageGrant] {
         var out: [PackageGrant] = []
         let lowerGroups = Set(groupNames.map { $0.lowercased() })
-        for p in packages where !revoked.contains(p.name) {
+        for p in packages where !overrides.revoked.contains(p.name) {
             if let r = p.rule, r.matches(person) {
                 out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
             } else if let g = p.groups.first(where: { lowerGroups.contains($0.lowercased()) }) {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
+        }
+        for (name, why) in overrides.breakGlass.sorted(by: { $0.key < $1.key }) where !out.contains(where: { $0.package == name }) {
+            out.append(PackageGrant(package: name, reason: "break-glass: \(why)"))
         }
         return out
     }
@@ -82,7 +99,7 @@ extension Policy {
     /// a person who loses every package there is then disabled, not forgotten.
     /// RFC 7643 §4.1.1 `active`: false (or a deleted person) disables every account, whatever the packages say.
     public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?,
-                        revoked: Set<String> = []) -> DesiredAccount? {
+                        overrides: AccessOverrides = AccessOverrides()) -> DesiredAccount? {
         guard let p = person else {
             guard hasAccount else { return nil }
             return DesiredAccount(userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
@@ -94,7 +111,7 @@ extension Policy {
         var held: [String] = []
         if active {
             let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
-            for g in grants(person: p, groupNames: groupNames, revoked: revoked) {
+            for g in grants(person: p, groupNames: groupNames, overrides: overrides) {
                 guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name] else { continue }
                 held.append(pkg.name)
                 for e in items {
@@ -145,9 +162,9 @@ extension Policy {
 
 extension StoreConnection {
     /// The person as rules see it: stored attributes, `id`, and `groups` with display names;
-    /// the display names of their groups; the packages access reviews revoked. `person` nil (deleted) gives nil.
-    public func evaluationDocument(personID: String, person: JSONObject?) throws -> (JSONObject?, [String], Set<String>) {
-        guard var doc = person else { return (nil, [], []) }
+    /// the display names of their groups; review revocations and active break-glass grants. `person` nil (deleted) gives nil.
+    public func evaluationDocument(personID: String, person: JSONObject?, now: Double = Date().timeIntervalSince1970) throws -> (JSONObject?, [String], AccessOverrides) {
+        guard var doc = person else { return (nil, [], AccessOverrides()) }
         let groups = try groups(ofMember: personID)
         doc["id"] = .string(personID)
         if !groups.isEmpty {
@@ -157,6 +174,8 @@ extension StoreConnection {
                 return .object(o)
             })
         }
-        return (doc, groups.compactMap(\.display), try revokedPackages(personID: personID))
+        var breakGlass: [String: String] = [:]
+        for g in try activeBreakGlass(personID: personID, now: now) { breakGlass[g.package] = "\(g.reason) (until \(SCIMDateTime.format(g.expires)))" }
+        return (doc, groups.compactMap(\.display), AccessOverrides(revoked: try revokedPackages(personID: personID), breakGlass: breakGlass))
     }
 }

@@ -91,12 +91,12 @@ public final class ProvisioningEngine: Sendable {
         let conn = w.connection
         let applied = try conn.applied(personID: personID)
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
-        let (doc, groupNames, revoked) = try conn.evaluationDocument(personID: personID, person: person)
+        let (doc, groupNames, overrides) = try conn.evaluationDocument(personID: personID, person: person)
         for t in policy.enabledTargets {
             let record = applied.first { $0.target == t.name }
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
             let desired = policy.desired(person: doc, groupNames: groupNames, target: t, hasAccount: record?.accountID != nil,
-                                         previousUserName: previous?.userName, revoked: revoked)
+                                         previousUserName: previous?.userName, overrides: overrides)
             // An unchanged person causes no job, and so no downstream call.
             if desired == previous && (desired == nil || record?.accountID != nil) && person != nil { continue }
             if desired == nil && record == nil { continue }
@@ -194,14 +194,14 @@ public final class ProvisioningEngine: Sendable {
         guard let connector = connectors[target.name] else { return }
         let now = Date().timeIntervalSince1970
         do {
-            let (person, groupNames, revoked, record) = try store.read { conn -> (JSONObject?, [String], Set<String>, AppliedRecord?) in
+            let (person, groupNames, overrides, record) = try store.read { conn -> (JSONObject?, [String], AccessOverrides, AppliedRecord?) in
                 let p = try conn.fetch(type: "User", id: job.personID)
-                let (doc, names, revoked) = try conn.evaluationDocument(personID: job.personID, person: p?.doc)
-                return (doc, names, revoked, try conn.applied(personID: job.personID).first { $0.target == target.name })
+                let (doc, names, overrides) = try conn.evaluationDocument(personID: job.personID, person: p?.doc)
+                return (doc, names, overrides, try conn.applied(personID: job.personID).first { $0.target == target.name })
             }
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
             let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
-                                         previousUserName: previous?.userName, revoked: revoked)
+                                         previousUserName: previous?.userName, overrides: overrides)
             var outcome = try connector.transaction { session throws(ConnectorError) in
                 try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session)
             }

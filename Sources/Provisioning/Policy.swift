@@ -78,6 +78,8 @@ public struct AccessPackage: Sendable {
     public let grants: [String: [String]]
     /// Targets where each entitlement is granted per site of the person (`role@SITE`).
     public let siteScoped: Set<String>
+    /// When set, the package may be granted by break-glass for at most this many hours.
+    public var breakGlassMaxHours: Double? = nil
 }
 
 /// The policy: targets and packages, loaded at start and validated completely.
@@ -153,7 +155,7 @@ public struct Policy: Sendable {
         for (i, p) in rawPackages.enumerated() {
             let at = "packages[\(i)]"
             guard let po = p.objectValue else { throw PolicyError("\(at) must be an object") }
-            for k in po.keys where !["name", "description", "rule", "groups", "grants", "siteScoped"].contains(k) {
+            for k in po.keys where !["name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass"].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
             guard let name = po["name"]?.stringValue, isName(name) else { throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'") }
@@ -185,8 +187,16 @@ public struct Policy: Sendable {
                 guard let s = v.stringValue, grants[s] != nil else { throw PolicyError("\(at).siteScoped names a target the package grants nothing on") }
                 scoped.insert(s)
             }
-            packages.append(AccessPackage(name: name, description: po["description"]?.stringValue ?? "", rule: rule, ruleText: ruleText,
-                                          groups: groups, grants: grants, siteScoped: scoped))
+            var package = AccessPackage(name: name, description: po["description"]?.stringValue ?? "", rule: rule, ruleText: ruleText,
+                                        groups: groups, grants: grants, siteScoped: scoped)
+            if let bg = po["breakGlass"] {
+                // `"breakGlass": {"maxHours": 8}`: available in an emergency, for at most this long.
+                guard let o = bg.objectValue, o.keys.allSatisfy({ $0 == "maxHours" }), let h = o["maxHours"]?.numberValue?.double, h > 0, h <= 72 else {
+                    throw PolicyError("\(at).breakGlass must be {\"maxHours\": N} with N in (0, 72]")
+                }
+                package.breakGlassMaxHours = h
+            }
+            packages.append(package)
         }
         return Policy(targets: targets, packages: packages)
     }

@@ -8,6 +8,8 @@ import Store
 public enum FindingCategory: String, CaseIterable, Sendable, Comparable {
     /// The person is inactive or deleted and the account is enabled: critical, always first.
     case leaverEnabled = "leaver-enabled"
+    /// Access held through an active break-glass grant (detail: the package): always flagged, never "fixed".
+    case breakGlass = "break-glass"
     /// No person in the hub owns the account.
     case orphan
     /// The person should have an enabled account here and has none.
@@ -73,8 +75,8 @@ public final class Reconciler: Sendable {
         var batch: [FindingRecord] = []
         try store.read { conn in
             try conn.scan(type: "User") { person in
-                let (doc, groups, revoked) = try conn.evaluationDocument(personID: person.id, person: person.doc)
-                guard let d = self.policy.desired(person: doc, groupNames: groups, target: t, hasAccount: false, previousUserName: nil, revoked: revoked), d.enabled,
+                let (doc, groups, overrides) = try conn.evaluationDocument(personID: person.id, person: person.doc)
+                guard let d = self.policy.desired(person: doc, groupNames: groups, target: t, hasAccount: false, previousUserName: nil, overrides: overrides), d.enabled,
                       !t.reconciliation.isExcluded(d.userName), try !conn.wasSeen(runID: runID, target: t.name, personID: person.id) else { return true }
                 batch.append(FindingRecord(target: t.name, category: FindingCategory.missing.rawValue, personID: person.id, userName: d.userName,
                                            displayName: person.doc["displayName"]?.stringValue, accountID: nil, detail: nil))
@@ -122,8 +124,11 @@ public final class Reconciler: Sendable {
             }
             seen.append(p.id)
             let display = p.doc["displayName"]?.stringValue
-            let (doc, groups, revoked) = try conn.evaluationDocument(personID: p.id, person: p.doc)
-            guard let d = policy.desired(person: doc, groupNames: groups, target: t, hasAccount: true, previousUserName: nil, revoked: revoked) else { continue }
+            let (doc, groups, overrides) = try conn.evaluationDocument(personID: p.id, person: p.doc)
+            guard let d = policy.desired(person: doc, groupNames: groups, target: t, hasAccount: true, previousUserName: nil, overrides: overrides) else { continue }
+            for name in overrides.breakGlass.keys.sorted() where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
+                finding(.breakGlass, p.id, display, name)
+            }
             let active = p.doc["active"]?.boolValue ?? true
             if acc.enabled && !d.enabled {
                 if active { finding(.overPrivileged, p.id, display, "account enabled without a package") } else { finding(.leaverEnabled, p.id, display, "person inactive") }
@@ -179,7 +184,11 @@ public final class Reconciler: Sendable {
         try store.read { conn in
             try conn.findings(runID: runID) { f in
                 guard f.target == t.name else { return true }
-                if f.category == FindingCategory.orphan.rawValue { orphans.append(f) } else if let p = f.personID { people.insert(p) }
+                if f.category == FindingCategory.orphan.rawValue {
+                    orphans.append(f)
+                } else if let p = f.personID, f.category != FindingCategory.breakGlass.rawValue {
+                    people.insert(p)
+                }
                 return true
             }
         }

@@ -166,6 +166,27 @@ enum Migrations {
             PRIMARY KEY (person_id, package)
         ) WITHOUT ROWID;
         """),
+        (5, """
+        -- Break-glass: a package for a bounded time. Expiry is this row, not a timer, so a
+        -- hub that was down at the expiry takes the access back at start-up.
+        CREATE TABLE break_glass_grants (
+            id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            package TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            granted_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL,
+            ended REAL,                         -- when the access was taken back
+            review_decision TEXT,               -- justified | unjustified (post-use review)
+            review_reason TEXT,
+            reviewed_by TEXT,
+            reviewed REAL
+        );
+        CREATE INDEX break_glass_active ON break_glass_grants(person_id) WHERE ended IS NULL;
+        CREATE INDEX break_glass_expiry ON break_glass_grants(expires) WHERE ended IS NULL;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

@@ -57,6 +57,12 @@ extension StoreConnection {
             """, [.text(personID), .text(target), .integer(Int64(priority)), .real(now), .real(now)])
     }
 
+    /// Runs a pair's job before everything else, now (break-glass: an emergency does not wait out a backoff).
+    public func expedite(personID: String, target: String, now: Double) throws {
+        try db.run("UPDATE provisioning_jobs SET priority = -1, not_before = ? WHERE person_id = ? AND target = ? AND state = 'pending'",
+                   [.real(now), .text(personID), .text(target)])
+    }
+
     /// Jobs of `target` due at `now`, leavers first.
     public func readyJobs(target: String, now: Double, limit: Int) throws -> [ProvisioningJob] {
         var out: [ProvisioningJob] = []

@@ -14,7 +14,9 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let admin = Scope(rawValue: "admin")
     /// `/reviews`: decide the access-review items assigned to this principal.
     public static let review = Scope(rawValue: "review")
-    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review]
+    /// `POST /admin/break-glass`: grant a package for a bounded time in an emergency.
+    public static let breakGlass = Scope(rawValue: "break-glass")
+    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass]
 }
 
 /// A caller, as established by its bearer token.

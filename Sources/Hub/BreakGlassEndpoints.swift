@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HTTPServer
+import JSONCore
+import Provisioning
+import SCIM
+import Store
+
+/// Break-glass: `POST /admin/break-glass` (scope `break-glass`) grants; administrators list
+/// grants and close their post-use reviews.
+extension HubApp {
+    private func breakGlassService() throws -> BreakGlass {
+        guard let b = breakGlass else { throw SCIMError(status: 409, detail: "no policy is loaded: there is no package to grant") }
+        return b
+    }
+
+    private func scimError(_ e: ReviewError) -> SCIMError {
+        switch e {
+        case .invalid(let m): return SCIMError.invalidValue(m)
+        case .forbidden(let m): return SCIMError(status: 403, detail: m)
+        case .notFound(let m): return SCIMError.notFound(m)
+        case .conflict(let m): return SCIMError(status: 409, detail: m)
+        }
+    }
+
+    /// `{"personId", "package", "reason", "hours"?}` → 201 with the grant.
+    func grantBreakGlass(_ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try breakGlassService()
+        let body = try jsonBody(ctx.request)
+        for k in body.keys where !["personId", "package", "reason", "hours"].contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k)' (personId, package, reason, hours)")
+        }
+        guard let person = body["personId"]?.stringValue, !person.isEmpty else { throw SCIMError.invalidValue("'personId' is required") }
+        guard let package = body["package"]?.stringValue else { throw SCIMError.invalidValue("'package' is required") }
+        guard let reason = body["reason"]?.stringValue else { throw SCIMError.invalidValue("'reason' is required") }
+        var hours: Double? = nil
+        if let h = body["hours"] {
+            guard let n = h.numberValue?.double else { throw SCIMError.invalidValue("'hours' must be a number") }
+            hours = n
+        }
+        do {
+            let g = try service.grant(personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal.name, requestID: ctx.requestID)
+            return jsonResponse(201, BreakGlass.json(g), contentType: "application/json")
+        } catch let e as ReviewError {
+            throw scimError(e)
+        }
+    }
+
+    /// `GET /admin/break-glass?state=active|pending-review|reviewed`.
+    func listBreakGlass(_ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try breakGlassService()
+        let state = ctx.request.queryValue("state")
+        if let s = state, !["active", "pending-review", "reviewed"].contains(s) { throw SCIMError.invalidValue("'state' must be active, pending-review or reviewed") }
+        let grants = try store.read { try $0.breakGlassGrants(state: state, limit: 500) }
+        return jsonResponse(200, .object(JSONObject(["grants": .array(grants.map { BreakGlass.json($0) })])), contentType: "application/json")
+    }
+
+    /// `POST /admin/break-glass/{id}/review` `{"decision": "justified"|"unjustified", "reason"}`.
+    func reviewBreakGlass(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try breakGlassService()
+        let body = try jsonBody(ctx.request)
+        do {
+            try service.review(id: id, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
+                               principal: ctx.principal, requestID: ctx.requestID)
+        } catch let e as ReviewError {
+            throw scimError(e)
+        }
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw SCIMError.notFound("no break-glass grant with this id") }
+        return jsonResponse(200, BreakGlass.json(g), contentType: "application/json")
+    }
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubCrypto
+import HubLog
+import JSONCore
+import SCIM
+import Store
+import Synchronization
+
+/// Break-glass: a package granted to a person for a bounded time in an emergency, with a
+/// mandatory reason. Provisioned ahead of every other job; taken back at expiry by a
+/// thread that sleeps until the next expiry stored in the database (and at start-up, for
+/// anything that expired while the hub was down); reviewed after use by someone other than
+/// the person and the one who granted it.
+public final class BreakGlass: Sendable {
+    public let policy: Policy
+    let store: Store
+    let engine: ProvisioningEngine?
+    let logger: Logger
+    private let signal = NSCondition()
+    private let stopped = Atomic<Bool>(false)
+
+    public static let defaultHours = 1.0
+
+    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, logger: Logger) {
+        self.policy = policy
+        self.store = store
+        self.engine = engine
+        self.logger = logger
+    }
+
+    // MARK: - Granting
+
+    public func grant(personID: String, package name: String, reason: String, hours: Double?, principal: String, requestID: String,
+                      now: Double = Date().timeIntervalSince1970) throws -> BreakGlassRecord {
+        guard let package = policy.packages.first(where: { $0.name == name }) else { throw ReviewError.invalid("'package': no package named '\(name)'") }
+        guard let maxHours = package.breakGlassMaxHours else { throw ReviewError.invalid("'package': '\(name)' is not available for break-glass") }
+        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
+        let duration = hours ?? min(Self.defaultHours, maxHours)
+        guard duration > 0, duration <= maxHours else { throw ReviewError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
+        guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw ReviewError.notFound("no person with this id") }
+        guard person.doc["active"]?.boolValue ?? true else { throw ReviewError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        let record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
+                                      reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
+        let engine = self.engine, targets = policy.enabledTargets.map(\.name)
+        try store.write { w in
+            try w.connection.insertBreakGlass(record)
+            try engine?.enqueue(w, personID: personID, person: person.doc, now: now)
+            for t in targets { try w.connection.expedite(personID: personID, target: t, now: now) }
+            try AuditLog.append(w, .now(principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
+                                        attributes: [name, "until \(SCIMDateTime.format(record.expires))"], requestID: requestID))
+        }
+        engine?.wake()
+        poke()
+        logger.notice("break-glass granted", ["package": name, "grant": record.id, "hours": String(duration)])
+        return record
+    }
+
+    // MARK: - Expiry
+
+    /// Takes back every grant whose time is up. Returns how many.
+    @discardableResult
+    public func expireDue(now: Double = Date().timeIntervalSince1970) throws -> Int {
+        let due = try store.read { try $0.expiredBreakGlass(now: now) }
+        let engine = self.engine
+        for g in due {
+            try store.write { w in
+                guard try w.connection.endBreakGlass(id: g.id, now: now) else { return }
+                let person = try w.connection.fetch(type: "User", id: g.personID)?.doc
+                try engine?.enqueue(w, personID: g.personID, person: person, now: now)
+                try AuditLog.append(w, .now(principal: "scheduler", action: "break-glass.expire", resourceType: "User", resourceID: g.personID,
+                                            attributes: [g.package], requestID: g.id))
+            }
+        }
+        if !due.isEmpty { engine?.wake() }
+        return due.count
+    }
+
+    /// Sleeps until the next stored expiry (or a new grant), then expires what is due.
+    public func startExpiryThread() {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                _ = try? expireDue()
+                let next = (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil
+                let wait = min(60, max(0.01, (next ?? .infinity) - Date().timeIntervalSince1970))
+                signal.lock()
+                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
+                signal.unlock()
+            }
+        }
+        t.name = "break-glass-expiry"
+        t.start()
+    }
+
+    public func stop() {
+        stopped.store(true, ordering: .relaxed)
+        poke()
+    }
+
+    private func poke() {
+        signal.lock()
+        signal.broadcast()
+        signal.unlock()
+    }
+
+    // MARK: - Post-use review
+
+    /// Closes the post-use review of a grant: was the emergency access justified?
+    public func review(id: String, decision: String, reason: String, principal: Principal, requestID: String) throws {
+        guard decision == "justified" || decision == "unjustified" else { throw ReviewError.invalid("'decision' must be justified or unjustified") }
+        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw ReviewError.notFound("no break-glass grant with this id") }
+        // Four eyes: neither the person nor whoever granted it reviews the use.
+        guard principal.name.lowercased() != g.userName.lowercased(), principal.name != g.grantedBy else {
+            throw ReviewError.forbidden("the person and whoever granted the access cannot review its use")
+        }
+        try store.write { w in
+            guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: Date().timeIntervalSince1970) else {
+                throw ReviewError.conflict("this use was reviewed already")
+            }
+            try AuditLog.append(w, .now(principal: principal.name, action: "break-glass.review", resourceType: "User", resourceID: g.personID,
+                                        attributes: [g.package, decision], requestID: requestID))
+        }
+    }
+
+    public static func json(_ g: BreakGlassRecord, now: Double = Date().timeIntervalSince1970) -> JSONValue {
+        let state = g.ended == nil && g.expires > now ? "active" : "ended"
+        return .object(JSONObject([
+            "id": .string(g.id), "personId": .string(g.personID), "userName": .string(g.userName), "package": .string(g.package),
+            "reason": .string(g.reason), "grantedBy": .string(g.grantedBy), "granted": .string(SCIMDateTime.format(g.created)),
+            "expires": .string(SCIMDateTime.format(g.expires)), "state": .string(state),
+            "ended": g.ended.map { .string(SCIMDateTime.format($0)) } ?? .null,
+            "review": g.reviewDecision.map { d in
+                .object(JSONObject(["decision": .string(d), "reason": .string(g.reviewReason ?? ""), "by": .string(g.reviewedBy ?? ""),
+                                    "at": g.reviewed.map { .string(SCIMDateTime.format($0)) } ?? .null]))
+            } ?? .string("pending"),
+        ]))
+    }
+}
