@@ -133,7 +133,9 @@ public struct Policy: Sendable {
                 guard let d = r.numberValue?.double, d >= 0 else { throw PolicyError("\(at).retentionDays must be a non-negative number or null") }
                 retention = d
             }
-            let settings = try resolveSecrets(to["settings"]?.objectValue ?? JSONObject(), at: "\(at).settings", environment: environment, readFile: readFile)
+            // A disabled target gets no connector, so its secrets need not exist yet.
+            let rawSettings = to["settings"]?.objectValue ?? JSONObject()
+            let settings = enabled ? try resolveSecrets(rawSettings, at: "\(at).settings", environment: environment, readFile: readFile) : rawSettings
             var mapping: [(String, AttributePath)] = []
             if let m = to["mapping"] {
                 guard let mo = m.objectValue else { throw PolicyError("\(at).mapping must be an object of field: SCIM path") }

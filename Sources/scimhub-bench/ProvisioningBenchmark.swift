@@ -14,8 +14,7 @@ func runProvisioningBenchmark(_ o: Options) throws {
     setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)  // the policy reads the EHR token from here
     let dir = TemporaryDirectory()
     defer { dir.remove() }
-    let policyText = try String(contentsOfFile: repoRoot + "/scripts/reference-policy.json", encoding: .utf8)
-        .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
+    let policyText = try ehrOnlyReferencePolicy(ehr)
     let policyFile = dir.path + "/policy.json"
     _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policyText.utf8))
     let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
@@ -126,4 +125,15 @@ func runProvisioningBenchmark(_ o: Options) throws {
     let lost = expected.filter { now[$0.key]?.attributes["displayName"] != $0.value }.count
     say(String(format: "outage %.0f s with %d people changed (queue %d at recovery): jobs lost %d, drained %@ after recovery",
                o.outageSeconds, expected.count, depthAtRecovery, lost, drain.map { String(format: "%.1f s", $0) } ?? "NOT within 600 s"))
+}
+
+/// The reference policy pointed at an in-process EHR test server, with the directory and
+/// admin-system targets disabled (these benchmarks measure the engine against the EHR).
+func ehrOnlyReferencePolicy(_ ehr: EHRTestServer, extraPackage: String? = nil) throws -> String {
+    var text = try String(contentsOfFile: repoRoot + "/scripts/reference-policy.json", encoding: .utf8)
+        .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
+        .replacingOccurrences(of: #""type": "ldap","#, with: #""type": "ldap", "enabled": false,"#)
+        .replacingOccurrences(of: #""type": "sql","#, with: #""type": "sql", "enabled": false,"#)
+    if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
+    return text
 }

@@ -34,6 +34,7 @@ SCOPES
   admin        /admin endpoints (audit log, provisioning, reconciliation, access reviews)
   review       /reviews: decide the access-review items assigned to this principal (a
                manager's token carries their userName as the principal)
+  break-glass  POST /admin/break-glass: emergency access to an eligible package, bounded in time
 
 The new token is the last line of `token create`'s stdout; it is shown once and stored
 only as a SHA-256 hash.

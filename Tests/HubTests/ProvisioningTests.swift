@@ -61,6 +61,8 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
         (#"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"packages":[]}"#, "environment variable NO_SUCH_VARIABLE_X is not set"),
         (#"{"targets":[{"name":"t","type":"ldap","enabled":false,"mapping":{"x":"nosuch"}}],"packages":[]}"#, "targets[0].mapping.x"),
         (#"{"targets":[],"packages":[],"extra":1}"#, "unknown key 'extra'"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]},"breakGlass":{"maxHours":100}}]}"#, "packages[0].breakGlass must be"),
+        (#"{"targets":[{"name":"t","type":"ldap","enabled":false,"reconciliation":{"orphans":"burn"}}],"packages":[]}"#, "targets[0].reconciliation.orphans must be"),
         ("{\"targets\": [],\n\"packages\": [\n  {\"name\": }\n]}", "line 3"),
     ])
     func invalidPolicy_isRefusedNamingTheProblem(text: String, fragment: String) {
@@ -82,6 +84,12 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
         _ = FileManager.default.createFile(atPath: tok, contents: Data("t".utf8))
         _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#.utf8))
         #expect(throws: PolicyError("target 'ehr' settings.fields: unknown field 'colour' (id, userName, enabled, entitlements, list, next)")) { _ = try LiveHub { $0.policyFile = file } }
+    }
+
+    @Test func disabledTarget_needsNoSecretsYet() throws {
+        let text = #"{"targets":[{"name":"t","type":"ldap","enabled":false,"settings":{"bindPasswordEnv":"NOT_SET_ANYWHERE"}}],"packages":[]}"#
+        let p = try Policy.parse(Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ldap"], environment: [:])
+        #expect(p.enabledTargets.isEmpty)
     }
 
     @Test func referencePolicy_isValid() throws {

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import EHRTestServer
+import JSONCore
+import Synchronization
+import TestSupport
+
+/// `scimhub-bench --break-glass [--people 1000] [--leavers 200]`: the release hub with the
+/// reference policy plus a break-glass package, the EHR test server in this process.
+/// Grant → the EHR shows the role (per grant, the client's view), and expiry → the EHR no
+/// longer shows it (lag after the stored expiry), for `--leavers` grants over 4 streams.
+func runBreakGlassBenchmark(_ o: Options) throws {
+    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
+    ehr.start()
+    defer { ehr.stop() }
+    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)
+    let dir = TemporaryDirectory()
+    defer { dir.remove() }
+    let package = #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#
+    let policyFile = dir.path + "/policy.json"
+    try ehrOnlyReferencePolicy(ehr, extraPackage: package).write(toFile: policyFile, atomically: true, encoding: .utf8)
+    let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+    let granter = try HubProcess.createToken(o.binary, data: dir.path, principal: "dr.oncall", scopes: "break-glass")
+    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+    defer { hub.stop() }
+    say("scimhub-bench --break-glass: \(o.people) people, \(o.leavers) grants over 4 streams, EHR test server on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    let c = try RawHTTPClient(port: hub.port, timeout: 120)
+    _ = try bulkLoad(o, count: o.people, client: c, token: hr)
+    // People with an active EHR account and no physician role yet.
+    var candidates: [(id: String, userName: String)] = []
+    var start = 1
+    while candidates.count < o.leavers {
+        guard let r = c.request("GET", "/scim/v2/Users?attributes=userName,active&count=1000&startIndex=\(start)", headers: [("Authorization", "Bearer \(hr)")]),
+              let page = r.object["Resources"]?.arrayValue, !page.isEmpty else { break }
+        for p in page {
+            guard let o = p.objectValue, let id = o["id"]?.stringValue, let u = o["userName"]?.stringValue, o["active"]?.boolValue != false else { continue }
+            candidates.append((id, u))
+        }
+        start += page.count
+    }
+    let picked = Array(candidates.prefix(o.leavers))
+    Thread.sleep(forTimeInterval: 2)  // let onboarding settle
+    let hours = 0.0025  // 9 s: every grant expires during the run
+    let grantLatency = Mutex<[Double]>([]), expiryLag = Mutex<[Double]>([])
+    let group = DispatchGroup()
+    for s in 0..<4 {
+        group.enter()
+        let mine = stride(from: s, to: picked.count, by: 4).map { picked[$0] }
+        Thread {
+            defer { group.leave() }
+            guard let client = try? RawHTTPClient(port: hub.port, timeout: 30) else { return }
+            var pending: [(userName: String, expires: Double)] = []
+            for p in mine {
+                let body = #"{"personId": "\#(p.id)", "package": "emergency-physician", "reason": "benchmark emergency", "hours": \#(hours)}"#
+                let sent = Date().timeIntervalSince1970
+                guard let r = client.request("POST", "/admin/break-glass", headers: [("Authorization", "Bearer \(granter)"), ("Content-Type", "application/json")],
+                                             body: Array(body.utf8)), r.status == 201 else { continue }
+                while ehr.account(userName: p.userName)?.roles.contains("physician") != true { usleep(500) }
+                grantLatency.withLock { $0.append((Date().timeIntervalSince1970 - sent) * 1000) }
+                pending.append((p.userName, sent + hours * 3600))
+            }
+            for p in pending {
+                while ehr.account(userName: p.userName)?.roles.contains("physician") == true { usleep(1000) }
+                expiryLag.withLock { $0.append(max(0, Date().timeIntervalSince1970 - p.expires) * 1000) }
+            }
+        }.start()
+    }
+    group.wait()
+    func pct(_ v: [Double], _ p: Double) -> Double { let s = v.sorted(); return s.isEmpty ? .nan : s[min(s.count - 1, Int(Double(s.count - 1) * p))] }
+    let g = grantLatency.withLock { $0 }, e = expiryLag.withLock { $0 }
+    say(String(format: "grant → usable EHR account (201 sent → role visible), %d grants: p50 %.1f ms, p99 %.1f ms, max %.1f ms", g.count, pct(g, 0.5), pct(g, 0.99), g.max() ?? Double.nan))
+    say(String(format: "expiry → role gone from the EHR (after the stored expiry), %d grants: p50 %.0f ms, p99 %.0f ms, max %.0f ms", e.count, pct(e, 0.5), pct(e, 0.99), e.max() ?? Double.nan))
+}
