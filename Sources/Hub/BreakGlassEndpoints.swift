@@ -14,15 +14,6 @@ extension HubApp {
         return b
     }
 
-    private func scimError(_ e: ReviewError) -> SCIMError {
-        switch e {
-        case .invalid(let m): return SCIMError.invalidValue(m)
-        case .forbidden(let m): return SCIMError(status: 403, detail: m)
-        case .notFound(let m): return SCIMError.notFound(m)
-        case .conflict(let m): return SCIMError(status: 409, detail: m)
-        }
-    }
-
     /// `{"personId", "package", "reason", "hours"?}` → 201 with the grant.
     func grantBreakGlass(_ ctx: RequestContext) throws -> HTTPResponse {
         let service = try breakGlassService()
@@ -41,7 +32,7 @@ extension HubApp {
         do {
             let g = try service.grant(personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal.name, requestID: ctx.requestID)
             return jsonResponse(201, BreakGlass.json(g), contentType: "application/json")
-        } catch let e as ReviewError {
+        } catch let e as GovernanceError {
             throw scimError(e)
         }
     }
@@ -62,7 +53,7 @@ extension HubApp {
         do {
             try service.review(id: id, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
                                principal: ctx.principal, requestID: ctx.requestID)
-        } catch let e as ReviewError {
+        } catch let e as GovernanceError {
             throw scimError(e)
         }
         guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw SCIMError.notFound("no break-glass grant with this id") }

@@ -14,7 +14,8 @@ extension HubApp {
         return r
     }
 
-    private func scim(_ e: ReviewError) -> SCIMError {
+    /// The SCIM error for a refused access-review or break-glass request.
+    func scimError(_ e: GovernanceError) -> SCIMError {
         switch e {
         case .invalid(let m): return SCIMError.invalidValue(m)
         case .forbidden(let m): return SCIMError(status: 403, detail: m)
@@ -63,8 +64,8 @@ extension HubApp {
                                        principal: ctx.principal.name, requestID: ctx.requestID)
             let items = try store.read { try $0.items(campaignID: c.id) }
             return jsonResponse(201, .object(AccessReviews.describe(c, items: items)), headers: [("Location", "/admin/reviews/\(c.id)")], contentType: "application/json")
-        } catch let e as ReviewError {
-            throw scim(e)
+        } catch let e as GovernanceError {
+            throw scimError(e)
         }
     }
 
@@ -122,8 +123,8 @@ extension HubApp {
         do {
             try service.decide(campaignID: id, seq: seq, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
                                principal: ctx.principal, requestID: ctx.requestID)
-        } catch let e as ReviewError {
-            throw scim(e)
+        } catch let e as GovernanceError {
+            throw scimError(e)
         }
         guard let item = try store.read({ try $0.item(campaignID: id, seq: seq) }) else { throw SCIMError.notFound("no such item") }
         return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
@@ -133,8 +134,8 @@ extension HubApp {
     func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
         do {
             try reviewService().lift(personID: person, package: package.removingPercentEncoding ?? package, principal: ctx.principal.name, requestID: ctx.requestID)
-        } catch let e as ReviewError {
-            throw scim(e)
+        } catch let e as GovernanceError {
+            throw scimError(e)
         }
         return HTTPResponse(status: 204)
     }

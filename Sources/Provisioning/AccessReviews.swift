@@ -5,8 +5,8 @@ import JSONCore
 import SCIM
 import Store
 
-/// An access-review request that cannot be accepted (the API maps it to a SCIM error).
-public enum ReviewError: Error, Equatable, CustomStringConvertible {
+/// An access-review or break-glass request that cannot be accepted (the API maps it to a SCIM error).
+public enum GovernanceError: Error, Equatable, CustomStringConvertible {
     case invalid(String)
     case forbidden(String)
     case notFound(String)
@@ -52,15 +52,15 @@ public final class AccessReviews: Sendable {
     // MARK: - Campaigns
 
     public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double = Date().timeIntervalSince1970) throws -> ReviewCampaignRecord {
-        guard !r.name.isEmpty, r.name.utf8.count <= 200 else { throw ReviewError.invalid("'name' must be 1 to 200 characters") }
-        guard (r.target == nil) != (r.package == nil) else { throw ReviewError.invalid("give exactly one of 'target' or 'package'") }
-        if let t = r.target { guard policy.target(t)?.enabled == true else { throw ReviewError.invalid("'target': no enabled target named '\(t)'") } }
-        if let p = r.package { guard policy.packages.contains(where: { $0.name == p }) else { throw ReviewError.invalid("'package': no package named '\(p)'") } }
-        guard r.dueDays > 0, r.dueDays <= 366 else { throw ReviewError.invalid("'dueDays' must be more than 0 and at most 366") }
-        guard ["approve", "revoke"].contains(r.defaultDecision) else { throw ReviewError.invalid("'defaultDecision' must be approve or revoke") }
+        guard !r.name.isEmpty, r.name.utf8.count <= 200 else { throw GovernanceError.invalid("'name' must be 1 to 200 characters") }
+        guard (r.target == nil) != (r.package == nil) else { throw GovernanceError.invalid("give exactly one of 'target' or 'package'") }
+        if let t = r.target { guard policy.target(t)?.enabled == true else { throw GovernanceError.invalid("'target': no enabled target named '\(t)'") } }
+        if let p = r.package { guard policy.packages.contains(where: { $0.name == p }) else { throw GovernanceError.invalid("'package': no package named '\(p)'") } }
+        guard r.dueDays > 0, r.dueDays <= 366 else { throw GovernanceError.invalid("'dueDays' must be more than 0 and at most 366") }
+        guard ["approve", "revoke"].contains(r.defaultDecision) else { throw GovernanceError.invalid("'defaultDecision' must be approve or revoke") }
         if let list = r.reviewers {
             guard !list.isEmpty, list.count <= 100, list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 && !$0.contains("\u{1F}") }) else {
-                throw ReviewError.invalid("'reviewers' must be a non-empty array of principal names")
+                throw GovernanceError.invalid("'reviewers' must be a non-empty array of principal names")
             }
         }
         let inScope: (AccessPackage) -> Bool = { p in r.package.map { $0 == p.name } ?? (p.grants[r.target ?? ""] != nil) }
@@ -107,13 +107,13 @@ public final class AccessReviews: Sendable {
     }
 
     public func decide(campaignID: String, seq: Int64, decision: String, reason: String, principal: Principal, requestID: String) throws {
-        guard ["approve", "revoke"].contains(decision) else { throw ReviewError.invalid("'decision' must be approve or revoke") }
+        guard ["approve", "revoke"].contains(decision) else { throw GovernanceError.invalid("'decision' must be approve or revoke") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
-        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw ReviewError.notFound("no review campaign with this id") }
-        guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw ReviewError.notFound("no item \(seq) in this campaign") }
-        guard Self.mayDecide(principal, c, item) else { throw ReviewError.forbidden("this item is not yours to review") }
-        guard c.state == "open" else { throw ReviewError.conflict("the campaign is closed") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw GovernanceError.notFound("no review campaign with this id") }
+        guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw GovernanceError.notFound("no item \(seq) in this campaign") }
+        guard Self.mayDecide(principal, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
+        guard c.state == "open" else { throw GovernanceError.conflict("the campaign is closed") }
         try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
         engine?.wake()
     }
@@ -123,7 +123,7 @@ public final class AccessReviews: Sendable {
         let now = Date().timeIntervalSince1970
         try store.write { w in
             guard try w.connection.decide(campaignID: c.id, seq: item.seq, decision: decision, reason: reason, by: by, now: now) else {
-                throw ReviewError.conflict("the item was decided already")
+                throw GovernanceError.conflict("the item was decided already")
             }
             if decision == "revoke" {
                 try w.connection.revokePackage(personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
@@ -139,7 +139,7 @@ public final class AccessReviews: Sendable {
     public func lift(personID: String, package: String, principal: String, requestID: String) throws {
         let engine = self.engine
         try store.write { w in
-            guard try w.connection.liftRevocation(personID: personID, package: package) else { throw ReviewError.notFound("no revocation of this package for this person") }
+            guard try w.connection.liftRevocation(personID: personID, package: package) else { throw GovernanceError.notFound("no revocation of this package for this person") }
             try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc, now: Date().timeIntervalSince1970)
             try AuditLog.append(w, .now(principal: principal, action: "review.lift", resourceType: "User", resourceID: personID, attributes: [package], requestID: requestID))
         }
@@ -155,7 +155,7 @@ public final class AccessReviews: Sendable {
         let due = try store.read { try $0.overdueCampaigns(now: now) }
         for c in due {
             for item in try store.read({ try $0.items(campaignID: c.id) }) where item.decision == nil {
-                do { try apply(c, item, decision: c.defaultDecision, reason: "due date passed: default decision", by: "default-decision", requestID: "review-due") } catch ReviewError.conflict {}
+                do { try apply(c, item, decision: c.defaultDecision, reason: "due date passed: default decision", by: "default-decision", requestID: "review-due") } catch GovernanceError.conflict {}
             }
             try store.write { w in
                 try w.connection.closeCampaign(id: c.id, now: now)

@@ -33,14 +33,14 @@ public final class BreakGlass: Sendable {
 
     public func grant(personID: String, package name: String, reason: String, hours: Double?, principal: String, requestID: String,
                       now: Double = Date().timeIntervalSince1970) throws -> BreakGlassRecord {
-        guard let package = policy.packages.first(where: { $0.name == name }) else { throw ReviewError.invalid("'package': no package named '\(name)'") }
-        guard let maxHours = package.breakGlassMaxHours else { throw ReviewError.invalid("'package': '\(name)' is not available for break-glass") }
+        guard let package = policy.packages.first(where: { $0.name == name }) else { throw GovernanceError.invalid("'package': no package named '\(name)'") }
+        guard let maxHours = package.breakGlassMaxHours else { throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         let duration = hours ?? min(Self.defaultHours, maxHours)
-        guard duration > 0, duration <= maxHours else { throw ReviewError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
-        guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw ReviewError.notFound("no person with this id") }
-        guard person.doc["active"]?.boolValue ?? true else { throw ReviewError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
+        guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
+        guard person.doc["active"]?.boolValue ?? true else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
         let record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
                                       reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
         let engine = self.engine, targets = policy.enabledTargets.map(\.name)
@@ -108,17 +108,17 @@ public final class BreakGlass: Sendable {
 
     /// Closes the post-use review of a grant: was the emergency access justified?
     public func review(id: String, decision: String, reason: String, principal: Principal, requestID: String) throws {
-        guard decision == "justified" || decision == "unjustified" else { throw ReviewError.invalid("'decision' must be justified or unjustified") }
+        guard decision == "justified" || decision == "unjustified" else { throw GovernanceError.invalid("'decision' must be justified or unjustified") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw ReviewError.invalid("'reason' is required (at most 1,000 characters)") }
-        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw ReviewError.notFound("no break-glass grant with this id") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw GovernanceError.notFound("no break-glass grant with this id") }
         // Four eyes: neither the person nor whoever granted it reviews the use.
         guard principal.name.lowercased() != g.userName.lowercased(), principal.name != g.grantedBy else {
-            throw ReviewError.forbidden("the person and whoever granted the access cannot review its use")
+            throw GovernanceError.forbidden("the person and whoever granted the access cannot review its use")
         }
         try store.write { w in
             guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: Date().timeIntervalSince1970) else {
-                throw ReviewError.conflict("this use was reviewed already")
+                throw GovernanceError.conflict("this use was reviewed already")
             }
             try AuditLog.append(w, .now(principal: principal.name, action: "break-glass.review", resourceType: "User", resourceID: g.personID,
                                         attributes: [g.package, decision], requestID: requestID))

@@ -24,10 +24,6 @@ import TestSupport
         """
     }
 
-    func token(_ hub: LiveHub, _ name: String, _ scopes: [Scope]) throws -> String {
-        try hub.server.store.write { w in try Tokens.create(w, principal: name, scopes: scopes, now: 0).token }
-    }
-
     func create(_ hub: LiveHub, _ userName: String, title: String, manager: String? = nil) throws -> String {
         var body = person(userName, title: title)
         if let m = manager {
@@ -73,7 +69,7 @@ import TestSupport
         let c = try campaign(hub, #"{"name": "Q4 front desk", "target": "ehr", "defaultDecision": "approve"}"#)
         #expect(c["items"] == .int(3))
         let id = try #require(c["id"]?.stringValue)
-        let boss = try token(hub, "boss@x.org", [.review])
+        let boss = try hub.makeToken("boss@x.org", [.review])
         let mine = try items(hub, boss, id)
         #expect(Set(mine.compactMap { $0["userName"]?.stringValue }) == ["ana@x.org", "bruno@x.org"])  // carla has no manager
         let all = try items(hub, hub.admin, id)
@@ -111,7 +107,7 @@ import TestSupport
         _ = try staff(hub)
         let a = try #require(try campaign(hub, #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
         let b = try #require(try campaign(hub, #"{"name": "B", "package": "receptionist", "reviewers": ["sam"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
-        let rita = try token(hub, "rita", [.review]), ana = try token(hub, "ana@x.org", [.review])
+        let rita = try hub.makeToken("rita", [.review]), ana = try hub.makeToken("ana@x.org", [.review])
         let itemsB = try items(hub, hub.admin, b)
         #expect(try decide(hub, rita, b, try seq(itemsB, "bruno@x.org"), "revoke").status == 403)  // outside her campaign
         let itemsA = try items(hub, rita, a)

@@ -24,10 +24,6 @@ import TestSupport
         """
     }
 
-    func token(_ hub: LiveHub, _ name: String, _ scopes: [Scope]) throws -> String {
-        try hub.server.store.write { w in try Tokens.create(w, principal: name, scopes: scopes, now: 0).token }
-    }
-
     func receptionist(_ hub: LiveHub, _ userName: String = "rosa@x.org") throws -> String {
         let r = try hub.call("POST", "/scim/v2/Users", body: person(userName, title: "Receptionist"))
         let id = try #require(r.object["id"]?.stringValue)
@@ -43,7 +39,7 @@ import TestSupport
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try token(hub, "dr.oncall", [.breakGlass])
+        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
         let t0 = Date()
         let r = try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "cardiac arrest in bay 3, no physician on site", "hours": 0.001}"#)
         #expect(r.status == 201, "\(r.text)")
@@ -66,7 +62,7 @@ import TestSupport
         let audit = try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text
         #expect(audit.contains("break-glass.grant") && audit.contains("break-glass.expire"))
         // Post-use review: not by whoever granted it; once.
-        let granterAdmin = try token(hub, "dr.oncall", [.admin])
+        let granterAdmin = try hub.makeToken("dr.oncall", [.admin])
         #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: granterAdmin, body: #"{"decision": "justified", "reason": "ok"}"#).status == 403)
         #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: hub.admin, body: #"{"decision": "fine", "reason": "ok"}"#).status == 400)
         let reviewed = try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: hub.admin, body: #"{"decision": "justified", "reason": "arrest documented in the notes"}"#)
@@ -79,7 +75,7 @@ import TestSupport
         let hub = try LiveHub(policy: policy)
         defer { ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try token(hub, "dr.oncall", [.breakGlass])
+        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
         #expect(try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "mass casualty", "hours": 0.0005}"#).status == 201)
         eventually("granted downstream") { ehr.snapshot()["rosa@x.org"]?.roles.contains("physician") == true }
         let dir = hub.directory.path
@@ -108,7 +104,7 @@ import TestSupport
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try token(hub, "dr.oncall", [.breakGlass])
+        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
         let r = try grant(hub, doctor, body.replacingOccurrences(of: "PID", with: id))
         #expect(r.status == status, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
@@ -124,7 +120,7 @@ import TestSupport
         #expect(try grant(hub, hub.writer, body).status == 403)  // nor a feed
         let leaver = try receptionist(hub, "gone@x.org")
         _ = try hub.call("PATCH", "/scim/v2/Users/\(leaver)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
-        let doctor = try token(hub, "dr.oncall", [.breakGlass])
+        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
         #expect(try grant(hub, doctor, body.replacingOccurrences(of: id, with: leaver)).status == 409)
         #expect(try hub.call("GET", "/admin/break-glass", token: hub.admin).object["grants"]?.arrayValue?.isEmpty == true)
     }

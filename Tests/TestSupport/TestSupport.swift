@@ -194,6 +194,11 @@ public final class LiveHub: @unchecked Sendable {
         directory.remove()
     }
 
+    /// A further token, for a principal with these scopes (reviewers, break-glass).
+    public func makeToken(_ principal: String, _ scopes: [Scope]) throws -> String {
+        try server.store.write { w in try Tokens.create(w, principal: principal, scopes: scopes, now: 0).token }
+    }
+
     /// One request on a new connection with a bearer token; JSON bodies as text.
     public func call(_ method: String, _ path: String, token: String? = nil, body: String? = nil,
                      headers: [(String, String)] = [], contentType: String? = "application/scim+json") throws -> RawResponse {
