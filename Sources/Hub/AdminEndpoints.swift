@@ -27,6 +27,9 @@ extension HubApp {
         case 4 where seg[1] == "people" && seg[3] == "access":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try personAccess(seg[2], ctx)
+        case 2 where seg[1] == "permission-creep":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try permissionCreep(ctx)
         case 2 where seg[1] == "break-glass":
             guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
             return try listBreakGlass(ctx)

@@ -68,6 +68,24 @@ extension HubApp {
         return HTTPResponse(status: 200, headers: headers, body: try ReconciliationReport.render(run, format: format, store: store))
     }
 
+    /// `GET /admin/permission-creep?run=ID` (default: the latest finished run): per person,
+    /// what they hold beyond their current packages, and break-glass in force.
+    func permissionCreep(_ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try runs()
+        let run: ReconciliationRunRecord?
+        if let id = ctx.request.queryValue("run") {
+            run = try store.read { try $0.reconciliationRun(id: id) }
+            guard run != nil else { throw SCIMError.notFound("no reconciliation run with this id") }
+        } else {
+            run = try store.read { try $0.reconciliationRuns(limit: 50) }.first { $0.state == "done" }
+            guard run != nil else { throw SCIMError(status: 409, detail: "no finished reconciliation run yet: POST /admin/reconciliations first") }
+        }
+        guard let r = run else { throw SCIMError.notFound("no reconciliation run") }
+        let people = try ReconciliationReport.permissionCreep(r, store: store)
+        return jsonResponse(200, .object(JSONObject(["run": .string(r.id), "runFinished": r.finished.map { .string(SCIMDateTime.format($0)) } ?? .null,
+                                                      "people": .array(people)])), contentType: "application/json")
+    }
+
     func confirmReconciliation(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let r = try runs()
         do {

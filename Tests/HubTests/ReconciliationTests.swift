@@ -100,6 +100,14 @@ import TestSupport
         #expect(findings.contains { $0.objectValue?["attribute"]?.stringValue == "displayName" && $0.objectValue?["userName"]?.stringValue == "drift@x.org" })
         #expect(findings.contains { $0.objectValue?["detail"]?.stringValue == "billing" && $0.objectValue?["category"]?.stringValue == "over-privileged" })
         #expect(!findings.contains { $0.objectValue?["userName"]?.stringValue == "svc-backup@x.org" })
+        // Permission creep: who holds more than their role, per person (the hand-granted billing role).
+        let creep = json.object["permissionCreep"]?.arrayValue ?? []
+        #expect(creep.count == 1)
+        #expect(creep.first?.objectValue?["userName"]?.stringValue == "extra@x.org")
+        #expect(creep.first?.objectValue?["beyondRole"]?.arrayValue?.first?.objectValue?["entitlement"]?.stringValue == "billing")
+        let endpoint = try hub.call("GET", "/admin/permission-creep", token: hub.admin).object
+        #expect(endpoint["run"]?.stringValue == id && endpoint["people"]?.arrayValue?.count == 1)
+        #expect(try hub.call("GET", "/admin/permission-creep?run=nope", token: hub.admin).status == 404)
         // Only names and ids: the values that drifted never appear.
         #expect(!json.text.contains("Changed By Hand"))
 
@@ -114,6 +122,7 @@ import TestSupport
         #expect(html.header("Content-Type")?.hasPrefix("text/html") == true)
         #expect(html.text.contains("ehr: leaver-enabled (critical)"))
         #expect(html.text.contains("intruder@x.org"))
+        #expect(html.text.contains("Permission creep by person"))
         #expect(!html.text.contains("<script>"))  // the orphan's display name is not even in the report
         // Nothing was changed by a report run.
         #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
