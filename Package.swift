@@ -63,7 +63,7 @@ let package = Package(
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
-        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.

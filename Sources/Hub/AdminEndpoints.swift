@@ -27,6 +27,9 @@ extension HubApp {
         case 4 where seg[1] == "people" && seg[3] == "access":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try personAccess(seg[2], ctx)
+        case 3 where seg[1] == "credentials" && seg[2] == "expiring":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try expiringCredentials(ctx)
         case 2 where seg[1] == "permission-creep":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try permissionCreep(ctx)
@@ -209,5 +212,18 @@ extension HubApp {
         }
         guard let b = body else { throw SCIMError.notFound("no person with this id") }
         return jsonResponse(200, .object(b), contentType: "application/json")
+    }
+
+    /// `GET /admin/credentials/expiring?within=30d` (`d`, `h` or `m`; default 30 days, at most
+    /// 366): who is about to lose clinical access, soonest first, with their manager.
+    func expiringCredentials(_ ctx: RequestContext) throws -> HTTPResponse {
+        guard let credentials, let engine else { throw SCIMError(status: 409, detail: "no policy is loaded") }
+        let text = ctx.request.queryValue("within") ?? "30d"
+        let units: [Character: Double] = ["d": 86400, "h": 3600, "m": 60]
+        guard let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n > 0, n * unit <= 366 * 86400 else {
+            throw SCIMError.invalidValue("'within' must be a duration such as 30d, 12h or 90m (at most 366d)")
+        }
+        let people = try credentials.expiring(within: n * unit, policy: engine.policy)
+        return jsonResponse(200, .object(JSONObject(["within": .string(text), "people": .array(people)])), contentType: "application/json")
     }
 }

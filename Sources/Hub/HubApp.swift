@@ -26,6 +26,8 @@ public final class HubApp: Sendable {
     let reviews: AccessReviews?
     /// Break-glass grants, when a policy is configured.
     let breakGlass: BreakGlass?
+    /// The licence-expiry schedule, when a policy is configured.
+    let credentials: CredentialExpiry?
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -33,12 +35,14 @@ public final class HubApp: Sendable {
     static let scimContentType = "application/scim+json"
 
     public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil,
-                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil) throws {
+                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
+                credentials: CredentialExpiry? = nil) throws {
         self.config = config
         self.engine = engine
         self.reconciliations = reconciliations
         self.reviews = reviews
         self.breakGlass = breakGlass
+        self.credentials = credentials
         self.registry = registry
         self.store = store
         self.logger = logger

@@ -20,6 +20,8 @@ public final class HubServer: Sendable {
     public let reviews: AccessReviews?
     /// Break-glass grants, when a policy is configured.
     public let breakGlass: BreakGlass?
+    /// The licence-expiry schedule, when a policy is configured.
+    public let credentials: CredentialExpiry?
     private let reconcileEvery: Double?
     private let reviewSchedule: (every: Double, due: Double, decision: String)
     private let logger: Logger
@@ -63,12 +65,15 @@ public final class HubServer: Sendable {
         self.reviews = reviews
         let breakGlass = policy.map { BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger) }
         self.breakGlass = breakGlass
-        // Break-glass grants that expired and campaigns that fell due while the hub was down
-        // are taken back and decided now, before anything else runs.
+        let credentials = engine.map { CredentialExpiry(store: openStore, engine: $0, logger: logger) }
+        self.credentials = credentials
+        // Break-glass grants and licences that expired, and campaigns that fell due, while the
+        // hub was down are taken back and decided now, before anything else runs.
         try breakGlass?.expireDue()
+        try credentials?.processDue()
         try reviews?.closeOverdue()
         app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews,
-                         breakGlass: breakGlass)
+                         breakGlass: breakGlass, credentials: credentials)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
         do {
@@ -96,10 +101,12 @@ public final class HubServer: Sendable {
     public func run() {
         engine?.start()
         breakGlass?.startExpiryThread()
+        credentials?.start()
         startSchedule()
         http.run()
         stopSchedule.signal()
         breakGlass?.stop()
+        credentials?.stop()
         engine?.stop()
         store.close()
     }

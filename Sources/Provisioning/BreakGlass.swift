@@ -5,7 +5,6 @@ import HubLog
 import JSONCore
 import SCIM
 import Store
-import Synchronization
 
 /// Break-glass: a package granted to a person for a bounded time in an emergency, with a
 /// mandatory reason. Provisioned ahead of every other job; taken back at expiry by a
@@ -17,8 +16,7 @@ public final class BreakGlass: Sendable {
     let store: Store
     let engine: ProvisioningEngine?
     let logger: Logger
-    private let signal = NSCondition()
-    private let stopped = Atomic<Bool>(false)
+    private let timer: DeadlineThread
 
     public static let defaultHours = 1.0
 
@@ -27,6 +25,13 @@ public final class BreakGlass: Sendable {
         self.store = store
         self.engine = engine
         self.logger = logger
+        timer = DeadlineThread(name: "break-glass-expiry",
+                               next: { (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil },
+                               process: {
+                                   do { _ = try BreakGlass.expire(store: store, engine: engine, now: Date().timeIntervalSince1970) } catch {
+                                       logger.error("break-glass expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
+                                   }
+                               })
     }
 
     // MARK: - Granting
@@ -62,8 +67,11 @@ public final class BreakGlass: Sendable {
     /// Takes back every grant whose time is up. Returns how many.
     @discardableResult
     public func expireDue(now: Double = Date().timeIntervalSince1970) throws -> Int {
+        try Self.expire(store: store, engine: engine, now: now)
+    }
+
+    static func expire(store: Store, engine: ProvisioningEngine?, now: Double) throws -> Int {
         let due = try store.read { try $0.expiredBreakGlass(now: now) }
-        let engine = self.engine
         for g in due {
             try store.write { w in
                 guard try w.connection.endBreakGlass(id: g.id, now: now) else { return }
@@ -78,31 +86,11 @@ public final class BreakGlass: Sendable {
     }
 
     /// Sleeps until the next stored expiry (or a new grant), then expires what is due.
-    public func startExpiryThread() {
-        let t = Thread { [self] in
-            while !stopped.load(ordering: .relaxed) {
-                _ = try? expireDue()
-                let next = (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil
-                let wait = min(60, max(0.01, (next ?? .infinity) - Date().timeIntervalSince1970))
-                signal.lock()
-                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
-                signal.unlock()
-            }
-        }
-        t.name = "break-glass-expiry"
-        t.start()
-    }
+    public func startExpiryThread() { timer.start() }
 
-    public func stop() {
-        stopped.store(true, ordering: .relaxed)
-        poke()
-    }
+    public func stop() { timer.stop() }
 
-    private func poke() {
-        signal.lock()
-        signal.broadcast()
-        signal.unlock()
-    }
+    private func poke() { timer.poke() }
 
     // MARK: - Post-use review
 

@@ -78,10 +78,13 @@ extension Policy {
     /// not held whatever the rule says, until an administrator lifts the revocation.
     /// `overrides.breakGlass`: packages held for a bounded time in an emergency (these win
     /// over a revocation: an emergency is an emergency, and it is reviewed afterwards).
-    public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides()) -> [PackageGrant] {
+    /// Packages that `requiresCredential` are held only while the credential is in force at `now`.
+    public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
+                       now: Double = Date().timeIntervalSince1970) -> [PackageGrant] {
         var out: [PackageGrant] = []
         let lowerGroups = Set(groupNames.map { $0.lowercased() })
-        for p in packages where !overrides.revoked.contains(p.name) {
+        let credentialInForce = Self.credentialInForce(person, now: now)
+        for p in packages where !overrides.revoked.contains(p.name) && (!p.requiresCredential || credentialInForce) {
             if let r = p.rule, r.matches(person) {
                 out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
             } else if let g = p.groups.first(where: { lowerGroups.contains($0.lowercased()) }) {
@@ -92,6 +95,21 @@ extension Policy {
             out.append(PackageGrant(package: name, reason: "break-glass: \(why)"))
         }
         return out
+    }
+
+    /// True when the person's credential is in force: healthcare `credentialStatus` is
+    /// `active` and `licenseExpiresAt`, if present, is later than `now`.
+    public static func credentialInForce(_ person: JSONObject, now: Double) -> Bool {
+        let ext = person[SCIMSchemaURN.healthcareUser]?.objectValue
+        guard ext?["credentialStatus"]?.stringValue == "active" else { return false }
+        guard let text = ext?["licenseExpiresAt"]?.stringValue else { return true }
+        guard let expires = SCIMDateTime.parse(text) else { return false }
+        return expires > now
+    }
+
+    /// When the person's licence expires, if it has a date.
+    public static func licenseExpiry(_ person: JSONObject?) -> Double? {
+        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["licenseExpiresAt"]?.stringValue).flatMap(SCIMDateTime.parse)
     }
 
     /// The account `person` should have on `target`, or nil when none should exist.

@@ -60,6 +60,7 @@ public final class ProvisioningEngine: Sendable {
     }
 
     private let runtime = Mutex(Runtime())
+    private let wakeListeners = Mutex<[@Sendable () -> Void]>([])
     private let signal = NSCondition()
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
@@ -91,6 +92,9 @@ public final class ProvisioningEngine: Sendable {
         let conn = w.connection
         let applied = try conn.applied(personID: personID)
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
+        // Keep the licence-expiry schedule in step with the person (only future expiries wait).
+        let expiry = Policy.licenseExpiry(person)
+        try conn.setCredentialExpiry(personID: personID, expires: expiry.flatMap { $0 > now ? $0 : nil })
         let (doc, groupNames, overrides) = try conn.evaluationDocument(personID: personID, person: person)
         for t in policy.enabledTargets {
             let record = applied.first { $0.target == t.name }
@@ -112,6 +116,13 @@ public final class ProvisioningEngine: Sendable {
         runtime.withLock { $0.woken = true }
         signal.signal()
         signal.unlock()
+        for listener in wakeListeners.withLock({ $0 }) { listener() }
+    }
+
+    /// Called after every wake: schedules kept with each write (licence expiries) re-read
+    /// their next deadline, since the write may have brought it forward.
+    public func addWakeListener(_ listener: @escaping @Sendable () -> Void) {
+        wakeListeners.withLock { $0.append(listener) }
     }
 
     // MARK: - Dispatcher

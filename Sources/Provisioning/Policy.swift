@@ -80,6 +80,9 @@ public struct AccessPackage: Sendable {
     public let siteScoped: Set<String>
     /// When set, the package may be granted by break-glass for at most this many hours.
     public var breakGlassMaxHours: Double? = nil
+    /// Held only while the person's credential is in force: `credentialStatus` is `active`
+    /// and `licenseExpiresAt`, when given, has not passed.
+    public var requiresCredential = false
 }
 
 /// The policy: targets and packages, loaded at start and validated completely.
@@ -157,7 +160,7 @@ public struct Policy: Sendable {
         for (i, p) in rawPackages.enumerated() {
             let at = "packages[\(i)]"
             guard let po = p.objectValue else { throw PolicyError("\(at) must be an object") }
-            for k in po.keys where !["name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass"].contains(k) {
+            for k in po.keys where !["name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass", "requiresCredential"].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
             guard let name = po["name"]?.stringValue, isName(name) else { throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'") }
@@ -197,6 +200,10 @@ public struct Policy: Sendable {
                     throw PolicyError("\(at).breakGlass must be {\"maxHours\": N} with N in (0, 72]")
                 }
                 package.breakGlassMaxHours = h
+            }
+            if let rc = po["requiresCredential"] {
+                guard let b = rc.boolValue else { throw PolicyError("\(at).requiresCredential must be true or false") }
+                package.requiresCredential = b
             }
             packages.append(package)
         }

@@ -187,6 +187,15 @@ enum Migrations {
         CREATE INDEX break_glass_active ON break_glass_grants(person_id) WHERE ended IS NULL;
         CREATE INDEX break_glass_expiry ON break_glass_grants(expires) WHERE ended IS NULL;
         """),
+        (6, """
+        -- Upcoming licence expiries (healthcare extension licenseExpiresAt), kept with every
+        -- write of the person: a durable schedule, so nothing scans everyone to find them.
+        CREATE TABLE credential_expiries (
+            person_id TEXT PRIMARY KEY,
+            expires REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX credential_expiries_time ON credential_expiries(expires);
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

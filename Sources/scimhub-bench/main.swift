@@ -12,6 +12,7 @@ import TestSupport
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --break-glass [--people 1000] [--leavers 200]
+///   .build/release/scimhub-bench --credentials [--people 100000]
 ///   .build/release/scimhub-bench --connectors [--convergences 2000] [--threads 8] [--list-accounts 100000] [--only ldap,postgresql,sqlite]
 
 struct Options {
@@ -27,6 +28,7 @@ struct Options {
     var connectors = false
     var reconcile = false
     var breakGlass = false
+    var credentials = false
     var convergences = 2000
     var threads = 8
     var listAccounts = 100_000
@@ -39,6 +41,7 @@ struct Options {
             if a == "--connectors" { connectors = true; continue }
             if a == "--reconcile" { reconcile = true; continue }
             if a == "--break-glass" { breakGlass = true; continue }
+            if a == "--credentials" { credentials = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -170,6 +173,10 @@ guard FileManager.default.isExecutableFile(atPath: o.binary) else {
 }
 if o.reconcile {
     do { try runReconcileBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.credentials {
+    do { try runCredentialBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.breakGlass {

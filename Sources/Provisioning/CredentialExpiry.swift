@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubLog
+import JSONCore
+import SCIM
+import Store
+
+/// Credential-driven access: packages that `requiresCredential` are lost the moment a
+/// licence's `licenseExpiresAt` passes, with no HR change. Every write of a person keeps
+/// `credential_expiries` in step (in the same transaction); a thread sleeps until the next
+/// stored expiry and enqueues those people's convergence; at start-up, expiries passed
+/// while the hub was down are processed before anything else.
+public final class CredentialExpiry: Sendable {
+    let store: Store
+    let engine: ProvisioningEngine
+    private let timer: DeadlineThread
+
+    public init(store: Store, engine: ProvisioningEngine, logger: Logger) {
+        self.store = store
+        self.engine = engine
+        timer = DeadlineThread(name: "credential-expiry",
+                               next: { (try? store.read { try $0.nextCredentialExpiry() }) ?? nil },
+                               process: {
+                                   do { _ = try CredentialExpiry.process(store: store, engine: engine, now: Date().timeIntervalSince1970) } catch {
+                                       logger.error("credential expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
+                                   }
+                               })
+    }
+
+    /// Converges everyone whose licence expired by `now`; returns how many.
+    @discardableResult
+    public func processDue(now: Double = Date().timeIntervalSince1970) throws -> Int {
+        try Self.process(store: store, engine: engine, now: now)
+    }
+
+    static func process(store: Store, engine: ProvisioningEngine, now: Double) throws -> Int {
+        var total = 0
+        while true {
+            let due = try store.read { try $0.dueCredentialExpiries(now: now, limit: 500) }
+            guard !due.isEmpty else { break }
+            try store.write { w in
+                for id in due {
+                    // The enqueue re-reads the person: the expired licence drops the packages
+                    // that require it, and the schedule row goes (the date is past).
+                    let person = try w.connection.fetch(type: "User", id: id)?.doc
+                    try engine.enqueue(w, personID: id, person: person, now: now)
+                    try w.connection.setCredentialExpiry(personID: id, expires: nil)
+                    try AuditLog.append(w, .now(principal: "scheduler", action: "credential.expire", resourceType: "User", resourceID: id, requestID: "credential-expiry"))
+                }
+            }
+            total += due.count
+        }
+        if total > 0 { engine.wake() }
+        return total
+    }
+
+    public func start() {
+        let timer = self.timer
+        engine.addWakeListener { timer.poke() }
+        timer.start()
+    }
+    public func stop() { timer.stop() }
+
+    /// People whose licence expires within `seconds`, with the packages they would lose and
+    /// their manager's user name (for a warning).
+    public func expiring(within seconds: Double, policy: Policy, limit: Int = 1000, now: Double = Date().timeIntervalSince1970) throws -> [JSONValue] {
+        try store.read { conn in
+            try conn.expiringCredentials(from: now, to: now + seconds, limit: limit).compactMap { entry -> JSONValue? in
+                guard let p = try conn.fetch(type: "User", id: entry.personID) else { return nil }
+                let (doc, groups, overrides) = try conn.evaluationDocument(personID: p.id, person: p.doc, now: now)
+                let atRisk = doc.map { policy.grants(person: $0, groupNames: groups, overrides: overrides, now: now) }?
+                    .filter { g in policy.packages.first { $0.name == g.package }?.requiresCredential == true }.map { JSONValue.string($0.package) } ?? []
+                var manager: JSONValue = .null
+                if let mid = p.doc[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue,
+                   let m = try conn.fetch(type: "User", id: mid)?.doc["userName"]?.stringValue {
+                    manager = .string(m)
+                }
+                return .object(JSONObject([
+                    "personId": .string(p.id), "userName": p.doc["userName"] ?? .null, "displayName": p.doc["displayName"] ?? .null,
+                    "licenseExpiresAt": .string(SCIMDateTime.format(entry.expires)), "packagesAtRisk": .array(atRisk), "manager": manager,
+                ]))
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+
+/// A thread that sleeps until the next deadline stored in the database (or until poked
+/// about a new one), then processes whatever is due. The deadlines live in the store, not
+/// in this thread: a restart loses nothing, and `process` at start-up catches up.
+final class DeadlineThread: Sendable {
+    private let name: String
+    private let next: @Sendable () -> Double?
+    private let process: @Sendable () -> Void
+    private let signal = NSCondition()
+    private let stopped = Atomic<Bool>(false)
+    /// Checked at least this often, whatever the next deadline says.
+    static let maxSleep = 60.0
+
+    init(name: String, next: @escaping @Sendable () -> Double?, process: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.next = next
+        self.process = process
+    }
+
+    func start() {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                process()
+                let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - Date().timeIntervalSince1970))
+                signal.lock()
+                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
+                signal.unlock()
+            }
+        }
+        t.name = name
+        t.start()
+    }
+
+    /// A deadline was added or moved: re-read the next one now.
+    func poke() {
+        signal.lock()
+        signal.broadcast()
+        signal.unlock()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        poke()
+    }
+}

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import EHRTestServer
+import JSONCore
+import SCIM
+import Store
+import TestSupport
+
+/// Credential-driven access: a lapsed licence takes clinical packages away at the moment it
+/// lapses, with no HR change, also when the hub was down at that moment.
+@Suite struct CredentialExpiryTests {
+    let ehr: EHRTestServer
+
+    init() throws {
+        ehr = try EHRTestServer()
+        ehr.start()
+    }
+
+    var policy: String {
+        """
+        {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
+         "packages": [{"name": "physician", "rule": "title eq \\"Physician\\"", "grants": {"ehr": ["physician"]}, "requiresCredential": true},
+                      {"name": "staff", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}}]}
+        """
+    }
+
+    func physician(_ hub: LiveHub, _ userName: String, expiresIn seconds: Double, status: String = "active") throws -> String {
+        let expires = SCIMDateTime.format(Date().timeIntervalSince1970 + seconds)
+        let body = person(userName, title: "Physician", status: status)
+            .replacingOccurrences(of: #""credentialStatus":"\#(status)""#, with: #""credentialStatus":"\#(status)","licenseExpiresAt":"\#(expires)""#)
+        let r = try hub.call("POST", "/scim/v2/Users", body: body)
+        #expect(r.status == 201, "\(r.text)")
+        return try #require(r.object["id"]?.stringValue)
+    }
+
+    @Test func lapsedLicence_takesThePackageAway_withNoHRChange() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        let id = try physician(hub, "dr.lapse@x.org", expiresIn: 3)
+        _ = try physician(hub, "dr.valid@x.org", expiresIn: 3600)
+        eventually("both provisioned") { ehr.snapshot()["dr.lapse@x.org"]?.roles == ["physician"] && ehr.snapshot()["dr.valid@x.org"]?.roles == ["physician"] }
+        let expiring = try hub.call("GET", "/admin/credentials/expiring?within=1m", token: hub.admin).object["people"]?.arrayValue ?? []
+        #expect(expiring.count == 1)
+        #expect(expiring.first?.objectValue?["userName"]?.stringValue == "dr.lapse@x.org")
+        #expect(expiring.first?.objectValue?["packagesAtRisk"] == .array([.string("physician")]))
+        #expect(try hub.call("GET", "/admin/credentials/expiring?within=2h", token: hub.admin).object["people"]?.arrayValue?.count == 2)
+        eventually("access gone when the licence lapsed", timeout: 10) { ehr.snapshot()["dr.lapse@x.org"]?.roles == [] && ehr.snapshot()["dr.lapse@x.org"]?.active == false }
+        #expect(ehr.snapshot()["dr.valid@x.org"]?.roles == ["physician"])
+        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("credential.expire"))
+    }
+
+    @Test func renewedLicence_beforeTheOldDate_keepsAccess() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        let id = try physician(hub, "dr.renew@x.org", expiresIn: 2)
+        eventually("provisioned") { ehr.snapshot()["dr.renew@x.org"]?.roles == ["physician"] }
+        let later = SCIMDateTime.format(Date().timeIntervalSince1970 + 86400 * 365)
+        let patch = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt","value":"\#(later)"}]}"#)
+        #expect(patch.status == 200, "\(patch.text)")
+        Thread.sleep(forTimeInterval: 3)
+        #expect(ehr.snapshot()["dr.renew@x.org"]?.roles == ["physician"])
+    }
+
+    @Test func lapsedOrSuspended_atCreation_getNothing() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        _ = try physician(hub, "dr.past@x.org", expiresIn: -60)
+        _ = try physician(hub, "dr.suspended@x.org", expiresIn: 3600, status: "suspended")
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("desk@x.org", title: "Receptionist"))
+        eventually("the receptionist is provisioned") { ehr.snapshot()["desk@x.org"] != nil }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(ehr.snapshot()["dr.past@x.org"] == nil)
+        #expect(ehr.snapshot()["dr.suspended@x.org"] == nil)
+        #expect(try hub.call("GET", "/admin/credentials/expiring?within=soon", token: hub.admin).status == 400)
+        #expect(try hub.call("GET", "/admin/credentials/expiring?within=400d", token: hub.admin).status == 400)
+    }
+
+    @Test func hubDownAtTheLapse_takesAccessAwayAtStartUp() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { ehr.stop() }
+        _ = try physician(hub, "dr.down@x.org", expiresIn: 2)
+        eventually("provisioned") { ehr.snapshot()["dr.down@x.org"]?.roles == ["physician"] }
+        let dir = hub.directory.path
+        hub.server.shutdown()
+        Thread.sleep(forTimeInterval: 2.5)
+        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir }
+        defer { again.stop(); hub.directory.remove() }
+        #expect(try again.server.store.read { try $0.credentialScheduleSize() } == 0)  // processed during start-up
+        eventually("revoked after the restart") { ehr.snapshot()["dr.down@x.org"]?.roles == [] }
+    }
+}
