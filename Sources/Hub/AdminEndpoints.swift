@@ -189,6 +189,12 @@ extension HubApp {
             let grants = doc.map { engine.policy.grants(person: $0, groupNames: names, overrides: overrides) } ?? []
             out["revokedByReview"] = .array(overrides.revoked.sorted().map { .string($0) })
             out["breakGlass"] = .array(try conn.activeBreakGlass(personID: id, now: Date().timeIntervalSince1970).map { BreakGlass.json($0) })
+            // Which feed set each attribute (the packages' rules read these).
+            var sources = JSONObject()
+            for src in try conn.attributeSources(personID: id) {
+                sources[src.attribute] = .object(JSONObject(["feed": .string(src.principal), "time": .string(SCIMDateTime.format(src.time))]))
+            }
+            out["attributeSources"] = .object(sources)
             out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()
             for t in engine.policy.targets {

@@ -22,6 +22,9 @@ public struct HubConfig: Sendable {
     public var policyFile: String? = nil
     /// Retry and circuit-breaker tuning of the provisioning engine.
     public var engine = EngineOptions()
+    /// Several authoritative feeds: principal → the User attributes it owns (`title`,
+    /// `urn:…:User:department`, `urn:…:User:*`, `*`). Empty: any writer writes anything.
+    public var feeds: [String: [String]] = [:]
     /// Hours between scheduled reconciliation runs (report mode, every target); nil: none.
     public var reconcileEveryHours: Double? = nil
     /// Days between scheduled access reviews (one campaign per target, managers review);
@@ -65,6 +68,17 @@ public struct HubConfig: Sendable {
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)
             case "policy": c.policyFile = try string(v, m.key)
+            case "feeds":
+                guard let o = v.objectValue else { throw ConfigError("feeds must be an object of principal: [attributes]") }
+                var feeds: [String: [String]] = [:]
+                for f in o.members {
+                    guard let arr = f.value.arrayValue, !arr.isEmpty else { throw ConfigError("feeds.\(f.key) must be a non-empty array of attribute names") }
+                    feeds[f.key] = try arr.map { x throws -> String in
+                        guard let a = x.stringValue, !a.isEmpty else { throw ConfigError("feeds.\(f.key) must hold attribute names") }
+                        return a
+                    }
+                }
+                c.feeds = feeds
             case "reviewEveryDays":
                 guard let d = v.numberValue?.double, d >= 0, d <= 3660 else { throw ConfigError("reviewEveryDays must be a number of days (0 turns the schedule off)") }
                 c.reviewEveryDays = d

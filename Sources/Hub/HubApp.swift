@@ -28,6 +28,8 @@ public final class HubApp: Sendable {
     let breakGlass: BreakGlass?
     /// The licence-expiry schedule, when a policy is configured.
     let credentials: CredentialExpiry?
+    /// Which feed owns which User attributes.
+    let feeds: FeedOwnership
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -43,6 +45,7 @@ public final class HubApp: Sendable {
         self.reviews = reviews
         self.breakGlass = breakGlass
         self.credentials = credentials
+        feeds = FeedOwnership(owners: config.feeds)
         self.registry = registry
         self.store = store
         self.logger = logger

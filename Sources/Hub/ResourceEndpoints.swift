@@ -24,7 +24,13 @@ extension HubApp {
     /// The writer-side part of a create, shared with Bulk.
     func createInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
         let id = UUIDv7.make()
+        var written: [String] = []
+        if type.name == "User" {
+            written = ResourceNormalizer(type: type).changedAttributes(from: JSONObject(), to: prepared.doc)
+            try feeds.check(ctx.principal.name, writes: written)
+        }
         let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
+        if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: SCIMDateTime.now()) }
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                                     attributes: attributeNames(prepared), requestID: ctx.requestID))
         try provision(w, type, id, doc: r.doc, members: prepared.members.map(\.id))
@@ -61,7 +67,7 @@ extension HubApp {
     func replaceInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
                          _ ctx: RequestContext) throws -> StoredResource {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
-        var doc = prepared.doc
+        var doc = type.name == "User" ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
         try Self.checkImmutable(type, old: cur.doc, new: doc)
         // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
         if doc["password"] == nil, let pw = cur.doc["password"] { doc["password"] = pw }
@@ -117,6 +123,11 @@ extension HubApp {
 
     func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
+        if type.name == "User" {
+            // Deleting a person is for the feed that owns the identity (userName).
+            try feeds.check(ctx.principal.name, writes: ["userName"])
+            try w.connection.forgetAttributeSources(personID: id)
+        }
         let formerMembers = type.name == "Group" ? try w.connection.members(ofGroup: cur.seq).map(\.id) : []
         try w.connection.delete(cur, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
@@ -167,6 +178,10 @@ extension HubApp {
             affected = changed.contains("displayName") ? Array(before.union(after)) : Array(before.symmetricDifference(after))
         }
         if changed.isEmpty { return cur }
+        if type.name == "User" {
+            try feeds.check(ctx.principal.name, writes: changed)
+            try w.connection.recordAttributeSources(personID: cur.id, attributes: changed, principal: ctx.principal.name, now: SCIMDateTime.now())
+        }
         let updated = try w.connection.update(cur, doc: doc, members: newMembers, now: SCIMDateTime.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
                                     attributes: changed, requestID: ctx.requestID))

@@ -196,6 +196,16 @@ enum Migrations {
         ) WITHOUT ROWID;
         CREATE INDEX credential_expiries_time ON credential_expiries(expires);
         """),
+        (7, """
+        -- Which feed (principal) last set each attribute of a person, and when.
+        CREATE TABLE attribute_sources (
+            person_id TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            time REAL NOT NULL,
+            PRIMARY KEY (person_id, attribute)
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.
