@@ -63,11 +63,11 @@ let package = Package(
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
-        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.
-        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog"], path: "Tests/TestSupport",
+        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto"], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),

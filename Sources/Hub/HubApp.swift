@@ -30,6 +30,8 @@ public final class HubApp: Sendable {
     let credentials: CredentialExpiry?
     /// Which feed owns which User attributes.
     let feeds: FeedOwnership
+    /// Failed step-up codes per principal (5 in 5 minutes, then 429).
+    let mfaThrottle = AuthThrottle(limit: 5, window: 300)
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -112,6 +114,12 @@ public final class HubApp: Sendable {
             guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
             _ = try store.read { try $0.count(type: "User") }
             return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
+        }
+        if path == "/mfa/enrol" {
+            guard request.method == "POST" else { throw methodNotAllowed(["POST"]) }
+            // Whoever may take a step-up action enrols for it.
+            if !principal.scopes.contains(.breakGlass) { try require(.admin, principal) }
+            return try enrolMFA(ctx)
         }
         if path == "/admin/break-glass" && request.method == "POST" {
             // Emergency access has its own scope: an admin token alone cannot grant it.

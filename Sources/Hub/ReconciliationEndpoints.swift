@@ -88,6 +88,10 @@ extension HubApp {
 
     func confirmReconciliation(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let r = try runs()
+        // Refusals that need no code come first, so they do not use one up.
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
+        guard run.state == "awaiting-confirmation" else { throw SCIMError(status: 409, detail: "the run is \(run.state), not awaiting confirmation") }
+        try requireStepUp(ctx, action: "confirming a remediation")
         do {
             try r.confirm(id: id, principal: ctx.principal.name, requestID: ctx.requestID)
             return jsonResponse(202, .object(try r.status(id: id)), contentType: "application/json")

@@ -36,8 +36,10 @@ public final class BreakGlass: Sendable {
 
     // MARK: - Granting
 
+    /// `authorize` runs once the request is known to be valid, just before anything is
+    /// written (the API's step-up check: a refused request does not use up a code).
     public func grant(personID: String, package name: String, reason: String, hours: Double?, principal: String, requestID: String,
-                      now: Double = Date().timeIntervalSince1970) throws -> BreakGlassRecord {
+                      now: Double = Date().timeIntervalSince1970, authorize: () throws -> Void = {}) throws -> BreakGlassRecord {
         guard let package = policy.packages.first(where: { $0.name == name }) else { throw GovernanceError.invalid("'package': no package named '\(name)'") }
         guard let maxHours = package.breakGlassMaxHours else { throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -46,6 +48,7 @@ public final class BreakGlass: Sendable {
         guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
         guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
         guard person.doc["active"]?.boolValue ?? true else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        try authorize()
         let record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
                                       reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
         let engine = self.engine, targets = policy.enabledTargets.map(\.name)

@@ -206,6 +206,16 @@ enum Migrations {
             PRIMARY KEY (person_id, attribute)
         ) WITHOUT ROWID;
         """),
+        (8, """
+        -- Step-up MFA: a TOTP secret per principal (RFC 6238) and the last time step accepted,
+        -- so a code is accepted once.
+        CREATE TABLE mfa_secrets (
+            principal TEXT PRIMARY KEY,
+            secret BLOB NOT NULL,
+            created REAL NOT NULL,
+            last_step INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """),
     ]
 
     /// Applies every migration newer than the database's version, each in its own transaction.

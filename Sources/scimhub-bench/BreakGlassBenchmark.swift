@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import EHRTestServer
+import HubCrypto
 import JSONCore
 import Synchronization
 import TestSupport
 
 /// `scimhub-bench --break-glass [--people 1000] [--leavers 200]`: the release hub with the
 /// reference policy plus a break-glass package, the EHR test server in this process.
+/// Each grant carries a step-up TOTP code (measured inside the latency).
 /// Grant → the EHR shows the role (per grant, the client's view), and expiry → the EHR no
 /// longer shows it (lag after the stored expiry), for `--leavers` grants over 4 streams.
 func runBreakGlassBenchmark(_ o: Options) throws {
@@ -20,7 +22,10 @@ func runBreakGlassBenchmark(_ o: Options) throws {
     let policyFile = dir.path + "/policy.json"
     try ehrOnlyReferencePolicy(ehr, extraPackage: package).write(toFile: policyFile, atomically: true, encoding: .utf8)
     let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
-    let granter = try HubProcess.createToken(o.binary, data: dir.path, principal: "dr.oncall", scopes: "break-glass")
+    // One on-call principal per grant: step-up accepts each TOTP code once, and a person
+    // has one code per 30 s, so a load of grants comes from many people, as it would.
+    var granters: [String] = []
+    for i in 0..<o.leavers { granters.append(try HubProcess.createToken(o.binary, data: dir.path, principal: "dr.oncall\(i)", scopes: "break-glass")) }
     let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
     defer { hub.stop() }
     say("scimhub-bench --break-glass: \(o.people) people, \(o.leavers) grants over 4 streams, EHR test server on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores")
@@ -39,21 +44,30 @@ func runBreakGlassBenchmark(_ o: Options) throws {
         start += page.count
     }
     let picked = Array(candidates.prefix(o.leavers))
+    var secrets: [[UInt8]] = []
+    for t in granters {
+        guard let r = c.request("POST", "/mfa/enrol", headers: [("Authorization", "Bearer \(t)")]), let uri = r.object["otpauth"]?.stringValue,
+              let s = uri.split(separator: "=").dropFirst().first.flatMap({ TOTP.base32Decode(String($0.prefix { $0 != "&" })) }) else { throw TestError("enrol failed") }
+        secrets.append(s)
+    }
+    let enrolled = Array(zip(granters, secrets))
     Thread.sleep(forTimeInterval: 2)  // let onboarding settle
     let hours = 0.0025  // 9 s: every grant expires during the run
     let grantLatency = Mutex<[Double]>([]), expiryLag = Mutex<[Double]>([])
     let group = DispatchGroup()
     for s in 0..<4 {
         group.enter()
-        let mine = stride(from: s, to: picked.count, by: 4).map { picked[$0] }
+        let mine = stride(from: s, to: picked.count, by: 4).map { (picked[$0], enrolled[$0]) }
         Thread {
             defer { group.leave() }
             guard let client = try? RawHTTPClient(port: hub.port, timeout: 30) else { return }
             var pending: [(userName: String, expires: Double)] = []
-            for p in mine {
+            for (p, (granter, secret)) in mine {
                 let body = #"{"personId": "\#(p.id)", "package": "emergency-physician", "reason": "benchmark emergency", "hours": \#(hours)}"#
                 let sent = Date().timeIntervalSince1970
-                guard let r = client.request("POST", "/admin/break-glass", headers: [("Authorization", "Bearer \(granter)"), ("Content-Type", "application/json")],
+                let code = TOTP.code(secret: secret, step: TOTP.step(at: sent))
+                guard let r = client.request("POST", "/admin/break-glass", headers: [("Authorization", "Bearer \(granter)"), ("Content-Type", "application/json"),
+                                                                                     ("X-ScimHub-TOTP", code)],
                                              body: Array(body.utf8)), r.status == 201 else { continue }
                 while ehr.account(userName: p.userName)?.roles.contains("physician") != true { usleep(500) }
                 grantLatency.withLock { $0.append((Date().timeIntervalSince1970 - sent) * 1000) }

@@ -21,6 +21,7 @@ USAGE
   scimhub token list --data DIR
   scimhub token revoke --data DIR TOKEN_ID
   scimhub audit verify --data DIR
+  scimhub mfa reset --data DIR --principal NAME
   scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
   scimhub --help
 
@@ -186,6 +187,22 @@ func audit(_ args: Arguments) throws -> Int32 {
     return 0
 }
 
+/// `scimhub mfa reset`: removes a principal's TOTP authenticator (lost phone); they enrol again.
+func mfa(_ args: Arguments) throws -> Int32 {
+    guard args.positional == ["reset"] else { throw ConfigError("usage: scimhub mfa reset --data DIR --principal NAME") }
+    let principal = try args.require("principal")
+    let store = try openStore(try args.require("data"))
+    defer { store.close() }
+    let removed = try store.write { w -> Bool in
+        let ok = try w.connection.resetMFA(principal: principal)
+        if ok { try AuditLog.append(w, .now(principal: "cli", action: "mfa.reset", resourceType: "Principal", resourceID: principal, requestID: "cli")) }
+        return ok
+    }
+    guard removed else { err("no TOTP authenticator enrolled for \(principal)"); return 1 }
+    err("TOTP authenticator of \(principal) removed; they enrol again with POST /mfa/enrol")
+    return 0
+}
+
 /// `scimhub reconcile`: one run, in this process, against the data folder and policy a hub uses.
 func reconcile(_ args: Arguments) throws -> Int32 {
     let data = try args.require("data")
@@ -244,6 +261,8 @@ func main() -> Int32 {
             return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
         case "audit":
             return try audit(Arguments(argv.dropFirst(2), allowed: ["data"]))
+        case "mfa":
+            return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
         case "reconcile":
             return try reconcile(Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))
         default:

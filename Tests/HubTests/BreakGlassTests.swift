@@ -31,17 +31,24 @@ import TestSupport
         return id
     }
 
-    func grant(_ hub: LiveHub, _ token: String, _ body: String) throws -> RawResponse {
-        try hub.call("POST", "/admin/break-glass", token: token, body: body)
+    /// A grant with a current step-up code when `secret` is given.
+    func grant(_ hub: LiveHub, _ token: String, _ body: String, totp secret: [UInt8]? = nil) throws -> RawResponse {
+        try hub.call("POST", "/admin/break-glass", token: token, body: body, headers: secret.map { [("X-ScimHub-TOTP", LiveHub.totp($0))] } ?? [])
+    }
+
+    /// The on-call doctor's break-glass token, enrolled for step-up.
+    func doctor(_ hub: LiveHub) throws -> (token: String, secret: [UInt8]) {
+        let t = try hub.makeToken("dr.oncall", [.breakGlass])
+        return (t, try hub.enrolTOTP(t))
     }
 
     @Test func grant_isUsableAtOnce_flaggedEverywhere_andTakenBackAtExpiry() throws {
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
+        let (doctor, secret) = try doctor(hub)
         let t0 = Date()
-        let r = try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "cardiac arrest in bay 3, no physician on site", "hours": 0.002}"#)
+        let r = try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "cardiac arrest in bay 3, no physician on site", "hours": 0.002}"#, totp: secret)
         #expect(r.status == 201, "\(r.text)")
         let grantID = try #require(r.object["id"]?.stringValue)
         eventually("physician role downstream") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "physician"] }
@@ -77,8 +84,8 @@ import TestSupport
         let hub = try LiveHub(policy: policy)
         defer { ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
-        #expect(try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "mass casualty", "hours": 0.0005}"#).status == 201)
+        let (doctor, secret) = try doctor(hub)
+        #expect(try grant(hub, doctor, #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "mass casualty", "hours": 0.0005}"#, totp: secret).status == 201)
         eventually("granted downstream") { ehr.snapshot()["rosa@x.org"]?.roles.contains("physician") == true }
         let dir = hub.directory.path
         hub.server.shutdown()
@@ -106,8 +113,8 @@ import TestSupport
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
         let id = try receptionist(hub)
-        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
-        let r = try grant(hub, doctor, body.replacingOccurrences(of: "PID", with: id))
+        let (doctor, secret) = try doctor(hub)
+        let r = try grant(hub, doctor, body.replacingOccurrences(of: "PID", with: id), totp: secret)
         #expect(r.status == status, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
         #expect(try hub.call("GET", "/admin/break-glass", token: hub.admin).object["grants"]?.arrayValue?.isEmpty == true)
@@ -122,8 +129,8 @@ import TestSupport
         #expect(try grant(hub, hub.writer, body).status == 403)  // nor a feed
         let leaver = try receptionist(hub, "gone@x.org")
         _ = try hub.call("PATCH", "/scim/v2/Users/\(leaver)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
-        let doctor = try hub.makeToken("dr.oncall", [.breakGlass])
-        #expect(try grant(hub, doctor, body.replacingOccurrences(of: id, with: leaver)).status == 409)
+        let (doctor, secret) = try doctor(hub)
+        #expect(try grant(hub, doctor, body.replacingOccurrences(of: id, with: leaver), totp: secret).status == 409)
         #expect(try hub.call("GET", "/admin/break-glass", token: hub.admin).object["grants"]?.arrayValue?.isEmpty == true)
     }
 }

@@ -159,7 +159,10 @@ import TestSupport
         Thread.sleep(forTimeInterval: 0.3)
         #expect(ehr.snapshot()["intruder@x.org"] != nil)  // nothing deleted before confirmation
         #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
-        let confirmed = try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin)
+        // Confirming needs step-up: the admin token alone is refused.
+        #expect(try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin).status == 403)
+        let secret = try hub.enrolTOTP(hub.admin)
+        let confirmed = try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin, headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
         #expect(confirmed.status == 202, "\(confirmed.text)")
         _ = try waitFor(hub, id)
         eventually("orphan deleted, leaver disabled") { ehr.snapshot()["intruder@x.org"] == nil && ehr.snapshot()["leaver@x.org"]?.active == false }

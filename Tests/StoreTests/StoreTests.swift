@@ -167,3 +167,18 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(!PasswordHash.verify("a", against: "$pbkdf2-sha256$nope"))
     }
 }
+
+/// RFC 6238 Appendix B test vectors (SHA-1, 8 digits) and base32 round trips.
+@Suite struct TOTPTests {
+    @Test(arguments: [(59.0, "94287082"), (1111111109.0, "07081804"), (1111111111.0, "14050471"), (1234567890.0, "89005924"), (2000000000.0, "69279037")])
+    func rfc6238Vectors(time: Double, expected: String) {
+        #expect(TOTP.code(secret: Array("12345678901234567890".utf8), step: TOTP.step(at: time), digits: 8) == expected)
+    }
+
+    @Test func base32_roundTrips_andRefusesBadCharacters() {
+        let bytes: [UInt8] = [0, 1, 2, 250, 251, 252, 253, 254, 255, 42]
+        #expect(TOTP.base32Decode(TOTP.base32(bytes)) == bytes)
+        #expect(TOTP.base32(Array("foobar".utf8)) == "MZXW6YTBOI")  // RFC 4648 §10
+        #expect(TOTP.base32Decode("MZXW6!") == nil)
+    }
+}

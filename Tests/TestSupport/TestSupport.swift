@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import CLinux
 import Hub
+import HubCrypto
 import HubLog
 import JSONCore
 import Store
@@ -192,6 +193,21 @@ public final class LiveHub: @unchecked Sendable {
     public func stop() {
         server.shutdown()
         directory.remove()
+    }
+
+    /// Enrols the token's principal for step-up (POST /mfa/enrol) and returns the TOTP secret.
+    public func enrolTOTP(_ token: String) throws -> [UInt8] {
+        let r = try call("POST", "/mfa/enrol", token: token)
+        guard r.status == 201, let uri = r.object["otpauth"]?.stringValue, let range = uri.range(of: "secret="),
+              let secret = TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" })) else {
+            throw TestError("enrol: \(r.status) \(r.text)")
+        }
+        return secret
+    }
+
+    /// The TOTP code for `secret` now, `stepOffset` steps away (RFC 6238).
+    public static func totp(_ secret: [UInt8], stepOffset: Int64 = 0) -> String {
+        TOTP.code(secret: secret, step: TOTP.step(at: Date().timeIntervalSince1970) + stepOffset)
     }
 
     /// A further token, for a principal with these scopes (reviewers, break-glass).
