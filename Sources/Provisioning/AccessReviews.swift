@@ -72,7 +72,7 @@ public final class AccessReviews: Sendable {
         try store.read { conn in
             try conn.scan(type: "User") { person in
                 let (doc, groups, overrides) = try conn.evaluationDocument(personID: person.id, person: person.doc)
-                guard let d = doc, d["active"]?.boolValue ?? true else { return true }
+                guard let d = doc, Policy.isActive(d) else { return true }
                 let held = policy.grants(person: d, groupNames: groups, overrides: overrides).map(\.package)
                 for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
                     var reviewer: String? = nil

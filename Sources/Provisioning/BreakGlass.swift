@@ -47,7 +47,7 @@ public final class BreakGlass: Sendable {
         let duration = hours ?? min(Self.defaultHours, maxHours)
         guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
         guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
-        guard person.doc["active"]?.boolValue ?? true else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        guard Policy.isActive(person.doc) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
         try authorize()
         let record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
                                       reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)

@@ -5,8 +5,9 @@ import JSONCore
 import SCIM
 import Store
 
-/// Credential-driven access: packages that `requiresCredential` are lost the moment a
-/// licence's `licenseExpiresAt` passes, with no HR change. Every write of a person keeps
+/// Credential-driven access and contract ends: packages that `requiresCredential` are lost
+/// the moment a licence's `licenseExpiresAt` passes, and a contractor whose `contractEndsAt`
+/// passes is disabled like a leaver, with no HR change. Every write of a person keeps
 /// `credential_expiries` in step (in the same transaction); a thread sleeps until the next
 /// stored expiry and enqueues those people's convergence; at start-up, expiries passed
 /// while the hub was down are processed before anything else.
@@ -40,18 +41,28 @@ public final class CredentialExpiry: Sendable {
             guard !due.isEmpty else { break }
             try store.write { w in
                 for id in due {
-                    // The enqueue re-reads the person: the expired licence drops the packages
-                    // that require it, and the schedule row goes (the date is past).
+                    // The enqueue re-reads the person: an expired licence drops the packages
+                    // that require it, an ended contract makes a leaver; it also moves the
+                    // schedule row to the person's next deadline, or removes it.
                     let person = try w.connection.fetch(type: "User", id: id)?.doc
-                    try engine.enqueue(w, personID: id, person: person, now: now)
                     try w.connection.setCredentialExpiry(personID: id, expires: nil)
-                    try AuditLog.append(w, .now(principal: "scheduler", action: "credential.expire", resourceType: "User", resourceID: id, requestID: "credential-expiry"))
+                    try engine.enqueue(w, personID: id, person: person, now: now)
+                    try AuditLog.append(w, .now(principal: "scheduler", action: "deadline.reached", resourceType: "User", resourceID: id,
+                                                attributes: Self.reached(person, now: now), requestID: "credential-expiry"))
                 }
             }
             total += due.count
         }
         if total > 0 { engine.wake() }
         return total
+    }
+
+    /// Which deadlines a person has passed (for the audit entry).
+    static func reached(_ person: JSONObject?, now: Double) -> [String] {
+        var out: [String] = []
+        if let l = Policy.licenseExpiry(person), l <= now { out.append("licenseExpiresAt") }
+        if let c = Policy.contractEnd(person), c <= now { out.append("contractEndsAt") }
+        return out
     }
 
     public func start() {

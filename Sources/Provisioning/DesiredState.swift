@@ -112,6 +112,24 @@ extension Policy {
         (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["licenseExpiresAt"]?.stringValue).flatMap(SCIMDateTime.parse)
     }
 
+    /// When a contractor's engagement ends, if it has a date.
+    public static func contractEnd(_ person: JSONObject?) -> Double? {
+        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["contractEndsAt"]?.stringValue).flatMap(SCIMDateTime.parse)
+    }
+
+    /// The person's next future deadline that changes their access (licence expiry, contract end).
+    public static func nextDeadline(_ person: JSONObject?, after now: Double) -> Double? {
+        [licenseExpiry(person), contractEnd(person)].compactMap { $0 }.filter { $0 > now }.min()
+    }
+
+    /// Active for access: RFC 7643 §4.1.1 `active` (default true) and, for a contractor, the
+    /// engagement not ended. An ended contract makes a leaver, whatever `active` says.
+    public static func isActive(_ person: JSONObject, now: Double = Date().timeIntervalSince1970) -> Bool {
+        guard person["active"]?.boolValue ?? true else { return false }
+        if let end = contractEnd(person), end <= now { return false }
+        return true
+    }
+
     /// The account `person` should have on `target`, or nil when none should exist.
     /// `person` nil means deleted. `hasAccount` says whether one was provisioned before:
     /// a person who loses every package there is then disabled, not forgotten.
@@ -124,7 +142,7 @@ extension Policy {
         }
         let userName = p["userName"]?.stringValue ?? previousUserName ?? ""
         let attributes = mappedAttributes(p, target)
-        let active = p["active"]?.boolValue ?? true
+        let active = Self.isActive(p)
         var entitlements = Set<String>()
         var held: [String] = []
         if active {

@@ -92,9 +92,8 @@ public final class ProvisioningEngine: Sendable {
         let conn = w.connection
         let applied = try conn.applied(personID: personID)
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
-        // Keep the licence-expiry schedule in step with the person (only future expiries wait).
-        let expiry = Policy.licenseExpiry(person)
-        try conn.setCredentialExpiry(personID: personID, expires: expiry.flatMap { $0 > now ? $0 : nil })
+        // Keep the schedule of deadlines (licence expiry, contract end) in step with the person.
+        try conn.setCredentialExpiry(personID: personID, expires: Policy.nextDeadline(person, after: now))
         let (doc, groupNames, overrides) = try conn.evaluationDocument(personID: personID, person: person)
         for t in policy.enabledTargets {
             let record = applied.first { $0.target == t.name }

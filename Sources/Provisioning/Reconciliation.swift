@@ -129,7 +129,7 @@ public final class Reconciler: Sendable {
             for name in overrides.breakGlass.keys.sorted() where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
                 finding(.breakGlass, p.id, display, name)
             }
-            let active = p.doc["active"]?.boolValue ?? true
+            let active = Policy.isActive(p.doc)
             if acc.enabled && !d.enabled {
                 if active { finding(.overPrivileged, p.id, display, "account enabled without a package") } else { finding(.leaverEnabled, p.id, display, "person inactive") }
             }

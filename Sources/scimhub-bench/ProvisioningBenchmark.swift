@@ -137,3 +137,16 @@ func ehrOnlyReferencePolicy(_ ehr: EHRTestServer, extraPackage: String? = nil) t
     if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
     return text
 }
+
+/// The reference policy with all three targets: the EHR test server, `slapd` (its suffix in
+/// place of the demo's) and an SQLite admin database at `adminPath`.
+func threeTargetReferencePolicy(_ ehr: EHRTestServer, _ slapd: SlapdServer, adminPath: String, extraPackage: String? = nil) throws -> String {
+    setenv("SCIMHUB_LDAP_PASSWORD", slapd.rootPassword, 1)
+    var text = try String(contentsOfFile: repoRoot + "/scripts/reference-policy.json", encoding: .utf8)
+        .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
+        .replacingOccurrences(of: "ldap://127.0.0.1:9389", with: slapd.url)
+        .replacingOccurrences(of: "dc=clinic,dc=example", with: slapd.suffix)
+        .replacingOccurrences(of: "demo-data/admin.db", with: adminPath)
+    if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
+    return text
+}

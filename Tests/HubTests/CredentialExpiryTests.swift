@@ -47,7 +47,24 @@ import TestSupport
         #expect(try hub.call("GET", "/admin/credentials/expiring?within=2h", token: hub.admin).object["people"]?.arrayValue?.count == 2)
         eventually("access gone when the licence lapsed", timeout: 10) { ehr.snapshot()["dr.lapse@x.org"]?.roles == [] && ehr.snapshot()["dr.lapse@x.org"]?.active == false }
         #expect(ehr.snapshot()["dr.valid@x.org"]?.roles == ["physician"])
-        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("credential.expire"))
+        let audit = try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text
+        #expect(audit.contains("deadline.reached") && audit.contains("licenseExpiresAt"))
+    }
+
+    @Test func contractEnd_disablesTheContractorLikeALeaver() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        let ends = SCIMDateTime.format(Date().timeIntervalSince1970 + 2)
+        let body = person("locum@agency.example", title: "Receptionist")
+            .replacingOccurrences(of: #""credentialStatus":"active""#, with: #""credentialStatus":"active","contractEndsAt":"\#(ends)""#)
+        let r = try hub.call("POST", "/scim/v2/Users", body: body)
+        #expect(r.status == 201, "\(r.text)")
+        eventually("provisioned") { ehr.snapshot()["locum@agency.example"]?.roles == ["scheduling"] && ehr.snapshot()["locum@agency.example"]?.active == true }
+        eventually("disabled at the contract end, with no HR change", timeout: 10) {
+            ehr.snapshot()["locum@agency.example"]?.active == false && ehr.snapshot()["locum@agency.example"]?.roles == []
+        }
+        let id = try #require(r.object["id"]?.stringValue)
+        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("contractEndsAt"))
     }
 
     @Test func renewedLicence_beforeTheOldDate_keepsAccess() throws {
