@@ -11,14 +11,12 @@ import TestSupport
 /// `scimhub-bench --break-glass [--people 1000] [--leavers 200]`: the release hub with the
 /// reference policy plus a break-glass package granting on all three targets: the EHR test
 /// server (in this process), a real slapd and the SQLite admin database.
-/// Each grant carries a step-up TOTP code (measured inside the latency).
-/// Grant → the EHR shows the role (per grant, the client's view), and expiry → the EHR no
-/// longer shows it (lag after the stored expiry), for `--leavers` grants over 4 streams.
+/// Each grant carries a step-up TOTP code (measured inside the latency). Grant → all three
+/// targets show the entitlement (per grant, the client's view), and expiry → none shows it
+/// (lag after the stored expiry), for `--leavers` grants over 4 streams.
 func runBreakGlassBenchmark(_ o: Options) throws {
-    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
-    ehr.start()
+    let ehr = try startBenchEHR()
     defer { ehr.stop() }
-    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)
     let dir = TemporaryDirectory()
     defer { dir.remove() }
     // The package grants on all three targets; a grant counts as usable when all three show it.

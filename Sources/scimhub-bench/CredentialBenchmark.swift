@@ -10,10 +10,8 @@ import TestSupport
 /// expiry date; then restarted: start-up time (process start → listening, which includes
 /// processing licences that lapsed) and resident memory, and the size of the schedule.
 func runCredentialBenchmark(_ o: Options) throws {
-    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
-    ehr.start()
+    let ehr = try startBenchEHR()
     defer { ehr.stop() }
-    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)
     let dir = TemporaryDirectory()
     defer { dir.remove() }
     let policyFile = dir.path + "/policy.json"

@@ -8,10 +8,8 @@ import TestSupport
 /// Onboarding, leaver latency and an outage, against the EHR test server (in this process)
 /// and the real hub binary with the reference policy.
 func runProvisioningBenchmark(_ o: Options) throws {
-    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
-    ehr.start()
-    defer { ehr.stop() }
-    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)  // the policy reads the EHR token from here
+    let ehr = try startBenchEHR()
+    defer { ehr.stop() }  // the policy reads the EHR token from here
     let dir = TemporaryDirectory()
     defer { dir.remove() }
     let policyText = try ehrOnlyReferencePolicy(ehr)
@@ -149,4 +147,12 @@ func threeTargetReferencePolicy(_ ehr: EHRTestServer, _ slapd: SlapdServer, admi
         .replacingOccurrences(of: "demo-data/admin.db", with: adminPath)
     if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
     return text
+}
+
+/// The EHR test server for a benchmark, started, with its token where the policy reads it.
+func startBenchEHR() throws -> EHRTestServer {
+    let ehr = try EHRTestServer(staticToken: "bench-ehr-token")
+    ehr.start()
+    setenv("SCIMHUB_EHR_TOKEN", "bench-ehr-token", 1)
+    return ehr
 }
