@@ -103,11 +103,14 @@ public final class ReconciliationRuns: Sendable {
         var summary = Self.object(run.summary)
         summary["confirmedBy"] = .string(principal)
         let text = JSONWriter().string(.object(summary))
+        var confirmed = false
+        defer { if !confirmed { release(names) } }
         try store.write { w in
             try w.connection.updateRun(id: id, state: "remediating", summary: text, finished: nil)
             try AuditLog.append(w, .now(principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
                                         attributes: names, requestID: requestID))
         }
+        confirmed = true
         let fixed = summary
         let body: @Sendable () -> Void = { [self] in self.remediateAll(id: id, targets: names, summary: fixed, principal: principal) }
         if wait { body() } else { Thread(block: body).start() }
@@ -183,8 +186,7 @@ public final class ReconciliationRuns: Sendable {
             logger.notice("reconciliation waits for confirmation (mass-change guard)", ["run": id])
             return
         }
-        release(targets)
-        do { try reserve(targets) } catch { return }
+        // The targets stay reserved from comparison through remediation; finish releases them.
         remediateAll(id: id, targets: targets, summary: summary, principal: principal)
     }
 

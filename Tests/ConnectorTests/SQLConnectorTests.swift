@@ -163,6 +163,13 @@ enum SQLChecks {
         try SQLChecks.assertListing(try connector())
     }
 
+    @Test func statementWithoutParameters_runs() throws {
+        // A listEntitlements query that reads every grant (no :after/:last) is valid too.
+        var config = adminConfig(.postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user)", password: server.password))
+        config.statements["listEntitlements"] = "SELECT account_id AS id, role AS entitlement FROM account_roles"
+        try SQLChecks.assertListing(try SQLConnector(config: config))
+    }
+
     @Test func wrongPassword_isPermanent_withAClearReason() throws {
         let c = try connector(password: "wrong-password")
         do {

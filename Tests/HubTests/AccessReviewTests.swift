@@ -17,11 +17,7 @@ import TestSupport
     }
 
     var policy: String {
-        """
-        {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
-         "packages": [{"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}},
-                      {"name": "billing", "rule": "title eq \\"Billing Specialist\\"", "grants": {"ehr": ["billing"]}}]}
-        """
+        singleEHRPolicy(ehr, packages: #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "billing", "rule": "title eq \"Billing Specialist\"", "grants": {"ehr": ["billing"]}}"#)
     }
 
     func create(_ hub: LiveHub, _ userName: String, title: String, manager: String? = nil) throws -> String {

@@ -17,11 +17,7 @@ import TestSupport
     }
 
     var policy: String {
-        """
-        {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
-         "packages": [{"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}},
-                      {"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}]}
-        """
+        singleEHRPolicy(ehr, packages: #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#)
     }
 
     func receptionist(_ hub: LiveHub, _ userName: String = "rosa@x.org") throws -> String {

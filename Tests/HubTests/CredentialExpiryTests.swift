@@ -18,11 +18,7 @@ import TestSupport
     }
 
     var policy: String {
-        """
-        {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
-         "packages": [{"name": "physician", "rule": "title eq \\"Physician\\"", "grants": {"ehr": ["physician"]}, "requiresCredential": true},
-                      {"name": "staff", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}}]}
-        """
+        singleEHRPolicy(ehr, packages: #"{"name": "physician", "rule": "title eq \"Physician\"", "grants": {"ehr": ["physician"]}, "requiresCredential": true}, {"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#)
     }
 
     func physician(_ hub: LiveHub, _ userName: String, expiresIn seconds: Double, status: String = "active") throws -> String {

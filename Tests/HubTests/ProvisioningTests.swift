@@ -29,6 +29,14 @@ func ehrPolicy(_ ehr: EHRTestServer, extraPackages: String = "") -> String {
     """
 }
 
+/// One EHR target (the test server) and `packages` (the members of the packages array).
+func singleEHRPolicy(_ ehr: EHRTestServer, packages: String) -> String {
+    """
+    {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
+     "packages": [\(packages)]}
+    """
+}
+
 /// The EHR token lives in a file, as the policy's secret references require.
 func tokenFile(_ ehr: EHRTestServer) -> String {
     let path = NSTemporaryDirectory() + "ehr-token-\(ehr.port)"

@@ -70,8 +70,9 @@ final class PostgresDatabase: SQLDatabase {
         // Text parameters: PQexecPrepared binds, the server never parses them as SQL.
         let cValues: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
         defer { for p in cValues { free(p) } }
-        let r = cValues.withUnsafeBufferPointer { buf in
-            buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(1, buf.count)) {
+        // A statement without parameters (a configured list query, say) passes no array at all.
+        let r = cValues.isEmpty ? PQexecPrepared(conn, statement.name, 0, nil, nil, nil, 0) : cValues.withUnsafeBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) {
                 PQexecPrepared(conn, statement.name, Int32(values.count), $0, nil, nil, 0)
             }
         }
