@@ -31,8 +31,18 @@ extension HubApp {
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try expiringCredentials(ctx)
         case 2 where seg[1] == "tokens":
+            if method == "POST" { return try createToken(ctx) }
+            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
+            return try listTokens()
+        case 2 where seg[1] == "token-requests":
+            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
+            return try listTokenRequests()
+        case 4 where seg[1] == "token-requests" && seg[3] == "approve":
             guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try createToken(ctx)
+            return try approveTokenRequest(seg[2], ctx)
+        case 4 where seg[1] == "token-requests" && seg[3] == "issue":
+            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
+            return try issueTokenRequest(seg[2], ctx)
         case 2 where seg[1] == "permission-creep":
             guard method == "GET" else { throw methodNotAllowed(["GET"]) }
             return try permissionCreep(ctx)
@@ -234,30 +244,5 @@ extension HubApp {
         }
         let people = try credentials.expiring(within: n * unit, policy: engine.policy)
         return jsonResponse(200, .object(JSONObject(["within": .string(text), "people": .array(people)])), contentType: "application/json")
-    }
-
-    /// `POST /admin/tokens` `{"principal", "scopes": [...]}` with step-up: the new token, shown once.
-    func createToken(_ ctx: RequestContext) throws -> HTTPResponse {
-        let body = try jsonBody(ctx.request)
-        for k in body.keys where k != "principal" && k != "scopes" { throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes)") }
-        guard let principal = body["principal"]?.stringValue, !principal.isEmpty, principal.utf8.count <= 256 else {
-            throw SCIMError.invalidValue("'principal' must be a name of 1 to 256 characters")
-        }
-        guard let names = body["scopes"]?.arrayValue, !names.isEmpty else { throw SCIMError.invalidValue("'scopes' must be a non-empty array") }
-        let scopes = try names.map { v throws -> Scope in
-            guard let n = v.stringValue, let s = Scope.known.first(where: { $0.rawValue == n }) else {
-                throw SCIMError.invalidValue("'scopes': unknown scope (\(Scope.known.map(\.rawValue).joined(separator: ", ")))")
-            }
-            return s
-        }
-        try requireStepUp(ctx, action: "creating a token")
-        let by = ctx.principal.name, requestID = ctx.requestID
-        let token = try store.write { w -> String in
-            let t = try Tokens.create(w, principal: principal, scopes: scopes, now: Date().timeIntervalSince1970)
-            try AuditLog.append(w, .now(principal: by, action: "token.create", resourceType: "Token", resourceID: t.id, attributes: [principal], requestID: requestID))
-            return t.token
-        }
-        return jsonResponse(201, .object(JSONObject(["principal": .string(principal), "token": .string(token)])), headers: [("Cache-Control", "no-store")],
-                            contentType: "application/json")
     }
 }

@@ -30,7 +30,7 @@ extension HubApp {
             hours = n
         }
         do {
-            let g = try service.grant(personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal.name, requestID: ctx.requestID) {
+            let g = try service.grant(personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal, requestID: ctx.requestID) {
                 try self.requireStepUp(ctx, action: "a break-glass grant")
             }
             return jsonResponse(201, BreakGlass.json(g), contentType: "application/json")

@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import HubLog
 import JSONCore
+import SCIM
 import Store
 import Provisioning
 
@@ -25,6 +26,9 @@ public struct HubConfig: Sendable {
     /// Several authoritative feeds: principal → the User attributes it owns (`title`,
     /// `urn:…:User:department`, `urn:…:User:*`, `*`). Empty: any writer writes anything.
     public var feeds: [String: [String]] = [:]
+    /// Which Groups each feed may create, change and delete: display-name patterns (`*`
+    /// for all, `ward-*`). With `feeds` set, a feed without patterns writes no Group.
+    public var feedGroups: [String: [String]] = [:]
     /// Hours between scheduled reconciliation runs (report mode, every target); nil: none.
     public var reconcileEveryHours: Double? = nil
     /// Days between scheduled access reviews (one campaign per target, managers review);
@@ -41,6 +45,9 @@ public struct HubConfig: Sendable {
     /// at most this many requests.
     public var writeThreads = 16
     public var http = HTTPLimits()
+    /// Longest accepted string values (identifiers 256, other strings 1,024, binary 65,536,
+    /// per-attribute overrides); config key `attributeLimits`.
+    public var attributeLimits = AttributeLimits()
     /// RFC 7644 §3.7: advertised and enforced Bulk limits.
     public var bulkMaxOperations = 1000
     public var bulkMaxPayloadBytes = 4 * 1024 * 1024
@@ -69,16 +76,26 @@ public struct HubConfig: Sendable {
             case "schemas": c.schemasDirectory = try string(v, m.key)
             case "policy": c.policyFile = try string(v, m.key)
             case "feeds":
-                guard let o = v.objectValue else { throw ConfigError("feeds must be an object of principal: [attributes]") }
-                var feeds: [String: [String]] = [:]
+                guard let o = v.objectValue else { throw ConfigError("feeds must be an object of principal: [attributes] or {attributes, groups}") }
+                c.feeds = [:]
+                c.feedGroups = [:]
                 for f in o.members {
-                    guard let arr = f.value.arrayValue, !arr.isEmpty else { throw ConfigError("feeds.\(f.key) must be a non-empty array of attribute names") }
-                    feeds[f.key] = try arr.map { x throws -> String in
-                        guard let a = x.stringValue, !a.isEmpty else { throw ConfigError("feeds.\(f.key) must hold attribute names") }
-                        return a
+                    do { try PrincipalName.validate(f.key, what: "feeds key") } catch { throw ConfigError(error.description) }
+                    if let arr = f.value.arrayValue {
+                        c.feeds[f.key] = try names(arr, "feeds.\(f.key)", allowEmpty: false)
+                        continue
+                    }
+                    guard let fo = f.value.objectValue else { throw ConfigError("feeds.\(f.key) must be an array of attribute names or an object") }
+                    c.feeds[f.key] = []
+                    for fm in fo.members {
+                        guard let arr = fm.value.arrayValue else { throw ConfigError("feeds.\(f.key).\(fm.key) must be an array of strings") }
+                        switch fm.key {
+                        case "attributes": c.feeds[f.key] = try names(arr, "feeds.\(f.key).attributes", allowEmpty: true)
+                        case "groups": c.feedGroups[f.key] = try names(arr, "feeds.\(f.key).groups", allowEmpty: true)
+                        default: throw ConfigError("unknown config key feeds.\(f.key).\(fm.key) (use attributes, groups)")
+                        }
                     }
                 }
-                c.feeds = feeds
             case "reviewEveryDays":
                 guard let d = v.numberValue?.double, d >= 0, d <= 3660 else { throw ConfigError("reviewEveryDays must be a number of days (0 turns the schedule off)") }
                 c.reviewEveryDays = d
@@ -106,6 +123,20 @@ public struct HubConfig: Sendable {
             case "listMaxCount": c.listMaxCount = try int(v, m.key, 1...100_000)
             case "authFailureLimit": c.authFailureLimit = try int(v, m.key, 1...1_000_000)
             case "authFailureWindowSeconds": c.authFailureWindowSeconds = Double(try int(v, m.key, 1...86_400))
+            case "attributeLimits":
+                guard let l = v.objectValue else { throw ConfigError("attributeLimits must be an object") }
+                for lm in l.members {
+                    let key = "attributeLimits.\(lm.key)"
+                    switch lm.key {
+                    case "identifier": c.attributeLimits.identifier = try int(lm.value, key, 1...65_536)
+                    case "string": c.attributeLimits.string = try int(lm.value, key, 1...(1 << 24))
+                    case "binary": c.attributeLimits.binary = try int(lm.value, key, 1...(1 << 24))
+                    case "attributes":
+                        guard let a = lm.value.objectValue else { throw ConfigError("\(key) must be an object of attribute: maximum") }
+                        for am in a.members { c.attributeLimits.overrides[am.key] = try int(am.value, "\(key).\(am.key)", 1...(1 << 24)) }
+                    default: throw ConfigError("unknown config key \(key) (identifier, string, binary, attributes)")
+                    }
+                }
             case "http":
                 guard let h = v.objectValue else { throw ConfigError("http must be an object") }
                 for hm in h.members {
@@ -132,6 +163,14 @@ public struct HubConfig: Sendable {
         // A Bulk body must fit through the HTTP body limit.
         c.http.maxBodyBytes = max(c.http.maxBodyBytes, c.bulkMaxPayloadBytes)
         return c
+    }
+
+    private static func names(_ arr: [JSONValue], _ key: String, allowEmpty: Bool) throws -> [String] {
+        if arr.isEmpty && !allowEmpty { throw ConfigError("\(key) must be a non-empty array of attribute names") }
+        return try arr.map { x throws -> String in
+            guard let a = x.stringValue, !a.isEmpty else { throw ConfigError("\(key) must hold non-empty strings") }
+            return a
+        }
     }
 
     private static func string(_ v: JSONValue, _ key: String) throws -> String {

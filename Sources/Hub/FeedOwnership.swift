@@ -3,16 +3,58 @@ import JSONCore
 import SCIM
 import Store
 
-/// Several authoritative feeds: each feed principal owns a set of User attributes (config
-/// `feeds`). A feed writing an attribute it does not own gets 403 naming it and nothing is
-/// stored; a feed's PUT keeps the attributes other feeds own; every write records which
-/// feed set each attribute. Without `feeds` in the config, any writer may write anything.
+/// Several authoritative feeds: each feed principal owns a set of User attributes and,
+/// optionally, Groups by display-name pattern (config `feeds`). A feed writing an attribute
+/// or a Group it does not own gets 403 naming it and nothing is stored; a feed's PUT keeps
+/// the attributes other feeds own; every write records which feed set each attribute.
+/// Group memberships grant access packages exactly as attributes do, so Group writes are
+/// owned too, on every path (POST, PUT, PATCH, DELETE, Bulk all pass through here).
+/// Without `feeds` in the config, any writer may write anything.
 struct FeedOwnership: Sendable {
     /// Principal → owned attribute names: `title`, `name`, an extension attribute
     /// `urn:…:User:department`, a whole extension `urn:…:User:*`, or `*`.
     let owners: [String: [String]]
+    /// Principal → Group display-name patterns (`*`, `ward-*`), compared in canonical form.
+    let groupOwners: [String: [String]]
 
-    var isConfigured: Bool { !owners.isEmpty }
+    init(owners: [String: [String]], groupOwners: [String: [String]] = [:]) {
+        self.owners = owners
+        self.groupOwners = groupOwners.mapValues { $0.map(SCIMIdentifier.canonical) }
+    }
+
+    var isConfigured: Bool { !owners.isEmpty || !groupOwners.isEmpty }
+
+    /// Throws 403 unless `principal` owns Groups named `displayName` (a create, or a Group
+    /// before and after a change).
+    func checkGroup(_ principal: String, displayName: String?) throws {
+        guard isConfigured else { return }
+        guard owners[principal] != nil || groupOwners[principal] != nil else {
+            throw SCIMError(status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Groups")
+        }
+        let name = SCIMIdentifier.canonical(displayName ?? "")
+        guard let patterns = groupOwners[principal], !patterns.isEmpty else {
+            throw SCIMError(status: 403, detail: "feed '\(principal)' does not own Groups; nothing was stored")
+        }
+        guard patterns.contains(where: { Self.glob(Array($0.utf8)[...], Array(name.utf8)[...]) }) else {
+            throw SCIMError(status: 403, detail: "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored")
+        }
+    }
+
+    /// `*` matches any run of characters; everything else matches itself.
+    static func glob(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
+        guard let first = p.first else { return s.isEmpty }
+        if first == UInt8(ascii: "*") {
+            let rest = p.dropFirst()
+            var i = s.startIndex
+            while true {
+                if glob(rest, s[i...]) { return true }
+                if i == s.endIndex { return false }
+                i += 1
+            }
+        }
+        guard let c = s.first, c == first else { return false }
+        return glob(p.dropFirst(), s.dropFirst())
+    }
 
     func owns(_ principal: String, _ attribute: String) -> Bool {
         guard let owned = owners[principal] else { return false }

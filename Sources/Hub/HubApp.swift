@@ -47,7 +47,7 @@ public final class HubApp: Sendable {
         self.reviews = reviews
         self.breakGlass = breakGlass
         self.credentials = credentials
-        feeds = FeedOwnership(owners: config.feeds)
+        feeds = FeedOwnership(owners: config.feeds, groupOwners: config.feedGroups)
         self.registry = registry
         self.store = store
         self.logger = logger

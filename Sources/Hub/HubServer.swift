@@ -32,7 +32,7 @@ public final class HubServer: Sendable {
         guard let dir = SchemaRegistry.locateDirectory(explicit: config.schemasDirectory) else {
             throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR or set SCIMHUB_SCHEMAS")
         }
-        let registry = try SchemaRegistry.load(directory: dir)
+        let registry = try SchemaRegistry.load(directory: dir, limits: config.attributeLimits)
         guard let address = ListenAddress(config.listen) else { throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
         // The policy and every connector's settings are checked before the store opens, so a
         // bad policy refuses to start without leaving anything running.

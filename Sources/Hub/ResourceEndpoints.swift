@@ -28,6 +28,8 @@ extension HubApp {
         if type.name == "User" {
             written = ResourceNormalizer(type: type).changedAttributes(from: JSONObject(), to: prepared.doc)
             try feeds.check(ctx.principal.name, writes: written)
+        } else {
+            try feeds.checkGroup(ctx.principal.name, displayName: prepared.doc["displayName"]?.stringValue)
         }
         let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
         if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: SCIMDateTime.now()) }
@@ -66,7 +68,7 @@ extension HubApp {
 
     func replaceInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
                          _ ctx: RequestContext) throws -> StoredResource {
-        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         var doc = type.name == "User" ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
         try Self.checkImmutable(type, old: cur.doc, new: doc)
         // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
@@ -88,7 +90,7 @@ extension HubApp {
 
     func patchInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
                        _ ctx: RequestContext) throws -> StoredResource {
-        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         var working = cur.doc
         let storedPassword = working["password"]
         working["password"] = nil
@@ -122,7 +124,7 @@ extension HubApp {
     }
 
     func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
-        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch)
+        let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         if type.name == "User" {
             // Deleting a person is for the feed that owns the identity (userName).
             try feeds.check(ctx.principal.name, writes: ["userName"])
@@ -152,9 +154,11 @@ extension HubApp {
     }
 
     /// The current resource for a replace, patch or delete: 404 when absent, 412 when
-    /// `If-Match` names another version (RFC 7644 §3.14).
-    func fetchForUpdate(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?) throws -> StoredResource {
+    /// `If-Match` names another version (RFC 7644 §3.14), 403 when the caller's feed does
+    /// not own the Group (even a change that turns out to change nothing).
+    func fetchForUpdate(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws -> StoredResource {
         guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        if type.name != "User" { try feeds.checkGroup(ctx.principal.name, displayName: cur.doc["displayName"]?.stringValue) }
         try Self.checkIfMatch(ifMatch, cur)
         return cur
     }
@@ -178,6 +182,9 @@ extension HubApp {
             affected = changed.contains("displayName") ? Array(before.union(after)) : Array(before.symmetricDifference(after))
         }
         if changed.isEmpty { return cur }
+        if type.name != "User" && changed.contains("displayName") {
+            try feeds.checkGroup(ctx.principal.name, displayName: doc["displayName"]?.stringValue)  // renamed: the new name too
+        }
         if type.name == "User" {
             try feeds.check(ctx.principal.name, writes: changed)
             try w.connection.recordAttributeSources(personID: cur.id, attributes: changed, principal: ctx.principal.name, now: SCIMDateTime.now())

@@ -100,9 +100,9 @@ public final class AccessReviews: Sendable {
     /// Who may decide an item: a named reviewer of the campaign; else the item's reviewer
     /// (the manager); items without one go to administrators. Nobody reviews their own access.
     public static func mayDecide(_ p: Principal, _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
-        if p.name.lowercased() == item.userName.lowercased() { return false }
+        if SCIMIdentifier.canonical(p.name) == SCIMIdentifier.canonical(item.userName) { return false }
         if !c.reviewers.isEmpty { return c.reviewers.contains(p.name) }
-        if let r = item.reviewer { return r.lowercased() == p.name.lowercased() }
+        if let r = item.reviewer { return SCIMIdentifier.canonical(r) == SCIMIdentifier.canonical(p.name) }
         return p.scopes.contains(.admin)
     }
 

@@ -38,7 +38,7 @@ public final class BreakGlass: Sendable {
 
     /// `authorize` runs once the request is known to be valid, just before anything is
     /// written (the API's step-up check: a refused request does not use up a code).
-    public func grant(personID: String, package name: String, reason: String, hours: Double?, principal: String, requestID: String,
+    public func grant(personID: String, package name: String, reason: String, hours: Double?, principal granter: Principal, requestID: String,
                       now: Double = Date().timeIntervalSince1970, authorize: () throws -> Void = {}) throws -> BreakGlassRecord {
         guard let package = policy.packages.first(where: { $0.name == name }) else { throw GovernanceError.invalid("'package': no package named '\(name)'") }
         guard let maxHours = package.breakGlassMaxHours else { throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass") }
@@ -49,15 +49,18 @@ public final class BreakGlass: Sendable {
         guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
         guard Policy.isActive(person.doc) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
         try authorize()
-        let record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
+        let principal = granter.name
+        var record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
                                       reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
+        record.grantedByToken = granter.tokenID
         let engine = self.engine, targets = policy.enabledTargets.map(\.name)
+        let stored = record
         try store.write { w in
-            try w.connection.insertBreakGlass(record)
+            try w.connection.insertBreakGlass(stored)
             try engine?.enqueue(w, personID: personID, person: person.doc, now: now)
             for t in targets { try w.connection.expedite(personID: personID, target: t, now: now) }
             try AuditLog.append(w, .now(principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
-                                        attributes: [name, "until \(SCIMDateTime.format(record.expires))"], requestID: requestID))
+                                        attributes: [name, "until \(SCIMDateTime.format(stored.expires))"], requestID: requestID))
         }
         engine?.wake()
         poke()
@@ -103,9 +106,16 @@ public final class BreakGlass: Sendable {
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw GovernanceError.notFound("no break-glass grant with this id") }
-        // Four eyes: neither the person nor whoever granted it reviews the use.
-        guard principal.name.lowercased() != g.userName.lowercased(), principal.name != g.grantedBy else {
-            throw GovernanceError.forbidden("the person and whoever granted the access cannot review its use")
+        // Four eyes: neither the person, nor whoever granted it, nor whoever minted the
+        // granter's token reviews the use; nor anyone holding a token one of them minted.
+        let (granterMinter, reviewerMinter) = try store.read { c in
+            (try g.grantedByToken.flatMap { try Tokens.minter(c, id: $0) }, try Tokens.minter(c, id: principal.tokenID))
+        }
+        let involved = Set([SCIMIdentifier.canonical(g.userName), SCIMIdentifier.canonical(g.grantedBy)]
+                           + [granterMinter].compactMap { $0 }.filter { $0 != "cli" }.map(SCIMIdentifier.canonical))
+        guard !involved.contains(SCIMIdentifier.canonical(principal.name)),
+              !(reviewerMinter.map { $0 != "cli" && involved.contains(SCIMIdentifier.canonical($0)) } ?? false) else {
+            throw GovernanceError.forbidden("the person, whoever granted the access and whoever minted the granter's token cannot review its use")
         }
         try store.write { w in
             guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: Date().timeIntervalSince1970) else {

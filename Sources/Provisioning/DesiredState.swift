@@ -82,12 +82,12 @@ extension Policy {
     public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
                        now: Double = Date().timeIntervalSince1970) -> [PackageGrant] {
         var out: [PackageGrant] = []
-        let lowerGroups = Set(groupNames.map { $0.lowercased() })
+        let lowerGroups = Set(groupNames.map(SCIMIdentifier.canonical))
         let credentialInForce = Self.credentialInForce(person, now: now)
         for p in packages where !overrides.revoked.contains(p.name) && (!p.requiresCredential || credentialInForce) {
             if let r = p.rule, r.matches(person) {
                 out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
-            } else if let g = p.groups.first(where: { lowerGroups.contains($0.lowercased()) }) {
+            } else if let g = p.groups.first(where: { lowerGroups.contains(SCIMIdentifier.canonical($0)) }) {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
         }

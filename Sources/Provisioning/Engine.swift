@@ -358,8 +358,8 @@ public enum Convergence {
             try connector.revoke(id: acc.id, entitlement: e)
             actions.append("revoke \(e)")
         }
-        // userName is case-insensitive (RFC 7643 §4.1.1), so only a real change renames.
-        if !d.userName.isEmpty && acc.userName.lowercased() != d.userName.lowercased() {
+        // userName is compared in canonical form (RFC 7643 §4.1.1, SCIMIdentifier), so only a real change renames.
+        if !d.userName.isEmpty && SCIMIdentifier.canonical(acc.userName) != SCIMIdentifier.canonical(d.userName) {
             try connector.rename(id: acc.id, userName: d.userName)
             actions.append("rename")
         }

@@ -2,6 +2,7 @@
 import Foundation
 import ConnectorKit
 import JSONCore
+import SCIM
 import Store
 
 /// What reconciliation can find on a target, most urgent first.
@@ -108,7 +109,7 @@ public final class Reconciler: Sendable {
             // The owner: by the account id the engine recorded, else by user name.
             var record = try conn.applied(target: t.name, accountID: acc.id)
             var person = try record.flatMap { try conn.fetch(type: "User", id: $0.personID) }
-            if record == nil, !acc.userName.isEmpty, let u = try conn.candidates(type: "User", hint: .userName(acc.userName.lowercased())).first {
+            if record == nil, !acc.userName.isEmpty, let u = try conn.candidates(type: "User", hint: .userName(SCIMIdentifier.canonical(acc.userName))).first {
                 person = u
                 record = try conn.applied(personID: u.id).first { $0.target == t.name }
             }

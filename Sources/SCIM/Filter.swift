@@ -330,6 +330,8 @@ enum FilterEvaluator {
         case .string, .reference, .binary:
             guard let a = v.stringValue, let b = literal.stringValue else { return false }
             if attr.caseExact { return compareStrings(a, b, op) }
+            // Identifiers match as they are unique: in canonical form (SCIMIdentifier).
+            if attr.isIdentifier { return compareStrings(SCIMIdentifier.canonical(a), SCIMIdentifier.canonical(b), op) }
             return compareStrings(a.lowercased(), b.lowercased(), op)
         case .boolean:
             guard let a = v.boolValue, let b = literal.boolValue else { return false }

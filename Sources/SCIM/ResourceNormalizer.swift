@@ -158,6 +158,8 @@ public struct ResourceNormalizer: Sendable {
             return out.isEmpty ? nil : .object(out)
         case .string, .reference:
             guard let s = raw.stringValue else { throw SCIMError.invalidValue("'\(path)' must be a string") }
+            try Self.checkLength(attr, s, path: path)
+            if attr.isIdentifier, let problem = SCIMIdentifier.problem(s) { throw SCIMError.invalidValue("'\(path)' \(problem)") }
             if !attr.canonicalValues.isEmpty {
                 guard let c = attr.canonicalValues.first(where: { $0.caseInsensitiveEquals(s) }) else {
                     throw SCIMError.invalidValue("'\(path)' must be one of: \(attr.canonicalValues.joined(separator: ", "))")
@@ -187,9 +189,18 @@ public struct ResourceNormalizer: Sendable {
             }
             return raw
         case .binary:
-            guard let s = raw.stringValue, isBase64(s) else { throw SCIMError.invalidValue("'\(path)' must be base64") }
+            guard let s = raw.stringValue else { throw SCIMError.invalidValue("'\(path)' must be base64") }
+            try Self.checkLength(attr, s, path: path)
+            guard isBase64(s) else { throw SCIMError.invalidValue("'\(path)' must be base64") }
             return raw
         }
+    }
+
+    /// Every string attribute has a maximum length (`AttributeLimits`); the byte count is a
+    /// cheap upper bound of the scalar count, so most values need no counting.
+    static func checkLength(_ attr: SCIMAttribute, _ s: String, path: String) throws(SCIMError) {
+        guard s.utf8.count > attr.maxLength, s.unicodeScalars.count > attr.maxLength else { return }
+        throw SCIMError.invalidValue("'\(path)' is longer than \(attr.maxLength) characters")
     }
 
     private func isBase64(_ s: String) -> Bool {

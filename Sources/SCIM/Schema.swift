@@ -31,10 +31,16 @@ public final class SCIMAttribute: Sendable {
     public let referenceTypes: [String]
     public let subAttributes: [SCIMAttribute]
     public let description: String
+    /// An identifier that reaches downstream systems: validated and compared in canonical
+    /// form (`SCIMIdentifier`).
+    public let isIdentifier: Bool
+    /// Longest accepted string value, in Unicode scalars (strings, references, binary).
+    public let maxLength: Int
 
     public init(name: String, type: SCIMAttributeType, multiValued: Bool = false, required: Bool = false, caseExact: Bool = false,
                 mutability: SCIMMutability = .readWrite, returned: SCIMReturned = .default, uniqueness: String = "none",
-                canonicalValues: [String] = [], referenceTypes: [String] = [], subAttributes: [SCIMAttribute] = [], description: String = "") {
+                canonicalValues: [String] = [], referenceTypes: [String] = [], subAttributes: [SCIMAttribute] = [], description: String = "",
+                isIdentifier: Bool = false, maxLength: Int? = nil) {
         self.name = name
         self.type = type
         self.multiValued = multiValued
@@ -47,6 +53,8 @@ public final class SCIMAttribute: Sendable {
         self.referenceTypes = referenceTypes
         self.subAttributes = subAttributes
         self.description = description
+        self.isIdentifier = isIdentifier
+        self.maxLength = maxLength ?? AttributeLimits().defaultLength(type: type, identifier: isIdentifier)
     }
 
     /// The sub-attribute named `name`, ignoring case.
@@ -54,8 +62,10 @@ public final class SCIMAttribute: Sendable {
         subAttributes.first { asciiCaseInsensitiveEquals($0.name, name) }
     }
 
-    /// Parses an attribute definition (RFC 7643 §7 representation).
-    init(json: JSONObject, context: String) throws {
+    /// Parses an attribute definition (RFC 7643 §7 representation). `context` is the
+    /// schema URN, then `.parent` for a sub-attribute. ScimHub reads one key beyond RFC 7643:
+    /// `maxLength`, the longest value accepted (overridden by the config's limits).
+    init(json: JSONObject, context: String, schemaID: String, parent: String? = nil, limits: AttributeLimits) throws {
         guard let name = json["name"]?.stringValue, !name.isEmpty else { throw SchemaLoadError("attribute without a name in \(context)") }
         guard let t = json["type"]?.stringValue, let type = SCIMAttributeType(rawValue: t) else {
             throw SchemaLoadError("attribute \(name) in \(context) has an unknown type")
@@ -71,9 +81,17 @@ public final class SCIMAttribute: Sendable {
         canonicalValues = json["canonicalValues"]?.arrayValue?.compactMap(\.stringValue) ?? []
         referenceTypes = json["referenceTypes"]?.arrayValue?.compactMap(\.stringValue) ?? []
         description = json["description"]?.stringValue ?? ""
+        let path = parent.map { "\($0).\(name)" } ?? name
+        isIdentifier = AttributeLimits.identifiers.contains("\(schemaID):\(path)")
+        var schemaMax: Int? = nil
+        if let m = json["maxLength"] {
+            guard let n = m.numberValue?.int64, n >= 1, n <= 1 << 24 else { throw SchemaLoadError("attribute \(name) in \(context): maxLength must be an integer in 1...16777216") }
+            schemaMax = Int(n)
+        }
+        maxLength = limits.override(schemaID: schemaID, path: path) ?? schemaMax ?? limits.defaultLength(type: type, identifier: isIdentifier)
         subAttributes = try (json["subAttributes"]?.arrayValue ?? []).map { v in
             guard let o = v.objectValue else { throw SchemaLoadError("sub-attribute of \(name) in \(context) is not an object") }
-            return try SCIMAttribute(json: o, context: "\(context).\(name)")
+            return try SCIMAttribute(json: o, context: "\(context).\(name)", schemaID: schemaID, parent: path, limits: limits)
         }
         if type == .complex && subAttributes.isEmpty { throw SchemaLoadError("complex attribute \(name) in \(context) has no sub-attributes") }
     }
@@ -112,6 +130,15 @@ public struct SCIMSchema: Sendable {
         self.description = description
         self.attributes = attributes
         byName = Dictionary(attributes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Whether `path` (`userName`, `emails.value`, or `URN:path` for this schema) names one of its attributes.
+    func hasAttribute(path: String) -> Bool {
+        var rel = Substring(path)
+        if path.hasPrefix(id + ":") { rel = path.dropFirst(id.count + 1) } else if !id.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") || path.hasPrefix("urn:") { return false }
+        let parts = rel.split(separator: ".", maxSplits: 1)
+        guard let top = parts.first, let a = attribute(String(top)) else { return false }
+        return parts.count == 1 || a.subAttribute(String(parts[1])) != nil
     }
 
     /// The top-level attribute named `name`, ignoring case.
@@ -177,10 +204,41 @@ public struct SchemaLoadError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Longest accepted string values. Every string attribute has a maximum so that a feed
+/// cannot store values no target accepts (an LDAP DN, a URL) or that bloat reports:
+/// identifiers 256, other strings and references 1,024, binary 65,536 Unicode scalars,
+/// unless the schema file sets `maxLength` or the config overrides one attribute.
+public struct AttributeLimits: Sendable {
+    public var identifier = 256
+    public var string = 1024
+    public var binary = 65_536
+    /// Per attribute, over the schema: `userName`, `emails.value` (core schemas) or
+    /// `urn:…:User:department` (any schema) → maximum.
+    public var overrides: [String: Int] = [:]
+
+    public init() {}
+
+    /// Identifier attributes (`SCIMIdentifier`), as `schemaURN:path`; `externalId` is common.
+    public static let identifiers: Set<String> = [
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+        "urn:ietf:params:scim:schemas:core:2.0:User:emails.value",
+        "urn:ietf:params:scim:schemas:core:2.0:Group:displayName",
+    ]
+
+    func defaultLength(type: SCIMAttributeType, identifier: Bool) -> Int {
+        identifier ? self.identifier : type == .binary ? binary : string
+    }
+
+    func override(schemaID: String, path: String) -> Int? {
+        if let n = overrides["\(schemaID):\(path)"] { return n }
+        return schemaID.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") ? overrides[path] : nil
+    }
+}
+
 /// Attributes every resource has (RFC 7643 §3.1), not listed in schema files.
 public enum CommonAttributes {
     public static let id = SCIMAttribute(name: "id", type: .string, caseExact: true, mutability: .readOnly, returned: .always, uniqueness: "server")
-    public static let externalId = SCIMAttribute(name: "externalId", type: .string, caseExact: true)
+    public static let externalId = SCIMAttribute(name: "externalId", type: .string, caseExact: true, isIdentifier: true)
     public static let meta = SCIMAttribute(name: "meta", type: .complex, mutability: .readOnly, subAttributes: [
         SCIMAttribute(name: "resourceType", type: .string, caseExact: true, mutability: .readOnly),
         SCIMAttribute(name: "created", type: .dateTime, mutability: .readOnly),
@@ -217,7 +275,7 @@ public struct SchemaRegistry: Sendable {
     }
 
     /// Loads every `*.json` schema and `ResourceTypes.json` from `directory`.
-    public static func load(directory: String) throws -> SchemaRegistry {
+    public static func load(directory: String, limits: AttributeLimits = AttributeLimits()) throws -> SchemaRegistry {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory) else {
             throw SchemaLoadError("schema folder \(directory) cannot be read")
@@ -237,12 +295,16 @@ public struct SchemaRegistry: Sendable {
             guard let o = value.objectValue, let id = o["id"]?.stringValue else { throw SchemaLoadError("\(path) has no schema id") }
             let attrs = try (o["attributes"]?.arrayValue ?? []).map { v in
                 guard let a = v.objectValue else { throw SchemaLoadError("\(path): attribute is not an object") }
-                return try SCIMAttribute(json: a, context: id)
+                return try SCIMAttribute(json: a, context: id, schemaID: id, limits: limits)
             }
             if schemas.contains(where: { asciiCaseInsensitiveEquals($0.id, id) }) { throw SchemaLoadError("schema \(id) is defined twice") }
             schemas.append(SCIMSchema(id: id, name: o["name"]?.stringValue ?? id, description: o["description"]?.stringValue ?? "", attributes: attrs))
         }
         guard !typesJSON.isEmpty else { throw SchemaLoadError("\(directory)/ResourceTypes.json is missing or empty") }
+        // A limit for an attribute that does not exist is a typo that would silently not apply.
+        for key in limits.overrides.keys.sorted() where !schemas.contains(where: { $0.hasAttribute(path: key) }) {
+            throw SchemaLoadError("attribute limit for '\(key)': no schema has this attribute")
+        }
         var types: [SCIMResourceType] = []
         for t in typesJSON {
             guard let o = t.objectValue, let name = o["name"]?.stringValue, let endpoint = o["endpoint"]?.stringValue,

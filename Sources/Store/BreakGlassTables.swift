@@ -16,6 +16,8 @@ public struct BreakGlassRecord: Sendable, Equatable {
     public var reviewReason: String?
     public var reviewedBy: String?
     public var reviewed: Double?
+    /// The token the grant was made with (its minter may not review the use).
+    public var grantedByToken: String?
 
     public init(id: String, personID: String, userName: String, package: String, reason: String, grantedBy: String, created: Double, expires: Double) {
         self.id = id; self.personID = personID; self.userName = userName; self.package = package; self.reason = reason
@@ -24,7 +26,7 @@ public struct BreakGlassRecord: Sendable, Equatable {
 }
 
 extension StoreConnection {
-    private static let breakGlassColumns = "id, person_id, user_name, package, reason, granted_by, created, expires, ended, review_decision, review_reason, reviewed_by, reviewed"
+    private static let breakGlassColumns = "id, person_id, user_name, package, reason, granted_by, created, expires, ended, review_decision, review_reason, reviewed_by, reviewed, granted_by_token"
 
     private func breakGlass(_ r: SQLiteRow) -> BreakGlassRecord {
         var g = BreakGlassRecord(id: r.text(0) ?? "", personID: r.text(1) ?? "", userName: r.text(2) ?? "", package: r.text(3) ?? "", reason: r.text(4) ?? "",
@@ -34,6 +36,7 @@ extension StoreConnection {
         g.reviewReason = r.text(10)
         g.reviewedBy = r.text(11)
         g.reviewed = r.isNull(12) ? nil : r.value(12).double
+        g.grantedByToken = r.text(13)
         return g
     }
 
@@ -44,8 +47,11 @@ extension StoreConnection {
     }
 
     public func insertBreakGlass(_ g: BreakGlassRecord) throws {
-        try db.run("INSERT INTO break_glass_grants(id, person_id, user_name, package, reason, granted_by, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   [.text(g.id), .text(g.personID), .text(g.userName), .text(g.package), .text(g.reason), .text(g.grantedBy), .real(g.created), .real(g.expires)])
+        try db.run("""
+            INSERT INTO break_glass_grants(id, person_id, user_name, package, reason, granted_by, created, expires, granted_by_token)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(g.id), .text(g.personID), .text(g.userName), .text(g.package), .text(g.reason), .text(g.grantedBy), .real(g.created),
+                  .real(g.expires), g.grantedByToken.map { .text($0) } ?? .null])
     }
 
     /// Grants in force for a person at `now`.

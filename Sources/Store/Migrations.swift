@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import JSONCore
+import SCIM
 import SQLite
 
 /// Numbered schema migrations, run in order at start. Never edit one that has shipped:
@@ -216,7 +218,62 @@ enum Migrations {
             last_step INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         """),
+        (9, """
+        -- Identifiers are compared in canonical form (SCIMIdentifier: NFKC, case folding), no
+        -- longer lower-cased only: the Swift step below recomputes the indexed columns.
+        """),
+        (10, """
+        -- Separation of duties for tokens: who minted each token (a principal, or 'cli' for the
+        -- host command line) and who approved it; break-glass and multi-role tokens wait in
+        -- token_requests for a second administrator.
+        ALTER TABLE tokens ADD COLUMN minted_by TEXT;
+        ALTER TABLE tokens ADD COLUMN approved_by TEXT;
+        CREATE TABLE token_requests (
+            id TEXT PRIMARY KEY,
+            principal TEXT NOT NULL,
+            scopes TEXT NOT NULL,               -- comma-separated scope names (no commas in them)
+            requested_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            approved_by TEXT,
+            approved REAL,
+            token_id TEXT,                      -- once issued to the requester
+            issued REAL
+        ) WITHOUT ROWID;
+        -- The token a break-glass grant was made with: its minter may not review the use.
+        ALTER TABLE break_glass_grants ADD COLUMN granted_by_token TEXT;
+        """),
     ]
+
+    /// Steps that need Swift after a migration's SQL, in the same transaction.
+    static let steps: [Int: @Sendable (SQLiteConnection) throws -> Void] = [9: recomputeCanonicalIdentifiers]
+
+    /// Migration 9: user names, group names and e-mail addresses indexed in canonical form.
+    /// Two people whose user names only a target told apart used to coexist; they cannot be
+    /// migrated silently, so the hub refuses to start and names their ids.
+    static func recomputeCanonicalIdentifiers(_ db: SQLiteConnection) throws {
+        var rows: [(seq: Int64, id: String, type: String, doc: [UInt8])] = []
+        try db.query("SELECT seq, id, type, doc FROM resources") { rows.append(($0.int64(0), $0.text(1) ?? "", $0.text(2) ?? "", $0.blob(3))) }
+        var seen: [String: String] = [:]
+        try db.run("UPDATE resources SET user_name = NULL")
+        try db.run("DELETE FROM resource_emails")
+        for r in rows {
+            guard case .object(let doc) = try JSONParser().parse(r.doc) else { continue }
+            if r.type == "User", let u = doc["userName"]?.stringValue {
+                let canonical = SCIMIdentifier.canonical(u)
+                if let other = seen[canonical] {
+                    throw StoreError("migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
+                                     + "Unicode form; rename one (with the previous version) and start again")
+                }
+                seen[canonical] = r.id
+                try db.run("UPDATE resources SET user_name = ? WHERE seq = ?", [.text(canonical), .integer(r.seq)])
+            }
+            if r.type != "User", let d = doc["displayName"]?.stringValue {
+                try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(SCIMIdentifier.canonical(d)), .integer(r.seq)])
+            }
+            let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) })
+            for e in emails { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)]) }
+        }
+    }
 
     /// Applies every migration newer than the database's version, each in its own transaction.
     static func run(_ db: SQLiteConnection) throws {
@@ -227,6 +284,7 @@ enum Migrations {
             try db.execute("BEGIN IMMEDIATE")
             do {
                 try db.execute(m.sql)
+                try steps[m.version]?(db)
                 try db.run("INSERT INTO schema_migrations(version, applied) VALUES (?, datetime('now'))", [.integer(Int64(m.version))])
                 try db.execute("COMMIT")
             } catch {

@@ -55,10 +55,10 @@ public enum IndexHint: Sendable, Equatable {
             switch (abs.attribute.name, abs.subAttribute?.name) {
             case ("id", nil): return .id(v)
             case ("externalId", nil): return .externalId(v)
-            case ("userName", nil) where type == "User": return .userName(v.lowercased())
-            case ("displayName", nil) where type == "Group": return .displayName(v.lowercased())
-            case ("emails", "value") where type == "User": return .email(v.lowercased())
-            case ("emails", nil) where type == "User": return .email(v.lowercased())
+            case ("userName", nil) where type == "User": return .userName(SCIMIdentifier.canonical(v))
+            case ("displayName", nil) where type == "Group": return .displayName(SCIMIdentifier.canonical(v))
+            case ("emails", "value") where type == "User": return .email(SCIMIdentifier.canonical(v))
+            case ("emails", nil) where type == "User": return .email(SCIMIdentifier.canonical(v))
             default: return nil
             }
         case .valuePath(let p, let inner) where p.attribute.name == "emails" && p.extensionURN == nil && type == "User":
@@ -71,7 +71,7 @@ public enum IndexHint: Sendable, Equatable {
     private static func emailHint(_ f: SCIMFilter) -> IndexHint? {
         switch f {
         case .and(let a, let b): return emailHint(a) ?? emailHint(b)
-        case .compare(let p, .eq, .string(let v)) where p.relative?.name == "value": return .email(v.lowercased())
+        case .compare(let p, .eq, .string(let v)) where p.relative?.name == "value": return .email(SCIMIdentifier.canonical(v))
         default: return nil
         }
     }
@@ -188,17 +188,17 @@ extension StoreConnection {
 
     private func indexColumns(type: String, doc: JSONObject) -> IndexColumns {
         var c = IndexColumns()
-        if type == "User", let u = doc["userName"]?.stringValue { c.userName = .text(u.lowercased()) }
+        if type == "User", let u = doc["userName"]?.stringValue { c.userName = .text(SCIMIdentifier.canonical(u)) }
         if let x = doc["externalId"]?.stringValue { c.externalId = .text(x) }
         if let d = doc["displayName"]?.stringValue {
             c.displayName = .text(d)
             // Only group lookups by displayName use the index; users need no entry in it.
-            if type != "User" { c.displayNameLower = .text(d.lowercased()) }
+            if type != "User" { c.displayNameLower = .text(SCIMIdentifier.canonical(d)) }
         } else if type == "User", let u = doc["userName"]?.stringValue {
             c.displayName = .text(u)
         }
         if type == "User" {
-            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue?.lowercased() }
+            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) }
         }
         return c
     }

@@ -17,6 +17,39 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     /// `POST /admin/break-glass`: grant a package for a bounded time in an emergency.
     public static let breakGlass = Scope(rawValue: "break-glass")
     public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass]
+
+    /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, `review` or
+    /// `break-glass`. A token spanning two roles lets one person act as two.
+    public var role: String { self == .scimRead || self == .scimWrite ? "feed" : rawValue }
+}
+
+/// The one rule for principal names, on every path (CLI, `POST /admin/tokens`, config):
+/// 1 to 256 letters, digits, marks and `-_.@+`, so a name is also a valid user name
+/// (reviewers are principals named after their user name) and never needs quoting in
+/// audit entries, logs or reports.
+public enum PrincipalName {
+    /// Principals the hub itself writes as, never given to a token.
+    public static let reserved: Set<String> = ["engine", "cli", "scheduler", "anonymous", "system", "scimhub"]
+
+    /// Throws a `StoreError`-free description of what is wrong, or returns.
+    public static func validate(_ name: String, what: String = "principal") throws(PrincipalNameError) {
+        let n = name.unicodeScalars.count
+        guard n >= 1, n <= 256 else { throw PrincipalNameError("\(what) must be 1 to 256 characters") }
+        for u in name.unicodeScalars {
+            let p = u.properties
+            let ok = p.isAlphabetic || p.numericType != nil || p.generalCategory == .nonspacingMark || p.generalCategory == .spacingMark
+                || "-_.@+".unicodeScalars.contains(u)
+            guard ok, !p.isDefaultIgnorableCodePoint else {
+                throw PrincipalNameError("\(what) may hold only letters, digits and '-', '_', '.', '@', '+'")
+            }
+        }
+    }
+}
+
+/// Why a principal name was refused.
+public struct PrincipalNameError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ d: String) { description = d }
 }
 
 /// A caller, as established by its bearer token.
@@ -39,6 +72,24 @@ public struct TokenInfo: Sendable {
     public let scopes: [String]
     public let created: Double
     public let revoked: Double?
+    /// Who minted it: an administrator's principal, or `cli` for the host command line.
+    public let mintedBy: String?
+    /// The second administrator who approved it, for break-glass and multi-role tokens.
+    public let approvedBy: String?
+}
+
+/// A request for a break-glass or multi-role token, waiting for a second administrator.
+public struct TokenRequest: Sendable {
+    public let id: String
+    public let principal: String
+    public let scopes: [Scope]
+    public let requestedBy: String
+    public let created: Double
+    public let approvedBy: String?
+    public let tokenID: String?
+
+    /// How long a request may wait for approval and issue.
+    public static let lifetime: Double = 24 * 3600
 }
 
 /// Bearer tokens: `shub_<id>_<secret>`, 32 random bytes of secret. Only the SHA-256 of the
@@ -48,13 +99,60 @@ public enum Tokens {
     static let prefix = "shub_"
 
     /// Creates a token and returns its text, shown once.
-    public static func create(_ ctx: WriteContext, principal: String, scopes: [Scope], now: Double) throws -> (id: String, token: String) {
+    public static func create(_ ctx: WriteContext, principal: String, scopes: [Scope], now: Double, mintedBy: String,
+                              approvedBy: String? = nil) throws -> (id: String, token: String) {
         let id = hexString(Crypto.randomBytes(8))
         let token = prefix + id + "_" + base64URLString(Crypto.randomBytes(32))
-        try ctx.connection.db.run("INSERT INTO tokens(id, principal, scopes, hash, created) VALUES (?, ?, ?, ?, ?)",
+        try ctx.connection.db.run("INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")),
-                                   .blob(Crypto.sha256(token)), .real(now)])
+                                   .blob(Crypto.sha256(token)), .real(now), .text(mintedBy), approvedBy.map { .text($0) } ?? .null])
         return (id, token)
+    }
+
+    /// Who minted token `id` (nil for tokens from before minters were recorded).
+    public static func minter(_ conn: StoreConnection, id: String) throws -> String? {
+        var out: String?
+        try conn.db.query("SELECT minted_by FROM tokens WHERE id = ?", [.text(id)]) { out = $0.text(0) }
+        return out
+    }
+
+    // MARK: - Requests awaiting a second administrator
+
+    public static func request(_ ctx: WriteContext, id: String, principal: String, scopes: [Scope], requestedBy: String, now: Double) throws {
+        try ctx.connection.db.run("INSERT INTO token_requests(id, principal, scopes, requested_by, created) VALUES (?, ?, ?, ?, ?)",
+                                  [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .text(requestedBy), .real(now)])
+    }
+
+    /// A request still within its lifetime, or nil.
+    public static func request(_ conn: StoreConnection, id: String, now: Double) throws -> TokenRequest? {
+        try requests(conn, "id = ? AND created > ?", [.text(id), .real(now - TokenRequest.lifetime)]).first
+    }
+
+    /// Requests not yet issued and still within their lifetime, oldest first.
+    public static func openRequests(_ conn: StoreConnection, now: Double) throws -> [TokenRequest] {
+        try requests(conn, "token_id IS NULL AND created > ? ORDER BY created", [.real(now - TokenRequest.lifetime)])
+    }
+
+    private static func requests(_ conn: StoreConnection, _ clause: String, _ params: [SQLiteValue]) throws -> [TokenRequest] {
+        var out: [TokenRequest] = []
+        try conn.db.query("SELECT id, principal, scopes, requested_by, created, approved_by, token_id FROM token_requests WHERE \(clause)", params) { r in
+            out.append(TokenRequest(id: r.text(0) ?? "", principal: r.text(1) ?? "",
+                                    scopes: (r.text(2) ?? "").split(separator: ",").map { Scope(rawValue: String($0)) },
+                                    requestedBy: r.text(3) ?? "", created: r.value(4).double, approvedBy: r.text(5), tokenID: r.text(6)))
+        }
+        return out
+    }
+
+    /// Records the approval; false when approved already.
+    public static func approve(_ ctx: WriteContext, requestID: String, by: String, now: Double) throws -> Bool {
+        try ctx.connection.db.run("UPDATE token_requests SET approved_by = ?, approved = ? WHERE id = ? AND approved_by IS NULL",
+                                  [.text(by), .real(now), .text(requestID)]) == 1
+    }
+
+    /// Records that the approved token was issued; false when it was issued already.
+    public static func markIssued(_ ctx: WriteContext, requestID: String, tokenID: String, now: Double) throws -> Bool {
+        try ctx.connection.db.run("UPDATE token_requests SET token_id = ?, issued = ? WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
+                                  [.text(tokenID), .real(now), .text(requestID)]) == 1
     }
 
     /// Revokes a token by id; false when there is no such live token.
@@ -65,9 +163,9 @@ public enum Tokens {
     /// Every token, newest first.
     public static func list(_ conn: StoreConnection) throws -> [TokenInfo] {
         var out: [TokenInfo] = []
-        try conn.db.query("SELECT id, principal, scopes, created, revoked FROM tokens ORDER BY created DESC") { r in
+        try conn.db.query("SELECT id, principal, scopes, created, revoked, minted_by, approved_by FROM tokens ORDER BY created DESC") { r in
             out.append(TokenInfo(id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: (r.text(2) ?? "").split(separator: ",").map(String.init),
-                                 created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double))
+                                 created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5), approvedBy: r.text(6)))
         }
         return out
     }

@@ -115,31 +115,33 @@ func token(_ args: Arguments) throws -> Int32 {
     switch sub {
     case "create":
         let principal = try args.require("principal")
-        guard principal.utf8.count <= 64, principal.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
-            throw ConfigError("--principal must be 1-64 letters, digits, '-', '_', '.' or '@'")
-        }
+        do { try PrincipalName.validate(principal, what: "--principal") } catch { throw ConfigError(error.description) }
+        guard !PrincipalName.reserved.contains(principal) else { throw ConfigError("--principal '\(principal)' is reserved for the hub itself") }
         var scopes: [Scope] = []
         for raw in try args.require("scope").split(separator: ",") {
             let s = Scope(rawValue: raw.trimmingCharacters(in: .whitespaces))
-            guard Scope.known.contains(s) else { throw ConfigError("unknown scope '\(s.rawValue)'; use scim:read, scim:write or admin") }
+            guard Scope.known.contains(s) else { throw ConfigError("unknown scope '\(s.rawValue)'; use \(Scope.known.map(\.rawValue).joined(separator: ", "))") }
             if !scopes.contains(s) { scopes.append(s) }
         }
         let granted = scopes
         let created = try store.write { w in
-            let t = try Tokens.create(w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970)
+            // The host command line is the trusted path: it may mint any token, recorded as minted by `cli`.
+            let t = try Tokens.create(w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970, mintedBy: "cli")
             try AuditLog.append(w, .now(principal: "cli", action: "token.create", resourceType: "Token", resourceID: t.id,
-                                        attributes: granted.map(\.rawValue), requestID: "cli"))
+                                        attributes: [principal] + granted.map(\.rawValue), requestID: "cli"))
             return t
         }
         err("created token \(created.id) for principal '\(principal)' with scopes \(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:")
         out(created.token)
     case "list":
         let tokens = try store.read { try Tokens.list($0) }
-        out("ID                PRINCIPAL            SCOPES                     CREATED                   STATUS")
+        out("ID                PRINCIPAL            SCOPES                     CREATED                   MINTED BY            STATUS")
         for t in tokens {
             let status = t.revoked.map { "revoked \(SCIMDateTime.format($0))" } ?? "active"
+            let minted = (t.mintedBy ?? "-") + (t.approvedBy.map { " +\($0)" } ?? "")
             out("\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
-                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(SCIMDateTime.format(t.created))  \(status)")
+                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(SCIMDateTime.format(t.created))  "
+                + "\(minted.padding(toLength: 21, withPad: " ", startingAt: 0))\(status)")
         }
     case "revoke":
         guard args.positional.count == 2 else { throw ConfigError("token revoke needs the token id") }

@@ -122,7 +122,7 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
 
     @Test func tokens_verifiedByHashAndRevocable() throws {
         let t = try TempStore()
-        let (id, token) = try t.store.write { try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1) }
+        let (id, token) = try t.store.write { try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1, mintedBy: "cli") }
         let p = try t.store.read { try Tokens.verify($0, token: token) }
         #expect(p?.name == "hr")
         #expect(p?.scopes == [.scimRead])

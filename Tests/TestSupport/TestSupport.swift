@@ -182,7 +182,7 @@ public final class LiveHub: @unchecked Sendable {
         }
         self.server = server
         func token(_ p: String, _ s: [Scope]) throws -> String {
-            try server.store.write { w in try Tokens.create(w, principal: p, scopes: s, now: 0).token }
+            try server.store.write { w in try Tokens.create(w, principal: p, scopes: s, now: 0, mintedBy: "cli").token }
         }
         writer = try token("hr", [.scimRead, .scimWrite])
         reader = try token("viewer", [.scimRead])
@@ -212,7 +212,7 @@ public final class LiveHub: @unchecked Sendable {
 
     /// A further token, for a principal with these scopes (reviewers, break-glass).
     public func makeToken(_ principal: String, _ scopes: [Scope]) throws -> String {
-        try server.store.write { w in try Tokens.create(w, principal: principal, scopes: scopes, now: 0).token }
+        try server.store.write { w in try Tokens.create(w, principal: principal, scopes: scopes, now: 0, mintedBy: "cli").token }
     }
 
     /// One request on a new connection with a bearer token; JSON bodies as text.

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HTTPServer
+import HubCrypto
+import JSONCore
+import SCIM
+import Store
+
+/// Tokens over the admin API, with separation of duties: one administrator must not hold
+/// every role. The API never mints tokens for the hub's reserved principals (`engine`, …)
+/// or for configured feeds (their tokens come from the host: `scimhub token create`); a
+/// `break-glass` token, or one whose scopes span two roles (feed, admin, review,
+/// break-glass), waits for a second administrator's approval and is then issued to the
+/// one who asked; every token records who minted and who approved it.
+extension HubApp {
+    /// `POST /admin/tokens` `{"principal", "scopes": [...]}` with step-up: 201 with the token
+    /// (shown once), or 202 with a request that a second administrator approves.
+    func createToken(_ ctx: RequestContext) throws -> HTTPResponse {
+        let body = try jsonBody(ctx.request)
+        for k in body.keys where k != "principal" && k != "scopes" { throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes)") }
+        guard let principal = body["principal"]?.stringValue else { throw SCIMError.invalidValue("'principal' is required") }
+        do { try PrincipalName.validate(principal, what: "'principal'") } catch { throw SCIMError.invalidValue(error.description) }
+        guard let names = body["scopes"]?.arrayValue, !names.isEmpty else { throw SCIMError.invalidValue("'scopes' must be a non-empty array") }
+        var asked: [Scope] = []
+        for v in names {
+            guard let n = v.stringValue, let s = Scope.known.first(where: { $0.rawValue == n }) else {
+                throw SCIMError.invalidValue("'scopes': unknown scope (\(Scope.known.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if !asked.contains(s) { asked.append(s) }
+        }
+        let scopes = asked
+        if PrincipalName.reserved.contains(principal) {
+            throw SCIMError(status: 403, detail: "principal '\(principal)' is reserved for the hub itself; no token may carry it")
+        }
+        if config.feeds[principal] != nil || config.feedGroups[principal] != nil {
+            throw SCIMError(status: 403, detail: "'\(principal)' is a configured feed: its tokens are minted on the host with `scimhub token create`")
+        }
+        try requireStepUp(ctx, action: "creating a token")
+        let by = ctx.principal.name, requestID = ctx.requestID, now = Date().timeIntervalSince1970
+        let roles = Set(scopes.map(\.role))
+        if scopes.contains(.breakGlass) || roles.count > 1 {
+            let id = UUIDv7.make()
+            try store.write { w in
+                try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: by, now: now)
+                try AuditLog.append(w, .now(principal: by, action: "token.request", resourceType: "TokenRequest", resourceID: id,
+                                            attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
+            }
+            logger.notice("token awaits a second administrator", ["request": id, "requested.by": by])
+            return jsonResponse(202, .object(JSONObject([
+                "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
+                "scopes": .array(scopes.map { .string($0.rawValue) }),
+                "detail": .string("a break-glass or multi-role token needs a second administrator: POST /admin/token-requests/\(id)/approve, "
+                                  + "then the requester takes it with POST /admin/token-requests/\(id)/issue"),
+            ])), contentType: "application/json")
+        }
+        let token = try store.write { w -> String in
+            let t = try Tokens.create(w, principal: principal, scopes: scopes, now: now, mintedBy: by)
+            try AuditLog.append(w, .now(principal: by, action: "token.create", resourceType: "Token", resourceID: t.id,
+                                        attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
+            return t.token
+        }
+        return tokenResponse(principal, token)
+    }
+
+    /// `GET /admin/tokens`: every token's record (never a secret), with who minted and approved it.
+    func listTokens() throws -> HTTPResponse {
+        let tokens = try store.read { try Tokens.list($0) }
+        return jsonResponse(200, .object(JSONObject(["tokens": .array(tokens.map { t in
+            .object(JSONObject([
+                "id": .string(t.id), "principal": .string(t.principal), "scopes": .array(t.scopes.map { .string($0) }),
+                "created": .string(SCIMDateTime.format(t.created)), "revoked": t.revoked.map { .string(SCIMDateTime.format($0)) } ?? .null,
+                "mintedBy": t.mintedBy.map { .string($0) } ?? .null, "approvedBy": t.approvedBy.map { .string($0) } ?? .null,
+            ]))
+        })])), contentType: "application/json")
+    }
+
+    /// `GET /admin/token-requests`: requests not yet issued (24 hours at most).
+    func listTokenRequests() throws -> HTTPResponse {
+        let requests = try store.read { try Tokens.openRequests($0, now: Date().timeIntervalSince1970) }
+        return jsonResponse(200, .object(JSONObject(["requests": .array(requests.map(Self.json))])), contentType: "application/json")
+    }
+
+    /// `POST /admin/token-requests/{id}/approve` with step-up, by an administrator who is
+    /// neither the requester, nor the token's principal, nor holding a token the requester minted.
+    func approveTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let now = Date().timeIntervalSince1970
+        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
+        let me = ctx.principal
+        let myMinter = try store.read { try Tokens.minter($0, id: me.tokenID) }
+        guard me.name != r.requestedBy, me.name != r.principal, myMinter != r.requestedBy else {
+            throw SCIMError(status: 403, detail: "a second administrator approves: not the requester, not the token's principal, "
+                            + "and not with a token the requester minted")
+        }
+        guard r.approvedBy == nil else { throw SCIMError(status: 409, detail: "this request was approved already") }
+        try requireStepUp(ctx, action: "approving a token")
+        let requestID = ctx.requestID
+        let approved = try store.write { w -> Bool in
+            guard try Tokens.approve(w, requestID: id, by: me.name, now: now) else { return false }
+            try AuditLog.append(w, .now(principal: me.name, action: "token.approve", resourceType: "TokenRequest", resourceID: id,
+                                        attributes: [r.principal] + r.scopes.map(\.rawValue), requestID: requestID))
+            return true
+        }
+        guard approved else { throw SCIMError(status: 409, detail: "this request was approved already") }
+        guard let updated = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
+        return jsonResponse(200, Self.json(updated), contentType: "application/json")
+    }
+
+    /// `POST /admin/token-requests/{id}/issue`: the requester takes the approved token, once.
+    func issueTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let now = Date().timeIntervalSince1970
+        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
+        guard ctx.principal.name == r.requestedBy else { throw SCIMError(status: 403, detail: "only the administrator who asked for the token takes it") }
+        guard let approver = r.approvedBy else { throw SCIMError(status: 409, detail: "this request awaits a second administrator's approval") }
+        let requestID = ctx.requestID
+        let token = try store.write { w -> String? in
+            let t = try Tokens.create(w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy, approvedBy: approver)
+            guard try Tokens.markIssued(w, requestID: id, tokenID: t.id, now: now) else { throw SCIMError(status: 409, detail: "this token was issued already") }
+            try AuditLog.append(w, .now(principal: r.requestedBy, action: "token.create", resourceType: "Token", resourceID: t.id,
+                                        attributes: [r.principal] + r.scopes.map(\.rawValue) + ["approved by \(approver)"], requestID: requestID))
+            return t.token
+        }
+        guard let t = token else { throw SCIMError(status: 409, detail: "this token was issued already") }
+        return tokenResponse(r.principal, t)
+    }
+
+    private func tokenResponse(_ principal: String, _ token: String) -> HTTPResponse {
+        jsonResponse(201, .object(JSONObject(["principal": .string(principal), "token": .string(token)])), headers: [("Cache-Control", "no-store")],
+                     contentType: "application/json")
+    }
+
+    static func json(_ r: TokenRequest) -> JSONValue {
+        .object(JSONObject([
+            "id": .string(r.id), "principal": .string(r.principal), "scopes": .array(r.scopes.map { .string($0.rawValue) }),
+            "requestedBy": .string(r.requestedBy), "created": .string(SCIMDateTime.format(r.created)),
+            "approvedBy": r.approvedBy.map { .string($0) } ?? .null,
+            "state": .string(r.tokenID != nil ? "issued" : r.approvedBy != nil ? "approved" : "awaiting-approval"),
+        ]))
+    }
+}

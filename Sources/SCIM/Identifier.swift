@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+
+/// Identifiers that reach downstream systems (`userName`, e-mail addresses, `externalId`,
+/// group names) and how they are compared.
+///
+/// Targets fold names before they compare them: LDAP's caseIgnoreMatch prepares strings
+/// with NFKC and case folding (RFC 4518 §2), many REST APIs lower-case. If the hub kept
+/// `ａna.silva` (fullwidth) and `ana.silva` apart, a target would see one account for two
+/// people, and one person's leaver action would disable the other. So the hub compares
+/// identifiers in one canonical form at least as coarse as any target's, close to PRECIS
+/// UsernameCaseMapped (RFC 8265 §3.3): compatibility and width mapping (NFKC, which also
+/// maps ligatures such as `ﬁ`), full case folding, NFC again; and it refuses identifiers
+/// that cannot be compared safely at all: leading or trailing white space, control,
+/// format (invisible) and unassigned code points.
+public enum SCIMIdentifier {
+    /// The canonical form used for uniqueness and indexed lookups. Stored values keep the
+    /// spelling the client sent; only comparisons use this.
+    public static func canonical(_ s: String) -> String {
+        // Fast path: plain ASCII folds to ASCII lower case.
+        if s.utf8.allSatisfy({ $0 < 0x80 }) {
+            return String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
+        // RFC 8265 §3.3.2: width mapping (part of NFKC), case mapping, normalisation.
+        let folded = s.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)
+        return folded.precomposedStringWithCompatibilityMapping
+    }
+
+    /// Why `s` cannot be an identifier, as a phrase that follows the attribute's name
+    /// ("has leading or trailing white space"), or nil when it is acceptable. Never
+    /// quotes the value.
+    public static func problem(_ s: String) -> String? {
+        if s.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) { return nil }  // printable ASCII without spaces: the common case
+        let scalars = s.unicodeScalars
+        if let first = scalars.first, let last = scalars.last,
+           first.properties.isWhitespace || last.properties.isWhitespace {
+            return "has leading or trailing white space"
+        }
+        for u in scalars {
+            switch u.properties.generalCategory {
+            case .control: return "contains a control character (U+\(hex(u)))"
+            case .format, .lineSeparator, .paragraphSeparator:
+                return "contains an invisible character (U+\(hex(u)))"
+            case .unassigned, .privateUse, .surrogate:
+                return "contains an unassigned or private-use code point (U+\(hex(u)))"
+            default:
+                // Default-ignorable code points (Hangul fillers, variation selectors) render as nothing.
+                if u.properties.isDefaultIgnorableCodePoint { return "contains an invisible character (U+\(hex(u)))" }
+                if u.properties.isWhitespace && u != " " { return "contains white space other than a plain space (U+\(hex(u)))" }
+            }
+        }
+        return nil
+    }
+
+    private static func hex(_ u: Unicode.Scalar) -> String {
+        let h = String(u.value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - h.count)) + h
+    }
+}

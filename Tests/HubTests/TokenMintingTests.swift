@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import EHRTestServer
+import JSONCore
+import Store
+import TestSupport
+
+/// Separation of duties for tokens minted over the API: no reserved or feed principal, a
+/// second administrator for break-glass and multi-role tokens, the minter recorded, and a
+/// break-glass use never reviewed by the grantee, the granter or the granter's minter.
+@Suite struct TokenMintingTests {
+    let ehr: EHRTestServer
+    let hub: LiveHub
+    let alice: String
+    let aliceSecret: [UInt8]
+
+    init() throws {
+        ehr = try EHRTestServer()
+        ehr.start()
+        let policy = singleEHRPolicy(ehr, packages: #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#)
+        hub = try LiveHub(policy: policy) { c in c.feeds = ["hr": ["*"], "credentialing": ["title"]]; c.feedGroups = ["hr": ["*"]] }
+        alice = try hub.makeToken("alice", [.admin])
+        aliceSecret = try hub.enrolTOTP(alice)
+    }
+
+    /// `POST /admin/tokens` as `token` with a fresh code `offset` steps ahead (each step is accepted once).
+    func mint(_ body: String, token: String? = nil, secret: [UInt8]? = nil, offset: Int64 = 0) throws -> RawResponse {
+        try hub.call("POST", "/admin/tokens", token: token ?? alice, body: body,
+                     headers: [("X-ScimHub-TOTP", LiveHub.totp(secret ?? aliceSecret, stepOffset: offset))])
+    }
+
+    @Test(arguments: [
+        (#"{"principal": "engine", "scopes": ["scim:write"]}"#, 403, "reserved"),
+        (#"{"principal": "cli", "scopes": ["admin"]}"#, 403, "reserved"),
+        (#"{"principal": "hr", "scopes": ["scim:write"]}"#, 403, "configured feed"),
+        (#"{"principal": "credentialing", "scopes": ["scim:read"]}"#, 403, "configured feed"),
+        (#"{"principal": "ward,nurse", "scopes": ["review"]}"#, 400, "only letters, digits"),
+        (#"{"principal": "ward nurse", "scopes": ["review"]}"#, 400, "only letters, digits"),
+        (#"{"principal": "", "scopes": ["review"]}"#, 400, "1 to 256"),
+    ])
+    func forbiddenPrincipals_areRefused_andNothingIsMinted(body: String, status: Int, fragment: String) throws {
+        defer { hub.stop(); ehr.stop() }
+        let before = try hub.server.store.read { try Tokens.list($0).count }
+        let r = try mint(body)
+        #expect(r.status == status, "\(r.text)")
+        #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
+        #expect(try hub.server.store.read { try Tokens.list($0).count } == before)
+    }
+
+    @Test func oneAdmin_cannotHoldEveryRole() throws {
+        defer { hub.stop(); ehr.stop() }
+        // A single-role token is minted at once and records its minter.
+        let review = try mint(#"{"principal": "ward.manager@x.org", "scopes": ["review"]}"#)
+        #expect(review.status == 201, "\(review.text)")
+        let listed = try hub.call("GET", "/admin/tokens", token: alice).object["tokens"]?.arrayValue ?? []
+        #expect(listed.contains { $0.objectValue?["principal"]?.stringValue == "ward.manager@x.org" && $0.objectValue?["mintedBy"]?.stringValue == "alice" })
+        // Break-glass and every-scope tokens wait for a second administrator.
+        let bg = try mint(#"{"principal": "alice-emergency", "scopes": ["break-glass"]}"#, offset: 1)
+        #expect(bg.status == 202, "\(bg.text)")
+        #expect(bg.object["token"] == nil)
+        let requestID = try #require(bg.object["request"]?.stringValue)
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // not approved yet
+        // Alice cannot approve her own request, nor with a second admin token she minted.
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: alice,
+                             headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret, stepOffset: -1))]).status == 403)
+        let sock = try hub.server.store.write { w in try Tokens.create(w, principal: "mallory", scopes: [.admin], now: 0, mintedBy: "alice").token }
+        let sockSecret = try hub.enrolTOTP(sock)
+        let byPuppet = try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: sock, headers: [("X-ScimHub-TOTP", LiveHub.totp(sockSecret))])
+        #expect(byPuppet.status == 403, "\(byPuppet.text)")
+        // Bob, a second administrator, approves; only Alice takes the token, once.
+        let bob = try hub.makeToken("bob", [.admin])
+        let bobSecret = try hub.enrolTOTP(bob)
+        let approved = try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: bob, headers: [("X-ScimHub-TOTP", LiveHub.totp(bobSecret))])
+        #expect(approved.status == 200, "\(approved.text)")
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: bob).status == 403)
+        let issued = try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice)
+        #expect(issued.status == 201, "\(issued.text)")
+        let breakGlassToken = try #require(issued.object["token"]?.stringValue)
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // issued once
+        let record = try hub.server.store.read { try Tokens.list($0) }.first { $0.principal == "alice-emergency" }
+        #expect(record?.mintedBy == "alice" && record?.approvedBy == "bob")
+
+        // Alice's emergency token grants break-glass; she may not review that use: she minted
+        // the granter's token. Nor may the puppet admin she minted, nor the grantee.
+        let r = try hub.call("POST", "/scim/v2/Users", body: person("rosa@x.org", title: "Receptionist"))
+        let personID = try #require(r.object["id"]?.stringValue)
+        let bgSecret = try hub.enrolTOTP(breakGlassToken)
+        let grant = try hub.call("POST", "/admin/break-glass", token: breakGlassToken, body: #"{"personId": "\#(personID)", "package": "emergency-physician", "reason": "test of separation"}"#,
+                                 headers: [("X-ScimHub-TOTP", LiveHub.totp(bgSecret))])
+        #expect(grant.status == 201, "\(grant.text)")
+        let grantID = try #require(grant.object["id"]?.stringValue)
+        let verdict = #"{"decision": "justified", "reason": "fine"}"#
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: alice, body: verdict).status == 403)
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: sock, body: verdict).status == 403)  // a token Alice minted
+        let rosa = try hub.makeToken("rosa@x.org", [.admin])
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: rosa, body: verdict).status == 403)  // the grantee
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: hub.admin, body: verdict).status == 200)
+        let audit = try hub.call("GET", "/admin/audit?principal=bob", token: hub.admin).text
+        #expect(audit.contains("token.approve"))
+    }
+}
