@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
@@ -75,6 +75,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import HTTPServer
+import HubCrypto
 import HubLog
 import JSONCore
 import SCIM
@@ -57,6 +58,13 @@ public struct HubConfig: Sendable {
     /// Failed authentications allowed per client address per window before 429.
     public var authFailureLimit = 10
     public var authFailureWindowSeconds: Double = 60
+    /// Signed audit checkpoints: the Ed25519 private key (PEM) in a file outside the data
+    /// folder, or in an environment variable; the append-only file checkpoints go to; and
+    /// how often (seconds) the head is signed when the chain has grown. No key: no checkpoints.
+    public var auditKeyFile: String? = nil
+    public var auditKeyEnv: String? = nil
+    public var auditCheckpointFile: String? = nil
+    public var auditCheckpointSeconds: Double = 60
 
     public init() {}
 
@@ -137,6 +145,10 @@ public struct HubConfig: Sendable {
                     default: throw ConfigError("unknown config key \(key) (identifier, string, binary, attributes)")
                     }
                 }
+            case "auditKeyFile": c.auditKeyFile = try string(v, m.key)
+            case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
+            case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
+            case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
             case "http":
                 guard let h = v.objectValue else { throw ConfigError("http must be an object") }
                 for hm in h.members {
@@ -163,6 +175,28 @@ public struct HubConfig: Sendable {
         // A Bulk body must fit through the HTTP body limit.
         c.http.maxBodyBytes = max(c.http.maxBodyBytes, c.bulkMaxPayloadBytes)
         return c
+    }
+
+    /// The audit signing key, when one is configured. The key must not live in the data
+    /// folder: whoever can rewrite the database must not also be able to re-sign it.
+    func loadAuditKey() throws -> Ed25519PrivateKey? {
+        let pem: String
+        if let file = auditKeyFile {
+            let real = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+            let data = URL(fileURLWithPath: dataDirectory).resolvingSymlinksInPath().path
+            guard !(real == data || real.hasPrefix(data + "/")) else {
+                throw ConfigError("auditKeyFile must be outside the data folder \(dataDirectory): the key proves the database was not rewritten")
+            }
+            guard let d = FileManager.default.contents(atPath: file) else { throw ConfigError("auditKeyFile \(file) cannot be read") }
+            pem = String(decoding: d, as: UTF8.self)
+        } else if let env = auditKeyEnv {
+            guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else { throw ConfigError("auditKeyEnv: the environment variable \(env) is not set") }
+            pem = v
+        } else {
+            return nil
+        }
+        guard auditCheckpointFile != nil else { throw ConfigError("an audit key needs auditCheckpointFile: where the signed checkpoints are appended") }
+        do { return try Ed25519PrivateKey(pem: pem) } catch { throw ConfigError("audit key: \(error.description)") }
     }
 
     private static func names(_ arr: [JSONValue], _ key: String, allowEmpty: Bool) throws -> [String] {

@@ -26,6 +26,8 @@ public final class HubServer: Sendable {
     private let reviewSchedule: (every: Double, due: Double, decision: String)
     private let logger: Logger
     private let stopSchedule = DispatchSemaphore(value: 0)
+    /// Signs the audit chain's head periodically and at shutdown, when a key is configured.
+    public let checkpointer: AuditCheckpointer?
 
     /// Loads schemas, opens the store and binds the listen address.
     public init(config: HubConfig, logger: Logger) throws {
@@ -45,7 +47,10 @@ public final class HubServer: Sendable {
             for t in p.enabledTargets { connectors[t.name] = try ConnectorRegistry.make(t) }
             policy = p
         }
-        store = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
+        let auditKey = try config.loadAuditKey()
+        let opened = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
+        store = opened
+        checkpointer = auditKey.map { AuditCheckpointer(store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds, logger: logger) }
         if let p = policy {
             engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, userType: userType, logger: logger, options: config.engine)
         }
@@ -103,11 +108,13 @@ public final class HubServer: Sendable {
         breakGlass?.startExpiryThread()
         credentials?.start()
         startSchedule()
+        checkpointer?.start()
         http.run()
         stopSchedule.signal()
         breakGlass?.stop()
         credentials?.stop()
         engine?.stop()
+        checkpointer?.stop()
         store.close()
     }
 

@@ -64,11 +64,17 @@ public struct AuditEntry: Sendable, Equatable {
 public struct AuditVerification: Sendable {
     /// Entries checked.
     public let entries: Int
-    /// Hash of the last entry (publish it to anchor the chain elsewhere).
+    /// Sequence number and hash of the last entry (publish them to anchor the chain elsewhere).
+    public let headSeq: Int64
     public let headHash: String
-    /// The first entry whose link or hash does not check, with the reason.
-    public let firstBroken: (seq: Int64, reason: String)?
-    public var intact: Bool { firstBroken == nil }
+    /// Every entry whose link or hash does not check, with the reason, in order (the first
+    /// `maxListed`; `breakCount` counts them all). Verification goes on past a break, so a
+    /// false break cannot hide a real one further on.
+    public let breaks: [(seq: Int64, reason: String)]
+    public let breakCount: Int
+    public var firstBroken: (seq: Int64, reason: String)? { breaks.first }
+    public var intact: Bool { breakCount == 0 }
+    public static let maxListed = 1000
 }
 
 /// The tamper-evident audit log: each entry stores its predecessor's hash and
@@ -88,32 +94,53 @@ public enum AuditLog {
             INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(seq), .text(entry.time), .text(entry.principal), .text(entry.action), .text(entry.resourceType),
-                  .text(entry.resourceID), .text(entry.attributes.joined(separator: ",")), .text(entry.requestID), .text(entry.outcome),
+                  .text(entry.resourceID), .text(encodeAttributes(entry.attributes)), .text(entry.requestID), .text(entry.outcome),
                   .blob(prev), .blob(hash)])
         ctx.auditHead = hash
     }
 
-    /// Walks the whole chain in order.
-    public static func verify(_ conn: StoreConnection) throws -> AuditVerification {
+    /// Attribute names as a JSON array: unambiguous whatever the names hold (a comma once
+    /// split one name in two on read, and the entry no longer matched its hash).
+    static func encodeAttributes(_ names: [String]) -> String {
+        String(decoding: JSONWriter().write(.array(names.map { .string($0) })), as: UTF8.self)
+    }
+
+    /// Entries written before the JSON encoding hold names joined by commas.
+    static func decodeAttributes(_ text: String) -> [String] {
+        if text.hasPrefix("["), case .array(let items)? = try? JSONParser().parse(Array(text.utf8)) { return items.compactMap(\.stringValue) }
+        return text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// Walks the whole chain in order and reports every break. `hashAt` is called with each
+    /// entry's sequence number and hash (checkpoint verification).
+    public static func verify(_ conn: StoreConnection, hashAt: (Int64, [UInt8]) -> Void = { _, _ in }) throws -> AuditVerification {
         var prev = genesis
         var expectedSeq: Int64 = 1
-        var count = 0
-        var broken: (Int64, String)? = nil
+        var count = 0, breakCount = 0
+        var breaks: [(Int64, String)] = []
+        func broken(_ seq: Int64, _ reason: String) {
+            breakCount += 1
+            if breaks.count < AuditVerification.maxListed { breaks.append((seq, reason)) }
+        }
+        var lastSeq: Int64 = 0
         try conn.db.query("SELECT \(columns) FROM audit ORDER BY seq") { row in
-            guard broken == nil else { return }
             let e = entry(row)
             if e.seq != expectedSeq {
-                broken = (expectedSeq, "entry \(expectedSeq) is missing")
-            } else if e.prevHash != prev {
-                broken = (e.seq, "does not link to its predecessor")
-            } else if Crypto.sha256(e.preimage(seq: e.seq, prev: e.prevHash)) != e.hash {
-                broken = (e.seq, "content does not match its hash")
+                broken(expectedSeq, e.seq == expectedSeq + 1 ? "entry \(expectedSeq) is missing" : "entries \(expectedSeq) to \(e.seq - 1) are missing")
             }
+            if e.prevHash != prev {
+                broken(e.seq, "does not link to its predecessor")
+            }
+            if Crypto.sha256(e.preimage(seq: e.seq, prev: e.prevHash)) != e.hash {
+                broken(e.seq, "content does not match its hash")
+            }
+            hashAt(e.seq, e.hash)
             prev = e.hash
-            expectedSeq += 1
+            lastSeq = e.seq
+            expectedSeq = e.seq + 1
             count += 1
         }
-        return AuditVerification(entries: count, headHash: hexString(prev), firstBroken: broken)
+        return AuditVerification(entries: count, headSeq: lastSeq, headHash: hexString(prev), breaks: breaks, breakCount: breakCount)
     }
 
     /// Entries matching the filters, oldest first (`time` bounds are ISO timestamps).
@@ -135,9 +162,8 @@ public enum AuditLog {
     static let columns = "seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash"
 
     static func entry(_ r: SQLiteRow) -> AuditEntry {
-        let attrs = r.text(6) ?? ""
         var e = AuditEntry(time: r.text(1) ?? "", principal: r.text(2) ?? "", action: r.text(3) ?? "", resourceType: r.text(4) ?? "",
-                           resourceID: r.text(5) ?? "", attributes: attrs.isEmpty ? [] : attrs.split(separator: ",").map(String.init),
+                           resourceID: r.text(5) ?? "", attributes: decodeAttributes(r.text(6) ?? ""),
                            requestID: r.text(7) ?? "", outcome: r.text(8) ?? "")
         e.seq = r.int64(0)
         e.prevHash = r.blob(9)
@@ -149,8 +175,13 @@ public enum AuditLog {
 extension StoreConnection {
     /// Hash of the newest audit entry, or the genesis value.
     func auditHeadHash() throws -> [UInt8] {
-        var h = AuditLog.genesis
-        try db.query("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") { h = $0.blob(0) }
+        try auditHead().hash
+    }
+
+    /// Sequence number and hash of the newest audit entry (0 and the genesis value when empty).
+    public func auditHead() throws -> (seq: Int64, hash: [UInt8]) {
+        var h = (seq: Int64(0), hash: AuditLog.genesis)
+        try db.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") { h = ($0.int64(0), $0.blob(1)) }
         return h
     }
 }

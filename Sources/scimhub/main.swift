@@ -4,6 +4,7 @@ import CLinux
 import ConnectorKit
 import Hub
 import Provisioning
+import HubCrypto
 import HubLog
 import SCIM
 import Store
@@ -16,11 +17,13 @@ scimhub: SCIM 2.0 provisioning hub
 
 USAGE
   scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
+                [--audit-key FILE --audit-checkpoints FILE]
   scimhub policy check FILE [--schemas DIR]
   scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
   scimhub token list --data DIR
   scimhub token revoke --data DIR TOKEN_ID
-  scimhub audit verify --data DIR
+  scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
+  scimhub audit keygen --out FILE      (FILE: Ed25519 private key, FILE.pub: its public key)
   scimhub mfa reset --data DIR --principal NAME
   scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
   scimhub --help
@@ -80,6 +83,8 @@ func serve(_ args: Arguments) throws -> Int32 {
     if let v = args.options["data"] { config.dataDirectory = v }
     if let v = args.options["schemas"] { config.schemasDirectory = v }
     if let v = args.options["policy"] { config.policyFile = v }
+    if let v = args.options["audit-key"] { config.auditKeyFile = v }
+    if let v = args.options["audit-checkpoints"] { config.auditCheckpointFile = v }
     if let v = args.options["log-level"] {
         guard let l = Logger.Level(name: v) else { throw ConfigError("--log-level must be debug, info, warning or error") }
         config.logLevel = l
@@ -177,15 +182,64 @@ func policy(_ args: Arguments) throws -> Int32 {
 }
 
 func audit(_ args: Arguments) throws -> Int32 {
-    guard args.positional.first == "verify" else { throw ConfigError("audit needs verify") }
+    switch args.positional.first {
+    case "verify": return try auditVerify(args)
+    case "keygen":
+        let path = try args.require("out")
+        let (priv, pub) = try Ed25519.generate()
+        guard !FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(path) exists already; a signing key is never overwritten") }
+        guard FileManager.default.createFile(atPath: path, contents: Data(priv.utf8), attributes: [.posixPermissions: 0o600]),
+              FileManager.default.createFile(atPath: path + ".pub", contents: Data(pub.utf8), attributes: [.posixPermissions: 0o644]) else {
+            throw ConfigError("cannot write \(path)")
+        }
+        err("wrote the audit signing key to \(path) (keep it outside the data folder) and its public key to \(path).pub")
+        return 0
+    default: throw ConfigError("audit needs verify or keygen")
+    }
+}
+
+/// `scimhub audit verify`: every break in the chain, then each checkpoint: signed by the
+/// given key, and reached by the chain with the same hash (else the tail was cut or the
+/// chain rewritten).
+func auditVerify(_ args: Arguments) throws -> Int32 {
     let store = try openStore(try args.require("data"))
     defer { store.close() }
-    let v = try store.read { try AuditLog.verify($0) }
-    if let b = v.firstBroken {
-        out("audit chain BROKEN at entry \(b.seq): \(b.reason) (\(v.entries) entries read)")
+    var checkpoints: [AuditCheckpoint] = []
+    var failures: [String] = []
+    if let given = args.options["checkpoint"] {
+        if let one = AuditCheckpoint(text: given), !given.hasPrefix("{") {
+            checkpoints = [one]
+        } else {
+            guard let d = FileManager.default.contents(atPath: given) else { throw ConfigError("--checkpoint: \(given) is neither HASH@SEQ nor a readable file") }
+            guard let keyFile = args.options["public-key"], let pem = FileManager.default.contents(atPath: keyFile) else {
+                throw ConfigError("--checkpoint FILE needs --public-key FILE (the .pub written by audit keygen) to check the signatures")
+            }
+            let key = try Ed25519PublicKey(pem: String(decoding: pem, as: UTF8.self))
+            for (i, line) in String(decoding: d, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
+                guard let c = AuditCheckpoint(text: String(line)) else { failures.append("checkpoint line \(i + 1) is not a checkpoint"); continue }
+                guard c.isSigned(by: key) else { failures.append("checkpoint line \(i + 1) (entry \(c.seq)) is not signed by this key"); continue }
+                checkpoints.append(c)
+            }
+            if checkpoints.isEmpty && failures.isEmpty { failures.append("the checkpoint file holds no checkpoint") }
+        }
+    }
+    let (v, checks) = try store.read { try AuditLog.verify($0, checkpoints: checkpoints) }
+    for b in v.breaks { out("audit chain BROKEN at entry \(b.seq): \(b.reason)") }
+    if v.breakCount > v.breaks.count { out("… and \(v.breakCount - v.breaks.count) more breaks") }
+    for (c, check) in zip(checkpoints, checks) {
+        switch check {
+        case .reached: continue
+        case .cut(let end): failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the log ends at entry \(end): its tail was cut")
+        case .rewritten: failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the entry's hash differs: the chain was rewritten")
+        }
+    }
+    for f in failures { out("audit CHECKPOINT FAILED: \(f)") }
+    guard v.intact, failures.isEmpty else {
+        out("audit chain NOT intact: \(v.breakCount) breaks, \(failures.count) checkpoint failures (\(v.entries) entries read)")
         return 1
     }
-    out("audit chain intact: \(v.entries) entries, head \(v.headHash)")
+    let reached = checkpoints.map(\.seq).max().map { ", reaches the checkpoint at entry \($0)" } ?? ""
+    out("audit chain intact: \(v.entries) entries, head \(v.headHash)@\(v.headSeq)\(reached)")
     return 0
 }
 
@@ -256,13 +310,13 @@ func main() -> Int32 {
             out(usage)
             return 0
         case "serve":
-            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "policy", "log-level"]))
+            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints"]))
         case "policy":
             return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas"]))
         case "token":
             return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
         case "audit":
-            return try audit(Arguments(argv.dropFirst(2), allowed: ["data"]))
+            return try audit(Arguments(argv.dropFirst(2), allowed: ["data", "checkpoint", "public-key", "out"]))
         case "mfa":
             return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
         case "reconcile":

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import HubCrypto
+import HubLog
+import JSONCore
+import SCIM
+
+/// A signed statement "the audit chain had entry `seq` with hash `head` at `time`".
+///
+/// The hash chain alone proves nothing was altered or removed *between* entries; whoever
+/// can write the database can still cut the tail or rewrite an entry and re-hash every
+/// entry after it. A checkpoint signed with a key kept outside the database, written to an
+/// append-only file and to the log (which ships elsewhere), closes both: the chain must
+/// still reach each checkpoint's entry with the same hash.
+public struct AuditCheckpoint: Sendable, Equatable {
+    public let seq: Int64
+    public let head: String
+    public let time: String
+    /// Which key signed it (`Ed25519PrivateKey.keyID`).
+    public let keyID: String
+    public let signature: String
+
+    /// The exact bytes signed: a versioned, line-based text no field can spill out of.
+    static func message(seq: Int64, head: String, time: String) -> [UInt8] {
+        Array("scimhub-audit-checkpoint/1\n\(seq)\n\(head)\n\(time)\n".utf8)
+    }
+
+    public static func make(seq: Int64, head: [UInt8], time: String, key: Ed25519PrivateKey) throws -> AuditCheckpoint {
+        let h = hexString(head)
+        return AuditCheckpoint(seq: seq, head: h, time: time, keyID: key.keyID,
+                               signature: hexString(try key.sign(message(seq: seq, head: h, time: time))))
+    }
+
+    public func isSigned(by key: Ed25519PublicKey) -> Bool {
+        guard let sig = bytesFromHex(signature) else { return false }
+        return key.verify(signature: sig, message: Self.message(seq: seq, head: head, time: time))
+    }
+
+    /// One line of the checkpoint file.
+    public var line: String {
+        JSONValue.object(JSONObject([
+            "seq": .number(JSONNumber(Int(seq))), "head": .string(head), "time": .string(time),
+            "key": .string(keyID), "signature": .string(signature),
+        ])).jsonString
+    }
+
+    public init(seq: Int64, head: String, time: String, keyID: String, signature: String) {
+        self.seq = seq; self.head = head; self.time = time; self.keyID = keyID; self.signature = signature
+    }
+
+    /// Parses a checkpoint file line, or `HASH@SEQ` as published by hand (unsigned).
+    public init?(text: String) {
+        if let at = text.firstIndex(of: "@"), !text.hasPrefix("{") {
+            guard let seq = Int64(text[text.index(after: at)...]), seq > 0, let h = bytesFromHex(String(text[..<at])), h.count == 32 else { return nil }
+            self.init(seq: seq, head: hexString(h), time: "", keyID: "", signature: "")
+            return
+        }
+        guard case .object(let o)? = try? JSONParser().parse(Array(text.utf8)), let seq = o["seq"]?.numberValue?.int64,
+              let head = o["head"]?.stringValue, let time = o["time"]?.stringValue, let key = o["key"]?.stringValue,
+              let sig = o["signature"]?.stringValue else { return nil }
+        self.init(seq: seq, head: head.lowercased(), time: time, keyID: key, signature: sig)
+    }
+}
+
+/// What a checkpoint says about the chain.
+public enum CheckpointCheck: Sendable, Equatable {
+    case reached
+    /// The chain ends before the checkpoint's entry: its tail was cut.
+    case cut(logEndsAt: Int64)
+    /// The entry is there with another hash: the chain was rewritten (and re-hashed).
+    case rewritten
+}
+
+extension AuditLog {
+    /// Verifies the chain and checks each checkpoint against it, in one pass.
+    public static func verify(_ conn: StoreConnection, checkpoints: [AuditCheckpoint]) throws -> (AuditVerification, [CheckpointCheck]) {
+        var wanted: [Int64: String] = [:]
+        for c in checkpoints { wanted[c.seq] = c.head }
+        var found: [Int64: String] = [:]
+        let v = try verify(conn) { seq, hash in
+            if wanted[seq] != nil { found[seq] = hexString(hash) }
+        }
+        let checks = checkpoints.map { c -> CheckpointCheck in
+            guard let h = found[c.seq] else { return .cut(logEndsAt: v.headSeq) }
+            return h == c.head ? .reached : .rewritten
+        }
+        return (v, checks)
+    }
+}
+
+/// Writes a signed checkpoint of the chain head every `interval` seconds when the chain
+/// has grown, and once more at shutdown: one line appended (O_APPEND, fsync) to the
+/// checkpoint file and one log line.
+public final class AuditCheckpointer: Sendable {
+    private let store: Store
+    private let key: Ed25519PrivateKey
+    private let path: String
+    private let interval: Double
+    private let logger: Logger
+    private let lastSeq = Mutex<Int64>(0)
+    private let signal = NSCondition()
+    private let stopped = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(store: Store, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
+        self.store = store
+        self.key = key
+        self.path = path
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// Checkpoints now if the chain grew since the last one; returns the checkpoint written.
+    @discardableResult
+    public func checkpoint() throws -> AuditCheckpoint? {
+        let head = try store.read(snapshot: false) { try $0.auditHead() }
+        guard head.seq > 0, head.seq > lastSeq.withLock({ $0 }) else { return nil }
+        let c = try AuditCheckpoint.make(seq: head.seq, head: head.hash, time: SCIMDateTime.format(SCIMDateTime.now()), key: key)
+        try Self.append(c.line + "\n", to: path)
+        lastSeq.withLock { $0 = head.seq }
+        logger.notice("audit checkpoint", ["audit.seq": String(c.seq), "audit.head": c.head, "audit.key": c.keyID, "audit.signature": c.signature])
+        return c
+    }
+
+    static func append(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw StoreError("audit checkpoint file \(path) cannot be opened (errno \(errno))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count, fsync(fd) == 0 else { throw StoreError("audit checkpoint file \(path) cannot be written (errno \(errno))") }
+    }
+
+    public func start() {
+        let t = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                signal.lock()
+                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(interval)) }
+                signal.unlock()
+                guard !stopped.load(ordering: .relaxed) else { break }
+                do { try checkpoint() } catch {
+                    logger.error("audit checkpoint failed; retried at the next interval", ["error": String(describing: error).prefix(200).description])
+                }
+            }
+            finished.signal()
+        }
+        t.name = "audit-checkpoint"
+        t.start()
+    }
+
+    /// Stops the thread and writes a last checkpoint, so a clean shutdown leaves the head signed.
+    public func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        signal.lock()
+        signal.broadcast()
+        signal.unlock()
+        finished.wait()
+        do { try checkpoint() } catch {
+            logger.error("final audit checkpoint failed", ["error": String(describing: error).prefix(200).description])
+        }
+    }
+}
