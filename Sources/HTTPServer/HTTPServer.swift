@@ -199,6 +199,18 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func readFrom(_ conn: Connection) {
         let n = readBuffer.withUnsafeMutableBytes { recv(conn.fd, $0.baseAddress, $0.count, 0) }
+        if conn.lingering {
+            // Discard: the response is sent; we only wait for the client to stop sending.
+            if n == 0 { closeConnection(conn); return }
+            if n < 0 {
+                let e = scimhub_errno()
+                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { closeConnection(conn) }
+                return
+            }
+            conn.lingerBytes += n
+            if conn.lingerBytes > limits.lingerMaxBytes { closeConnection(conn) }
+            return
+        }
         if n == 0 {
             // Peer closed its side. Finish an in-flight request's write attempt, then close.
             conn.peerClosed = true
@@ -302,11 +314,24 @@ public final class HTTPServer: @unchecked Sendable {
         conn.output.removeAll(keepingCapacity: true)
         conn.outputOffset = 0
         if conn.closing && !conn.inFlight {
-            closeConnection(conn)
+            lingerThenClose(conn)
             return
         }
         modify(conn)
         if !conn.inFlight && !conn.input.isEmpty { processInput(conn) }
+    }
+
+    /// Ends a connection whose last response is sent: half-close, then read and discard
+    /// until the client closes or the linger bounds are reached (RFC 9112 §9.6). Closing
+    /// with unread input would make the kernel send a reset that can destroy the response
+    /// before the client reads it.
+    private func lingerThenClose(_ conn: Connection) {
+        guard !conn.peerClosed, !shutdownRequested.load(ordering: .relaxed) else { closeConnection(conn); return }
+        conn.lingering = true
+        conn.lingerStart = Sock.now()
+        conn.input = InputBuffer()
+        _ = Glibc.shutdown(conn.fd, Int32(SHUT_WR))
+        modify(conn)
     }
 
     private func closeConnection(_ conn: Connection) {
@@ -321,6 +346,10 @@ public final class HTTPServer: @unchecked Sendable {
     private func sweepTimeouts(_ now: Double) {
         for conn in Array(connections.values) {
             if conn.inFlight { continue }
+            if conn.lingering {
+                if now - conn.lingerStart > limits.lingerTimeout { closeConnection(conn) }
+                continue
+            }
             if conn.outputPending {
                 if now - conn.writeStart > limits.writeTimeout { closeConnection(conn) }
                 continue
@@ -372,6 +401,10 @@ private final class Connection {
     var requestStart: Double
     var bodyStart: Double? = nil
     var writeStart: Double = 0
+    /// Response sent, write side shut: reading only to discard (lingering close).
+    var lingering = false
+    var lingerStart: Double = 0
+    var lingerBytes = 0
 
     init(fd: Int32, serial: UInt64, peer: String, limits: HTTPLimits, now: Double) {
         self.fd = fd
@@ -387,6 +420,7 @@ private final class Connection {
     /// Stop reading while a request is in flight and enough pipelined input is buffered,
     /// and after the peer has closed or we are closing.
     var wantsRead: Bool {
+        if lingering { return true }
         if peerClosed || closing { return false }
         if inFlight && input.readable > 256 * 1024 { return false }
         return true

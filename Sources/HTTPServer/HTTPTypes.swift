@@ -178,6 +178,12 @@ public struct HTTPLimits: Sendable {
     public var writeTimeout: Double = 30
     /// Time graceful shutdown waits for in-flight requests.
     public var shutdownGrace: Double = 15
+    /// Lingering close (RFC 9112 §9.6): after a response that ends the connection, the
+    /// server stops sending and reads and discards what the client still sends, at most
+    /// this many bytes for at most this long, so a client that writes its whole body before
+    /// reading (Python's urllib) reads the 413 instead of a connection reset.
+    public var lingerMaxBytes = 64 * 1024 * 1024
+    public var lingerTimeout: Double = 5
 
     public init() {}
 }

@@ -164,6 +164,8 @@ public struct HubConfig: Sendable {
                     case "idleTimeoutSeconds": c.http.idleTimeout = Double(try int(hm.value, key, 1...86_400))
                     case "writeTimeoutSeconds": c.http.writeTimeout = Double(try int(hm.value, key, 1...3600))
                     case "shutdownGraceSeconds": c.http.shutdownGrace = Double(try int(hm.value, key, 0...3600))
+                    case "lingerMaxBytes": c.http.lingerMaxBytes = try int(hm.value, key, 0...(1 << 30))
+                    case "lingerTimeoutSeconds": c.http.lingerTimeout = Double(try int(hm.value, key, 0...300))
                     default: throw ConfigError("unknown config key \(key)")
                     }
                 }

@@ -81,12 +81,26 @@ public final class HubApp: Sendable {
             response = errorResponse(SCIMError(status: 500, detail: "internal error; the request id is \(requestID)"))
         }
         response.headers.append(("X-Request-Id", requestID))
+        Self.addSecurityHeaders(&response)
         if logger.minimumLevel <= .debug {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             logger.debug("request", ["http.method": request.method, "http.path": request.path, "http.status": String(response.status),
                                      "duration.ms": String(format: "%.2f", ms), "request.id": requestID, "principal": principalName])
         }
         return response
+    }
+
+    /// Headers every response carries, HTML reports and protocol errors included: no MIME
+    /// sniffing, no framing, no referrer, and (unless the response sets its own) a CSP that
+    /// allows nothing, so a JSON body opened in a browser can never run as a page. Responses
+    /// hold personal data: nothing is cached unless a handler says otherwise.
+    static func addSecurityHeaders(_ response: inout HTTPResponse) {
+        func has(_ name: String) -> Bool { response.headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
+        response.headers.append(("X-Frame-Options", "DENY"))
+        response.headers.append(("Referrer-Policy", "no-referrer"))
+        if !has("Content-Security-Policy") { response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")) }
+        if !has("Cache-Control") { response.headers.append(("Cache-Control", "no-store")) }
     }
 
     private func makeRequestID(_ request: HTTPRequest) -> String {

@@ -80,7 +80,11 @@ public final class HubServer: Sendable {
         app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews,
                          breakGlass: breakGlass, credentials: credentials)
         let handler: HTTPHandler = { [app] in app.handle($0) }
-        let renderError: HTTPErrorRenderer = { [app] status, reason in app.errorResponse(SCIMError(status: status, detail: reason)) }
+        let renderError: HTTPErrorRenderer = { [app] status, reason in
+            var r = app.errorResponse(SCIMError(status: status, detail: reason))
+            HubApp.addSecurityHeaders(&r)
+            return r
+        }
         do {
             http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
                                   logger: logger, renderError: renderError, handler: handler)

@@ -63,7 +63,7 @@ extension HubApp {
         guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
         let types: [ReconciliationReport.Format: String] = [.json: "application/json", .csv: "text/csv; charset=utf-8", .html: "text/html; charset=utf-8"]
         var headers = [("Content-Type", types[format]!), ("Cache-Control", "no-store")]
-        if format == .html { headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")) }
+        if format == .html { headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")) }
         if format == .csv { headers.append(("Content-Disposition", "attachment; filename=\"reconciliation-\(run.id).csv\"")) }
         return HTTPResponse(status: 200, headers: headers, body: try ReconciliationReport.render(run, format: format, store: store))
     }

@@ -20,6 +20,13 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public let sql: String?
 
+    public init(code: Int32, extendedCode: Int32, message: String, sql: String?) {
+        self.code = code
+        self.extendedCode = extendedCode
+        self.message = message
+        self.sql = sql
+    }
+
     /// True for a UNIQUE or PRIMARY KEY constraint violation.
     public var isUniqueViolation: Bool { extendedCode == 2067 || extendedCode == 1555 }
     /// True when the database was locked by another connection.

@@ -13,10 +13,49 @@ public enum Durability: String, Sendable {
     case normal
 }
 
-/// A failure of the storage layer itself (disk full, corrupt file): the hub answers 503.
+/// A failure of the storage layer itself: the hub answers 503 with `Retry-After`, and the
+/// request's changes are rolled back. Driver errors never cross the store's boundary raw:
+/// they become one of these kinds, with SQLite's code and message kept for the log.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public struct Kind: RawRepresentable, Sendable, Hashable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// Another connection held a lock past the busy timeout.
+        public static let busy = Kind(rawValue: "busy")
+        /// The disk, the quota or the file-size limit is exhausted (SQLITE_FULL, EFBIG).
+        public static let full = Kind(rawValue: "full")
+        /// A read or write failed (SQLITE_IOERR) or the file is damaged.
+        public static let io = Kind(rawValue: "io")
+        /// A constraint the caller did not map (a bug, reported as unavailable, never half-written).
+        public static let constraint = Kind(rawValue: "constraint")
+        /// Anything else: the store is closed, a stored document cannot be read, ….
+        public static let unavailable = Kind(rawValue: "unavailable")
+    }
+
+    public let kind: Kind
     public let description: String
-    public init(_ d: String) { description = d }
+    public init(_ d: String, kind: Kind = .unavailable) {
+        self.kind = kind
+        description = d
+    }
+
+    /// The typed error for a driver error (SQLite primary result codes).
+    public init(_ e: SQLiteError) {
+        let kind: Kind
+        switch e.code {
+        case 5, 6: kind = .busy                 // SQLITE_BUSY, SQLITE_LOCKED
+        case 13: kind = .full                   // SQLITE_FULL
+        case 10, 11, 14, 26: kind = .io         // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
+        case 19: kind = .constraint             // SQLITE_CONSTRAINT
+        default: kind = .unavailable
+        }
+        self.init("\(kind.rawValue): \(e.description)", kind: kind)
+    }
+
+    /// Maps driver errors to store errors; everything else passes through unchanged.
+    static func mapping<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as SQLiteError { throw StoreError(e) }
+    }
 }
 
 /// The hub's persistent state in one SQLite file in WAL mode. Reads use a pool of
@@ -85,12 +124,14 @@ public final class Store: Sendable {
     /// Runs `body` with a read connection. With `snapshot` (the default) its statements
     /// share one consistent view; a single lookup can skip the transaction.
     public func read<T>(snapshot: Bool = true, _ body: (StoreConnection) throws -> T) throws -> T {
-        let c = try checkoutReader()
-        defer { checkin(c) }
-        guard snapshot else { return try body(StoreConnection(db: c)) }
-        try c.run("BEGIN")
-        defer { _ = try? c.run("COMMIT") }
-        return try body(StoreConnection(db: c))
+        try StoreError.mapping {
+            let c = try checkoutReader()
+            defer { checkin(c) }
+            guard snapshot else { return try body(StoreConnection(db: c)) }
+            try c.run("BEGIN")
+            defer { _ = try? c.run("COMMIT") }
+            return try body(StoreConnection(db: c))
+        }
     }
 
     // MARK: - Writes
@@ -104,7 +145,7 @@ public final class Store: Sendable {
     /// then the whole batch is rolled back.
     @discardableResult
     public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
-        try writer.submit(isolated: isolated, body)
+        try StoreError.mapping { try writer.submit(isolated: isolated, body) }
     }
 }
 
@@ -215,11 +256,28 @@ final class GroupCommitWriter: @unchecked Sendable {
                 finished.signal()
                 return
             }
-            let batch = Array(pending.prefix(Self.maxBatch))
-            pending.removeFirst(batch.count)
+            let batch = takeBatch()
             condition.unlock()
             commit(batch)
         }
+    }
+
+    /// The next transaction's jobs (called with the lock held): isolated jobs, each in its
+    /// own savepoint, up to `maxBatch`; a non-isolated job (Bulk) alone, so that when it
+    /// fails it cannot take other clients' requests down with it.
+    private func takeBatch() -> [Job] {
+        if let first = pending.first, !first.isolated {
+            pending.removeFirst()
+            return [first]
+        }
+        let n = min(Self.maxBatch, pending.firstIndex { !$0.isolated } ?? pending.count)
+        let batch = Array(pending.prefix(n))
+        pending.removeFirst(n)
+        return batch
+    }
+
+    private func fail(_ batch: [Job], _ error: StoreError) {
+        for j in batch { j.result = .failure(error); j.done.signal() }
     }
 
     private func commit(_ batch: [Job]) {
@@ -227,12 +285,21 @@ final class GroupCommitWriter: @unchecked Sendable {
             try db.run("BEGIN IMMEDIATE")
         } catch {
             logger.error("store: cannot begin transaction", ["sqlite.error": "\(error)"])
-            for j in batch { j.result = .failure(StoreError("storage unavailable")); j.done.signal() }
+            fail(batch, StoreError(error))
             return
         }
         let conn = StoreConnection(db: db)
         // Read the chain head inside the transaction: the CLI may have appended entries.
-        let head = (try? conn.auditHeadHash()) ?? AuditLog.genesis
+        // When it cannot be read, nothing commits: falling back to genesis would fork the chain.
+        let head: [UInt8]
+        do {
+            head = try conn.auditHeadHash()
+        } catch {
+            logger.error("store: cannot read the audit chain head; the batch is refused", ["sqlite.error": "\(error)"])
+            _ = try? db.run("ROLLBACK")
+            fail(batch, (error as? SQLiteError).map(StoreError.init) ?? StoreError("audit chain head unreadable"))
+            return
+        }
         let ctx = WriteContext(connection: conn, auditHead: head)
         var batchFailed = false
         for job in batch {
@@ -245,13 +312,19 @@ final class GroupCommitWriter: @unchecked Sendable {
                 if !job.isolated { batchFailed = true; break }
             }
         }
+        if batchFailed {
+            // Only ever a batch of one (takeBatch): its own error is its result.
+            _ = try? db.run("ROLLBACK")
+            for j in batch { j.done.signal() }
+            return
+        }
         do {
-            if batchFailed { throw StoreError("a non-isolated write failed") }
             try db.run("COMMIT")
         } catch {
             logger.error("store: commit failed", ["sqlite.error": "\(error)"])
             _ = try? db.run("ROLLBACK")
-            for j in batch { j.result = .failure(StoreError("storage unavailable")) }
+            fail(batch, StoreError(error))
+            return
         }
         for j in batch { j.done.signal() }
     }

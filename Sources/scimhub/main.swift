@@ -95,6 +95,9 @@ func serve(_ args: Arguments) throws -> Int32 {
     _ = scimhub_limit_malloc_arenas(2)
     let server = try HubServer(config: config, logger: logger)
     signal(SIGPIPE, SIG_IGN)
+    // Past RLIMIT_FSIZE the kernel would kill the process with SIGXFSZ; ignored, the write
+    // fails with EFBIG instead, SQLite reports the disk full and the client gets 503.
+    signal(SIGXFSZ, SIG_IGN)
     var sources: [any DispatchSourceSignal] = []
     for sig in [SIGTERM, SIGINT] {
         signal(sig, SIG_IGN)

@@ -143,3 +143,39 @@ extension RawHTTPClient {
         return readResponse()
     }
 }
+
+/// Lingering close (RFC 9112 §9.6): a client that writes its whole body before reading (as
+/// Python's urllib does) reads the 413, not a connection reset.
+@Suite struct LingeringCloseTests {
+    @Test func oversizedBody_sentWhole_stillReads413() throws {
+        var limits = HTTPLimits()
+        limits.maxBodyBytes = 64 * 1024
+        let s = try LiveServerTests.Running(limits: limits, handler: LiveServerTests.echo)
+        defer { s.stop() }
+        for _ in 0..<3 {
+            let c = try RawHTTPClient(port: s.server.port)
+            let body = [UInt8](repeating: 0x61, count: 4 * 1024 * 1024)
+            #expect(c.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"))
+            let sentAll = c.send(body)
+            #expect(sentAll, "the server reset the connection while the body was being sent")
+            let r = c.readResponse()
+            #expect(r?.status == 413, "no 413 read: \(String(describing: r?.status))")
+            #expect(c.isClosedByPeer())
+        }
+    }
+
+    @Test func lingering_isBoundedInBytes() throws {
+        var limits = HTTPLimits()
+        limits.maxBodyBytes = 1024
+        limits.lingerMaxBytes = 256 * 1024
+        let s = try LiveServerTests.Running(limits: limits, handler: LiveServerTests.echo)
+        defer { s.stop() }
+        let c = try RawHTTPClient(port: s.server.port)
+        #expect(c.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"))
+        // The server gives up discarding after its byte budget: sending eventually fails.
+        var sent = 0
+        let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
+        while sent < 100_000_000, c.send(chunk) { sent += chunk.count }
+        #expect(sent < 100_000_000)
+    }
+}

@@ -65,3 +65,41 @@ import TestSupport
         #expect(hub.process.terminationReason == .exit)
     }
 }
+
+/// Storage failures are the store's, not the client's: 503 with Retry-After, nothing
+/// partially written, and one failing request never fails another's commit.
+@Suite struct StorageFailureTests {
+    static var binary: String { repoRoot + "/.build/debug/scimhub" }
+
+    @Test func fileSizeLimitReached_answers503_andTheHubLivesOn() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let token = try HubProcess.createToken(Self.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+        let hub = try HubProcess(binary: Self.binary, data: dir.path, fileSizeLimitKiB: 8192)
+        defer { hub.stop() }
+        let c = try RawHTTPClient(port: hub.port, timeout: 10)
+        let auth = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")]
+        let padding = String(repeating: "x", count: 1000)
+        var refused: RawResponse? = nil
+        var refusedName = ""
+        var created = 0
+        for i in 0..<20_000 {
+            let name = "u\(i)@x.org"
+            let body = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(name)","displayName":"\#(padding)","title":"\#(padding)"}"#
+            guard let r = c.request("POST", "/scim/v2/Users", headers: auth, body: Array(body.utf8)) else { Issue.record("no response: the hub died"); return }
+            if r.status != 201 { refused = r; refusedName = name; break }
+            created += 1
+        }
+        let r = try #require(refused, "the file-size limit was never reached")
+        #expect(r.status == 503, "\(r.text)")
+        #expect(r.header("Retry-After") != nil)
+        #expect(created > 20)
+        // Alive, and the refused create left nothing behind.
+        #expect(kill(hub.pid, 0) == 0)
+        #expect(c.request("GET", "/healthz")?.status == 200)
+        let q = c.request("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(refusedName)%22", headers: auth)
+        #expect(q?.object["totalResults"] == .int(0), "\(q?.text ?? "")")
+        let count = c.request("GET", "/scim/v2/Users?count=0", headers: auth)
+        #expect(count?.object["totalResults"] == .int(created))
+    }
+}

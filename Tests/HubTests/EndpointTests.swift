@@ -171,4 +171,20 @@ import TestSupport
         let anon = try RawHTTPClient(port: hub.port)
         #expect(anon.request("GET", "/readyz")?.status == 401)
     }
+
+    @Test func everyResponse_carriesSecurityHeaders() throws {
+        defer { hub.stop() }
+        var responses = [try hub.call("GET", "/scim/v2/Users"), try hub.call("GET", "/scim/v2/Users", token: "shub_bad"),
+                         try hub.call("GET", "/nowhere"), try hub.call("GET", "/healthz")]
+        // A protocol error rendered by the HTTP layer before any handler ran.
+        let c = try RawHTTPClient(port: hub.port)
+        c.send("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        responses.append(try #require(c.readResponse()))
+        for r in responses {
+            #expect(r.header("X-Content-Type-Options") == "nosniff", "\(r.status)")
+            #expect(r.header("X-Frame-Options") == "DENY")
+            #expect(r.header("Content-Security-Policy")?.contains("default-src 'none'") == true)
+            #expect(r.header("Cache-Control") == "no-store")
+        }
+    }
 }

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
 import Testing
+import JSONCore
 import SQLite
 import Store
 
@@ -21,5 +24,56 @@ import Store
         v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.breakCount == 2)
         #expect(v.breaks.map(\.seq) == [2, 5])
+    }
+}
+
+/// The writer's isolation: a failing Bulk-style (non-isolated) job never fails the
+/// isolated requests around it; an unreadable chain head refuses the commit (no fork).
+@Suite struct WriterIsolationTests {
+    @Test func failingNonIsolatedJob_failsAlone() throws {
+        let t = try TempStore()
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 200) { i in
+            do {
+                if i % 10 == 0 {
+                    _ = try t.store.write(isolated: false) { (w) throws -> Void in
+                        try w.connection.insert(type: "User", id: "bulk\(i)", doc: JSONObject(["userName": .string("bulk\(i)")]), members: [], now: 1)
+                        throw StoreError("storage failed mid-bulk")
+                    }
+                } else {
+                    try t.store.write { w in
+                        try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
+                        try w.connection.insert(type: "User", id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                    }
+                }
+            } catch {
+                if i % 10 != 0 { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0, "isolated requests failed with a Bulk job")
+        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        #expect(users == 180)
+        #expect(v.intact && v.entries == 180)
+    }
+
+    @Test func unreadableChainHead_refusesTheCommit_withAStoreError() throws {
+        let t = try TempStore()
+        try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u0", requestID: "r")) }
+        let raw = try SQLiteConnection(path: t.store.path)
+        try raw.execute("ALTER TABLE audit RENAME COLUMN hash TO hash_moved")
+        #expect {
+            try t.store.write { w in
+                try w.connection.insert(type: "User", id: "u1", doc: JSONObject(["userName": .string("u1")]), members: [], now: 1)
+            }
+        } throws: { ($0 as? StoreError)?.kind == .unavailable }
+        try raw.execute("ALTER TABLE audit RENAME COLUMN hash_moved TO hash")
+        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        #expect(users == 0)
+        #expect(v.intact && v.entries == 1)
+    }
+
+    @Test(arguments: [(Int32(5), "busy"), (6, "busy"), (13, "full"), (10, "io"), (11, "io"), (19, "constraint"), (1, "unavailable")])
+    func driverErrors_becomeTypedStoreErrors(code: Int32, kind: String) {
+        #expect(StoreError(SQLiteError(code: code, extendedCode: code, message: "m", sql: nil)).kind.rawValue == kind)
     }
 }

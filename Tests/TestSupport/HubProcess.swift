@@ -30,10 +30,17 @@ public final class HubProcess: @unchecked Sendable {
     }
 
     /// Starts `scimhub serve` on a free loopback port and waits for its "listening" log line.
-    public init(binary: String, data: String, extraArguments: [String] = []) throws {
+    /// `fileSizeLimitKiB` runs it under `ulimit -f` (RLIMIT_FSIZE), as a full quota would.
+    public init(binary: String, data: String, extraArguments: [String] = [], fileSizeLimitKiB: Int? = nil) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
+        let serveArgs = ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
+        if let limit = fileSizeLimitKiB {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")  // bash counts ulimit -f in KiB
+            process.arguments = ["-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = serveArgs
+        }
         stderrPipe = Pipe()
         process.standardError = stderrPipe
         try process.run()
