@@ -58,6 +58,9 @@ public struct HubConfig: Sendable {
     /// Failed authentications allowed per client address per window before 429.
     public var authFailureLimit = 10
     public var authFailureWindowSeconds: Double = 60
+    /// Reverse proxies (addresses or IPv4 `a.b.c.d/n` networks) whose `X-Forwarded-For` names
+    /// the client, for throttling and logs. Empty: the peer address is the client.
+    public var trustedProxies: [String] = []
     /// Signed audit checkpoints: the Ed25519 private key (PEM) in a file outside the data
     /// folder, or in an environment variable; the append-only file checkpoints go to; and
     /// how often (seconds) the head is signed when the chain has grown. No key: no checkpoints.
@@ -144,6 +147,14 @@ public struct HubConfig: Sendable {
                         for am in a.members { c.attributeLimits.overrides[am.key] = try int(am.value, "\(key).\(am.key)", 1...(1 << 24)) }
                     default: throw ConfigError("unknown config key \(key) (identifier, string, binary, attributes)")
                     }
+                }
+            case "trustedProxies":
+                guard let arr = v.arrayValue else { throw ConfigError("trustedProxies must be an array of addresses or IPv4 networks") }
+                c.trustedProxies = try arr.map { x throws -> String in
+                    guard let a = x.stringValue, ClientAddressResolver.looksLikeAddress(a.split(separator: "/").first.map(String.init) ?? "") else {
+                        throw ConfigError("trustedProxies must hold addresses such as 127.0.0.1 or 10.0.0.0/8")
+                    }
+                    return a
                 }
             case "auditKeyFile": c.auditKeyFile = try string(v, m.key)
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)

@@ -16,6 +16,8 @@ public final class HubApp: Sendable {
     public let store: Store
     let logger: Logger
     let throttle: AuthThrottle
+    /// Who the client is behind a trusted reverse proxy.
+    let clientAddresses: ClientAddressResolver
     let userType: SCIMResourceType
     let groupType: SCIMResourceType
     /// The provisioning engine, when a policy is configured.
@@ -52,6 +54,7 @@ public final class HubApp: Sendable {
         self.store = store
         self.logger = logger
         throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
+        clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
         }

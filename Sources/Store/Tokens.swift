@@ -170,14 +170,20 @@ public enum Tokens {
         return out
     }
 
-    /// The principal for a presented token, or nil when unknown, malformed or revoked.
-    public static func verify(_ conn: StoreConnection, token: String) throws -> Principal? {
-        let u = Array(token.utf8)
-        guard u.count <= 128, token.hasPrefix(prefix) else { return nil }
+    /// The public id in a presented token's text (`shub_<id>_…`), or nil when malformed.
+    public static func publicID(_ token: String) -> String? {
+        guard token.utf8.count <= 128, token.hasPrefix(prefix) else { return nil }
         let rest = token.dropFirst(prefix.count)
         guard let sep = rest.firstIndex(of: "_") else { return nil }
         let id = String(rest[..<sep])
-        guard id.utf8.count == 16 else { return nil }
+        guard id.utf8.count == 16, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
+        return id
+    }
+
+    /// The principal for a presented token, or nil when unknown, malformed or revoked.
+    public static func verify(_ conn: StoreConnection, token: String) throws -> Principal? {
+        let u = Array(token.utf8)
+        guard let id = publicID(token) else { return nil }
         var found: (principal: String, scopes: String, hash: [UInt8], revoked: Bool)?
         try conn.db.query("SELECT principal, scopes, hash, revoked FROM tokens WHERE id = ?", [.text(id)]) { r in
             found = (r.text(0) ?? "", r.text(1) ?? "", r.blob(2), !r.isNull(3))
