@@ -45,16 +45,10 @@ public final class ProvisioningEngine: Sendable {
     public let options: EngineOptions
     private let userType: SCIMResourceType
 
-    private struct Breaker {
-        var failures = 0
-        var openUntil: Double? = nil
-        var probing = false
-    }
-
     private struct Runtime {
         var claimed = Set<String>()
         var inFlight: [String: Int] = [:]
-        var breakers: [String: Breaker] = [:]
+        var breakers: [String: CircuitBreaker] = [:]
         var running = false
         var woken = false
     }
@@ -163,15 +157,7 @@ public final class ProvisioningEngine: Sendable {
         guard let queue = queues[target.name] else { return }
         // Slots free on this target, as the circuit breaker allows.
         let slots: Int = runtime.withLock { r in
-            let busy = r.inFlight[target.name, default: 0]
-            var b = r.breakers[target.name, default: Breaker()]
-            if let until = b.openUntil {
-                if now < until || b.probing { return 0 }
-                b.probing = true  // half-open: one probe
-                r.breakers[target.name] = b
-                return busy == 0 ? 1 : 0
-            }
-            return target.concurrency - busy
+            r.breakers[target.name, default: newBreaker()].permits(now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
         }
         guard slots > 0 else { return }
         let claimedCount = runtime.withLock { $0.claimed.count }
@@ -183,16 +169,25 @@ public final class ProvisioningEngine: Sendable {
                 guard !r.claimed.contains(key) else { return false }
                 r.claimed.insert(key)
                 r.inFlight[target.name, default: 0] += 1
+                r.breakers[target.name, default: newBreaker()].started()
                 return true
             }
             guard fresh else { continue }
             started += 1
             queue.addOperation { [self] in
-                self.run(job, target)
-                runtime.withLock { r in
+                let outcome = self.run(job, target)
+                let (recovered, opened) = runtime.withLock { r -> (Bool, Bool) in
                     r.claimed.remove(key)
                     r.inFlight[target.name, default: 1] -= 1
+                    var b = r.breakers[target.name, default: newBreaker()]
+                    let before = b.state
+                    let recovered = b.finished(outcome, now: Date().timeIntervalSince1970)
+                    r.breakers[target.name] = b
+                    if case .open = b.state, b.state != before { return (recovered, true) }
+                    return (recovered, false)
                 }
+                if opened { logger.warning("circuit opened: target unreachable, jobs wait", ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)]) }
+                if recovered { targetRecovered(target.name) }
                 wake()
             }
         }
@@ -200,8 +195,13 @@ public final class ProvisioningEngine: Sendable {
 
     // MARK: - Running one job
 
-    private func run(_ job: ProvisioningJob, _ target: Target) {
-        guard let connector = connectors[target.name] else { return }
+    private func newBreaker() -> CircuitBreaker {
+        CircuitBreaker(threshold: options.breakerThreshold, openSeconds: options.breakerOpenSeconds)
+    }
+
+    /// Runs one job; what it says about the target's health goes to the circuit breaker.
+    private func run(_ job: ProvisioningJob, _ target: Target) -> CircuitBreaker.Outcome {
+        guard let connector = connectors[target.name] else { return .none }
         let now = Date().timeIntervalSince1970
         do {
             let (person, groupNames, overrides, record) = try store.read { conn -> (JSONObject?, [String], AccessOverrides, AppliedRecord?) in
@@ -226,7 +226,6 @@ public final class ProvisioningEngine: Sendable {
                     deferUntil = due
                 }
             }
-            breakerSucceeded(target.name)
             let finalOutcome = outcome
             let until = deferUntil
             try store.write { w in
@@ -247,18 +246,20 @@ public final class ProvisioningEngine: Sendable {
                                                 attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
                 }
             }
+            return .reached
         } catch let e as ConnectorError {
             fail(job, target, e, now: now)
+            return e.isRetryable ? .retryableFailure : .reached
         } catch {
             // Storage trouble: the job stays pending and runs again.
             logger.error("provisioning job failed in storage", ["target": target.name, "error": String(describing: error).prefix(200).description])
+            return .none
         }
     }
 
     private func fail(_ job: ProvisioningJob, _ target: Target, _ e: ConnectorError, now: Double) {
         let attempts = job.attempts + 1
         let dead = !e.isRetryable || attempts >= options.maxAttempts || now - job.enqueued >= options.maxAge
-        if e.isRetryable { breakerFailed(target.name, now: now) }
         let delay = Self.backoff(attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
         let reason = e.description
         logger.warning(dead ? "provisioning job dead-lettered" : "provisioning job will retry",
@@ -285,40 +286,22 @@ public final class ProvisioningEngine: Sendable {
 
     // MARK: - Circuit breaker
 
-    private func breakerSucceeded(_ target: String) {
-        let wasOpen = runtime.withLock { r -> Bool in
-            let open = r.breakers[target]?.openUntil != nil
-            r.breakers[target] = Breaker()
-            return open
-        }
-        // The probe got through: the target is back, so jobs waiting out their backoff run
-        // now instead of minutes later (backoff protects a down target, not a healthy one).
-        if wasOpen {
-            let now = Date().timeIntervalSince1970
-            let released = (try? store.write { try $0.connection.releaseBackoff(target: target, now: now) }) ?? 0
+    /// The probe got through: the target is back, so jobs waiting out their backoff run now
+    /// instead of minutes later (backoff protects a down target, not a healthy one).
+    private func targetRecovered(_ target: String) {
+        let now = Date().timeIntervalSince1970
+        do {
+            let released = try store.write { try $0.connection.releaseBackoff(target: target, now: now) }
             logger.info("target recovered", ["target": target, "jobs.released": String(released)])
-            wake()
-        }
-    }
-
-    private func breakerFailed(_ target: String, now: Double) {
-        runtime.withLock { r in
-            var b = r.breakers[target, default: Breaker()]
-            b.failures += 1
-            if b.probing || b.failures >= options.breakerThreshold {
-                b.openUntil = now + options.breakerOpenSeconds
-            }
-            b.probing = false
-            r.breakers[target] = b
+        } catch {
+            // The jobs still run when their backoff ends (at most backoffCap later).
+            logger.error("target recovered; releasing backed-off jobs failed", ["target": target, "error": String(describing: error).prefix(200).description])
         }
     }
 
     /// The circuit state of a target.
     public func circuit(_ target: String) -> CircuitState {
-        runtime.withLock { r in
-            guard let b = r.breakers[target], let until = b.openUntil else { return .closed }
-            return b.probing || Date().timeIntervalSince1970 >= until ? .halfOpen : .open
-        }
+        runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: Date().timeIntervalSince1970) }
     }
 }
 
