@@ -75,6 +75,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector"], swiftSettings: swiftSettings),
     ]
 )

@@ -212,8 +212,15 @@ public final class ProvisioningEngine: Sendable {
             let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
             let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
                                          previousUserName: previous?.userName, overrides: overrides)
+            let store = self.store, personID = job.personID, targetName = target.name
             var outcome = try connector.transaction { session throws(ConnectorError) in
-                try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session)
+                try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session) { accountID throws(ConnectorError) in
+                    do {
+                        return try store.read { try $0.otherClaimant(target: targetName, accountID: accountID, personID: personID) }
+                    } catch {
+                        throw .retryable("cannot check who holds the account: storage unavailable")
+                    }
+                }
             }
             // Retention: a deleted person's account is deleted once the period has passed.
             var deferUntil: Double? = nil
@@ -262,8 +269,9 @@ public final class ProvisioningEngine: Sendable {
         let dead = !e.isRetryable || attempts >= options.maxAttempts || now - job.enqueued >= options.maxAge
         let delay = Self.backoff(attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
         let reason = e.description
-        logger.warning(dead ? "provisioning job dead-lettered" : "provisioning job will retry",
-                       ["target": target.name, "attempts": String(attempts), "reason": String(reason.prefix(200))])
+        // The reason may name people (user names): it goes to /admin/jobs, not to the log.
+        logger.warning(dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
+                       ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
         _ = try? store.write { w in
             if dead {
                 try w.connection.deadLetter(personID: job.personID, target: target.name, attempts: attempts, error: reason)
@@ -322,11 +330,23 @@ public enum Convergence {
     /// a hand-made change or a crash between "applied" and "recorded" only costs one more
     /// comparison, never a duplicate account. Order matters: disable and revoke before
     /// granting, so a leaver loses access first.
-    public static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector) throws(ConnectorError) -> Outcome {
+    ///
+    /// `claimedBy(accountID)` answers the user name of *another* person already linked to
+    /// that account on this target, or nil. A target may fold two user names into one
+    /// account (LDAP matching rules, lower-casing): the hub then never adopts or renames
+    /// onto an account someone else holds. That is a permanent error naming both people,
+    /// left for an administrator in `/admin/jobs`, never a takeover.
+    public static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector,
+                                claimedBy: (String) throws(ConnectorError) -> String? = { _ in nil }) throws(ConnectorError) -> Outcome {
         guard let d = desired else { return Outcome(accountID: accountID, actions: []) }
         var account: Account? = nil
         if let id = accountID { account = try connector.read(id: id) }
-        if account == nil, !d.userName.isEmpty { account = try connector.find(userName: d.userName) }
+        if account == nil, !d.userName.isEmpty {
+            account = try connector.find(userName: d.userName)
+            if let found = account, let other = try claimedBy(found.id) {
+                throw .permanent("the account '\(found.userName)' found for '\(d.userName)' is linked to '\(other)': not adopted (the target treats the two names as one)")
+            }
+        }
         guard let acc = account else {
             if !d.enabled { return Outcome(accountID: nil, actions: []) }  // nothing to disable
             let created = try connector.create(AccountSpec(userName: d.userName, attributes: d.attributes, enabled: true, entitlements: d.entitlements))
@@ -343,6 +363,10 @@ public enum Convergence {
         }
         // userName is compared in canonical form (RFC 7643 §4.1.1, SCIMIdentifier), so only a real change renames.
         if !d.userName.isEmpty && SCIMIdentifier.canonical(acc.userName) != SCIMIdentifier.canonical(d.userName) {
+            if let clash = try connector.find(userName: d.userName), clash.id != acc.id {
+                let owner = try claimedBy(clash.id) ?? clash.userName
+                throw .permanent("renaming '\(acc.userName)' to '\(d.userName)' would land on the account of '\(owner)': not renamed")
+            }
             try connector.rename(id: acc.id, userName: d.userName)
             actions.append("rename")
         }

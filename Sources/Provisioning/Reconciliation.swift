@@ -9,6 +9,10 @@ import Store
 public enum FindingCategory: String, CaseIterable, Sendable, Comparable {
     /// The person is inactive or deleted and the account is enabled: critical, always first.
     case leaverEnabled = "leaver-enabled"
+    /// One account claimed by two people (linked to both, or linked to one and named as the
+    /// other: the target folds their user names together). Critical: a leaver action on one
+    /// disables the other. Reported for a person to untangle, never remediated automatically.
+    case sharedAccount = "shared-account"
     /// Access held through an active break-glass grant (detail: the package): always flagged, never "fixed".
     case breakGlass = "break-glass"
     /// No person in the hub owns the account.
@@ -24,6 +28,9 @@ public enum FindingCategory: String, CaseIterable, Sendable, Comparable {
     case attributeDrift = "attribute-drift"
     /// On the target's allow-list (service accounts): counted, not flagged.
     case excluded
+
+    /// Shown first and marked critical in reports.
+    public var isCritical: Bool { self == .leaverEnabled || self == .sharedAccount }
 
     public static func < (a: FindingCategory, b: FindingCategory) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -109,9 +116,19 @@ public final class Reconciler: Sendable {
             // The owner: by the account id the engine recorded, else by user name.
             var record = try conn.applied(target: t.name, accountID: acc.id)
             var person = try record.flatMap { try conn.fetch(type: "User", id: $0.personID) }
-            if record == nil, !acc.userName.isEmpty, let u = try conn.candidates(type: "User", hint: .userName(SCIMIdentifier.canonical(acc.userName))).first {
+            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: "User", hint: .userName(SCIMIdentifier.canonical(acc.userName))).first
+            if record == nil, let u = named {
                 person = u
                 record = try conn.applied(personID: u.id).first { $0.target == t.name }
+            }
+            // Claimed by two: linked to several people, or linked to one and named as another.
+            var claimants = try conn.claimants(target: t.name, accountID: acc.id)
+            if let u = named, let linked = claimants.first, !claimants.contains(u.id), linked != u.id { claimants.append(u.id) }
+            if claimants.count > 1 {
+                for c in claimants {
+                    let doc = try conn.fetch(type: "User", id: c)?.doc
+                    finding(.sharedAccount, c, doc?["displayName"]?.stringValue, "claimed by \(claimants.count) people")
+                }
             }
             guard let p = person else {
                 // A deleted person's account that is still enabled is a leaver; anything else nobody owns.
@@ -187,7 +204,7 @@ public final class Reconciler: Sendable {
                 guard f.target == t.name else { return true }
                 if f.category == FindingCategory.orphan.rawValue {
                     orphans.append(f)
-                } else if let p = f.personID, f.category != FindingCategory.breakGlass.rawValue {
+                } else if let p = f.personID, f.category != FindingCategory.breakGlass.rawValue, f.category != FindingCategory.sharedAccount.rawValue {
                     people.insert(p)
                 }
                 return true

@@ -23,7 +23,7 @@ public enum ReconciliationReport {
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
                 var o = JSONObject(["target": .string(f.target), "category": .string(f.category), "userName": .string(f.userName)])
-                o["severity"] = .string(f.category == FindingCategory.leaverEnabled.rawValue ? "critical" : "normal")
+                o["severity"] = .string(FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal")
                 if let v = f.personID { o["personId"] = .string(v) }
                 if let v = f.displayName { o["displayName"] = .string(v) }
                 if let v = f.accountID { o["accountId"] = .string(v) }
@@ -63,7 +63,7 @@ public enum ReconciliationReport {
         var out = "target,severity,category,personId,userName,displayName,accountId,detail\r\n"
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
-                let severity = f.category == FindingCategory.leaverEnabled.rawValue ? "critical" : "normal"
+                let severity = FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal"
                 out += [f.target, severity, f.category, f.personID ?? "", f.userName, f.displayName ?? "", f.accountID ?? "", f.detail ?? ""]
                     .map(csvField).joined(separator: ",") + "\r\n"
                 return true
@@ -108,7 +108,7 @@ public enum ReconciliationReport {
             h += "<td class=\"n\">\(t["accounts"]?.numberValue?.int64 ?? 0)</td>"
             for c in FindingCategory.allCases {
                 let n = counts[c.rawValue]?.numberValue?.int64 ?? 0
-                h += "<td class=\"n\(c == .leaverEnabled && n > 0 ? " critical" : "")\">\(n)</td>"
+                h += "<td class=\"n\(c.isCritical && n > 0 ? " critical" : "")\">\(n)</td>"
             }
             h += "</tr>\n"
         }
@@ -119,7 +119,7 @@ public enum ReconciliationReport {
                 if current == nil || current! != (f.target, f.category) {
                     if current != nil { h += "</table>\n" }
                     current = (f.target, f.category)
-                    let critical = f.category == FindingCategory.leaverEnabled.rawValue
+                    let critical = FindingCategory(rawValue: f.category)?.isCritical == true
                     h += "<h2\(critical ? " class=\"critical\"" : "")>\(esc(f.target)): \(esc(f.category))\(critical ? " (critical)" : "")</h2>\n"
                     h += "<table><tr><th>user name</th><th>display name</th><th>person id</th><th>account id</th><th>\(f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail")</th></tr>\n"
                 }

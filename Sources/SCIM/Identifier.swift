@@ -12,18 +12,27 @@ import Foundation
 /// UsernameCaseMapped (RFC 8265 §3.3): compatibility and width mapping (NFKC, which also
 /// maps ligatures such as `ﬁ`), full case folding, NFC again; and it refuses identifiers
 /// that cannot be compared safely at all: leading or trailing white space, control,
-/// format (invisible) and unassigned code points.
+/// format (invisible) and unassigned code points. Runs of spaces compare as one space, as
+/// LDAP's insignificant-space handling does (RFC 4518 §2.6.1).
 public enum SCIMIdentifier {
     /// The canonical form used for uniqueness and indexed lookups. Stored values keep the
     /// spelling the client sent; only comparisons use this.
     public static func canonical(_ s: String) -> String {
         // Fast path: plain ASCII folds to ASCII lower case.
         if s.utf8.allSatisfy({ $0 < 0x80 }) {
-            return String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            return collapsingSpaces(String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
         }
         // RFC 8265 §3.3.2: width mapping (part of NFKC), case mapping, normalisation.
         let folded = s.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)
-        return folded.precomposedStringWithCompatibilityMapping
+        return collapsingSpaces(folded.precomposedStringWithCompatibilityMapping)
+    }
+
+    private static func collapsingSpaces(_ s: String) -> String {
+        guard s.utf8.contains(0x20) else { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        for b in s.utf8 where !(b == 0x20 && out.last == 0x20) { out.append(b) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Why `s` cannot be an identifier, as a phrase that follows the attribute's name

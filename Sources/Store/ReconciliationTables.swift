@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import JSONCore
 import SQLite
 
 /// A reconciliation run as stored.
@@ -132,6 +133,28 @@ extension StoreConnection {
 
     public func forgetSeen(runID: String) throws {
         try db.run("DELETE FROM reconciliation_seen WHERE run_id = ?", [.text(runID)])
+    }
+
+    /// The user name of a person other than `personID` linked to `accountID` on `target`
+    /// (their user name, or their id when deleted), or nil.
+    public func otherClaimant(target: String, accountID: String, personID: String) throws -> String? {
+        var out: String?
+        try db.query("""
+            SELECT a.person_id, r.doc FROM provisioning_applied a LEFT JOIN resources r ON r.id = a.person_id AND r.type = 'User'
+            WHERE a.target = ? AND a.account_id = ? AND a.person_id <> ? LIMIT 1
+            """, [.text(target), .text(accountID), .text(personID)]) { r in
+            let doc = r.isNull(1) ? nil : try? JSONParser().parse(r.blob(1))
+            out = doc?.objectValue?["userName"]?.stringValue ?? "person \(r.text(0) ?? "")"
+        }
+        return out
+    }
+
+    /// Every person linked to `accountID` on `target` (more than one: the account is shared).
+    public func claimants(target: String, accountID: String) throws -> [String] {
+        var out: [String] = []
+        try db.query("SELECT person_id FROM provisioning_applied WHERE target = ? AND account_id = ? ORDER BY person_id LIMIT 10",
+                     [.text(target), .text(accountID)]) { out.append($0.text(0) ?? "") }
+        return out
     }
 
     /// The person whose account on `target` has `accountID`, with the applied record.

@@ -14,16 +14,7 @@ import TestSupport
     static var binary: String { repoRoot + "/.build/debug/scimhub" }
 
     func cli(_ args: [String]) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try HubProcess.runWithStatus(Self.binary, args)
     }
 
     @Test func checkpoint_revealsACutTail_andARehashedRewrite() throws {

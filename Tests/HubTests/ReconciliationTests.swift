@@ -89,7 +89,7 @@ import TestSupport
         try makeDrift(hub)
         let id = try start(hub, #"{"mode": "report"}"#)
         let run = try waitFor(hub, id)
-        #expect(counts(run) == ["leaver-enabled": 1, "break-glass": 0, "orphan": 1, "missing": 1, "disabled-should-be-enabled": 0, "over-privileged": 1,
+        #expect(counts(run) == ["leaver-enabled": 1, "shared-account": 0, "break-glass": 0, "orphan": 1, "missing": 1, "disabled-should-be-enabled": 0, "over-privileged": 1,
                                 "under-privileged": 1, "attribute-drift": 1, "excluded": 1])
         #expect(run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["accounts"] == .int(7))
 

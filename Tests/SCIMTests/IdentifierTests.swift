@@ -13,6 +13,7 @@ import SCIM
         ("strasse@x.org", "STRASSE@x.org"),
         ("stra\u{DF}e@x.org", "strasse@x.org"),                 // full case folding: ß → ss
         ("\u{1F1}", "dz"),                                      // compatibility digraph DZ
+        ("ana  silva", "ana silva"),                            // LDAP insignificant space (RFC 4518)
     ])
     func lookAlikes_shareOneCanonicalForm(a: String, b: String) {
         #expect(SCIMIdentifier.canonical(a) == SCIMIdentifier.canonical(b))

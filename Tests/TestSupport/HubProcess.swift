@@ -8,18 +8,33 @@ public final class HubProcess: @unchecked Sendable {
     public let port: UInt16
     private let stderrPipe: Pipe
 
+    /// Foundation's `Process.run` is not safe to call from several threads at once on
+    /// Linux (it crashed copying the environment while tests ran in parallel): one at a time.
+    static let spawnLock = NSLock()
+
+    static func start(_ p: Process) throws {
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
+        try p.run()
+    }
+
     /// Runs `scimhub ARGS` to completion and returns its stdout.
     public static func run(_ binary: String, _ args: [String]) throws -> String {
+        try runWithStatus(binary, args).out
+    }
+
+    /// Runs `scimhub ARGS` to completion: its exit status and stdout.
+    public static func runWithStatus(_ binary: String, _ args: [String]) throws -> (status: Int32, out: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        try p.run()
+        try start(p)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// Creates a token with the CLI and returns it.
@@ -43,7 +58,7 @@ public final class HubProcess: @unchecked Sendable {
         }
         stderrPipe = Pipe()
         process.standardError = stderrPipe
-        try process.run()
+        try Self.start(process)
         var text = ""
         let deadline = Date().addingTimeInterval(30)
         var found: UInt16? = nil
