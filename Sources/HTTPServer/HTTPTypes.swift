@@ -97,16 +97,33 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Serialises status line, headers and body (RFC 9112 §4, §6).
+    /// Written straight into bytes: this runs for every response, and string
+    /// interpolation per header cost more than the handler for small GETs.
     func serialized(keepAlive: Bool, includeBody: Bool = true) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n"
-        for (n, v) in headers { head += "\(n): \(v)\r\n" }
         // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
         let bodyless = status < 200 || status == 204 || status == 304
-        if !bodyless { head += "Content-Length: \(body.count)\r\n" }
-        if !keepAlive { head += "Connection: close\r\n" }
-        head += "\r\n"
-        var out = Array(head.utf8)
-        if !bodyless && includeBody { out += body }
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (includeBody && !bodyless ? body.count : 0))
+        func append(_ s: String) { out.append(contentsOf: s.utf8) }
+        append("HTTP/1.1 ")
+        append(String(status))
+        out.append(0x20)
+        append(HTTPStatus.reason(status))
+        out.append(contentsOf: [0x0D, 0x0A])
+        for (n, v) in headers {
+            append(n)
+            out.append(contentsOf: [0x3A, 0x20])
+            append(v)
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        if !bodyless {
+            append("Content-Length: ")
+            append(String(body.count))
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        if !keepAlive { append("Connection: close\r\n") }
+        out.append(contentsOf: [0x0D, 0x0A])
+        if !bodyless && includeBody { out.append(contentsOf: body) }
         return out
     }
 }

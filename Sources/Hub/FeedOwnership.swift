@@ -19,7 +19,7 @@ struct FeedOwnership: Sendable {
 
     init(owners: [String: [String]], groupOwners: [String: [String]] = [:]) {
         self.owners = owners
-        self.groupOwners = groupOwners.mapValues { $0.map(SCIMIdentifier.canonical) }
+        self.groupOwners = groupOwners
     }
 
     var isConfigured: Bool { !owners.isEmpty || !groupOwners.isEmpty }
@@ -31,29 +31,13 @@ struct FeedOwnership: Sendable {
         guard owners[principal] != nil || groupOwners[principal] != nil else {
             throw SCIMError(status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Groups")
         }
-        let name = SCIMIdentifier.canonical(displayName ?? "")
+        let name = displayName ?? ""
         guard let patterns = groupOwners[principal], !patterns.isEmpty else {
             throw SCIMError(status: 403, detail: "feed '\(principal)' does not own Groups; nothing was stored")
         }
-        guard patterns.contains(where: { Self.glob(Array($0.utf8)[...], Array(name.utf8)[...]) }) else {
+        guard patterns.contains(where: { SCIMIdentifier.matches(pattern: $0, name) }) else {
             throw SCIMError(status: 403, detail: "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored")
         }
-    }
-
-    /// `*` matches any run of characters; everything else matches itself.
-    static func glob(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
-        guard let first = p.first else { return s.isEmpty }
-        if first == UInt8(ascii: "*") {
-            let rest = p.dropFirst()
-            var i = s.startIndex
-            while true {
-                if glob(rest, s[i...]) { return true }
-                if i == s.endIndex { return false }
-                i += 1
-            }
-        }
-        guard let c = s.first, c == first else { return false }
-        return glob(p.dropFirst(), s.dropFirst())
     }
 
     func owns(_ principal: String, _ attribute: String) -> Bool {

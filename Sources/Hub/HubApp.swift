@@ -98,12 +98,18 @@ public final class HubApp: Sendable {
     /// allows nothing, so a JSON body opened in a browser can never run as a page. Responses
     /// hold personal data: nothing is cached unless a handler says otherwise.
     static func addSecurityHeaders(_ response: inout HTTPResponse) {
-        func has(_ name: String) -> Bool { response.headers.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
+        var hasCSP = false, hasCache = false
+        for h in response.headers {
+            let n = h.name.utf8.count  // lengths first: most names match neither
+            if n == 23 && asciiCaseInsensitiveEquals(h.name, "Content-Security-Policy") { hasCSP = true }
+            if n == 13 && asciiCaseInsensitiveEquals(h.name, "Cache-Control") { hasCache = true }
+        }
+        response.headers.reserveCapacity(response.headers.count + 5)
         response.headers.append(("X-Content-Type-Options", "nosniff"))
         response.headers.append(("X-Frame-Options", "DENY"))
         response.headers.append(("Referrer-Policy", "no-referrer"))
-        if !has("Content-Security-Policy") { response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")) }
-        if !has("Cache-Control") { response.headers.append(("Cache-Control", "no-store")) }
+        if !hasCSP { response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")) }
+        if !hasCache { response.headers.append(("Cache-Control", "no-store")) }
     }
 
     private func makeRequestID(_ request: HTTPRequest) -> String {

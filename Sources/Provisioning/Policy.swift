@@ -46,22 +46,7 @@ public struct ReconciliationRules: Sendable, Equatable {
     public init() {}
 
     public func isExcluded(_ userName: String) -> Bool {
-        let name = Array(userName.lowercased().utf8)
-        return exclude.contains { Self.matches(Array($0.lowercased().utf8)[...], name[...]) }
-    }
-
-    /// Glob with `*` only (iterative, no backtracking blow-up on long names).
-    static func matches(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
-        var p = pattern.startIndex, t = text.startIndex
-        var star: Int? = nil, mark = t
-        while t < text.endIndex {
-            if p < pattern.endIndex && pattern[p] == 0x2A { star = p; p += 1; mark = t; continue }
-            if p < pattern.endIndex && pattern[p] == text[t] { p += 1; t += 1; continue }
-            guard let s = star else { return false }
-            p = s + 1; mark += 1; t = mark
-        }
-        while p < pattern.endIndex && pattern[p] == 0x2A { p += 1 }
-        return p == pattern.endIndex
+        exclude.contains { SCIMIdentifier.matches(pattern: $0, userName) }
     }
 }
 

@@ -19,7 +19,13 @@ public enum SCIMIdentifier {
     /// spelling the client sent; only comparisons use this.
     public static func canonical(_ s: String) -> String {
         // Fast path: plain ASCII folds to ASCII lower case.
-        if s.utf8.allSatisfy({ $0 < 0x80 }) {
+        var ascii = true, upper = false, space = false
+        for b in s.utf8 {
+            if b >= 0x80 { ascii = false; break }
+            if b >= 0x41 && b <= 0x5A { upper = true } else if b == 0x20 { space = true }
+        }
+        if ascii {
+            if !upper && !space { return s }  // already canonical: no allocation on the hot path
             return collapsingSpaces(String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
         }
         // RFC 8265 §3.3.2: width mapping (part of NFKC), case mapping, normalisation.
@@ -33,6 +39,25 @@ public enum SCIMIdentifier {
         out.reserveCapacity(s.utf8.count)
         for b in s.utf8 where !(b == 0x20 && out.last == 0x20) { out.append(b) }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `name` matches `pattern`, where `*` matches any run of characters, both in
+    /// canonical form. Iterative, so a pattern like `*a*a*a*b` cannot blow up on long names.
+    public static func matches(pattern: String, _ name: String) -> Bool {
+        glob(Array(canonical(pattern).utf8)[...], Array(canonical(name).utf8)[...])
+    }
+
+    static func glob(_ pattern: ArraySlice<UInt8>, _ text: ArraySlice<UInt8>) -> Bool {
+        var p = pattern.startIndex, t = text.startIndex
+        var star: Int? = nil, mark = t
+        while t < text.endIndex {
+            if p < pattern.endIndex && pattern[p] == 0x2A { star = p; p += 1; mark = t; continue }
+            if p < pattern.endIndex && pattern[p] == text[t] { p += 1; t += 1; continue }
+            guard let s = star else { return false }
+            p = s + 1; mark += 1; t = mark
+        }
+        while p < pattern.endIndex && pattern[p] == 0x2A { p += 1 }
+        return p == pattern.endIndex
     }
 
     /// Why `s` cannot be an identifier, as a phrase that follows the attribute's name
