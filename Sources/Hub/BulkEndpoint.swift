@@ -78,7 +78,7 @@ extension HubApp {
                         unresolved.isEmpty ? .success(Self.resolve(p, created)) : .failure(SCIMError(status: 409, scimType: .invalidValue,
                             detail: "bulkId reference cannot be resolved"))
                     }
-                    let outcome = self.execute(w, op, ctx)
+                    let outcome = try self.execute(w, op, ctx)
                     switch outcome {
                     case .success(let (status, r)):
                         if let b = op.bulkId, let r { created[b] = r.id }
@@ -172,8 +172,10 @@ extension HubApp {
         do { return try body() } catch let e as SCIMError { throw e } catch { throw SCIMError.invalidValue("operation data is invalid") }
     }
 
-    /// Runs one prepared operation in its own savepoint.
-    private func execute(_ w: WriteContext, _ op: BulkOp, _ ctx: RequestContext) -> Result<(Int, StoredResource?), SCIMError> {
+    /// Runs one prepared operation in its own savepoint. A client error is that operation's
+    /// result; a storage failure ends the whole request (503, nothing committed), since the
+    /// transaction may be gone.
+    private func execute(_ w: WriteContext, _ op: BulkOp, _ ctx: RequestContext) throws -> Result<(Int, StoredResource?), SCIMError> {
         let prepared: Prepared
         switch op.prepared {
         case .failure(let e): return .failure(e)
@@ -190,8 +192,6 @@ extension HubApp {
             })
         } catch let e as SCIMError {
             return .failure(e)
-        } catch {
-            return .failure(SCIMError(status: 500, detail: "operation failed in storage"))
         }
     }
 

@@ -63,6 +63,11 @@ public final class SQLiteConnection: @unchecked Sendable {
         sqlite3_busy_timeout(db, 5000)
     }
 
+    /// True while a transaction is open. SQLite ends a transaction by itself on some errors
+    /// (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM): savepoint rollbacks then fail and later
+    /// statements would run, and commit, outside it.
+    public var isInTransaction: Bool { sqlite3_get_autocommit(db) == 0 }
+
     deinit {
         for (_, stmt) in cache { sqlite3_finalize(stmt) }
         sqlite3_close_v2(db)

@@ -52,6 +52,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         self.init("\(kind.rawValue): \(e.description)", kind: kind)
     }
 
+    /// SQLite ended the transaction by itself (disk full, I/O error): nothing of it stands.
+    static let transactionLost = StoreError("the storage layer rolled the transaction back", kind: .io)
+
     /// Maps driver errors to store errors; everything else passes through unchanged.
     static func mapping<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as SQLiteError { throw StoreError(e) }
@@ -93,6 +96,10 @@ public final class Store: Sendable {
         writer = GroupCommitWriter(connection: w, logger: logger)
         readerShards = (0..<Self.shardCount).map { _ in ReaderShard() }
     }
+
+    /// Writes waiting for the writer thread (a gauge for operators, and for tests that need
+    /// several writes in one group commit).
+    public var queuedWrites: Int { writer.queued }
 
     /// Stops the writer thread after pending writes commit.
     public func close() { writer.stop() }
@@ -172,18 +179,29 @@ public final class WriteContext {
 
     /// Runs `body` inside a nested savepoint: if it throws, only its changes are undone.
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        let db = connection.db
+        // Never start work outside the group's transaction (it would commit on its own).
+        guard db.isInTransaction else { throw StoreError.transactionLost }
         let head = auditHead
-        try connection.db.run("SAVEPOINT nested")
+        try db.run("SAVEPOINT nested")
         do {
             let r = try body()
-            try connection.db.run("RELEASE nested")
+            try db.run("RELEASE nested")
             return r
         } catch {
-            _ = try? connection.db.run("ROLLBACK TO nested")
-            _ = try? connection.db.run("RELEASE nested")
+            _ = try? db.run("ROLLBACK TO nested")
+            _ = try? db.run("RELEASE nested")
             auditHead = head
+            guard db.isInTransaction else { throw (error as? SQLiteError).map(StoreError.init) ?? StoreError.transactionLost }
             throw error
         }
+    }
+}
+
+extension Result {
+    var failureError: Failure? {
+        if case .failure(let e) = self { return e }
+        return nil
     }
 }
 
@@ -217,6 +235,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         let t = Thread { [self] in self.run() }
         t.name = "store-writer"
         t.start()
+    }
+
+    var queued: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pending.count
     }
 
     func submit<T>(isolated: Bool, _ body: @escaping (WriteContext) throws -> T) throws -> T {
@@ -310,6 +334,13 @@ final class GroupCommitWriter: @unchecked Sendable {
                 job.result = .failure(error)
                 // A job without its own savepoint may have left partial changes: drop the batch.
                 if !job.isolated { batchFailed = true; break }
+            }
+            // SQLite may have ended the transaction by itself: then every job's work so far
+            // is gone, including the ones that succeeded; none may be reported as written.
+            guard db.isInTransaction else {
+                logger.error("store: the transaction was rolled back by SQLite; the batch is refused", ["batch.size": String(batch.count)])
+                fail(batch, job.result.failureError as? StoreError ?? StoreError.transactionLost)
+                return
             }
         }
         if batchFailed {

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 import JSONCore
 import SQLite
-import Store
+@testable import Store
 
 /// The chain's encoding and verification: names with commas stay intact, every break is reported.
 @Suite struct AuditChainTests {
@@ -75,5 +75,56 @@ import Store
     @Test(arguments: [(Int32(5), "busy"), (6, "busy"), (13, "full"), (10, "io"), (11, "io"), (19, "constraint"), (1, "unavailable")])
     func driverErrors_becomeTypedStoreErrors(code: Int32, kind: String) {
         #expect(StoreError(SQLiteError(code: code, extendedCode: code, message: "m", sql: nil)).kind.rawValue == kind)
+    }
+}
+
+/// When SQLite ends a transaction by itself (disk full, I/O error), no job of that group
+/// commit may be reported as written, and nothing may run outside the transaction.
+@Suite struct LostTransactionTests {
+    @Test func transactionEndedBySQLite_failsTheWholeBatch_andNothingCommitsAlone() throws {
+        let t = try TempStore()
+        let gate = DispatchSemaphore(value: 0)
+        let writerBusy = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        // Plain threads: each blocks in write(), and GCD's default queue has one thread per core.
+        group.enter()
+        Thread {
+            _ = try? t.store.write { _ in writerBusy.signal(); gate.wait() }  // holds the writer while the others queue up
+            group.leave()
+        }.start()
+        writerBusy.wait()
+        let outcomes = Mutex<[String: Bool]>([:])
+        for i in 0..<6 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    try t.store.write { w in
+                        if i == 3 {
+                            try w.connection.insert(type: "User", id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1)
+                            try w.connection.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
+                            throw StoreError("disk full", kind: .full)
+                        }
+                        try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
+                        try w.connection.insert(type: "User", id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                    }
+                    outcomes.withLock { $0["u\(i)"] = true }
+                } catch {
+                    outcomes.withLock { $0["u\(i)"] = false }
+                }
+            }.start()
+        }
+        while t.store.queuedWrites < 6 { sched_yield() }  // all six wait for the writer: one group commit
+        gate.signal()
+        group.wait()
+        let reported = outcomes.withLock { $0 }
+        let stored = try t.store.read { c in try (0..<6).filter { try c.fetch(type: "User", id: "u\($0)") != nil }.map { "u\($0)" } }
+        // Every write reported as done is stored; nothing else is.
+        #expect(Set(stored) == Set(reported.filter(\.value).map(\.key)), "reported \(reported), stored \(stored)")
+        #expect(reported["u3"] == false)
+        #expect(try t.store.read { try AuditLog.verify($0) }.intact)
+        // The store goes on working.
+        try t.store.write { w in try w.connection.insert(type: "User", id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1) }
+        #expect(try t.store.read { try $0.fetch(type: "User", id: "after") } != nil)
     }
 }
