@@ -54,6 +54,7 @@ extension HubApp {
             guard let arr = v.arrayValue else { throw SCIMError.invalidValue("'reviewers' must be an array of principal names") }
             reviewers = try arr.map { x throws -> String in
                 guard let s = x.stringValue else { throw SCIMError.invalidValue("'reviewers' must hold principal names") }
+                do { try PrincipalName.validate(s, what: "each of 'reviewers'") } catch let e as PrincipalNameError { throw SCIMError.invalidValue(e.description) }
                 return s
             }
         }
@@ -109,7 +110,8 @@ extension HubApp {
         guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
             throw SCIMError.notFound("no review campaign with this id")
         }
-        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, c, $0) }
+        let minter = try store.read { try Tokens.minter($0, id: ctx.principal.tokenID) }
+        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, minter: minter, c, $0) }
         return jsonResponse(200, .object(JSONObject(["campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
                                                       "due": .string(SCIMDateTime.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
                             contentType: "application/json")

@@ -8,10 +8,12 @@ import Store
 
 /// Tokens over the admin API, with separation of duties: one administrator must not hold
 /// every role. The API never mints tokens for the hub's reserved principals (`engine`, …)
-/// or for configured feeds (their tokens come from the host: `scimhub token create`); a
-/// `break-glass` token, or one whose scopes span two roles (feed, admin, review,
+/// or for configured feeds (their tokens come from the host: `scimhub token create`); an
+/// `admin` or `break-glass` token, or one whose scopes span two roles (feed, admin, review,
 /// break-glass), waits for a second administrator's approval and is then issued to the
-/// one who asked; every token records who minted and who approved it.
+/// token that asked for it; every token records who minted and who approved it. Admin
+/// tokens need approval too: otherwise one administrator could mint a second admin
+/// identity and approve their own requests with it.
 extension HubApp {
     /// `POST /admin/tokens` `{"principal", "scopes": [...]}` with step-up: 201 with the token
     /// (shown once), or 202 with a request that a second administrator approves.
@@ -29,19 +31,19 @@ extension HubApp {
             if !asked.contains(s) { asked.append(s) }
         }
         let scopes = asked
-        if PrincipalName.reserved.contains(principal) {
+        if PrincipalName.isReserved(principal) {
             throw SCIMError(status: 403, detail: "principal '\(principal)' is reserved for the hub itself; no token may carry it")
         }
         if config.feeds[principal] != nil || config.feedGroups[principal] != nil {
             throw SCIMError(status: 403, detail: "'\(principal)' is a configured feed: its tokens are minted on the host with `scimhub token create`")
         }
         try requireStepUp(ctx, action: "creating a token")
-        let by = ctx.principal.name, requestID = ctx.requestID, now = Date().timeIntervalSince1970
+        let by = ctx.principal.name, requester = ctx.principal, requestID = ctx.requestID, now = Date().timeIntervalSince1970
         let roles = Set(scopes.map(\.role))
-        if scopes.contains(.breakGlass) || roles.count > 1 {
+        if scopes.contains(.breakGlass) || scopes.contains(.admin) || roles.count > 1 {
             let id = UUIDv7.make()
             try store.write { w in
-                try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: by, now: now)
+                try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: requester, now: now)
                 try AuditLog.append(w, .now(principal: by, action: "token.request", resourceType: "TokenRequest", resourceID: id,
                                             attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
             }
@@ -49,8 +51,8 @@ extension HubApp {
             return jsonResponse(202, .object(JSONObject([
                 "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
                 "scopes": .array(scopes.map { .string($0.rawValue) }),
-                "detail": .string("a break-glass or multi-role token needs a second administrator: POST /admin/token-requests/\(id)/approve, "
-                                  + "then the requester takes it with POST /admin/token-requests/\(id)/issue"),
+                "detail": .string("an admin, break-glass or multi-role token needs a second administrator: POST /admin/token-requests/\(id)/approve, "
+                                  + "then the requesting token takes it with POST /admin/token-requests/\(id)/issue (step-up)"),
             ])), contentType: "application/json")
         }
         let token = try store.write { w -> String in
@@ -81,13 +83,15 @@ extension HubApp {
     }
 
     /// `POST /admin/token-requests/{id}/approve` with step-up, by an administrator who is
-    /// neither the requester, nor the token's principal, nor holding a token the requester minted.
+    /// neither the requester, nor the token's principal, nor holding a token the requester
+    /// minted, nor the minter of the requester's token.
     func approveTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
         guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
         let me = ctx.principal
-        let myMinter = try store.read { try Tokens.minter($0, id: me.tokenID) }
-        guard me.name != r.requestedBy, me.name != r.principal, myMinter != r.requestedBy else {
+        let (myMinter, requesterMinter) = try store.read { c in (try Tokens.minter(c, id: me.tokenID), try Tokens.minter(c, id: r.requestedByToken)) }
+        let same = { (a: String?, b: String) in a.map { SCIMIdentifier.canonical($0) == SCIMIdentifier.canonical(b) } ?? false }
+        guard !same(me.name, r.requestedBy), !same(me.name, r.principal), !same(myMinter, r.requestedBy), !same(requesterMinter, me.name) else {
             throw SCIMError(status: 403, detail: "a second administrator approves: not the requester, not the token's principal, "
                             + "and not with a token the requester minted")
         }
@@ -105,12 +109,15 @@ extension HubApp {
         return jsonResponse(200, Self.json(updated), contentType: "application/json")
     }
 
-    /// `POST /admin/token-requests/{id}/issue`: the requester takes the approved token, once.
+    /// `POST /admin/token-requests/{id}/issue` with step-up: the token that asked takes the
+    /// approved token, once (not another token carrying the same name).
     func issueTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
         guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
-        guard ctx.principal.name == r.requestedBy else { throw SCIMError(status: 403, detail: "only the administrator who asked for the token takes it") }
+        guard ctx.principal.tokenID == r.requestedByToken else { throw SCIMError(status: 403, detail: "only the token that asked for it takes the new token") }
         guard let approver = r.approvedBy else { throw SCIMError(status: 409, detail: "this request awaits a second administrator's approval") }
+        guard r.tokenID == nil else { throw SCIMError(status: 409, detail: "this token was issued already") }
+        try requireStepUp(ctx, action: "taking an approved token")
         let requestID = ctx.requestID
         let token = try store.write { w -> String? in
             let t = try Tokens.create(w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy, approvedBy: approver)

@@ -98,10 +98,13 @@ public final class AccessReviews: Sendable {
     // MARK: - Decisions
 
     /// Who may decide an item: a named reviewer of the campaign; else the item's reviewer
-    /// (the manager); items without one go to administrators. Nobody reviews their own access.
-    public static func mayDecide(_ p: Principal, _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
-        if SCIMIdentifier.canonical(p.name) == SCIMIdentifier.canonical(item.userName) { return false }
-        if !c.reviewers.isEmpty { return c.reviewers.contains(p.name) }
+    /// (the manager); items without one go to administrators. Nobody reviews their own
+    /// access, also not through a token they minted (`minter`: who minted the caller's token).
+    public static func mayDecide(_ p: Principal, minter: String? = nil, _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
+        let person = SCIMIdentifier.canonical(item.userName)
+        if SCIMIdentifier.canonical(p.name) == person { return false }
+        if let m = minter, SCIMIdentifier.canonical(m) == person { return false }
+        if !c.reviewers.isEmpty { return c.reviewers.contains { SCIMIdentifier.canonical($0) == SCIMIdentifier.canonical(p.name) } }
         if let r = item.reviewer { return SCIMIdentifier.canonical(r) == SCIMIdentifier.canonical(p.name) }
         return p.scopes.contains(.admin)
     }
@@ -112,7 +115,8 @@ public final class AccessReviews: Sendable {
         guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw GovernanceError.notFound("no review campaign with this id") }
         guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw GovernanceError.notFound("no item \(seq) in this campaign") }
-        guard Self.mayDecide(principal, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
+        let minter = try store.read { try Tokens.minter($0, id: principal.tokenID) }
+        guard Self.mayDecide(principal, minter: minter, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
         guard c.state == "open" else { throw GovernanceError.conflict("the campaign is closed") }
         try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
         engine?.wake()

@@ -233,6 +233,7 @@ enum Migrations {
             principal TEXT NOT NULL,
             scopes TEXT NOT NULL,               -- comma-separated scope names (no commas in them)
             requested_by TEXT NOT NULL,
+            requested_by_token TEXT NOT NULL,   -- only this token takes the approved token
             created REAL NOT NULL,
             approved_by TEXT,
             approved REAL,

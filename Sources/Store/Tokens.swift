@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import HubCrypto
+import SCIM
 import SQLite
 
 /// What a token may do.
@@ -30,6 +31,9 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
 public enum PrincipalName {
     /// Principals the hub itself writes as, never given to a token.
     public static let reserved: Set<String> = ["engine", "cli", "scheduler", "anonymous", "system", "scimhub"]
+
+    /// Whether `name` is, or looks like (`Engine`, fullwidth `ｅｎｇｉｎｅ`), a reserved principal.
+    public static func isReserved(_ name: String) -> Bool { reserved.contains(SCIMIdentifier.canonical(name)) }
 
     /// Throws a `StoreError`-free description of what is wrong, or returns.
     public static func validate(_ name: String, what: String = "principal") throws(PrincipalNameError) {
@@ -84,6 +88,7 @@ public struct TokenRequest: Sendable {
     public let principal: String
     public let scopes: [Scope]
     public let requestedBy: String
+    public let requestedByToken: String
     public let created: Double
     public let approvedBy: String?
     public let tokenID: String?
@@ -118,9 +123,10 @@ public enum Tokens {
 
     // MARK: - Requests awaiting a second administrator
 
-    public static func request(_ ctx: WriteContext, id: String, principal: String, scopes: [Scope], requestedBy: String, now: Double) throws {
-        try ctx.connection.db.run("INSERT INTO token_requests(id, principal, scopes, requested_by, created) VALUES (?, ?, ?, ?, ?)",
-                                  [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .text(requestedBy), .real(now)])
+    public static func request(_ ctx: WriteContext, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double) throws {
+        try ctx.connection.db.run("INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) VALUES (?, ?, ?, ?, ?, ?)",
+                                  [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .text(requestedBy.name),
+                                   .text(requestedBy.tokenID), .real(now)])
     }
 
     /// A request still within its lifetime, or nil.
@@ -135,10 +141,11 @@ public enum Tokens {
 
     private static func requests(_ conn: StoreConnection, _ clause: String, _ params: [SQLiteValue]) throws -> [TokenRequest] {
         var out: [TokenRequest] = []
-        try conn.db.query("SELECT id, principal, scopes, requested_by, created, approved_by, token_id FROM token_requests WHERE \(clause)", params) { r in
+        try conn.db.query("SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id FROM token_requests WHERE \(clause)", params) { r in
             out.append(TokenRequest(id: r.text(0) ?? "", principal: r.text(1) ?? "",
                                     scopes: (r.text(2) ?? "").split(separator: ",").map { Scope(rawValue: String($0)) },
-                                    requestedBy: r.text(3) ?? "", created: r.value(4).double, approvedBy: r.text(5), tokenID: r.text(6)))
+                                    requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
+                                    approvedBy: r.text(6), tokenID: r.text(7)))
         }
         return out
     }

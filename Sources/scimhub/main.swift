@@ -124,7 +124,7 @@ func token(_ args: Arguments) throws -> Int32 {
     case "create":
         let principal = try args.require("principal")
         do { try PrincipalName.validate(principal, what: "--principal") } catch { throw ConfigError(error.description) }
-        guard !PrincipalName.reserved.contains(principal) else { throw ConfigError("--principal '\(principal)' is reserved for the hub itself") }
+        guard !PrincipalName.isReserved(principal) else { throw ConfigError("--principal '\(principal)' is reserved for the hub itself") }
         var scopes: [Scope] = []
         for raw in try args.require("scope").split(separator: ",") {
             let s = Scope(rawValue: raw.trimmingCharacters(in: .whitespaces))

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import EHRTestServer
 import JSONCore
+import Provisioning
 import Store
 import TestSupport
 
@@ -33,6 +34,8 @@ import TestSupport
     @Test(arguments: [
         (#"{"principal": "engine", "scopes": ["scim:write"]}"#, 403, "reserved"),
         (#"{"principal": "cli", "scopes": ["admin"]}"#, 403, "reserved"),
+        (#"{"principal": "Engine", "scopes": ["review"]}"#, 403, "reserved"),
+        (#"{"principal": "\uFF45ngine", "scopes": ["review"]}"#, 403, "reserved"),  // fullwidth e
         (#"{"principal": "hr", "scopes": ["scim:write"]}"#, 403, "configured feed"),
         (#"{"principal": "credentialing", "scopes": ["scim:read"]}"#, 403, "configured feed"),
         (#"{"principal": "ward,nurse", "scopes": ["review"]}"#, 400, "only letters, digits"),
@@ -50,31 +53,42 @@ import TestSupport
 
     @Test func oneAdmin_cannotHoldEveryRole() throws {
         defer { hub.stop(); ehr.stop() }
-        // A single-role token is minted at once and records its minter.
-        let review = try mint(#"{"principal": "ward.manager@x.org", "scopes": ["review"]}"#)
+        // A single-role review token is minted at once and records its minter.
+        let carol = try hub.makeToken("carol", [.admin])
+        let carolSecret = try hub.enrolTOTP(carol)
+        let review = try mint(#"{"principal": "ward.manager@x.org", "scopes": ["review"]}"#, token: carol, secret: carolSecret)
         #expect(review.status == 201, "\(review.text)")
-        let listed = try hub.call("GET", "/admin/tokens", token: alice).object["tokens"]?.arrayValue ?? []
-        #expect(listed.contains { $0.objectValue?["principal"]?.stringValue == "ward.manager@x.org" && $0.objectValue?["mintedBy"]?.stringValue == "alice" })
-        // Break-glass and every-scope tokens wait for a second administrator.
-        let bg = try mint(#"{"principal": "alice-emergency", "scopes": ["break-glass"]}"#, offset: 1)
+        let listed = try hub.call("GET", "/admin/tokens", token: carol).object["tokens"]?.arrayValue ?? []
+        #expect(listed.contains { $0.objectValue?["principal"]?.stringValue == "ward.manager@x.org" && $0.objectValue?["mintedBy"]?.stringValue == "carol" })
+        // A second admin identity needs approval too (else it could approve its maker's requests).
+        let puppetRequest = try mint(#"{"principal": "mallory", "scopes": ["admin"]}"#, token: carol, secret: carolSecret, offset: 1)
+        #expect(puppetRequest.status == 202, "\(puppetRequest.text)")
+        #expect(puppetRequest.object["token"] == nil)
+        // Break-glass tokens wait for a second administrator.
+        let bg = try mint(#"{"principal": "alice-emergency", "scopes": ["break-glass"]}"#)
         #expect(bg.status == 202, "\(bg.text)")
         #expect(bg.object["token"] == nil)
         let requestID = try #require(bg.object["request"]?.stringValue)
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // not approved yet
-        // Alice cannot approve her own request, nor with a second admin token she minted.
+        // Alice cannot approve her own request, nor with an admin token she minted (as the
+        // host could have done before), nor can one whose token she minted.
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: alice,
                              headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret, stepOffset: -1))]).status == 403)
         let sock = try hub.server.store.write { w in try Tokens.create(w, principal: "mallory", scopes: [.admin], now: 0, mintedBy: "alice").token }
         let sockSecret = try hub.enrolTOTP(sock)
         let byPuppet = try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: sock, headers: [("X-ScimHub-TOTP", LiveHub.totp(sockSecret))])
         #expect(byPuppet.status == 403, "\(byPuppet.text)")
-        // Bob, a second administrator, approves; only Alice takes the token, once.
+        // Bob, a second administrator, approves; only Alice's token takes the new one, once,
+        // not Bob, and not another token that carries Alice's name.
         let bob = try hub.makeToken("bob", [.admin])
         let bobSecret = try hub.enrolTOTP(bob)
         let approved = try hub.call("POST", "/admin/token-requests/\(requestID)/approve", token: bob, headers: [("X-ScimHub-TOTP", LiveHub.totp(bobSecret))])
         #expect(approved.status == 200, "\(approved.text)")
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: bob).status == 403)
-        let issued = try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice)
+        let aliceTwin = try hub.makeToken("alice", [.admin])
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: aliceTwin).status == 403)
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 403)  // step-up needed
+        let issued = try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice, headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret, stepOffset: 1))])
         #expect(issued.status == 201, "\(issued.text)")
         let breakGlassToken = try #require(issued.object["token"]?.stringValue)
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // issued once
@@ -98,5 +112,22 @@ import TestSupport
         #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: hub.admin, body: verdict).status == 200)
         let audit = try hub.call("GET", "/admin/audit?principal=bob", token: hub.admin).text
         #expect(audit.contains("token.approve"))
+    }
+}
+
+/// Nobody reviews their own access: not by name, not as a look-alike name, and not through
+/// a review token they minted for someone else's name (their manager's).
+@Suite struct SelfReviewTests {
+    let campaign = ReviewCampaignRecord(id: "c", name: "q3", scopeKind: "target", scopeValue: "ehr", reviewers: [], due: 0,
+                                        defaultDecision: "approve", state: "open", createdBy: "alice", created: 0, closed: nil)
+    let item = ReviewItemRecord(seq: 1, personID: "p", userName: "ana@x.org", displayName: nil, package: "nurse", reviewer: "boss@x.org")
+
+    @Test func theManager_decides_butNotWithATokenThePersonMinted() {
+        let manager = Principal(name: "boss@x.org", scopes: [.review], tokenID: "t1")
+        #expect(AccessReviews.mayDecide(manager, minter: "cli", campaign, item))
+        #expect(!AccessReviews.mayDecide(manager, minter: "ana@x.org", campaign, item))
+        #expect(!AccessReviews.mayDecide(manager, minter: "ANA@X.ORG", campaign, item))
+        #expect(!AccessReviews.mayDecide(Principal(name: "Ana@x.org", scopes: [.review], tokenID: "t2"), minter: "cli", campaign, item))
+        #expect(!AccessReviews.mayDecide(Principal(name: "someone@x.org", scopes: [.review], tokenID: "t3"), minter: "cli", campaign, item))
     }
 }
