@@ -71,7 +71,7 @@ public struct PatchRequest: Sendable {
                 throw SCIMError(status: error.status, scimType: error.scimType, detail: "operation \(i + 1): \(error.detail)")
             }
         }
-        return try ResourceNormalizer(type: type).normalize(engine.doc)
+        return try ResourceNormalizer(type: type).normalize(engine.doc, stored: resource)
     }
 }
 

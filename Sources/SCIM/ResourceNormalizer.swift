@@ -11,7 +11,12 @@ public struct ResourceNormalizer: Sendable {
     public init(type: SCIMResourceType) { self.type = type }
 
     /// Normalises a whole resource body (POST, PUT, and the result of a PATCH).
-    public func normalize(_ input: JSONObject) throws(SCIMError) -> JSONObject {
+    ///
+    /// `stored`: for a PATCH, the resource before it. Attributes the PATCH left exactly as
+    /// stored are kept without being validated again, so a value stored before a rule
+    /// tightened (a longer limit, an identifier with a trailing space) never blocks an
+    /// unrelated change, such as a leaver's `active: false`.
+    public func normalize(_ input: JSONObject, stored: JSONObject? = nil) throws(SCIMError) -> JSONObject {
         var declared: [String] = []
         var core: [String: JSONValue] = [:]
         var ext: [String: [String: JSONValue]] = [:]
@@ -21,6 +26,11 @@ public struct ResourceNormalizer: Sendable {
         func put(_ urn: String?, _ attr: SCIMAttribute, _ raw: JSONValue, _ label: String) throws(SCIMError) {
             let key = (urn ?? "") + "|" + attr.name.lowercased()
             guard seen.insert(key).inserted else { throw SCIMError.invalidSyntax("attribute '\(label)' appears more than once") }
+            let before = urn.map { stored?[$0]?.objectValue?[attr.name] } ?? stored?[attr.name]
+            if let b = before, b == raw {
+                if let u = urn { ext[u, default: [:]][attr.name] = raw } else { core[attr.name] = raw }
+                return
+            }
             guard let v = try canonicalValue(attr, raw, path: label) else { return }
             if let u = urn { ext[u, default: [:]][attr.name] = v } else { core[attr.name] = v }
         }
