@@ -31,7 +31,10 @@ final class AuthThrottle: Sendable {
     /// Records one failure from `address`.
     func recordFailure(_ address: String, now: Double) {
         buckets.withLock { b in
-            if b.count > 100_000 { b = b.filter { now - $0.value.windowStart < window } }  // bound memory
+            // Bound memory: drop expired windows; if an attacker still holds too many keys
+            // (addresses, token ids), keep only the ones already throttled.
+            if b.count > 100_000 { b = b.filter { now - $0.value.windowStart < window } }
+            if b.count > 100_000 { b = b.filter { $0.value.failures >= limit } }
             if var bucket = b[address], now - bucket.windowStart < window {
                 bucket.failures += 1
                 b[address] = bucket
@@ -60,7 +63,8 @@ struct ClientAddressResolver: Sendable {
     }
 
     func clientAddress(_ request: HTTPRequest) -> String {
-        let peer = request.remoteAddress
+        // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
+        let peer = request.remoteAddress.hasPrefix("::ffff:") ? String(request.remoteAddress.dropFirst(7)) : request.remoteAddress
         guard !trusted.isEmpty, isTrusted(peer) else { return peer }
         let hops = request.headers.values("X-Forwarded-For").flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }

@@ -151,8 +151,9 @@ public struct HubConfig: Sendable {
             case "trustedProxies":
                 guard let arr = v.arrayValue else { throw ConfigError("trustedProxies must be an array of addresses or IPv4 networks") }
                 c.trustedProxies = try arr.map { x throws -> String in
-                    guard let a = x.stringValue, ClientAddressResolver.looksLikeAddress(a.split(separator: "/").first.map(String.init) ?? "") else {
-                        throw ConfigError("trustedProxies must hold addresses such as 127.0.0.1 or 10.0.0.0/8")
+                    guard let a = x.stringValue, ClientAddressResolver.looksLikeAddress(a.split(separator: "/").first.map(String.init) ?? ""),
+                          !a.contains("/") || ClientAddressResolver.ipv4(String(a.split(separator: "/")[0])) != nil else {
+                        throw ConfigError("trustedProxies must hold addresses (127.0.0.1, ::1) or IPv4 networks (10.0.0.0/8)")
                     }
                     return a
                 }
@@ -194,10 +195,16 @@ public struct HubConfig: Sendable {
     /// folder: whoever can rewrite the database must not also be able to re-sign it.
     func loadAuditKey() throws -> Ed25519PrivateKey? {
         let pem: String
+        let data = URL(fileURLWithPath: dataDirectory).resolvingSymlinksInPath().path
+        func inData(_ path: String) -> Bool {
+            let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            return real == data || real.hasPrefix(data + "/")
+        }
+        if let checkpoints = auditCheckpointFile, inData(checkpoints) {
+            throw ConfigError("auditCheckpointFile must be outside the data folder \(dataDirectory): whoever can rewrite the database must not also cut the checkpoints")
+        }
         if let file = auditKeyFile {
-            let real = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
-            let data = URL(fileURLWithPath: dataDirectory).resolvingSymlinksInPath().path
-            guard !(real == data || real.hasPrefix(data + "/")) else {
+            guard !inData(file) else {
                 throw ConfigError("auditKeyFile must be outside the data folder \(dataDirectory): the key proves the database was not rewritten")
             }
             guard let d = FileManager.default.contents(atPath: file) else { throw ConfigError("auditKeyFile \(file) cannot be read") }

@@ -213,14 +213,23 @@ public final class ProvisioningEngine: Sendable {
             let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
                                          previousUserName: previous?.userName, overrides: overrides)
             let store = self.store, personID = job.personID, targetName = target.name
-            var outcome = try connector.transaction { session throws(ConnectorError) in
-                try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session) { accountID throws(ConnectorError) in
-                    do {
-                        return try store.read { try $0.otherClaimant(target: targetName, accountID: accountID, personID: personID) }
-                    } catch {
-                        throw .retryable("cannot check who holds the account: storage unavailable")
+            let claimCheckFailed = Mutex(false)
+            var outcome: Convergence.Outcome
+            do {
+                outcome = try connector.transaction { session throws(ConnectorError) in
+                    try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session) { accountID throws(ConnectorError) in
+                        do {
+                            return try store.read { try $0.otherClaimant(target: targetName, accountID: accountID, personID: personID) }
+                        } catch {
+                            claimCheckFailed.withLock { $0 = true }
+                            throw .retryable("cannot check who holds the account: storage unavailable")
+                        }
                     }
                 }
+            } catch {
+                // The hub's storage failed, not the target: no attempt counted, no verdict on the target.
+                if claimCheckFailed.withLock({ $0 }) { throw StoreError("claim check failed in storage") }
+                throw error
             }
             // Retention: a deleted person's account is deleted once the period has passed.
             var deferUntil: Double? = nil

@@ -229,9 +229,11 @@ public struct AttributeLimits: Sendable {
         identifier ? self.identifier : type == .binary ? binary : string
     }
 
+    /// Attribute names are case-insensitive (RFC 7643 §2.1), in limits as everywhere.
     func override(schemaID: String, path: String) -> Int? {
-        if let n = overrides["\(schemaID):\(path)"] { return n }
-        return schemaID.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") ? overrides[path] : nil
+        func find(_ key: String) -> Int? { overrides.first { asciiCaseInsensitiveEquals($0.key, key) }?.value }
+        if let n = find("\(schemaID):\(path)") { return n }
+        return schemaID.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") ? find(path) : nil
     }
 }
 

@@ -66,6 +66,8 @@ public struct AuditCheckpoint: Sendable, Equatable {
 /// What a checkpoint says about the chain.
 public enum CheckpointCheck: Sendable, Equatable {
     case reached
+    /// The checkpoint's entry is gone though later ones remain.
+    case missing
     /// The chain ends before the checkpoint's entry: its tail was cut.
     case cut(logEndsAt: Int64)
     /// The entry is there with another hash: the chain was rewritten (and re-hashed).
@@ -82,7 +84,7 @@ extension AuditLog {
             if wanted[seq] != nil { found[seq] = hexString(hash) }
         }
         let checks = checkpoints.map { c -> CheckpointCheck in
-            guard let h = found[c.seq] else { return .cut(logEndsAt: v.headSeq) }
+            guard let h = found[c.seq] else { return v.headSeq >= c.seq ? .missing : .cut(logEndsAt: v.headSeq) }
             return h == c.head ? .reached : .rewritten
         }
         return (v, checks)
@@ -103,22 +105,37 @@ public final class AuditCheckpointer: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
+    /// The last checkpoint written (read back from the file at start).
+    private let last = Mutex<AuditCheckpoint?>(nil)
+
     public init(store: Store, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
         self.store = store
         self.key = key
         self.path = path
         self.interval = interval
         self.logger = logger
+        let previous = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").last.flatMap { AuditCheckpoint(text: String($0)) }
+        last.withLock { $0 = previous }
+        lastSeq.withLock { $0 = previous?.seq ?? 0 }
     }
 
     /// Checkpoints now if the chain grew since the last one; returns the checkpoint written.
+    /// Never signs a chain that no longer reaches the previous checkpoint unaltered (rewritten
+    /// or cut while the hub was stopped): that is reported, and left for `audit verify`.
     @discardableResult
     public func checkpoint() throws -> AuditCheckpoint? {
-        let head = try store.read(snapshot: false) { try $0.auditHead() }
+        let previous = last.withLock { $0 }
+        let (head, hashAtPrevious) = try store.read { c in
+            (try c.auditHead(), try previous.flatMap { try c.auditHash(seq: $0.seq) })
+        }
+        if let p = previous, hashAtPrevious.map(hexString) != p.head {
+            throw StoreError("the audit chain no longer reaches the last checkpoint (entry \(p.seq)): not signing; run scimhub audit verify")
+        }
         guard head.seq > 0, head.seq > lastSeq.withLock({ $0 }) else { return nil }
         let c = try AuditCheckpoint.make(seq: head.seq, head: head.hash, time: SCIMDateTime.format(SCIMDateTime.now()), key: key)
         try Self.append(c.line + "\n", to: path)
         lastSeq.withLock { $0 = head.seq }
+        last.withLock { $0 = c }
         logger.notice("audit checkpoint", ["audit.seq": String(c.seq), "audit.head": c.head, "audit.key": c.keyID, "audit.signature": c.signature])
         return c
     }

@@ -178,6 +178,13 @@ extension StoreConnection {
         try auditHead().hash
     }
 
+    /// The hash of entry `seq`, or nil when there is none.
+    public func auditHash(seq: Int64) throws -> [UInt8]? {
+        var h: [UInt8]?
+        try db.query("SELECT hash FROM audit WHERE seq = ?", [.integer(seq)]) { h = $0.blob(0) }
+        return h
+    }
+
     /// Sequence number and hash of the newest audit entry (0 and the genesis value when empty).
     public func auditHead() throws -> (seq: Int64, hash: [UInt8]) {
         var h = (seq: Int64(0), hash: AuditLog.genesis)

@@ -252,28 +252,38 @@ enum Migrations {
     /// Two people whose user names only a target told apart used to coexist; they cannot be
     /// migrated silently, so the hub refuses to start and names their ids.
     static func recomputeCanonicalIdentifiers(_ db: SQLiteConnection) throws {
-        var rows: [(seq: Int64, id: String, type: String, doc: [UInt8])] = []
-        try db.query("SELECT seq, id, type, doc FROM resources") { rows.append(($0.int64(0), $0.text(1) ?? "", $0.text(2) ?? "", $0.blob(3))) }
         var seen: [String: String] = [:]
         try db.run("UPDATE resources SET user_name = NULL")
         try db.run("DELETE FROM resource_emails")
-        for r in rows {
-            guard case .object(let doc) = try JSONParser().parse(r.doc) else { continue }
-            if r.type == "User", let u = doc["userName"]?.stringValue {
-                let canonical = SCIMIdentifier.canonical(u)
-                if let other = seen[canonical] {
-                    throw StoreError("migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
-                                     + "Unicode form; rename one (with the previous version) and start again")
-                }
-                seen[canonical] = r.id
-                try db.run("UPDATE resources SET user_name = ? WHERE seq = ?", [.text(canonical), .integer(r.seq)])
+        // In pages, so a large store is not held in memory at once.
+        var after: Int64 = 0
+        while true {
+            var rows: [(seq: Int64, id: String, type: String, doc: [UInt8])] = []
+            try db.query("SELECT seq, id, type, doc FROM resources WHERE seq > ? ORDER BY seq LIMIT 1000", [.integer(after)]) {
+                rows.append(($0.int64(0), $0.text(1) ?? "", $0.text(2) ?? "", $0.blob(3)))
             }
-            if r.type != "User", let d = doc["displayName"]?.stringValue {
-                try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(SCIMIdentifier.canonical(d)), .integer(r.seq)])
-            }
-            let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) })
-            for e in emails { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)]) }
+            guard let last = rows.last else { return }
+            after = last.seq
+            for r in rows { try reindex(db, r, &seen) }
         }
+    }
+
+    private static func reindex(_ db: SQLiteConnection, _ r: (seq: Int64, id: String, type: String, doc: [UInt8]), _ seen: inout [String: String]) throws {
+        guard case .object(let doc) = try JSONParser().parse(r.doc) else { return }
+        if r.type == "User", let u = doc["userName"]?.stringValue {
+            let canonical = SCIMIdentifier.canonical(u)
+            if let other = seen[canonical] {
+                throw StoreError("migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
+                                 + "Unicode form; rename one (with the previous version) and start again")
+            }
+            seen[canonical] = r.id
+            try db.run("UPDATE resources SET user_name = ? WHERE seq = ?", [.text(canonical), .integer(r.seq)])
+        }
+        if r.type != "User", let d = doc["displayName"]?.stringValue {
+            try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(SCIMIdentifier.canonical(d)), .integer(r.seq)])
+        }
+        let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) })
+        for e in emails { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)]) }
     }
 
     /// Applies every migration newer than the database's version, each in its own transaction.

@@ -190,11 +190,18 @@ func audit(_ args: Arguments) throws -> Int32 {
     case "keygen":
         let path = try args.require("out")
         let (priv, pub) = try Ed25519.generate()
-        guard !FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(path) exists already; a signing key is never overwritten") }
-        guard FileManager.default.createFile(atPath: path, contents: Data(priv.utf8), attributes: [.posixPermissions: 0o600]),
-              FileManager.default.createFile(atPath: path + ".pub", contents: Data(pub.utf8), attributes: [.posixPermissions: 0o644]) else {
-            throw ConfigError("cannot write \(path)")
+        // O_EXCL: never overwrite a key; 0600 from the first byte (no window where it is readable).
+        func create(_ file: String, _ text: String, mode: mode_t) throws {
+            let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+            guard fd >= 0 else {
+                throw ConfigError(errno == EEXIST ? "\(file) exists already; a signing key is never overwritten" : "cannot create \(file) (errno \(errno))")
+            }
+            defer { close(fd) }
+            let bytes = Array(text.utf8)
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else { throw ConfigError("cannot write \(file)") }
         }
+        try create(path, priv, mode: 0o600)
+        try create(path + ".pub", pub, mode: 0o644)
         err("wrote the audit signing key to \(path) (keep it outside the data folder) and its public key to \(path).pub")
         return 0
     default: throw ConfigError("audit needs verify or keygen")
@@ -232,6 +239,7 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
     for (c, check) in zip(checkpoints, checks) {
         switch check {
         case .reached: continue
+        case .missing: failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): that entry is missing")
         case .cut(let end): failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the log ends at entry \(end): its tail was cut")
         case .rewritten: failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the entry's hash differs: the chain was rewritten")
         }

@@ -3,6 +3,9 @@ import Foundation
 import Synchronization
 import Testing
 import JSONCore
+import HubCrypto
+import HubLog
+import TestSupport
 import SQLite
 @testable import Store
 
@@ -126,5 +129,31 @@ import SQLite
         // The store goes on working.
         try t.store.write { w in try w.connection.insert(type: "User", id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1) }
         #expect(try t.store.read { try $0.fetch(type: "User", id: "after") } != nil)
+    }
+}
+
+/// The checkpointer never signs a chain that no longer reaches its last checkpoint.
+@Suite struct CheckpointContinuityTests {
+    @Test func chainCutBehindTheLastCheckpoint_isNotSignedAgain() throws {
+        let t = try TempStore()
+        let outside = TemporaryDirectory()
+        defer { outside.remove() }
+        let key = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
+        let file = outside.path + "/checkpoints.jsonl"
+        func append(_ n: Int) throws {
+            for i in 0..<n { try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r")) } }
+        }
+        try append(10)
+        let first = AuditCheckpointer(store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        #expect(try first.checkpoint()?.seq == 10)
+        try append(2)
+        #expect(try first.checkpoint()?.seq == 12)
+        // Someone cuts the chain back to 5 entries and appends new ones while the hub is down.
+        let raw = try SQLiteConnection(path: t.store.path)
+        try raw.run("DELETE FROM audit WHERE seq > 5")
+        try append(20)
+        let restarted = AuditCheckpointer(store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        #expect(throws: StoreError.self) { try restarted.checkpoint() }
+        #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 2)
     }
 }

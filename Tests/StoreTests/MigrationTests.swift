@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import JSONCore
+import SQLite
+@testable import Store
+
+/// Migration 9 re-indexes stored identifiers in canonical form, and refuses, naming both
+/// ids, when two stored people collide under it.
+@Suite struct MigrationTests {
+    func insertLegacy(_ db: SQLiteConnection, id: String, userName: String, email: String) throws {
+        let doc = JSONWriter().write(.object(JSONObject(["userName": .string(userName), "emails": .array([.object(JSONObject(["value": .string(email)]))])])))
+        // As an earlier version indexed it: lower-cased only.
+        try db.run("INSERT INTO resources(id, type, user_name, version, created, modified, doc) VALUES (?, 'User', ?, 1, 0, 0, ?)",
+                   [.text(id), .text(userName.lowercased()), .blob(doc)])
+    }
+
+    @Test func storedIdentifiers_areReindexedInCanonicalForm() throws {
+        let t = try TempStore()
+        let db = try SQLiteConnection(path: t.store.path)
+        try insertLegacy(db, id: "u1", userName: "\u{FF41}na@x.org", email: "Stra\u{DF}e@x.org")
+        try insertLegacy(db, id: "u2", userName: "bea@x.org", email: "bea@x.org")
+        try db.run("BEGIN")
+        try Migrations.recomputeCanonicalIdentifiers(db)
+        try db.run("COMMIT")
+        let found = try t.store.read { try $0.candidates(type: "User", hint: .userName("ana@x.org")).map(\.id) }
+        #expect(found == ["u1"])
+        #expect(try t.store.read { try $0.candidates(type: "User", hint: .email("strasse@x.org")).map(\.id) } == ["u1"])
+    }
+
+    @Test func collidingPeople_stopTheMigration_namingBothIds() throws {
+        let t = try TempStore()
+        let db = try SQLiteConnection(path: t.store.path)
+        try insertLegacy(db, id: "u1", userName: "ana@x.org", email: "a@x.org")
+        try insertLegacy(db, id: "u2", userName: "\u{FF41}na@x.org", email: "b@x.org")
+        try db.run("BEGIN")
+        let error = #expect(throws: StoreError.self) { try Migrations.recomputeCanonicalIdentifiers(db) }
+        try db.run("ROLLBACK")
+        #expect(error?.description.contains("u1 and u2") == true, "\(String(describing: error))")
+    }
+}
