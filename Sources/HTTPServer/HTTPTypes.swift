@@ -113,7 +113,12 @@ public struct HTTPResponse: Sendable {
         for (n, v) in headers {
             append(n)
             out.append(contentsOf: [0x3A, 0x20])
-            append(v)
+            // Defence in depth: a control byte in a value (CR, LF) would split the header.
+            if v.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+                out.append(contentsOf: v.utf8.map { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F ? 0x20 : $0 })
+            } else {
+                append(v)
+            }
             out.append(contentsOf: [0x0D, 0x0A])
         }
         if !bodyless {

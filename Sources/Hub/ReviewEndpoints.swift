@@ -110,8 +110,8 @@ extension HubApp {
         guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
             throw SCIMError.notFound("no review campaign with this id")
         }
-        let minter = try store.read { try Tokens.minter($0, id: ctx.principal.tokenID) }
-        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, minter: minter, c, $0) }
+        let people = try store.read { try Tokens.people($0, tokenID: ctx.principal.tokenID) }
+        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, people: people, c, $0) }
         return jsonResponse(200, .object(JSONObject(["campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
                                                       "due": .string(SCIMDateTime.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
                             contentType: "application/json")
@@ -135,7 +135,7 @@ extension HubApp {
     /// `DELETE /admin/people/{id}/revocations/{package}`: lifts a review's revocation.
     func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
         do {
-            try reviewService().lift(personID: person, package: package.removingPercentEncoding ?? package, principal: ctx.principal.name, requestID: ctx.requestID)
+            try reviewService().lift(personID: person, package: package.removingPercentEncoding ?? package, principal: ctx.principal, requestID: ctx.requestID)
         } catch let e as GovernanceError {
             throw scimError(e)
         }

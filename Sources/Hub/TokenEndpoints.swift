@@ -8,12 +8,14 @@ import Store
 
 /// Tokens over the admin API, with separation of duties: one administrator must not hold
 /// every role. The API never mints tokens for the hub's reserved principals (`engine`, …)
-/// or for configured feeds (their tokens come from the host: `scimhub token create`); an
-/// `admin` or `break-glass` token, or one whose scopes span two roles (feed, admin, review,
-/// break-glass), waits for a second administrator's approval and is then issued to the
-/// token that asked for it; every token records who minted and who approved it. Admin
-/// tokens need approval too: otherwise one administrator could mint a second admin
-/// identity and approve their own requests with it.
+/// or for configured feeds (their tokens come from the host: `scimhub token create`).
+/// Every token that can change access (`scim:write`, `admin`, `review`, `break-glass`)
+/// waits for a second administrator's approval and is then issued to the token that asked
+/// for it; only read-only `scim:read` tokens are minted at once. Otherwise one
+/// administrator could mint a second admin identity, a feed to edit their own record, or
+/// a reviewer named after their manager, and act as two people. Every token records who
+/// minted it (principal and token) and who approved it, and `Tokens.people` follows that
+/// chain, so separation holds however many hops apart two tokens are.
 extension HubApp {
     /// `POST /admin/tokens` `{"principal", "scopes": [...]}` with step-up: 201 with the token
     /// (shown once), or 202 with a request that a second administrator approves.
@@ -39,24 +41,23 @@ extension HubApp {
         }
         try requireStepUp(ctx, action: "creating a token")
         let by = ctx.principal.name, requester = ctx.principal, requestID = ctx.requestID, now = Date().timeIntervalSince1970
-        let roles = Set(scopes.map(\.role))
-        if scopes.contains(.breakGlass) || scopes.contains(.admin) || roles.count > 1 {
+        if scopes.contains(where: { $0 != .scimRead }) {
             let id = UUIDv7.make()
             try store.write { w in
                 try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: requester, now: now)
                 try AuditLog.append(w, .now(principal: by, action: "token.request", resourceType: "TokenRequest", resourceID: id,
                                             attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
             }
-            logger.notice("token awaits a second administrator", ["request": id, "requested.by": by])
+            logger.notice("token awaits a second administrator", ["request": id])
             return jsonResponse(202, .object(JSONObject([
                 "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
                 "scopes": .array(scopes.map { .string($0.rawValue) }),
-                "detail": .string("an admin, break-glass or multi-role token needs a second administrator: POST /admin/token-requests/\(id)/approve, "
+                "detail": .string("a token that can change access needs a second administrator: POST /admin/token-requests/\(id)/approve, "
                                   + "then the requesting token takes it with POST /admin/token-requests/\(id)/issue (step-up)"),
             ])), contentType: "application/json")
         }
         let token = try store.write { w -> String in
-            let t = try Tokens.create(w, principal: principal, scopes: scopes, now: now, mintedBy: by)
+            let t = try Tokens.create(w, principal: principal, scopes: scopes, now: now, mintedBy: by, mintedByToken: requester.tokenID)
             try AuditLog.append(w, .now(principal: by, action: "token.create", resourceType: "Token", resourceID: t.id,
                                         attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
             return t.token
@@ -82,18 +83,17 @@ extension HubApp {
         return jsonResponse(200, .object(JSONObject(["requests": .array(requests.map(Self.json))])), contentType: "application/json")
     }
 
-    /// `POST /admin/token-requests/{id}/approve` with step-up, by an administrator who is
-    /// neither the requester, nor the token's principal, nor holding a token the requester
-    /// minted, nor the minter of the requester's token.
+    /// `POST /admin/token-requests/{id}/approve` with step-up, by a second person: nobody
+    /// behind the approving token (its principal and the chain of its minters) may be behind
+    /// the requesting token, nor be the new token's principal.
     func approveTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
         guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
         let me = ctx.principal
-        let (myMinter, requesterMinter) = try store.read { c in (try Tokens.minter(c, id: me.tokenID), try Tokens.minter(c, id: r.requestedByToken)) }
-        let same = { (a: String?, b: String) in a.map { SCIMIdentifier.canonical($0) == SCIMIdentifier.canonical(b) } ?? false }
-        guard !same(me.name, r.requestedBy), !same(me.name, r.principal), !same(myMinter, r.requestedBy), !same(requesterMinter, me.name) else {
+        let (mine, theirs) = try store.read { c in (try Tokens.people(c, tokenID: me.tokenID), try Tokens.people(c, tokenID: r.requestedByToken)) }
+        guard mine.isDisjoint(with: theirs), !mine.contains(SCIMIdentifier.canonical(r.principal)) else {
             throw SCIMError(status: 403, detail: "a second administrator approves: not the requester, not the token's principal, "
-                            + "and not with a token the requester minted")
+                            + "and not with a token minted by or for either of them")
         }
         guard r.approvedBy == nil else { throw SCIMError(status: 409, detail: "this request was approved already") }
         try requireStepUp(ctx, action: "approving a token")
@@ -120,7 +120,8 @@ extension HubApp {
         try requireStepUp(ctx, action: "taking an approved token")
         let requestID = ctx.requestID
         let token = try store.write { w -> String? in
-            let t = try Tokens.create(w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy, approvedBy: approver)
+            let t = try Tokens.create(w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy,
+                                      mintedByToken: r.requestedByToken, approvedBy: approver)
             guard try Tokens.markIssued(w, requestID: id, tokenID: t.id, now: now) else { throw SCIMError(status: 409, detail: "this token was issued already") }
             try AuditLog.append(w, .now(principal: r.requestedBy, action: "token.create", resourceType: "Token", resourceID: t.id,
                                         attributes: [r.principal] + r.scopes.map(\.rawValue) + ["approved by \(approver)"], requestID: requestID))

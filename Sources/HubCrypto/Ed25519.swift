@@ -42,6 +42,16 @@ public enum Ed25519 {
         return k
     }
 
+    static func verify(_ key: OpaquePointer, signature: [UInt8], message: [UInt8]) -> Bool {
+        guard signature.count == 64, let ctx = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(ctx) }
+        return message.withUnsafeBufferPointer { m in
+            signature.withUnsafeBufferPointer { s in
+                EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1 && EVP_DigestVerify(ctx, s.baseAddress, s.count, m.baseAddress, m.count) == 1
+            }
+        }
+    }
+
     static func rawPublicKey(_ k: OpaquePointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var n = 32
@@ -81,6 +91,11 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
         guard ok, n == 64 else { throw Ed25519Error("signing failed") }
         return sig
     }
+
+    /// Checks a signature made with this key pair.
+    public func verify(signature: [UInt8], message: [UInt8]) -> Bool {
+        Ed25519.verify(key, signature: signature, message: message)
+    }
 }
 
 /// A verification key, from PEM.
@@ -97,13 +112,7 @@ public final class Ed25519PublicKey: @unchecked Sendable {
     deinit { EVP_PKEY_free(key) }
 
     public func verify(signature: [UInt8], message: [UInt8]) -> Bool {
-        guard signature.count == 64, let ctx = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(ctx) }
-        return message.withUnsafeBufferPointer { m in
-            signature.withUnsafeBufferPointer { s in
-                EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1 && EVP_DigestVerify(ctx, s.baseAddress, s.count, m.baseAddress, m.count) == 1
-            }
-        }
+        Ed25519.verify(key, signature: signature, message: message)
     }
 }
 

@@ -99,11 +99,11 @@ public final class AccessReviews: Sendable {
 
     /// Who may decide an item: a named reviewer of the campaign; else the item's reviewer
     /// (the manager); items without one go to administrators. Nobody reviews their own
-    /// access, also not through a token they minted (`minter`: who minted the caller's token).
-    public static func mayDecide(_ p: Principal, minter: String? = nil, _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
+    /// access, also not through a token minted by them (`people`: `Tokens.people` of the
+    /// caller's token).
+    public static func mayDecide(_ p: Principal, people: Set<String> = [], _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
         let person = SCIMIdentifier.canonical(item.userName)
-        if SCIMIdentifier.canonical(p.name) == person { return false }
-        if let m = minter, SCIMIdentifier.canonical(m) == person { return false }
+        if SCIMIdentifier.canonical(p.name) == person || people.contains(person) { return false }
         if !c.reviewers.isEmpty { return c.reviewers.contains { SCIMIdentifier.canonical($0) == SCIMIdentifier.canonical(p.name) } }
         if let r = item.reviewer { return SCIMIdentifier.canonical(r) == SCIMIdentifier.canonical(p.name) }
         return p.scopes.contains(.admin)
@@ -115,8 +115,8 @@ public final class AccessReviews: Sendable {
         guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw GovernanceError.notFound("no review campaign with this id") }
         guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw GovernanceError.notFound("no item \(seq) in this campaign") }
-        let minter = try store.read { try Tokens.minter($0, id: principal.tokenID) }
-        guard Self.mayDecide(principal, minter: minter, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
+        let people = try store.read { try Tokens.people($0, tokenID: principal.tokenID) }
+        guard Self.mayDecide(principal, people: people, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
         guard c.state == "open" else { throw GovernanceError.conflict("the campaign is closed") }
         try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
         engine?.wake()
@@ -140,8 +140,17 @@ public final class AccessReviews: Sendable {
     }
 
     /// Lifts a revocation (an administrator's correction); the package is granted again if the rule still says so.
-    public func lift(personID: String, package: String, principal: String, requestID: String) throws {
-        let engine = self.engine
+    /// Lifts a review's revocation; never for one's own access (also not through a token
+    /// minted by oneself): that would undo the review that took it.
+    public func lift(personID: String, package: String, principal p: Principal, requestID: String) throws {
+        let engine = self.engine, principal = p.name
+        let (person, people) = try store.read { c in (try c.fetch(type: "User", id: personID), try Tokens.people(c, tokenID: p.tokenID)) }
+        if let userName = person?.doc["userName"]?.stringValue {
+            let me = SCIMIdentifier.canonical(userName)
+            guard !people.contains(me), SCIMIdentifier.canonical(principal) != me else {
+                throw GovernanceError.forbidden("nobody lifts a revocation of their own access")
+            }
+        }
         try store.write { w in
             guard try w.connection.liftRevocation(personID: personID, package: package) else { throw GovernanceError.notFound("no revocation of this package for this person") }
             try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc, now: Date().timeIntervalSince1970)

@@ -106,15 +106,13 @@ public final class BreakGlass: Sendable {
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw GovernanceError.notFound("no break-glass grant with this id") }
-        // Four eyes: neither the person, nor whoever granted it, nor whoever minted the
-        // granter's token reviews the use; nor anyone holding a token one of them minted.
-        let (granterMinter, reviewerMinter) = try store.read { c in
-            (try g.grantedByToken.flatMap { try Tokens.minter(c, id: $0) }, try Tokens.minter(c, id: principal.tokenID))
+        // Four eyes: nobody behind the reviewing token (its principal and chain of minters)
+        // is the person, the granter, or behind the granter's token.
+        let (reviewer, granter) = try store.read { c in
+            (try Tokens.people(c, tokenID: principal.tokenID), try g.grantedByToken.map { try Tokens.people(c, tokenID: $0) } ?? [])
         }
-        let involved = Set([SCIMIdentifier.canonical(g.userName), SCIMIdentifier.canonical(g.grantedBy)]
-                           + [granterMinter].compactMap { $0 }.filter { $0 != "cli" }.map(SCIMIdentifier.canonical))
-        guard !involved.contains(SCIMIdentifier.canonical(principal.name)),
-              !(reviewerMinter.map { $0 != "cli" && involved.contains(SCIMIdentifier.canonical($0)) } ?? false) else {
+        let involved = granter.union([SCIMIdentifier.canonical(g.userName), SCIMIdentifier.canonical(g.grantedBy)])
+        guard reviewer.isDisjoint(with: involved), !involved.contains(SCIMIdentifier.canonical(principal.name)) else {
             throw GovernanceError.forbidden("the person, whoever granted the access and whoever minted the granter's token cannot review its use")
         }
         try store.write { w in

@@ -37,6 +37,11 @@ public struct AuditCheckpoint: Sendable, Equatable {
         return key.verify(signature: sig, message: Self.message(seq: seq, head: head, time: time))
     }
 
+    func isSigned(by key: Ed25519PrivateKey) -> Bool {
+        guard let sig = bytesFromHex(signature) else { return false }
+        return key.verify(signature: sig, message: Self.message(seq: seq, head: head, time: time))
+    }
+
     /// One line of the checkpoint file.
     public var line: String {
         JSONValue.object(JSONObject([
@@ -107,6 +112,9 @@ public final class AuditCheckpointer: Sendable {
 
     /// The last checkpoint written (read back from the file at start).
     private let last = Mutex<AuditCheckpoint?>(nil)
+    /// Why the checkpoint file cannot be continued (its last line is not ours), if so.
+    private let unusable: String?
+    private let started = Atomic<Bool>(false)
 
     public init(store: Store, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
         self.store = store
@@ -114,7 +122,21 @@ public final class AuditCheckpointer: Sendable {
         self.path = path
         self.interval = interval
         self.logger = logger
-        let previous = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").last.flatMap { AuditCheckpoint(text: String($0)) }
+        // The last line must be a checkpoint this key signed: a foreign, unsigned or torn
+        // line would otherwise disarm the check that the chain still reaches it.
+        var previous: AuditCheckpoint? = nil
+        var problem: String? = nil
+        if FileManager.default.fileExists(atPath: path) {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                if let line = text.split(separator: "\n").last(where: { !$0.allSatisfy(\.isWhitespace) }) {
+                    previous = AuditCheckpoint(text: String(line))
+                    if previous?.isSigned(by: key) != true { previous = nil; problem = "its last line is not a checkpoint signed by this key" }
+                }
+            } else {
+                problem = "it cannot be read"
+            }
+        }
+        unusable = problem.map { "audit checkpoint file \(path): \($0); not signing until an operator checks it (scimhub audit verify)" }
         last.withLock { $0 = previous }
         lastSeq.withLock { $0 = previous?.seq ?? 0 }
     }
@@ -124,6 +146,7 @@ public final class AuditCheckpointer: Sendable {
     /// or cut while the hub was stopped): that is reported, and left for `audit verify`.
     @discardableResult
     public func checkpoint() throws -> AuditCheckpoint? {
+        if let u = unusable { throw StoreError(u) }
         let previous = last.withLock { $0 }
         let (head, hashAtPrevious) = try store.read { c in
             (try c.auditHead(), try previous.flatMap { try c.auditHash(seq: $0.seq) })
@@ -141,15 +164,20 @@ public final class AuditCheckpointer: Sendable {
     }
 
     static func append(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw StoreError("audit checkpoint file \(path) cannot be opened (errno \(errno))") }
         defer { close(fd) }
-        let bytes = Array(text.utf8)
+        var bytes = Array(text.utf8)
+        // A line torn by an earlier failed write is ended first, so this one stays whole.
+        let size = lseek(fd, 0, SEEK_END)
+        var lastByte: UInt8 = 0x0A
+        if size > 0, pread(fd, &lastByte, 1, size - 1) == 1, lastByte != 0x0A { bytes.insert(0x0A, at: 0) }
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard n == bytes.count, fsync(fd) == 0 else { throw StoreError("audit checkpoint file \(path) cannot be written (errno \(errno))") }
     }
 
     public func start() {
+        started.store(true, ordering: .relaxed)
         let t = Thread { [self] in
             while !stopped.load(ordering: .relaxed) {
                 signal.lock()
@@ -172,7 +200,7 @@ public final class AuditCheckpointer: Sendable {
         signal.lock()
         signal.broadcast()
         signal.unlock()
-        finished.wait()
+        if started.load(ordering: .relaxed) { finished.wait() }
         do { try checkpoint() } catch {
             logger.error("final audit checkpoint failed", ["error": String(describing: error).prefix(200).description])
         }

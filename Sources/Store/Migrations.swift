@@ -227,7 +227,11 @@ enum Migrations {
         -- host command line) and who approved it; break-glass and multi-role tokens wait in
         -- token_requests for a second administrator.
         ALTER TABLE tokens ADD COLUMN minted_by TEXT;
+        ALTER TABLE tokens ADD COLUMN minted_by_token TEXT;   -- the token that minted it (NULL: the host CLI)
         ALTER TABLE tokens ADD COLUMN approved_by TEXT;
+        -- Tokens from before: their minter from the audit chain (token.create by whom).
+        UPDATE tokens SET minted_by = (SELECT a.principal FROM audit a WHERE a.action = 'token.create' AND a.resource_id = tokens.id
+                                       ORDER BY a.seq LIMIT 1);
         CREATE TABLE token_requests (
             id TEXT PRIMARY KEY,
             principal TEXT NOT NULL,

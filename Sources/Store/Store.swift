@@ -189,8 +189,15 @@ public final class WriteContext {
             try db.run("RELEASE nested")
             return r
         } catch {
-            _ = try? db.run("ROLLBACK TO nested")
-            _ = try? db.run("RELEASE nested")
+            do {
+                try db.run("ROLLBACK TO nested")
+                try db.run("RELEASE nested")
+            } catch {
+                // The savepoint cannot be undone: nothing of this transaction may commit.
+                _ = try? db.run("ROLLBACK")
+                auditHead = head
+                throw StoreError.transactionLost
+            }
             auditHead = head
             guard db.isInTransaction else { throw (error as? SQLiteError).map(StoreError.init) ?? StoreError.transactionLost }
             throw error

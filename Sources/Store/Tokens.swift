@@ -104,20 +104,37 @@ public enum Tokens {
     static let prefix = "shub_"
 
     /// Creates a token and returns its text, shown once.
+    /// Creates a token and returns its text, shown once. `mintedBy` is the minting principal
+    /// (`cli` for the host), `mintedByToken` the token it used (nil for the host).
     public static func create(_ ctx: WriteContext, principal: String, scopes: [Scope], now: Double, mintedBy: String,
-                              approvedBy: String? = nil) throws -> (id: String, token: String) {
+                              mintedByToken: String? = nil, approvedBy: String? = nil) throws -> (id: String, token: String) {
         let id = hexString(Crypto.randomBytes(8))
         let token = prefix + id + "_" + base64URLString(Crypto.randomBytes(32))
-        try ctx.connection.db.run("INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")),
-                                   .blob(Crypto.sha256(token)), .real(now), .text(mintedBy), approvedBy.map { .text($0) } ?? .null])
+        try ctx.connection.db.run("""
+            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .blob(Crypto.sha256(token)), .real(now),
+                  .text(mintedBy), mintedByToken.map { .text($0) } ?? .null, approvedBy.map { .text($0) } ?? .null])
         return (id, token)
     }
 
-    /// Who minted token `id` (nil for tokens from before minters were recorded).
-    public static func minter(_ conn: StoreConnection, id: String) throws -> String? {
-        var out: String?
-        try conn.db.query("SELECT minted_by FROM tokens WHERE id = ?", [.text(id)]) { out = $0.text(0) }
+    /// The people behind token `id`, in canonical form: its principal, whoever minted it, and
+    /// so on up the chain of minting tokens to one the host minted. Two tokens whose people
+    /// overlap may be one person acting twice, however many hops apart (Alice's token mints
+    /// "carol" and "dave": carol must not approve dave's requests).
+    public static func people(_ conn: StoreConnection, tokenID: String) throws -> Set<String> {
+        var out = Set<String>()
+        var next: String? = tokenID
+        var hops = 0
+        while let id = next, hops < 64 {
+            hops += 1
+            next = nil
+            try conn.db.query("SELECT principal, minted_by, minted_by_token FROM tokens WHERE id = ?", [.text(id)]) { r in
+                out.insert(SCIMIdentifier.canonical(r.text(0) ?? ""))
+                if let m = r.text(1), m != "cli" { out.insert(SCIMIdentifier.canonical(m)) }
+                next = r.text(2)
+            }
+        }
+        out.remove("")
         return out
     }
 

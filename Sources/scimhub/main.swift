@@ -200,8 +200,16 @@ func audit(_ args: Arguments) throws -> Int32 {
             let bytes = Array(text.utf8)
             guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else { throw ConfigError("cannot write \(file)") }
         }
+        for f in [path, path + ".pub"] where FileManager.default.fileExists(atPath: f) {
+            throw ConfigError("\(f) exists already; a signing key is never overwritten")
+        }
         try create(path, priv, mode: 0o600)
-        try create(path + ".pub", pub, mode: 0o644)
+        do {
+            try create(path + ".pub", pub, mode: 0o644)
+        } catch {
+            _ = unlink(path)  // no half-made key pair left behind
+            throw error
+        }
         err("wrote the audit signing key to \(path) (keep it outside the data folder) and its public key to \(path).pub")
         return 0
     default: throw ConfigError("audit needs verify or keygen")

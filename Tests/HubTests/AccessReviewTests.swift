@@ -91,6 +91,11 @@ import TestSupport
         #expect(csv.contains("ana@x.org,,boss@x.org,revoke,moved to the lab in October,boss@x.org") || csv.contains("revoke,moved to the lab in October,boss@x.org"))
         #expect(csv.split(separator: "\r\n").count == 4)
         #expect(try hub.call("GET", "/admin/audit?resourceId=\(s.ana)", token: hub.admin).text.contains("review.decide"))
+        // Ana, were she an administrator, may not lift her own revocation (nor with a token she minted).
+        let anaAdmin = try hub.makeToken("ana@x.org", [.admin])
+        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: anaAdmin).status == 403)
+        let puppet = try hub.server.store.write { try Tokens.create($0, principal: "ops-helper", scopes: [.admin], now: 0, mintedBy: "ana@x.org").token }
+        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: puppet).status == 403)
         // An administrator lifts the revocation: access returns through the engine.
         #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 204)
         eventually("ana's access is back") { ehr.snapshot()["ana@x.org"]?.roles == ["scheduling"] && ehr.snapshot()["ana@x.org"]?.active == true }

@@ -156,4 +156,20 @@ import SQLite
         #expect(throws: StoreError.self) { try restarted.checkpoint() }
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 2)
     }
+
+    @Test func aCheckpointFileEndingInALineThisKeyDidNotSign_isNotContinued() throws {
+        let t = try TempStore()
+        let outside = TemporaryDirectory()
+        defer { outside.remove() }
+        let ours = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
+        let theirs = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
+        let file = outside.path + "/checkpoints.jsonl"
+        try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u", requestID: "r")) }
+        let forged = try AuditCheckpoint.make(seq: 1, head: [UInt8](repeating: 7, count: 32), time: "2026-12-02T00:00:00Z", key: theirs)
+        try (forged.line + "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        let checkpointer = AuditCheckpointer(store: t.store, key: ours, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        #expect(throws: StoreError.self) { try checkpointer.checkpoint() }
+        checkpointer.stop()  // never started: returns at once
+        #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 1)
+    }
 }
