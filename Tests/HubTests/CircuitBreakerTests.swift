@@ -121,7 +121,12 @@ import TestSupport
         }
         func target() throws -> JSONObject? { try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue }
         eventually("circuit opens", timeout: 20) { try target()?["circuit"]?.stringValue != "closed" }
-        Thread.sleep(forTimeInterval: 2)  // let the outage go on across several open/half-open cycles
+        // Let the outage go on across several open/half-open cycles: the threshold's five
+        // failures, then at least five failed probes.
+        eventually("repeated failures", timeout: 30) {
+            let jobs = try hub.call("GET", "/admin/jobs?state=pending", token: hub.admin).object["jobs"]?.arrayValue ?? []
+            return jobs.reduce(0) { $0 + ($1.objectValue?["attempts"]?.numberValue?.int64 ?? 0) } >= 10
+        }
         switch pattern {
         case .stopped:
             ehr = try EHRTestServer(port: port, timeoutDelay: 3)
