@@ -35,21 +35,21 @@ let package = Package(
 
         // MARK: - Provisioning
         /// The connector plugin API and its conformance kit.
-        .target(name: "ConnectorKit", swiftSettings: swiftSettings),
+        .target(name: "ConnectorKit", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         /// A small EHR user API on our HTTP module, with fault injection, for tests and the demo.
         .target(name: "EHRTestServer", dependencies: ["HTTPServer", "JSONCore", "HubLog"], swiftSettings: swiftSettings),
         /// Blocking HTTP(S) over libcurl with connection reuse, shared by the REST and SCIM connectors.
-        .target(name: "CurlHTTP", dependencies: ["CCurl", "ConnectorKit"], swiftSettings: swiftSettings),
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "ConnectorKit", "JSONCore"], swiftSettings: swiftSettings),
         /// EHR over REST (libcurl).
         .target(name: "EHRRestConnector", dependencies: ["ConnectorKit", "CurlHTTP", "JSONCore"], path: "connectors/EHRRest", swiftSettings: swiftSettings),
         /// Any SCIM 2.0 service provider (libcurl).
         .target(name: "SCIMOutConnector", dependencies: ["ConnectorKit", "CurlHTTP", "JSONCore"], path: "connectors/SCIMOut", swiftSettings: swiftSettings),
 
         /// A directory over LDAP (OpenLDAP's libldap).
-        .target(name: "LDAPConnector", dependencies: ["CLDAP", "ConnectorKit"], path: "connectors/LDAP", swiftSettings: swiftSettings),
+        .target(name: "LDAPConnector", dependencies: ["CLDAP", "ConnectorKit", "JSONCore"], path: "connectors/LDAP", swiftSettings: swiftSettings),
 
         /// An application's own tables over SQL: PostgreSQL (libpq) or SQLite.
-        .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit"], path: "connectors/SQL", swiftSettings: swiftSettings),
+        .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit", "JSONCore"], path: "connectors/SQL", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
         .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
@@ -57,9 +57,10 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"],
+        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
+                                                        "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
@@ -67,7 +68,8 @@ let package = Package(
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.
-        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto"], path: "Tests/TestSupport",
+        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
+                                                   "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),

@@ -29,8 +29,9 @@ public final class HubServer: Sendable {
     /// Signs the audit chain's head periodically and at shutdown, when a key is configured.
     public let checkpointer: AuditCheckpointer?
 
-    /// Loads schemas, opens the store and binds the listen address.
-    public init(config: HubConfig, logger: Logger) throws {
+    /// Loads schemas, opens the store and binds the listen address. `connectors`: the
+    /// connector plugins this build offers (the executable lists them).
+    public init(config: HubConfig, connectors catalog: ConnectorCatalog, logger: Logger) throws {
         guard let dir = SchemaRegistry.locateDirectory(explicit: config.schemasDirectory) else {
             throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR or set SCIMHUB_SCHEMAS")
         }
@@ -43,8 +44,8 @@ public final class HubServer: Sendable {
         var connectors: [String: any Connector] = [:]
         guard let userType = registry.resourceType(named: "User") else { throw ConfigError("schemas must define User") }
         if let file = config.policyFile {
-            let p = try Policy.load(path: file, userType: userType, knownTypes: ConnectorRegistry.types)
-            for t in p.enabledTargets { connectors[t.name] = try ConnectorRegistry.make(t) }
+            let p = try Policy.load(path: file, userType: userType, knownTypes: catalog.types)
+            for t in p.enabledTargets { connectors[t.name] = try catalog.make(t) }
             policy = p
         }
         let auditKey = try config.loadAuditKey()
@@ -93,12 +94,6 @@ public final class HubServer: Sendable {
             throw error
         }
     }
-
-    /// Connector plugin types this build offers.
-    public static var connectorTypes: Set<String> { ConnectorRegistry.types }
-
-    /// Builds the connector for a target (validates its settings).
-    public static func makeConnector(_ t: Target) throws -> any Connector { try ConnectorRegistry.make(t) }
 
     /// The bound port.
     public var port: UInt16 { http.port }

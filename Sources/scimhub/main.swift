@@ -93,7 +93,7 @@ func serve(_ args: Arguments) throws -> Int32 {
     // glibc gives each busy thread its own malloc arena; with ~20 worker threads that
     // multiplies retained memory. Two arenas keep resident memory bounded.
     _ = scimhub_limit_malloc_arenas(2)
-    let server = try HubServer(config: config, logger: logger)
+    let server = try HubServer(config: config, connectors: connectorCatalog, logger: logger)
     signal(SIGPIPE, SIG_IGN)
     // Past RLIMIT_FSIZE the kernel would kill the process with SIGXFSZ; ignored, the write
     // fails with EFBIG instead, SQLite reports the disk full and the client gets 503.
@@ -174,8 +174,8 @@ func policy(_ args: Arguments) throws -> Int32 {
         throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
     }
     do {
-        let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: HubServer.connectorTypes)
-        for t in p.enabledTargets { _ = try HubServer.makeConnector(t) }
+        let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: connectorCatalog.types)
+        for t in p.enabledTargets { _ = try connectorCatalog.make(t) }
         out("policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), \(p.packages.count) access packages")
         return 0
     } catch let e as PolicyError {
@@ -290,8 +290,8 @@ func reconcile(_ args: Arguments) throws -> Int32 {
     let p: Policy
     var connectors: [String: any Connector] = [:]
     do {
-        p = try Policy.load(path: policyFile, userType: userType, knownTypes: HubServer.connectorTypes)
-        for t in p.enabledTargets { connectors[t.name] = try HubServer.makeConnector(t) }
+        p = try Policy.load(path: policyFile, userType: userType, knownTypes: connectorCatalog.types)
+        for t in p.enabledTargets { connectors[t.name] = try connectorCatalog.make(t) }
     } catch let e as PolicyError {
         err("policy invalid: \(e.description)")
         return 1

@@ -102,12 +102,12 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
 
     @Test func referencePolicy_isValid() throws {
         let bytes = try #require(FileManager.default.contents(atPath: repoRoot + "/scripts/reference-policy.json"))
-        let p = try Policy.parse(Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: HubServer.connectorTypes,
+        let p = try Policy.parse(Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: testConnectors.types,
                                  environment: ["SCIMHUB_EHR_TOKEN": "t", "SCIMHUB_LDAP_PASSWORD": "p"])
         #expect(p.packages.count == 10)
         #expect(p.enabledTargets.map(\.name) == ["ehr", "imaging", "admin"])
         // Every target's settings are valid for its plugin (statements parse, parameters are known).
-        for t in p.enabledTargets { _ = try HubServer.makeConnector(t) }
+        for t in p.enabledTargets { _ = try testConnectors.make(t) }
     }
 }
 

@@ -181,7 +181,7 @@ public final class LiveHub: @unchecked Sendable {
         configure(&config)
         let server: HubServer
         do {
-            server = try HubServer(config: config, logger: Logger(label: "test", minimumLevel: .error, silent: true))
+            server = try HubServer(config: config, connectors: testConnectors, logger: Logger(label: "test", minimumLevel: .error, silent: true))
         } catch {
             directory.remove()
             throw error
