@@ -8,81 +8,6 @@ import Store
 
 /// `/admin` endpoints (admin scope). State-changing calls are audit entries.
 extension HubApp {
-    func routeAdmin(_ path: String, _ ctx: RequestContext) throws -> HTTPResponse {
-        let seg = path.split(separator: "/").map(String.init)  // ["admin", ...]
-        let method = ctx.request.method
-        switch seg.count {
-        case 2 where seg[1] == "audit":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try listAudit(ctx)
-        case 2 where seg[1] == "targets":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try listTargets(ctx)
-        case 2 where seg[1] == "jobs":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try listJobs(ctx)
-        case 4 where seg[1] == "jobs" && seg[3] == "retry":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try retryJob(seg[2], ctx)
-        case 4 where seg[1] == "people" && seg[3] == "access":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try personAccess(seg[2], ctx)
-        case 3 where seg[1] == "credentials" && seg[2] == "expiring":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try expiringCredentials(ctx)
-        case 2 where seg[1] == "tokens":
-            if method == "POST" { return try createToken(ctx) }
-            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
-            return try listTokens()
-        case 2 where seg[1] == "token-requests":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try listTokenRequests()
-        case 4 where seg[1] == "token-requests" && seg[3] == "approve":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try approveTokenRequest(seg[2], ctx)
-        case 4 where seg[1] == "token-requests" && seg[3] == "issue":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try issueTokenRequest(seg[2], ctx)
-        case 2 where seg[1] == "permission-creep":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try permissionCreep(ctx)
-        case 2 where seg[1] == "break-glass":
-            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
-            return try listBreakGlass(ctx)
-        case 4 where seg[1] == "break-glass" && seg[3] == "review":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try reviewBreakGlass(seg[2], ctx)
-        case 2 where seg[1] == "reviews":
-            if method == "POST" { return try createReview(ctx) }
-            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
-            return try listReviews()
-        case 3 where seg[1] == "reviews":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try reviewStatus(seg[2])
-        case 4 where seg[1] == "reviews" && seg[3] == "report":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try reviewReport(seg[2], ctx)
-        case 5 where seg[1] == "people" && seg[3] == "revocations":
-            guard method == "DELETE" else { throw methodNotAllowed(["DELETE"]) }
-            return try liftRevocation(person: seg[2], package: seg[4], ctx)
-        case 2 where seg[1] == "reconciliations":
-            if method == "POST" { return try startReconciliation(ctx) }
-            guard method == "GET" else { throw methodNotAllowed(["GET", "POST"]) }
-            return try listReconciliations(ctx)
-        case 3 where seg[1] == "reconciliations":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try reconciliationStatus(seg[2])
-        case 4 where seg[1] == "reconciliations" && seg[3] == "report":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try reconciliationReport(seg[2], ctx)
-        case 4 where seg[1] == "reconciliations" && seg[3] == "confirm":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            return try confirmReconciliation(seg[2], ctx)
-        default:
-            throw SCIMError.notFound("no admin endpoint at this path")
-        }
-    }
-
     /// `GET /admin/audit?since=&until=&principal=&resourceId=&after=&count=`: entries oldest
     /// first; `after` is the last `seq` seen, for paging.
     func listAudit(_ ctx: RequestContext) throws -> HTTPResponse {
@@ -115,7 +40,7 @@ extension HubApp {
     }
 
     /// `GET /admin/targets`: every target with its health, circuit, queue depth and oldest pending job age.
-    private func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
+    func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
         let targets = engine?.policy.targets ?? []
         let items: [JSONValue] = try store.read { conn in
@@ -139,7 +64,7 @@ extension HubApp {
     }
 
     /// `GET /admin/jobs?target=&state=pending|dead&count=`.
-    private func listJobs(_ ctx: RequestContext) throws -> HTTPResponse {
+    func listJobs(_ ctx: RequestContext) throws -> HTTPResponse {
         let q = ctx.request
         let target = q.queryValue("target")
         if let t = target, engine?.policy.target(t) == nil { throw SCIMError.invalidValue("'target': no target with this name") }
@@ -163,7 +88,7 @@ extension HubApp {
     }
 
     /// `POST /admin/jobs/{personId}:{target}/retry`: re-drives a dead-lettered job.
-    private func retryJob(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+    func retryJob(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         guard let colon = id.lastIndex(of: ":") else { throw SCIMError.notFound("job ids look like <personId>:<target>") }
         let person = String(id[..<colon]), target = String(id[id.index(after: colon)...])
         let principal = ctx.principal.name, requestID = ctx.requestID
@@ -182,7 +107,7 @@ extension HubApp {
 
     /// `GET /admin/people/{id}/access`: packages held and the rule or group that granted
     /// each, and per target the desired state, what was last applied and the last result.
-    private func personAccess(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+    func personAccess(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let engine = self.engine
         let body: JSONObject? = try store.read { conn in
             let user = try conn.fetch(type: "User", id: id)

@@ -34,6 +34,8 @@ public final class HubApp: Sendable {
     let feeds: FeedOwnership
     /// Failed step-up codes per principal (5 in 5 minutes, then 429).
     let mfaThrottle = AuthThrottle(limit: 5, window: 300)
+    /// Every endpoint (`Routes.swift`).
+    let routeTable: RouteTable
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -60,6 +62,7 @@ public final class HubApp: Sendable {
         }
         userType = u
         groupType = g
+        routeTable = RouteTable(routes: Self.routes(), resourceEndpoints: Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) }))
         requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
@@ -123,123 +126,36 @@ public final class HubApp: Sendable {
 
     // MARK: - Routing
 
+    /// Finds the request's route in the table (`Routes.swift`), authenticates unless the
+    /// route is open (before a 404 or 405, so paths are not probed anonymously), checks the
+    /// route's scope and query parameters, and runs the handler.
     private func route(_ request: HTTPRequest, requestID: String, onAuth: (Principal) -> Void) throws -> HTTPResponse {
-        let path = request.path
-        if path == "/healthz" {
-            guard request.method == "GET" || request.method == "HEAD" else { throw methodNotAllowed(["GET", "HEAD"]) }
-            return jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json")
+        let match = routeTable.match(method: request.method, path: request.path)
+        if case .found(let r, let params) = match, case .open = r.access {
+            try checkQuery(r, request)
+            let anonymous = Principal(name: "anonymous", scopes: [], tokenID: "")
+            return try r.handler(self, RequestContext(principal: anonymous, requestID: requestID, request: request, baseURL: baseURL(request)), params)
         }
         let principal = try authenticate(request)
         onAuth(principal)
-        let ctx = RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request))
-
-        if path == "/readyz" {
-            guard request.method == "GET" else { throw methodNotAllowed(["GET"]) }
-            _ = try store.read { try $0.count(type: "User") }
-            return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
-        }
-        if path == "/mfa/enrol" {
-            guard request.method == "POST" else { throw methodNotAllowed(["POST"]) }
-            // Whoever may take a step-up action enrols for it.
-            if !principal.scopes.contains(.breakGlass) { try require(.admin, principal) }
-            return try enrolMFA(ctx)
-        }
-        if path == "/admin/break-glass" && request.method == "POST" {
-            // Emergency access has its own scope: an admin token alone cannot grant it.
-            try require(.breakGlass, principal)
-            return try grantBreakGlass(ctx)
-        }
-        if path.hasPrefix("/admin/") {
-            try require(.admin, principal)
-            return try routeAdmin(path, ctx)
-        }
-        if path.hasPrefix("/reviews/") {
-            if !principal.scopes.contains(.admin) { try require(.review, principal) }
-            return try routeReviews(path, ctx)
-        }
-        guard path == "/scim/v2" || path.hasPrefix("/scim/v2/") else { throw SCIMError.notFound("no endpoint at this path") }
-        var segments = path.dropFirst("/scim/v2".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if segments.first == "" { segments.removeFirst() }
-        if segments.last == "" { segments.removeLast() }
-        return try routeSCIM(segments, ctx)
-    }
-
-    private func routeSCIM(_ seg: [String], _ ctx: RequestContext) throws -> HTTPResponse {
-        let method = ctx.request.method
-        let p = ctx.principal
-        switch seg.count {
-        case 0:
+        switch match {
+        case .notFound:
             throw SCIMError.notFound("no endpoint at this path")
-        case 1:
-            switch seg[0] {
-            case "ServiceProviderConfig":
-                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-                try requireRead(p)
-                return jsonResponse(200, serviceProviderConfig(ctx))
-            case "ResourceTypes", "Schemas":
-                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-                try requireRead(p)
-                return try discoveryList(seg[0], ctx)
-            case ".search":
-                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-                try require(.scimRead, p)
-                return try searchAll(ctx)
-            case "Bulk":
-                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-                try require(.scimWrite, p)
-                return try bulk(ctx)
-            case "Me":
-                // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
-                throw SCIMError(status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
-            default:
-                guard let type = registry.resourceType(endpoint: "/" + seg[0]) else { throw SCIMError.notFound("no endpoint at this path") }
-                switch method {
-                case "GET":
-                    try require(.scimRead, p)
-                    return try list(type, ListQuery(query: ctx.request.query), ctx)
-                case "POST":
-                    try require(.scimWrite, p)
-                    return try create(type, ctx)
-                default:
-                    throw methodNotAllowed(["GET", "POST"])
-                }
+        case .methodNotAllowed(let allowed):
+            throw methodNotAllowed(allowed.contains("GET") && !allowed.contains("HEAD") ? allowed + ["HEAD"] : allowed)
+        case .found(let r, let params):
+            if case .anyOf(let scopes) = r.access, !scopes.contains(where: principal.scopes.contains), let first = scopes.first {
+                try require(first, principal)
             }
-        case 2:
-            if seg[0] == "ResourceTypes" || seg[0] == "Schemas" {
-                guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-                try requireRead(p)
-                return try discoveryItem(seg[0], seg[1], ctx)
-            }
-            guard let type = registry.resourceType(endpoint: "/" + seg[0]) else { throw SCIMError.notFound("no endpoint at this path") }
-            if seg[1] == ".search" {
-                guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-                try require(.scimRead, p)
-                return try search(type, ctx)
-            }
-            let id = seg[1]
-            switch method {
-            case "GET":
-                try require(.scimRead, p)
-                return try get(type, id, ctx)
-            case "PUT":
-                try require(.scimWrite, p)
-                return try replace(type, id, ctx)
-            case "PATCH":
-                try require(.scimWrite, p)
-                return try patch(type, id, ctx)
-            case "DELETE":
-                try require(.scimWrite, p)
-                return try delete(type, id, ctx)
-            default:
-                throw methodNotAllowed(["GET", "PUT", "PATCH", "DELETE"])
-            }
-        default:
-            throw SCIMError.notFound("no endpoint at this path")
+            try checkQuery(r, request)
+            return try r.handler(self, RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request)), params)
         }
     }
 
-    private func requireRead(_ p: Principal) throws {
-        if !p.scopes.contains(.admin) { try require(.scimRead, p) }
+    /// `GET /readyz`: the store answers.
+    func ready() throws -> HTTPResponse {
+        _ = try store.read { try $0.count(type: "User") }
+        return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
     }
 
     func methodNotAllowed(_ allowed: [String]) -> SCIMError {

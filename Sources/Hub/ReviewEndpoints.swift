@@ -24,22 +24,6 @@ extension HubApp {
         }
     }
 
-    func routeReviews(_ path: String, _ ctx: RequestContext) throws -> HTTPResponse {
-        let seg = path.split(separator: "/").map(String.init)  // ["reviews", id, "items", seq?, "decision"?]
-        let method = ctx.request.method
-        switch seg.count {
-        case 3 where seg[2] == "items":
-            guard method == "GET" else { throw methodNotAllowed(["GET"]) }
-            return try myItems(seg[1], ctx)
-        case 5 where seg[2] == "items" && seg[4] == "decision":
-            guard method == "POST" else { throw methodNotAllowed(["POST"]) }
-            guard let seq = Int64(seg[3]), seq > 0 else { throw SCIMError.notFound("no such item") }
-            return try decideItem(seg[1], seq, ctx)
-        default:
-            throw SCIMError.notFound("no review endpoint at this path")
-        }
-    }
-
     /// `POST /admin/reviews` `{"name", "target" | "package", "reviewers"?: [...] (default: managers), "dueDays"?: 14, "defaultDecision": "approve"|"revoke"}`.
     func createReview(_ ctx: RequestContext) throws -> HTTPResponse {
         let service = try reviewService()

@@ -199,7 +199,7 @@ import TestSupport
         let c = try RawHTTPClient(port: hub.port)
         let r = try #require(c.request("DELETE", users, headers: [("Authorization", "Bearer \(hub.writer)")]))
         #expect(r.status == 405)
-        #expect(r.header("Allow") == "GET, POST")
+        #expect(r.header("Allow") == "GET, POST, HEAD")  // HEAD is served wherever GET is (RFC 9110 §9.3.2)
         try assertRefused("POST", me, body: "{}", status: 405)
         try assertRefused("GET", "/scim/v2/Bulk", status: 405)
     }

@@ -23,18 +23,16 @@ public final class HubProcess: @unchecked Sendable {
         try runWithStatus(binary, args).out
     }
 
-    /// Runs `scimhub ARGS` to completion: its exit status and stdout.
+    /// Runs `scimhub ARGS` to completion: its exit status and stdout. Spawned with
+    /// posix_spawn (`ChildProcess`), not Foundation's `Process`, whose `run()` crashed in
+    /// memcpy now and then when tests ran in parallel.
     public static func runWithStatus(_ binary: String, _ args: [String]) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try start(p)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let outFile = NSTemporaryDirectory() + "scimhub-cli-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: outFile) }
+        let child = try ChildProcess([binary] + args, outputPath: outFile, errorPath: "/dev/null")
+        let status = child.waitWithPeakMemory().status
+        let text = (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? ""
+        return (status, text)
     }
 
     /// Creates a token with the CLI and returns it.
