@@ -40,6 +40,7 @@ public final class CurlClient: Sendable {
 
     /// One easy handle; freed in deinit. Used by one thread at a time (pool check-out).
     private final class Handle: @unchecked Sendable {
+        // @unchecked Sendable: the handle moves between threads only through the pool; one thread uses it at a time.
         let raw: UnsafeMutableRawPointer
         init?() {
             guard let h = curl_easy_init() else { return nil }

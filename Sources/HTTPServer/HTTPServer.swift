@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Glibc
-import CLinux
+internal import CLinux
 import Synchronization
 import HubLog
 

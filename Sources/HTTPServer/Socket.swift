@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Glibc
-import CLinux
+internal import CLinux
 
 /// A socket or system-call failure with its errno.
 public struct SocketError: Error, Sendable, CustomStringConvertible {

@@ -53,7 +53,7 @@ public final class HubServer: Sendable {
         store = opened
         checkpointer = auditKey.map { AuditCheckpointer(store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds, logger: logger) }
         if let p = policy {
-            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, userType: userType, logger: logger, options: config.engine)
+            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, logger: logger, options: config.engine)
         }
         self.engine = engine
         var runs: ReconciliationRuns? = nil

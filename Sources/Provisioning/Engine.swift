@@ -43,7 +43,6 @@ public final class ProvisioningEngine: Sendable {
     private let connectors: [String: any Connector]
     private let logger: Logger
     public let options: EngineOptions
-    private let userType: SCIMResourceType
 
     private struct Runtime {
         var claimed = Set<String>()
@@ -59,14 +58,13 @@ public final class ProvisioningEngine: Sendable {
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
 
-    public init(policy: Policy, store: Store, connectors: [String: any Connector], userType: SCIMResourceType, logger: Logger,
+    public init(policy: Policy, store: Store, connectors: [String: any Connector], logger: Logger,
                 options: EngineOptions = EngineOptions()) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
         self.logger = logger
         self.options = options
-        self.userType = userType
         var qs: [String: OperationQueue] = [:]
         for t in policy.enabledTargets {
             let q = OperationQueue()

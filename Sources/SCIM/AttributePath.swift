@@ -27,11 +27,6 @@ public struct AttributePath: Sendable, CustomStringConvertible {
         return s
     }
 
-    /// True when both name the same attribute.
-    public func sameAttribute(as other: AttributePath) -> Bool {
-        extensionURN == other.extensionURN && attribute === other.attribute
-    }
-
     /// Resolves `text` against a resource type. Unqualified names are core or common
     /// attributes; extension attributes need their schema URN prefix (RFC 7644 §3.10).
     public static func resolve(_ text: String, in type: SCIMResourceType) throws(SCIMError) -> AttributePath {

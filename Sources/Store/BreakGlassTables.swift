@@ -95,13 +95,4 @@ extension StoreConnection {
         try db.run("UPDATE break_glass_grants SET review_decision = ?, review_reason = ?, reviewed_by = ?, reviewed = ? WHERE id = ? AND review_decision IS NULL",
                    [.text(decision), .text(reason), .text(by), .real(now), .text(id)]) == 1
     }
-
-    /// Person ids with a grant in force (reconciliation flags their accounts).
-    public func peopleWithActiveBreakGlass(now: Double) throws -> [String: [String]] {
-        var out: [String: [String]] = [:]
-        try db.query("SELECT person_id, package FROM break_glass_grants WHERE ended IS NULL AND expires > ?", [.real(now)]) { r in
-            out[r.text(0) ?? "", default: []].append(r.text(1) ?? "")
-        }
-        return out
-    }
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import CLinux
+private import CLinux
 import ConnectorKit
 import Hub
 import Provisioning

@@ -8,6 +8,7 @@ import TestSupport
 /// The server on a real loopback socket: keep-alive, pipelining, timeouts, limits, shutdown.
 @Suite struct LiveServerTests {
     final class Running: @unchecked Sendable {
+        // @unchecked Sendable: holds only the (Sendable) server, set in init.
         let server: HTTPServer
         init(limits: HTTPLimits = HTTPLimits(), handler: @escaping HTTPHandler) throws {
             server = try HTTPServer(address: ListenAddress("127.0.0.1:0")!, limits: limits, readThreads: 2, writeThreads: 2,

@@ -4,6 +4,7 @@ import Glibc
 
 /// The real `scimhub` binary as a child process (durability tests, benchmarks).
 public final class HubProcess: @unchecked Sendable {
+    // @unchecked Sendable: set in init and never changed; Process is thread-safe for terminate and wait.
     public let process: Process
     public let port: UInt16
     private let stderrPipe: Pipe

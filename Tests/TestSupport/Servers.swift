@@ -142,6 +142,7 @@ private func randomSecret() -> String {
 /// with `ou=people`, `ou=groups` and `ou=disabled` under the suffix. Needs Debian's
 /// `slapd` package; a server that cannot start is an error, never a skipped test.
 public final class SlapdServer: @unchecked Sendable {
+    // @unchecked Sendable: configuration set in init; the child process is stopped once, from the test.
     public let suffix = "dc=scimhub,dc=test"
     public var rootDN: String { "cn=admin,\(suffix)" }
     public let rootPassword = randomSecret()
@@ -204,6 +205,7 @@ public final class SlapdServer: @unchecked Sendable {
 /// port with password (SCRAM) authentication. PostgreSQL refuses to run as root, so as
 /// root the cluster belongs to the `postgres` user and its tools run through `runuser`.
 public final class PostgresServer: @unchecked Sendable {
+    // @unchecked Sendable: configuration set in init; the cluster is stopped once, from the test.
     public let user = "scimhub"
     public let password = randomSecret()
     public let database = "postgres"

@@ -148,6 +148,7 @@ public struct TestError: Error, CustomStringConvertible {
 /// A hub served in-process on a free loopback port with its own temporary data folder,
 /// and tokens for the usual principals.
 public final class LiveHub: @unchecked Sendable {
+    // @unchecked Sendable: every stored property is set in init and never changed (the server is Sendable).
     public let server: HubServer
     public let directory: TemporaryDirectory
     /// scim:read + scim:write, principal `hr`.

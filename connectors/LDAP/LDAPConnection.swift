@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import CLDAP
+private import CLDAP
 import Glibc
 import ConnectorKit
 

@@ -111,6 +111,7 @@ public final class LDAPConnector: Connector {
 
     /// The connector bound to one context for the length of a convergence.
     struct Session: Connector, @unchecked Sendable {
+        // @unchecked Sendable: bound to one context for one convergence on one thread; never shared.
         let owner: LDAPConnector
         let context: Context
         var capabilities: ConnectorCapabilities { owner.capabilities }
@@ -415,6 +416,7 @@ public final class LDAPConnector: Connector {
     }
 
     final class Listing: @unchecked Sendable {
+        // @unchecked Sendable: taken out of `listings` while a page is read, so one caller uses it at a time.
         let connection: LDAPConnection
         var bases: [String]
         let memberships: [String: Set<String>]

@@ -147,6 +147,7 @@ final class AnySQLDatabase: PooledConnection {
 
 /// The account operations on one connection (inside or outside a transaction).
 struct SQLSession: Connector, @unchecked Sendable {
+    // @unchecked Sendable: a session lives within one convergence on one thread; its connection is not shared.
     let db: any SQLDatabase
     let statements: [String: SQLStatement]
     let attributes: [String]

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import ConnectorKit
 import Glibc
-import CPostgres
+private import CPostgres
 import SQLite
 
 /// Rows of a result, all values as text (NULL as nil), with their column names.
