@@ -22,8 +22,9 @@ public struct EngineOptions: Sendable {
     /// open before one probe job is let through (half-open).
     public var breakerThreshold = 5
     public var breakerOpenSeconds: Double = 10
-    /// How often the dispatcher looks for due jobs when nothing wakes it.
-    public var pollInterval: Double = 0.2
+    /// The dispatcher sleeps until the next due job or a wake-up; this is the longest it
+    /// sleeps, for jobs another process (the CLI's remediation) enqueued without waking it.
+    public var pollInterval: Double = 5
 
     public init() {}
 }
@@ -139,12 +140,20 @@ public final class ProvisioningEngine: Sendable {
         for q in queues.values { q.waitUntilAllOperationsAreFinished() }
     }
 
+    /// Dispatches what is due, then sleeps until the next job falls due, a circuit's open
+    /// interval ends, or a wake-up (a commit that enqueued, a job that finished).
+    /// `pollInterval` is only the fallback for jobs another process enqueued (the CLI).
     private func dispatchLoop() {
         while runtime.withLock({ $0.running }) {
             let now = Date().timeIntervalSince1970
             for t in policy.enabledTargets { dispatch(t, now: now) }
+            let nextJob = (try? store.read(snapshot: false) { try $0.nextDue(after: now) }) ?? nil
+            let nextCircuit = runtime.withLock { r in
+                r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min()
+            }
+            let until = min(now + options.pollInterval, nextJob ?? .infinity, nextCircuit ?? .infinity)
             signal.lock()
-            if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date().addingTimeInterval(options.pollInterval)) }
+            if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date(timeIntervalSince1970: until)) }
             runtime.withLock { $0.woken = false }
             signal.unlock()
         }

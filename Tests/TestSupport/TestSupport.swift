@@ -177,7 +177,6 @@ public final class LiveHub: @unchecked Sendable {
             config.engine.backoffBase = 0.05
             config.engine.backoffCap = 0.5
             config.engine.breakerOpenSeconds = 0.5
-            config.engine.pollInterval = 0.05
         }
         configure(&config)
         let server: HubServer
