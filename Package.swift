@@ -63,12 +63,15 @@ let package = Package(
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
-        /// The benchmark drives a real `scimhub` child process over loopback with TestSupport's raw client.
-        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "TestSupport", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
+        /// Child processes, real servers (slapd, PostgreSQL) and a raw HTTP client, shared by the
+        /// benchmark and the tests.
+        .target(name: "HubHarness", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
+        /// The benchmark drives a real `scimhub` child process over loopback with HubHarness's raw client.
+        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "HubHarness", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.
-        .target(name: "TestSupport", dependencies: ["Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
+        .target(name: "TestSupport", dependencies: ["HubHarness", "Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
                                                    "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),

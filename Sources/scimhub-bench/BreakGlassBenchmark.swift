@@ -6,7 +6,7 @@ import SQLConnector
 import HubCrypto
 import JSONCore
 import Synchronization
-import TestSupport
+import HubHarness
 
 /// `scimhub-bench --break-glass [--people 1000] [--leavers 200]`: the release hub with the
 /// reference policy plus a break-glass package granting on all three targets: the EHR test

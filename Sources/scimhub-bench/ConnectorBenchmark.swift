@@ -6,7 +6,7 @@ import LDAPConnector
 import Provisioning
 import SQLConnector
 import SQLite
-import TestSupport
+import HubHarness
 
 /// `scimhub-bench --connectors`: each connector against its real server on loopback.
 /// 1. Convergence: `--convergences` joiners (create with two roles), movers (update, revoke one,

@@ -3,7 +3,7 @@ import Foundation
 import EHRTestServer
 import HubLog
 import Store
-import TestSupport
+import HubHarness
 
 /// `scimhub-bench --credentials [--people 100000]`: the release hub with the reference policy
 /// (EHR only) loaded with `--people` people from the roster, most holding a licence with an

@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 import EHRTestServer
 import JSONCore
-import TestSupport
+import HubHarness
 
 /// Onboarding, leaver latency and an outage, against the EHR test server (in this process)
 /// and the real hub binary with the reference policy.

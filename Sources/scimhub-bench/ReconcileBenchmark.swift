@@ -3,7 +3,7 @@ import Foundation
 import EHRTestServer
 import JSONCore
 import LDAPConnector
-import TestSupport
+import HubHarness
 
 /// `scimhub-bench --reconcile [--people 100000]`: a hub holding `--people` people and three
 /// targets each holding an account per person (plus 100 orphans, minus 100 missing): the

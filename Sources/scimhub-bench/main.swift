@@ -2,7 +2,7 @@
 import Foundation
 import Synchronization
 import JSONCore
-import TestSupport
+import HubHarness
 
 /// `scimhub-bench`: measures the release `scimhub` binary over loopback, as a feed would
 /// use it: N keep-alive connections, a roster from scripts/roster.py, durable commits.
