@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Glibc
-internal import CLinux
+import CLinux
 import JSONCore
 
 /// The repository root, found from this file's location.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Glibc
+import CLinux
 
 /// A free TCP port on 127.0.0.1 (bound, read and released; the server binds it next).
 public func freeLoopbackPort() throws -> Int {
