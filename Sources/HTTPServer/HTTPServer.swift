@@ -240,6 +240,7 @@ public final class HTTPServer: @unchecked Sendable {
                 // Bad framing: answer and close (RFC 9112 §2.2, §6.3).
                 logger.debug("bad request framing", ["http.reason": error.reason, "http.status": String(error.status)])
                 conn.closing = true
+                conn.currentIsHead = false  // this answer is to no HEAD request: it has a body
                 queue(conn, renderError(error.status, error.reason), keepAlive: false)
                 return
             }
@@ -367,6 +368,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func timeOut(_ conn: Connection) {
         conn.closing = true
+        conn.currentIsHead = false
         conn.input = InputBuffer()
         queue(conn, renderError(408, "the request was not received in time"), keepAlive: false)
     }

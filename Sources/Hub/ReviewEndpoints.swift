@@ -119,7 +119,7 @@ extension HubApp {
     /// `DELETE /admin/people/{id}/revocations/{package}`: lifts a review's revocation.
     func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
         do {
-            try reviewService().lift(personID: person, package: package.removingPercentEncoding ?? package, principal: ctx.principal, requestID: ctx.requestID)
+            try reviewService().lift(personID: person, package: package, principal: ctx.principal, requestID: ctx.requestID)  // the path is decoded once, by the server
         } catch let e as GovernanceError {
             throw scimError(e)
         }

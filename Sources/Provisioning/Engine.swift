@@ -47,6 +47,9 @@ public final class ProvisioningEngine: Sendable {
 
     private struct Runtime {
         var claimed = Set<String>()
+        /// Jobs whose last run failed in the hub's own storage, and when they may run again
+        /// (the store could not record a backoff, so it is kept here).
+        var coolingDown: [String: Double] = [:]
         var inFlight: [String: Int] = [:]
         var breakers: [String: CircuitBreaker] = [:]
         var running = false
@@ -148,10 +151,11 @@ public final class ProvisioningEngine: Sendable {
             let now = Date().timeIntervalSince1970
             for t in policy.enabledTargets { dispatch(t, now: now) }
             let nextJob = (try? store.read(snapshot: false) { try $0.nextDue(after: now) }) ?? nil
-            let nextCircuit = runtime.withLock { r in
-                r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min()
+            let (nextCircuit, nextCoolDown) = runtime.withLock { r in
+                (r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min(),
+                 r.coolingDown.values.min())
             }
-            let until = min(now + options.pollInterval, nextJob ?? .infinity, nextCircuit ?? .infinity)
+            let until = min(now + options.pollInterval, nextJob ?? .infinity, nextCircuit ?? .infinity, nextCoolDown ?? .infinity)
             signal.lock()
             if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date(timeIntervalSince1970: until)) }
             runtime.withLock { $0.woken = false }
@@ -167,13 +171,14 @@ public final class ProvisioningEngine: Sendable {
             r.breakers[target.name, default: newBreaker()].permits(now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
         }
         guard slots > 0 else { return }
-        let claimedCount = runtime.withLock { $0.claimed.count }
+        let claimedCount = runtime.withLock { $0.claimed.count + $0.coolingDown.count }  // so skipped jobs never crowd out ready ones
         guard let jobs = try? store.read(snapshot: false, { try $0.readyJobs(target: target.name, now: now, limit: slots + claimedCount) }) else { return }
         var started = 0
         for job in jobs where started < slots {
             let key = job.personID + "\u{0}" + job.target
             let fresh = runtime.withLock { r -> Bool in
-                guard !r.claimed.contains(key) else { return false }
+                guard !r.claimed.contains(key), (r.coolingDown[key] ?? 0) <= now else { return false }
+                r.coolingDown[key] = nil
                 r.claimed.insert(key)
                 r.inFlight[target.name, default: 0] += 1
                 r.breakers[target.name, default: newBreaker()].started()
@@ -185,6 +190,7 @@ public final class ProvisioningEngine: Sendable {
                 let outcome = self.run(job, target)
                 let (recovered, opened) = runtime.withLock { r -> (Bool, Bool) in
                     r.claimed.remove(key)
+                    if outcome == .none { r.coolingDown[key] = Date().timeIntervalSince1970 + max(1, options.backoffBase) }
                     r.inFlight[target.name, default: 1] -= 1
                     var b = r.breakers[target.name, default: newBreaker()]
                     let before = b.state

@@ -247,6 +247,10 @@ enum Migrations {
         -- The token a break-glass grant was made with: its minter may not review the use.
         ALTER TABLE break_glass_grants ADD COLUMN granted_by_token TEXT;
         """),
+        (11, """
+        -- The dispatcher sleeps until the next pending job falls due: an index for that minimum.
+        CREATE INDEX provisioning_jobs_due ON provisioning_jobs(not_before) WHERE state = 'pending';
+        """),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

@@ -180,3 +180,18 @@ extension RawHTTPClient {
         #expect(sent < 100_000_000)
     }
 }
+
+/// An error answered after a HEAD request on the same connection still carries its body.
+@Suite struct HeadThenErrorTests {
+    @Test func badFramingAfterHEAD_answersWithABody() throws {
+        let s = try LiveServerTests.Running(handler: LiveServerTests.echo)
+        defer { s.stop() }
+        let c = try RawHTTPClient(port: s.server.port)
+        let head = try #require(c.request("HEAD", "/x"))
+        #expect(head.status == 200 && head.body.isEmpty)
+        c.send("GET /y HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        let r = try #require(c.readResponse())
+        #expect(r.status == 400)
+        #expect(!r.body.isEmpty)
+    }
+}

@@ -32,6 +32,8 @@ import TestSupport
         #expect(r.header("Allow") == "GET, POST, HEAD")
         #expect(try hub.call("GET", "/admin/audit", token: hub.writer).status == 403)  // a feed token
         #expect(try hub.call("POST", "/admin/break-glass", token: hub.admin, body: "{}").status == 403)  // needs the break-glass scope
+        // Monitors' cache-busting parameters are fine on /healthz.
+        #expect(try hub.call("GET", "/healthz?ts=123", token: "").status == 200)
         // SCIM endpoints stay lenient about query parameters (RFC 7644 clients send their own).
         #expect(try hub.call("GET", "/scim/v2/Users?startIndex=1&count=5&foo=bar").status == 200)
         // HEAD wherever GET is served, without a body.
