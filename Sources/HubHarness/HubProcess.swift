@@ -1,32 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Glibc
+import Synchronization
 
 /// The real `scimhub` binary as a child process (durability tests, benchmarks).
 public final class HubProcess: @unchecked Sendable {
-    // @unchecked Sendable: set in init and never changed; Process is thread-safe for terminate and wait.
-    public let process: Process
+    // @unchecked Sendable: set in init; `exit` is guarded by its mutex.
     public let port: UInt16
-    private let stderrPipe: Pipe
-
-    /// Foundation's `Process.run` is not safe to call from several threads at once on
-    /// Linux (it crashed copying the environment while tests ran in parallel): one at a time.
-    static let spawnLock = NSLock()
-
-    static func start(_ p: Process) throws {
-        spawnLock.lock()
-        defer { spawnLock.unlock() }
-        try p.run()
-    }
+    private let child: ChildProcess
+    private let logPath: String
+    private let exit = Mutex<Int32?>(nil)
 
     /// Runs `scimhub ARGS` to completion and returns its stdout.
     public static func run(_ binary: String, _ args: [String]) throws -> String {
         try runWithStatus(binary, args).out
     }
 
-    /// Runs `scimhub ARGS` to completion: its exit status and stdout. Spawned with
-    /// posix_spawn (`ChildProcess`), not Foundation's `Process`, whose `run()` crashed in
-    /// memcpy now and then when tests ran in parallel.
+    /// Runs `scimhub ARGS` to completion: its exit status and stdout. Every child is spawned
+    /// with posix_spawn (`ChildProcess`): Foundation's `Process.run` crashed in memcpy now and
+    /// then when tests ran in parallel.
     public static func runWithStatus(_ binary: String, _ args: [String]) throws -> (status: Int32, out: String) {
         let outFile = NSTemporaryDirectory() + "scimhub-cli-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: outFile) }
@@ -46,55 +38,59 @@ public final class HubProcess: @unchecked Sendable {
     /// Starts `scimhub serve` on a free loopback port and waits for its "listening" log line.
     /// `fileSizeLimitKiB` runs it under `ulimit -f` (RLIMIT_FSIZE), as a full quota would.
     public init(binary: String, data: String, extraArguments: [String] = [], fileSizeLimitKiB: Int? = nil) throws {
-        process = Process()
         let serveArgs = ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
-        if let limit = fileSizeLimitKiB {
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")  // bash counts ulimit -f in KiB
-            process.arguments = ["-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = serveArgs
-        }
-        stderrPipe = Pipe()
-        process.standardError = stderrPipe
-        try Self.start(process)
+        let argv = fileSizeLimitKiB.map { limit in
+            ["/bin/bash", "-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs  // bash counts ulimit -f in KiB
+        } ?? [binary] + serveArgs
+        logPath = NSTemporaryDirectory() + "scimhub-serve-\(UUID().uuidString).log"
+        child = try ChildProcess(argv, outputPath: "/dev/null", errorPath: logPath)
+        var found: UInt16? = nil
         var text = ""
         let deadline = Date().addingTimeInterval(30)
-        var found: UInt16? = nil
         while Date() < deadline {
-            let chunk = stderrPipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+            text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+/"#, options: .regularExpression),
                let p = UInt16(text[r].dropFirst("http://127.0.0.1:".count).dropLast()) {
                 found = p
                 break
             }
+            if !child.isRunning { break }
+            usleep(20_000)
         }
         guard let p = found else {
-            process.terminate()
+            kill(child.pid, SIGKILL)
+            _ = child.waitWithPeakMemory()
+            try? FileManager.default.removeItem(atPath: logPath)
             throw TestError("scimhub did not start: \(text.prefix(500))")
         }
         port = p
-        // Keep draining stderr so the child never blocks on a full pipe.
-        let handle = stderrPipe.fileHandleForReading
-        Thread { while !handle.availableData.isEmpty {} }.start()
     }
 
-    public var pid: Int32 { process.processIdentifier }
+    deinit { try? FileManager.default.removeItem(atPath: logPath) }
+
+    public var pid: Int32 { child.pid }
 
     /// SIGKILL, no goodbye.
     public func kill9() {
         kill(pid, SIGKILL)
-        process.waitUntilExit()
+        reap()
     }
 
-    /// SIGTERM and wait; returns the exit status.
+    /// SIGTERM and wait; returns the exit status (128 + the signal when killed by one).
     @discardableResult
     public func stop() -> Int32 {
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        kill(pid, SIGTERM)
+        return reap()
+    }
+
+    @discardableResult
+    private func reap() -> Int32 {
+        exit.withLock { e in
+            if let status = e { return status }
+            let status = child.waitWithPeakMemory().status
+            e = status
+            return status
+        }
     }
 
     /// Resident and peak resident memory in KiB, from /proc.

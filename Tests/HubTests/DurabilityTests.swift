@@ -61,8 +61,7 @@ import TestSupport
         let hub = try HubProcess(binary: Self.binary, data: dir.path)
         let c = try RawHTTPClient(port: hub.port)
         #expect(c.request("GET", "/healthz")?.status == 200)
-        #expect(hub.stop() == 0)  // SIGTERM: drain, exit 0
-        #expect(hub.process.terminationReason == .exit)
+        #expect(hub.stop() == 0)  // SIGTERM: drain, exit 0 (a death by signal would be 128 + signal)
     }
 }
 
