@@ -39,6 +39,15 @@ struct Route: Sendable {
 struct RouteTable: Sendable {
     let routes: [Route]
     let resourceEndpoints: Set<String>
+    /// Routes by their number of segments: matching runs on every request, so it looks only
+    /// at patterns that can fit.
+    private let bySegmentCount: [Int: [Route]]
+
+    init(routes: [Route], resourceEndpoints: Set<String>) {
+        self.routes = routes
+        self.resourceEndpoints = resourceEndpoints
+        bySegmentCount = Dictionary(grouping: routes, by: \.pattern.count)
+    }
 
     enum Match {
         case found(Route, [String])
@@ -49,32 +58,40 @@ struct RouteTable: Sendable {
     /// The route for a request. When several patterns fit, the one with the most fixed
     /// segments wins (`/Users/.search` over `/Users/{id}`); its path's other methods make the 405.
     func match(method: String, path: String) -> Match {
-        var segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if segments.first == "" { segments.removeFirst() }
-        if segments.count > 1, segments.last == "" { segments.removeLast() }  // a trailing slash
-        var best: [(Route, [String])] = []
+        var segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        if segments.first?.isEmpty == true { segments.removeFirst() }
+        if segments.count > 1, segments.last?.isEmpty == true { segments.removeLast() }  // a trailing slash
+        guard let candidates = bySegmentCount[segments.count] else { return .notFound }
+        var best: [Route] = []
         var bestScore = -1
-        for r in routes where r.pattern.count == segments.count {
-            var params: [String] = []
+        for r in candidates {
             var score = 0
             var fits = true
             for (p, s) in zip(r.pattern, segments) {
                 switch p {
-                case .literal(let l): if l == s { score += 1 } else { fits = false }
-                case .resourceType: if resourceEndpoints.contains(s) { params.append(s) } else { fits = false }
-                case .parameter: if s.isEmpty { fits = false } else { params.append(s) }
+                case .literal(let l): if l.utf8.elementsEqual(s) { score += 1 } else { fits = false }
+                case .resourceType: fits = resourceEndpoints.contains(String(decoding: s, as: UTF8.self))
+                case .parameter: fits = !s.isEmpty
                 }
                 if !fits { break }
             }
             guard fits, score >= bestScore else { continue }
-            if score > bestScore { best = []; bestScore = score }
-            best.append((r, params))
+            if score > bestScore { best.removeAll(keepingCapacity: true); bestScore = score }
+            best.append(r)
         }
         guard !best.isEmpty else { return .notFound }
         let wanted = method == "HEAD" ? ["HEAD", "GET"] : [method]
-        for m in wanted { if let hit = best.first(where: { $0.0.method == m }) { return .found(hit.0, hit.1) } }
+        for m in wanted {
+            guard let hit = best.first(where: { $0.method == m }) else { continue }
+            var params: [String] = []
+            for (p, s) in zip(hit.pattern, segments) {
+                if case .literal = p { continue }
+                params.append(String(decoding: s, as: UTF8.self))
+            }
+            return .found(hit, params)
+        }
         var allowed: [String] = []
-        for (r, _) in best where !allowed.contains(r.method) { allowed.append(r.method) }
+        for r in best where !allowed.contains(r.method) { allowed.append(r.method) }
         return .methodNotAllowed(allowed)
     }
 }
