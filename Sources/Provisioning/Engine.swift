@@ -114,6 +114,23 @@ public final class ProvisioningEngine: Sendable {
         for listener in wakeListeners.withLock({ $0 }) { listener() }
     }
 
+    /// Waits until no job is running and none is due, or `timeout` passes (then false). For
+    /// tests and tools that must know the engine has done everything it can do now; jobs
+    /// waiting out a backoff are not due.
+    public func waitUntilIdle(timeout: Double = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let busy = runtime.withLock { r in !r.claimed.isEmpty }
+            let now = Date().timeIntervalSince1970
+            let due = (try? store.read(snapshot: false) { c in
+                try policy.enabledTargets.contains { try !c.readyJobs(target: $0.name, now: now, limit: 1).isEmpty }
+            }) ?? true
+            if !busy && !due { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
     /// Called after every wake: schedules kept with each write (licence expiries) re-read
     /// their next deadline, since the write may have brought it forward.
     public func addWakeListener(_ listener: @escaping @Sendable () -> Void) {
