@@ -59,7 +59,11 @@ extension HubApp {
 
     func replace(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let stored = try audited("replace", type, id: id, ctx) {
-            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
+            // Values the PUT repeats exactly as stored are kept without validating them again,
+            // as for PATCH: a value stored before a rule tightened must not block a leaver's PUT.
+            let body = try jsonBody(ctx.request)
+            let current = try store.read(snapshot: false) { try $0.fetch(type: type.name, id: id) }
+            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(body, stored: current?.doc))
             let ifMatch = ctx.request.headers["If-Match"]
             return try store.write { w in try self.replaceInWriter(w, type, id, prepared, ifMatch: ifMatch, ctx) }
         }

@@ -97,6 +97,9 @@ import TestSupport
         let leave = try hub.call("PATCH", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
         #expect(leave.status == 200, "\(leave.text)")
         #expect(leave.object["active"]?.boolValue == false)
+        // A full PUT that repeats them (HR systems send everything) goes through too.
+        let put = try hub.call("PUT", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jdoe@x.org ","title":"\#(String(repeating: "t", count: 2000))","active":false}"#)
+        #expect(put.status == 200, "\(put.text)")
         // A change to one of those values is checked as any new value is.
         let retitle = try hub.call("PATCH", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"\#(String(repeating: "u", count: 2000))"}]}"#)
         #expect(retitle.status == 400)
