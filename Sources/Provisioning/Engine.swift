@@ -167,6 +167,8 @@ public final class ProvisioningEngine: Sendable {
         while runtime.withLock({ $0.running }) {
             let now = Date().timeIntervalSince1970
             for t in policy.enabledTargets { dispatch(t, now: now) }
+            // Storage trouble here is not hidden: `dispatch` reads the same table and logs it;
+            // the sleep then falls back to the poll interval.
             let nextJob = (try? store.read(snapshot: false) { try $0.nextDue(after: now) }) ?? nil
             let (nextCircuit, nextCoolDown) = runtime.withLock { r in
                 (r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min(),
@@ -189,7 +191,14 @@ public final class ProvisioningEngine: Sendable {
         }
         guard slots > 0 else { return }
         let claimedCount = runtime.withLock { $0.claimed.count + $0.coolingDown.count }  // so skipped jobs never crowd out ready ones
-        guard let jobs = try? store.read(snapshot: false, { try $0.readyJobs(target: target.name, now: now, limit: slots + claimedCount) }) else { return }
+        let jobs: [ProvisioningJob]
+        do {
+            jobs = try store.read(snapshot: false) { try $0.readyJobs(target: target.name, now: now, limit: slots + claimedCount) }
+        } catch {
+            // The jobs stay queued; the next pass (at most the poll interval away) tries again.
+            logger.error("provisioning: cannot read due jobs", ["target": target.name, "error": String(describing: error).prefix(200).description])
+            return
+        }
         var started = 0
         for job in jobs where started < slots {
             let key = job.personID + "\u{0}" + job.target

@@ -76,9 +76,14 @@ struct Result {
         return s[min(s.count - 1, Int(Double(s.count - 1) * p))]
     }
 
+    /// CPU time the hub process used during the test (the load generator shares the cores,
+    /// so this says what a request costs the hub, whatever the client costs).
+    var hubCPUSeconds: Double? = nil
+
     var line: String {
         String(format: "%9.0f req/s   p50 %6.2f ms   p99 %6.2f ms   (%d requests, %d errors)",
                Double(latencies.count) / elapsed, percentile(0.5) * 1000, percentile(0.99) * 1000, latencies.count, errors)
+            + (hubCPUSeconds.map { String(format: "   hub CPU %.1f µs/req", $0 * 1e6 / Double(max(1, latencies.count))) } ?? "")
     }
 }
 
@@ -195,17 +200,24 @@ do {
     say("\n== \(o.people) people (bulk load \(String(format: "%.0f", rate)) records/s)")
     let idList = ids, nameList = names
     let n = idList.count
-    let get = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in ("GET", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])", nil) }
+    func measuredLoad(port: UInt16, connections: Int, seconds: Double,
+              _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)) -> Result {
+        let cpu = hub.cpuSeconds()
+        var r = load(port: port, connections: connections, seconds: seconds, request)
+        r.hubCPUSeconds = hub.cpuSeconds() - cpu
+        return r
+    }
+    let get = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in ("GET", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])", nil) }
     say("GET /Users/{id}            " + get.line)
-    let filter = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+    let filter = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
         ("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil)
     }
     say("GET filter=userName eq     " + filter.line)
-    let create = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+    let create = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
         ("POST", "/scim/v2/Users", #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"credentialStatus":"active"}}"#)
     }
     say("POST /Users (durable)      " + create.line)
-    let patch = load(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+    let patch = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
         ("PATCH", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])",
          #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#)
     }
