@@ -29,6 +29,8 @@ let package = Package(
         // libm: Double rounding in JSONNumber needs it when no Foundation is linked.
         .target(name: "JSONCore", swiftSettings: swiftSettings, linkerSettings: [.linkedLibrary("m")]),
         .target(name: "HubLog", swiftSettings: swiftSettings),
+        /// Canonical identifiers, RFC 3339 timestamps and the clock: shared by every layer.
+        .target(name: "HubBase", swiftSettings: swiftSettings),
         .target(name: "HubCrypto", dependencies: ["CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
@@ -52,14 +54,14 @@ let package = Package(
         .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit", "JSONCore"], path: "connectors/SQL", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
-        .target(name: "Provisioning", dependencies: ["SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
+        .target(name: "Provisioning", dependencies: ["HubBase", "SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - The hub
-        .target(name: "SCIM", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
-        .target(name: "Store", dependencies: ["SQLite", "SCIM", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit"],
+        .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),
+        .target(name: "Store", dependencies: ["HubBase", "SQLite", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
+        .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
@@ -67,19 +69,19 @@ let package = Package(
         /// benchmark and the tests.
         .target(name: "HubHarness", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with HubHarness's raw client.
-        .executableTarget(name: "scimhub-bench", dependencies: ["JSONCore", "HubHarness", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scimhub-bench", dependencies: ["HubBase", "JSONCore", "HubHarness", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - Tests
         /// Helpers shared by test targets: a raw-socket HTTP client, a live hub on port 0, temp folders.
-        .target(name: "TestSupport", dependencies: ["HubHarness", "Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
+        .target(name: "TestSupport", dependencies: ["HubBase", "HubHarness", "Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
                                                    "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
-        .testTarget(name: "SCIMTests", dependencies: ["SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "SCIMTests", dependencies: ["HubBase", "SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["HubBase", "Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["HubBase", "Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HTTPServer
 import JSONCore
@@ -14,8 +15,8 @@ extension HubApp {
         let q = ctx.request
         func time(_ name: String) throws -> String? {
             guard let v = q.queryValue(name) else { return nil }
-            guard let t = SCIMDateTime.parse(v) else { throw SCIMError.invalidValue("'\(name)' must be an xsd:dateTime such as 2026-01-31T00:00:00Z") }
-            return SCIMDateTime.format(t)
+            guard let t = Timestamp.parse(v) else { throw SCIMError.invalidValue("'\(name)' must be an xsd:dateTime such as 2026-01-31T00:00:00Z") }
+            return Timestamp.format(t)
         }
         let since = try time("since"), until = try time("until")
         var after: Int64 = 0
@@ -79,8 +80,8 @@ extension HubApp {
                 "state": .string(j.state),
                 "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
                 "attempts": .int(j.attempts),
-                "notBefore": .string(SCIMDateTime.format(j.notBefore)),
-                "enqueued": .string(SCIMDateTime.format(j.enqueued)),
+                "notBefore": .string(Timestamp.format(j.notBefore)),
+                "enqueued": .string(Timestamp.format(j.enqueued)),
                 "lastError": j.lastError.map { .string($0) } ?? .null,
             ]))
         }
@@ -123,30 +124,29 @@ extension HubApp {
                 out["targets"] = .object(JSONObject())
                 return out
             }
-            let (doc, names, overrides) = try conn.evaluationDocument(personID: id, person: user?.doc)
-            let grants = doc.map { engine.policy.grants(person: $0, groupNames: names, overrides: overrides) } ?? []
-            out["revokedByReview"] = .array(overrides.revoked.sorted().map { .string($0) })
-            out["breakGlass"] = .array(try conn.activeBreakGlass(personID: id, now: Date().timeIntervalSince1970).map { BreakGlass.json($0) })
+            let now = engine.clock.now()
+            let snapshot = try PersonSnapshot.load(conn, personID: id, person: user?.doc, now: now)
+            let grants = snapshot.document.map { engine.policy.grants(person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now) } ?? []
+            out["revokedByReview"] = .array(snapshot.overrides.revoked.sorted().map { .string($0) })
+            out["breakGlass"] = .array(try conn.activeBreakGlass(personID: id, now: now).map { BreakGlass.json($0, now: now) })
             // Which feed set each attribute (the packages' rules read these).
             var sources = JSONObject()
             for src in try conn.attributeSources(personID: id) {
-                sources[src.attribute] = .object(JSONObject(["feed": .string(src.principal), "time": .string(SCIMDateTime.format(src.time))]))
+                sources[src.attribute] = .object(JSONObject(["feed": .string(src.principal), "time": .string(Timestamp.format(src.time))]))
             }
             out["attributeSources"] = .object(sources)
             out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()
             for t in engine.policy.targets {
-                let record = applied.first { $0.target == t.name }
-                let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
-                let desired = t.enabled ? engine.policy.desired(person: doc, groupNames: names, target: t, hasAccount: record?.accountID != nil,
-                                                                previousUserName: previous?.userName, overrides: overrides) : nil
+                let decision = engine.policy.decide(snapshot, target: t)
+                let (record, previous, desired) = (decision.record, decision.lastApplied, t.enabled ? decision.desired : nil)
                 let job = try conn.job(personID: id, target: t.name)
                 targets[t.name] = .object(JSONObject([
                     "enabled": .bool(t.enabled),
                     "desired": desired?.json ?? .null,
                     "applied": previous?.json ?? .null,
                     "accountId": record?.accountID.map { .string($0) } ?? .null,
-                    "lastApplied": record.map { .string(SCIMDateTime.format($0.applied)) } ?? .null,
+                    "lastApplied": record.map { .string(Timestamp.format($0.applied)) } ?? .null,
                     "lastResult": record?.lastResult.map { .string($0) } ?? .null,
                     "pendingJob": job.map { .string($0.state) } ?? .null,
                 ]))

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HubBase
 import HTTPServer
 import HubCrypto
 import HubLog
@@ -68,6 +69,9 @@ public struct HubConfig: Sendable {
     public var auditKeyEnv: String? = nil
     public var auditCheckpointFile: String? = nil
     public var auditCheckpointSeconds: Double = 60
+    /// Where deadlines, reviews, break-glass, backoff and leases read the time. Not a
+    /// setting: tests put a `ManualClock` here to move time instead of sleeping.
+    public var clock: any WallClock = SystemClock()
 
     public init() {}
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
 import SCIM
 import Store
@@ -35,7 +36,7 @@ struct FeedOwnership: Sendable {
         guard let patterns = groupOwners[principal], !patterns.isEmpty else {
             throw SCIMError(status: 403, detail: "feed '\(principal)' does not own Groups; nothing was stored")
         }
-        guard patterns.contains(where: { SCIMIdentifier.matches(pattern: $0, name) }) else {
+        guard patterns.contains(where: { Identifier.matches(pattern: $0, name) }) else {
             throw SCIMError(status: 403, detail: "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored")
         }
     }

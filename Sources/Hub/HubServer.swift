@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import HTTPServer
 import HubLog
 import SCIM
@@ -26,8 +27,13 @@ public final class HubServer: Sendable {
     private let reviewSchedule: (every: Double, due: Double, decision: String)
     private let logger: Logger
     private let stopSchedule = DispatchSemaphore(value: 0)
+    /// Signalled when `run` has stopped everything and released the store.
+    private let finished = DispatchSemaphore(value: 0)
+    private let running = Atomic<Bool>(false)
     /// Signs the audit chain's head periodically and at shutdown, when a key is configured.
     public let checkpointer: AuditCheckpointer?
+    /// Who leads scheduled work and how commits wake the dispatchers (one node on SQLite).
+    public let coordination: any Coordination
 
     /// Loads schemas, opens the store and binds the listen address. `connectors`: the
     /// connector plugins this build offers (the executable lists them).
@@ -49,17 +55,30 @@ public final class HubServer: Sendable {
             policy = p
         }
         let auditKey = try config.loadAuditKey()
-        let opened = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
+        let coordination = try LocalCoordination(directory: config.dataDirectory)
+        self.coordination = coordination
+        let opened: Store
+        do {
+            opened = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
+        } catch {
+            coordination.close()
+            throw error
+        }
         store = opened
+        // Anything below that fails leaves nothing open: not the store, not the serve lock.
+        var ready = false
+        defer { if !ready { opened.close(); coordination.close() } }
+        let clock = config.clock
         checkpointer = auditKey.map { AuditCheckpointer(store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds, logger: logger) }
         if let p = policy {
-            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, logger: logger, options: config.engine)
+            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
+                                        coordination: coordination)
         }
         self.engine = engine
         var runs: ReconciliationRuns? = nil
         if let p = policy {
             let e = engine
-            runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger, wake: { e?.wake() })
+            runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors, clock: clock), store: store, logger: logger, wake: { e?.wake() })
             try runs?.failInterrupted()
         }
         reconciliations = runs
@@ -67,11 +86,12 @@ public final class HubServer: Sendable {
         reviewSchedule = (config.reviewEveryDays, config.reviewDueDays, config.reviewDefaultDecision)
         self.logger = logger
         let openStore = store
-        let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine) }
+        let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine, clock: clock) }
         self.reviews = reviews
-        let breakGlass = policy.map { BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger) }
+        let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
+        let breakGlass = policy.map { BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader) }
         self.breakGlass = breakGlass
-        let credentials = engine.map { CredentialExpiry(store: openStore, engine: $0, logger: logger) }
+        let credentials = engine.map { CredentialExpiry(store: openStore, engine: $0, logger: logger, isLeader: isLeader) }
         self.credentials = credentials
         // Break-glass grants and licences that expired, and campaigns that fell due, while the
         // hub was down are taken back and decided now, before anything else runs.
@@ -86,13 +106,9 @@ public final class HubServer: Sendable {
             HubApp.addSecurityHeaders(&r)
             return r
         }
-        do {
-            http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
-                                  logger: logger, renderError: renderError, handler: handler)
-        } catch {
-            store.close()
-            throw error
-        }
+        http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
+                              logger: logger, renderError: renderError, handler: handler)
+        ready = true
     }
 
     /// The bound port.
@@ -103,6 +119,8 @@ public final class HubServer: Sendable {
 
     /// Serves on the calling thread until `shutdown()`; then stops the engine and closes the store.
     public func run() {
+        running.store(true, ordering: .sequentiallyConsistent)
+        defer { finished.signal() }
         engine?.start()
         breakGlass?.startExpiryThread()
         credentials?.start()
@@ -115,6 +133,7 @@ public final class HubServer: Sendable {
         engine?.stop()
         checkpointer?.stop()
         store.close()
+        coordination.close()
     }
 
     /// The schedule: reconciliation every `reconcileEveryHours`; access reviews every
@@ -123,9 +142,11 @@ public final class HubServer: Sendable {
     private func startSchedule() {
         guard reconciliations != nil || reviews != nil else { return }
         let (stop, runs, reviews, every, review, logger) = (stopSchedule, reconciliations, reviews, reconcileEvery, reviewSchedule, logger)
+        let coordination = self.coordination
         let t = Thread {
             var nextReconcile = every.map { Date().addingTimeInterval($0 * 3600) }
             repeat {
+                guard coordination.isLeader() else { continue }  // another node runs the schedule
                 if let next = nextReconcile, Date() >= next, let runs, let hours = every {
                     _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
                     nextReconcile = Date().addingTimeInterval(hours * 3600)
@@ -149,9 +170,14 @@ public final class HubServer: Sendable {
         t.start()
     }
 
-    /// Graceful stop: no new connections, in-flight requests finish.
+    /// Graceful stop: no new connections, in-flight requests and running jobs finish, the
+    /// store closes and the serve lock is released; then it returns.
     public func shutdown() {
         http.shutdown()
         http.waitUntilStopped()
+        if running.load(ordering: .sequentiallyConsistent) {
+            finished.wait()
+            finished.signal()  // a second shutdown returns at once
+        }
     }
 }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import HTTPServer
 import JSONCore
 import SCIM
@@ -149,7 +150,7 @@ extension HubApp {
         }
         switch v {
         case .string(let s):
-            if leaf.type == .dateTime, let t = SCIMDateTime.parse(s) { return .number(t) }
+            if leaf.type == .dateTime, let t = Timestamp.parse(s) { return .number(t) }
             return .string(leaf.caseExact ? s : s.lowercased())
         case .number(let n): return n.double.map { .number($0) } ?? .missing
         case .bool(let b): return .number(b ? 1 : 0)

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import HTTPServer
 import JSONCore
 import Provisioning
@@ -82,7 +83,7 @@ extension HubApp {
         }
         guard let r = run else { throw SCIMError.notFound("no reconciliation run") }
         let people = try ReconciliationReport.permissionCreep(r, store: store)
-        return jsonResponse(200, .object(JSONObject(["run": .string(r.id), "runFinished": r.finished.map { .string(SCIMDateTime.format($0)) } ?? .null,
+        return jsonResponse(200, .object(JSONObject(["run": .string(r.id), "runFinished": r.finished.map { .string(Timestamp.format($0)) } ?? .null,
                                                       "people": .array(people)])), contentType: "application/json")
     }
 

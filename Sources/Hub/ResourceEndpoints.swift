@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HTTPServer
 import HubCrypto
@@ -31,8 +32,8 @@ extension HubApp {
         } else {
             try feeds.checkGroup(ctx.principal.name, displayName: prepared.doc["displayName"]?.stringValue)
         }
-        let r = try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: SCIMDateTime.now())
-        if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: SCIMDateTime.now()) }
+        let r = try clientErrors { try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: Timestamp.now()) }
+        if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: Timestamp.now()) }
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                                     attributes: attributeNames(prepared), requestID: ctx.requestID))
         try provision(w, type, id, doc: r.doc, members: prepared.members.map(\.id))
@@ -135,7 +136,7 @@ extension HubApp {
             try w.connection.forgetAttributeSources(personID: id)
         }
         let formerMembers = type.name == "Group" ? try w.connection.members(ofGroup: cur.seq).map(\.id) : []
-        try w.connection.delete(cur, now: SCIMDateTime.now())
+        try w.connection.delete(cur, now: Timestamp.now())
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
         try provision(w, type, id, doc: nil, members: formerMembers)
     }
@@ -146,14 +147,13 @@ extension HubApp {
     /// itself, or the users whose group memberships changed.
     func provision(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String]) throws {
         guard let engine else { return }
-        let now = SCIMDateTime.now()
         if type.name == "User" {
-            try engine.enqueue(w, personID: id, person: doc, now: now)
+            try engine.enqueue(w, personID: id, person: doc)
             return
         }
         for m in Set(members) {
             guard let user = try w.connection.fetch(type: "User", id: m) else { continue }
-            try engine.enqueue(w, personID: m, person: user.doc, now: now)
+            try engine.enqueue(w, personID: m, person: user.doc)
         }
     }
 
@@ -191,9 +191,9 @@ extension HubApp {
         }
         if type.name == "User" {
             try feeds.check(ctx.principal.name, writes: changed)
-            try w.connection.recordAttributeSources(personID: cur.id, attributes: changed, principal: ctx.principal.name, now: SCIMDateTime.now())
+            try w.connection.recordAttributeSources(personID: cur.id, attributes: changed, principal: ctx.principal.name, now: Timestamp.now())
         }
-        let updated = try w.connection.update(cur, doc: doc, members: newMembers, now: SCIMDateTime.now())
+        let updated = try clientErrors { try w.connection.update(cur, doc: doc, members: newMembers, now: Timestamp.now()) }
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
                                     attributes: changed, requestID: ctx.requestID))
         try provision(w, type, cur.id, doc: doc, members: affected)
@@ -366,10 +366,23 @@ extension HubApp {
     func meta(_ r: StoredResource, _ type: SCIMResourceType, _ baseURL: String) -> JSONValue {
         .object(JSONObject([
             "resourceType": .string(type.name),
-            "created": .string(SCIMDateTime.format(r.created)),
-            "lastModified": .string(SCIMDateTime.format(r.modified)),
+            "created": .string(Timestamp.format(r.created)),
+            "lastModified": .string(Timestamp.format(r.modified)),
             "location": .string("\(baseURL)\(type.endpoint)/\(r.id)"),
             "version": .string(r.etag),
         ]))
+    }
+}
+
+/// Store errors the client's input caused become SCIM errors: a taken unique key is 409
+/// `uniqueness`, a member that does not exist 400 `invalidValue` (RFC 7644 §3.12).
+/// Storage failures pass through (503).
+func clientErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as StoreError where e.kind == .uniqueness {
+        throw SCIMError.uniqueness(e.description)
+    } catch let e as StoreError where e.kind == .invalidReference {
+        throw SCIMError.invalidValue(e.description)
     }
 }

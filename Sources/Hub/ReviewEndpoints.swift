@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HTTPServer
 import JSONCore
@@ -97,7 +98,7 @@ extension HubApp {
         let people = try store.read { try Tokens.people($0, tokenID: ctx.principal.tokenID) }
         let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, people: people, c, $0) }
         return jsonResponse(200, .object(JSONObject(["campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
-                                                      "due": .string(SCIMDateTime.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
+                                                      "due": .string(Timestamp.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
                             contentType: "application/json")
     }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HTTPServer
 import HubCrypto
@@ -71,7 +72,7 @@ extension HubApp {
         return jsonResponse(200, .object(JSONObject(["tokens": .array(tokens.map { t in
             .object(JSONObject([
                 "id": .string(t.id), "principal": .string(t.principal), "scopes": .array(t.scopes.map { .string($0) }),
-                "created": .string(SCIMDateTime.format(t.created)), "revoked": t.revoked.map { .string(SCIMDateTime.format($0)) } ?? .null,
+                "created": .string(Timestamp.format(t.created)), "revoked": t.revoked.map { .string(Timestamp.format($0)) } ?? .null,
                 "mintedBy": t.mintedBy.map { .string($0) } ?? .null, "approvedBy": t.approvedBy.map { .string($0) } ?? .null,
             ]))
         })])), contentType: "application/json")
@@ -91,7 +92,7 @@ extension HubApp {
         guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
         let me = ctx.principal
         let (mine, theirs) = try store.read { c in (try Tokens.people(c, tokenID: me.tokenID), try Tokens.people(c, tokenID: r.requestedByToken)) }
-        guard mine.isDisjoint(with: theirs), !mine.contains(SCIMIdentifier.canonical(r.principal)) else {
+        guard mine.isDisjoint(with: theirs), !mine.contains(Identifier.canonical(r.principal)) else {
             throw SCIMError(status: 403, detail: "a second administrator approves: not the requester, not the token's principal, "
                             + "and not with a token minted by or for either of them")
         }
@@ -139,7 +140,7 @@ extension HubApp {
     static func json(_ r: TokenRequest) -> JSONValue {
         .object(JSONObject([
             "id": .string(r.id), "principal": .string(r.principal), "scopes": .array(r.scopes.map { .string($0.rawValue) }),
-            "requestedBy": .string(r.requestedBy), "created": .string(SCIMDateTime.format(r.created)),
+            "requestedBy": .string(r.requestedBy), "created": .string(Timestamp.format(r.created)),
             "approvedBy": r.approvedBy.map { .string($0) } ?? .null,
             "state": .string(r.tokenID != nil ? "issued" : r.approvedBy != nil ? "approved" : "awaiting-approval"),
         ]))

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HubCrypto
 import JSONCore
@@ -28,11 +29,14 @@ public final class AccessReviews: Sendable {
     public let policy: Policy
     let store: Store
     let engine: ProvisioningEngine?
+    /// Due dates and decisions are on this clock (a test moves it past a due date).
+    public let clock: any WallClock
 
-    public init(policy: Policy, store: Store, engine: ProvisioningEngine?) {
+    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()) {
         self.policy = policy
         self.store = store
         self.engine = engine
+        self.clock = clock
     }
 
     public struct CampaignRequest: Sendable {
@@ -51,7 +55,8 @@ public final class AccessReviews: Sendable {
 
     // MARK: - Campaigns
 
-    public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double = Date().timeIntervalSince1970) throws -> ReviewCampaignRecord {
+    public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double? = nil) throws -> ReviewCampaignRecord {
+        let now = now ?? clock.now()
         guard !r.name.isEmpty, r.name.utf8.count <= 200 else { throw GovernanceError.invalid("'name' must be 1 to 200 characters") }
         guard (r.target == nil) != (r.package == nil) else { throw GovernanceError.invalid("give exactly one of 'target' or 'package'") }
         if let t = r.target { guard policy.target(t)?.enabled == true else { throw GovernanceError.invalid("'target': no enabled target named '\(t)'") } }
@@ -71,9 +76,9 @@ public final class AccessReviews: Sendable {
         var items: [ReviewItemRecord] = []
         try store.read { conn in
             try conn.scan(type: "User") { person in
-                let (doc, groups, overrides) = try conn.evaluationDocument(personID: person.id, person: person.doc)
-                guard let d = doc, Policy.isActive(d) else { return true }
-                let held = policy.grants(person: d, groupNames: groups, overrides: overrides).map(\.package)
+                let snapshot = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
+                guard let d = snapshot.document, Policy.isActive(d, now: now) else { return true }
+                let held = policy.grants(person: d, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now).map(\.package)
                 for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
                     var reviewer: String? = nil
                     if r.reviewers == nil, let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue {
@@ -102,10 +107,10 @@ public final class AccessReviews: Sendable {
     /// access, also not through a token minted by them (`people`: `Tokens.people` of the
     /// caller's token).
     public static func mayDecide(_ p: Principal, people: Set<String> = [], _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
-        let person = SCIMIdentifier.canonical(item.userName)
-        if SCIMIdentifier.canonical(p.name) == person || people.contains(person) { return false }
-        if !c.reviewers.isEmpty { return c.reviewers.contains { SCIMIdentifier.canonical($0) == SCIMIdentifier.canonical(p.name) } }
-        if let r = item.reviewer { return SCIMIdentifier.canonical(r) == SCIMIdentifier.canonical(p.name) }
+        let person = Identifier.canonical(item.userName)
+        if Identifier.canonical(p.name) == person || people.contains(person) { return false }
+        if !c.reviewers.isEmpty { return c.reviewers.contains { Identifier.canonical($0) == Identifier.canonical(p.name) } }
+        if let r = item.reviewer { return Identifier.canonical(r) == Identifier.canonical(p.name) }
         return p.scopes.contains(.admin)
     }
 
@@ -124,7 +129,7 @@ public final class AccessReviews: Sendable {
 
     private func apply(_ c: ReviewCampaignRecord, _ item: ReviewItemRecord, decision: String, reason: String, by: String, requestID: String) throws {
         let engine = self.engine
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         try store.write { w in
             guard try w.connection.decide(campaignID: c.id, seq: item.seq, decision: decision, reason: reason, by: by, now: now) else {
                 throw GovernanceError.conflict("the item was decided already")
@@ -132,7 +137,7 @@ public final class AccessReviews: Sendable {
             if decision == "revoke" {
                 try w.connection.revokePackage(personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
                 // Through the engine: the person's accounts converge without the package.
-                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: "User", id: item.personID)?.doc, now: now)
+                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: "User", id: item.personID)?.doc)
             }
             try AuditLog.append(w, .now(principal: by, action: "review.decide", resourceType: "User", resourceID: item.personID,
                                         attributes: ["\(item.package):\(decision)"], requestID: requestID))
@@ -146,14 +151,14 @@ public final class AccessReviews: Sendable {
         let engine = self.engine, principal = p.name
         let (person, people) = try store.read { c in (try c.fetch(type: "User", id: personID), try Tokens.people(c, tokenID: p.tokenID)) }
         if let userName = person?.doc["userName"]?.stringValue {
-            let me = SCIMIdentifier.canonical(userName)
-            guard !people.contains(me), SCIMIdentifier.canonical(principal) != me else {
+            let me = Identifier.canonical(userName)
+            guard !people.contains(me), Identifier.canonical(principal) != me else {
                 throw GovernanceError.forbidden("nobody lifts a revocation of their own access")
             }
         }
         try store.write { w in
             guard try w.connection.liftRevocation(personID: personID, package: package) else { throw GovernanceError.notFound("no revocation of this package for this person") }
-            try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc, now: Date().timeIntervalSince1970)
+            try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc)
             try AuditLog.append(w, .now(principal: principal, action: "review.lift", resourceType: "User", resourceID: personID, attributes: [package], requestID: requestID))
         }
         engine?.wake()
@@ -164,7 +169,8 @@ public final class AccessReviews: Sendable {
     /// Applies the default decision to every undecided item of overdue campaigns and closes them.
     /// Durable: driven by the stored due dates, so a hub that was down catches up at start-up.
     @discardableResult
-    public func closeOverdue(now: Double = Date().timeIntervalSince1970) throws -> Int {
+    public func closeOverdue(now: Double? = nil) throws -> Int {
+        let now = now ?? clock.now()
         let due = try store.read { try $0.overdueCampaigns(now: now) }
         for c in due {
             for item in try store.read({ try $0.items(campaignID: c.id) }) where item.decision == nil {
@@ -181,7 +187,8 @@ public final class AccessReviews: Sendable {
 
     /// Starts the periodic campaigns (one per enabled target, managers review) when the last
     /// scheduled ones are `everyDays` old or there were none.
-    public func scheduleIfDue(everyDays: Double, dueDays: Double, defaultDecision: String, now: Double = Date().timeIntervalSince1970) throws {
+    public func scheduleIfDue(everyDays: Double, dueDays: Double, defaultDecision: String, now: Double? = nil) throws {
+        let now = now ?? clock.now()
         if let last = try store.read({ try $0.lastScheduledCampaign() }), now - last < everyDays * 86400 { return }
         for t in policy.enabledTargets {
             _ = try create(CampaignRequest(name: "Scheduled review: \(t.name)", target: t.name, package: nil, reviewers: nil, dueDays: dueDays,
@@ -196,9 +203,9 @@ public final class AccessReviews: Sendable {
         return JSONObject([
             "id": .string(c.id), "name": .string(c.name), "scope": .object(JSONObject([c.scopeKind: .string(c.scopeValue)])),
             "reviewers": c.reviewers.isEmpty ? .string("manager") : .array(c.reviewers.map { .string($0) }),
-            "due": .string(SCIMDateTime.format(c.due)), "defaultDecision": .string(c.defaultDecision), "state": .string(c.state),
-            "createdBy": .string(c.createdBy), "created": .string(SCIMDateTime.format(c.created)),
-            "closed": c.closed.map { .string(SCIMDateTime.format($0)) } ?? .null,
+            "due": .string(Timestamp.format(c.due)), "defaultDecision": .string(c.defaultDecision), "state": .string(c.state),
+            "createdBy": .string(c.createdBy), "created": .string(Timestamp.format(c.created)),
+            "closed": c.closed.map { .string(Timestamp.format($0)) } ?? .null,
             "items": .int(items.count), "decided": .int(decided.count),
             "approved": .int(decided.filter { $0.decision == "approve" }.count), "revoked": .int(decided.filter { $0.decision == "revoke" }.count),
         ])
@@ -210,7 +217,7 @@ public final class AccessReviews: Sendable {
             "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
             "reviewer": i.reviewer.map { .string($0) } ?? .null, "decision": i.decision.map { .string($0) } ?? .null,
             "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
-            "decided": i.decided.map { .string(SCIMDateTime.format($0)) } ?? .null,
+            "decided": i.decided.map { .string(Timestamp.format($0)) } ?? .null,
         ]))
     }
 
@@ -219,7 +226,7 @@ public final class AccessReviews: Sendable {
         var out = "campaign,package,personId,userName,displayName,reviewer,decision,reason,decidedBy,decided\r\n"
         for i in items {
             out += [c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewer ?? "", i.decision ?? "pending", i.reason ?? "",
-                    i.decidedBy ?? "", i.decided.map { SCIMDateTime.format($0) } ?? ""].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
+                    i.decidedBy ?? "", i.decided.map { Timestamp.format($0) } ?? ""].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
         }
         return Array(out.utf8)
     }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HubCrypto
 import HubLog
@@ -16,19 +17,22 @@ public final class BreakGlass: Sendable {
     let store: Store
     let engine: ProvisioningEngine?
     let logger: Logger
+    let clock: any WallClock
     private let timer: DeadlineThread
 
     public static let defaultHours = 1.0
 
-    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, logger: Logger) {
+    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, logger: Logger, clock: any WallClock = SystemClock(),
+                isLeader: @escaping @Sendable () -> Bool = { true }) {
         self.policy = policy
         self.store = store
         self.engine = engine
         self.logger = logger
-        timer = DeadlineThread(name: "break-glass-expiry",
+        self.clock = clock
+        timer = DeadlineThread(name: "break-glass-expiry", clock: clock, isLeader: isLeader,
                                next: { (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil },
                                process: {
-                                   do { _ = try BreakGlass.expire(store: store, engine: engine, now: Date().timeIntervalSince1970) } catch {
+                                   do { _ = try BreakGlass.expire(store: store, engine: engine, now: clock.now()) } catch {
                                        logger.error("break-glass expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
                                    }
                                })
@@ -39,7 +43,8 @@ public final class BreakGlass: Sendable {
     /// `authorize` runs once the request is known to be valid, just before anything is
     /// written (the API's step-up check: a refused request does not use up a code).
     public func grant(personID: String, package name: String, reason: String, hours: Double?, principal granter: Principal, requestID: String,
-                      now: Double = Date().timeIntervalSince1970, authorize: () throws -> Void = {}) throws -> BreakGlassRecord {
+                      now: Double? = nil, authorize: () throws -> Void = {}) throws -> BreakGlassRecord {
+        let now = now ?? clock.now()
         guard let package = policy.packages.first(where: { $0.name == name }) else { throw GovernanceError.invalid("'package': no package named '\(name)'") }
         guard let maxHours = package.breakGlassMaxHours else { throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -47,7 +52,7 @@ public final class BreakGlass: Sendable {
         let duration = hours ?? min(Self.defaultHours, maxHours)
         guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
         guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
-        guard Policy.isActive(person.doc) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        guard Policy.isActive(person.doc, now: now) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
         try authorize()
         let principal = granter.name
         var record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
@@ -57,10 +62,10 @@ public final class BreakGlass: Sendable {
         let stored = record
         try store.write { w in
             try w.connection.insertBreakGlass(stored)
-            try engine?.enqueue(w, personID: personID, person: person.doc, now: now)
+            try engine?.enqueue(w, personID: personID, person: person.doc)
             for t in targets { try w.connection.expedite(personID: personID, target: t, now: now) }
             try AuditLog.append(w, .now(principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
-                                        attributes: [name, "until \(SCIMDateTime.format(stored.expires))"], requestID: requestID))
+                                        attributes: [name, "until \(Timestamp.format(stored.expires))"], requestID: requestID))
         }
         engine?.wake()
         poke()
@@ -72,8 +77,8 @@ public final class BreakGlass: Sendable {
 
     /// Takes back every grant whose time is up. Returns how many.
     @discardableResult
-    public func expireDue(now: Double = Date().timeIntervalSince1970) throws -> Int {
-        try Self.expire(store: store, engine: engine, now: now)
+    public func expireDue(now: Double? = nil) throws -> Int {
+        try Self.expire(store: store, engine: engine, now: now ?? clock.now())
     }
 
     static func expire(store: Store, engine: ProvisioningEngine?, now: Double) throws -> Int {
@@ -82,7 +87,7 @@ public final class BreakGlass: Sendable {
             try store.write { w in
                 guard try w.connection.endBreakGlass(id: g.id, now: now) else { return }
                 let person = try w.connection.fetch(type: "User", id: g.personID)?.doc
-                try engine?.enqueue(w, personID: g.personID, person: person, now: now)
+                try engine?.enqueue(w, personID: g.personID, person: person)
                 try AuditLog.append(w, .now(principal: "scheduler", action: "break-glass.expire", resourceType: "User", resourceID: g.personID,
                                             attributes: [g.package], requestID: g.id))
             }
@@ -111,12 +116,13 @@ public final class BreakGlass: Sendable {
         let (reviewer, granter) = try store.read { c in
             (try Tokens.people(c, tokenID: principal.tokenID), try g.grantedByToken.map { try Tokens.people(c, tokenID: $0) } ?? [])
         }
-        let involved = granter.union([SCIMIdentifier.canonical(g.userName), SCIMIdentifier.canonical(g.grantedBy)])
-        guard reviewer.isDisjoint(with: involved), !involved.contains(SCIMIdentifier.canonical(principal.name)) else {
+        let involved = granter.union([Identifier.canonical(g.userName), Identifier.canonical(g.grantedBy)])
+        guard reviewer.isDisjoint(with: involved), !involved.contains(Identifier.canonical(principal.name)) else {
             throw GovernanceError.forbidden("the person, whoever granted the access and whoever minted the granter's token cannot review its use")
         }
+        let now = clock.now()
         try store.write { w in
-            guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: Date().timeIntervalSince1970) else {
+            guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: now) else {
                 throw GovernanceError.conflict("this use was reviewed already")
             }
             try AuditLog.append(w, .now(principal: principal.name, action: "break-glass.review", resourceType: "User", resourceID: g.personID,
@@ -128,12 +134,12 @@ public final class BreakGlass: Sendable {
         let state = g.ended == nil && g.expires > now ? "active" : "ended"
         return .object(JSONObject([
             "id": .string(g.id), "personId": .string(g.personID), "userName": .string(g.userName), "package": .string(g.package),
-            "reason": .string(g.reason), "grantedBy": .string(g.grantedBy), "granted": .string(SCIMDateTime.format(g.created)),
-            "expires": .string(SCIMDateTime.format(g.expires)), "state": .string(state),
-            "ended": g.ended.map { .string(SCIMDateTime.format($0)) } ?? .null,
+            "reason": .string(g.reason), "grantedBy": .string(g.grantedBy), "granted": .string(Timestamp.format(g.created)),
+            "expires": .string(Timestamp.format(g.expires)), "state": .string(state),
+            "ended": g.ended.map { .string(Timestamp.format($0)) } ?? .null,
             "review": g.reviewDecision.map { d in
                 .object(JSONObject(["decision": .string(d), "reason": .string(g.reviewReason ?? ""), "by": .string(g.reviewedBy ?? ""),
-                                    "at": g.reviewed.map { .string(SCIMDateTime.format($0)) } ?? .null]))
+                                    "at": g.reviewed.map { .string(Timestamp.format($0)) } ?? .null]))
             } ?? .string("pending"),
         ]))
     }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HubLog
 import JSONCore
@@ -16,13 +17,14 @@ public final class CredentialExpiry: Sendable {
     let engine: ProvisioningEngine
     private let timer: DeadlineThread
 
-    public init(store: Store, engine: ProvisioningEngine, logger: Logger) {
+    public init(store: Store, engine: ProvisioningEngine, logger: Logger, isLeader: @escaping @Sendable () -> Bool = { true }) {
         self.store = store
         self.engine = engine
-        timer = DeadlineThread(name: "credential-expiry",
+        let clock = engine.clock
+        timer = DeadlineThread(name: "credential-expiry", clock: clock, isLeader: isLeader,
                                next: { (try? store.read { try $0.nextCredentialExpiry() }) ?? nil },
                                process: {
-                                   do { _ = try CredentialExpiry.process(store: store, engine: engine, now: Date().timeIntervalSince1970) } catch {
+                                   do { _ = try CredentialExpiry.process(store: store, engine: engine, now: clock.now()) } catch {
                                        logger.error("credential expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
                                    }
                                })
@@ -30,8 +32,8 @@ public final class CredentialExpiry: Sendable {
 
     /// Converges everyone whose licence expired by `now`; returns how many.
     @discardableResult
-    public func processDue(now: Double = Date().timeIntervalSince1970) throws -> Int {
-        try Self.process(store: store, engine: engine, now: now)
+    public func processDue(now: Double? = nil) throws -> Int {
+        try Self.process(store: store, engine: engine, now: now ?? engine.clock.now())
     }
 
     static func process(store: Store, engine: ProvisioningEngine, now: Double) throws -> Int {
@@ -46,7 +48,7 @@ public final class CredentialExpiry: Sendable {
                     // schedule row to the person's next deadline, or removes it.
                     let person = try w.connection.fetch(type: "User", id: id)?.doc
                     try w.connection.setCredentialExpiry(personID: id, expires: nil)
-                    try engine.enqueue(w, personID: id, person: person, now: now)
+                    try engine.enqueue(w, personID: id, person: person)
                     try AuditLog.append(w, .now(principal: "scheduler", action: "deadline.reached", resourceType: "User", resourceID: id,
                                                 attributes: Self.reached(person, now: now), requestID: "credential-expiry"))
                 }
@@ -74,12 +76,13 @@ public final class CredentialExpiry: Sendable {
 
     /// People whose licence expires within `seconds`, with the packages they would lose and
     /// their manager's user name (for a warning).
-    public func expiring(within seconds: Double, policy: Policy, limit: Int = 1000, now: Double = Date().timeIntervalSince1970) throws -> [JSONValue] {
-        try store.read { conn in
+    public func expiring(within seconds: Double, policy: Policy, limit: Int = 1000, now: Double? = nil) throws -> [JSONValue] {
+        let now = now ?? engine.clock.now()
+        return try store.read { conn in
             try conn.expiringCredentials(from: now, to: now + seconds, limit: limit).compactMap { entry -> JSONValue? in
                 guard let p = try conn.fetch(type: "User", id: entry.personID) else { return nil }
-                let (doc, groups, overrides) = try conn.evaluationDocument(personID: p.id, person: p.doc, now: now)
-                let atRisk = doc.map { policy.grants(person: $0, groupNames: groups, overrides: overrides, now: now) }?
+                let snapshot = try PersonSnapshot.load(conn, personID: p.id, person: p.doc, now: now)
+                let atRisk = snapshot.document.map { policy.grants(person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now) }?
                     .filter { g in policy.packages.first { $0.name == g.package }?.requiresCredential == true }.map { JSONValue.string($0.package) } ?? []
                 var manager: JSONValue = .null
                 if let mid = p.doc[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue,
@@ -88,7 +91,7 @@ public final class CredentialExpiry: Sendable {
                 }
                 return .object(JSONObject([
                     "personId": .string(p.id), "userName": p.doc["userName"] ?? .null, "displayName": p.doc["displayName"] ?? .null,
-                    "licenseExpiresAt": .string(SCIMDateTime.format(entry.expires)), "packagesAtRisk": .array(atRisk), "manager": manager,
+                    "licenseExpiresAt": .string(Timestamp.format(entry.expires)), "packagesAtRisk": .array(atRisk), "manager": manager,
                 ]))
             }
         }

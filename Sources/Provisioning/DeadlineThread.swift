@@ -1,30 +1,39 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Synchronization
+import HubBase
 
 /// A thread that sleeps until the next deadline stored in the database (or until poked
 /// about a new one), then processes whatever is due. The deadlines live in the store, not
 /// in this thread: a restart loses nothing, and `process` at start-up catches up.
+/// Deadlines are on `clock` (a test moves it and the thread re-reads them); only the leader
+/// processes them, so several nodes never expire the same grant twice.
 final class DeadlineThread: Sendable {
     private let name: String
     private let next: @Sendable () -> Double?
     private let process: @Sendable () -> Void
+    private let clock: any WallClock
+    private let isLeader: @Sendable () -> Bool
     private let signal = NSCondition()
     private let stopped = Atomic<Bool>(false)
     /// Checked at least this often, whatever the next deadline says.
     static let maxSleep = 60.0
 
-    init(name: String, next: @escaping @Sendable () -> Double?, process: @escaping @Sendable () -> Void) {
+    init(name: String, clock: any WallClock, isLeader: @escaping @Sendable () -> Bool = { true },
+         next: @escaping @Sendable () -> Double?, process: @escaping @Sendable () -> Void) {
         self.name = name
         self.next = next
         self.process = process
+        self.clock = clock
+        self.isLeader = isLeader
+        clock.onChange { [weak self] in self?.poke() }
     }
 
     func start() {
         let t = Thread { [self] in
             while !stopped.load(ordering: .relaxed) {
-                process()
-                let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - Date().timeIntervalSince1970))
+                if isLeader() { process() }
+                let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now()))
                 signal.lock()
                 if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
                 signal.unlock()

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import JSONCore
 import SCIM
@@ -80,14 +81,14 @@ extension Policy {
     /// over a revocation: an emergency is an emergency, and it is reviewed afterwards).
     /// Packages that `requiresCredential` are held only while the credential is in force at `now`.
     public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
-                       now: Double = Date().timeIntervalSince1970) -> [PackageGrant] {
+                       now: Double) -> [PackageGrant] {
         var out: [PackageGrant] = []
-        let lowerGroups = Set(groupNames.map(SCIMIdentifier.canonical))
+        let lowerGroups = Set(groupNames.map(Identifier.canonical))
         let credentialInForce = Self.credentialInForce(person, now: now)
         for p in packages where !overrides.revoked.contains(p.name) && (!p.requiresCredential || credentialInForce) {
             if let r = p.rule, r.matches(person) {
                 out.append(PackageGrant(package: p.name, reason: "rule: \(p.ruleText ?? "")"))
-            } else if let g = p.groups.first(where: { lowerGroups.contains(SCIMIdentifier.canonical($0)) }) {
+            } else if let g = p.groups.first(where: { lowerGroups.contains(Identifier.canonical($0)) }) {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
         }
@@ -103,18 +104,18 @@ extension Policy {
         let ext = person[SCIMSchemaURN.healthcareUser]?.objectValue
         guard ext?["credentialStatus"]?.stringValue == "active" else { return false }
         guard let text = ext?["licenseExpiresAt"]?.stringValue else { return true }
-        guard let expires = SCIMDateTime.parse(text) else { return false }
+        guard let expires = Timestamp.parse(text) else { return false }
         return expires > now
     }
 
     /// When the person's licence expires, if it has a date.
     public static func licenseExpiry(_ person: JSONObject?) -> Double? {
-        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["licenseExpiresAt"]?.stringValue).flatMap(SCIMDateTime.parse)
+        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["licenseExpiresAt"]?.stringValue).flatMap(Timestamp.parse)
     }
 
     /// When a contractor's engagement ends, if it has a date.
     public static func contractEnd(_ person: JSONObject?) -> Double? {
-        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["contractEndsAt"]?.stringValue).flatMap(SCIMDateTime.parse)
+        (person?[SCIMSchemaURN.healthcareUser]?.objectValue?["contractEndsAt"]?.stringValue).flatMap(Timestamp.parse)
     }
 
     /// The person's next future deadline that changes their access (licence expiry, contract end).
@@ -124,7 +125,7 @@ extension Policy {
 
     /// Active for access: RFC 7643 §4.1.1 `active` (default true) and, for a contractor, the
     /// engagement not ended. An ended contract makes a leaver, whatever `active` says.
-    public static func isActive(_ person: JSONObject, now: Double = Date().timeIntervalSince1970) -> Bool {
+    public static func isActive(_ person: JSONObject, now: Double) -> Bool {
         guard person["active"]?.boolValue ?? true else { return false }
         if let end = contractEnd(person), end <= now { return false }
         return true
@@ -135,19 +136,19 @@ extension Policy {
     /// a person who loses every package there is then disabled, not forgotten.
     /// RFC 7643 §4.1.1 `active`: false (or a deleted person) disables every account, whatever the packages say.
     public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?,
-                        overrides: AccessOverrides = AccessOverrides()) -> DesiredAccount? {
+                        overrides: AccessOverrides = AccessOverrides(), now: Double) -> DesiredAccount? {
         guard let p = person else {
             guard hasAccount else { return nil }
             return DesiredAccount(userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
         }
         let userName = p["userName"]?.stringValue ?? previousUserName ?? ""
         let attributes = mappedAttributes(p, target)
-        let active = Self.isActive(p)
+        let active = Self.isActive(p, now: now)
         var entitlements = Set<String>()
         var held: [String] = []
         if active {
             let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
-            for g in grants(person: p, groupNames: groupNames, overrides: overrides) {
+            for g in grants(person: p, groupNames: groupNames, overrides: overrides, now: now) {
                 guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name] else { continue }
                 held.append(pkg.name)
                 for e in items {
@@ -196,12 +197,29 @@ extension Policy {
     }
 }
 
-extension StoreConnection {
-    /// The person as rules see it: stored attributes, `id`, and `groups` with display names;
-    /// the display names of their groups; review revocations and active break-glass grants. `person` nil (deleted) gives nil.
-    public func evaluationDocument(personID: String, person: JSONObject?, now: Double = Date().timeIntervalSince1970) throws -> (JSONObject?, [String], AccessOverrides) {
-        guard var doc = person else { return (nil, [], AccessOverrides()) }
-        let groups = try groups(ofMember: personID)
+/// Everything the policy reads about one person at one instant: their attributes as rules
+/// see them, their groups, review revocations and break-glass grants, and what was last
+/// applied on each target. Read in one store snapshot, decided on outside it.
+public struct PersonSnapshot: Sendable {
+    public let personID: String
+    /// Stored attributes plus `id` and `groups` (with display names); nil when deleted.
+    public let document: JSONObject?
+    /// Display names of the person's groups.
+    public let groupNames: [String]
+    public let overrides: AccessOverrides
+    /// What was last applied, by target name.
+    public let applied: [String: AppliedRecord]
+    /// The instant the snapshot describes: credentials and contracts are judged at it.
+    public let now: Double
+
+    /// Reads the snapshot of `personID`, whose stored attributes are `person` (nil: deleted).
+    public static func load(_ conn: StoreConnection, personID: String, person: JSONObject?, now: Double) throws -> PersonSnapshot {
+        var applied: [String: AppliedRecord] = [:]
+        for r in try conn.applied(personID: personID) { applied[r.target] = r }
+        guard var doc = person else {
+            return PersonSnapshot(personID: personID, document: nil, groupNames: [], overrides: AccessOverrides(), applied: applied, now: now)
+        }
+        let groups = try conn.groups(ofMember: personID)
         doc["id"] = .string(personID)
         if !groups.isEmpty {
             doc["groups"] = .array(groups.map { g in
@@ -211,7 +229,54 @@ extension StoreConnection {
             })
         }
         var breakGlass: [String: String] = [:]
-        for g in try activeBreakGlass(personID: personID, now: now) { breakGlass[g.package] = "\(g.reason) (until \(SCIMDateTime.format(g.expires)))" }
-        return (doc, groups.compactMap(\.display), AccessOverrides(revoked: try revokedPackages(personID: personID), breakGlass: breakGlass))
+        for g in try conn.activeBreakGlass(personID: personID, now: now) {
+            breakGlass[g.package] = "\(g.reason) (until \(Timestamp.format(g.expires)))"
+        }
+        let overrides = AccessOverrides(revoked: try conn.revokedPackages(personID: personID), breakGlass: breakGlass)
+        return PersonSnapshot(personID: personID, document: doc, groupNames: groups.compactMap(\.display), overrides: overrides,
+                              applied: applied, now: now)
+    }
+
+    /// The desired state last applied on `target`, if any.
+    public func lastApplied(on target: String) -> DesiredAccount? {
+        applied[target].flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
+    }
+}
+
+/// The policy's decision for one person on one target, with what it is compared against.
+public struct AccountDecision: Sendable, Equatable {
+    /// The account the person should have; nil when none should exist.
+    public let desired: DesiredAccount?
+    /// What was last applied there.
+    public let lastApplied: DesiredAccount?
+    /// The applied-state record, if the pair was ever converged.
+    public let record: AppliedRecord?
+    /// The target's account id, once provisioned.
+    public var accountID: String? { record?.accountID }
+
+    /// Whether the target may be out of date: a job is needed. An unchanged person causes
+    /// no job, and so no downstream call; a deleted person always does (its retention).
+    public func needsJob(personDeleted: Bool) -> Bool {
+        if desired == nil && record == nil { return false }
+        if personDeleted { return true }
+        return !(desired == lastApplied && (desired == nil || accountID != nil))
+    }
+
+    /// Jobs that take access away run first (priority 0).
+    public var removesAccess: Bool {
+        (lastApplied ?? DesiredAccount(userName: "", enabled: false, attributes: [:], entitlements: [], packages: [])).removesAccess(to: desired)
+    }
+}
+
+extension Policy {
+    /// The one provisioning decision: the account `snapshot`'s person should have on
+    /// `target`. Enqueueing, the job runner and the access view all ask this.
+    public func decide(_ snapshot: PersonSnapshot, target: Target) -> AccountDecision {
+        let record = snapshot.applied[target.name]
+        let previous = snapshot.lastApplied(on: target.name)
+        let desired = self.desired(person: snapshot.document, groupNames: snapshot.groupNames, target: target,
+                                   hasAccount: record?.accountID != nil, previousUserName: previous?.userName,
+                                   overrides: snapshot.overrides, now: snapshot.now)
+        return AccountDecision(desired: desired, lastApplied: previous, record: record)
     }
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import Synchronization
 import ConnectorKit
+import HubBase
 import HubLog
 import JSONCore
 import SCIM
@@ -25,6 +27,10 @@ public struct EngineOptions: Sendable {
     /// The dispatcher sleeps until the next due job or a wake-up; this is the longest it
     /// sleeps, for jobs another process (the CLI's remediation) enqueued without waking it.
     public var pollInterval: Double = 5
+    /// How long a claimed job is leased to this node. Longer than any connector call can
+    /// take (their timeouts are shorter), so a live worker never loses its job; a node
+    /// that dies frees its jobs when this runs out.
+    public var leaseSeconds: Double = 300
 
     public init() {}
 }
@@ -38,21 +44,27 @@ public enum CircuitState: String, Sendable { case closed, open, halfOpen = "half
 /// "Converge, don't replay": a job only says *this pair may be out of date*; the worker
 /// computes the desired account from the person's current state at run time, reads the
 /// target's account, and applies the difference. Delayed or repeated jobs are harmless.
+///
+/// Jobs are claimed in the store with a lease (`claimJobs`), so the queue, not this
+/// process's memory, says who runs what: a node that dies loses its leases and the jobs run
+/// again elsewhere (or here after a restart).
 public final class ProvisioningEngine: Sendable {
     public let policy: Policy
     private let store: Store
     private let connectors: [String: any Connector]
     private let logger: Logger
     public let options: EngineOptions
+    /// Where deadlines, backoff and leases read the time (a test moves it by hand).
+    public let clock: any WallClock
+    private let coordination: any Coordination
 
     private struct Runtime {
-        var claimed = Set<String>()
-        /// Jobs whose last run failed in the hub's own storage, and when they may run again
-        /// (the store could not record a backoff, so it is kept here).
-        var coolingDown: [String: Double] = [:]
+        /// Jobs this process is running. The lease already keeps other workers off them;
+        /// this also keeps this dispatcher off a job whose lease a slow call outlived.
+        var running = Set<String>()
         var inFlight: [String: Int] = [:]
         var breakers: [String: CircuitBreaker] = [:]
-        var running = false
+        var started = false
         var woken = false
     }
 
@@ -63,12 +75,15 @@ public final class ProvisioningEngine: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
 
     public init(policy: Policy, store: Store, connectors: [String: any Connector], logger: Logger,
-                options: EngineOptions = EngineOptions()) {
+                options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
+                coordination: any Coordination) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
         self.logger = logger
         self.options = options
+        self.clock = clock
+        self.coordination = coordination
         var qs: [String: OperationQueue] = [:]
         for t in policy.enabledTargets {
             let q = OperationQueue()
@@ -77,6 +92,8 @@ public final class ProvisioningEngine: Sendable {
             qs[t.name] = q
         }
         queues = qs
+        coordination.listen(.jobs) { [weak self] in self?.wakeDispatcher() }
+        clock.onChange { [weak self] in self?.wakeDispatcher() }
     }
 
     // MARK: - Enqueue (inside the SCIM write transaction)
@@ -84,29 +101,28 @@ public final class ProvisioningEngine: Sendable {
     /// Marks every target whose desired account for `personID` differs from what was last
     /// applied. Called in the same transaction as the SCIM write (transactional outbox), so
     /// a 2xx means the downstream change will happen. `person` nil means deleted.
-    public func enqueue(_ w: WriteContext, personID: String, person: JSONObject?, now: Double) throws {
+    public func enqueue(_ w: WriteContext, personID: String, person: JSONObject?) throws {
         let conn = w.connection
-        let applied = try conn.applied(personID: personID)
+        let now = clock.now()
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
         // Keep the schedule of deadlines (licence expiry, contract end) in step with the person.
         try conn.setCredentialExpiry(personID: personID, expires: Policy.nextDeadline(person, after: now))
-        let (doc, groupNames, overrides) = try conn.evaluationDocument(personID: personID, person: person)
+        let snapshot = try PersonSnapshot.load(conn, personID: personID, person: person, now: now)
         for t in policy.enabledTargets {
-            let record = applied.first { $0.target == t.name }
-            let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
-            let desired = policy.desired(person: doc, groupNames: groupNames, target: t, hasAccount: record?.accountID != nil,
-                                         previousUserName: previous?.userName, overrides: overrides)
-            // An unchanged person causes no job, and so no downstream call.
-            if desired == previous && (desired == nil || record?.accountID != nil) && person != nil { continue }
-            if desired == nil && record == nil { continue }
-            let priority = (previous ?? DesiredAccount(userName: "", enabled: false, attributes: [:], entitlements: [], packages: []))
-                .removesAccess(to: desired) || person == nil ? 0 : 1
+            let decision = policy.decide(snapshot, target: t)
+            guard decision.needsJob(personDeleted: person == nil) else { continue }
+            let priority = decision.removesAccess || person == nil ? 0 : 1
             try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
         }
     }
 
-    /// Wakes the dispatcher (after a commit that enqueued jobs).
+    /// Tells every node's dispatcher that there is work (after a commit that enqueued jobs).
     public func wake() {
+        coordination.notify(.jobs)
+    }
+
+    /// Wakes this process's dispatcher and the schedules that watch writes.
+    private func wakeDispatcher() {
         signal.lock()
         runtime.withLock { $0.woken = true }
         signal.signal()
@@ -120,8 +136,8 @@ public final class ProvisioningEngine: Sendable {
     public func waitUntilIdle(timeout: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let busy = runtime.withLock { r in !r.claimed.isEmpty }
-            let now = Date().timeIntervalSince1970
+            let busy = runtime.withLock { r in !r.running.isEmpty }
+            let now = clock.now()
             let due = (try? store.read(snapshot: false) { c in
                 try policy.enabledTargets.contains { try !c.readyJobs(target: $0.name, now: now, limit: 1).isEmpty }
             }) ?? true
@@ -139,9 +155,20 @@ public final class ProvisioningEngine: Sendable {
 
     // MARK: - Dispatcher
 
-    /// Starts the dispatcher thread.
+    /// Starts the dispatcher thread. On a node alone on its store, leases left by a process
+    /// that died are dropped first: their jobs run now, not when the lease would end.
     public func start() {
-        runtime.withLock { $0.running = true }
+        if coordination.isSoleNode {
+            let owner = coordination.nodeID
+            do {
+                let freed = try store.write { try $0.connection.releaseLeases(notHeldBy: owner) }
+                if freed > 0 { logger.info("provisioning: jobs leased by a stopped process run again", ["jobs": String(freed)]) }
+            } catch {
+                logger.error("provisioning: cannot free stale leases; those jobs wait for them to end",
+                             ["error": String(describing: error).prefix(200).description])
+            }
+        }
+        runtime.withLock { $0.started = true }
         let t = Thread { [self] in self.dispatchLoop() }
         t.name = "provisioning-dispatcher"
         t.start()
@@ -150,33 +177,33 @@ public final class ProvisioningEngine: Sendable {
     /// Stops dispatching and waits for running jobs; pending ones stay queued for the next start.
     public func stop() {
         let wasRunning = runtime.withLock { r -> Bool in
-            let was = r.running
-            r.running = false
+            let was = r.started
+            r.started = false
             return was
         }
         guard wasRunning else { return }
-        wake()
+        wakeDispatcher()
         stopped.wait()
         for q in queues.values { q.waitUntilAllOperationsAreFinished() }
     }
 
-    /// Dispatches what is due, then sleeps until the next job falls due, a circuit's open
-    /// interval ends, or a wake-up (a commit that enqueued, a job that finished).
-    /// `pollInterval` is only the fallback for jobs another process enqueued (the CLI).
+    /// Dispatches what is due, then sleeps until the next job falls due (or a lease or a
+    /// circuit's open interval ends), or a wake-up (a commit that enqueued, a job that
+    /// finished). `pollInterval` is only the fallback for jobs another process enqueued.
     private func dispatchLoop() {
-        while runtime.withLock({ $0.running }) {
-            let now = Date().timeIntervalSince1970
+        while runtime.withLock({ $0.started }) {
+            let now = clock.now()
             for t in policy.enabledTargets { dispatch(t, now: now) }
             // Storage trouble here is not hidden: `dispatch` reads the same table and logs it;
             // the sleep then falls back to the poll interval.
             let nextJob = (try? store.read(snapshot: false) { try $0.nextDue(after: now) }) ?? nil
-            let (nextCircuit, nextCoolDown) = runtime.withLock { r in
-                (r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min(),
-                 r.coolingDown.values.min())
+            let nextCircuit = runtime.withLock { r in
+                r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min()
             }
-            let until = min(now + options.pollInterval, nextJob ?? .infinity, nextCircuit ?? .infinity, nextCoolDown ?? .infinity)
+            // Due times are on the engine's clock; the wait is in real seconds from now.
+            let wait = min(options.pollInterval, max(0, min(nextJob ?? .infinity, nextCircuit ?? .infinity) - now))
             signal.lock()
-            if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date(timeIntervalSince1970: until)) }
+            if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
             runtime.withLock { $0.woken = false }
             signal.unlock()
         }
@@ -190,46 +217,53 @@ public final class ProvisioningEngine: Sendable {
             r.breakers[target.name, default: newBreaker()].permits(now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
         }
         guard slots > 0 else { return }
-        let claimedCount = runtime.withLock { $0.claimed.count + $0.coolingDown.count }  // so skipped jobs never crowd out ready ones
         let jobs: [ProvisioningJob]
         do {
-            jobs = try store.read(snapshot: false) { try $0.readyJobs(target: target.name, now: now, limit: slots + claimedCount) }
+            // A read first: most passes find nothing due, and a claim is a write.
+            guard try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty }) else { return }
+            let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
+            jobs = try store.write { try $0.connection.claimJobs(target: target.name, limit: slots, owner: owner, leaseUntil: until, now: now) }
         } catch {
             // The jobs stay queued; the next pass (at most the poll interval away) tries again.
-            logger.error("provisioning: cannot read due jobs", ["target": target.name, "error": String(describing: error).prefix(200).description])
+            logger.error("provisioning: cannot claim due jobs", ["target": target.name, "error": String(describing: error).prefix(200).description])
             return
         }
-        var started = 0
-        for job in jobs where started < slots {
+        for job in jobs {
             let key = job.personID + "\u{0}" + job.target
             let fresh = runtime.withLock { r -> Bool in
-                guard !r.claimed.contains(key), (r.coolingDown[key] ?? 0) <= now else { return false }
-                r.coolingDown[key] = nil
-                r.claimed.insert(key)
+                guard r.running.insert(key).inserted else { return false }
                 r.inFlight[target.name, default: 0] += 1
                 r.breakers[target.name, default: newBreaker()].started()
                 return true
             }
             guard fresh else { continue }
-            started += 1
             queue.addOperation { [self] in
                 let outcome = self.run(job, target)
+                let now = clock.now()
+                if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
                 let (recovered, opened) = runtime.withLock { r -> (Bool, Bool) in
-                    r.claimed.remove(key)
-                    if outcome == .none { r.coolingDown[key] = Date().timeIntervalSince1970 + max(1, options.backoffBase) }
+                    r.running.remove(key)
                     r.inFlight[target.name, default: 1] -= 1
                     var b = r.breakers[target.name, default: newBreaker()]
                     let before = b.state
-                    let recovered = b.finished(outcome, now: Date().timeIntervalSince1970)
+                    let recovered = b.finished(outcome, now: now)
                     r.breakers[target.name] = b
                     if case .open = b.state, b.state != before { return (recovered, true) }
                     return (recovered, false)
                 }
                 if opened { logger.warning("circuit opened: target unreachable, jobs wait", ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)]) }
                 if recovered { targetRecovered(target.name) }
-                wake()
+                wakeDispatcher()
             }
         }
+    }
+
+    /// The hub's own storage failed during a run: the job keeps its lease for a short
+    /// cool-down instead of retrying in a tight loop. If even that cannot be written, the
+    /// lease simply runs out later.
+    private func coolDown(_ job: ProvisioningJob, until: Double) {
+        let owner = coordination.nodeID
+        _ = try? store.write { try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until) }
     }
 
     // MARK: - Running one job
@@ -241,16 +275,13 @@ public final class ProvisioningEngine: Sendable {
     /// Runs one job; what it says about the target's health goes to the circuit breaker.
     private func run(_ job: ProvisioningJob, _ target: Target) -> CircuitBreaker.Outcome {
         guard let connector = connectors[target.name] else { return .none }
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         do {
-            let (person, groupNames, overrides, record) = try store.read { conn -> (JSONObject?, [String], AccessOverrides, AppliedRecord?) in
-                let p = try conn.fetch(type: "User", id: job.personID)
-                let (doc, names, overrides) = try conn.evaluationDocument(personID: job.personID, person: p?.doc)
-                return (doc, names, overrides, try conn.applied(personID: job.personID).first { $0.target == target.name })
+            let snapshot = try store.read { conn in
+                try PersonSnapshot.load(conn, personID: job.personID, person: try conn.fetch(type: "User", id: job.personID)?.doc, now: now)
             }
-            let previous = record.flatMap { r in (try? JSONParser().parse(r.state)).flatMap(DesiredAccount.init(json:)) }
-            let desired = policy.desired(person: person, groupNames: groupNames, target: target, hasAccount: record?.accountID != nil,
-                                         previousUserName: previous?.userName, overrides: overrides)
+            let decision = policy.decide(snapshot, target: target)
+            let (person, record, previous, desired) = (snapshot.document, decision.record, decision.lastApplied, decision.desired)
             let store = self.store, personID = job.personID, targetName = target.name
             let claimCheckFailed = Mutex(false)
             var outcome: Convergence.Outcome
@@ -345,7 +376,7 @@ public final class ProvisioningEngine: Sendable {
     /// The probe got through: the target is back, so jobs waiting out their backoff run now
     /// instead of minutes later (backoff protects a down target, not a healthy one).
     private func targetRecovered(_ target: String) {
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         do {
             let released = try store.write { try $0.connection.releaseBackoff(target: target, now: now) }
             logger.info("target recovered", ["target": target, "jobs.released": String(released)])
@@ -357,7 +388,7 @@ public final class ProvisioningEngine: Sendable {
 
     /// The circuit state of a target.
     public func circuit(_ target: String) -> CircuitState {
-        runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: Date().timeIntervalSince1970) }
+        runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: clock.now()) }
     }
 }
 
@@ -409,8 +440,8 @@ public enum Convergence {
             try connector.revoke(id: acc.id, entitlement: e)
             actions.append("revoke \(e)")
         }
-        // userName is compared in canonical form (RFC 7643 §4.1.1, SCIMIdentifier), so only a real change renames.
-        if !d.userName.isEmpty && SCIMIdentifier.canonical(acc.userName) != SCIMIdentifier.canonical(d.userName) {
+        // userName is compared in canonical form (RFC 7643 §4.1.1, Identifier.canonical), so only a real change renames.
+        if !d.userName.isEmpty && Identifier.canonical(acc.userName) != Identifier.canonical(d.userName) {
             if let clash = try connector.find(userName: d.userName), clash.id != acc.id {
                 let owner = try claimedBy(clash.id) ?? clash.userName
                 throw .permanent("renaming '\(acc.userName)' to '\(d.userName)' would land on the account of '\(owner)': not renamed")

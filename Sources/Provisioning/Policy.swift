@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import JSONCore
 import SCIM
@@ -46,7 +47,7 @@ public struct ReconciliationRules: Sendable, Equatable {
     public init() {}
 
     public func isExcluded(_ userName: String) -> Bool {
-        exclude.contains { SCIMIdentifier.matches(pattern: $0, userName) }
+        exclude.contains { Identifier.matches(pattern: $0, userName) }
     }
 }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import ConnectorKit
 import JSONCore
@@ -54,12 +55,15 @@ public final class Reconciler: Sendable {
     public let policy: Policy
     let store: Store
     let connectors: [String: any Connector]
+    /// Whether a person is active (a contract end) and holds a credential is judged on this clock.
+    let clock: any WallClock
     public static let pageSize = 500
 
-    public init(policy: Policy, store: Store, connectors: [String: any Connector]) {
+    public init(policy: Policy, store: Store, connectors: [String: any Connector], clock: any WallClock = SystemClock()) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
+        self.clock = clock
     }
 
     // MARK: - Compare
@@ -69,6 +73,7 @@ public final class Reconciler: Sendable {
     public func compare(runID: String, target t: Target, categories: Set<FindingCategory>, nextSeq: inout Int64,
                         progress: (Int) -> Void) throws -> TargetComparison {
         guard let connector = connectors[t.name] else { throw ConnectorError.permanent("target '\(t.name)' has no connector (disabled)") }
+        let now = clock.now()
         var result = TargetComparison()
         var cursor: String? = nil
         repeat {
@@ -83,8 +88,9 @@ public final class Reconciler: Sendable {
         var batch: [FindingRecord] = []
         try store.read { conn in
             try conn.scan(type: "User") { person in
-                let (doc, groups, overrides) = try conn.evaluationDocument(personID: person.id, person: person.doc)
-                guard let d = self.policy.desired(person: doc, groupNames: groups, target: t, hasAccount: false, previousUserName: nil, overrides: overrides), d.enabled,
+                let s = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
+                guard let d = self.policy.desired(person: s.document, groupNames: s.groupNames, target: t, hasAccount: false, previousUserName: nil,
+                                                  overrides: s.overrides, now: now), d.enabled,
                       !t.reconciliation.isExcluded(d.userName), try !conn.wasSeen(runID: runID, target: t.name, personID: person.id) else { return true }
                 batch.append(FindingRecord(target: t.name, category: FindingCategory.missing.rawValue, personID: person.id, userName: d.userName,
                                            displayName: person.doc["displayName"]?.stringValue, accountID: nil, detail: nil))
@@ -102,6 +108,7 @@ public final class Reconciler: Sendable {
 
     /// Findings for one page of accounts, and the people seen.
     private func comparePage(_ accounts: [Account], target t: Target, _ conn: StoreConnection) throws -> ([FindingRecord], [String]) {
+        let now = clock.now()
         var out: [FindingRecord] = []
         var seen: [String] = []
         for acc in accounts {
@@ -116,7 +123,7 @@ public final class Reconciler: Sendable {
             // The owner: by the account id the engine recorded, else by user name.
             var record = try conn.applied(target: t.name, accountID: acc.id)
             var person = try record.flatMap { try conn.fetch(type: "User", id: $0.personID) }
-            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: "User", hint: .userName(SCIMIdentifier.canonical(acc.userName))).first
+            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: "User", hint: .userName(Identifier.canonical(acc.userName))).first
             if record == nil, let u = named {
                 person = u
                 record = try conn.applied(personID: u.id).first { $0.target == t.name }
@@ -142,12 +149,13 @@ public final class Reconciler: Sendable {
             }
             seen.append(p.id)
             let display = p.doc["displayName"]?.stringValue
-            let (doc, groups, overrides) = try conn.evaluationDocument(personID: p.id, person: p.doc)
-            guard let d = policy.desired(person: doc, groupNames: groups, target: t, hasAccount: true, previousUserName: nil, overrides: overrides) else { continue }
-            for name in overrides.breakGlass.keys.sorted() where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
+            let s = try PersonSnapshot.load(conn, personID: p.id, person: p.doc, now: now)
+            guard let d = policy.desired(person: s.document, groupNames: s.groupNames, target: t, hasAccount: true, previousUserName: nil,
+                                         overrides: s.overrides, now: now) else { continue }
+            for name in s.overrides.breakGlass.keys.sorted() where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
                 finding(.breakGlass, p.id, display, name)
             }
-            let active = Policy.isActive(p.doc)
+            let active = Policy.isActive(p.doc, now: now)
             if acc.enabled && !d.enabled {
                 if active { finding(.overPrivileged, p.id, display, "account enabled without a package") } else { finding(.leaverEnabled, p.id, display, "person inactive") }
             }
@@ -210,7 +218,7 @@ public final class Reconciler: Sendable {
                 return true
             }
         }
-        let now = Date().timeIntervalSince1970
+        let now = clock.now()
         let ids = people.sorted()
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(ids.count, start + 500)])

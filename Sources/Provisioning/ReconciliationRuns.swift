@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import HubCrypto
 import HubLog
@@ -250,7 +251,7 @@ public final class ReconciliationRuns: Sendable {
     static func strings(_ json: String) -> [String] { ((try? JSONParser().parse(Array(json.utf8)))?.arrayValue ?? []).compactMap(\.stringValue) }
     static func object(_ json: String) -> JSONObject { (try? JSONParser().parse(Array(json.utf8)))?.objectValue ?? JSONObject() }
 
-    static func time(_ t: Double) -> String { SCIMDateTime.format(t) }
+    static func time(_ t: Double) -> String { Timestamp.format(t) }
 }
 
 extension JSONObject {

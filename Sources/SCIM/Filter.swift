@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
 
 /// Comparison operators (RFC 7644 §3.4.2.2, Table 3).
@@ -267,7 +268,7 @@ enum FilterEvaluator {
             if leaf.type == .integer, n.int64 == nil { throw SCIMError.invalidFilter("'\(path)' is an integer; compare it with an integer") }
             if [.co, .sw, .ew].contains(op) { throw SCIMError.invalidFilter("'\(path)' is a number; co, sw and ew do not apply") }
         case .dateTime:
-            guard let s = value.stringValue, SCIMDateTime.parse(s) != nil else {
+            guard let s = value.stringValue, Timestamp.parse(s) != nil else {
                 throw SCIMError.invalidFilter("'\(path)' is a dateTime; compare it with an xsd:dateTime string")
             }
             if [.co, .sw, .ew].contains(op) { throw SCIMError.invalidFilter("'\(path)' is a dateTime; co, sw and ew do not apply") }
@@ -330,8 +331,8 @@ enum FilterEvaluator {
         case .string, .reference, .binary:
             guard let a = v.stringValue, let b = literal.stringValue else { return false }
             if attr.caseExact { return compareStrings(a, b, op) }
-            // Identifiers match as they are unique: in canonical form (SCIMIdentifier).
-            if attr.isIdentifier { return compareStrings(SCIMIdentifier.canonical(a), SCIMIdentifier.canonical(b), op) }
+            // Identifiers match as they are unique: in canonical form (Identifier.canonical).
+            if attr.isIdentifier { return compareStrings(Identifier.canonical(a), Identifier.canonical(b), op) }
             return compareStrings(a.lowercased(), b.lowercased(), op)
         case .boolean:
             guard let a = v.boolValue, let b = literal.boolValue else { return false }
@@ -340,7 +341,7 @@ enum FilterEvaluator {
             guard let a = v.numberValue?.double, let b = literal.numberValue?.double else { return false }
             return compareOrdered(a, b, op)
         case .dateTime:
-            guard let a = v.stringValue.flatMap(SCIMDateTime.parse), let b = literal.stringValue.flatMap(SCIMDateTime.parse) else { return false }
+            guard let a = v.stringValue.flatMap(Timestamp.parse), let b = literal.stringValue.flatMap(Timestamp.parse) else { return false }
             return compareOrdered(a, b, op)
         case .complex:
             return false

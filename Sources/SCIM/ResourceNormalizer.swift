@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
 
 /// Validates client-supplied resources against their schemas and returns them in
@@ -194,7 +195,7 @@ public struct ResourceNormalizer: Sendable {
             guard n.double != nil else { throw SCIMError.invalidValue("'\(path)' is out of range") }
             return raw
         case .dateTime:
-            guard let s = raw.stringValue, SCIMDateTime.parse(s) != nil else {
+            guard let s = raw.stringValue, Timestamp.parse(s) != nil else {
                 throw SCIMError.invalidValue("'\(path)' must be an xsd:dateTime such as 2026-01-31T23:59:59Z")
             }
             return raw

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import Synchronization
 import HubCrypto
 import HubLog
 import JSONCore
-import SCIM
 
 /// A signed statement "the audit chain had entry `seq` with hash `head` at `time`".
 ///
@@ -155,7 +155,7 @@ public final class AuditCheckpointer: Sendable {
             throw StoreError("the audit chain no longer reaches the last checkpoint (entry \(p.seq)): not signing; run scimhub audit verify")
         }
         guard head.seq > 0, head.seq > lastSeq.withLock({ $0 }) else { return nil }
-        let c = try AuditCheckpoint.make(seq: head.seq, head: head.hash, time: SCIMDateTime.format(SCIMDateTime.now()), key: key)
+        let c = try AuditCheckpoint.make(seq: head.seq, head: head.hash, time: Timestamp.format(Timestamp.now()), key: key)
         try Self.append(c.line + "\n", to: path)
         lastSeq.withLock { $0 = head.seq }
         last.withLock { $0 = c }

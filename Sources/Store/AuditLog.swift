@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
 import HubCrypto
-import SCIM
 import SQLite
 
 /// One audit entry. It holds identifiers and attribute *names*, never values or secrets.
@@ -197,7 +197,7 @@ extension AuditEntry {
     /// An entry stamped with the current time.
     public static func now(principal: String, action: String, resourceType: String, resourceID: String,
                            attributes: [String] = [], requestID: String, outcome: String = "success") -> AuditEntry {
-        AuditEntry(time: SCIMDateTime.format(SCIMDateTime.now()), principal: principal, action: action, resourceType: resourceType,
+        AuditEntry(time: Timestamp.format(Timestamp.now()), principal: principal, action: action, resourceType: resourceType,
                    resourceID: resourceID, attributes: attributes, requestID: requestID, outcome: outcome)
     }
 }

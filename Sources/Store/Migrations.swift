@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
-import SCIM
 import SQLite
 
 /// Numbered schema migrations, run in order at start. Never edit one that has shipped:
@@ -219,7 +219,7 @@ enum Migrations {
         ) WITHOUT ROWID;
         """),
         (9, """
-        -- Identifiers are compared in canonical form (SCIMIdentifier: NFKC, case folding), no
+        -- Identifiers are compared in canonical form (Identifier.canonical: NFKC, case folding), no
         -- longer lower-cased only: the Swift step below recomputes the indexed columns.
         """),
         (10, """
@@ -251,6 +251,13 @@ enum Migrations {
         -- The dispatcher sleeps until the next pending job falls due: an index for that minimum.
         CREATE INDEX provisioning_jobs_due ON provisioning_jobs(not_before) WHERE state = 'pending';
         """),
+        (12, """
+        -- Jobs are claimed in the database: the node running a job holds its lease until
+        -- lease_until; a lease that runs out (the node died) makes the job claimable again.
+        ALTER TABLE provisioning_jobs ADD COLUMN lease_owner TEXT;
+        ALTER TABLE provisioning_jobs ADD COLUMN lease_until REAL;
+        CREATE INDEX provisioning_jobs_leased ON provisioning_jobs(lease_until) WHERE lease_until IS NOT NULL;
+        """),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
@@ -279,7 +286,7 @@ enum Migrations {
     private static func reindex(_ db: SQLiteConnection, _ r: (seq: Int64, id: String, type: String, doc: [UInt8]), _ seen: inout [String: String]) throws {
         guard case .object(let doc) = try JSONParser().parse(r.doc) else { return }
         if r.type == "User", let u = doc["userName"]?.stringValue {
-            let canonical = SCIMIdentifier.canonical(u)
+            let canonical = Identifier.canonical(u)
             if let other = seen[canonical] {
                 throw StoreError("migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
                                  + "Unicode form; rename one (with the previous version) and start again")
@@ -288,9 +295,9 @@ enum Migrations {
             try db.run("UPDATE resources SET user_name = ? WHERE seq = ?", [.text(canonical), .integer(r.seq)])
         }
         if r.type != "User", let d = doc["displayName"]?.stringValue {
-            try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(SCIMIdentifier.canonical(d)), .integer(r.seq)])
+            try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(Identifier.canonical(d)), .integer(r.seq)])
         }
-        let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) })
+        let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(Identifier.canonical) })
         for e in emails { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)]) }
     }
 

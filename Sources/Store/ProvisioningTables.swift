@@ -63,21 +63,64 @@ extension StoreConnection {
                    [.real(now), .text(personID), .text(target)])
     }
 
-    /// Jobs of `target` due at `now`, leavers first.
+    /// Jobs of `target` due at `now` and not leased by a running worker, leavers first.
     public func readyJobs(target: String, now: Double, limit: Int) throws -> [ProvisioningJob] {
         var out: [ProvisioningJob] = []
         try db.query("""
             SELECT \(Self.jobColumns) FROM provisioning_jobs
-            WHERE target = ? AND state = 'pending' AND not_before <= ? ORDER BY priority, not_before LIMIT ?
-            """, [.text(target), .real(now), .integer(Int64(limit))]) { out.append(job($0)) }
+            WHERE target = ? AND state = 'pending' AND not_before <= ? AND (lease_until IS NULL OR lease_until <= ?)
+            ORDER BY priority, not_before LIMIT ?
+            """, [.text(target), .real(now), .real(now), .integer(Int64(limit))]) { out.append(job($0)) }
         return out
     }
 
-    /// The earliest future `not_before` of pending jobs, for the dispatcher's sleep.
+    /// Claims up to `limit` due jobs of `target` for `owner` until `leaseUntil`, leavers
+    /// first. A job leased by someone else is skipped until its lease runs out (its worker
+    /// died). Runs on the writer, so two claims never take the same job.
+    public func claimJobs(target: String, limit: Int, owner: String, leaseUntil: Double, now: Double) throws -> [ProvisioningJob] {
+        var out: [ProvisioningJob] = []
+        try db.query("""
+            UPDATE provisioning_jobs SET lease_owner = ?, lease_until = ?
+            WHERE (person_id, target) IN (
+                SELECT person_id, target FROM provisioning_jobs
+                WHERE target = ? AND state = 'pending' AND not_before <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                ORDER BY priority, not_before LIMIT ?)
+            RETURNING \(Self.jobColumns)
+            """, [.text(owner), .real(leaseUntil), .text(target), .real(now), .real(now), .integer(Int64(limit))]) { out.append(job($0)) }
+        return out.sorted { ($0.priority, $0.notBefore) < ($1.priority, $1.notBefore) }
+    }
+
+    /// Keeps `owner`'s lease on a job until `until` without running it (the hub's own storage
+    /// failed during the run: the job cools down instead of retrying in a tight loop).
+    public func extendLease(personID: String, target: String, owner: String, until: Double) throws {
+        try db.run("UPDATE provisioning_jobs SET lease_until = ? WHERE person_id = ? AND target = ? AND lease_owner = ?",
+                   [.real(until), .text(personID), .text(target), .text(owner)])
+    }
+
+    /// Drops every lease not held by `owner`. Only for a node that knows it is alone on the
+    /// store (SQLite, under the serve lock): leases left by a process that died are void.
+    @discardableResult
+    public func releaseLeases(notHeldBy owner: String) throws -> Int {
+        try db.run("UPDATE provisioning_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_until IS NOT NULL AND lease_owner IS NOT ?",
+                   [.text(owner)])
+    }
+
+    /// Jobs leased now, by anyone (a gauge, and for tests).
+    public func leasedJobs(now: Double) throws -> Int {
+        var n = 0
+        try db.query("SELECT COUNT(*) FROM provisioning_jobs WHERE lease_until > ?", [.real(now)]) { n = Int($0.int64(0)) }
+        return n
+    }
+
+    /// The earliest future time a pending job falls due or a lease runs out, for the
+    /// dispatcher's sleep.
     public func nextDue(after now: Double) throws -> Double? {
         var t: Double?
         try db.query("SELECT MIN(not_before) FROM provisioning_jobs WHERE state = 'pending' AND not_before > ?", [.real(now)]) {
             if !$0.isNull(0) { t = $0.value(0).double }
+        }
+        try db.query("SELECT MIN(lease_until) FROM provisioning_jobs WHERE lease_until > ?", [.real(now)]) {
+            if !$0.isNull(0) { t = min(t ?? .infinity, $0.value(0).double) }
         }
         return t
     }
@@ -108,15 +151,18 @@ extension StoreConnection {
     public func finishJob(personID: String, target: String, generation: Int64, now: Double) throws -> Bool {
         if try db.run("DELETE FROM provisioning_jobs WHERE person_id = ? AND target = ? AND generation = ?",
                       [.text(personID), .text(target), .integer(generation)]) == 1 { return true }
-        try db.run("UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = NULL WHERE person_id = ? AND target = ?",
-                   [.real(now), .text(personID), .text(target)])
+        try db.run("""
+            UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL
+            WHERE person_id = ? AND target = ?
+            """, [.real(now), .text(personID), .text(target)])
         return false
     }
 
     /// Keeps the job for later (retention period, or a retry after a retryable failure).
     public func deferJob(personID: String, target: String, until: Double, attempts: Int?, error: String?) throws {
         try db.run("""
-            UPDATE provisioning_jobs SET not_before = ?, attempts = COALESCE(?, attempts), last_error = ? WHERE person_id = ? AND target = ?
+            UPDATE provisioning_jobs SET not_before = ?, attempts = COALESCE(?, attempts), last_error = ?, lease_owner = NULL, lease_until = NULL
+            WHERE person_id = ? AND target = ?
             """, [.real(until), attempts.map { .integer(Int64($0)) } ?? .null, error.map { .text($0) } ?? .null, .text(personID), .text(target)])
     }
 
@@ -130,7 +176,8 @@ extension StoreConnection {
 
     /// Moves a job to the dead letter with the target's reason.
     public func deadLetter(personID: String, target: String, attempts: Int, error: String) throws {
-        try db.run("UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ? WHERE person_id = ? AND target = ?",
+        try db.run("UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "
+                   + "WHERE person_id = ? AND target = ?",
                    [.integer(Int64(attempts)), .text(error), .text(personID), .text(target)])
     }
 

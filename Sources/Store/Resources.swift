@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import JSONCore
-import SCIM
 import SQLite
 
 /// A resource as stored: canonical attributes plus the server-kept metadata.
@@ -44,37 +44,6 @@ public enum IndexHint: Sendable, Equatable {
     case externalId(String)
     case email(String)
     case displayName(String)
-
-    /// The hint for a filter, if some conjunct is an `eq` on an indexed attribute.
-    public static func from(_ filter: SCIMFilter, type: String) -> IndexHint? {
-        switch filter {
-        case .and(let a, let b):
-            return from(a, type: type) ?? from(b, type: type)
-        case .compare(let p, .eq, .string(let v)):
-            guard let abs = p.absolute, abs.extensionURN == nil else { return nil }
-            switch (abs.attribute.name, abs.subAttribute?.name) {
-            case ("id", nil): return .id(v)
-            case ("externalId", nil): return .externalId(v)
-            case ("userName", nil) where type == "User": return .userName(SCIMIdentifier.canonical(v))
-            case ("displayName", nil) where type == "Group": return .displayName(SCIMIdentifier.canonical(v))
-            case ("emails", "value") where type == "User": return .email(SCIMIdentifier.canonical(v))
-            case ("emails", nil) where type == "User": return .email(SCIMIdentifier.canonical(v))
-            default: return nil
-            }
-        case .valuePath(let p, let inner) where p.attribute.name == "emails" && p.extensionURN == nil && type == "User":
-            return emailHint(inner)
-        default:
-            return nil
-        }
-    }
-
-    private static func emailHint(_ f: SCIMFilter) -> IndexHint? {
-        switch f {
-        case .and(let a, let b): return emailHint(a) ?? emailHint(b)
-        case .compare(let p, .eq, .string(let v)) where p.relative?.name == "value": return .email(SCIMIdentifier.canonical(v))
-        default: return nil
-        }
-    }
 }
 
 // MARK: - Queries
@@ -188,17 +157,17 @@ extension StoreConnection {
 
     private func indexColumns(type: String, doc: JSONObject) -> IndexColumns {
         var c = IndexColumns()
-        if type == "User", let u = doc["userName"]?.stringValue { c.userName = .text(SCIMIdentifier.canonical(u)) }
+        if type == "User", let u = doc["userName"]?.stringValue { c.userName = .text(Identifier.canonical(u)) }
         if let x = doc["externalId"]?.stringValue { c.externalId = .text(x) }
         if let d = doc["displayName"]?.stringValue {
             c.displayName = .text(d)
             // Only group lookups by displayName use the index; users need no entry in it.
-            if type != "User" { c.displayNameLower = .text(SCIMIdentifier.canonical(d)) }
+            if type != "User" { c.displayNameLower = .text(Identifier.canonical(d)) }
         } else if type == "User", let u = doc["userName"]?.stringValue {
             c.displayName = .text(u)
         }
         if type == "User" {
-            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(SCIMIdentifier.canonical) }
+            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(Identifier.canonical) }
         }
         return c
     }
@@ -208,7 +177,7 @@ extension StoreConnection {
         do {
             return try body()
         } catch let e as SQLiteError where e.isUniqueViolation {
-            throw SCIMError.uniqueness(type == "User" ? "userName is already in use" : "a resource with this id already exists")
+            throw StoreError(type == "User" ? "userName is already in use" : "a resource with this id already exists", kind: .uniqueness)
         }
     }
 
@@ -267,11 +236,11 @@ extension StoreConnection {
         }
         var wanted: [String: MemberRef] = [:]
         for m in members {
-            guard m.id != groupID else { throw SCIMError.invalidValue("a group cannot be a member of itself") }
+            guard m.id != groupID else { throw StoreError("a group cannot be a member of itself", kind: .invalidReference) }
             if wanted[m.id] != nil { continue }
             if let old = existing[m.id] { wanted[m.id] = MemberRef(id: m.id, type: old.type, display: m.display); continue }
-            guard let actual = try typeOf(id: m.id) else { throw SCIMError.invalidValue("members: no User or Group has the given value") }
-            if !m.type.isEmpty, m.type != actual { throw SCIMError.invalidValue("members: 'type' does not match the member's resource type") }
+            guard let actual = try typeOf(id: m.id) else { throw StoreError("members: no User or Group has the given value", kind: .invalidReference) }
+            if !m.type.isEmpty, m.type != actual { throw StoreError("members: 'type' does not match the member's resource type", kind: .invalidReference) }
             wanted[m.id] = MemberRef(id: m.id, type: actual, display: m.display)
         }
         for (id, _) in existing where wanted[id] == nil {

@@ -30,10 +30,19 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let constraint = Kind(rawValue: "constraint")
         /// Anything else: the store is closed, a stored document cannot be read, ….
         public static let unavailable = Kind(rawValue: "unavailable")
+        /// The write would make a unique key (a user name, an id) appear twice: the caller's
+        /// input is at fault, not the storage (SCIM answers 409, RFC 7644 §3.12).
+        public static let uniqueness = Kind(rawValue: "uniqueness")
+        /// The write names something that does not exist or cannot be named there (a group
+        /// member that is no resource, a group inside itself): the caller's input is at fault.
+        public static let invalidReference = Kind(rawValue: "invalid-reference")
     }
 
     public let kind: Kind
     public let description: String
+    /// True when the caller's input caused the error (uniqueness, a reference), so it is
+    /// reported to the client instead of as unavailable storage.
+    public var isInputError: Bool { kind == .uniqueness || kind == .invalidReference }
     public init(_ d: String, kind: Kind = .unavailable) {
         self.kind = kind
         description = d

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import HubCrypto
-import SCIM
 import SQLite
 
 /// What a token may do.
@@ -33,7 +33,7 @@ public enum PrincipalName {
     public static let reserved: Set<String> = ["engine", "cli", "scheduler", "anonymous", "system", "scimhub"]
 
     /// Whether `name` is, or looks like (`Engine`, fullwidth `ｅｎｇｉｎｅ`), a reserved principal.
-    public static func isReserved(_ name: String) -> Bool { reserved.contains(SCIMIdentifier.canonical(name)) }
+    public static func isReserved(_ name: String) -> Bool { reserved.contains(Identifier.canonical(name)) }
 
     /// Throws a `StoreError`-free description of what is wrong, or returns.
     public static func validate(_ name: String, what: String = "principal") throws(PrincipalNameError) {
@@ -129,8 +129,8 @@ public enum Tokens {
             hops += 1
             next = nil
             try conn.db.query("SELECT principal, minted_by, minted_by_token FROM tokens WHERE id = ?", [.text(id)]) { r in
-                out.insert(SCIMIdentifier.canonical(r.text(0) ?? ""))
-                if let m = r.text(1), m != "cli" { out.insert(SCIMIdentifier.canonical(m)) }
+                out.insert(Identifier.canonical(r.text(0) ?? ""))
+                if let m = r.text(1), m != "cli" { out.insert(Identifier.canonical(m)) }
                 next = r.text(2)
             }
         }

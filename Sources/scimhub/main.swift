@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 private import CLinux
 import ConnectorKit
@@ -145,10 +146,10 @@ func token(_ args: Arguments) throws -> Int32 {
         let tokens = try store.read { try Tokens.list($0) }
         out("ID                PRINCIPAL            SCOPES                     CREATED                   MINTED BY            STATUS")
         for t in tokens {
-            let status = t.revoked.map { "revoked \(SCIMDateTime.format($0))" } ?? "active"
+            let status = t.revoked.map { "revoked \(Timestamp.format($0))" } ?? "active"
             let minted = (t.mintedBy ?? "-") + (t.approvedBy.map { " +\($0)" } ?? "")
             out("\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
-                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(SCIMDateTime.format(t.created))  "
+                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(Timestamp.format(t.created))  "
                 + "\(minted.padding(toLength: 21, withPad: " ", startingAt: 0))\(status)")
         }
     case "revoke":

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Foundation
 import Testing
 import EHRTestServer
@@ -22,7 +23,7 @@ import TestSupport
     }
 
     func physician(_ hub: LiveHub, _ userName: String, expiresIn seconds: Double, status: String = "active") throws -> String {
-        let expires = SCIMDateTime.format(Date().timeIntervalSince1970 + seconds)
+        let expires = Timestamp.format(Date().timeIntervalSince1970 + seconds)
         let body = person(userName, title: "Physician", status: status)
             .replacingOccurrences(of: #""credentialStatus":"\#(status)""#, with: #""credentialStatus":"\#(status)","licenseExpiresAt":"\#(expires)""#)
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
@@ -50,7 +51,7 @@ import TestSupport
     @Test func contractEnd_disablesTheContractorLikeALeaver() throws {
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
-        let ends = SCIMDateTime.format(Date().timeIntervalSince1970 + 2)
+        let ends = Timestamp.format(Date().timeIntervalSince1970 + 2)
         let body = person("locum@agency.example", title: "Receptionist")
             .replacingOccurrences(of: #""credentialStatus":"active""#, with: #""credentialStatus":"active","contractEndsAt":"\#(ends)""#)
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
@@ -68,7 +69,7 @@ import TestSupport
         defer { hub.stop(); ehr.stop() }
         let id = try physician(hub, "dr.renew@x.org", expiresIn: 2)
         eventually("provisioned") { ehr.snapshot()["dr.renew@x.org"]?.roles == ["physician"] }
-        let later = SCIMDateTime.format(Date().timeIntervalSince1970 + 86400 * 365)
+        let later = Timestamp.format(Date().timeIntervalSince1970 + 86400 * 365)
         let patch = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt","value":"\#(later)"}]}"#)
         #expect(patch.status == 200, "\(patch.text)")
         Thread.sleep(forTimeInterval: 3)

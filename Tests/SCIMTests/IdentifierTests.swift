@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import HubBase
 import Testing
 import SCIM
 
@@ -16,12 +17,12 @@ import SCIM
         ("ana  silva", "ana silva"),                            // LDAP insignificant space (RFC 4518)
     ])
     func lookAlikes_shareOneCanonicalForm(a: String, b: String) {
-        #expect(SCIMIdentifier.canonical(a) == SCIMIdentifier.canonical(b))
+        #expect(Identifier.canonical(a) == Identifier.canonical(b))
     }
 
     @Test(arguments: [("ana@x.org", "ana2@x.org"), ("jos\u{E9}", "jose"), ("ana", "an\u{430}")])  // Cyrillic а stays distinct
     func distinctNames_stayDistinct(a: String, b: String) {
-        #expect(SCIMIdentifier.canonical(a) != SCIMIdentifier.canonical(b))
+        #expect(Identifier.canonical(a) != Identifier.canonical(b))
     }
 
     @Test(arguments: [

@@ -41,21 +41,23 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         }
     }
 
-    @Test func duplicateUserName_caseInsensitive_is409Uniqueness() throws {
+    @Test func duplicateUserName_caseInsensitive_isAUniquenessStoreError() throws {
         let t = try TempStore()
         try t.store.write { try $0.connection.insert(type: "User", id: "u1", doc: user("ana@x.org"), members: [], now: 1) }
-        #expect(throws: SCIMError.uniqueness("userName is already in use")) {
+        let e = #expect(throws: StoreError.self) {
             try t.store.write { try $0.connection.insert(type: "User", id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1) }
         }
+        #expect(e?.kind == .uniqueness && e?.isInputError == true)
         #expect(try t.store.read { try $0.count(type: "User") } == 1)
     }
 
     @Test func groupMembers_mustExist_andDeleteCascadesWithNewGroupVersion() throws {
         let t = try TempStore()
         let g = JSONObject(["schemas": .array([.string(SCIMSchemaURN.group)]), "displayName": .string("Nurses")])
-        #expect(throws: SCIMError.self) {
+        let missing = #expect(throws: StoreError.self) {
             try t.store.write { try $0.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1) }
         }
+        #expect(missing?.kind == .invalidReference)
         try t.store.write { (w) throws -> Void in
             try w.connection.insert(type: "User", id: "u1", doc: user("a"), members: [], now: 1)
             try w.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)

@@ -2,7 +2,7 @@
 import Foundation
 
 /// xsd:dateTime values (RFC 7643 §2.3.5) as seconds since 1970, and timestamps for `meta`.
-public enum SCIMDateTime {
+public enum Timestamp {
     /// Parses `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)`; no zone means UTC. Nil when invalid.
     public static func parse(_ text: String) -> Double? {
         let u = Array(text.utf8)
