@@ -12,6 +12,8 @@ import TestSupport
 /// lapses, with no HR change, also when the hub was down at that moment.
 @Suite struct CredentialExpiryTests {
     let ehr: EHRTestServer
+    /// The hub's clock: tests move it past a deadline instead of waiting for it.
+    let clock = ManualClock()
 
     init() throws {
         ehr = try EHRTestServer()
@@ -23,7 +25,7 @@ import TestSupport
     }
 
     func physician(_ hub: LiveHub, _ userName: String, expiresIn seconds: Double, status: String = "active") throws -> String {
-        let expires = Timestamp.format(Date().timeIntervalSince1970 + seconds)
+        let expires = Timestamp.format(clock.now() + seconds)
         let body = person(userName, title: "Physician", status: status)
             .replacingOccurrences(of: #""credentialStatus":"\#(status)""#, with: #""credentialStatus":"\#(status)","licenseExpiresAt":"\#(expires)""#)
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
@@ -32,7 +34,7 @@ import TestSupport
     }
 
     @Test func lapsedLicence_takesThePackageAway_withNoHRChange() throws {
-        let hub = try LiveHub(policy: policy)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { hub.stop(); ehr.stop() }
         let id = try physician(hub, "dr.lapse@x.org", expiresIn: 3)
         _ = try physician(hub, "dr.valid@x.org", expiresIn: 3600)
@@ -42,22 +44,24 @@ import TestSupport
         #expect(expiring.first?.objectValue?["userName"]?.stringValue == "dr.lapse@x.org")
         #expect(expiring.first?.objectValue?["packagesAtRisk"] == .array([.string("physician")]))
         #expect(try hub.call("GET", "/admin/credentials/expiring?within=2h", token: hub.admin).object["people"]?.arrayValue?.count == 2)
-        eventually("access gone when the licence lapsed", timeout: 10) { ehr.snapshot()["dr.lapse@x.org"]?.roles == [] && ehr.snapshot()["dr.lapse@x.org"]?.active == false }
+        clock.advance(by: 4)
+        eventually("access gone when the licence lapsed") { ehr.snapshot()["dr.lapse@x.org"]?.roles == [] && ehr.snapshot()["dr.lapse@x.org"]?.active == false }
         #expect(ehr.snapshot()["dr.valid@x.org"]?.roles == ["physician"])
         let audit = try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text
         #expect(audit.contains("deadline.reached") && audit.contains("licenseExpiresAt"))
     }
 
     @Test func contractEnd_disablesTheContractorLikeALeaver() throws {
-        let hub = try LiveHub(policy: policy)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { hub.stop(); ehr.stop() }
-        let ends = Timestamp.format(Date().timeIntervalSince1970 + 2)
+        let ends = Timestamp.format(clock.now() + 2)
         let body = person("locum@agency.example", title: "Receptionist")
             .replacingOccurrences(of: #""credentialStatus":"active""#, with: #""credentialStatus":"active","contractEndsAt":"\#(ends)""#)
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
         #expect(r.status == 201, "\(r.text)")
         eventually("provisioned") { ehr.snapshot()["locum@agency.example"]?.roles == ["scheduling"] && ehr.snapshot()["locum@agency.example"]?.active == true }
-        eventually("disabled at the contract end, with no HR change", timeout: 10) {
+        clock.advance(by: 3)
+        eventually("disabled at the contract end, with no HR change") {
             ehr.snapshot()["locum@agency.example"]?.active == false && ehr.snapshot()["locum@agency.example"]?.roles == []
         }
         let id = try #require(r.object["id"]?.stringValue)
@@ -65,19 +69,21 @@ import TestSupport
     }
 
     @Test func renewedLicence_beforeTheOldDate_keepsAccess() throws {
-        let hub = try LiveHub(policy: policy)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { hub.stop(); ehr.stop() }
         let id = try physician(hub, "dr.renew@x.org", expiresIn: 2)
         eventually("provisioned") { ehr.snapshot()["dr.renew@x.org"]?.roles == ["physician"] }
-        let later = Timestamp.format(Date().timeIntervalSince1970 + 86400 * 365)
+        let later = Timestamp.format(clock.now() + 86400 * 365)
         let patch = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt","value":"\#(later)"}]}"#)
         #expect(patch.status == 200, "\(patch.text)")
-        Thread.sleep(forTimeInterval: 3)
+        clock.advance(by: 3)  // past the old date
+        #expect(try hub.server.credentials?.processDue() == 0)  // the schedule moved with the renewal
+        #expect(hub.server.engine?.waitUntilIdle() == true)
         #expect(ehr.snapshot()["dr.renew@x.org"]?.roles == ["physician"])
     }
 
     @Test func lapsedOrSuspended_atCreation_getNothing() throws {
-        let hub = try LiveHub(policy: policy)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { hub.stop(); ehr.stop() }
         _ = try physician(hub, "dr.past@x.org", expiresIn: -60)
         _ = try physician(hub, "dr.suspended@x.org", expiresIn: 3600, status: "suspended")
@@ -91,14 +97,14 @@ import TestSupport
     }
 
     @Test func hubDownAtTheLapse_takesAccessAwayAtStartUp() throws {
-        let hub = try LiveHub(policy: policy)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { ehr.stop() }
         _ = try physician(hub, "dr.down@x.org", expiresIn: 2)
         eventually("provisioned") { ehr.snapshot()["dr.down@x.org"]?.roles == ["physician"] }
         let dir = hub.directory.path
         hub.server.shutdown()
-        Thread.sleep(forTimeInterval: 2.5)
-        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir }
+        clock.advance(by: 3)  // the licence lapses while the hub is down
+        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir; $0.clock = clock }
         defer { again.stop(); hub.directory.remove() }
         #expect(try again.server.store.read { try $0.credentialScheduleSize() } == 0)  // processed during start-up
         eventually("revoked after the restart") { ehr.snapshot()["dr.down@x.org"]?.roles == [] }

@@ -171,12 +171,13 @@ let registryForTests: SchemaRegistry = {
         defer { stop() }
         let id = try create(person("r@x.org", title: "Receptionist"))
         eventually("provisioned") { ehr.snapshot()["r@x.org"] != nil }
-        Thread.sleep(forTimeInterval: 0.2)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
         let calls = ehr.calls
         try patch(id, #"[{"op":"replace","path":"title","value":"Receptionist"}]"#)
         let put = try hub.call("PUT", "/scim/v2/Users/\(id)", body: person("r@x.org", title: "Receptionist"))
         #expect(put.status == 200)
-        Thread.sleep(forTimeInterval: 0.4)
+        #expect(hub.server.engine?.waitUntilIdle() == true)  // nothing was enqueued, so nothing runs
+        #expect(try hub.server.store.read { try $0.jobs(target: nil, state: nil, limit: 10) }.isEmpty)
         #expect(ehr.calls == calls)
     }
 

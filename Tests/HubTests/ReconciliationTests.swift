@@ -156,7 +156,7 @@ import TestSupport
         let id = try start(hub, #"{"mode": "remediate", "targets": ["ehr"]}"#)
         let held = try waitFor(hub, id, state: "awaiting-confirmation")
         #expect(held["summary"]?.objectValue?["reason"]?.stringValue?.contains("mass-change guard") == true)
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
         #expect(ehr.snapshot()["intruder@x.org"] != nil)  // nothing deleted before confirmation
         #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
         // Confirming needs step-up: the admin token alone is refused.

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+import EHRTestServer
+import Hub
+import HubLog
+import Store
+import TestSupport
+
+/// One hub per SQLite store: a second `serve` on the same data directory would run every
+/// job twice, so it is refused; and leases a stopped hub left behind do not hold its jobs.
+@Suite struct SoleNodeTests {
+    @Test func aSecondHub_onTheSameDataDirectory_isRefused_untilTheFirstStops() throws {
+        let first = try LiveHub()
+        let dir = first.directory.path
+        var config = HubConfig()
+        config.listen = "127.0.0.1:0"
+        config.dataDirectory = dir
+        config.schemasDirectory = repoRoot + "/schemas"
+        let refused = #expect(throws: StoreError.self) {
+            _ = try HubServer(config: config, connectors: testConnectors, logger: Logger(label: "t", silent: true))
+        }
+        #expect(refused?.description.contains("another scimhub serve (pid \(getpid()))") == true)
+        #expect(try first.call("GET", "/scim/v2/Users").status == 200)  // the first one is unharmed
+        first.server.shutdown()
+        let second = try LiveHub { $0.dataDirectory = dir }
+        defer { second.stop(); first.directory.remove() }
+        #expect(try second.call("GET", "/scim/v2/Users").status == 200)
+    }
+
+    @Test func jobsLeasedByAStoppedHub_runAtTheNextStart() throws {
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // A hub without a policy stores the person; nothing is provisioned.
+        let plain = try LiveHub()
+        let dir = plain.directory.path
+        let created = try plain.call("POST", "/scim/v2/Users", body: person("leased@x.org", title: "Receptionist"))
+        #expect(created.status == 201)
+        let id = try #require(created.object["id"]?.stringValue)
+        plain.server.shutdown()
+        // As if a hub had claimed the job for an hour and then died.
+        let store = try Store(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
+        let now = Date().timeIntervalSince1970
+        let claimed = try store.write { w in
+            try w.connection.enqueue(personID: id, target: "ehr", priority: 1, now: now)
+            return try w.connection.claimJobs(target: "ehr", limit: 1, owner: "dead-node", leaseUntil: now + 3600, now: now).count
+        }
+        #expect(claimed == 1)
+        store.close()
+        let policy = singleEHRPolicy(ehr, packages: #"{"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#)
+        let hub = try LiveHub(policy: policy) { $0.dataDirectory = dir }
+        defer { hub.stop(); plain.directory.remove() }
+        eventually("the job runs now, not when the dead node's lease would end") { ehr.snapshot()["leased@x.org"]?.roles == ["scheduling"] }
+        #expect(try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
+    }
+}

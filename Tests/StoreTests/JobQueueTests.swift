@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+import Testing
+import Store
+import TestSupport
+
+/// The durable queue's claims: a job is leased to one worker at a time, a lease that runs
+/// out frees the job, and finishing, deferring or dead-lettering gives the lease back.
+@Suite struct JobQueueTests {
+    let t: TempStore
+    init() throws { t = try TempStore() }
+
+    private func enqueue(_ people: [String], priority: Int = 1, now: Double = 100) throws {
+        try t.store.write { w in for p in people { try w.connection.enqueue(personID: p, target: "ehr", priority: priority, now: now) } }
+    }
+
+    private func claim(_ owner: String, limit: Int = 10, now: Double = 100, lease: Double = 60) throws -> [String] {
+        try t.store.write { try $0.connection.claimJobs(target: "ehr", limit: limit, owner: owner, leaseUntil: now + lease, now: now) }.map(\.personID)
+    }
+
+    @Test func aClaimedJob_isNotClaimedAgain_untilItsLeaseRunsOut() throws {
+        try enqueue(["a", "b", "c"])
+        #expect(try claim("node-1", limit: 2).count == 2)
+        let second = try claim("node-2")
+        #expect(second.count == 1)  // only the job node-1 did not take
+        #expect(try claim("node-2").isEmpty)
+        #expect(try t.store.read { try $0.leasedJobs(now: 100) } == 3)
+        #expect(try t.store.read { try $0.nextDue(after: 100) } == 160)  // the dispatcher wakes when the leases end
+        // node-1 died: its leases run out and its jobs are claimable again.
+        #expect(Set(try claim("node-2", now: 161)).count == 3)
+    }
+
+    @Test func leaversAreClaimedFirst() throws {
+        try enqueue(["joiner"], priority: 1, now: 90)
+        try enqueue(["leaver"], priority: 0, now: 99)
+        #expect(try claim("n", limit: 1) == ["leaver"])
+    }
+
+    @Test func finishDeferAndDeadLetter_giveTheLeaseBack() throws {
+        try enqueue(["a", "b", "c"])
+        let jobs = try t.store.write { try $0.connection.claimJobs(target: "ehr", limit: 3, owner: "n", leaseUntil: 1000, now: 100) }
+        let a = try #require(jobs.first { $0.personID == "a" })
+        // A change arrives while a's job runs: finishing the old generation keeps the job, due now and unleased.
+        try enqueue(["a"])
+        let gone = try t.store.write { try $0.connection.finishJob(personID: "a", target: "ehr", generation: a.generation, now: 101) }
+        #expect(gone == false)
+        try t.store.write { w in
+            try w.connection.deferJob(personID: "b", target: "ehr", until: 200, attempts: 1, error: "timeout")
+            try w.connection.deadLetter(personID: "c", target: "ehr", attempts: 20, error: "refused")
+        }
+        #expect(try claim("other", now: 101, lease: 1000) == ["a"])  // runs again with the newer change
+        #expect(try claim("other", now: 201) == ["b"])  // after its backoff, not its lease
+        #expect(try t.store.read { try $0.job(personID: "c", target: "ehr")?.state } == "dead")
+    }
+
+    @Test func aSoleNode_dropsLeasesLeftByADeadProcess() throws {
+        try enqueue(["a", "b"])
+        _ = try claim("dead-process", lease: 3600)
+        _ = try t.store.write { try $0.connection.extendLease(personID: "a", target: "ehr", owner: "someone-else", until: 9999) }
+        #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 2)
+        #expect(Set(try claim("me")) == ["a", "b"])
+        #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 0)  // its own leases stay
+    }
+}
