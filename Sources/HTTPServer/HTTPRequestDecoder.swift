@@ -361,7 +361,7 @@ struct HTTPRequestDecoder {
                 query.append((k, v))
             }
         }
-        return HTTPRequest(method: head.method, target: head.target, path: path, query: query, minorVersion: head.minorVersion,
+        return HTTPRequest(method: HTTPMethod(rawValue: head.method), target: head.target, path: path, query: query, minorVersion: head.minorVersion,
                            headers: head.headers, body: body)
     }
 }

@@ -258,11 +258,11 @@ public final class HTTPServer: @unchecked Sendable {
                 conn.inFlight = true
                 conn.bodyStart = nil
                 conn.currentKeepAlive = request.wantsKeepAlive
-                conn.currentIsHead = request.method == "HEAD"
+                conn.currentIsHead = request.method == .head
                 let fd = conn.fd, serial = conn.serial
                 let handler = self.handler
                 let req = request
-                let pool = (req.method == "GET" || req.method == "HEAD") ? readWorkers : writeWorkers
+                let pool = (req.method == .get || req.method == .head) ? readWorkers : writeWorkers
                 pool.submit { [self] in
                     let response = handler(req)
                     completions.withLock { $0.append((fd, serial, response)) }

@@ -34,10 +34,26 @@ public struct HTTPHeaders: Sendable {
     public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
 }
 
+/// A request method. Methods are an open set and case-sensitive (RFC 9110 §9.1): the
+/// token is kept as sent; the standard ones are constants.
+public struct HTTPMethod: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { rawValue = value }
+    public var description: String { rawValue }
+    public static let get: HTTPMethod = "GET"
+    public static let head: HTTPMethod = "HEAD"
+    public static let post: HTTPMethod = "POST"
+    public static let put: HTTPMethod = "PUT"
+    public static let patch: HTTPMethod = "PATCH"
+    public static let delete: HTTPMethod = "DELETE"
+    public static let options: HTTPMethod = "OPTIONS"
+}
+
 /// One decoded HTTP/1.1 request.
 public struct HTTPRequest: Sendable {
-    /// Method token as sent (methods are case-sensitive, RFC 9110 §9.1).
-    public var method: String
+    /// Method token as sent.
+    public var method: HTTPMethod
     /// Request target as sent, e.g. `/scim/v2/Users?filter=...`.
     public var target: String
     /// Percent-decoded path without the query.
@@ -51,7 +67,7 @@ public struct HTTPRequest: Sendable {
     /// Peer address, e.g. `127.0.0.1`.
     public var remoteAddress: String
 
-    public init(method: String, target: String, path: String, query: [(name: String, value: String)] = [],
+    public init(method: HTTPMethod, target: String, path: String, query: [(name: String, value: String)] = [],
                 minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], remoteAddress: String = "") {
         self.method = method
         self.target = target

@@ -69,15 +69,15 @@ extension HubApp {
         let q = ctx.request
         let target = q.queryValue("target")
         if let t = target, engine?.policy.target(t) == nil { throw SCIMError.invalidValue("'target': no target with this name") }
-        let state = q.queryValue("state")
-        if let s = state, s != "pending" && s != "dead" { throw SCIMError.invalidValue("'state' must be pending or dead") }
+        let state = q.queryValue("state").map(JobState.init(rawValue:))
+        if let s = state, s != .pending && s != .dead { throw SCIMError.invalidValue("'state' must be pending or dead") }
         let jobs = try store.read { try $0.jobs(target: target, state: state, limit: try countParameter(q)) }
         let items: [JSONValue] = jobs.map { j in
             .object(JSONObject([
                 "id": .string("\(j.personID):\(j.target)"),
                 "personId": .string(j.personID),
                 "target": .string(j.target),
-                "state": .string(j.state),
+                "state": .string(j.state.rawValue),
                 "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
                 "attempts": .int(j.attempts),
                 "notBefore": .string(Timestamp.format(j.notBefore)),
@@ -111,7 +111,7 @@ extension HubApp {
     func personAccess(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let engine = self.engine
         let body: JSONObject? = try store.read { conn in
-            let user = try conn.fetch(type: "User", id: id)
+            let user = try conn.fetch(type: .user, id: id)
             let applied = try conn.applied(personID: id)
             guard user != nil || !applied.isEmpty else { return nil }
             var out = JSONObject(["id": .string(id), "exists": .bool(user != nil)])
@@ -148,7 +148,7 @@ extension HubApp {
                     "accountId": record?.accountID.map { .string($0) } ?? .null,
                     "lastApplied": record.map { .string(Timestamp.format($0.applied)) } ?? .null,
                     "lastResult": record?.lastResult.map { .string($0) } ?? .null,
-                    "pendingJob": job.map { .string($0.state) } ?? .null,
+                    "pendingJob": job.map { .string($0.state.rawValue) } ?? .null,
                 ]))
             }
             out["targets"] = .object(targets)

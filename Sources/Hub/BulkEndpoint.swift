@@ -260,7 +260,7 @@ extension HubApp {
         var o = JSONObject()
         o["method"] = .string(op.method)
         if let b = op.bulkId { o["bulkId"] = .string(b) }
-        if let r = resource, let t = registry.resourceType(named: r.type) {
+        if let r = resource, let t = registry.resourceType(named: r.type.rawValue) {
             o["location"] = .string("\(ctx.baseURL)\(t.endpoint)/\(r.id)")
             o["version"] = .string(r.etag)
         }

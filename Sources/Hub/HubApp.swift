@@ -90,7 +90,7 @@ public final class HubApp: Sendable {
         Self.addSecurityHeaders(&response)
         if logger.minimumLevel <= .debug {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            logger.debug("request", ["http.method": request.method, "http.path": request.path, "http.status": String(response.status),
+            logger.debug("request", ["http.method": request.method.rawValue, "http.path": request.path, "http.status": String(response.status),
                                      "duration.ms": String(format: "%.2f", ms), "request.id": requestID, "principal": principalName])
         }
         return response
@@ -142,7 +142,7 @@ public final class HubApp: Sendable {
         case .notFound:
             throw SCIMError.notFound("no endpoint at this path")
         case .methodNotAllowed(let allowed):
-            throw methodNotAllowed(allowed.contains("GET") && !allowed.contains("HEAD") ? allowed + ["HEAD"] : allowed)
+            throw methodNotAllowed((allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed).map(\.rawValue))
         case .found(let r, let params):
             if case .anyOf(let scopes) = r.access, !scopes.contains(where: principal.scopes.contains), let first = scopes.first {
                 try require(first, principal)
@@ -154,7 +154,7 @@ public final class HubApp: Sendable {
 
     /// `GET /readyz`: the store answers.
     func ready() throws -> HTTPResponse {
-        _ = try store.read { try $0.count(type: "User") }
+        _ = try store.read { try $0.count(type: .user) }
         return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
     }
 

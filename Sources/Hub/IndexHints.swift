@@ -37,3 +37,8 @@ extension IndexHint {
     }
 }
 
+
+extension SCIMResourceType {
+    /// The store's name for resources of this type.
+    var kind: ResourceKind { ResourceKind(name) }
+}

@@ -58,8 +58,8 @@ extension HubApp {
             // Fast path: one type, no filter, no sort: the database pages directly.
             if plans.count == 1, plans[0].filter == nil, !sorted {
                 let type = plans[0].type
-                let total = try conn.count(type: type.name)
-                let page = count == 0 ? [] : try conn.page(type: type.name, offset: start - 1, limit: count)
+                let total = try conn.count(type: type.kind)
+                let page = count == 0 ? [] : try conn.page(type: type.kind, offset: start - 1, limit: count)
                 let projection = Projection(attributes: query.attributes, excludedAttributes: query.excludedAttributes, type: type)
                 return (total, try page.map { .object(try render($0, type, conn, projection, ctx.baseURL)) })
             }
@@ -83,9 +83,9 @@ extension HubApp {
                     matches.append((pi, r.seq, key))
                 }
                 if let f = plan.filter, let hint = IndexHint.from(f, type: plan.type.name) {
-                    for r in try conn.candidates(type: plan.type.name, hint: hint) { try consider(r) }
+                    for r in try conn.candidates(type: plan.type.kind, hint: hint) { try consider(r) }
                 } else {
-                    try conn.scan(type: plan.type.name) { try consider($0); return true }
+                    try conn.scan(type: plan.type.kind) { try consider($0); return true }
                 }
             }
             if sorted {

@@ -78,7 +78,7 @@ extension HubApp {
             run = try store.read { try $0.reconciliationRun(id: id) }
             guard run != nil else { throw SCIMError.notFound("no reconciliation run with this id") }
         } else {
-            run = try store.read { try $0.reconciliationRuns(limit: 50) }.first { $0.state == "done" }
+            run = try store.read { try $0.reconciliationRuns(limit: 50) }.first { $0.state == .done }
             guard run != nil else { throw SCIMError(status: 409, detail: "no finished reconciliation run yet: POST /admin/reconciliations first") }
         }
         guard let r = run else { throw SCIMError.notFound("no reconciliation run") }
@@ -91,7 +91,7 @@ extension HubApp {
         let r = try runs()
         // Refusals that need no code come first, so they do not use one up.
         guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
-        guard run.state == "awaiting-confirmation" else { throw SCIMError(status: 409, detail: "the run is \(run.state), not awaiting confirmation") }
+        guard run.state == .awaitingConfirmation else { throw SCIMError(status: 409, detail: "the run is \(run.state), not awaiting confirmation") }
         try requireStepUp(ctx, action: "confirming a remediation")
         do {
             try r.confirm(id: id, principal: ctx.principal.name, requestID: ctx.requestID)

@@ -32,7 +32,7 @@ extension HubApp {
         } else {
             try feeds.checkGroup(ctx.principal.name, displayName: prepared.doc["displayName"]?.stringValue)
         }
-        let r = try clientErrors { try w.connection.insert(type: type.name, id: id, doc: prepared.doc, members: prepared.members, now: Timestamp.now()) }
+        let r = try clientErrors { try w.connection.insert(type: type.kind, id: id, doc: prepared.doc, members: prepared.members, now: Timestamp.now()) }
         if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: Timestamp.now()) }
         try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                                     attributes: attributeNames(prepared), requestID: ctx.requestID))
@@ -45,7 +45,7 @@ extension HubApp {
     func get(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let projection = Projection(attributes: ctx.request.queryValue("attributes"), excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
         let result: (StoredResource, JSONObject)? = try store.read { conn in
-            guard let r = try conn.fetch(type: type.name, id: id) else { return nil }
+            guard let r = try conn.fetch(type: type.kind, id: id) else { return nil }
             if Self.etagMatches(ctx.request.headers["If-None-Match"], r.etag) { return (r, JSONObject()) }
             return (r, try render(r, type, conn, projection, ctx.baseURL))
         }
@@ -63,7 +63,7 @@ extension HubApp {
             // Values the PUT repeats exactly as stored are kept without validating them again,
             // as for PATCH: a value stored before a rule tightened must not block a leaver's PUT.
             let body = try jsonBody(ctx.request)
-            let current = try store.read(snapshot: false) { try $0.fetch(type: type.name, id: id) }
+            let current = try store.read(snapshot: false) { try $0.fetch(type: type.kind, id: id) }
             let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(body, stored: current?.doc))
             let ifMatch = ctx.request.headers["If-Match"]
             return try store.write { w in try self.replaceInWriter(w, type, id, prepared, ifMatch: ifMatch, ctx) }
@@ -152,7 +152,7 @@ extension HubApp {
             return
         }
         for m in Set(members) {
-            guard let user = try w.connection.fetch(type: "User", id: m) else { continue }
+            guard let user = try w.connection.fetch(type: .user, id: m) else { continue }
             try engine.enqueue(w, personID: m, person: user.doc)
         }
     }
@@ -161,7 +161,7 @@ extension HubApp {
     /// `If-Match` names another version (RFC 7644 §3.14), 403 when the caller's feed does
     /// not own the Group (even a change that turns out to change nothing).
     func fetchForUpdate(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws -> StoredResource {
-        guard let cur = try w.connection.fetch(type: type.name, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
+        guard let cur = try w.connection.fetch(type: type.kind, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
         if type.name != "User" { try feeds.checkGroup(ctx.principal.name, displayName: cur.doc["displayName"]?.stringValue) }
         try Self.checkIfMatch(ifMatch, cur)
         return cur

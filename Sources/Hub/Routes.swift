@@ -25,7 +25,7 @@ enum RouteSegment: Sendable {
 /// One endpoint: method, path pattern, who may call it, the query parameters it reads, and
 /// its handler. 404 and 405 (with `Allow`) come from the table, not from each handler.
 struct Route: Sendable {
-    let method: String
+    let method: HTTPMethod
     let pattern: [RouteSegment]
     let access: RouteAccess
     /// Known query parameters; another one is a 400 naming it. nil: not checked (SCIM
@@ -51,13 +51,13 @@ struct RouteTable: Sendable {
 
     enum Match {
         case found(Route, [String])
-        case methodNotAllowed([String])
+        case methodNotAllowed([HTTPMethod])
         case notFound
     }
 
     /// The route for a request. When several patterns fit, the one with the most fixed
     /// segments wins (`/Users/.search` over `/Users/{id}`); its path's other methods make the 405.
-    func match(method: String, path: String) -> Match {
+    func match(method: HTTPMethod, path: String) -> Match {
         var segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         if segments.first?.isEmpty == true { segments.removeFirst() }
         if segments.count > 1, segments.last?.isEmpty == true { segments.removeLast() }  // a trailing slash
@@ -80,7 +80,7 @@ struct RouteTable: Sendable {
             best.append(r)
         }
         guard !best.isEmpty else { return .notFound }
-        let wanted = method == "HEAD" ? ["HEAD", "GET"] : [method]
+        let wanted: [HTTPMethod] = method == .head ? [.head, .get] : [method]
         for m in wanted {
             guard let hit = best.first(where: { $0.method == m }) else { continue }
             var params: [String] = []
@@ -90,7 +90,7 @@ struct RouteTable: Sendable {
             }
             return .found(hit, params)
         }
-        var allowed: [String] = []
+        var allowed: [HTTPMethod] = []
         for r in best where !allowed.contains(r.method) { allowed.append(r.method) }
         return .methodNotAllowed(allowed)
     }
@@ -101,7 +101,7 @@ extension HubApp {
     static func routes() -> [Route] {
         let admin = RouteAccess.anyOf([.admin])
         let read = RouteAccess.anyOf([.scimRead]), write = RouteAccess.anyOf([.scimWrite])
-        func r(_ method: String, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
+        func r(_ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
                _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse) -> Route {
             let pattern: [RouteSegment] = path.split(separator: "/").map { s in
                 s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
@@ -166,7 +166,7 @@ extension HubApp {
             },
         ]
         // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
-        for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        for m: HTTPMethod in [.get, .post, .put, .patch, .delete] {
             table.append(r(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
                 throw SCIMError(status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
             })

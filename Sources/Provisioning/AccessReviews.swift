@@ -75,14 +75,14 @@ public final class AccessReviews: Sendable {
         // One item per (person, package held in scope); reviewers from the manager when not named.
         var items: [ReviewItemRecord] = []
         try store.read { conn in
-            try conn.scan(type: "User") { person in
+            try conn.scan(type: .user) { person in
                 let snapshot = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
                 guard let d = snapshot.document, Policy.isActive(d, now: now) else { return true }
                 let held = policy.grants(person: d, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now).map(\.package)
                 for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
                     var reviewer: String? = nil
                     if r.reviewers == nil, let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue {
-                        reviewer = try conn.fetch(type: "User", id: managerID)?.doc["userName"]?.stringValue
+                        reviewer = try conn.fetch(type: .user, id: managerID)?.doc["userName"]?.stringValue
                     }
                     items.append(ReviewItemRecord(seq: Int64(items.count + 1), personID: person.id, userName: d["userName"]?.stringValue ?? "",
                                                   displayName: d["displayName"]?.stringValue, package: name, reviewer: reviewer))
@@ -137,7 +137,7 @@ public final class AccessReviews: Sendable {
             if decision == "revoke" {
                 try w.connection.revokePackage(personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
                 // Through the engine: the person's accounts converge without the package.
-                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: "User", id: item.personID)?.doc)
+                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: .user, id: item.personID)?.doc)
             }
             try AuditLog.append(w, .now(principal: by, action: "review.decide", resourceType: "User", resourceID: item.personID,
                                         attributes: ["\(item.package):\(decision)"], requestID: requestID))
@@ -149,7 +149,7 @@ public final class AccessReviews: Sendable {
     /// minted by oneself): that would undo the review that took it.
     public func lift(personID: String, package: String, principal p: Principal, requestID: String) throws {
         let engine = self.engine, principal = p.name
-        let (person, people) = try store.read { c in (try c.fetch(type: "User", id: personID), try Tokens.people(c, tokenID: p.tokenID)) }
+        let (person, people) = try store.read { c in (try c.fetch(type: .user, id: personID), try Tokens.people(c, tokenID: p.tokenID)) }
         if let userName = person?.doc["userName"]?.stringValue {
             let me = Identifier.canonical(userName)
             guard !people.contains(me), Identifier.canonical(principal) != me else {
@@ -158,7 +158,7 @@ public final class AccessReviews: Sendable {
         }
         try store.write { w in
             guard try w.connection.liftRevocation(personID: personID, package: package) else { throw GovernanceError.notFound("no revocation of this package for this person") }
-            try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: "User", id: personID)?.doc)
+            try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: .user, id: personID)?.doc)
             try AuditLog.append(w, .now(principal: principal, action: "review.lift", resourceType: "User", resourceID: personID, attributes: [package], requestID: requestID))
         }
         engine?.wake()

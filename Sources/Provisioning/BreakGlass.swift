@@ -51,7 +51,7 @@ public final class BreakGlass: Sendable {
         guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
         let duration = hours ?? min(Self.defaultHours, maxHours)
         guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
-        guard let person = try store.read({ try $0.fetch(type: "User", id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
+        guard let person = try store.read({ try $0.fetch(type: .user, id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
         guard Policy.isActive(person.doc, now: now) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
         try authorize()
         let principal = granter.name
@@ -86,7 +86,7 @@ public final class BreakGlass: Sendable {
         for g in due {
             try store.write { w in
                 guard try w.connection.endBreakGlass(id: g.id, now: now) else { return }
-                let person = try w.connection.fetch(type: "User", id: g.personID)?.doc
+                let person = try w.connection.fetch(type: .user, id: g.personID)?.doc
                 try engine?.enqueue(w, personID: g.personID, person: person)
                 try AuditLog.append(w, .now(principal: "scheduler", action: "break-glass.expire", resourceType: "User", resourceID: g.personID,
                                             attributes: [g.package], requestID: g.id))

@@ -46,7 +46,7 @@ public final class CredentialExpiry: Sendable {
                     // The enqueue re-reads the person: an expired licence drops the packages
                     // that require it, an ended contract makes a leaver; it also moves the
                     // schedule row to the person's next deadline, or removes it.
-                    let person = try w.connection.fetch(type: "User", id: id)?.doc
+                    let person = try w.connection.fetch(type: .user, id: id)?.doc
                     try w.connection.setCredentialExpiry(personID: id, expires: nil)
                     try engine.enqueue(w, personID: id, person: person)
                     try AuditLog.append(w, .now(principal: "scheduler", action: "deadline.reached", resourceType: "User", resourceID: id,
@@ -80,13 +80,13 @@ public final class CredentialExpiry: Sendable {
         let now = now ?? engine.clock.now()
         return try store.read { conn in
             try conn.expiringCredentials(from: now, to: now + seconds, limit: limit).compactMap { entry -> JSONValue? in
-                guard let p = try conn.fetch(type: "User", id: entry.personID) else { return nil }
+                guard let p = try conn.fetch(type: .user, id: entry.personID) else { return nil }
                 let snapshot = try PersonSnapshot.load(conn, personID: p.id, person: p.doc, now: now)
                 let atRisk = snapshot.document.map { policy.grants(person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now) }?
                     .filter { g in policy.packages.first { $0.name == g.package }?.requiresCredential == true }.map { JSONValue.string($0.package) } ?? []
                 var manager: JSONValue = .null
                 if let mid = p.doc[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue,
-                   let m = try conn.fetch(type: "User", id: mid)?.doc["userName"]?.stringValue {
+                   let m = try conn.fetch(type: .user, id: mid)?.doc["userName"]?.stringValue {
                     manager = .string(m)
                 }
                 return .object(JSONObject([

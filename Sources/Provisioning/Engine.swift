@@ -278,7 +278,7 @@ public final class ProvisioningEngine: Sendable {
         let now = clock.now()
         do {
             let snapshot = try store.read { conn in
-                try PersonSnapshot.load(conn, personID: job.personID, person: try conn.fetch(type: "User", id: job.personID)?.doc, now: now)
+                try PersonSnapshot.load(conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)
             }
             let decision = policy.decide(snapshot, target: target)
             let (person, record, previous, desired) = (snapshot.document, decision.record, decision.lastApplied, decision.desired)

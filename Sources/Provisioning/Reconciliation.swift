@@ -87,7 +87,7 @@ public final class Reconciler: Sendable {
         // Missing accounts: every person who should have an enabled account and was not seen.
         var batch: [FindingRecord] = []
         try store.read { conn in
-            try conn.scan(type: "User") { person in
+            try conn.scan(type: .user) { person in
                 let s = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
                 guard let d = self.policy.desired(person: s.document, groupNames: s.groupNames, target: t, hasAccount: false, previousUserName: nil,
                                                   overrides: s.overrides, now: now), d.enabled,
@@ -122,8 +122,8 @@ public final class Reconciler: Sendable {
             }
             // The owner: by the account id the engine recorded, else by user name.
             var record = try conn.applied(target: t.name, accountID: acc.id)
-            var person = try record.flatMap { try conn.fetch(type: "User", id: $0.personID) }
-            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: "User", hint: .userName(Identifier.canonical(acc.userName))).first
+            var person = try record.flatMap { try conn.fetch(type: .user, id: $0.personID) }
+            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: .user, hint: .userName(Identifier.canonical(acc.userName))).first
             if record == nil, let u = named {
                 person = u
                 record = try conn.applied(personID: u.id).first { $0.target == t.name }
@@ -133,7 +133,7 @@ public final class Reconciler: Sendable {
             if let u = named, let linked = claimants.first, !claimants.contains(u.id), linked != u.id { claimants.append(u.id) }
             if claimants.count > 1 {
                 for c in claimants {
-                    let doc = try conn.fetch(type: "User", id: c)?.doc
+                    let doc = try conn.fetch(type: .user, id: c)?.doc
                     finding(.sharedAccount, c, doc?["displayName"]?.stringValue, "claimed by \(claimants.count) people")
                 }
             }

@@ -72,7 +72,7 @@ public final class ReconciliationRuns: Sendable {
         try reserve(names)
         let id = UUIDv7.make()
         let now = Date().timeIntervalSince1970
-        let record = ReconciliationRunRecord(id: id, state: "queued", mode: mode.rawValue, targets: Self.jsonArray(names),
+        let record = ReconciliationRunRecord(id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
                                              categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil, summary: "{}")
         do {
             try store.write { w in
@@ -98,7 +98,7 @@ public final class ReconciliationRuns: Sendable {
     /// Applies a run held by the mass-change guard.
     public func confirm(id: String, principal: String, requestID: String, wait: Bool = false) throws {
         guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw ReconciliationRequestError.notFound }
-        guard run.state == "awaiting-confirmation" else { throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation") }
+        guard run.state == .awaitingConfirmation else { throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation") }
         let names = Self.strings(run.targets)
         try reserve(names)
         var summary = Self.object(run.summary)
@@ -107,7 +107,7 @@ public final class ReconciliationRuns: Sendable {
         var confirmed = false
         defer { if !confirmed { release(names) } }
         try store.write { w in
-            try w.connection.updateRun(id: id, state: "remediating", summary: text, finished: nil)
+            try w.connection.updateRun(id: id, state: .remediating, summary: text, finished: nil)
             try AuditLog.append(w, .now(principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
                                         attributes: names, requestID: requestID))
         }
@@ -132,7 +132,7 @@ public final class ReconciliationRuns: Sendable {
     public static func describe(_ run: ReconciliationRunRecord) -> JSONObject {
         JSONObject([
             "id": .string(run.id),
-            "state": .string(run.state),
+            "state": .string(run.state.rawValue),
             "mode": .string(run.mode),
             "targets": (try? JSONParser().parse(Array(run.targets.utf8))) ?? .array([]),
             "categories": (try? JSONParser().parse(Array(run.categories.utf8))) ?? .array([]),
@@ -150,7 +150,7 @@ public final class ReconciliationRuns: Sendable {
         var summary = JSONObject(["targets": .object(JSONObject())])
         var results: [String: TargetComparison] = [:]
         var nextSeq: Int64 = 0
-        update(id, "running", summary)
+        update(id, .running, summary)
         for name in targets {
             guard let t = reconciler.policy.target(name) else { continue }
             let started = Date()
@@ -170,7 +170,7 @@ public final class ReconciliationRuns: Sendable {
             }
             entry["seconds"] = .number(JSONNumber((Date().timeIntervalSince(started) * 100).rounded() / 100))
             summary.setTarget(name, entry)
-            update(id, "running", summary)
+            update(id, .running, summary)
         }
         progress.withLock { $0[id] = nil }
         guard mode == .remediate else {
@@ -182,7 +182,7 @@ public final class ReconciliationRuns: Sendable {
         if !held.isEmpty {
             summary["reason"] = .string("mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; POST /admin/reconciliations/\(id)/confirm to apply")
             summary["heldTargets"] = .array(held.map { .string($0) })
-            update(id, "awaiting-confirmation", summary)
+            update(id, .awaitingConfirmation, summary)
             release(targets)
             logger.notice("reconciliation waits for confirmation (mass-change guard)", ["run": id])
             return
@@ -211,14 +211,14 @@ public final class ReconciliationRuns: Sendable {
         let failed = summary["targets"]?.objectValue?.members.contains { $0.value.objectValue?["state"]?.stringValue == "failed" } ?? false
         let text = JSONWriter().string(.object(summary))
         _ = try? store.write { w in
-            try w.connection.updateRun(id: id, state: "done", summary: text, finished: Date().timeIntervalSince1970)
+            try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
             try AuditLog.append(w, .now(principal: principal, action: "reconcile.finish", resourceType: "Reconciliation", resourceID: id,
                                         attributes: targets, requestID: id, outcome: failed ? "done with failed targets" : "done"))
         }
         release(targets)
     }
 
-    private func update(_ id: String, _ state: String, _ summary: JSONObject) {
+    private func update(_ id: String, _ state: RunState, _ summary: JSONObject) {
         let text = JSONWriter().string(.object(summary))
         _ = try? store.write { try $0.connection.updateRun(id: id, state: state, summary: text, finished: nil) }
     }

@@ -6,7 +6,7 @@ public struct ProvisioningJob: Sendable, Equatable {
     public let personID: String
     public let target: String
     public let priority: Int
-    public let state: String
+    public let state: JobState
     public let generation: Int64
     public let attempts: Int
     public let notBefore: Double
@@ -36,7 +36,7 @@ extension StoreConnection {
     static let jobColumns = "person_id, target, priority, state, generation, attempts, not_before, enqueued, last_error"
 
     private func job(_ r: SQLiteRow) -> ProvisioningJob {
-        ProvisioningJob(personID: r.text(0) ?? "", target: r.text(1) ?? "", priority: Int(r.int64(2)), state: r.text(3) ?? "",
+        ProvisioningJob(personID: r.text(0) ?? "", target: r.text(1) ?? "", priority: Int(r.int64(2)), state: JobState(rawValue: r.text(3) ?? ""),
                         generation: r.int64(4), attempts: Int(r.int64(5)), notBefore: r.value(6).double, enqueued: r.value(7).double,
                         lastError: r.text(8))
     }
@@ -133,11 +133,11 @@ extension StoreConnection {
     }
 
     /// Jobs for the admin API, filtered by target and state.
-    public func jobs(target: String?, state: String?, limit: Int) throws -> [ProvisioningJob] {
+    public func jobs(target: String?, state: JobState?, limit: Int) throws -> [ProvisioningJob] {
         var sql = "SELECT \(Self.jobColumns) FROM provisioning_jobs WHERE 1 = 1"
         var params: [SQLiteValue] = []
         if let t = target { sql += " AND target = ?"; params.append(.text(t)) }
-        if let s = state { sql += " AND state = ?"; params.append(.text(s)) }
+        if let s = state { sql += " AND state = ?"; params.append(.text(s.rawValue)) }
         sql += " ORDER BY priority, not_before LIMIT ?"
         params.append(.integer(Int64(limit)))
         var out: [ProvisioningJob] = []

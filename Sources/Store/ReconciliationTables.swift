@@ -5,7 +5,7 @@ import SQLite
 /// A reconciliation run as stored.
 public struct ReconciliationRunRecord: Sendable, Equatable {
     public let id: String
-    public let state: String
+    public let state: RunState
     public let mode: String
     public let targets: String
     public let categories: String
@@ -14,7 +14,7 @@ public struct ReconciliationRunRecord: Sendable, Equatable {
     public let finished: Double?
     public let summary: String
 
-    public init(id: String, state: String, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
+    public init(id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
         self.id = id
         self.state = state
         self.mode = mode
@@ -52,20 +52,20 @@ extension StoreConnection {
     private static let runColumns = "id, state, mode, targets, categories, requested_by, created, finished, summary"
 
     private func run(_ r: SQLiteRow) -> ReconciliationRunRecord {
-        ReconciliationRunRecord(id: r.text(0) ?? "", state: r.text(1) ?? "", mode: r.text(2) ?? "", targets: r.text(3) ?? "[]",
+        ReconciliationRunRecord(id: r.text(0) ?? "", state: RunState(rawValue: r.text(1) ?? ""), mode: r.text(2) ?? "", targets: r.text(3) ?? "[]",
                                 categories: r.text(4) ?? "[]", requestedBy: r.text(5) ?? "", created: r.value(6).double,
                                 finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}")
     }
 
     public func insertRun(_ r: ReconciliationRunRecord) throws {
         try db.run("INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [.text(r.id), .text(r.state), .text(r.mode), .text(r.targets), .text(r.categories), .text(r.requestedBy), .real(r.created),
+                   [.text(r.id), .text(r.state.rawValue), .text(r.mode), .text(r.targets), .text(r.categories), .text(r.requestedBy), .real(r.created),
                     r.finished.map { .real($0) } ?? .null, .text(r.summary)])
     }
 
-    public func updateRun(id: String, state: String, summary: String, finished: Double?) throws {
+    public func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws {
         try db.run("UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ?",
-                   [.text(state), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
+                   [.text(state.rawValue), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
     }
 
     public func reconciliationRun(id: String) throws -> ReconciliationRunRecord? {

@@ -7,7 +7,7 @@ import SQLite
 public struct StoredResource: Sendable {
     public let seq: Int64
     public let id: String
-    public let type: String
+    public let type: ResourceKind
     public let version: Int64
     public let created: Double
     public let modified: Double
@@ -54,7 +54,7 @@ extension StoreConnection {
     private func decode(_ row: SQLiteRow) throws -> StoredResource {
         let bytes = row.blob(6)
         guard case .object(let doc) = try JSONParser().parse(bytes) else { throw StoreError("stored document is not an object") }
-        return StoredResource(seq: row.int64(0), id: row.text(1) ?? "", type: row.text(2) ?? "", version: row.int64(3),
+        return StoredResource(seq: row.int64(0), id: row.text(1) ?? "", type: ResourceKind(row.text(2) ?? ""), version: row.int64(3),
                               created: row.value(4).double, modified: row.value(5).double, doc: doc)
     }
 
@@ -65,8 +65,8 @@ extension StoreConnection {
     }
 
     /// The resource of `type` with `id`, or nil.
-    public func fetch(type: String, id: String) throws -> StoredResource? {
-        try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type)]).first
+    public func fetch(type: ResourceKind, id: String) throws -> StoredResource? {
+        try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type.rawValue)]).first
     }
 
     /// The resource with listing position `seq`, or nil.
@@ -75,35 +75,35 @@ extension StoreConnection {
     }
 
     /// The type of the resource with `id`, or nil.
-    public func typeOf(id: String) throws -> String? {
+    public func typeOf(id: String) throws -> ResourceKind? {
         var t: String?
         try db.query("SELECT type FROM resources WHERE id = ?", [.text(id)]) { t = $0.text(0) }
-        return t
+        return t.map(ResourceKind.init(rawValue:))
     }
 
     /// Candidates for an indexed lookup, in listing order.
-    public func candidates(type: String, hint: IndexHint) throws -> [StoredResource] {
+    public func candidates(type: ResourceKind, hint: IndexHint) throws -> [StoredResource] {
         let cols = "r.seq, r.id, r.type, r.version, r.created, r.modified, r.doc"
         switch hint {
-        case .id(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(v), .text(type)])
-        case .userName(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE user_name = ? AND type = ?", [.text(v), .text(type)])
+        case .id(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(v), .text(type.rawValue)])
+        case .userName(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE user_name = ? AND type = ?", [.text(v), .text(type.rawValue)])
         case .externalId(let v):
-            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND external_id = ? ORDER BY seq", [.text(type), .text(v)])
+            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND external_id = ? ORDER BY seq", [.text(type.rawValue), .text(v)])
         case .displayName(let v):
-            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND display_name_lower = ? ORDER BY seq", [.text(type), .text(v)])
+            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND display_name_lower = ? ORDER BY seq", [.text(type.rawValue), .text(v)])
         case .email(let v):
             return try resources("""
                 SELECT DISTINCT \(cols) FROM resource_emails e JOIN resources r ON r.seq = e.seq
                 WHERE e.value = ? AND r.type = ? ORDER BY r.seq
-                """, [.text(v), .text(type)])
+                """, [.text(v), .text(type.rawValue)])
         }
     }
 
     /// Calls `body` for every resource of `type` in listing order, in pages, until it returns false.
-    public func scan(type: String, _ body: (StoredResource) throws -> Bool) throws {
+    public func scan(type: ResourceKind, _ body: (StoredResource) throws -> Bool) throws {
         var after: Int64 = 0
         while true {
-            let page = try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND seq > ? ORDER BY seq LIMIT 500", [.text(type), .integer(after)])
+            let page = try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND seq > ? ORDER BY seq LIMIT 500", [.text(type.rawValue), .integer(after)])
             for r in page { if try !body(r) { return } }
             guard let last = page.last, page.count == 500 else { return }
             after = last.seq
@@ -111,16 +111,16 @@ extension StoreConnection {
     }
 
     /// Number of resources of `type`.
-    public func count(type: String) throws -> Int {
+    public func count(type: ResourceKind) throws -> Int {
         var n = 0
-        try db.query("SELECT COUNT(*) FROM resources WHERE type = ?", [.text(type)]) { n = Int($0.int64(0)) }
+        try db.query("SELECT COUNT(*) FROM resources WHERE type = ?", [.text(type.rawValue)]) { n = Int($0.int64(0)) }
         return n
     }
 
     /// One page of resources of `type` in listing order (`offset` is 0-based).
-    public func page(type: String, offset: Int, limit: Int) throws -> [StoredResource] {
+    public func page(type: ResourceKind, offset: Int, limit: Int) throws -> [StoredResource] {
         try resources("SELECT \(Self.columns) FROM resources WHERE type = ? ORDER BY seq LIMIT ? OFFSET ?",
-                      [.text(type), .integer(Int64(limit)), .integer(Int64(offset))])
+                      [.text(type.rawValue), .integer(Int64(limit)), .integer(Int64(offset))])
     }
 
     /// The groups `memberID` belongs to directly.
@@ -155,42 +155,42 @@ extension StoreConnection {
         var emails: [String] = []
     }
 
-    private func indexColumns(type: String, doc: JSONObject) -> IndexColumns {
+    private func indexColumns(type: ResourceKind, doc: JSONObject) -> IndexColumns {
         var c = IndexColumns()
-        if type == "User", let u = doc["userName"]?.stringValue { c.userName = .text(Identifier.canonical(u)) }
+        if type == .user, let u = doc["userName"]?.stringValue { c.userName = .text(Identifier.canonical(u)) }
         if let x = doc["externalId"]?.stringValue { c.externalId = .text(x) }
         if let d = doc["displayName"]?.stringValue {
             c.displayName = .text(d)
             // Only group lookups by displayName use the index; users need no entry in it.
-            if type != "User" { c.displayNameLower = .text(Identifier.canonical(d)) }
-        } else if type == "User", let u = doc["userName"]?.stringValue {
+            if type != .user { c.displayNameLower = .text(Identifier.canonical(d)) }
+        } else if type == .user, let u = doc["userName"]?.stringValue {
             c.displayName = .text(u)
         }
-        if type == "User" {
+        if type == .user {
             c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(Identifier.canonical) }
         }
         return c
     }
 
     @discardableResult
-    private func mapUnique<T>(_ type: String, _ body: () throws -> T) throws -> T {
+    private func mapUnique<T>(_ type: ResourceKind, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let e as SQLiteError where e.isUniqueViolation {
-            throw StoreError(type == "User" ? "userName is already in use" : "a resource with this id already exists", kind: .uniqueness)
+            throw StoreError(type == .user ? "userName is already in use" : "a resource with this id already exists", kind: .uniqueness)
         }
     }
 
     /// Inserts a new resource; `members` only for groups. Duplicate `userName` answers 409.
     @discardableResult
-    public func insert(type: String, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws -> StoredResource {
+    public func insert(type: ResourceKind, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws -> StoredResource {
         let c = indexColumns(type: type, doc: doc)
         let body = JSONWriter().write(.object(doc))
         try mapUnique(type) {
             try db.run("""
                 INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version, created, modified, doc)
                 VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
-                """, [.text(id), .text(type), c.userName, c.externalId, c.displayName, c.displayNameLower, .real(now), .real(now), .blob(body)])
+                """, [.text(id), .text(type.rawValue), c.userName, c.externalId, c.displayName, c.displayNameLower, .real(now), .real(now), .blob(body)])
         }
         let seq = db.lastInsertRowID
         for e in Set(c.emails) { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(seq), .text(e)]) }
@@ -240,8 +240,8 @@ extension StoreConnection {
             if wanted[m.id] != nil { continue }
             if let old = existing[m.id] { wanted[m.id] = MemberRef(id: m.id, type: old.type, display: m.display); continue }
             guard let actual = try typeOf(id: m.id) else { throw StoreError("members: no User or Group has the given value", kind: .invalidReference) }
-            if !m.type.isEmpty, m.type != actual { throw StoreError("members: 'type' does not match the member's resource type", kind: .invalidReference) }
-            wanted[m.id] = MemberRef(id: m.id, type: actual, display: m.display)
+            if !m.type.isEmpty, m.type != actual.rawValue { throw StoreError("members: 'type' does not match the member's resource type", kind: .invalidReference) }
+            wanted[m.id] = MemberRef(id: m.id, type: actual.rawValue, display: m.display)
         }
         for (id, _) in existing where wanted[id] == nil {
             try db.run("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?", [.integer(groupSeq), .text(id)])

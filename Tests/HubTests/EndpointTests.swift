@@ -44,12 +44,12 @@ import TestSupport
         let id = try hub.createUser("a@x.org", extra: #""password":"S3cret-pass""#)
         let r = try hub.call("GET", "/scim/v2/Users/\(id)?attributes=password,userName")
         #expect(r.object["password"] == nil)
-        let stored = try hub.server.store.read { try $0.fetch(type: "User", id: id) }
+        let stored = try hub.server.store.read { try $0.fetch(type: .user, id: id) }
         let hash = try #require(stored?.doc["password"]?.stringValue)
         #expect(hash.hasPrefix("$pbkdf2-sha256$"))
         #expect(!hash.contains("S3cret-pass"))
         _ = try hub.call("PUT", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org","title":"x"}"#)
-        #expect(try hub.server.store.read { try $0.fetch(type: "User", id: id) }?.doc["password"]?.stringValue == hash)
+        #expect(try hub.server.store.read { try $0.fetch(type: .user, id: id) }?.doc["password"]?.stringValue == hash)
         let audit = try hub.call("GET", "/admin/audit", token: hub.admin)
         #expect(!audit.text.contains("S3cret-pass"))
     }

@@ -93,7 +93,7 @@ import TestSupport
         // A person stored by an earlier version: trailing space, an over-long title.
         let legacy = JSONObject(["schemas": .array([.string("urn:ietf:params:scim:schemas:core:2.0:User")]), "userName": .string("jdoe@x.org "),
                                  "title": .string(String(repeating: "t", count: 2000)), "active": .bool(true)])
-        try hub.server.store.write { w in _ = try w.connection.insert(type: "User", id: "legacy-1", doc: legacy, members: [], now: 1) }
+        try hub.server.store.write { w in _ = try w.connection.insert(type: .user, id: "legacy-1", doc: legacy, members: [], now: 1) }
         let leave = try hub.call("PATCH", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
         #expect(leave.status == 200, "\(leave.text)")
         #expect(leave.object["active"]?.boolValue == false)

@@ -225,7 +225,7 @@ import TestSupport
         defer { ehr.stop() }
         let dir = hub.directory.path
         try hub.server.store.write { w in
-            try w.connection.insertRun(ReconciliationRunRecord(id: "r1", state: "running", mode: "report", targets: #"["ehr"]"#, categories: "[]",
+            try w.connection.insertRun(ReconciliationRunRecord(id: "r1", state: .running, mode: "report", targets: #"["ehr"]"#, categories: "[]",
                                                                requestedBy: "auditor", created: 1, finished: nil, summary: "{}"))
         }
         hub.server.shutdown()

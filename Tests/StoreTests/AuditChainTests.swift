@@ -40,13 +40,13 @@ import SQLite
             do {
                 if i % 10 == 0 {
                     _ = try t.store.write(isolated: false) { (w) throws -> Void in
-                        try w.connection.insert(type: "User", id: "bulk\(i)", doc: JSONObject(["userName": .string("bulk\(i)")]), members: [], now: 1)
+                        try w.connection.insert(type: .user, id: "bulk\(i)", doc: JSONObject(["userName": .string("bulk\(i)")]), members: [], now: 1)
                         throw StoreError("storage failed mid-bulk")
                     }
                 } else {
                     try t.store.write { w in
                         try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
-                        try w.connection.insert(type: "User", id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                        try w.connection.insert(type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
                     }
                 }
             } catch {
@@ -54,7 +54,7 @@ import SQLite
             }
         }
         #expect(failures.withLock { $0 } == 0, "isolated requests failed with a Bulk job")
-        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        let (users, v) = try t.store.read { (try $0.count(type: .user), try AuditLog.verify($0)) }
         #expect(users == 180)
         #expect(v.intact && v.entries == 180)
     }
@@ -66,11 +66,11 @@ import SQLite
         try raw.execute("ALTER TABLE audit RENAME COLUMN hash TO hash_moved")
         #expect {
             try t.store.write { w in
-                try w.connection.insert(type: "User", id: "u1", doc: JSONObject(["userName": .string("u1")]), members: [], now: 1)
+                try w.connection.insert(type: .user, id: "u1", doc: JSONObject(["userName": .string("u1")]), members: [], now: 1)
             }
         } throws: { ($0 as? StoreError)?.kind == .unavailable }
         try raw.execute("ALTER TABLE audit RENAME COLUMN hash_moved TO hash")
-        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        let (users, v) = try t.store.read { (try $0.count(type: .user), try AuditLog.verify($0)) }
         #expect(users == 0)
         #expect(v.intact && v.entries == 1)
     }
@@ -104,12 +104,12 @@ import SQLite
                 do {
                     try t.store.write { w in
                         if i == 3 {
-                            try w.connection.insert(type: "User", id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1)
+                            try w.connection.insert(type: .user, id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1)
                             try w.connection.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
                             throw StoreError("disk full", kind: .full)
                         }
                         try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
-                        try w.connection.insert(type: "User", id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                        try w.connection.insert(type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
                     }
                     outcomes.withLock { $0["u\(i)"] = true }
                 } catch {
@@ -121,14 +121,14 @@ import SQLite
         gate.signal()
         group.wait()
         let reported = outcomes.withLock { $0 }
-        let stored = try t.store.read { c in try (0..<6).filter { try c.fetch(type: "User", id: "u\($0)") != nil }.map { "u\($0)" } }
+        let stored = try t.store.read { c in try (0..<6).filter { try c.fetch(type: .user, id: "u\($0)") != nil }.map { "u\($0)" } }
         // Every write reported as done is stored; nothing else is.
         #expect(Set(stored) == Set(reported.filter(\.value).map(\.key)), "reported \(reported), stored \(stored)")
         #expect(reported["u3"] == false)
         #expect(try t.store.read { try AuditLog.verify($0) }.intact)
         // The store goes on working.
-        try t.store.write { w in try w.connection.insert(type: "User", id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1) }
-        #expect(try t.store.read { try $0.fetch(type: "User", id: "after") } != nil)
+        try t.store.write { w in try w.connection.insert(type: .user, id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1) }
+        #expect(try t.store.read { try $0.fetch(type: .user, id: "after") } != nil)
     }
 }
 

@@ -49,7 +49,7 @@ import TestSupport
         }
         #expect(try claim("other", now: 101, lease: 1000) == ["a"])  // runs again with the newer change
         #expect(try claim("other", now: 201) == ["b"])  // after its backoff, not its lease
-        #expect(try t.store.read { try $0.job(personID: "c", target: "ehr")?.state } == "dead")
+        #expect(try t.store.read { try $0.job(personID: "c", target: "ehr")?.state } == .dead)
     }
 
     @Test func aSoleNode_dropsLeasesLeftByADeadProcess() throws {

@@ -23,9 +23,9 @@ import SQLite
         try db.run("BEGIN")
         try Migrations.recomputeCanonicalIdentifiers(db)
         try db.run("COMMIT")
-        let found = try t.store.read { try $0.candidates(type: "User", hint: .userName("ana@x.org")).map(\.id) }
+        let found = try t.store.read { try $0.candidates(type: .user, hint: .userName("ana@x.org")).map(\.id) }
         #expect(found == ["u1"])
-        #expect(try t.store.read { try $0.candidates(type: "User", hint: .email("strasse@x.org")).map(\.id) } == ["u1"])
+        #expect(try t.store.read { try $0.candidates(type: .user, hint: .email("strasse@x.org")).map(\.id) } == ["u1"])
     }
 
     @Test func collidingPeople_stopTheMigration_namingBothIds() throws {

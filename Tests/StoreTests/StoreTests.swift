@@ -30,45 +30,45 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
     @Test func insert_thenFetchByIdAndIndexes() throws {
         let t = try TempStore()
         try t.store.write { (w) throws -> Void in
-            try w.connection.insert(type: "User", id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
+            try w.connection.insert(type: .user, id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
         }
         try t.store.read { (c) throws -> Void in
-            #expect(try c.fetch(type: "User", id: "u1")?.doc["userName"]?.stringValue == "Ana@X.org")
-            #expect(try c.fetch(type: "Group", id: "u1") == nil)
-            #expect(try c.candidates(type: "User", hint: .userName("ana@x.org")).map(\.id) == ["u1"])
-            #expect(try c.candidates(type: "User", hint: .email("ana@mail.org")).map(\.id) == ["u1"])
-            #expect(try c.count(type: "User") == 1)
+            #expect(try c.fetch(type: .user, id: "u1")?.doc["userName"]?.stringValue == "Ana@X.org")
+            #expect(try c.fetch(type: .group, id: "u1") == nil)
+            #expect(try c.candidates(type: .user, hint: .userName("ana@x.org")).map(\.id) == ["u1"])
+            #expect(try c.candidates(type: .user, hint: .email("ana@mail.org")).map(\.id) == ["u1"])
+            #expect(try c.count(type: .user) == 1)
         }
     }
 
     @Test func duplicateUserName_caseInsensitive_isAUniquenessStoreError() throws {
         let t = try TempStore()
-        try t.store.write { try $0.connection.insert(type: "User", id: "u1", doc: user("ana@x.org"), members: [], now: 1) }
+        try t.store.write { try $0.connection.insert(type: .user, id: "u1", doc: user("ana@x.org"), members: [], now: 1) }
         let e = #expect(throws: StoreError.self) {
-            try t.store.write { try $0.connection.insert(type: "User", id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1) }
+            try t.store.write { try $0.connection.insert(type: .user, id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1) }
         }
         #expect(e?.kind == .uniqueness && e?.isInputError == true)
-        #expect(try t.store.read { try $0.count(type: "User") } == 1)
+        #expect(try t.store.read { try $0.count(type: .user) } == 1)
     }
 
     @Test func groupMembers_mustExist_andDeleteCascadesWithNewGroupVersion() throws {
         let t = try TempStore()
         let g = JSONObject(["schemas": .array([.string(SCIMSchemaURN.group)]), "displayName": .string("Nurses")])
         let missing = #expect(throws: StoreError.self) {
-            try t.store.write { try $0.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1) }
+            try t.store.write { try $0.connection.insert(type: .group, id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1) }
         }
         #expect(missing?.kind == .invalidReference)
         try t.store.write { (w) throws -> Void in
-            try w.connection.insert(type: "User", id: "u1", doc: user("a"), members: [], now: 1)
-            try w.connection.insert(type: "Group", id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)
+            try w.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1)
+            try w.connection.insert(type: .group, id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)
         }
         #expect(try t.store.read { try $0.groups(ofMember: "u1").map(\.id) } == ["g1"])
         try t.store.write { (w) throws -> Void in
-            let u = try #require(try w.connection.fetch(type: "User", id: "u1"))
+            let u = try #require(try w.connection.fetch(type: .user, id: "u1"))
             try w.connection.delete(u, now: 2)
         }
         try t.store.read { (c) throws -> Void in
-            let group = try #require(try c.fetch(type: "Group", id: "g1"))
+            let group = try #require(try c.fetch(type: .group, id: "g1"))
             #expect(group.version == 2)
             #expect(try c.members(ofGroup: group.seq).isEmpty)
         }
@@ -79,11 +79,11 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         let n = 400
         DispatchQueue.concurrentPerform(iterations: n) { i in
             _ = try? t.store.write { (w) throws -> Void in
-                try w.connection.insert(type: "User", id: "u\(i)", doc: user("user\(i)"), members: [], now: 1)
+                try w.connection.insert(type: .user, id: "u\(i)", doc: user("user\(i)"), members: [], now: 1)
                 try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r\(i)"))
             }
         }
-        #expect(try t.store.read { try $0.count(type: "User") } == n)
+        #expect(try t.store.read { try $0.count(type: .user) } == n)
         let v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.intact)
         #expect(v.entries == n)
@@ -95,10 +95,10 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
             _ = try? t.store.write { (w) throws -> Void in
                 try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
                 // Every odd job inserts a duplicate userName and fails after its audit append.
-                try w.connection.insert(type: "User", id: "u\(i)", doc: user(i % 2 == 0 ? "user\(i)" : "user0"), members: [], now: 1)
+                try w.connection.insert(type: .user, id: "u\(i)", doc: user(i % 2 == 0 ? "user\(i)" : "user0"), members: [], now: 1)
             }
         }
-        let (users, v) = try t.store.read { (try $0.count(type: "User"), try AuditLog.verify($0)) }
+        let (users, v) = try t.store.read { (try $0.count(type: .user), try AuditLog.verify($0)) }
         #expect(users == 25)
         #expect(v.intact)
         #expect(v.entries == 25)
@@ -146,12 +146,12 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         defer { dir.remove() }
         do {
             let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
-            try s.write { try $0.connection.insert(type: "User", id: "u1", doc: user("a"), members: [], now: 1) }
+            try s.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
             s.close()
         }
         let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
         defer { s.close() }
-        #expect(try s.read { try $0.count(type: "User") } == 1)
+        #expect(try s.read { try $0.count(type: .user) } == 1)
         let attrs = try FileManager.default.attributesOfItem(atPath: s.path)
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
     }

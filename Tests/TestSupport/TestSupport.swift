@@ -108,7 +108,7 @@ public final class LiveHub: @unchecked Sendable {
     public func snapshot() throws -> String {
         try server.store.read { conn in
             var s = ""
-            for t in ["User", "Group"] {
+            for t in [ResourceKind.user, .group] {
                 try conn.scan(type: t) { r in s += "\(r.id)|\(r.version)|\(JSONValue.object(r.doc).jsonString)\n"; return true }
             }
             return s
