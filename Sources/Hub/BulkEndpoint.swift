@@ -175,7 +175,7 @@ extension HubApp {
     /// Runs one prepared operation in its own savepoint. A client error is that operation's
     /// result; a storage failure ends the whole request (503, nothing committed), since the
     /// transaction may be gone.
-    private func execute(_ w: WriteContext, _ op: BulkOp, _ ctx: RequestContext) throws -> Result<(Int, StoredResource?), SCIMError> {
+    private func execute(_ w: any StoreWriter, _ op: BulkOp, _ ctx: RequestContext) throws -> Result<(Int, StoredResource?), SCIMError> {
         let prepared: Prepared
         switch op.prepared {
         case .failure(let e): return .failure(e)

@@ -13,7 +13,7 @@ import Provisioning
 public final class HubApp: Sendable {
     public let config: HubConfig
     public let registry: SchemaRegistry
-    public let store: Store
+    public let store: any HubStore
     let logger: Logger
     let throttle: AuthThrottle
     /// Who the client is behind a trusted reverse proxy.
@@ -42,7 +42,7 @@ public final class HubApp: Sendable {
     /// The SCIM media type (RFC 7644 §3.1).
     static let scimContentType = "application/scim+json"
 
-    public init(config: HubConfig, registry: SchemaRegistry, store: Store, logger: Logger, engine: ProvisioningEngine? = nil,
+    public init(config: HubConfig, registry: SchemaRegistry, store: any HubStore, logger: Logger, engine: ProvisioningEngine? = nil,
                 reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
                 credentials: CredentialExpiry? = nil) throws {
         self.config = config

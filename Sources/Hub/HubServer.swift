@@ -12,7 +12,7 @@ import ConnectorKit
 public final class HubServer: Sendable {
     public let app: HubApp
     public let http: HTTPServer
-    public let store: Store
+    public let store: any HubStore
     /// The provisioning engine, when a policy is configured.
     public let engine: ProvisioningEngine?
     /// Reconciliation runs, when a policy is configured.
@@ -57,9 +57,9 @@ public final class HubServer: Sendable {
         let auditKey = try config.loadAuditKey()
         let coordination = try LocalCoordination(directory: config.dataDirectory)
         self.coordination = coordination
-        let opened: Store
+        let opened: any HubStore
         do {
-            opened = try Store(directory: config.dataDirectory, durability: config.durability, logger: logger)
+            opened = try SQLiteStore(directory: config.dataDirectory, durability: config.durability, logger: logger)
         } catch {
             coordination.close()
             throw error

@@ -122,7 +122,7 @@ extension HubApp {
 
     /// The document a filter is evaluated on: stored attributes plus `id`, and computed
     /// attributes or `meta` only when the filter mentions them.
-    private func evaluationDoc(_ r: StoredResource, _ type: SCIMResourceType, _ conn: StoreConnection, _ baseURL: String,
+    private func evaluationDoc(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String,
                                computed: Bool, meta needsMeta: Bool) throws -> JSONObject {
         var d: JSONObject
         if computed {

@@ -23,7 +23,7 @@ extension HubApp {
     }
 
     /// The writer-side part of a create, shared with Bulk.
-    func createInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
+    func createInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
         let id = UUIDv7.make()
         var written: [String] = []
         if type.name == "User" {
@@ -71,7 +71,7 @@ extension HubApp {
         return try resourceResponse(200, stored, type, ctx, location: false)
     }
 
-    func replaceInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
+    func replaceInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
                          _ ctx: RequestContext) throws -> StoredResource {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         var doc = type.name == "User" ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
@@ -93,7 +93,7 @@ extension HubApp {
         return try resourceResponse(200, stored, type, ctx, location: false)
     }
 
-    func patchInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
+    func patchInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
                        _ ctx: RequestContext) throws -> StoredResource {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         var working = cur.doc
@@ -128,7 +128,7 @@ extension HubApp {
         return HTTPResponse(status: 204)
     }
 
-    func deleteInWriter(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
+    func deleteInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         if type.name == "User" {
             // Deleting a person is for the feed that owns the identity (userName).
@@ -145,7 +145,7 @@ extension HubApp {
 
     /// Marks the downstream accounts this write may change (transactional outbox): the user
     /// itself, or the users whose group memberships changed.
-    func provision(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String]) throws {
+    func provision(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String]) throws {
         guard let engine else { return }
         if type.name == "User" {
             try engine.enqueue(w, personID: id, person: doc)
@@ -160,7 +160,7 @@ extension HubApp {
     /// The current resource for a replace, patch or delete: 404 when absent, 412 when
     /// `If-Match` names another version (RFC 7644 §3.14), 403 when the caller's feed does
     /// not own the Group (even a change that turns out to change nothing).
-    func fetchForUpdate(_ w: WriteContext, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws -> StoredResource {
+    func fetchForUpdate(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws -> StoredResource {
         guard let cur = try w.connection.fetch(type: type.kind, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
         if type.name != "User" { try feeds.checkGroup(ctx.principal.name, displayName: cur.doc["displayName"]?.stringValue) }
         try Self.checkIfMatch(ifMatch, cur)
@@ -169,7 +169,7 @@ extension HubApp {
 
     /// Writes a changed resource and its audit entry; an unchanged one is left as it is
     /// (no new version), so a client re-sending the same state causes no churn.
-    func commitChange(_ w: WriteContext, _ type: SCIMResourceType, _ cur: StoredResource, _ doc: JSONObject, _ members: [MemberRef],
+    func commitChange(_ w: any StoreWriter, _ type: SCIMResourceType, _ cur: StoredResource, _ doc: JSONObject, _ members: [MemberRef],
                       oldMembers: [MemberRef]? = nil, action: String, _ ctx: RequestContext) throws -> StoredResource {
         var changed = ResourceNormalizer(type: type).changedAttributes(from: cur.doc, to: doc)
         var newMembers: [MemberRef]? = nil
@@ -316,7 +316,7 @@ extension HubApp {
     }
 
     /// The full resource as returned: stored attributes, `id`, computed `groups`/`members`, and `meta`.
-    func render(_ r: StoredResource, _ type: SCIMResourceType, _ conn: StoreConnection, _ projection: Projection, _ baseURL: String) throws -> JSONObject {
+    func render(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ projection: Projection, _ baseURL: String) throws -> JSONObject {
         var out = try fullResource(r, type, conn, baseURL, computed: projection.mayInclude(type.name == "User" ? "groups" : "members"))
         out["meta"] = meta(r, type, baseURL)
         out = projection.apply(out, type: type)
@@ -324,7 +324,7 @@ extension HubApp {
     }
 
     /// Stored attributes plus `id` and (optionally) computed attributes, before projection.
-    func fullResource(_ r: StoredResource, _ type: SCIMResourceType, _ conn: StoreConnection, _ baseURL: String, computed: Bool) throws -> JSONObject {
+    func fullResource(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String, computed: Bool) throws -> JSONObject {
         var out = JSONObject()
         out.members.reserveCapacity(r.doc.members.count + 3)
         out.members.append(JSONObject.Member(key: "schemas", value: r.doc["schemas"] ?? .array([.string(type.schema.id)])))

@@ -27,12 +27,12 @@ public enum GovernanceError: Error, Equatable, CustomStringConvertible {
 /// campaign's default decision. Everything is durable and audited.
 public final class AccessReviews: Sendable {
     public let policy: Policy
-    let store: Store
+    let store: any HubStore
     let engine: ProvisioningEngine?
     /// Due dates and decisions are on this clock (a test moves it past a due date).
     public let clock: any WallClock
 
-    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()) {
+    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()) {
         self.policy = policy
         self.store = store
         self.engine = engine

@@ -14,7 +14,7 @@ import Store
 /// the person and the one who granted it.
 public final class BreakGlass: Sendable {
     public let policy: Policy
-    let store: Store
+    let store: any HubStore
     let engine: ProvisioningEngine?
     let logger: Logger
     let clock: any WallClock
@@ -22,7 +22,7 @@ public final class BreakGlass: Sendable {
 
     public static let defaultHours = 1.0
 
-    public init(policy: Policy, store: Store, engine: ProvisioningEngine?, logger: Logger, clock: any WallClock = SystemClock(),
+    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, logger: Logger, clock: any WallClock = SystemClock(),
                 isLeader: @escaping @Sendable () -> Bool = { true }) {
         self.policy = policy
         self.store = store
@@ -81,7 +81,7 @@ public final class BreakGlass: Sendable {
         try Self.expire(store: store, engine: engine, now: now ?? clock.now())
     }
 
-    static func expire(store: Store, engine: ProvisioningEngine?, now: Double) throws -> Int {
+    static func expire(store: any HubStore, engine: ProvisioningEngine?, now: Double) throws -> Int {
         let due = try store.read { try $0.expiredBreakGlass(now: now) }
         for g in due {
             try store.write { w in

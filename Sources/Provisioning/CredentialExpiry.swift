@@ -13,11 +13,11 @@ import Store
 /// stored expiry and enqueues those people's convergence; at start-up, expiries passed
 /// while the hub was down are processed before anything else.
 public final class CredentialExpiry: Sendable {
-    let store: Store
+    let store: any HubStore
     let engine: ProvisioningEngine
     private let timer: DeadlineThread
 
-    public init(store: Store, engine: ProvisioningEngine, logger: Logger, isLeader: @escaping @Sendable () -> Bool = { true }) {
+    public init(store: any HubStore, engine: ProvisioningEngine, logger: Logger, isLeader: @escaping @Sendable () -> Bool = { true }) {
         self.store = store
         self.engine = engine
         let clock = engine.clock
@@ -36,7 +36,7 @@ public final class CredentialExpiry: Sendable {
         try Self.process(store: store, engine: engine, now: now ?? engine.clock.now())
     }
 
-    static func process(store: Store, engine: ProvisioningEngine, now: Double) throws -> Int {
+    static func process(store: any HubStore, engine: ProvisioningEngine, now: Double) throws -> Int {
         var total = 0
         while true {
             let due = try store.read { try $0.dueCredentialExpiries(now: now, limit: 500) }

@@ -213,7 +213,7 @@ public struct PersonSnapshot: Sendable {
     public let now: Double
 
     /// Reads the snapshot of `personID`, whose stored attributes are `person` (nil: deleted).
-    public static func load(_ conn: StoreConnection, personID: String, person: JSONObject?, now: Double) throws -> PersonSnapshot {
+    public static func load(_ conn: any StoreSession, personID: String, person: JSONObject?, now: Double) throws -> PersonSnapshot {
         var applied: [String: AppliedRecord] = [:]
         for r in try conn.applied(personID: personID) { applied[r.target] = r }
         guard var doc = person else {

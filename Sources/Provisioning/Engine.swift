@@ -50,7 +50,7 @@ public enum CircuitState: String, Sendable { case closed, open, halfOpen = "half
 /// again elsewhere (or here after a restart).
 public final class ProvisioningEngine: Sendable {
     public let policy: Policy
-    private let store: Store
+    private let store: any HubStore
     private let connectors: [String: any Connector]
     private let logger: Logger
     public let options: EngineOptions
@@ -74,7 +74,7 @@ public final class ProvisioningEngine: Sendable {
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
 
-    public init(policy: Policy, store: Store, connectors: [String: any Connector], logger: Logger,
+    public init(policy: Policy, store: any HubStore, connectors: [String: any Connector], logger: Logger,
                 options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
                 coordination: any Coordination) {
         self.policy = policy
@@ -101,7 +101,7 @@ public final class ProvisioningEngine: Sendable {
     /// Marks every target whose desired account for `personID` differs from what was last
     /// applied. Called in the same transaction as the SCIM write (transactional outbox), so
     /// a 2xx means the downstream change will happen. `person` nil means deleted.
-    public func enqueue(_ w: WriteContext, personID: String, person: JSONObject?) throws {
+    public func enqueue(_ w: any StoreWriter, personID: String, person: JSONObject?) throws {
         let conn = w.connection
         let now = clock.now()
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }

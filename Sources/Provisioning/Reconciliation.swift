@@ -53,13 +53,13 @@ public struct TargetComparison: Sendable {
 /// size, not by the number of accounts.
 public final class Reconciler: Sendable {
     public let policy: Policy
-    let store: Store
+    let store: any HubStore
     let connectors: [String: any Connector]
     /// Whether a person is active (a contract end) and holds a credential is judged on this clock.
     let clock: any WallClock
     public static let pageSize = 500
 
-    public init(policy: Policy, store: Store, connectors: [String: any Connector], clock: any WallClock = SystemClock()) {
+    public init(policy: Policy, store: any HubStore, connectors: [String: any Connector], clock: any WallClock = SystemClock()) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
@@ -107,7 +107,7 @@ public final class Reconciler: Sendable {
     }
 
     /// Findings for one page of accounts, and the people seen.
-    private func comparePage(_ accounts: [Account], target t: Target, _ conn: StoreConnection) throws -> ([FindingRecord], [String]) {
+    private func comparePage(_ accounts: [Account], target t: Target, _ conn: any StoreSession) throws -> ([FindingRecord], [String]) {
         let now = clock.now()
         var out: [FindingRecord] = []
         var seen: [String] = []

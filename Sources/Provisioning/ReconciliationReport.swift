@@ -10,7 +10,7 @@ public enum ReconciliationReport {
 
     static var order: [String] { FindingCategory.allCases.map(\.rawValue) }
 
-    public static func render(_ run: ReconciliationRunRecord, format: Format, store: Store) throws -> [UInt8] {
+    public static func render(_ run: ReconciliationRunRecord, format: Format, store: any HubStore) throws -> [UInt8] {
         switch format {
         case .json: return try json(run, store)
         case .csv: return try csv(run, store)
@@ -18,7 +18,7 @@ public enum ReconciliationReport {
         }
     }
 
-    static func json(_ run: ReconciliationRunRecord, _ store: Store) throws -> [UInt8] {
+    static func json(_ run: ReconciliationRunRecord, _ store: any HubStore) throws -> [UInt8] {
         var items: [JSONValue] = []
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
@@ -41,7 +41,7 @@ public enum ReconciliationReport {
     /// Permission creep: per person, what they hold beyond their current packages (entitlements
     /// no package grants, accounts enabled without a package) and break-glass still in force,
     /// from a run's findings. People in user-name order.
-    public static func permissionCreep(_ run: ReconciliationRunRecord, store: Store) throws -> [JSONValue] {
+    public static func permissionCreep(_ run: ReconciliationRunRecord, store: any HubStore) throws -> [JSONValue] {
         struct Person { var userName: String; var displayName: String?; var items: [JSONValue] = [] }
         var people: [String: Person] = [:]
         try store.read { conn in
@@ -59,7 +59,7 @@ public enum ReconciliationReport {
         }
     }
 
-    static func csv(_ run: ReconciliationRunRecord, _ store: Store) throws -> [UInt8] {
+    static func csv(_ run: ReconciliationRunRecord, _ store: any HubStore) throws -> [UInt8] {
         var out = "target,severity,category,personId,userName,displayName,accountId,detail\r\n"
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
@@ -81,7 +81,7 @@ public enum ReconciliationReport {
         return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    static func html(_ run: ReconciliationRunRecord, _ store: Store) throws -> [UInt8] {
+    static func html(_ run: ReconciliationRunRecord, _ store: any HubStore) throws -> [UInt8] {
         let d = ReconciliationRuns.describe(run)
         let summary = d["summary"]?.objectValue ?? JSONObject()
         var h = """

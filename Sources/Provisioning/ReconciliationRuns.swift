@@ -29,14 +29,14 @@ public final class ReconciliationRuns: Sendable {
     public enum Mode: String, Sendable { case report, remediate }
 
     public let reconciler: Reconciler
-    let store: Store
+    let store: any HubStore
     let logger: Logger
     /// Wakes the engine after remediation enqueued jobs.
     let wake: @Sendable () -> Void
     private let busyTargets = Mutex<Set<String>>([])
     private let progress = Mutex<[String: [String: Int]]>([:])
 
-    public init(reconciler: Reconciler, store: Store, logger: Logger, wake: @escaping @Sendable () -> Void = {}) {
+    public init(reconciler: Reconciler, store: any HubStore, logger: Logger, wake: @escaping @Sendable () -> Void = {}) {
         self.reconciler = reconciler
         self.store = store
         self.logger = logger

@@ -81,7 +81,7 @@ public enum CheckpointCheck: Sendable, Equatable {
 
 extension AuditLog {
     /// Verifies the chain and checks each checkpoint against it, in one pass.
-    public static func verify(_ conn: StoreConnection, checkpoints: [AuditCheckpoint]) throws -> (AuditVerification, [CheckpointCheck]) {
+    public static func verify(_ conn: any StoreSession, checkpoints: [AuditCheckpoint]) throws -> (AuditVerification, [CheckpointCheck]) {
         var wanted: [Int64: String] = [:]
         for c in checkpoints { wanted[c.seq] = c.head }
         var found: [Int64: String] = [:]
@@ -100,7 +100,7 @@ extension AuditLog {
 /// has grown, and once more at shutdown: one line appended (O_APPEND, fsync) to the
 /// checkpoint file and one log line.
 public final class AuditCheckpointer: Sendable {
-    private let store: Store
+    private let store: any HubStore
     private let key: Ed25519PrivateKey
     private let path: String
     private let interval: Double
@@ -116,7 +116,7 @@ public final class AuditCheckpointer: Sendable {
     private let unusable: String?
     private let started = Atomic<Bool>(false)
 
-    public init(store: Store, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
+    public init(store: any HubStore, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
         self.store = store
         self.key = key
         self.path = path

@@ -1,8 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import Synchronization
-import SQLite
-import HubLog
 
 /// How hard a commit waits for the disk.
 public enum Durability: String, Sendable {
@@ -47,332 +44,49 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         self.kind = kind
         description = d
     }
-
-    /// The typed error for a driver error (SQLite primary result codes).
-    public init(_ e: SQLiteError) {
-        let kind: Kind
-        switch e.code {
-        case 5, 6: kind = .busy                 // SQLITE_BUSY, SQLITE_LOCKED
-        case 13: kind = .full                   // SQLITE_FULL
-        case 10, 11, 14, 26: kind = .io         // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
-        case 19: kind = .constraint             // SQLITE_CONSTRAINT
-        default: kind = .unavailable
-        }
-        self.init("\(kind.rawValue): \(e.description)", kind: kind)
-    }
-
-    /// SQLite ended the transaction by itself (disk full, I/O error): nothing of it stands.
-    static let transactionLost = StoreError("the storage layer rolled the transaction back", kind: .io)
-
-    /// Maps driver errors to store errors; everything else passes through unchanged.
-    static func mapping<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as SQLiteError { throw StoreError(e) }
-    }
 }
 
-/// The hub's persistent state in one SQLite file in WAL mode. Reads use a pool of
-/// connections; all writes go through one writer thread that groups concurrent requests
-/// into one transaction (one fsync), each request inside its own savepoint so a failing
-/// request rolls back alone. A caller's `write` returns only after its commit.
-public final class Store: Sendable {
-    /// Path of the database file.
-    public let path: String
-    /// Idle read connections, sharded by thread so concurrent workers rarely share a lock.
-    private let readerShards: [ReaderShard]
-    private static let shardCount = 16
-    private let writer: GroupCommitWriter
-    private let logger: Logger
+/// The hub's persistent state, whatever holds it. Reads run on a connection of their own;
+/// writes run in the next commit of the store's writer, each in its own savepoint, and
+/// return once durable. SQLite (`SQLiteStore`) is the embedded backend; every feature's
+/// reads and writes are protocols (`StoreSession`), so another backend implements those.
+public protocol HubStore: Sendable {
+    /// Runs `body` with a read session. With `snapshot`, its statements share one
+    /// consistent view; a single lookup can skip the transaction.
+    func read<T>(snapshot: Bool, _ body: (any StoreSession) throws -> T) throws -> T
 
-    /// Opens (creating if needed) `directory/scimhub.sqlite` and runs migrations.
-    public init(directory: String, durability: Durability = .full, logger: Logger) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        path = directory + "/scimhub.sqlite"
-        self.logger = logger
-        let w = try SQLiteConnection(path: path)
-        try w.execute("PRAGMA journal_mode=WAL")
-        try w.execute("PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL")")
-        try w.execute("PRAGMA foreign_keys=ON")
-        try w.execute("PRAGMA cache_size=-16000")
-        // Savepoint (statement) journals in memory: one per request in a group commit.
-        try w.execute("PRAGMA temp_store=MEMORY")
-        // Checkpoint every ~32 MB of WAL rather than 4 MB: pages a bulk load rewrites many
-        // times are copied into the database once.
-        try w.execute("PRAGMA wal_autocheckpoint=8000")
-        try Migrations.run(w)
-        // The database holds token hashes and personal data: owner-only permissions.
-        chmod(path, 0o600)
-        writer = GroupCommitWriter(connection: w, logger: logger)
-        readerShards = (0..<Self.shardCount).map { _ in ReaderShard() }
-    }
+    /// Runs `body` in the next commit and returns its result once durable. If `body` throws,
+    /// its changes and its audit entries are rolled back and the error rethrown.
+    /// `isolated: false` is for jobs that take their own savepoints per item (Bulk); such a
+    /// job must throw only when storage fails, and then its whole commit is refused.
+    func write<T: Sendable>(isolated: Bool, _ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T
 
-    /// Writes waiting for the writer thread (a gauge for operators, and for tests that need
-    /// several writes in one group commit).
-    public var queuedWrites: Int { writer.queued }
+    /// Writes waiting for the writer (a gauge for operators, and for tests that need several
+    /// writes in one commit).
+    var queuedWrites: Int { get }
 
-    /// Stops the writer thread after pending writes commit.
-    public func close() { writer.stop() }
+    /// Stops the writer after pending writes commit.
+    func close()
+}
 
-    // MARK: - Reads
+extension HubStore {
+    public func read<T>(_ body: (any StoreSession) throws -> T) throws -> T { try read(snapshot: true, body) }
 
-    private var shard: ReaderShard {
-        // pthread_self() is the thread's control block address; mix its bits (Fibonacci hashing).
-        let h = UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) &* 0x9E37_79B9_7F4A_7C15
-        return readerShards[Int(h >> 60) % Self.shardCount]
-    }
-
-    private func checkoutReader() throws -> SQLiteConnection {
-        if let c = shard.pool.withLock({ $0.popLast() }) { return c }
-        let c = try SQLiteConnection(path: path)
-        try c.execute("PRAGMA query_only=1")
-        // Small private caches: there is one reader per thread, and the OS page cache
-        // already holds hot pages for all of them.
-        try c.execute("PRAGMA cache_size=-1000")
-        return c
-    }
-
-    private func checkin(_ c: SQLiteConnection) {
-        shard.pool.withLock { pool in
-            if pool.count < 8 { pool.append(c) }
-        }
-    }
-
-    /// Runs `body` with a read connection. With `snapshot` (the default) its statements
-    /// share one consistent view; a single lookup can skip the transaction.
-    public func read<T>(snapshot: Bool = true, _ body: (StoreConnection) throws -> T) throws -> T {
-        try StoreError.mapping {
-            let c = try checkoutReader()
-            defer { checkin(c) }
-            guard snapshot else { return try body(StoreConnection(db: c)) }
-            try c.run("BEGIN")
-            defer { _ = try? c.run("COMMIT") }
-            return try body(StoreConnection(db: c))
-        }
-    }
-
-    // MARK: - Writes
-
-    /// Runs `body` in the next group commit and returns its result once durable. If `body`
-    /// throws, its changes (and its audit entries) are rolled back and the error rethrown.
-    ///
-    /// `isolated: false` is for jobs that take their own savepoints per item (Bulk): an
-    /// enclosing savepoint would keep SQLite's statement journal growing for the whole job,
-    /// making each further write slower. Such a job must throw only when storage fails;
-    /// then the whole batch is rolled back.
     @discardableResult
-    public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (WriteContext) throws -> T) throws -> T {
-        try StoreError.mapping { try writer.submit(isolated: isolated, body) }
-    }
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T { try write(isolated: true, body) }
 }
 
-/// One shard of idle read connections.
-private final class ReaderShard: Sendable {
-    let pool = Mutex<[SQLiteConnection]>([])
-}
+/// Every feature's queries and mutations on one connection: what a read or a write body gets.
+public protocol StoreSession: ResourceStore, JobQueue, AppliedStateStore, AuditStore, TokenStore, ReconciliationStore, ReviewStore,
+                             BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore {}
 
-/// A connection in use by one caller, with the hub's queries.
-public struct StoreConnection {
-    let db: SQLiteConnection
-}
-
-/// The writer's view: the same queries plus mutations and audit appends.
-public final class WriteContext {
-    /// Queries and mutations on the writer connection.
-    public let connection: StoreConnection
-    var auditHead: [UInt8]
-
-    init(connection: StoreConnection, auditHead: [UInt8]) {
-        self.connection = connection
-        self.auditHead = auditHead
-    }
-
+/// The writer's view of one write: the session, nested savepoints, and the audit chain,
+/// appended in the same transaction as the change it records.
+public protocol StoreWriter: AnyObject {
+    /// Queries and mutations inside this write.
+    var connection: any StoreSession { get }
     /// Runs `body` inside a nested savepoint: if it throws, only its changes are undone.
-    public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        let db = connection.db
-        // Never start work outside the group's transaction (it would commit on its own).
-        guard db.isInTransaction else { throw StoreError.transactionLost }
-        let head = auditHead
-        try db.run("SAVEPOINT nested")
-        do {
-            let r = try body()
-            try db.run("RELEASE nested")
-            return r
-        } catch {
-            do {
-                try db.run("ROLLBACK TO nested")
-                try db.run("RELEASE nested")
-            } catch {
-                // The savepoint cannot be undone: nothing of this transaction may commit.
-                _ = try? db.run("ROLLBACK")
-                auditHead = head
-                throw StoreError.transactionLost
-            }
-            auditHead = head
-            guard db.isInTransaction else { throw (error as? SQLiteError).map(StoreError.init) ?? StoreError.transactionLost }
-            throw error
-        }
-    }
-}
-
-extension Result {
-    var failureError: Failure? {
-        if case .failure(let e) = self { return e }
-        return nil
-    }
-}
-
-/// The single writer thread and its queue.
-final class GroupCommitWriter: @unchecked Sendable {
-    // @unchecked Sendable: `pending` and `stopping` are guarded by `condition`; the
-    // connection is used only by the writer thread.
-    private final class Job: @unchecked Sendable {
-        let body: (WriteContext) throws -> Any
-        let isolated: Bool
-        var result: Result<Any, any Error> = .failure(StoreError("not run"))
-        let done = DispatchSemaphore(value: 0)
-        init(isolated: Bool, _ body: @escaping (WriteContext) throws -> Any) {
-            self.isolated = isolated
-            self.body = body
-        }
-    }
-
-    private let db: SQLiteConnection
-    private let logger: Logger
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var stopping = false
-    private let finished = DispatchSemaphore(value: 0)
-    /// Most requests folded into one transaction.
-    static let maxBatch = 256
-
-    init(connection: SQLiteConnection, logger: Logger) {
-        db = connection
-        self.logger = logger
-        let t = Thread { [self] in self.run() }
-        t.name = "store-writer"
-        t.start()
-    }
-
-    var queued: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return pending.count
-    }
-
-    func submit<T>(isolated: Bool, _ body: @escaping (WriteContext) throws -> T) throws -> T {
-        let job = Job(isolated: isolated) { try body($0) }
-        condition.lock()
-        if stopping {
-            condition.unlock()
-            throw StoreError("store is closed")
-        }
-        pending.append(job)
-        condition.signal()
-        condition.unlock()
-        job.done.wait()
-        switch job.result {
-        case .success(let v):
-            guard let typed = v as? T else { throw StoreError("internal: write result of unexpected type") }
-            return typed
-        case .failure(let e): throw e
-        }
-    }
-
-    func stop() {
-        condition.lock()
-        let already = stopping
-        stopping = true
-        condition.signal()
-        condition.unlock()
-        if !already { finished.wait() }
-    }
-
-    private func run() {
-        while true {
-            condition.lock()
-            while pending.isEmpty && !stopping { condition.wait() }
-            if pending.isEmpty && stopping {
-                condition.unlock()
-                finished.signal()
-                return
-            }
-            let batch = takeBatch()
-            condition.unlock()
-            commit(batch)
-        }
-    }
-
-    /// The next transaction's jobs (called with the lock held): isolated jobs, each in its
-    /// own savepoint, up to `maxBatch`; a non-isolated job (Bulk) alone, so that when it
-    /// fails it cannot take other clients' requests down with it.
-    private func takeBatch() -> [Job] {
-        if let first = pending.first, !first.isolated {
-            pending.removeFirst()
-            return [first]
-        }
-        let n = min(Self.maxBatch, pending.firstIndex { !$0.isolated } ?? pending.count)
-        let batch = Array(pending.prefix(n))
-        pending.removeFirst(n)
-        return batch
-    }
-
-    private func fail(_ batch: [Job], _ error: StoreError) {
-        for j in batch { j.result = .failure(error); j.done.signal() }
-    }
-
-    private func commit(_ batch: [Job]) {
-        do {
-            try db.run("BEGIN IMMEDIATE")
-        } catch {
-            logger.error("store: cannot begin transaction", ["sqlite.error": "\(error)"])
-            fail(batch, StoreError(error))
-            return
-        }
-        let conn = StoreConnection(db: db)
-        // Read the chain head inside the transaction: the CLI may have appended entries.
-        // When it cannot be read, nothing commits: falling back to genesis would fork the chain.
-        let head: [UInt8]
-        do {
-            head = try conn.auditHeadHash()
-        } catch {
-            logger.error("store: cannot read the audit chain head; the batch is refused", ["sqlite.error": "\(error)"])
-            _ = try? db.run("ROLLBACK")
-            fail(batch, (error as? SQLiteError).map(StoreError.init) ?? StoreError("audit chain head unreadable"))
-            return
-        }
-        let ctx = WriteContext(connection: conn, auditHead: head)
-        var batchFailed = false
-        for job in batch {
-            do {
-                let value = job.isolated ? try ctx.savepoint { try job.body(ctx) } : try job.body(ctx)
-                job.result = .success(value)
-            } catch {
-                job.result = .failure(error)
-                // A job without its own savepoint may have left partial changes: drop the batch.
-                if !job.isolated { batchFailed = true; break }
-            }
-            // SQLite may have ended the transaction by itself: then every job's work so far
-            // is gone, including the ones that succeeded; none may be reported as written.
-            guard db.isInTransaction else {
-                logger.error("store: the transaction was rolled back by SQLite; the batch is refused", ["batch.size": String(batch.count)])
-                fail(batch, job.result.failureError as? StoreError ?? StoreError.transactionLost)
-                return
-            }
-        }
-        if batchFailed {
-            // Only ever a batch of one (takeBatch): its own error is its result.
-            _ = try? db.run("ROLLBACK")
-            for j in batch { j.done.signal() }
-            return
-        }
-        do {
-            try db.run("COMMIT")
-        } catch {
-            logger.error("store: commit failed", ["sqlite.error": "\(error)"])
-            _ = try? db.run("ROLLBACK")
-            fail(batch, StoreError(error))
-            return
-        }
-        for j in batch { j.done.signal() }
-    }
+    func savepoint<T>(_ body: () throws -> T) throws -> T
+    /// Appends `entry` to the audit chain, linked to the entry before it.
+    func appendAudit(_ entry: AuditEntry) throws
 }

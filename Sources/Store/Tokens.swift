@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import HubBase
 import HubCrypto
-import SQLite
 
 /// What a token may do.
 public struct Scope: RawRepresentable, Sendable, Hashable {
@@ -103,17 +102,14 @@ public struct TokenRequest: Sendable {
 public enum Tokens {
     static let prefix = "shub_"
 
-    /// Creates a token and returns its text, shown once.
     /// Creates a token and returns its text, shown once. `mintedBy` is the minting principal
     /// (`cli` for the host), `mintedByToken` the token it used (nil for the host).
-    public static func create(_ ctx: WriteContext, principal: String, scopes: [Scope], now: Double, mintedBy: String,
+    public static func create(_ ctx: any StoreWriter, principal: String, scopes: [Scope], now: Double, mintedBy: String,
                               mintedByToken: String? = nil, approvedBy: String? = nil) throws -> (id: String, token: String) {
         let id = hexString(Crypto.randomBytes(8))
         let token = prefix + id + "_" + base64URLString(Crypto.randomBytes(32))
-        try ctx.connection.db.run("""
-            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .blob(Crypto.sha256(token)), .real(now),
-                  .text(mintedBy), mintedByToken.map { .text($0) } ?? .null, approvedBy.map { .text($0) } ?? .null])
+        try ctx.connection.insertToken(StoredToken(id: id, principal: principal, scopes: scopes, hash: Crypto.sha256(token), created: now,
+                                                   mintedBy: mintedBy, mintedByToken: mintedByToken, approvedBy: approvedBy))
         return (id, token)
     }
 
@@ -121,17 +117,17 @@ public enum Tokens {
     /// so on up the chain of minting tokens to one the host minted. Two tokens whose people
     /// overlap may be one person acting twice, however many hops apart (Alice's token mints
     /// "carol" and "dave": carol must not approve dave's requests).
-    public static func people(_ conn: StoreConnection, tokenID: String) throws -> Set<String> {
+    public static func people(_ conn: any StoreSession, tokenID: String) throws -> Set<String> {
         var out = Set<String>()
         var next: String? = tokenID
         var hops = 0
         while let id = next, hops < 64 {
             hops += 1
             next = nil
-            try conn.db.query("SELECT principal, minted_by, minted_by_token FROM tokens WHERE id = ?", [.text(id)]) { r in
-                out.insert(Identifier.canonical(r.text(0) ?? ""))
-                if let m = r.text(1), m != "cli" { out.insert(Identifier.canonical(m)) }
-                next = r.text(2)
+            if let t = try conn.token(id: id) {
+                out.insert(Identifier.canonical(t.principal))
+                if t.mintedBy != "cli" { out.insert(Identifier.canonical(t.mintedBy)) }
+                next = t.mintedByToken
             }
         }
         out.remove("")
@@ -140,58 +136,39 @@ public enum Tokens {
 
     // MARK: - Requests awaiting a second administrator
 
-    public static func request(_ ctx: WriteContext, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double) throws {
-        try ctx.connection.db.run("INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) VALUES (?, ?, ?, ?, ?, ?)",
-                                  [.text(id), .text(principal), .text(scopes.map(\.rawValue).joined(separator: ",")), .text(requestedBy.name),
-                                   .text(requestedBy.tokenID), .real(now)])
+    public static func request(_ ctx: any StoreWriter, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double) throws {
+        try ctx.connection.insertTokenRequest(TokenRequest(id: id, principal: principal, scopes: scopes, requestedBy: requestedBy.name,
+                                                           requestedByToken: requestedBy.tokenID, created: now, approvedBy: nil, tokenID: nil))
     }
 
     /// A request still within its lifetime, or nil.
-    public static func request(_ conn: StoreConnection, id: String, now: Double) throws -> TokenRequest? {
-        try requests(conn, "id = ? AND created > ?", [.text(id), .real(now - TokenRequest.lifetime)]).first
+    public static func request(_ conn: any StoreSession, id: String, now: Double) throws -> TokenRequest? {
+        try conn.tokenRequest(id: id, createdAfter: now - TokenRequest.lifetime)
     }
 
     /// Requests not yet issued and still within their lifetime, oldest first.
-    public static func openRequests(_ conn: StoreConnection, now: Double) throws -> [TokenRequest] {
-        try requests(conn, "token_id IS NULL AND created > ? ORDER BY created", [.real(now - TokenRequest.lifetime)])
-    }
-
-    private static func requests(_ conn: StoreConnection, _ clause: String, _ params: [SQLiteValue]) throws -> [TokenRequest] {
-        var out: [TokenRequest] = []
-        try conn.db.query("SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id FROM token_requests WHERE \(clause)", params) { r in
-            out.append(TokenRequest(id: r.text(0) ?? "", principal: r.text(1) ?? "",
-                                    scopes: (r.text(2) ?? "").split(separator: ",").map { Scope(rawValue: String($0)) },
-                                    requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
-                                    approvedBy: r.text(6), tokenID: r.text(7)))
-        }
-        return out
+    public static func openRequests(_ conn: any StoreSession, now: Double) throws -> [TokenRequest] {
+        try conn.openTokenRequests(createdAfter: now - TokenRequest.lifetime)
     }
 
     /// Records the approval; false when approved already.
-    public static func approve(_ ctx: WriteContext, requestID: String, by: String, now: Double) throws -> Bool {
-        try ctx.connection.db.run("UPDATE token_requests SET approved_by = ?, approved = ? WHERE id = ? AND approved_by IS NULL",
-                                  [.text(by), .real(now), .text(requestID)]) == 1
+    public static func approve(_ ctx: any StoreWriter, requestID: String, by: String, now: Double) throws -> Bool {
+        try ctx.connection.approveTokenRequest(id: requestID, by: by, now: now)
     }
 
     /// Records that the approved token was issued; false when it was issued already.
-    public static func markIssued(_ ctx: WriteContext, requestID: String, tokenID: String, now: Double) throws -> Bool {
-        try ctx.connection.db.run("UPDATE token_requests SET token_id = ?, issued = ? WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
-                                  [.text(tokenID), .real(now), .text(requestID)]) == 1
+    public static func markIssued(_ ctx: any StoreWriter, requestID: String, tokenID: String, now: Double) throws -> Bool {
+        try ctx.connection.markTokenRequestIssued(id: requestID, tokenID: tokenID, now: now)
     }
 
     /// Revokes a token by id; false when there is no such live token.
-    public static func revoke(_ ctx: WriteContext, id: String, now: Double) throws -> Bool {
-        try ctx.connection.db.run("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", [.real(now), .text(id)]) == 1
+    public static func revoke(_ ctx: any StoreWriter, id: String, now: Double) throws -> Bool {
+        try ctx.connection.revokeToken(id: id, now: now)
     }
 
     /// Every token, newest first.
-    public static func list(_ conn: StoreConnection) throws -> [TokenInfo] {
-        var out: [TokenInfo] = []
-        try conn.db.query("SELECT id, principal, scopes, created, revoked, minted_by, approved_by FROM tokens ORDER BY created DESC") { r in
-            out.append(TokenInfo(id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: (r.text(2) ?? "").split(separator: ",").map(String.init),
-                                 created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5), approvedBy: r.text(6)))
-        }
-        return out
+    public static func list(_ conn: any StoreSession) throws -> [TokenInfo] {
+        try conn.tokens()
     }
 
     /// The public id in a presented token's text (`shub_<id>_…`), or nil when malformed.
@@ -205,18 +182,49 @@ public enum Tokens {
     }
 
     /// The principal for a presented token, or nil when unknown, malformed or revoked.
-    public static func verify(_ conn: StoreConnection, token: String) throws -> Principal? {
+    public static func verify(_ conn: any StoreSession, token: String) throws -> Principal? {
         let u = Array(token.utf8)
         guard let id = publicID(token) else { return nil }
-        var found: (principal: String, scopes: String, hash: [UInt8], revoked: Bool)?
-        try conn.db.query("SELECT principal, scopes, hash, revoked FROM tokens WHERE id = ?", [.text(id)]) { r in
-            found = (r.text(0) ?? "", r.text(1) ?? "", r.blob(2), !r.isNull(3))
-        }
+        let found = try conn.token(id: id)
         // Hash even when the id is unknown, so timing does not reveal which ids exist.
         let presented = Crypto.sha256(u)
         guard let f = found else { _ = Crypto.constantTimeEquals(presented, presented); return nil }
-        guard Crypto.constantTimeEquals(presented, f.hash), !f.revoked else { return nil }
-        let scopes = Set(f.scopes.split(separator: ",").map { Scope(rawValue: String($0)) })
-        return Principal(name: f.principal, scopes: scopes, tokenID: id)
+        guard Crypto.constantTimeEquals(presented, f.hash), f.revoked == nil else { return nil }
+        return Principal(name: f.principal, scopes: Set(f.scopes), tokenID: id)
     }
+}
+
+/// A token as stored: its hash, never its text.
+public struct StoredToken: Sendable, Equatable {
+    public let id: String
+    public let principal: String
+    public let scopes: [Scope]
+    public let hash: [UInt8]
+    public let created: Double
+    public var revoked: Double? = nil
+    /// The minting principal (`cli` for the host) and the token it used.
+    public let mintedBy: String
+    public let mintedByToken: String?
+    public let approvedBy: String?
+}
+
+/// Bearer tokens and the requests for them that wait for a second administrator.
+public protocol TokenStore {
+    func insertToken(_ t: StoredToken) throws
+    /// The token with public id `id`, revoked or not.
+    func token(id: String) throws -> StoredToken?
+    /// Every token, newest first.
+    func tokens() throws -> [TokenInfo]
+    /// Revokes a live token; false when there is none.
+    func revokeToken(id: String, now: Double) throws -> Bool
+
+    func insertTokenRequest(_ r: TokenRequest) throws
+    /// The request `id` if made after `createdAfter`.
+    func tokenRequest(id: String, createdAfter: Double) throws -> TokenRequest?
+    /// Requests not yet issued made after `createdAfter`, oldest first.
+    func openTokenRequests(createdAfter: Double) throws -> [TokenRequest]
+    /// Records the approval; false when approved already.
+    func approveTokenRequest(id: String, by: String, now: Double) throws -> Bool
+    /// Records that the approved token was issued; false when issued already or not approved.
+    func markTokenRequestIssued(id: String, tokenID: String, now: Double) throws -> Bool
 }

@@ -23,7 +23,7 @@ func runCredentialBenchmark(_ o: Options) throws {
     let loaded = try bulkLoad(o, count: o.people, client: c, token: hr)
     let before = hub.memoryKiB()
     _ = hub.stop()
-    let store = try Store(directory: dir.path, logger: Logger(label: "bench", minimumLevel: .error, silent: true))
+    let store = try SQLiteStore(directory: dir.path, logger: Logger(label: "bench", minimumLevel: .error, silent: true))
     let scheduled = try store.read { try $0.credentialScheduleSize() }
     store.close()
     say(String(format: "  loaded in %.1f s; %d licence expiries scheduled; hub RSS after the load %.1f MB", loaded, scheduled, Double(before.rss) / 1024))

@@ -73,8 +73,8 @@ struct Arguments {
     }
 }
 
-func openStore(_ data: String) throws -> Store {
-    try Store(directory: data, logger: Logger(label: "scimhub", minimumLevel: .warning))
+func openStore(_ data: String) throws -> any HubStore {
+    try SQLiteStore(directory: data, logger: Logger(label: "scimhub", minimumLevel: .warning))
 }
 
 func serve(_ args: Arguments) throws -> Int32 {
@@ -298,7 +298,7 @@ func reconcile(_ args: Arguments) throws -> Int32 {
         return 1
     }
     let logger = Logger(label: "scimhub", minimumLevel: .warning)
-    let store = try Store(directory: data, durability: .full, logger: logger)
+    let store = try SQLiteStore(directory: data, durability: .full, logger: logger)
     defer { store.close() }
     let runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger)
     let targets = args.options["target"].map { $0.split(separator: ",").map(String.init) }

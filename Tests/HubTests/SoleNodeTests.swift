@@ -40,7 +40,7 @@ import TestSupport
         let id = try #require(created.object["id"]?.stringValue)
         plain.server.shutdown()
         // As if a hub had claimed the job for an hour and then died.
-        let store = try Store(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
+        let store = try SQLiteStore(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
         let now = Date().timeIntervalSince1970
         let claimed = try store.write { w in
             try w.connection.enqueue(personID: id, target: "ehr", priority: 1, now: now)

@@ -105,7 +105,7 @@ import SQLite
                     try t.store.write { w in
                         if i == 3 {
                             try w.connection.insert(type: .user, id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1)
-                            try w.connection.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
+                            try (w as! SQLiteWriteContext).session.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
                             throw StoreError("disk full", kind: .full)
                         }
                         try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))

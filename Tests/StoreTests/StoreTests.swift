@@ -12,8 +12,8 @@ import TestSupport
 /// Each test gets a fresh database in a temporary folder.
 final class TempStore: Sendable {
     let dir = TemporaryDirectory()
-    let store: Store
-    init() throws { store = try Store(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true)) }
+    let store: SQLiteStore
+    init() throws { store = try SQLiteStore(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true)) }
     deinit {
         store.close()
         dir.remove()
@@ -145,11 +145,11 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         do {
-            let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
+            let s = try SQLiteStore(directory: dir.path, logger: Logger(label: "t", silent: true))
             try s.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
             s.close()
         }
-        let s = try Store(directory: dir.path, logger: Logger(label: "t", silent: true))
+        let s = try SQLiteStore(directory: dir.path, logger: Logger(label: "t", silent: true))
         defer { s.close() }
         #expect(try s.read { try $0.count(type: .user) } == 1)
         let attrs = try FileManager.default.attributesOfItem(atPath: s.path)

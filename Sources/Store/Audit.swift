@@ -2,7 +2,6 @@
 import HubBase
 import JSONCore
 import HubCrypto
-import SQLite
 
 /// One audit entry. It holds identifiers and attribute *names*, never values or secrets.
 public struct AuditEntry: Sendable, Equatable {
@@ -78,42 +77,41 @@ public struct AuditVerification: Sendable {
 }
 
 /// The tamper-evident audit log: each entry stores its predecessor's hash and
-/// SHA-256(predecessor's hash ‖ its own fields).
+/// SHA-256(predecessor's hash ‖ its own fields). Backend-neutral: the chain's rules are
+/// here, the rows in the store (`AuditStore`).
 public enum AuditLog {
     /// The predecessor hash of the first entry.
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// Appends an entry in the caller's write transaction.
-    public static func append(_ ctx: WriteContext, _ entry: AuditEntry) throws {
-        let db = ctx.connection.db
-        var seq: Int64 = 1
-        try db.query("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit") { seq = $0.int64(0) }
-        let prev = ctx.auditHead
-        let hash = Crypto.sha256(entry.preimage(seq: seq, prev: prev))
-        try db.run("""
-            INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.integer(seq), .text(entry.time), .text(entry.principal), .text(entry.action), .text(entry.resourceType),
-                  .text(entry.resourceID), .text(encodeAttributes(entry.attributes)), .text(entry.requestID), .text(entry.outcome),
-                  .blob(prev), .blob(hash)])
-        ctx.auditHead = hash
+    public static func append(_ w: any StoreWriter, _ entry: AuditEntry) throws {
+        try w.appendAudit(entry)
+    }
+
+    /// The entry with its sequence number, predecessor hash and hash filled in.
+    public static func chained(_ entry: AuditEntry, seq: Int64, prev: [UInt8]) -> AuditEntry {
+        var e = entry
+        e.seq = seq
+        e.prevHash = prev
+        e.hash = Crypto.sha256(entry.preimage(seq: seq, prev: prev))
+        return e
     }
 
     /// Attribute names as a JSON array: unambiguous whatever the names hold (a comma once
     /// split one name in two on read, and the entry no longer matched its hash).
-    static func encodeAttributes(_ names: [String]) -> String {
+    public static func encodeAttributes(_ names: [String]) -> String {
         String(decoding: JSONWriter().write(.array(names.map { .string($0) })), as: UTF8.self)
     }
 
     /// Entries written before the JSON encoding hold names joined by commas.
-    static func decodeAttributes(_ text: String) -> [String] {
+    public static func decodeAttributes(_ text: String) -> [String] {
         if text.hasPrefix("["), case .array(let items)? = try? JSONParser().parse(Array(text.utf8)) { return items.compactMap(\.stringValue) }
         return text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     }
 
     /// Walks the whole chain in order and reports every break. `hashAt` is called with each
     /// entry's sequence number and hash (checkpoint verification).
-    public static func verify(_ conn: StoreConnection, hashAt: (Int64, [UInt8]) -> Void = { _, _ in }) throws -> AuditVerification {
+    public static func verify(_ conn: any StoreSession, hashAt: (Int64, [UInt8]) -> Void = { _, _ in }) throws -> AuditVerification {
         var prev = genesis
         var expectedSeq: Int64 = 1
         var count = 0, breakCount = 0
@@ -123,8 +121,7 @@ public enum AuditLog {
             if breaks.count < AuditVerification.maxListed { breaks.append((seq, reason)) }
         }
         var lastSeq: Int64 = 0
-        try conn.db.query("SELECT \(columns) FROM audit ORDER BY seq") { row in
-            let e = entry(row)
+        try conn.scanAudit { e in
             if e.seq != expectedSeq {
                 broken(expectedSeq, e.seq == expectedSeq + 1 ? "entry \(expectedSeq) is missing" : "entries \(expectedSeq) to \(e.seq - 1) are missing")
             }
@@ -144,53 +141,25 @@ public enum AuditLog {
     }
 
     /// Entries matching the filters, oldest first (`time` bounds are ISO timestamps).
-    public static func list(_ conn: StoreConnection, since: String?, until: String?, principal: String?, resourceID: String?,
+    public static func list(_ conn: any StoreSession, since: String?, until: String?, principal: String?, resourceID: String?,
                             afterSeq: Int64, limit: Int) throws -> [AuditEntry] {
-        var sql = "SELECT \(columns) FROM audit WHERE seq > ?"
-        var params: [SQLiteValue] = [.integer(afterSeq)]
-        if let s = since { sql += " AND time >= ?"; params.append(.text(s)) }
-        if let u = until { sql += " AND time < ?"; params.append(.text(u)) }
-        if let p = principal { sql += " AND principal = ?"; params.append(.text(p)) }
-        if let r = resourceID { sql += " AND resource_id = ?"; params.append(.text(r)) }
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(.integer(Int64(limit)))
-        var out: [AuditEntry] = []
-        try conn.db.query(sql, params) { out.append(entry($0)) }
-        return out
-    }
-
-    static let columns = "seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash"
-
-    static func entry(_ r: SQLiteRow) -> AuditEntry {
-        var e = AuditEntry(time: r.text(1) ?? "", principal: r.text(2) ?? "", action: r.text(3) ?? "", resourceType: r.text(4) ?? "",
-                           resourceID: r.text(5) ?? "", attributes: decodeAttributes(r.text(6) ?? ""),
-                           requestID: r.text(7) ?? "", outcome: r.text(8) ?? "")
-        e.seq = r.int64(0)
-        e.prevHash = r.blob(9)
-        e.hash = r.blob(10)
-        return e
+        try conn.auditEntries(since: since, until: until, principal: principal, resourceID: resourceID, afterSeq: afterSeq, limit: limit)
     }
 }
 
-extension StoreConnection {
-    /// Hash of the newest audit entry, or the genesis value.
-    func auditHeadHash() throws -> [UInt8] {
-        try auditHead().hash
-    }
+/// The audit chain's rows.
+public protocol AuditStore {
+    /// Every entry in sequence order.
+    func scanAudit(_ body: (AuditEntry) throws -> Void) throws
+
+    /// Entries matching the filters, oldest first, after `afterSeq`.
+    func auditEntries(since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int) throws -> [AuditEntry]
 
     /// The hash of entry `seq`, or nil when there is none.
-    public func auditHash(seq: Int64) throws -> [UInt8]? {
-        var h: [UInt8]?
-        try db.query("SELECT hash FROM audit WHERE seq = ?", [.integer(seq)]) { h = $0.blob(0) }
-        return h
-    }
+    func auditHash(seq: Int64) throws -> [UInt8]?
 
-    /// Sequence number and hash of the newest audit entry (0 and the genesis value when empty).
-    public func auditHead() throws -> (seq: Int64, hash: [UInt8]) {
-        var h = (seq: Int64(0), hash: AuditLog.genesis)
-        try db.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") { h = ($0.int64(0), $0.blob(1)) }
-        return h
-    }
+    /// Sequence number and hash of the newest entry (0 and the genesis value when empty).
+    func auditHead() throws -> (seq: Int64, hash: [UInt8])
 }
 
 extension AuditEntry {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import SQLite
 
-extension StoreConnection {
+extension SQLiteSession {
     /// Stores a principal's TOTP secret; false when one is enrolled already.
     public func enrolMFA(principal: String, secret: [UInt8], now: Double) throws -> Bool {
         try db.run("INSERT OR IGNORE INTO mfa_secrets(principal, secret, created) VALUES (?, ?, ?)", [.text(principal), .blob(secret), .real(now)]) == 1

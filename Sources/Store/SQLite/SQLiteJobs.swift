@@ -1,38 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import SQLite
 
-/// A queued convergence job.
-public struct ProvisioningJob: Sendable, Equatable {
-    public let personID: String
-    public let target: String
-    public let priority: Int
-    public let state: JobState
-    public let generation: Int64
-    public let attempts: Int
-    public let notBefore: Double
-    public let enqueued: Double
-    public let lastError: String?
-}
-
-/// What was last applied for one (person, target).
-public struct AppliedRecord: Sendable, Equatable {
-    public let personID: String
-    public let target: String
-    public let accountID: String?
-    public let state: [UInt8]
-    public let applied: Double
-    public let personDeleted: Double?
-    public let lastResult: String?
-}
-
-/// Queue statistics for one target.
-public struct QueueStats: Sendable {
-    public let pending: Int
-    public let dead: Int
-    public let oldestPending: Double?
-}
-
-extension StoreConnection {
+extension SQLiteSession {
     static let jobColumns = "person_id, target, priority, state, generation, attempts, not_before, enqueued, last_error"
 
     private func job(_ r: SQLiteRow) -> ProvisioningJob {

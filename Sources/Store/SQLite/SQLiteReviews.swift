@@ -1,48 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import SQLite
 
-/// An access-review campaign as stored.
-public struct ReviewCampaignRecord: Sendable, Equatable {
-    public var id: String
-    public var name: String
-    public var scopeKind: String
-    public var scopeValue: String
-    public var reviewers: [String]
-    public var due: Double
-    public var defaultDecision: String
-    public var state: String
-    public var createdBy: String
-    public var created: Double
-    public var closed: Double?
-
-    public init(id: String, name: String, scopeKind: String, scopeValue: String, reviewers: [String], due: Double, defaultDecision: String,
-                state: String, createdBy: String, created: Double, closed: Double?) {
-        self.id = id; self.name = name; self.scopeKind = scopeKind; self.scopeValue = scopeValue; self.reviewers = reviewers
-        self.due = due; self.defaultDecision = defaultDecision; self.state = state; self.createdBy = createdBy; self.created = created; self.closed = closed
-    }
-}
-
-/// One review item: does this person still need this package?
-public struct ReviewItemRecord: Sendable, Equatable {
-    public var seq: Int64
-    public var personID: String
-    public var userName: String
-    public var displayName: String?
-    public var package: String
-    public var reviewer: String?
-    public var decision: String?
-    public var reason: String?
-    public var decidedBy: String?
-    public var decided: Double?
-
-    public init(seq: Int64, personID: String, userName: String, displayName: String?, package: String, reviewer: String?,
-                decision: String? = nil, reason: String? = nil, decidedBy: String? = nil, decided: Double? = nil) {
-        self.seq = seq; self.personID = personID; self.userName = userName; self.displayName = displayName; self.package = package
-        self.reviewer = reviewer; self.decision = decision; self.reason = reason; self.decidedBy = decidedBy; self.decided = decided
-    }
-}
-
-extension StoreConnection {
+extension SQLiteSession {
     private static let campaignColumns = "id, name, scope_kind, scope_value, reviewers, due, default_decision, state, created_by, created, closed"
     private static let itemColumns = "seq, person_id, user_name, display_name, package, reviewer, decision, reason, decided_by, decided"
 

@@ -1,31 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import SQLite
 
-/// A break-glass grant as stored.
-public struct BreakGlassRecord: Sendable, Equatable {
-    public var id: String
-    public var personID: String
-    public var userName: String
-    public var package: String
-    public var reason: String
-    public var grantedBy: String
-    public var created: Double
-    public var expires: Double
-    public var ended: Double?
-    public var reviewDecision: String?
-    public var reviewReason: String?
-    public var reviewedBy: String?
-    public var reviewed: Double?
-    /// The token the grant was made with (its minter may not review the use).
-    public var grantedByToken: String?
-
-    public init(id: String, personID: String, userName: String, package: String, reason: String, grantedBy: String, created: Double, expires: Double) {
-        self.id = id; self.personID = personID; self.userName = userName; self.package = package; self.reason = reason
-        self.grantedBy = grantedBy; self.created = created; self.expires = expires
-    }
-}
-
-extension StoreConnection {
+extension SQLiteSession {
     private static let breakGlassColumns = "id, person_id, user_name, package, reason, granted_by, created, expires, ended, review_decision, review_reason, reviewed_by, reviewed, granted_by_token"
 
     private func breakGlass(_ r: SQLiteRow) -> BreakGlassRecord {

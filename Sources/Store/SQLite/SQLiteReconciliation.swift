@@ -2,53 +2,7 @@
 import JSONCore
 import SQLite
 
-/// A reconciliation run as stored.
-public struct ReconciliationRunRecord: Sendable, Equatable {
-    public let id: String
-    public let state: RunState
-    public let mode: String
-    public let targets: String
-    public let categories: String
-    public let requestedBy: String
-    public let created: Double
-    public let finished: Double?
-    public let summary: String
-
-    public init(id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
-        self.id = id
-        self.state = state
-        self.mode = mode
-        self.targets = targets
-        self.categories = categories
-        self.requestedBy = requestedBy
-        self.created = created
-        self.finished = finished
-        self.summary = summary
-    }
-}
-
-/// One finding as stored.
-public struct FindingRecord: Sendable, Equatable {
-    public let target: String
-    public let category: String
-    public let personID: String?
-    public let userName: String
-    public let displayName: String?
-    public let accountID: String?
-    public let detail: String?
-
-    public init(target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?, detail: String?) {
-        self.target = target
-        self.category = category
-        self.personID = personID
-        self.userName = userName
-        self.displayName = displayName
-        self.accountID = accountID
-        self.detail = detail
-    }
-}
-
-extension StoreConnection {
+extension SQLiteSession {
     private static let runColumns = "id, state, mode, targets, categories, requested_by, created, finished, summary"
 
     private func run(_ r: SQLiteRow) -> ReconciliationRunRecord {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import SQLite
 
-extension StoreConnection {
+extension SQLiteSession {
     /// Records (or, with nil, forgets) when a person's licence expires.
     public func setCredentialExpiry(personID: String, expires: Double?) throws {
         if let e = expires {

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+import JSONCore
+
+/// A reconciliation run as stored.
+public struct ReconciliationRunRecord: Sendable, Equatable {
+    public let id: String
+    public let state: RunState
+    public let mode: String
+    public let targets: String
+    public let categories: String
+    public let requestedBy: String
+    public let created: Double
+    public let finished: Double?
+    public let summary: String
+
+    public init(id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
+        self.id = id
+        self.state = state
+        self.mode = mode
+        self.targets = targets
+        self.categories = categories
+        self.requestedBy = requestedBy
+        self.created = created
+        self.finished = finished
+        self.summary = summary
+    }
+}
+
+/// One finding as stored.
+public struct FindingRecord: Sendable, Equatable {
+    public let target: String
+    public let category: String
+    public let personID: String?
+    public let userName: String
+    public let displayName: String?
+    public let accountID: String?
+    public let detail: String?
+
+    public init(target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?, detail: String?) {
+        self.target = target
+        self.category = category
+        self.personID = personID
+        self.userName = userName
+        self.displayName = displayName
+        self.accountID = accountID
+        self.detail = detail
+    }
+}
+
+/// Reconciliation runs, their findings and the accounts each run has seen.
+public protocol ReconciliationStore {
+    func insertRun(_ r: ReconciliationRunRecord) throws
+
+    func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws
+
+    func reconciliationRun(id: String) throws -> ReconciliationRunRecord?
+
+    /// Most recent first.
+    func reconciliationRuns(limit: Int) throws -> [ReconciliationRunRecord]
+
+    /// Runs left `running` by a process that stopped: they are failed at start-up.
+    func interruptRuns(now: Double) throws -> Int
+
+    func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws
+
+    /// Findings by target, then category in `categoryOrder` (most urgent first), then as
+    /// found; `body` returning false stops (reports stream them).
+    func findings(runID: String, categoryOrder: [String], _ body: (FindingRecord) throws -> Bool) throws
+
+    func markSeen(runID: String, target: String, personIDs: [String]) throws
+
+    func wasSeen(runID: String, target: String, personID: String) throws -> Bool
+
+    func forgetSeen(runID: String) throws
+}
+
+extension ReconciliationStore {
+    /// Findings by target, then in the order they were recorded.
+    public func findings(runID: String, _ body: (FindingRecord) throws -> Bool) throws { try findings(runID: runID, categoryOrder: [], body) }
+}
