@@ -76,6 +76,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["HubBase", "HubHarness", "Hub", "Store", "JSONCore", "HTTPServer", "CLinux", "HubLog", "HubCrypto", "ConnectorKit",
                                                    "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], path: "Tests/TestSupport",
                 swiftSettings: swiftSettings),
+        .testTarget(name: "HubBaseTests", dependencies: ["HubBase"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["HubBase", "SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),

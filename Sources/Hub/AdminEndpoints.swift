@@ -171,3 +171,17 @@ extension HubApp {
         return jsonResponse(200, .object(JSONObject(["within": .string(text), "people": .array(people)])), contentType: "application/json")
     }
 }
+
+extension HubApp {
+    /// Audit, targets, the queue and people's access.
+    static var adminRoutes: [Route] {
+        [
+        Route.make("GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]) { app, ctx, _ in try app.listAudit(ctx) },
+        Route.make("GET", "/admin/targets", .admin) { app, ctx, _ in try app.listTargets(ctx) },
+        Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { app, ctx, _ in try app.listJobs(ctx) },
+        Route.make("POST", "/admin/jobs/{id}/retry", .admin) { app, ctx, p in try app.retryJob(p[0], ctx) },
+        Route.make("GET", "/admin/people/{id}/access", .admin) { app, ctx, p in try app.personAccess(p[0], ctx) },
+        Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { app, ctx, _ in try app.expiringCredentials(ctx) },
+        ]
+    }
+}

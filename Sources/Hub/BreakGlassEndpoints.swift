@@ -62,3 +62,14 @@ extension HubApp {
         return jsonResponse(200, BreakGlass.json(g), contentType: "application/json")
     }
 }
+
+extension HubApp {
+    /// Break-glass grants and their reviews. Granting has its own scope: an admin token alone cannot.
+    static var breakGlassRoutes: [Route] {
+        [
+        Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { app, ctx, _ in try app.listBreakGlass(ctx) },
+        Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { app, ctx, _ in try app.grantBreakGlass(ctx) },
+        Route.make("POST", "/admin/break-glass/{id}/review", .admin) { app, ctx, p in try app.reviewBreakGlass(p[0], ctx) },
+        ]
+    }
+}

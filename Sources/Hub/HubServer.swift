@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HubBase
 import Synchronization
 import HTTPServer
 import HubLog
@@ -23,10 +24,9 @@ public final class HubServer: Sendable {
     public let breakGlass: BreakGlass?
     /// The licence-expiry schedule, when a policy is configured.
     public let credentials: CredentialExpiry?
-    private let reconcileEvery: Double?
-    private let reviewSchedule: (every: Double, due: Double, decision: String)
     private let logger: Logger
-    private let stopSchedule = DispatchSemaphore(value: 0)
+    /// The background services, started in this order and stopped in reverse.
+    private let services: ServiceRunner
     /// Signalled when `run` has stopped everything and released the store.
     private let finished = DispatchSemaphore(value: 0)
     private let running = Atomic<Bool>(false)
@@ -82,8 +82,6 @@ public final class HubServer: Sendable {
             try runs?.failInterrupted()
         }
         reconciliations = runs
-        reconcileEvery = config.reconcileEveryHours
-        reviewSchedule = (config.reviewEveryDays, config.reviewDueDays, config.reviewDefaultDecision)
         self.logger = logger
         let openStore = store
         let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine, clock: clock) }
@@ -98,6 +96,14 @@ public final class HubServer: Sendable {
         try breakGlass?.expireDue()
         try credentials?.processDue()
         try reviews?.closeOverdue()
+        let schedule = (runs != nil || reviews != nil)
+            ? HubSchedule(reconciliations: runs, reconcileEveryHours: config.reconcileEveryHours, reviews: reviews,
+                          reviewEvery: config.reviewEveryDays, reviewDue: config.reviewDueDays, reviewDecision: config.reviewDefaultDecision,
+                          coordination: coordination, logger: logger)
+            : nil
+        // The checkpointer starts first and stops last: it signs the head once nothing else writes.
+        let services: [(any HubService)?] = [checkpointer, engine, breakGlass, credentials, schedule]
+        self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews,
                          breakGlass: breakGlass, credentials: credentials)
         let handler: HTTPHandler = { [app] in app.handle($0) }
@@ -117,50 +123,23 @@ public final class HubServer: Sendable {
     /// The SCIM base URL clients should use.
     public var scimURL: String { app.config.baseURL ?? "http://\(http.address)/scim/v2" }
 
-    /// Serves on the calling thread until `shutdown()`; then stops the engine and closes the store.
+    /// Serves on the calling thread until `shutdown()`; then stops the services in reverse
+    /// order (running jobs finish), closes the store and releases the serve lock.
     public func run() {
         running.store(true, ordering: .sequentiallyConsistent)
         defer { finished.signal() }
-        engine?.start()
-        breakGlass?.startExpiryThread()
-        credentials?.start()
-        startSchedule()
-        checkpointer?.start()
+        do {
+            try services.start()
+        } catch {
+            logger.error("a service failed to start; stopping", ["error": String(describing: error).prefix(200).description])
+            store.close()
+            coordination.close()
+            return
+        }
         http.run()
-        stopSchedule.signal()
-        breakGlass?.stop()
-        credentials?.stop()
-        engine?.stop()
-        checkpointer?.stop()
+        services.stop()
         store.close()
         coordination.close()
-    }
-
-    /// The schedule: reconciliation every `reconcileEveryHours`; access reviews every
-    /// `reviewEveryDays` and their due dates, checked every minute (all state is in the store,
-    /// so nothing is lost while the hub is down).
-    private func startSchedule() {
-        guard reconciliations != nil || reviews != nil else { return }
-        let (stop, runs, reviews, every, review, logger) = (stopSchedule, reconciliations, reviews, reconcileEvery, reviewSchedule, logger)
-        let coordination = self.coordination
-        let t = Thread {
-            var nextReconcile = every.map { Date().addingTimeInterval($0 * 3600) }
-            repeat {
-                guard coordination.isLeader() else { continue }  // another node runs the schedule
-                if let next = nextReconcile, Date() >= next, let runs, let hours = every {
-                    _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
-                    nextReconcile = Date().addingTimeInterval(hours * 3600)
-                }
-                do {
-                    try reviews?.closeOverdue()
-                    if review.every > 0 { try reviews?.scheduleIfDue(everyDays: review.every, dueDays: review.due, defaultDecision: review.decision) }
-                } catch {
-                    logger.error("access review schedule failed", ["error": String(describing: error).prefix(200).description])
-                }
-            } while stop.wait(timeout: .now() + 60) == .timedOut
-        }
-        t.name = "schedule"
-        t.start()
     }
 
     /// Serves on a new thread (tests, benchmarks).

@@ -101,3 +101,17 @@ extension HubApp {
         }
     }
 }
+
+extension HubApp {
+    /// Reconciliation runs, their reports and permission creep.
+    static var reconciliationRoutes: [Route] {
+        [
+        Route.make("GET", "/admin/permission-creep", .admin, query: ["run"]) { app, ctx, _ in try app.permissionCreep(ctx) },
+        Route.make("GET", "/admin/reconciliations", .admin) { app, ctx, _ in try app.listReconciliations(ctx) },
+        Route.make("POST", "/admin/reconciliations", .admin) { app, ctx, _ in try app.startReconciliation(ctx) },
+        Route.make("GET", "/admin/reconciliations/{id}", .admin) { app, _, p in try app.reconciliationStatus(p[0]) },
+        Route.make("GET", "/admin/reconciliations/{id}/report", .admin, query: ["format"]) { app, ctx, p in try app.reconciliationReport(p[0], ctx) },
+        Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { app, ctx, p in try app.confirmReconciliation(p[0], ctx) },
+        ]
+    }
+}

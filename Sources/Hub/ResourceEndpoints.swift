@@ -386,3 +386,26 @@ func clientErrors<T>(_ body: () throws -> T) throws -> T {
         throw SCIMError.invalidValue(e.description)
     }
 }
+
+extension HubApp {
+    /// SCIM (RFC 7644 §3): discovery, resources, search and Bulk. Query parameters are not checked:
+    /// clients send what the RFC and their own habits suggest.
+    static var scimRoutes: [Route] {
+        [
+        Route.make("GET", "/scim/v2/ServiceProviderConfig", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in app.jsonResponse(200, app.serviceProviderConfig(ctx)) },
+        Route.make("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("ResourceTypes", ctx) },
+        Route.make("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("Schemas", ctx) },
+        Route.make("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("ResourceTypes", p[0], ctx) },
+        Route.make("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("Schemas", p[0], ctx) },
+        Route.make("POST", "/scim/v2/.search", .read, query: nil) { app, ctx, _ in try app.searchAll(ctx) },
+        Route.make("POST", "/scim/v2/Bulk", .write, query: nil) { app, ctx, _ in try app.bulk(ctx) },
+        Route.make("GET", "/scim/v2/{type}", .read, query: nil) { app, ctx, p in try app.list(try app.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx) },
+        Route.make("POST", "/scim/v2/{type}", .write, query: nil) { app, ctx, p in try app.create(try app.resourceType(p[0]), ctx) },
+        Route.make("POST", "/scim/v2/{type}/.search", .read, query: nil) { app, ctx, p in try app.search(try app.resourceType(p[0]), ctx) },
+        Route.make("GET", "/scim/v2/{type}/{id}", .read, query: nil) { app, ctx, p in try app.get(try app.resourceType(p[0]), p[1], ctx) },
+        Route.make("PUT", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.replace(try app.resourceType(p[0]), p[1], ctx) },
+        Route.make("PATCH", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.patch(try app.resourceType(p[0]), p[1], ctx) },
+        Route.make("DELETE", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.delete(try app.resourceType(p[0]), p[1], ctx) },
+        ]
+    }
+}

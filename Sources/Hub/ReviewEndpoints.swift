@@ -127,3 +127,21 @@ extension HubApp {
         return HTTPResponse(status: 204)
     }
 }
+
+extension HubApp {
+    /// Access review campaigns (admins) and reviewers' own items.
+    static var reviewRoutes: [Route] {
+        [
+        Route.make("DELETE", "/admin/people/{id}/revocations/{package}", .admin) { app, ctx, p in try app.liftRevocation(person: p[0], package: p[1], ctx) },
+        Route.make("GET", "/admin/reviews", .admin) { app, _, _ in try app.listReviews() },
+        Route.make("POST", "/admin/reviews", .admin) { app, ctx, _ in try app.createReview(ctx) },
+        Route.make("GET", "/admin/reviews/{id}", .admin) { app, _, p in try app.reviewStatus(p[0]) },
+        Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { app, ctx, p in try app.reviewReport(p[0], ctx) },
+        Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { app, ctx, p in try app.myItems(p[0], ctx) },
+        Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { app, ctx, p in
+            guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
+            return try app.decideItem(p[0], seq, ctx)
+        },
+        ]
+    }
+}

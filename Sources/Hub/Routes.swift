@@ -12,6 +12,10 @@ enum RouteAccess: Sendable {
     case authenticated
     /// A token holding any of these scopes; a refusal names the first.
     case anyOf([Scope])
+
+    static let admin = RouteAccess.anyOf([.admin])
+    static let read = RouteAccess.anyOf([.scimRead])
+    static let write = RouteAccess.anyOf([.scimWrite])
 }
 
 /// One segment of a route's path: a fixed name, a SCIM resource type's endpoint
@@ -33,6 +37,16 @@ struct Route: Sendable {
     let query: Set<String>?
     /// Gets the path's resource types and parameters in order.
     let handler: @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse
+
+    /// A route for `path`, where `{type}` is a SCIM resource type's endpoint and any other
+    /// `{name}` a parameter. `query`: the parameters it reads (default none; nil: unchecked).
+    static func make(_ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
+                     _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse) -> Route {
+        let pattern: [RouteSegment] = path.split(separator: "/").map { s in
+            s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
+        }
+        return Route(method: method, pattern: pattern, access: access, query: query, handler: handler)
+    }
 }
 
 /// The hub's endpoints in one table.
@@ -97,77 +111,17 @@ struct RouteTable: Sendable {
 }
 
 extension HubApp {
-    /// Every endpoint. A feature's handlers live in its own file; this is the one map.
+    /// Every endpoint: each feature's routes live in its own file, next to its handlers
+    /// (`scimRoutes` in ResourceEndpoints.swift, `reviewRoutes` in ReviewEndpoints.swift, …).
     static func routes() -> [Route] {
-        let admin = RouteAccess.anyOf([.admin])
-        let read = RouteAccess.anyOf([.scimRead]), write = RouteAccess.anyOf([.scimWrite])
-        func r(_ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
-               _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse) -> Route {
-            let pattern: [RouteSegment] = path.split(separator: "/").map { s in
-                s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
-            }
-            return Route(method: method, pattern: pattern, access: access, query: query, handler: handler)
-        }
         var table: [Route] = [
-            // Monitors add their own parameters (cache busting): not checked here.
-            r("GET", "/healthz", .open, query: nil) { app, _, _ in app.jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json") },
-            r("GET", "/readyz", .authenticated, query: nil) { app, _, _ in try app.ready() },
-            r("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { app, ctx, _ in try app.enrolMFA(ctx) },
-
-            // SCIM (RFC 7644 §3); query parameters as the RFC and clients use them.
-            r("GET", "/scim/v2/ServiceProviderConfig", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in app.jsonResponse(200, app.serviceProviderConfig(ctx)) },
-            r("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("ResourceTypes", ctx) },
-            r("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("Schemas", ctx) },
-            r("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("ResourceTypes", p[0], ctx) },
-            r("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("Schemas", p[0], ctx) },
-            r("POST", "/scim/v2/.search", read, query: nil) { app, ctx, _ in try app.searchAll(ctx) },
-            r("POST", "/scim/v2/Bulk", write, query: nil) { app, ctx, _ in try app.bulk(ctx) },
-            r("GET", "/scim/v2/{type}", read, query: nil) { app, ctx, p in try app.list(try app.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx) },
-            r("POST", "/scim/v2/{type}", write, query: nil) { app, ctx, p in try app.create(try app.resourceType(p[0]), ctx) },
-            r("POST", "/scim/v2/{type}/.search", read, query: nil) { app, ctx, p in try app.search(try app.resourceType(p[0]), ctx) },
-            r("GET", "/scim/v2/{type}/{id}", read, query: nil) { app, ctx, p in try app.get(try app.resourceType(p[0]), p[1], ctx) },
-            r("PUT", "/scim/v2/{type}/{id}", write, query: nil) { app, ctx, p in try app.replace(try app.resourceType(p[0]), p[1], ctx) },
-            r("PATCH", "/scim/v2/{type}/{id}", write, query: nil) { app, ctx, p in try app.patch(try app.resourceType(p[0]), p[1], ctx) },
-            r("DELETE", "/scim/v2/{type}/{id}", write, query: nil) { app, ctx, p in try app.delete(try app.resourceType(p[0]), p[1], ctx) },
-
-            // Administration.
-            r("GET", "/admin/audit", admin, query: ["since", "until", "principal", "resourceId", "after", "count"]) { app, ctx, _ in try app.listAudit(ctx) },
-            r("GET", "/admin/targets", admin) { app, ctx, _ in try app.listTargets(ctx) },
-            r("GET", "/admin/jobs", admin, query: ["target", "state", "count"]) { app, ctx, _ in try app.listJobs(ctx) },
-            r("POST", "/admin/jobs/{id}/retry", admin) { app, ctx, p in try app.retryJob(p[0], ctx) },
-            r("GET", "/admin/people/{id}/access", admin) { app, ctx, p in try app.personAccess(p[0], ctx) },
-            r("DELETE", "/admin/people/{id}/revocations/{package}", admin) { app, ctx, p in try app.liftRevocation(person: p[0], package: p[1], ctx) },
-            r("GET", "/admin/credentials/expiring", admin, query: ["within"]) { app, ctx, _ in try app.expiringCredentials(ctx) },
-            r("GET", "/admin/tokens", admin) { app, _, _ in try app.listTokens() },
-            r("POST", "/admin/tokens", admin) { app, ctx, _ in try app.createToken(ctx) },
-            r("GET", "/admin/token-requests", admin) { app, _, _ in try app.listTokenRequests() },
-            r("POST", "/admin/token-requests/{id}/approve", admin) { app, ctx, p in try app.approveTokenRequest(p[0], ctx) },
-            r("POST", "/admin/token-requests/{id}/issue", admin) { app, ctx, p in try app.issueTokenRequest(p[0], ctx) },
-            r("GET", "/admin/permission-creep", admin, query: ["run"]) { app, ctx, _ in try app.permissionCreep(ctx) },
-            r("GET", "/admin/break-glass", admin, query: ["state"]) { app, ctx, _ in try app.listBreakGlass(ctx) },
-            // Emergency access has its own scope: an admin token alone cannot grant it.
-            r("POST", "/admin/break-glass", .anyOf([.breakGlass])) { app, ctx, _ in try app.grantBreakGlass(ctx) },
-            r("POST", "/admin/break-glass/{id}/review", admin) { app, ctx, p in try app.reviewBreakGlass(p[0], ctx) },
-            r("GET", "/admin/reviews", admin) { app, _, _ in try app.listReviews() },
-            r("POST", "/admin/reviews", admin) { app, ctx, _ in try app.createReview(ctx) },
-            r("GET", "/admin/reviews/{id}", admin) { app, _, p in try app.reviewStatus(p[0]) },
-            r("GET", "/admin/reviews/{id}/report", admin, query: ["format"]) { app, ctx, p in try app.reviewReport(p[0], ctx) },
-            r("GET", "/admin/reconciliations", admin) { app, ctx, _ in try app.listReconciliations(ctx) },
-            r("POST", "/admin/reconciliations", admin) { app, ctx, _ in try app.startReconciliation(ctx) },
-            r("GET", "/admin/reconciliations/{id}", admin) { app, _, p in try app.reconciliationStatus(p[0]) },
-            r("GET", "/admin/reconciliations/{id}/report", admin, query: ["format"]) { app, ctx, p in try app.reconciliationReport(p[0], ctx) },
-            r("POST", "/admin/reconciliations/{id}/confirm", admin) { app, ctx, p in try app.confirmReconciliation(p[0], ctx) },
-
-            // Reviewers (managers) decide their own items.
-            r("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { app, ctx, p in try app.myItems(p[0], ctx) },
-            r("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { app, ctx, p in
-                guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
-                return try app.decideItem(p[0], seq, ctx)
-            },
+        Route.make("GET", "/healthz", .open, query: nil) { app, _, _ in app.jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json") },
+        Route.make("GET", "/readyz", .authenticated, query: nil) { app, _, _ in try app.ready() },
         ]
+        table += scimRoutes + mfaRoutes + adminRoutes + tokenRoutes + reconciliationRoutes + breakGlassRoutes + reviewRoutes
         // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
         for m: HTTPMethod in [.get, .post, .put, .patch, .delete] {
-            table.append(r(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
+            table.append(Route.make(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
                 throw SCIMError(status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
             })
         }

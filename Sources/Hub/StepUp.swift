@@ -58,3 +58,12 @@ extension HubApp {
         }
     }
 }
+
+extension HubApp {
+    /// Step-up enrolment.
+    static var mfaRoutes: [Route] {
+        [
+        Route.make("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { app, ctx, _ in try app.enrolMFA(ctx) },
+        ]
+    }
+}

@@ -146,3 +146,16 @@ extension HubApp {
         ]))
     }
 }
+
+extension HubApp {
+    /// Tokens and the requests that wait for a second administrator.
+    static var tokenRoutes: [Route] {
+        [
+        Route.make("GET", "/admin/tokens", .admin) { app, _, _ in try app.listTokens() },
+        Route.make("POST", "/admin/tokens", .admin) { app, ctx, _ in try app.createToken(ctx) },
+        Route.make("GET", "/admin/token-requests", .admin) { app, _, _ in try app.listTokenRequests() },
+        Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { app, ctx, p in try app.approveTokenRequest(p[0], ctx) },
+        Route.make("POST", "/admin/token-requests/{id}/issue", .admin) { app, ctx, p in try app.issueTokenRequest(p[0], ctx) },
+        ]
+    }
+}

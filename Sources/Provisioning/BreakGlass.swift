@@ -12,7 +12,8 @@ import Store
 /// thread that sleeps until the next expiry stored in the database (and at start-up, for
 /// anything that expired while the hub was down); reviewed after use by someone other than
 /// the person and the one who granted it.
-public final class BreakGlass: Sendable {
+public final class BreakGlass: HubService {
+    public var serviceName: String { "break-glass-expiry" }
     public let policy: Policy
     let store: any HubStore
     let engine: ProvisioningEngine?
@@ -97,7 +98,7 @@ public final class BreakGlass: Sendable {
     }
 
     /// Sleeps until the next stored expiry (or a new grant), then expires what is due.
-    public func startExpiryThread() { timer.start() }
+    public func start() { timer.start() }
 
     public func stop() { timer.stop() }
 

@@ -12,7 +12,8 @@ import Store
 /// `credential_expiries` in step (in the same transaction); a thread sleeps until the next
 /// stored expiry and enqueues those people's convergence; at start-up, expiries passed
 /// while the hub was down are processed before anything else.
-public final class CredentialExpiry: Sendable {
+public final class CredentialExpiry: HubService {
+    public var serviceName: String { "credential-expiry" }
     let store: any HubStore
     let engine: ProvisioningEngine
     private let timer: DeadlineThread

@@ -16,6 +16,8 @@ final class DeadlineThread: Sendable {
     private let isLeader: @Sendable () -> Bool
     private let signal = NSCondition()
     private let stopped = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
     /// Checked at least this often, whatever the next deadline says.
     static let maxSleep = 60.0
 
@@ -30,7 +32,9 @@ final class DeadlineThread: Sendable {
     }
 
     func start() {
+        started.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
+            defer { finished.signal() }
             while !stopped.load(ordering: .relaxed) {
                 if isLeader() { process() }
                 let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now()))
@@ -50,8 +54,10 @@ final class DeadlineThread: Sendable {
         signal.unlock()
     }
 
+    /// Stops and waits for a pass in progress to finish.
     func stop() {
         stopped.store(true, ordering: .relaxed)
         poke()
+        if started.exchange(false, ordering: .sequentiallyConsistent) { finished.wait() }
     }
 }

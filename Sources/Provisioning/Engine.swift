@@ -48,7 +48,8 @@ public enum CircuitState: String, Sendable { case closed, open, halfOpen = "half
 /// Jobs are claimed in the store with a lease (`claimJobs`), so the queue, not this
 /// process's memory, says who runs what: a node that dies loses its leases and the jobs run
 /// again elsewhere (or here after a restart).
-public final class ProvisioningEngine: Sendable {
+public final class ProvisioningEngine: HubService {
+    public var serviceName: String { "provisioning" }
     public let policy: Policy
     private let store: any HubStore
     private let connectors: [String: any Connector]

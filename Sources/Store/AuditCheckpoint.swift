@@ -99,7 +99,8 @@ extension AuditLog {
 /// Writes a signed checkpoint of the chain head every `interval` seconds when the chain
 /// has grown, and once more at shutdown: one line appended (O_APPEND, fsync) to the
 /// checkpoint file and one log line.
-public final class AuditCheckpointer: Sendable {
+public final class AuditCheckpointer: HubService {
+    public var serviceName: String { "audit-checkpoints" }
     private let store: any HubStore
     private let key: Ed25519PrivateKey
     private let path: String

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubBase
+import HubLog
+import Provisioning
+import Store
+
+/// The schedule: reconciliation every `reconcileEveryHours`; access reviews every
+/// `reviewEvery` days and their due dates, checked every minute. All state is in the store,
+/// so nothing is lost while the hub is down; only the leader runs it.
+final class HubSchedule: HubService {
+    var serviceName: String { "schedule" }
+    private let reconciliations: ReconciliationRuns?
+    private let reconcileEveryHours: Double?
+    private let reviews: AccessReviews?
+    private let review: (every: Double, due: Double, decision: String)
+    private let coordination: any Coordination
+    private let logger: Logger
+    private let stopping = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(reconciliations: ReconciliationRuns?, reconcileEveryHours: Double?, reviews: AccessReviews?, reviewEvery: Double, reviewDue: Double,
+         reviewDecision: String, coordination: any Coordination, logger: Logger) {
+        self.reconciliations = reconciliations
+        self.reconcileEveryHours = reconcileEveryHours
+        self.reviews = reviews
+        review = (reviewEvery, reviewDue, reviewDecision)
+        self.coordination = coordination
+        self.logger = logger
+    }
+
+    func start() {
+        let t = Thread { [self] in
+            defer { finished.signal() }
+            var nextReconcile = reconcileEveryHours.map { Date().addingTimeInterval($0 * 3600) }
+            repeat {
+                guard coordination.isLeader() else { continue }  // another node runs the schedule
+                if let next = nextReconcile, Date() >= next, let runs = reconciliations, let hours = reconcileEveryHours {
+                    _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+                    nextReconcile = Date().addingTimeInterval(hours * 3600)
+                }
+                do {
+                    try reviews?.closeOverdue()
+                    if review.every > 0 {
+                        try reviews?.scheduleIfDue(everyDays: review.every, dueDays: review.due, defaultDecision: review.decision)
+                    }
+                } catch {
+                    logger.error("access review schedule failed", ["error": String(describing: error).prefix(200).description])
+                }
+            } while stopping.wait(timeout: .now() + 60) == .timedOut
+        }
+        t.name = "schedule"
+        t.start()
+    }
+
+    func stop() {
+        stopping.signal()
+        finished.wait()
+    }
+}
