@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HubBase
 import Testing
 import EHRTestServer
 import JSONCore
@@ -121,14 +122,15 @@ import TestSupport
     }
 
     @Test func dueDate_appliesTheDefaultDecision_evenAcrossARestart() throws {
-        let hub = try LiveHub(policy: policy)
+        let clock = ManualClock()
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { ehr.stop() }
         _ = try staff(hub)
-        let id = try #require(try campaign(hub, #"{"name": "Short", "target": "ehr", "dueDays": 0.00002, "defaultDecision": "revoke"}"#)["id"]?.stringValue)
+        let id = try #require(try campaign(hub, #"{"name": "Short", "target": "ehr", "dueDays": 1, "defaultDecision": "revoke"}"#)["id"]?.stringValue)
         let dir = hub.directory.path
         hub.server.shutdown()
-        Thread.sleep(forTimeInterval: 2)  // the due date passes while the hub is down
-        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir }
+        clock.advance(by: 86401)  // the due date passes while the hub is down
+        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir; $0.clock = clock }
         defer { again.stop(); hub.directory.remove() }
         let c = try again.call("GET", "/admin/reviews/\(id)", token: again.admin).object
         #expect(c["state"]?.stringValue == "closed")
