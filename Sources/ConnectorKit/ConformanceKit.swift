@@ -14,7 +14,10 @@ public struct ConformanceKit {
     public let attributes: [String: String]
     public let updatedAttributes: [String: String]
 
-    public init(connector: any Connector, userName: String, entitlements: (String, String), attributes: [String: String], updatedAttributes: [String: String]) {
+    public init(
+        connector: any Connector, userName: String, entitlements: (String, String), attributes: [String: String],
+        updatedAttributes: [String: String]
+    ) {
         self.connector = connector
         self.userName = userName
         self.entitlements = entitlements
@@ -32,9 +35,14 @@ public struct ConformanceKit {
             do { return try body() } catch { failures.append("\(name): \(error)"); return nil }
         }
         let (e1, e2) = entitlements
-        guard let created = attempt("create", { () throws(ConnectorError) in
-            try connector.create(AccountSpec(userName: userName, attributes: attributes, enabled: true, entitlements: [e1]))
-        }) else { return failures }
+        guard
+            let created = attempt(
+                "create",
+                { () throws(ConnectorError) in
+                    try connector.create(
+                        AccountSpec(userName: userName, attributes: attributes, enabled: true, entitlements: [e1]))
+                })
+        else { return failures }
         let id = created.id
         check("create returns an id", !id.isEmpty)
         let read = attempt("read") { () throws(ConnectorError) in try connector.read(id: id) }
@@ -43,16 +51,25 @@ public struct ConformanceKit {
         check("read has the attributes", attributes.allSatisfy { read??.attributes[$0.key] == $0.value })
         let found = attempt("find") { () throws(ConnectorError) in try connector.find(userName: userName) }
         check("find by userName", found??.id == id)
-        _ = attempt("update") { () throws(ConnectorError) in try connector.update(id: id, attributes: updatedAttributes) }
-        check("update changes attributes", updatedAttributes.allSatisfy { (try? connector.read(id: id))??.attributes[$0.key] == $0.value })
+        _ = attempt("update") { () throws(ConnectorError) in try connector.update(id: id, attributes: updatedAttributes)
+        }
+        check(
+            "update changes attributes",
+            updatedAttributes.allSatisfy { (try? connector.read(id: id))??.attributes[$0.key] == $0.value })
         _ = attempt("grant") { () throws(ConnectorError) in try connector.grant(id: id, entitlement: e2) }
-        _ = attempt("grant again is idempotent") { () throws(ConnectorError) in try connector.grant(id: id, entitlement: e2) }
+        _ = attempt("grant again is idempotent") { () throws(ConnectorError) in
+            try connector.grant(id: id, entitlement: e2)
+        }
         check("grant adds", (try? connector.read(id: id))??.entitlements == [e1, e2])
         _ = attempt("revoke") { () throws(ConnectorError) in try connector.revoke(id: id, entitlement: e1) }
-        _ = attempt("revoke again is idempotent") { () throws(ConnectorError) in try connector.revoke(id: id, entitlement: e1) }
+        _ = attempt("revoke again is idempotent") { () throws(ConnectorError) in
+            try connector.revoke(id: id, entitlement: e1)
+        }
         check("revoke removes", (try? connector.read(id: id))??.entitlements == [e2])
         _ = attempt("disable") { () throws(ConnectorError) in try connector.setEnabled(id: id, false) }
-        _ = attempt("disable again is idempotent") { () throws(ConnectorError) in try connector.setEnabled(id: id, false) }
+        _ = attempt("disable again is idempotent") { () throws(ConnectorError) in
+            try connector.setEnabled(id: id, false)
+        }
         check("disable", (try? connector.read(id: id))??.enabled == false)
         _ = attempt("enable") { () throws(ConnectorError) in try connector.setEnabled(id: id, true) }
         check("enable", (try? connector.read(id: id))??.enabled == true)
@@ -61,7 +78,10 @@ public struct ConformanceKit {
         var seen = false
         var pages = 0
         repeat {
-            guard let page = attempt("list", { () throws(ConnectorError) in try connector.list(cursor: cursor, pageSize: 2) }) else { break }
+            guard
+                let page = attempt(
+                    "list", { () throws(ConnectorError) in try connector.list(cursor: cursor, pageSize: 2) })
+            else { break }
             if let a = page.accounts.first(where: { $0.id == id }) { seen = a.entitlements == [e2] }
             cursor = page.next
             pages += 1

@@ -11,7 +11,10 @@ public struct Account: Sendable, Equatable {
     /// Entitlements held: roles, groups, privileges, as the target names them.
     public var entitlements: Set<String>
 
-    public init(id: String, userName: String, attributes: [String: String] = [:], enabled: Bool = true, entitlements: Set<String> = []) {
+    public init(
+        id: String, userName: String, attributes: [String: String] = [:], enabled: Bool = true,
+        entitlements: Set<String> = []
+    ) {
         self.id = id
         self.userName = userName
         self.attributes = attributes
@@ -27,7 +30,9 @@ public struct AccountSpec: Sendable, Equatable {
     public var enabled: Bool
     public var entitlements: Set<String>
 
-    public init(userName: String, attributes: [String: String] = [:], enabled: Bool = true, entitlements: Set<String> = []) {
+    public init(
+        userName: String, attributes: [String: String] = [:], enabled: Bool = true, entitlements: Set<String> = []
+    ) {
         self.userName = userName
         self.attributes = attributes
         self.enabled = enabled
@@ -55,7 +60,9 @@ public struct ConnectorError: Error, Sendable, Equatable, CustomStringConvertibl
         self.retryAfter = retryAfter
     }
 
-    public static func retryable(_ reason: String, retryAfter: Double? = nil) -> ConnectorError { ConnectorError(.retryable, reason, retryAfter: retryAfter) }
+    public static func retryable(_ reason: String, retryAfter: Double? = nil) -> ConnectorError {
+        ConnectorError(.retryable, reason, retryAfter: retryAfter)
+    }
     public static func permanent(_ reason: String) -> ConnectorError { ConnectorError(.permanent, reason) }
 
     public var isRetryable: Bool { kind == .retryable }
@@ -69,7 +76,9 @@ public struct ConnectorCapabilities: Sendable, Equatable {
     public var canList: Bool
     public var entitlementKinds: [String]
 
-    public init(canDelete: Bool = true, canDisable: Bool = true, canList: Bool = true, entitlementKinds: [String] = ["role"]) {
+    public init(
+        canDelete: Bool = true, canDisable: Bool = true, canList: Bool = true, entitlementKinds: [String] = ["role"]
+    ) {
         self.canDelete = canDelete
         self.canDisable = canDisable
         self.canList = canList

@@ -53,7 +53,9 @@ public struct ConnectorCatalog: Sendable {
     public var types: Set<String> { Set(factories.keys) }
 
     public func make(type: String, _ target: TargetSettings) throws(ConnectorSettingsError) -> any Connector {
-        guard let f = factories[type] else { throw ConnectorSettingsError("target '\(target.targetName)': no connector plugin '\(type)'") }
+        guard let f = factories[type] else {
+            throw ConnectorSettingsError("target '\(target.targetName)': no connector plugin '\(type)'")
+        }
         return try f.make(target)
     }
 }

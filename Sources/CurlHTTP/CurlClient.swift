@@ -25,7 +25,9 @@ public final class CurlClient: Sendable {
         public var verifyTLS: Bool
         public var caFile: String?
 
-        public init(connectTimeout: Double = 5, totalTimeout: Double = 30, verifyTLS: Bool = true, caFile: String? = nil) {
+        public init(
+            connectTimeout: Double = 5, totalTimeout: Double = 30, verifyTLS: Bool = true, caFile: String? = nil
+        ) {
             self.connectTimeout = connectTimeout
             self.totalTimeout = totalTimeout
             self.verifyTLS = verifyTLS
@@ -63,8 +65,12 @@ public final class CurlClient: Sendable {
     }
 
     /// Performs one request; transport failures become retryable or permanent errors.
-    public func perform(method: String, url: String, headers: [String], body: [UInt8]?, maxResponseBytes: Int = 16 << 20) throws(ConnectorError) -> CurlResponse {
-        guard let handle = idle.withLock({ $0.popLast() }) ?? Handle() else { throw ConnectorError.retryable("cannot create a curl handle") }
+    public func perform(
+        method: String, url: String, headers: [String], body: [UInt8]?, maxResponseBytes: Int = 16 << 20
+    ) throws(ConnectorError) -> CurlResponse {
+        guard let handle = idle.withLock({ $0.popLast() }) ?? Handle() else {
+            throw ConnectorError.retryable("cannot create a curl handle")
+        }
         defer { idle.withLock { if $0.count < 32 { $0.append(handle) } } }
         let h = handle.raw
         curl_easy_reset(h)
@@ -84,25 +90,34 @@ public final class CurlClient: Sendable {
         _ = scimhub_curl_set_long(h, CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
         if let ca = options.caFile { _ = scimhub_curl_set_string(h, CURLOPT_CAINFO, ca) }
         _ = scimhub_curl_set_slist(h, CURLOPT_HTTPHEADER, list)
-        _ = scimhub_curl_set_write_function(h, CURLOPT_WRITEFUNCTION, { ptr, size, n, ud in
-            guard let ud, let ptr else { return 0 }
-            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
-            let count = size * n
-            if sink.body.count + count > sink.limit { return 0 }  // aborts the transfer
-            ptr.withMemoryRebound(to: UInt8.self, capacity: count) { sink.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count)) }
-            return count
-        })
+        _ = scimhub_curl_set_write_function(
+            h, CURLOPT_WRITEFUNCTION,
+            { ptr, size, n, ud in
+                guard let ud, let ptr else { return 0 }
+                let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+                let count = size * n
+                if sink.body.count + count > sink.limit { return 0 }  // aborts the transfer
+                ptr.withMemoryRebound(to: UInt8.self, capacity: count) {
+                    sink.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+                }
+                return count
+            })
         _ = scimhub_curl_set_pointer(h, CURLOPT_WRITEDATA, ctx)
-        _ = scimhub_curl_set_write_function(h, CURLOPT_HEADERFUNCTION, { ptr, size, n, ud in
-            guard let ud, let ptr else { return 0 }
-            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
-            let count = size * n
-            let line = ptr.withMemoryRebound(to: UInt8.self, capacity: count) { String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self) }
-            if line.lowercased().hasPrefix("retry-after:") {
-                sink.retryAfter = Double(line.dropFirst("retry-after:".count).trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-            return count
-        })
+        _ = scimhub_curl_set_write_function(
+            h, CURLOPT_HEADERFUNCTION,
+            { ptr, size, n, ud in
+                guard let ud, let ptr else { return 0 }
+                let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+                let count = size * n
+                let line = ptr.withMemoryRebound(to: UInt8.self, capacity: count) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+                }
+                if line.lowercased().hasPrefix("retry-after:") {
+                    sink.retryAfter = Double(
+                        line.dropFirst("retry-after:".count).trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+                return count
+            })
         _ = scimhub_curl_set_pointer(h, CURLOPT_HEADERDATA, ctx)
         _ = scimhub_curl_set_string(h, CURLOPT_CUSTOMREQUEST, method)
         let payload = body ?? []
@@ -128,7 +143,7 @@ public final class CurlClient: Sendable {
         let message = String(cString: curl_easy_strerror(rc))
         switch rc {
         case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,
-             CURLE_SSL_CERTPROBLEM, CURLE_WRITE_ERROR:
+            CURLE_SSL_CERTPROBLEM, CURLE_WRITE_ERROR:
             return .permanent("transport: \(message)")
         default:
             return .retryable("transport: \(message)")

@@ -46,12 +46,15 @@ public final class EHRTestServer: Sendable {
 
     /// Roles the EHR knows; granting anything else is a validation error. A role may be
     /// limited to one site as `role@SITE` (site codes are upper-case letters, digits, '-').
-    public static let knownRoles: Set<String> = ["physician", "physician-readonly", "nurse", "lab-results", "scheduling", "billing", "clinic-reporting"]
+    public static let knownRoles: Set<String> = [
+        "physician", "physician-readonly", "nurse", "lab-results", "scheduling", "billing", "clinic-reporting",
+    ]
 
     static func isKnownRole(_ role: String) -> Bool {
         let parts = role.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
         guard knownRoles.contains(String(parts[0])) else { return false }
-        return parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy { $0.isUppercase || $0.isNumber || $0 == "-" })
+        return parts.count == 1
+            || (!parts[1].isEmpty && parts[1].allSatisfy { $0.isUppercase || $0.isNumber || $0 == "-" })
     }
 
     public let staticToken: String
@@ -66,15 +69,20 @@ public final class EHRTestServer: Sendable {
     public var port: UInt16 { http.port }
     public var baseURL: String { "http://127.0.0.1:\(http.port)" }
 
-    public init(port: UInt16 = 0, staticToken: String = "ehr-static-token", clientID: String = "scimhub", clientSecret: String = "ehr-secret",
-                timeoutDelay: Double = 3, logger: Logger = Logger(label: "ehr", minimumLevel: .error, silent: true)) throws {
+    public init(
+        port: UInt16 = 0, staticToken: String = "ehr-static-token", clientID: String = "scimhub",
+        clientSecret: String = "ehr-secret",
+        timeoutDelay: Double = 3, logger: Logger = Logger(label: "ehr", minimumLevel: .error, silent: true)
+    ) throws {
         self.staticToken = staticToken
         self.clientID = clientID
         self.clientSecret = clientSecret
         self.timeoutDelay = timeoutDelay
         var box: EHRTestServer? = nil
         let handlerBox = HandlerBox()
-        guard let address = ListenAddress("127.0.0.1:\(port)") else { throw SocketError(call: "listen address", errno: 22) }
+        guard let address = ListenAddress("127.0.0.1:\(port)") else {
+            throw SocketError(call: "listen address", errno: 22)
+        }
         http = try HTTPServer(address: address, readThreads: 4, writeThreads: 8, logger: logger) { req in
             handlerBox.server?.handle(req) ?? HTTPResponse(status: 503)
         }
@@ -116,7 +124,8 @@ public final class EHRTestServer: Sendable {
 
     /// One account by user name: (active, roles), without copying the whole store.
     public func account(userName: String) -> (active: Bool, roles: Set<String>)? {
-        state.withLock { s in s.byUserName[userName.lowercased()].flatMap { s.users[$0] }.map { ($0.active, $0.roles) } }
+        state.withLock { s in s.byUserName[userName.lowercased()].flatMap { s.users[$0] }.map { ($0.active, $0.roles) }
+        }
     }
 
     /// Deletes a user behind the hub's back (tests of drift and recreation).
@@ -133,7 +142,9 @@ public final class EHRTestServer: Sendable {
     public func seed(_ accounts: [(userName: String, attributes: [String: String], roles: Set<String>)]) {
         state.withLock { s in
             for a in accounts where s.byUserName[a.userName.lowercased()] == nil {
-                let u = User(id: "ehr-\(s.nextSeq)", userName: a.userName, attributes: a.attributes, active: true, roles: a.roles, seq: s.nextSeq)
+                let u = User(
+                    id: "ehr-\(s.nextSeq)", userName: a.userName, attributes: a.attributes, active: true,
+                    roles: a.roles, seq: s.nextSeq)
                 s.nextSeq += 1
                 s.users[u.id] = u
                 s.byUserName[a.userName.lowercased()] = u.id
@@ -179,7 +190,9 @@ public final class EHRTestServer: Sendable {
         case .rateLimit: return error(429, "too many requests", headers: [("Retry-After", String(fault.1))])
         case .timeout: Thread.sleep(forTimeInterval: timeoutDelay); return error(504, "gateway timeout")
         case .reject: return error(422, "rejected by EHR policy")
-        case .garbage: return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("<html>proxy error".utf8))
+        case .garbage:
+            return HTTPResponse(
+                status: 200, headers: [("Content-Type", "application/json")], body: Array("<html>proxy error".utf8))
         case .none: break
         }
         guard authorized(req) else { return error(401, "invalid token", headers: [("WWW-Authenticate", "Bearer")]) }
@@ -207,37 +220,51 @@ public final class EHRTestServer: Sendable {
 
     private func token(_ req: HTTPRequest) -> HTTPResponse {
         guard req.method == "POST" else { return error(405, "method not allowed") }
-        let form = String(decoding: req.body, as: UTF8.self).split(separator: "&").reduce(into: [String: String]()) { d, pair in
+        let form = String(decoding: req.body, as: UTF8.self).split(separator: "&").reduce(into: [String: String]()) {
+            d, pair in
             let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
             if kv.count == 2 { d[kv[0]] = kv[1] }
         }
-        guard form["grant_type"] == "client_credentials", form["client_id"] == clientID, form["client_secret"] == clientSecret else {
+        guard form["grant_type"] == "client_credentials", form["client_id"] == clientID,
+            form["client_secret"] == clientSecret
+        else {
             return error(401, "invalid_client")
         }
         let t = "ehr-oauth-" + UUID().uuidString
         state.withLock { $0.issuedTokens[t] = Date().timeIntervalSince1970 + 3600 }
-        return json(200, .object(JSONObject(["access_token": .string(t), "token_type": .string("Bearer"), "expires_in": .int(3600)])))
+        return json(
+            200,
+            .object(
+                JSONObject(["access_token": .string(t), "token_type": .string("Bearer"), "expires_in": .int(3600)])))
     }
 
     private func body(_ req: HTTPRequest) -> JSONObject? { (try? JSONParser().parse(req.body))?.objectValue }
 
     /// String attributes a user may carry; anything else in a body is a 400, as in a strict EHR.
-    private static let attributeFields: Set<String> = ["displayName", "email", "givenName", "familyName", "title", "department", "sites", "externalId"]
+    private static let attributeFields: Set<String> = [
+        "displayName", "email", "givenName", "familyName", "title", "department", "sites", "externalId",
+    ]
 
     struct Invalid: Error { let message: String }
 
     private func attributes(_ o: JSONObject) -> Result<[String: String], Invalid> {
         var out: [String: String] = [:]
         for m in o.members where !["userName", "active", "roles", "id"].contains(m.key) {
-            guard Self.attributeFields.contains(m.key) else { return .failure(Invalid(message: "unknown field \(m.key)")) }
-            guard let s = m.value.stringValue else { return .failure(Invalid(message: "field \(m.key) must be a string")) }
+            guard Self.attributeFields.contains(m.key) else {
+                return .failure(Invalid(message: "unknown field \(m.key)"))
+            }
+            guard let s = m.value.stringValue else {
+                return .failure(Invalid(message: "field \(m.key) must be a string"))
+            }
             out[m.key] = s
         }
         return .success(out)
     }
 
     private func create(_ req: HTTPRequest) -> HTTPResponse {
-        guard let o = body(req), let userName = o["userName"]?.stringValue, !userName.isEmpty, userName.utf8.count <= 256 else {
+        guard let o = body(req), let userName = o["userName"]?.stringValue, !userName.isEmpty,
+            userName.utf8.count <= 256
+        else {
             return error(400, "userName is required")
         }
         let attrs: [String: String]
@@ -250,7 +277,9 @@ public final class EHRTestServer: Sendable {
         let active = o["active"]?.boolValue ?? true
         return state.withLock { s in
             if s.byUserName[userName.lowercased()] != nil { return error(409, "userName already exists") }
-            let u = User(id: "ehr-\(s.nextSeq)", userName: userName, attributes: attrs, active: active, roles: roles, seq: s.nextSeq)
+            let u = User(
+                id: "ehr-\(s.nextSeq)", userName: userName, attributes: attrs, active: active, roles: roles,
+                seq: s.nextSeq)
             s.nextSeq += 1
             s.users[u.id] = u
             s.byUserName[userName.lowercased()] = u.id
@@ -274,7 +303,8 @@ public final class EHRTestServer: Sendable {
         let size = min(1000, max(1, Int(req.queryValue("pageSize") ?? "100") ?? 100))
         return state.withLock { s in
             let from = (page - 1) * size
-            let slice = from < s.order.count ? s.order[from..<min(s.order.count, from + size)].compactMap { s.users[$0] } : []
+            let slice =
+                from < s.order.count ? s.order[from..<min(s.order.count, from + size)].compactMap { s.users[$0] } : []
             let next: JSONValue = from + size < s.order.count ? .int(page + 1) : .null
             return json(200, .object(JSONObject(["users": .array(slice.map(userJSON)), "nextPage": next])))
         }
@@ -296,8 +326,12 @@ public final class EHRTestServer: Sendable {
     }
 
     private func patch(_ id: String, _ req: HTTPRequest) -> HTTPResponse {
-        guard let o = body(req), o["active"]?.boolValue != nil || o["userName"]?.stringValue != nil else { return error(400, "active or userName is required") }
-        if let n = o["userName"]?.stringValue, n.isEmpty || n.utf8.count > 256 { return error(400, "userName is invalid") }
+        guard let o = body(req), o["active"]?.boolValue != nil || o["userName"]?.stringValue != nil else {
+            return error(400, "active or userName is required")
+        }
+        if let n = o["userName"]?.stringValue, n.isEmpty || n.utf8.count > 256 {
+            return error(400, "userName is invalid")
+        }
         return state.withLock { s in
             guard var u = s.users[id] else { return error(404, "no such user") }
             if let active = o["active"]?.boolValue { u.active = active }
@@ -334,11 +368,17 @@ public final class EHRTestServer: Sendable {
     private func control(_ req: HTTPRequest) -> HTTPResponse {
         switch (req.method, req.path) {
         case ("POST", "/_control/faults"):
-            guard let o = body(req), let m = o["mode"]?.stringValue, let mode = FaultMode(rawValue: m) else { return error(400, "mode is required") }
-            setFault(mode, retryAfter: Int(o["retryAfter"]?.numberValue?.int64 ?? 1), remaining: o["remaining"]?.numberValue?.int64.map { Int($0) })
+            guard let o = body(req), let m = o["mode"]?.stringValue, let mode = FaultMode(rawValue: m) else {
+                return error(400, "mode is required")
+            }
+            setFault(
+                mode, retryAfter: Int(o["retryAfter"]?.numberValue?.int64 ?? 1),
+                remaining: o["remaining"]?.numberValue?.int64.map { Int($0) })
             return HTTPResponse(status: 204)
         case ("GET", "/_control/stats"):
-            return state.withLock { s in json(200, .object(JSONObject(["users": .int(s.users.count), "calls": .int(s.calls)]))) }
+            return state.withLock { s in
+                json(200, .object(JSONObject(["users": .int(s.users.count), "calls": .int(s.calls)])))
+            }
         default:
             return error(404, "no such control endpoint")
         }

@@ -90,7 +90,10 @@ struct HTTPRequestDecoder {
     mutating func next(_ input: inout InputBuffer) throws(HTTPDecodeError) -> Event {
         switch state {
         case .head(let scanFrom, let lineStart, let requestLineDone):
-            guard let (head, headLength) = try decodeHead(input, scanFrom: scanFrom, lineStart: lineStart, requestLineDone: requestLineDone) else {
+            guard
+                let (head, headLength) = try decodeHead(
+                    input, scanFrom: scanFrom, lineStart: lineStart, requestLineDone: requestLineDone)
+            else {
                 return .needMore
             }
             input.consume(headLength)
@@ -105,10 +108,13 @@ struct HTTPRequestDecoder {
 
     // MARK: - Head
 
-    private mutating func decodeHead(_ input: InputBuffer, scanFrom: Int, lineStart resumeLineStart: Int,
-                                     requestLineDone: Bool) throws(HTTPDecodeError) -> (Head, Int)? {
+    private mutating func decodeHead(
+        _ input: InputBuffer, scanFrom: Int, lineStart resumeLineStart: Int,
+        requestLineDone: Bool
+    ) throws(HTTPDecodeError) -> (Head, Int)? {
         var resume = (scanFrom, resumeLineStart, requestLineDone)
-        let result: (Head, Int)?? = try input.bytes.withUnsafeBufferPointer { (all) throws(HTTPDecodeError) -> (Head, Int)?? in
+        let result: (Head, Int)?? = try input.bytes.withUnsafeBufferPointer {
+            (all) throws(HTTPDecodeError) -> (Head, Int)?? in
             let buf = UnsafeBufferPointer(rebasing: all[input.readIndex...])
             // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
             var start = 0
@@ -119,10 +125,14 @@ struct HTTPRequestDecoder {
             while i < buf.count {
                 let c = buf[i]
                 if c == 0x0A {
-                    guard i > 0, buf[i - 1] == 0x0D else { throw HTTPDecodeError(status: 400, reason: "bare LF in request head") }
+                    guard i > 0, buf[i - 1] == 0x0D else {
+                        throw HTTPDecodeError(status: 400, reason: "bare LF in request head")
+                    }
                     if firstLineEnd == nil {
                         firstLineEnd = i - 1
-                        if i - 1 - start > limits.maxRequestLineBytes { throw HTTPDecodeError(status: 414, reason: "request line too long") }
+                        if i - 1 - start > limits.maxRequestLineBytes {
+                            throw HTTPDecodeError(status: 414, reason: "request line too long")
+                        }
                     }
                     if i - 1 == lineStart && lineStart > start {
                         // Empty line: end of the header section.
@@ -166,13 +176,21 @@ struct HTTPRequestDecoder {
         }
         if s < buf.count { lines.append(UnsafeBufferPointer(rebasing: buf[s..<buf.count])) }
         guard let requestLine = lines.first else { throw HTTPDecodeError(status: 400, reason: "empty request") }
-        if requestLine.count > limits.maxRequestLineBytes { throw HTTPDecodeError(status: 414, reason: "request line too long") }
-        if buf.count - requestLine.count > limits.maxHeaderBytes { throw HTTPDecodeError(status: 431, reason: "header section too large") }
-        if lines.count - 1 > limits.maxHeaderCount { throw HTTPDecodeError(status: 431, reason: "too many header fields") }
+        if requestLine.count > limits.maxRequestLineBytes {
+            throw HTTPDecodeError(status: 414, reason: "request line too long")
+        }
+        if buf.count - requestLine.count > limits.maxHeaderBytes {
+            throw HTTPDecodeError(status: 431, reason: "header section too large")
+        }
+        if lines.count - 1 > limits.maxHeaderCount {
+            throw HTTPDecodeError(status: 431, reason: "too many header fields")
+        }
 
         // request-line = method SP request-target SP HTTP-version
         let parts = requestLine.split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { throw HTTPDecodeError(status: 400, reason: "malformed request line") }
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw HTTPDecodeError(status: 400, reason: "malformed request line")
+        }
         guard parts[0].allSatisfy(isTokenChar) else { throw HTTPDecodeError(status: 400, reason: "malformed method") }
         let version = String(decoding: parts[2], as: UTF8.self)
         let minor: Int
@@ -183,26 +201,37 @@ struct HTTPRequestDecoder {
             if version.hasPrefix("HTTP/") { throw HTTPDecodeError(status: 505, reason: "unsupported HTTP version") }
             throw HTTPDecodeError(status: 400, reason: "malformed request line")
         }
-        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw HTTPDecodeError(status: 400, reason: "malformed request target") }
+        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw HTTPDecodeError(status: 400, reason: "malformed request target")
+        }
 
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(lines.count - 1)
         for line in lines.dropFirst() {
             // RFC 9112 §5.2: obs-fold is rejected.
-            if let f = line.first, f == 0x20 || f == 0x09 { throw HTTPDecodeError(status: 400, reason: "obsolete line folding") }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw HTTPDecodeError(status: 400, reason: "malformed header field") }
+            if let f = line.first, f == 0x20 || f == 0x09 {
+                throw HTTPDecodeError(status: 400, reason: "obsolete line folding")
+            }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else {
+                throw HTTPDecodeError(status: 400, reason: "malformed header field")
+            }
             let name = UnsafeBufferPointer(rebasing: line[0..<colon])
             // No whitespace between field name and colon (RFC 9112 §5.1).
-            guard name.allSatisfy(isTokenChar) else { throw HTTPDecodeError(status: 400, reason: "malformed header field name") }
+            guard name.allSatisfy(isTokenChar) else {
+                throw HTTPDecodeError(status: 400, reason: "malformed header field name")
+            }
             var vs = colon + 1, ve = line.count
             while vs < ve, line[vs] == 0x20 || line[vs] == 0x09 { vs += 1 }
             while ve > vs, line[ve - 1] == 0x20 || line[ve - 1] == 0x09 { ve -= 1 }
             let value = UnsafeBufferPointer(rebasing: line[vs..<ve])
-            guard value.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == 0x09 }) else { throw HTTPDecodeError(status: 400, reason: "control character in header value") }
+            guard value.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == 0x09 }) else {
+                throw HTTPDecodeError(status: 400, reason: "control character in header value")
+            }
             headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
-        return Head(method: String(decoding: parts[0], as: UTF8.self), target: String(decoding: parts[1], as: UTF8.self),
-                    minorVersion: minor, headers: HTTPHeaders(headers))
+        return Head(
+            method: String(decoding: parts[0], as: UTF8.self), target: String(decoding: parts[1], as: UTF8.self),
+            minorVersion: minor, headers: HTTPHeaders(headers))
     }
 
     // MARK: - Body framing (RFC 9112 §6)
@@ -213,11 +242,18 @@ struct HTTPRequestDecoder {
         let encodings = h.values("Transfer-Encoding")
         if head.minorVersion == 1 {
             let hosts = h.values("Host")
-            guard hosts.count == 1 else { throw HTTPDecodeError(status: 400, reason: hosts.isEmpty ? "missing Host header" : "duplicate Host header") }
+            guard hosts.count == 1 else {
+                throw HTTPDecodeError(
+                    status: 400, reason: hosts.isEmpty ? "missing Host header" : "duplicate Host header")
+            }
         }
         if !encodings.isEmpty {
-            guard lengths.isEmpty else { throw HTTPDecodeError(status: 400, reason: "Content-Length with Transfer-Encoding") }
-            guard head.minorVersion == 1 else { throw HTTPDecodeError(status: 400, reason: "Transfer-Encoding in HTTP/1.0") }
+            guard lengths.isEmpty else {
+                throw HTTPDecodeError(status: 400, reason: "Content-Length with Transfer-Encoding")
+            }
+            guard head.minorVersion == 1 else {
+                throw HTTPDecodeError(status: 400, reason: "Transfer-Encoding in HTTP/1.0")
+            }
             guard encodings.count == 1, encodings[0].lowercased() == "chunked" else {
                 throw HTTPDecodeError(status: 501, reason: "unsupported transfer coding")
             }
@@ -232,12 +268,16 @@ struct HTTPRequestDecoder {
         if !lengths.isEmpty {
             guard lengths.count == 1 else { throw HTTPDecodeError(status: 400, reason: "duplicate Content-Length") }
             let text = lengths[0]
-            guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(text) else {
+            guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let n = Int(text)
+            else {
                 throw HTTPDecodeError(status: 400, reason: "invalid Content-Length")
             }
             length = n
         }
-        if length > limits.maxBodyBytes { throw HTTPDecodeError(status: 413, reason: "body larger than \(limits.maxBodyBytes) bytes") }
+        if length > limits.maxBodyBytes {
+            throw HTTPDecodeError(status: 413, reason: "body larger than \(limits.maxBodyBytes) bytes")
+        }
         if length > 0, try expectsContinue(head), input.readable < length, !continueSent {
             continueSent = true
             state = .fixedBody(head, length: length)
@@ -248,11 +288,15 @@ struct HTTPRequestDecoder {
 
     private func expectsContinue(_ head: Head) throws(HTTPDecodeError) -> Bool {
         guard let e = head.headers["Expect"] else { return false }
-        guard e.lowercased() == "100-continue" else { throw HTTPDecodeError(status: 417, reason: "unsupported expectation") }
+        guard e.lowercased() == "100-continue" else {
+            throw HTTPDecodeError(status: 417, reason: "unsupported expectation")
+        }
         return head.minorVersion == 1
     }
 
-    private mutating func finishFixed(_ head: Head, length: Int, _ input: inout InputBuffer) throws(HTTPDecodeError) -> Event {
+    private mutating func finishFixed(_ head: Head, length: Int, _ input: inout InputBuffer) throws(HTTPDecodeError)
+        -> Event
+    {
         guard input.readable >= length else {
             state = .fixedBody(head, length: length)
             return .needMore
@@ -262,8 +306,10 @@ struct HTTPRequestDecoder {
         return .request(try makeRequest(head, body))
     }
 
-    private mutating func continueChunked(_ head: Head, _ startPhase: ChunkPhase, _ startBody: [UInt8], _ startTrailers: Int,
-                                          _ input: inout InputBuffer) throws(HTTPDecodeError) -> Event {
+    private mutating func continueChunked(
+        _ head: Head, _ startPhase: ChunkPhase, _ startBody: [UInt8], _ startTrailers: Int,
+        _ input: inout InputBuffer
+    ) throws(HTTPDecodeError) -> Event {
         var phase = startPhase
         var body = startBody
         var trailerBytes = startTrailers
@@ -279,14 +325,18 @@ struct HTTPRequestDecoder {
                 let line = input.bytes[input.readIndex..<lineEnd]
                 // chunk-size [ chunk-ext ]: extensions are ignored (RFC 9112 §7.1.1).
                 let sizeBytes = line.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
-                guard !sizeBytes.isEmpty, sizeBytes.count <= 8, let size = Int(String(decoding: sizeBytes, as: UTF8.self), radix: 16) else {
+                guard !sizeBytes.isEmpty, sizeBytes.count <= 8,
+                    let size = Int(String(decoding: sizeBytes, as: UTF8.self), radix: 16)
+                else {
                     throw HTTPDecodeError(status: 400, reason: "invalid chunk size")
                 }
                 input.consume(lineEnd + 2 - input.readIndex)
                 if size == 0 {
                     phase = .trailers
                 } else {
-                    guard body.count + size <= limits.maxBodyBytes else { throw HTTPDecodeError(status: 413, reason: "body larger than \(limits.maxBodyBytes) bytes") }
+                    guard body.count + size <= limits.maxBodyBytes else {
+                        throw HTTPDecodeError(status: 413, reason: "body larger than \(limits.maxBodyBytes) bytes")
+                    }
                     phase = .data(remaining: size)
                 }
             case .data(let remaining):
@@ -294,7 +344,8 @@ struct HTTPRequestDecoder {
                 body.append(contentsOf: input.bytes[input.readIndex..<(input.readIndex + n)])
                 input.consume(n)
                 if n < remaining {
-                    state = .chunkedBody(head, phase: .data(remaining: remaining - n), body: body, trailerBytes: trailerBytes)
+                    state = .chunkedBody(
+                        head, phase: .data(remaining: remaining - n), body: body, trailerBytes: trailerBytes)
                     return .needMore
                 }
                 phase = .dataCRLF
@@ -310,7 +361,9 @@ struct HTTPRequestDecoder {
                 phase = .size
             case .trailers:
                 guard let lineEnd = findCRLF(input) else {
-                    if trailerBytes + input.readable > limits.maxHeaderBytes { throw HTTPDecodeError(status: 431, reason: "trailer section too large") }
+                    if trailerBytes + input.readable > limits.maxHeaderBytes {
+                        throw HTTPDecodeError(status: 431, reason: "trailer section too large")
+                    }
                     state = .chunkedBody(head, phase: phase, body: body, trailerBytes: trailerBytes)
                     return .needMore
                 }
@@ -322,7 +375,9 @@ struct HTTPRequestDecoder {
                 }
                 // Trailer fields are read and discarded, within the header limit.
                 trailerBytes += lineLength + 2
-                if trailerBytes > limits.maxHeaderBytes { throw HTTPDecodeError(status: 431, reason: "trailer section too large") }
+                if trailerBytes > limits.maxHeaderBytes {
+                    throw HTTPDecodeError(status: 431, reason: "trailer section too large")
+                }
             }
         }
     }
@@ -340,7 +395,9 @@ struct HTTPRequestDecoder {
 
     private mutating func makeRequest(_ head: Head, _ body: [UInt8]) throws(HTTPDecodeError) -> HTTPRequest {
         state = .head(scanFrom: 0, lineStart: 0, requestLineDone: false)
-        guard head.target.hasPrefix("/") else { throw HTTPDecodeError(status: 400, reason: "request target must be a path") }
+        guard head.target.hasPrefix("/") else {
+            throw HTTPDecodeError(status: 400, reason: "request target must be a path")
+        }
         let rawPath: Substring
         let rawQuery: Substring?
         if let q = head.target.firstIndex(of: "?") {
@@ -350,19 +407,25 @@ struct HTTPRequestDecoder {
             rawPath = head.target[...]
             rawQuery = nil
         }
-        guard let path = percentDecode(rawPath, plusIsSpace: false) else { throw HTTPDecodeError(status: 400, reason: "invalid percent-encoding in path") }
+        guard let path = percentDecode(rawPath, plusIsSpace: false) else {
+            throw HTTPDecodeError(status: 400, reason: "invalid percent-encoding in path")
+        }
         var query: [(name: String, value: String)] = []
         if let rq = rawQuery {
             for pair in rq.split(separator: "&", omittingEmptySubsequences: true) {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard let k = percentDecode(kv[0], plusIsSpace: true), let v = percentDecode(kv.count > 1 ? kv[1] : "", plusIsSpace: true) else {
+                guard let k = percentDecode(kv[0], plusIsSpace: true),
+                    let v = percentDecode(kv.count > 1 ? kv[1] : "", plusIsSpace: true)
+                else {
                     throw HTTPDecodeError(status: 400, reason: "invalid percent-encoding in query")
                 }
                 query.append((k, v))
             }
         }
-        return HTTPRequest(method: HTTPMethod(rawValue: head.method), target: head.target, path: path, query: query, minorVersion: head.minorVersion,
-                           headers: head.headers, body: body)
+        return HTTPRequest(
+            method: HTTPMethod(rawValue: head.method), target: head.target, path: path, query: query,
+            minorVersion: head.minorVersion,
+            headers: head.headers, body: body)
     }
 }
 
@@ -370,9 +433,12 @@ private func isTokenChar(_ c: UInt8) -> Bool {
     // tchar (RFC 9110 §5.6.2)
     switch c {
     case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-         UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): return true
+    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+        UInt8(ascii: "'"),
+        UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"),
+        UInt8(ascii: "_"),
+        UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        return true
     default: return false
     }
 }

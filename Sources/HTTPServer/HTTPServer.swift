@@ -46,9 +46,11 @@ public final class HTTPServer: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
 
     /// Binds `address` and prepares the loop; call `run()` to serve.
-    public init(address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
-                logger: Logger, renderError: @escaping HTTPErrorRenderer = { HTTPResponse.plain($0, "\($1)\n") },
-                handler: @escaping HTTPHandler) throws(SocketError) {
+    public init(
+        address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
+        logger: Logger, renderError: @escaping HTTPErrorRenderer = { HTTPResponse.plain($0, "\($1)\n") },
+        handler: @escaping HTTPHandler
+    ) throws(SocketError) {
         self.limits = limits
         self.handler = handler
         self.renderError = renderError
@@ -178,7 +180,8 @@ public final class HTTPServer: @unchecked Sendable {
                 let bytes = renderError(503, "too many connections").serialized(keepAlive: false)
                 _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 close(fd)
-                logger.warning("connection refused: limit reached", ["http.max_connections": String(limits.maxConnections)])
+                logger.warning(
+                    "connection refused: limit reached", ["http.max_connections": String(limits.maxConnections)])
                 continue
             }
             let conn = Connection(fd: fd, serial: nextSerial, peer: peer, limits: limits, now: Sock.now())
@@ -279,7 +282,9 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func respond(_ conn: Connection, _ response: HTTPResponse) {
         conn.inFlight = false
-        let keepAlive = conn.currentKeepAlive && !response.closeConnection && !shutdownRequested.load(ordering: .relaxed) && !conn.peerClosed
+        let keepAlive =
+            conn.currentKeepAlive && !response.closeConnection && !shutdownRequested.load(ordering: .relaxed)
+            && !conn.peerClosed
         if !keepAlive { conn.closing = true }
         queue(conn, response, keepAlive: keepAlive)
         if !conn.closing && !conn.outputPending {

@@ -67,8 +67,10 @@ public struct HTTPRequest: Sendable {
     /// Peer address, e.g. `127.0.0.1`.
     public var remoteAddress: String
 
-    public init(method: HTTPMethod, target: String, path: String, query: [(name: String, value: String)] = [],
-                minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], remoteAddress: String = "") {
+    public init(
+        method: HTTPMethod, target: String, path: String, query: [(name: String, value: String)] = [],
+        minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], remoteAddress: String = ""
+    ) {
         self.method = method
         self.target = target
         self.path = path
@@ -86,7 +88,9 @@ public struct HTTPRequest: Sendable {
 
     /// Whether the client asked to keep the connection open (RFC 9112 §9.3).
     public var wantsKeepAlive: Bool {
-        let tokens = headers.values("Connection").flatMap { $0.lowercased().split(separator: ",").map { $0.trimmingSpaces() } }
+        let tokens = headers.values("Connection").flatMap {
+            $0.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+        }
         if tokens.contains("close") { return false }
         return minorVersion >= 1 || tokens.contains("keep-alive")
     }
@@ -100,7 +104,9 @@ public struct HTTPResponse: Sendable {
     /// Close the connection after sending this response.
     public var closeConnection: Bool
 
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = [], closeConnection: Bool = false) {
+    public init(
+        status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = [], closeConnection: Bool = false
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
@@ -109,7 +115,9 @@ public struct HTTPResponse: Sendable {
 
     /// A plain-text response, used for protocol-level errors before any routing.
     public static func plain(_ status: Int, _ text: String, close: Bool = false) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8), closeConnection: close)
+        HTTPResponse(
+            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8),
+            closeConnection: close)
     }
 
     /// Serialises status line, headers and body (RFC 9112 §4, §6).
@@ -119,7 +127,9 @@ public struct HTTPResponse: Sendable {
         // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
         let bodyless = status < 200 || status == 204 || status == 304
         var out: [UInt8] = []
-        out.reserveCapacity(64 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (includeBody && !bodyless ? body.count : 0))
+        out.reserveCapacity(
+            64 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+                + (includeBody && !bodyless ? body.count : 0))
         func append(_ s: String) { out.append(contentsOf: s.utf8) }
         append("HTTP/1.1 ")
         append(String(status))

@@ -15,19 +15,25 @@ extension HubApp {
         let q = ctx.request
         func time(_ name: String) throws -> String? {
             guard let v = q.queryValue(name) else { return nil }
-            guard let t = Timestamp.parse(v) else { throw SCIMError.invalidValue("'\(name)' must be an xsd:dateTime such as 2026-01-31T00:00:00Z") }
+            guard let t = Timestamp.parse(v) else {
+                throw SCIMError.invalidValue("'\(name)' must be an xsd:dateTime such as 2026-01-31T00:00:00Z")
+            }
             return Timestamp.format(t)
         }
         let since = try time("since"), until = try time("until")
         var after: Int64 = 0
         if let a = q.queryValue("after") {
-            guard let n = Int64(a), n >= 0 else { throw SCIMError.invalidValue("'after' must be a non-negative integer") }
+            guard let n = Int64(a), n >= 0 else {
+                throw SCIMError.invalidValue("'after' must be a non-negative integer")
+            }
             after = n
         }
         let count = try countParameter(q)
         let entries = try store.read {
-            try AuditLog.list($0, since: since, until: until, principal: q.queryValue("principal"), resourceID: q.queryValue("resourceId"),
-                              afterSeq: after, limit: count)
+            try AuditLog.list(
+                $0, since: since, until: until, principal: q.queryValue("principal"),
+                resourceID: q.queryValue("resourceId"),
+                afterSeq: after, limit: count)
         }
         var body = JSONObject(["itemsPerPage": .int(entries.count), "entries": .array(entries.map(\.json))])
         if let last = entries.last, entries.count == count { body["next"] = .string("after=\(last.seq)") }
@@ -48,17 +54,22 @@ extension HubApp {
             try targets.map { t in
                 let stats = try conn.queueStats(target: t.name, now: now)
                 let circuit = t.enabled ? (engine?.circuit(t.name) ?? .closed) : nil
-                let health = !t.enabled ? "disabled" : circuit == .closed ? (stats.dead > 0 ? "degraded" : "healthy") : "unavailable"
-                return .object(JSONObject([
-                    "name": .string(t.name),
-                    "type": .string(t.type),
-                    "enabled": .bool(t.enabled),
-                    "health": .string(health),
-                    "circuit": circuit.map { .string($0.rawValue) } ?? .null,
-                    "queueDepth": .int(stats.pending),
-                    "oldestPendingSeconds": stats.oldestPending.map { .number(JSONNumber(($0 * 1000).rounded() / 1000)) } ?? .null,
-                    "deadLetters": .int(stats.dead),
-                ]))
+                let health =
+                    !t.enabled
+                    ? "disabled" : circuit == .closed ? (stats.dead > 0 ? "degraded" : "healthy") : "unavailable"
+                return .object(
+                    JSONObject([
+                        "name": .string(t.name),
+                        "type": .string(t.type),
+                        "enabled": .bool(t.enabled),
+                        "health": .string(health),
+                        "circuit": circuit.map { .string($0.rawValue) } ?? .null,
+                        "queueDepth": .int(stats.pending),
+                        "oldestPendingSeconds": stats.oldestPending.map {
+                            .number(JSONNumber(($0 * 1000).rounded() / 1000))
+                        } ?? .null,
+                        "deadLetters": .int(stats.dead),
+                    ]))
             }
         }
         return jsonResponse(200, .object(JSONObject(["targets": .array(items)])), contentType: "application/json")
@@ -68,42 +79,55 @@ extension HubApp {
     func listJobs(_ ctx: RequestContext) throws -> HTTPResponse {
         let q = ctx.request
         let target = q.queryValue("target")
-        if let t = target, engine?.policy.target(t) == nil { throw SCIMError.invalidValue("'target': no target with this name") }
+        if let t = target, engine?.policy.target(t) == nil {
+            throw SCIMError.invalidValue("'target': no target with this name")
+        }
         let state = q.queryValue("state").map(JobState.init(rawValue:))
-        if let s = state, s != .pending && s != .dead { throw SCIMError.invalidValue("'state' must be pending or dead") }
+        if let s = state, s != .pending && s != .dead {
+            throw SCIMError.invalidValue("'state' must be pending or dead")
+        }
         let jobs = try store.read { try $0.jobs(target: target, state: state, limit: try countParameter(q)) }
         let items: [JSONValue] = jobs.map { j in
-            .object(JSONObject([
-                "id": .string("\(j.personID):\(j.target)"),
-                "personId": .string(j.personID),
-                "target": .string(j.target),
-                "state": .string(j.state.rawValue),
-                "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
-                "attempts": .int(j.attempts),
-                "notBefore": .string(Timestamp.format(j.notBefore)),
-                "enqueued": .string(Timestamp.format(j.enqueued)),
-                "lastError": j.lastError.map { .string($0) } ?? .null,
-            ]))
+            .object(
+                JSONObject([
+                    "id": .string("\(j.personID):\(j.target)"),
+                    "personId": .string(j.personID),
+                    "target": .string(j.target),
+                    "state": .string(j.state.rawValue),
+                    "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
+                    "attempts": .int(j.attempts),
+                    "notBefore": .string(Timestamp.format(j.notBefore)),
+                    "enqueued": .string(Timestamp.format(j.enqueued)),
+                    "lastError": j.lastError.map { .string($0) } ?? .null,
+                ]))
         }
-        return jsonResponse(200, .object(JSONObject(["itemsPerPage": .int(items.count), "jobs": .array(items)])), contentType: "application/json")
+        return jsonResponse(
+            200, .object(JSONObject(["itemsPerPage": .int(items.count), "jobs": .array(items)])),
+            contentType: "application/json")
     }
 
     /// `POST /admin/jobs/{personId}:{target}/retry`: re-drives a dead-lettered job.
     func retryJob(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
-        guard let colon = id.lastIndex(of: ":") else { throw SCIMError.notFound("job ids look like <personId>:<target>") }
+        guard let colon = id.lastIndex(of: ":") else {
+            throw SCIMError.notFound("job ids look like <personId>:<target>")
+        }
         let person = String(id[..<colon]), target = String(id[id.index(after: colon)...])
         let principal = ctx.principal.name, requestID = ctx.requestID
         let redriven = try store.write { w -> Bool in
             let ok = try w.connection.redrive(personID: person, target: target, now: Date().timeIntervalSince1970)
             if ok {
-                try AuditLog.append(w, .now(principal: principal, action: "job.retry", resourceType: "User", resourceID: person,
-                                            attributes: [target], requestID: requestID))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: principal, action: "job.retry", resourceType: "User", resourceID: person,
+                        attributes: [target], requestID: requestID))
             }
             return ok
         }
         guard redriven else { throw SCIMError.notFound("no dead-lettered job with this id") }
         engine?.wake()
-        return jsonResponse(202, .object(JSONObject(["id": .string(id), "state": .string("pending")])), contentType: "application/json")
+        return jsonResponse(
+            202, .object(JSONObject(["id": .string(id), "state": .string("pending")])), contentType: "application/json")
     }
 
     /// `GET /admin/people/{id}/access`: packages held and the rule or group that granted
@@ -126,30 +150,40 @@ extension HubApp {
             }
             let now = engine.clock.now()
             let snapshot = try PersonSnapshot.load(conn, personID: id, person: user?.doc, now: now)
-            let grants = snapshot.document.map { engine.policy.grants(person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now) } ?? []
+            let grants =
+                snapshot.document.map {
+                    engine.policy.grants(
+                        person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now)
+                } ?? []
             out["revokedByReview"] = .array(snapshot.overrides.revoked.sorted().map { .string($0) })
-            out["breakGlass"] = .array(try conn.activeBreakGlass(personID: id, now: now).map { BreakGlass.json($0, now: now) })
+            out["breakGlass"] = .array(
+                try conn.activeBreakGlass(personID: id, now: now).map { BreakGlass.json($0, now: now) })
             // Which feed set each attribute (the packages' rules read these).
             var sources = JSONObject()
             for src in try conn.attributeSources(personID: id) {
-                sources[src.attribute] = .object(JSONObject(["feed": .string(src.principal), "time": .string(Timestamp.format(src.time))]))
+                sources[src.attribute] = .object(
+                    JSONObject(["feed": .string(src.principal), "time": .string(Timestamp.format(src.time))]))
             }
             out["attributeSources"] = .object(sources)
-            out["packages"] = .array(grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
+            out["packages"] = .array(
+                grants.map { .object(JSONObject(["name": .string($0.package), "why": .string($0.reason)])) })
             var targets = JSONObject()
             for t in engine.policy.targets {
                 let decision = engine.policy.decide(snapshot, target: t)
-                let (record, previous, desired) = (decision.record, decision.lastApplied, t.enabled ? decision.desired : nil)
+                let (record, previous, desired) = (
+                    decision.record, decision.lastApplied, t.enabled ? decision.desired : nil
+                )
                 let job = try conn.job(personID: id, target: t.name)
-                targets[t.name] = .object(JSONObject([
-                    "enabled": .bool(t.enabled),
-                    "desired": desired?.json ?? .null,
-                    "applied": previous?.json ?? .null,
-                    "accountId": record?.accountID.map { .string($0) } ?? .null,
-                    "lastApplied": record.map { .string(Timestamp.format($0.applied)) } ?? .null,
-                    "lastResult": record?.lastResult.map { .string($0) } ?? .null,
-                    "pendingJob": job.map { .string($0.state.rawValue) } ?? .null,
-                ]))
+                targets[t.name] = .object(
+                    JSONObject([
+                        "enabled": .bool(t.enabled),
+                        "desired": desired?.json ?? .null,
+                        "applied": previous?.json ?? .null,
+                        "accountId": record?.accountID.map { .string($0) } ?? .null,
+                        "lastApplied": record.map { .string(Timestamp.format($0.applied)) } ?? .null,
+                        "lastResult": record?.lastResult.map { .string($0) } ?? .null,
+                        "pendingJob": job.map { .string($0.state.rawValue) } ?? .null,
+                    ]))
             }
             out["targets"] = .object(targets)
             return out
@@ -164,11 +198,15 @@ extension HubApp {
         guard let credentials, let engine else { throw SCIMError(status: 409, detail: "no policy is loaded") }
         let text = ctx.request.queryValue("within") ?? "30d"
         let units: [Character: Double] = ["d": 86400, "h": 3600, "m": 60]
-        guard let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n > 0, n * unit <= 366 * 86400 else {
+        guard let unit = text.last.flatMap({ units[$0] }), let n = Double(text.dropLast()), n > 0,
+            n * unit <= 366 * 86400
+        else {
             throw SCIMError.invalidValue("'within' must be a duration such as 30d, 12h or 90m (at most 366d)")
         }
         let people = try credentials.expiring(within: n * unit, policy: engine.policy)
-        return jsonResponse(200, .object(JSONObject(["within": .string(text), "people": .array(people)])), contentType: "application/json")
+        return jsonResponse(
+            200, .object(JSONObject(["within": .string(text), "people": .array(people)])),
+            contentType: "application/json")
     }
 }
 
@@ -176,12 +214,18 @@ extension HubApp {
     /// Audit, targets, the queue and people's access.
     static var adminRoutes: [Route] {
         [
-        Route.make("GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]) { app, ctx, _ in try app.listAudit(ctx) },
-        Route.make("GET", "/admin/targets", .admin) { app, ctx, _ in try app.listTargets(ctx) },
-        Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { app, ctx, _ in try app.listJobs(ctx) },
-        Route.make("POST", "/admin/jobs/{id}/retry", .admin) { app, ctx, p in try app.retryJob(p[0], ctx) },
-        Route.make("GET", "/admin/people/{id}/access", .admin) { app, ctx, p in try app.personAccess(p[0], ctx) },
-        Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { app, ctx, _ in try app.expiringCredentials(ctx) },
+            Route.make(
+                "GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]
+            ) { app, ctx, _ in try app.listAudit(ctx) },
+            Route.make("GET", "/admin/targets", .admin) { app, ctx, _ in try app.listTargets(ctx) },
+            Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { app, ctx, _ in
+                try app.listJobs(ctx)
+            },
+            Route.make("POST", "/admin/jobs/{id}/retry", .admin) { app, ctx, p in try app.retryJob(p[0], ctx) },
+            Route.make("GET", "/admin/people/{id}/access", .admin) { app, ctx, p in try app.personAccess(p[0], ctx) },
+            Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { app, ctx, _ in
+                try app.expiringCredentials(ctx)
+            },
         ]
     }
 }

@@ -56,7 +56,8 @@ struct ClientAddressResolver: Sendable {
         trusted.contains { t in
             guard let slash = t.firstIndex(of: "/") else { return t == address }
             guard let bits = Int(t[t.index(after: slash)...]), (0...32).contains(bits),
-                  let net = Self.ipv4(String(t[..<slash])), let a = Self.ipv4(address) else { return false }
+                let net = Self.ipv4(String(t[..<slash])), let a = Self.ipv4(address)
+            else { return false }
             let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
             return net & mask == a & mask
         }
@@ -64,7 +65,9 @@ struct ClientAddressResolver: Sendable {
 
     func clientAddress(_ request: HTTPRequest) -> String {
         // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
-        let peer = request.remoteAddress.hasPrefix("::ffff:") ? String(request.remoteAddress.dropFirst(7)) : request.remoteAddress
+        let peer =
+            request.remoteAddress.hasPrefix("::ffff:")
+            ? String(request.remoteAddress.dropFirst(7)) : request.remoteAddress
         guard !trusted.isEmpty, isTrusted(peer) else { return peer }
         let hops = request.headers.values("X-Forwarded-For").flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
@@ -74,7 +77,10 @@ struct ClientAddressResolver: Sendable {
     }
 
     static func looksLikeAddress(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 45 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x3A) || $0 == 0x2E || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x66) }
+        !s.isEmpty && s.utf8.count <= 45
+            && s.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x3A) || $0 == 0x2E || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x66)
+            }
     }
 
     static func ipv4(_ s: String) -> UInt32? {
@@ -101,30 +107,40 @@ extension HubApp {
     func authenticate(_ request: HTTPRequest) throws -> Principal {
         let now = Date().timeIntervalSince1970
         guard let header = request.headers["Authorization"] else {
-            throw SCIMError(status: 401, detail: "authentication required: send Authorization: Bearer <token>",
-                            headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\""])
+            throw SCIMError(
+                status: 401, detail: "authentication required: send Authorization: Bearer <token>",
+                headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\""])
         }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         var presented: String? = nil
-        if parts.count == 2, parts[0].lowercased() == "bearer" { presented = parts[1].trimmingCharacters(in: .whitespaces) }
+        if parts.count == 2, parts[0].lowercased() == "bearer" {
+            presented = parts[1].trimmingCharacters(in: .whitespaces)
+        }
         if let token = presented, let p = try store.read(snapshot: false, { try Tokens.verify($0, token: token) }) {
             return p
         }
         let client = clientAddresses.clientAddress(request)
         let keys = ["addr:" + client] + (presented.flatMap(Tokens.publicID).map { ["token:" + $0] } ?? [])
         if let wait = keys.compactMap({ throttle.retryAfter($0, now: now) }).max() {
-            throw SCIMError(status: 429, detail: "too many failed authentication attempts; retry later", headers: ["Retry-After": String(wait)])
+            throw SCIMError(
+                status: 429, detail: "too many failed authentication attempts; retry later",
+                headers: ["Retry-After": String(wait)])
         }
         for k in keys { throttle.recordFailure(k, now: now) }
         logger.warning("authentication failed", ["client.address": client])
-        throw SCIMError(status: 401, detail: "invalid or revoked bearer token",
-                        headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\", error=\"invalid_token\""])
+        throw SCIMError(
+            status: 401, detail: "invalid or revoked bearer token",
+            headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\", error=\"invalid_token\""])
     }
     /// Throws 403 unless the principal holds `scope`.
     func require(_ scope: Scope, _ principal: Principal) throws {
         guard principal.scopes.contains(scope) else {
-            throw SCIMError(status: 403, detail: "this token lacks the '\(scope.rawValue)' scope",
-                            headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""])
+            throw SCIMError(
+                status: 403, detail: "this token lacks the '\(scope.rawValue)' scope",
+                headers: [
+                    "WWW-Authenticate":
+                        "Bearer realm=\"scimhub\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""
+                ])
         }
     }
 }

@@ -10,7 +10,9 @@ import Store
 /// grants and close their post-use reviews.
 extension HubApp {
     private func breakGlassService() throws -> BreakGlass {
-        guard let b = breakGlass else { throw SCIMError(status: 409, detail: "no policy is loaded: there is no package to grant") }
+        guard let b = breakGlass else {
+            throw SCIMError(status: 409, detail: "no policy is loaded: there is no package to grant")
+        }
         return b
     }
 
@@ -21,7 +23,9 @@ extension HubApp {
         for k in body.keys where !["personId", "package", "reason", "hours"].contains(k) {
             throw SCIMError.invalidValue("unknown key '\(k)' (personId, package, reason, hours)")
         }
-        guard let person = body["personId"]?.stringValue, !person.isEmpty else { throw SCIMError.invalidValue("'personId' is required") }
+        guard let person = body["personId"]?.stringValue, !person.isEmpty else {
+            throw SCIMError.invalidValue("'personId' is required")
+        }
         guard let package = body["package"]?.stringValue else { throw SCIMError.invalidValue("'package' is required") }
         guard let reason = body["reason"]?.stringValue else { throw SCIMError.invalidValue("'reason' is required") }
         var hours: Double? = nil
@@ -30,7 +34,10 @@ extension HubApp {
             hours = n
         }
         do {
-            let g = try service.grant(personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal, requestID: ctx.requestID) {
+            let g = try service.grant(
+                personID: person, package: package, reason: reason, hours: hours, principal: ctx.principal,
+                requestID: ctx.requestID
+            ) {
                 try self.requireStepUp(ctx, action: "a break-glass grant")
             }
             return jsonResponse(201, BreakGlass.json(g), contentType: "application/json")
@@ -43,9 +50,13 @@ extension HubApp {
     func listBreakGlass(_ ctx: RequestContext) throws -> HTTPResponse {
         _ = try breakGlassService()
         let state = ctx.request.queryValue("state")
-        if let s = state, !["active", "pending-review", "reviewed"].contains(s) { throw SCIMError.invalidValue("'state' must be active, pending-review or reviewed") }
+        if let s = state, !["active", "pending-review", "reviewed"].contains(s) {
+            throw SCIMError.invalidValue("'state' must be active, pending-review or reviewed")
+        }
         let grants = try store.read { try $0.breakGlassGrants(state: state, limit: 500) }
-        return jsonResponse(200, .object(JSONObject(["grants": .array(grants.map { BreakGlass.json($0) })])), contentType: "application/json")
+        return jsonResponse(
+            200, .object(JSONObject(["grants": .array(grants.map { BreakGlass.json($0) })])),
+            contentType: "application/json")
     }
 
     /// `POST /admin/break-glass/{id}/review` `{"decision": "justified"|"unjustified", "reason"}`.
@@ -53,12 +64,15 @@ extension HubApp {
         let service = try breakGlassService()
         let body = try jsonBody(ctx.request)
         do {
-            try service.review(id: id, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
-                               principal: ctx.principal, requestID: ctx.requestID)
+            try service.review(
+                id: id, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
+                principal: ctx.principal, requestID: ctx.requestID)
         } catch let e as GovernanceError {
             throw scimError(e)
         }
-        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw SCIMError.notFound("no break-glass grant with this id") }
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else {
+            throw SCIMError.notFound("no break-glass grant with this id")
+        }
         return jsonResponse(200, BreakGlass.json(g), contentType: "application/json")
     }
 }
@@ -67,9 +81,15 @@ extension HubApp {
     /// Break-glass grants and their reviews. Granting has its own scope: an admin token alone cannot.
     static var breakGlassRoutes: [Route] {
         [
-        Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { app, ctx, _ in try app.listBreakGlass(ctx) },
-        Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { app, ctx, _ in try app.grantBreakGlass(ctx) },
-        Route.make("POST", "/admin/break-glass/{id}/review", .admin) { app, ctx, p in try app.reviewBreakGlass(p[0], ctx) },
+            Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { app, ctx, _ in
+                try app.listBreakGlass(ctx)
+            },
+            Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { app, ctx, _ in
+                try app.grantBreakGlass(ctx)
+            },
+            Route.make("POST", "/admin/break-glass/{id}/review", .admin) { app, ctx, p in
+                try app.reviewBreakGlass(p[0], ctx)
+            },
         ]
     }
 }

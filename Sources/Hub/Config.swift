@@ -77,9 +77,13 @@ public struct HubConfig: Sendable {
 
     /// Reads a JSON config file over the defaults.
     public static func load(path: String, over base: HubConfig = HubConfig()) throws -> HubConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("config file \(path) cannot be read") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("config file \(path) cannot be read")
+        }
         let value: JSONValue
-        do { value = try JSONParser().parse(Array(data)) } catch { throw ConfigError("config file \(path) is not valid JSON: \(error)") }
+        do { value = try JSONParser().parse(Array(data)) } catch {
+            throw ConfigError("config file \(path) is not valid JSON: \(error)")
+        }
         guard let o = value.objectValue else { throw ConfigError("config file \(path) must hold a JSON object") }
         var c = base
         for m in o.members {
@@ -91,44 +95,66 @@ public struct HubConfig: Sendable {
             case "schemas": c.schemasDirectory = try string(v, m.key)
             case "policy": c.policyFile = try string(v, m.key)
             case "feeds":
-                guard let o = v.objectValue else { throw ConfigError("feeds must be an object of principal: [attributes] or {attributes, groups}") }
+                guard let o = v.objectValue else {
+                    throw ConfigError("feeds must be an object of principal: [attributes] or {attributes, groups}")
+                }
                 c.feeds = [:]
                 c.feedGroups = [:]
                 for f in o.members {
-                    do { try PrincipalName.validate(f.key, what: "feeds key") } catch { throw ConfigError(error.description) }
+                    do { try PrincipalName.validate(f.key, what: "feeds key") } catch {
+                        throw ConfigError(error.description)
+                    }
                     if let arr = f.value.arrayValue {
                         c.feeds[f.key] = try names(arr, "feeds.\(f.key)", allowEmpty: false)
                         continue
                     }
-                    guard let fo = f.value.objectValue else { throw ConfigError("feeds.\(f.key) must be an array of attribute names or an object") }
+                    guard let fo = f.value.objectValue else {
+                        throw ConfigError("feeds.\(f.key) must be an array of attribute names or an object")
+                    }
                     c.feeds[f.key] = []
                     for fm in fo.members {
-                        guard let arr = fm.value.arrayValue else { throw ConfigError("feeds.\(f.key).\(fm.key) must be an array of strings") }
+                        guard let arr = fm.value.arrayValue else {
+                            throw ConfigError("feeds.\(f.key).\(fm.key) must be an array of strings")
+                        }
                         switch fm.key {
-                        case "attributes": c.feeds[f.key] = try names(arr, "feeds.\(f.key).attributes", allowEmpty: true)
+                        case "attributes":
+                            c.feeds[f.key] = try names(arr, "feeds.\(f.key).attributes", allowEmpty: true)
                         case "groups": c.feedGroups[f.key] = try names(arr, "feeds.\(f.key).groups", allowEmpty: true)
-                        default: throw ConfigError("unknown config key feeds.\(f.key).\(fm.key) (use attributes, groups)")
+                        default:
+                            throw ConfigError("unknown config key feeds.\(f.key).\(fm.key) (use attributes, groups)")
                         }
                     }
                 }
             case "reviewEveryDays":
-                guard let d = v.numberValue?.double, d >= 0, d <= 3660 else { throw ConfigError("reviewEveryDays must be a number of days (0 turns the schedule off)") }
+                guard let d = v.numberValue?.double, d >= 0, d <= 3660 else {
+                    throw ConfigError("reviewEveryDays must be a number of days (0 turns the schedule off)")
+                }
                 c.reviewEveryDays = d
             case "reviewDueDays":
-                guard let d = v.numberValue?.double, d > 0, d <= 366 else { throw ConfigError("reviewDueDays must be a number of days in 0...366") }
+                guard let d = v.numberValue?.double, d > 0, d <= 366 else {
+                    throw ConfigError("reviewDueDays must be a number of days in 0...366")
+                }
                 c.reviewDueDays = d
             case "reviewDefaultDecision":
                 let d = try string(v, m.key)
-                guard d == "approve" || d == "revoke" else { throw ConfigError("reviewDefaultDecision must be approve or revoke") }
+                guard d == "approve" || d == "revoke" else {
+                    throw ConfigError("reviewDefaultDecision must be approve or revoke")
+                }
                 c.reviewDefaultDecision = d
             case "reconcileEveryHours":
-                guard let h = v.numberValue?.double, h >= 0.01, h <= 24 * 366 else { throw ConfigError("reconcileEveryHours must be a number of hours (0.01 to 8784)") }
+                guard let h = v.numberValue?.double, h >= 0.01, h <= 24 * 366 else {
+                    throw ConfigError("reconcileEveryHours must be a number of hours (0.01 to 8784)")
+                }
                 c.reconcileEveryHours = h
             case "durability":
-                guard let d = Durability(rawValue: try string(v, m.key)) else { throw ConfigError("durability must be full or normal") }
+                guard let d = Durability(rawValue: try string(v, m.key)) else {
+                    throw ConfigError("durability must be full or normal")
+                }
                 c.durability = d
             case "logLevel":
-                guard let l = Logger.Level(name: try string(v, m.key)) else { throw ConfigError("logLevel must be debug, info, warning or error") }
+                guard let l = Logger.Level(name: try string(v, m.key)) else {
+                    throw ConfigError("logLevel must be debug, info, warning or error")
+                }
                 c.logLevel = l
             case "readThreads": c.readThreads = try int(v, m.key, 1...512)
             case "writeThreads": c.writeThreads = try int(v, m.key, 1...512)
@@ -147,17 +173,26 @@ public struct HubConfig: Sendable {
                     case "string": c.attributeLimits.string = try int(lm.value, key, 1...(1 << 24))
                     case "binary": c.attributeLimits.binary = try int(lm.value, key, 1...(1 << 24))
                     case "attributes":
-                        guard let a = lm.value.objectValue else { throw ConfigError("\(key) must be an object of attribute: maximum") }
-                        for am in a.members { c.attributeLimits.overrides[am.key] = try int(am.value, "\(key).\(am.key)", 1...(1 << 24)) }
+                        guard let a = lm.value.objectValue else {
+                            throw ConfigError("\(key) must be an object of attribute: maximum")
+                        }
+                        for am in a.members {
+                            c.attributeLimits.overrides[am.key] = try int(am.value, "\(key).\(am.key)", 1...(1 << 24))
+                        }
                     default: throw ConfigError("unknown config key \(key) (identifier, string, binary, attributes)")
                     }
                 }
             case "trustedProxies":
-                guard let arr = v.arrayValue else { throw ConfigError("trustedProxies must be an array of addresses or IPv4 networks") }
+                guard let arr = v.arrayValue else {
+                    throw ConfigError("trustedProxies must be an array of addresses or IPv4 networks")
+                }
                 c.trustedProxies = try arr.map { x throws -> String in
-                    guard let a = x.stringValue, ClientAddressResolver.looksLikeAddress(a.split(separator: "/").first.map(String.init) ?? ""),
-                          !a.contains("/") || ClientAddressResolver.ipv4(String(a.split(separator: "/")[0])) != nil else {
-                        throw ConfigError("trustedProxies must hold addresses (127.0.0.1, ::1) or IPv4 networks (10.0.0.0/8)")
+                    guard let a = x.stringValue,
+                        ClientAddressResolver.looksLikeAddress(a.split(separator: "/").first.map(String.init) ?? ""),
+                        !a.contains("/") || ClientAddressResolver.ipv4(String(a.split(separator: "/")[0])) != nil
+                    else {
+                        throw ConfigError(
+                            "trustedProxies must hold addresses (127.0.0.1, ::1) or IPv4 networks (10.0.0.0/8)")
                     }
                     return a
                 }
@@ -205,21 +240,31 @@ public struct HubConfig: Sendable {
             return real == data || real.hasPrefix(data + "/")
         }
         if let checkpoints = auditCheckpointFile, inData(checkpoints) {
-            throw ConfigError("auditCheckpointFile must be outside the data folder \(dataDirectory): whoever can rewrite the database must not also cut the checkpoints")
+            throw ConfigError(
+                "auditCheckpointFile must be outside the data folder \(dataDirectory): whoever can rewrite the database must not also cut the checkpoints"
+            )
         }
         if let file = auditKeyFile {
             guard !inData(file) else {
-                throw ConfigError("auditKeyFile must be outside the data folder \(dataDirectory): the key proves the database was not rewritten")
+                throw ConfigError(
+                    "auditKeyFile must be outside the data folder \(dataDirectory): the key proves the database was not rewritten"
+                )
             }
-            guard let d = FileManager.default.contents(atPath: file) else { throw ConfigError("auditKeyFile \(file) cannot be read") }
+            guard let d = FileManager.default.contents(atPath: file) else {
+                throw ConfigError("auditKeyFile \(file) cannot be read")
+            }
             pem = String(decoding: d, as: UTF8.self)
         } else if let env = auditKeyEnv {
-            guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else { throw ConfigError("auditKeyEnv: the environment variable \(env) is not set") }
+            guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else {
+                throw ConfigError("auditKeyEnv: the environment variable \(env) is not set")
+            }
             pem = v
         } else {
             return nil
         }
-        guard auditCheckpointFile != nil else { throw ConfigError("an audit key needs auditCheckpointFile: where the signed checkpoints are appended") }
+        guard auditCheckpointFile != nil else {
+            throw ConfigError("an audit key needs auditCheckpointFile: where the signed checkpoints are appended")
+        }
         do { return try Ed25519PrivateKey(pem: pem) } catch { throw ConfigError("audit key: \(error.description)") }
     }
 
@@ -237,7 +282,9 @@ public struct HubConfig: Sendable {
     }
 
     private static func int(_ v: JSONValue, _ key: String, _ range: ClosedRange<Int>) throws -> Int {
-        guard let n = v.numberValue?.int64, range.contains(Int(n)) else { throw ConfigError("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound)") }
+        guard let n = v.numberValue?.int64, range.contains(Int(n)) else {
+            throw ConfigError("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
         return Int(n)
     }
 }

@@ -30,14 +30,19 @@ struct FeedOwnership: Sendable {
     func checkGroup(_ principal: String, displayName: String?) throws {
         guard isConfigured else { return }
         guard owners[principal] != nil || groupOwners[principal] != nil else {
-            throw SCIMError(status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Groups")
+            throw SCIMError(
+                status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Groups")
         }
         let name = displayName ?? ""
         guard let patterns = groupOwners[principal], !patterns.isEmpty else {
             throw SCIMError(status: 403, detail: "feed '\(principal)' does not own Groups; nothing was stored")
         }
         guard patterns.contains(where: { Identifier.matches(pattern: $0, name) }) else {
-            throw SCIMError(status: 403, detail: "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored")
+            throw SCIMError(
+                status: 403,
+                detail:
+                    "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored"
+            )
         }
     }
 
@@ -52,10 +57,13 @@ struct FeedOwnership: Sendable {
     func check(_ principal: String, writes attributes: [String]) throws {
         guard isConfigured else { return }
         guard owners[principal] != nil else {
-            throw SCIMError(status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Users")
+            throw SCIMError(
+                status: 403, detail: "principal '\(principal)' is not a configured feed: it may not write Users")
         }
         if let foreign = attributes.first(where: { !owns(principal, $0) }) {
-            throw SCIMError(status: 403, detail: "feed '\(principal)' does not own attribute '\(foreign)'; the stored value is unchanged")
+            throw SCIMError(
+                status: 403,
+                detail: "feed '\(principal)' does not own attribute '\(foreign)'; the stored value is unchanged")
         }
     }
 
@@ -68,7 +76,9 @@ struct FeedOwnership: Sendable {
             if type.extensionSchema(k) != nil {
                 guard let storedExt = stored[k]?.objectValue else { continue }
                 var ext = out[k]?.objectValue ?? JSONObject()
-                for sub in storedExt.keys where !owns(principal, "\(k):\(sub)") && ext[sub] == nil { ext[sub] = storedExt[sub] }
+                for sub in storedExt.keys where !owns(principal, "\(k):\(sub)") && ext[sub] == nil {
+                    ext[sub] = storedExt[sub]
+                }
                 if !ext.isEmpty { out[k] = .object(ext) }
                 if case .array(let schemas)? = out["schemas"], !schemas.contains(.string(k)), !ext.isEmpty {
                     out["schemas"] = .array(schemas + [.string(k)])

@@ -42,9 +42,12 @@ public final class HubApp: Sendable {
     /// The SCIM media type (RFC 7644 §3.1).
     static let scimContentType = "application/scim+json"
 
-    public init(config: HubConfig, registry: SchemaRegistry, store: any HubStore, logger: Logger, engine: ProvisioningEngine? = nil,
-                reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
-                credentials: CredentialExpiry? = nil) throws {
+    public init(
+        config: HubConfig, registry: SchemaRegistry, store: any HubStore, logger: Logger,
+        engine: ProvisioningEngine? = nil,
+        reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
+        credentials: CredentialExpiry? = nil
+    ) throws {
         self.config = config
         self.engine = engine
         self.reconciliations = reconciliations
@@ -62,7 +65,9 @@ public final class HubApp: Sendable {
         }
         userType = u
         groupType = g
-        routeTable = RouteTable(routes: Self.routes(), resourceEndpoints: Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) }))
+        routeTable = RouteTable(
+            routes: Self.routes(),
+            resourceEndpoints: Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) }))
         requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
@@ -79,19 +84,30 @@ public final class HubApp: Sendable {
             if e.status == 413 { response.closeConnection = true }
         } catch let e as StoreError {
             logger.error("storage failure", ["error": e.description, "request.id": requestID])
-            response = errorResponse(SCIMError(status: 503, detail: "storage is unavailable; retry later", headers: ["Retry-After": "5"]))
+            response = errorResponse(
+                SCIMError(status: 503, detail: "storage is unavailable; retry later", headers: ["Retry-After": "5"]))
         } catch {
             // Anything unexpected: log the type (never values) and answer without detail.
-            logger.error("unexpected error", ["error.type": String(describing: type(of: error)), "error": String(describing: error).prefix(300).description,
-                                              "request.id": requestID])
+            logger.error(
+                "unexpected error",
+                [
+                    "error.type": String(describing: type(of: error)),
+                    "error": String(describing: error).prefix(300).description,
+                    "request.id": requestID,
+                ])
             response = errorResponse(SCIMError(status: 500, detail: "internal error; the request id is \(requestID)"))
         }
         response.headers.append(("X-Request-Id", requestID))
         Self.addSecurityHeaders(&response)
         if logger.minimumLevel <= .debug {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            logger.debug("request", ["http.method": request.method.rawValue, "http.path": request.path, "http.status": String(response.status),
-                                     "duration.ms": String(format: "%.2f", ms), "request.id": requestID, "principal": principalName])
+            logger.debug(
+                "request",
+                [
+                    "http.method": request.method.rawValue, "http.path": request.path,
+                    "http.status": String(response.status),
+                    "duration.ms": String(format: "%.2f", ms), "request.id": requestID, "principal": principalName,
+                ])
         }
         return response
     }
@@ -111,13 +127,19 @@ public final class HubApp: Sendable {
         response.headers.append(("X-Content-Type-Options", "nosniff"))
         response.headers.append(("X-Frame-Options", "DENY"))
         response.headers.append(("Referrer-Policy", "no-referrer"))
-        if !hasCSP { response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")) }
+        if !hasCSP {
+            response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        }
         if !hasCache { response.headers.append(("Cache-Control", "no-store")) }
     }
 
     private func makeRequestID(_ request: HTTPRequest) -> String {
         if let given = request.headers["X-Request-Id"], !given.isEmpty, given.utf8.count <= 64,
-           given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) {
+            given.utf8.allSatisfy({
+                ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+                    || $0 == 0x2E
+            })
+        {
             return given
         }
         let n = requestCounter.add(1, ordering: .relaxed).newValue
@@ -134,7 +156,10 @@ public final class HubApp: Sendable {
         if case .found(let r, let params) = match, case .open = r.access {
             try checkQuery(r, request)
             let anonymous = Principal(name: "anonymous", scopes: [], tokenID: "")
-            return try r.handler(self, RequestContext(principal: anonymous, requestID: requestID, request: request, baseURL: baseURL(request)), params)
+            return try r.handler(
+                self,
+                RequestContext(principal: anonymous, requestID: requestID, request: request, baseURL: baseURL(request)),
+                params)
         }
         let principal = try authenticate(request)
         onAuth(principal)
@@ -142,13 +167,19 @@ public final class HubApp: Sendable {
         case .notFound:
             throw SCIMError.notFound("no endpoint at this path")
         case .methodNotAllowed(let allowed):
-            throw methodNotAllowed((allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed).map(\.rawValue))
+            throw methodNotAllowed(
+                (allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed).map(\.rawValue))
         case .found(let r, let params):
-            if case .anyOf(let scopes) = r.access, !scopes.contains(where: principal.scopes.contains), let first = scopes.first {
+            if case .anyOf(let scopes) = r.access, !scopes.contains(where: principal.scopes.contains),
+                let first = scopes.first
+            {
                 try require(first, principal)
             }
             try checkQuery(r, request)
-            return try r.handler(self, RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request)), params)
+            return try r.handler(
+                self,
+                RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request)),
+                params)
         }
     }
 
@@ -159,14 +190,20 @@ public final class HubApp: Sendable {
     }
 
     func methodNotAllowed(_ allowed: [String]) -> SCIMError {
-        SCIMError(status: 405, detail: "method not allowed here; use \(allowed.joined(separator: ", "))", headers: ["Allow": allowed.joined(separator: ", ")])
+        SCIMError(
+            status: 405, detail: "method not allowed here; use \(allowed.joined(separator: ", "))",
+            headers: ["Allow": allowed.joined(separator: ", ")])
     }
 
     /// The SCIM base URL: configured, or from the Host header when it is a plain host[:port].
     func baseURL(_ request: HTTPRequest) -> String {
         if let b = config.baseURL { return b.hasSuffix("/") ? String(b.dropLast()) : b }
         if let host = request.headers["Host"], !host.isEmpty, host.utf8.count <= 255,
-           host.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x3A) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5B || $0 == 0x5D }) {
+            host.utf8.allSatisfy({
+                ($0 >= 0x30 && $0 <= 0x3A) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x2E
+                    || $0 == 0x5B || $0 == 0x5D
+            })
+        {
             return "http://\(host)/scim/v2"
         }
         return "http://\(config.listen)/scim/v2"
@@ -174,8 +211,12 @@ public final class HubApp: Sendable {
 
     // MARK: - Responses
 
-    func jsonResponse(_ status: Int, _ value: JSONValue, headers: [(String, String)] = [], contentType: String = HubApp.scimContentType) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", contentType)] + headers, body: JSONWriter().write(value))
+    func jsonResponse(
+        _ status: Int, _ value: JSONValue, headers: [(String, String)] = [],
+        contentType: String = HubApp.scimContentType
+    ) -> HTTPResponse {
+        HTTPResponse(
+            status: status, headers: [("Content-Type", contentType)] + headers, body: JSONWriter().write(value))
     }
 
     func errorResponse(_ e: SCIMError) -> HTTPResponse {
@@ -187,7 +228,8 @@ public final class HubApp: Sendable {
     /// Parses a JSON request body after checking its media type (RFC 7644 §3.1).
     func jsonBody(_ request: HTTPRequest) throws -> JSONObject {
         if let ct = request.headers["Content-Type"] {
-            let media = ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let media =
+                ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             guard media == "application/scim+json" || media == "application/json" else {
                 throw SCIMError(status: 415, detail: "Content-Type must be application/scim+json or application/json")
             }
@@ -198,11 +240,14 @@ public final class HubApp: Sendable {
             value = try JSONParser().parse(request.body)
         } catch {
             switch error.kind {
-            case .nulCharacter: throw SCIMError.invalidValue("the body contains a NUL character in a string (byte \(error.offset))")
+            case .nulCharacter:
+                throw SCIMError.invalidValue("the body contains a NUL character in a string (byte \(error.offset))")
             case .tooDeep: throw SCIMError.invalidSyntax("the body is nested too deeply")
-            case .numberTooLong: throw SCIMError.invalidValue("the body contains a number too long to represent (byte \(error.offset))")
+            case .numberTooLong:
+                throw SCIMError.invalidValue("the body contains a number too long to represent (byte \(error.offset))")
             case .invalidUTF8: throw SCIMError.invalidSyntax("the body is not valid UTF-8 (byte \(error.offset))")
-            default: throw SCIMError.invalidSyntax("the body is not valid JSON: \(error.message) at byte \(error.offset)")
+            default:
+                throw SCIMError.invalidSyntax("the body is not valid JSON: \(error.message) at byte \(error.offset)")
             }
         }
         guard let o = value.objectValue else { throw SCIMError.invalidSyntax("the body must be a JSON object") }

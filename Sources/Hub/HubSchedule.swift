@@ -19,8 +19,11 @@ final class HubSchedule: HubService {
     private let stopping = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(reconciliations: ReconciliationRuns?, reconcileEveryHours: Double?, reviews: AccessReviews?, reviewEvery: Double, reviewDue: Double,
-         reviewDecision: String, coordination: any Coordination, logger: Logger) {
+    init(
+        reconciliations: ReconciliationRuns?, reconcileEveryHours: Double?, reviews: AccessReviews?,
+        reviewEvery: Double, reviewDue: Double,
+        reviewDecision: String, coordination: any Coordination, logger: Logger
+    ) {
         self.reconciliations = reconciliations
         self.reconcileEveryHours = reconcileEveryHours
         self.reviews = reviews
@@ -35,17 +38,21 @@ final class HubSchedule: HubService {
             var nextReconcile = reconcileEveryHours.map { Date().addingTimeInterval($0 * 3600) }
             repeat {
                 guard coordination.isLeader() else { continue }  // another node runs the schedule
-                if let next = nextReconcile, Date() >= next, let runs = reconciliations, let hours = reconcileEveryHours {
-                    _ = try? runs.start(targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+                if let next = nextReconcile, Date() >= next, let runs = reconciliations, let hours = reconcileEveryHours
+                {
+                    _ = try? runs.start(
+                        targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
                     nextReconcile = Date().addingTimeInterval(hours * 3600)
                 }
                 do {
                     try reviews?.closeOverdue()
                     if review.every > 0 {
-                        try reviews?.scheduleIfDue(everyDays: review.every, dueDays: review.due, defaultDecision: review.decision)
+                        try reviews?.scheduleIfDue(
+                            everyDays: review.every, dueDays: review.due, defaultDecision: review.decision)
                     }
                 } catch {
-                    logger.error("access review schedule failed", ["error": String(describing: error).prefix(200).description])
+                    logger.error(
+                        "access review schedule failed", ["error": String(describing: error).prefix(200).description])
                 }
             } while stopping.wait(timeout: .now() + 60) == .timedOut
         }

@@ -42,7 +42,9 @@ public final class HubServer: Sendable {
             throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR or set SCIMHUB_SCHEMAS")
         }
         let registry = try SchemaRegistry.load(directory: dir, limits: config.attributeLimits)
-        guard let address = ListenAddress(config.listen) else { throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        guard let address = ListenAddress(config.listen) else {
+            throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        }
         // The policy and every connector's settings are checked before the store opens, so a
         // bad policy refuses to start without leaving anything running.
         var engine: ProvisioningEngine? = nil
@@ -69,16 +71,23 @@ public final class HubServer: Sendable {
         var ready = false
         defer { if !ready { opened.close(); coordination.close() } }
         let clock = config.clock
-        checkpointer = auditKey.map { AuditCheckpointer(store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds, logger: logger) }
+        checkpointer = auditKey.map {
+            AuditCheckpointer(
+                store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds,
+                logger: logger)
+        }
         if let p = policy {
-            engine = ProvisioningEngine(policy: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
-                                        coordination: coordination)
+            engine = ProvisioningEngine(
+                policy: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
+                coordination: coordination)
         }
         self.engine = engine
         var runs: ReconciliationRuns? = nil
         if let p = policy {
             let e = engine
-            runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors, clock: clock), store: store, logger: logger, wake: { e?.wake() })
+            runs = ReconciliationRuns(
+                reconciler: Reconciler(policy: p, store: store, connectors: connectors, clock: clock), store: store,
+                logger: logger, wake: { e?.wake() })
             try runs?.failInterrupted()
         }
         reconciliations = runs
@@ -87,33 +96,43 @@ public final class HubServer: Sendable {
         let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine, clock: clock) }
         self.reviews = reviews
         let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
-        let breakGlass = policy.map { BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader) }
+        let breakGlass = policy.map {
+            BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
+        }
         self.breakGlass = breakGlass
-        let credentials = engine.map { CredentialExpiry(store: openStore, engine: $0, logger: logger, isLeader: isLeader) }
+        let credentials = engine.map {
+            CredentialExpiry(store: openStore, engine: $0, logger: logger, isLeader: isLeader)
+        }
         self.credentials = credentials
         // Break-glass grants and licences that expired, and campaigns that fell due, while the
         // hub was down are taken back and decided now, before anything else runs.
         try breakGlass?.expireDue()
         try credentials?.processDue()
         try reviews?.closeOverdue()
-        let schedule = (runs != nil || reviews != nil)
-            ? HubSchedule(reconciliations: runs, reconcileEveryHours: config.reconcileEveryHours, reviews: reviews,
-                          reviewEvery: config.reviewEveryDays, reviewDue: config.reviewDueDays, reviewDecision: config.reviewDefaultDecision,
-                          coordination: coordination, logger: logger)
+        let schedule =
+            (runs != nil || reviews != nil)
+            ? HubSchedule(
+                reconciliations: runs, reconcileEveryHours: config.reconcileEveryHours, reviews: reviews,
+                reviewEvery: config.reviewEveryDays, reviewDue: config.reviewDueDays,
+                reviewDecision: config.reviewDefaultDecision,
+                coordination: coordination, logger: logger)
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [checkpointer, engine, breakGlass, credentials, schedule]
         self.services = ServiceRunner(services.compactMap { $0 })
-        app = try HubApp(config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs, reviews: reviews,
-                         breakGlass: breakGlass, credentials: credentials)
+        app = try HubApp(
+            config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
+            reviews: reviews,
+            breakGlass: breakGlass, credentials: credentials)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))
             HubApp.addSecurityHeaders(&r)
             return r
         }
-        http = try HTTPServer(address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
-                              logger: logger, renderError: renderError, handler: handler)
+        http = try HTTPServer(
+            address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
+            logger: logger, renderError: renderError, handler: handler)
         ready = true
     }
 
@@ -131,7 +150,8 @@ public final class HubServer: Sendable {
         do {
             try services.start()
         } catch {
-            logger.error("a service failed to start; stopping", ["error": String(describing: error).prefix(200).description])
+            logger.error(
+                "a service failed to start; stopping", ["error": String(describing: error).prefix(200).description])
             store.close()
             coordination.close()
             return

@@ -31,12 +31,12 @@ extension IndexHint {
     private static func emailHint(_ f: SCIMFilter) -> IndexHint? {
         switch f {
         case .and(let a, let b): return emailHint(a) ?? emailHint(b)
-        case .compare(let p, .eq, .string(let v)) where p.relative?.name == "value": return .email(Identifier.canonical(v))
+        case .compare(let p, .eq, .string(let v)) where p.relative?.name == "value":
+            return .email(Identifier.canonical(v))
         default: return nil
         }
     }
 }
-
 
 extension SCIMResourceType {
     /// The store's name for resources of this type.

@@ -18,7 +18,8 @@ extension HubApp {
     /// `POST /.search` at the root: every resource type (RFC 7644 §3.4.3). A filter that
     /// names an attribute one type lacks matches nothing of that type.
     func searchAll(_ ctx: RequestContext) throws -> HTTPResponse {
-        try runQuery(registry.resourceTypes, try ListQuery(searchRequest: try jsonBody(ctx.request)), ctx, strict: false)
+        try runQuery(
+            registry.resourceTypes, try ListQuery(searchRequest: try jsonBody(ctx.request)), ctx, strict: false)
     }
 
     /// Sort key of one resource; missing values sort after all others.
@@ -32,7 +33,9 @@ extension HubApp {
         let sortPath: AttributePath?
     }
 
-    private func runQuery(_ types: [SCIMResourceType], _ query: ListQuery, _ ctx: RequestContext, strict: Bool) throws -> HTTPResponse {
+    private func runQuery(_ types: [SCIMResourceType], _ query: ListQuery, _ ctx: RequestContext, strict: Bool) throws
+        -> HTTPResponse
+    {
         var plans: [Plan] = []
         var firstError: SCIMError? = nil
         for type in types {
@@ -40,8 +43,12 @@ extension HubApp {
                 let filter = try query.filterText.map { try SCIMFilter.parse($0, for: type) }
                 var sortPath: AttributePath? = nil
                 if let s = query.sortBy {
-                    do { sortPath = try AttributePath.resolve(s, in: type) } catch { throw SCIMError.invalidValue("sortBy: \(error.detail)") }
-                    if sortPath?.leaf.returned == .never { throw SCIMError.invalidValue("sortBy: '\(s.prefix(100))' cannot be sorted on") }
+                    do { sortPath = try AttributePath.resolve(s, in: type) } catch {
+                        throw SCIMError.invalidValue("sortBy: \(error.detail)")
+                    }
+                    if sortPath?.leaf.returned == .never {
+                        throw SCIMError.invalidValue("sortBy: '\(s.prefix(100))' cannot be sorted on")
+                    }
                 }
                 plans.append(Plan(type: type, filter: filter, sortPath: sortPath))
             } catch let e as SCIMError {
@@ -60,7 +67,8 @@ extension HubApp {
                 let type = plans[0].type
                 let total = try conn.count(type: type.kind)
                 let page = count == 0 ? [] : try conn.page(type: type.kind, offset: start - 1, limit: count)
-                let projection = Projection(attributes: query.attributes, excludedAttributes: query.excludedAttributes, type: type)
+                let projection = Projection(
+                    attributes: query.attributes, excludedAttributes: query.excludedAttributes, type: type)
                 return (total, try page.map { .object(try render($0, type, conn, projection, ctx.baseURL)) })
             }
             // Otherwise collect (plan, seq, key) for every match, then fetch only the page.
@@ -71,13 +79,19 @@ extension HubApp {
                 let consider = { (r: StoredResource) throws in
                     var doc: JSONObject? = nil
                     if let f = plan.filter {
-                        let d = try self.evaluationDoc(r, plan.type, conn, ctx.baseURL, computed: needsComputed, meta: needsMeta)
+                        let d = try self.evaluationDoc(
+                            r, plan.type, conn, ctx.baseURL, computed: needsComputed, meta: needsMeta)
                         guard f.matches(d) else { return }
                         doc = d
                     }
                     var key = SortKey.missing
                     if let sp = plan.sortPath {
-                        let d = try doc ?? self.evaluationDoc(r, plan.type, conn, ctx.baseURL, computed: sp.attribute.name == "groups" || sp.attribute.name == "members", meta: sp.attribute.name == "meta")
+                        let d =
+                            try doc
+                            ?? self.evaluationDoc(
+                                r, plan.type, conn, ctx.baseURL,
+                                computed: sp.attribute.name == "groups" || sp.attribute.name == "members",
+                                meta: sp.attribute.name == "meta")
                         key = Self.sortKey(d, sp)
                     }
                     matches.append((pi, r.seq, key))
@@ -85,7 +99,9 @@ extension HubApp {
                 if let f = plan.filter, let hint = IndexHint.from(f, type: plan.type.name) {
                     for r in try conn.candidates(type: plan.type.kind, hint: hint) { try consider(r) }
                 } else {
-                    try conn.scan(type: plan.type.kind) { try consider($0); return true }
+                    try conn.scan(type: plan.type.kind) {
+                        try consider($0); return true
+                    }
                 }
             }
             if sorted {
@@ -104,7 +120,8 @@ extension HubApp {
             for m in matches[from..<to] {
                 let type = plans[m.plan].type
                 guard let r = try conn.fetch(seq: m.seq) else { continue }
-                let projection = Projection(attributes: query.attributes, excludedAttributes: query.excludedAttributes, type: type)
+                let projection = Projection(
+                    attributes: query.attributes, excludedAttributes: query.excludedAttributes, type: type)
                 page.append(.object(try render(r, type, conn, projection, ctx.baseURL)))
             }
             return (matches.count, page)
@@ -122,8 +139,10 @@ extension HubApp {
 
     /// The document a filter is evaluated on: stored attributes plus `id`, and computed
     /// attributes or `meta` only when the filter mentions them.
-    private func evaluationDoc(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String,
-                               computed: Bool, meta needsMeta: Bool) throws -> JSONObject {
+    private func evaluationDoc(
+        _ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String,
+        computed: Bool, meta needsMeta: Bool
+    ) throws -> JSONObject {
         var d: JSONObject
         if computed {
             d = try fullResource(r, type, conn, baseURL, computed: true)
@@ -139,11 +158,14 @@ extension HubApp {
         guard var v = doc.topValue(path) else { return .missing }
         if let arr = v.arrayValue {
             // Multi-valued: the primary value, else the first (RFC 7644 §3.4.2.3).
-            guard let chosen = arr.first(where: { $0.objectValue?["primary"]?.boolValue == true }) ?? arr.first else { return .missing }
+            guard let chosen = arr.first(where: { $0.objectValue?["primary"]?.boolValue == true }) ?? arr.first else {
+                return .missing
+            }
             v = chosen
         }
         var leaf = path.leaf
-        if let sub = path.subAttribute ?? (path.attribute.type == .complex ? path.attribute.subAttribute("value") : nil) {
+        if let sub = path.subAttribute ?? (path.attribute.type == .complex ? path.attribute.subAttribute("value") : nil)
+        {
             guard let inner = v.objectValue?[sub.name] else { return .missing }
             v = inner
             leaf = sub

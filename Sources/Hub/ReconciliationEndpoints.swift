@@ -10,7 +10,9 @@ import Store
 /// confirm a run held by the mass-change guard.
 extension HubApp {
     private func runs() throws -> ReconciliationRuns {
-        guard let r = reconciliations else { throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to reconcile") }
+        guard let r = reconciliations else {
+            throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to reconcile")
+        }
         return r
     }
 
@@ -26,21 +28,32 @@ extension HubApp {
     func startReconciliation(_ ctx: RequestContext) throws -> HTTPResponse {
         let r = try runs()
         let body = ctx.request.body.isEmpty ? JSONObject() : try jsonBody(ctx.request)
-        for k in body.keys where !["targets", "mode", "categories"].contains(k) { throw SCIMError.invalidValue("unknown key '\(k)' (targets, mode, categories)") }
+        for k in body.keys where !["targets", "mode", "categories"].contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k)' (targets, mode, categories)")
+        }
         func strings(_ key: String) throws -> [String]? {
             guard let v = body[key] else { return nil }
-            guard let arr = v.arrayValue, !arr.isEmpty, arr.count <= 64 else { throw SCIMError.invalidValue("'\(key)' must be a non-empty array of names") }
+            guard let arr = v.arrayValue, !arr.isEmpty, arr.count <= 64 else {
+                throw SCIMError.invalidValue("'\(key)' must be a non-empty array of names")
+            }
             return try arr.map { x throws -> String in
-                guard let s = x.stringValue, !s.isEmpty, s.utf8.count <= 64 else { throw SCIMError.invalidValue("'\(key)' must hold names") }
+                guard let s = x.stringValue, !s.isEmpty, s.utf8.count <= 64 else {
+                    throw SCIMError.invalidValue("'\(key)' must hold names")
+                }
                 return s
             }
         }
         let modeText = body["mode"].map { $0.stringValue ?? "" } ?? "report"
-        guard let mode = ReconciliationRuns.Mode(rawValue: modeText) else { throw SCIMError.invalidValue("'mode' must be report or remediate") }
+        guard let mode = ReconciliationRuns.Mode(rawValue: modeText) else {
+            throw SCIMError.invalidValue("'mode' must be report or remediate")
+        }
         do {
-            let id = try r.start(targets: try strings("targets"), mode: mode, categories: try strings("categories"),
-                                 principal: ctx.principal.name, requestID: ctx.requestID)
-            return jsonResponse(202, .object(try r.status(id: id)), headers: [("Location", "/admin/reconciliations/\(id)")], contentType: "application/json")
+            let id = try r.start(
+                targets: try strings("targets"), mode: mode, categories: try strings("categories"),
+                principal: ctx.principal.name, requestID: ctx.requestID)
+            return jsonResponse(
+                202, .object(try r.status(id: id)), headers: [("Location", "/admin/reconciliations/\(id)")],
+                contentType: "application/json")
         } catch let e as ReconciliationRequestError {
             throw scim(e)
         }
@@ -48,25 +61,41 @@ extension HubApp {
 
     func listReconciliations(_ ctx: RequestContext) throws -> HTTPResponse {
         _ = try runs()
-        let items = try store.read { try $0.reconciliationRuns(limit: 50) }.map { JSONValue.object(ReconciliationRuns.describe($0)) }
+        let items = try store.read { try $0.reconciliationRuns(limit: 50) }.map {
+            JSONValue.object(ReconciliationRuns.describe($0))
+        }
         return jsonResponse(200, .object(JSONObject(["runs": .array(items)])), contentType: "application/json")
     }
 
     func reconciliationStatus(_ id: String) throws -> HTTPResponse {
-        do { return jsonResponse(200, .object(try runs().status(id: id)), contentType: "application/json") } catch let e as ReconciliationRequestError { throw scim(e) }
+        do { return jsonResponse(200, .object(try runs().status(id: id)), contentType: "application/json") } catch let e
+            as ReconciliationRequestError
+        { throw scim(e) }
     }
 
     /// `GET /admin/reconciliations/{id}/report?format=json|csv|html`.
     func reconciliationReport(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         _ = try runs()
         let formatText = ctx.request.queryValue("format") ?? "json"
-        guard let format = ReconciliationReport.Format(rawValue: formatText) else { throw SCIMError.invalidValue("'format' must be json, csv or html") }
-        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
-        let types: [ReconciliationReport.Format: String] = [.json: "application/json", .csv: "text/csv; charset=utf-8", .html: "text/html; charset=utf-8"]
+        guard let format = ReconciliationReport.Format(rawValue: formatText) else {
+            throw SCIMError.invalidValue("'format' must be json, csv or html")
+        }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else {
+            throw SCIMError.notFound("no reconciliation run with this id")
+        }
+        let types: [ReconciliationReport.Format: String] = [
+            .json: "application/json", .csv: "text/csv; charset=utf-8", .html: "text/html; charset=utf-8",
+        ]
         var headers = [("Content-Type", types[format]!), ("Cache-Control", "no-store")]
-        if format == .html { headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")) }
-        if format == .csv { headers.append(("Content-Disposition", "attachment; filename=\"reconciliation-\(run.id).csv\"")) }
-        return HTTPResponse(status: 200, headers: headers, body: try ReconciliationReport.render(run, format: format, store: store))
+        if format == .html {
+            headers.append(
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"))
+        }
+        if format == .csv {
+            headers.append(("Content-Disposition", "attachment; filename=\"reconciliation-\(run.id).csv\""))
+        }
+        return HTTPResponse(
+            status: 200, headers: headers, body: try ReconciliationReport.render(run, format: format, store: store))
     }
 
     /// `GET /admin/permission-creep?run=ID` (default: the latest finished run): per person,
@@ -79,19 +108,31 @@ extension HubApp {
             guard run != nil else { throw SCIMError.notFound("no reconciliation run with this id") }
         } else {
             run = try store.read { try $0.reconciliationRuns(limit: 50) }.first { $0.state == .done }
-            guard run != nil else { throw SCIMError(status: 409, detail: "no finished reconciliation run yet: POST /admin/reconciliations first") }
+            guard run != nil else {
+                throw SCIMError(
+                    status: 409, detail: "no finished reconciliation run yet: POST /admin/reconciliations first")
+            }
         }
         guard let r = run else { throw SCIMError.notFound("no reconciliation run") }
         let people = try ReconciliationReport.permissionCreep(r, store: store)
-        return jsonResponse(200, .object(JSONObject(["run": .string(r.id), "runFinished": r.finished.map { .string(Timestamp.format($0)) } ?? .null,
-                                                      "people": .array(people)])), contentType: "application/json")
+        return jsonResponse(
+            200,
+            .object(
+                JSONObject([
+                    "run": .string(r.id), "runFinished": r.finished.map { .string(Timestamp.format($0)) } ?? .null,
+                    "people": .array(people),
+                ])), contentType: "application/json")
     }
 
     func confirmReconciliation(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let r = try runs()
         // Refusals that need no code come first, so they do not use one up.
-        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw SCIMError.notFound("no reconciliation run with this id") }
-        guard run.state == .awaitingConfirmation else { throw SCIMError(status: 409, detail: "the run is \(run.state), not awaiting confirmation") }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else {
+            throw SCIMError.notFound("no reconciliation run with this id")
+        }
+        guard run.state == .awaitingConfirmation else {
+            throw SCIMError(status: 409, detail: "the run is \(run.state), not awaiting confirmation")
+        }
         try requireStepUp(ctx, action: "confirming a remediation")
         do {
             try r.confirm(id: id, principal: ctx.principal.name, requestID: ctx.requestID)
@@ -106,12 +147,19 @@ extension HubApp {
     /// Reconciliation runs, their reports and permission creep.
     static var reconciliationRoutes: [Route] {
         [
-        Route.make("GET", "/admin/permission-creep", .admin, query: ["run"]) { app, ctx, _ in try app.permissionCreep(ctx) },
-        Route.make("GET", "/admin/reconciliations", .admin) { app, ctx, _ in try app.listReconciliations(ctx) },
-        Route.make("POST", "/admin/reconciliations", .admin) { app, ctx, _ in try app.startReconciliation(ctx) },
-        Route.make("GET", "/admin/reconciliations/{id}", .admin) { app, _, p in try app.reconciliationStatus(p[0]) },
-        Route.make("GET", "/admin/reconciliations/{id}/report", .admin, query: ["format"]) { app, ctx, p in try app.reconciliationReport(p[0], ctx) },
-        Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { app, ctx, p in try app.confirmReconciliation(p[0], ctx) },
+            Route.make("GET", "/admin/permission-creep", .admin, query: ["run"]) { app, ctx, _ in
+                try app.permissionCreep(ctx)
+            },
+            Route.make("GET", "/admin/reconciliations", .admin) { app, ctx, _ in try app.listReconciliations(ctx) },
+            Route.make("POST", "/admin/reconciliations", .admin) { app, ctx, _ in try app.startReconciliation(ctx) },
+            Route.make("GET", "/admin/reconciliations/{id}", .admin) { app, _, p in try app.reconciliationStatus(p[0])
+            },
+            Route.make("GET", "/admin/reconciliations/{id}/report", .admin, query: ["format"]) { app, ctx, p in
+                try app.reconciliationReport(p[0], ctx)
+            },
+            Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { app, ctx, p in
+                try app.confirmReconciliation(p[0], ctx)
+            },
         ]
     }
 }

@@ -16,14 +16,17 @@ extension HubApp {
 
     func create(_ type: SCIMResourceType, _ ctx: RequestContext) throws -> HTTPResponse {
         let stored = try audited("create", type, id: "", ctx) {
-            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
+            let prepared = try prepareForStorage(
+                type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
             return try store.write { w in try self.createInWriter(w, type, prepared, ctx) }
         }
         return try resourceResponse(201, stored, type, ctx, location: true)
     }
 
     /// The writer-side part of a create, shared with Bulk.
-    func createInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext) throws -> StoredResource {
+    func createInWriter(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ prepared: PreparedResource, _ ctx: RequestContext
+    ) throws -> StoredResource {
         let id = UUIDv7.make()
         var written: [String] = []
         if type.name == "User" {
@@ -32,10 +35,19 @@ extension HubApp {
         } else {
             try feeds.checkGroup(ctx.principal.name, displayName: prepared.doc["displayName"]?.stringValue)
         }
-        let r = try clientErrors { try w.connection.insert(type: type.kind, id: id, doc: prepared.doc, members: prepared.members, now: Timestamp.now()) }
-        if !written.isEmpty { try w.connection.recordAttributeSources(personID: id, attributes: written, principal: ctx.principal.name, now: Timestamp.now()) }
-        try AuditLog.append(w, .now(principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
-                                    attributes: attributeNames(prepared), requestID: ctx.requestID))
+        let r = try clientErrors {
+            try w.connection.insert(
+                type: type.kind, id: id, doc: prepared.doc, members: prepared.members, now: Timestamp.now())
+        }
+        if !written.isEmpty {
+            try w.connection.recordAttributeSources(
+                personID: id, attributes: written, principal: ctx.principal.name, now: Timestamp.now())
+        }
+        try AuditLog.append(
+            w,
+            .now(
+                principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
+                attributes: attributeNames(prepared), requestID: ctx.requestID))
         try provision(w, type, id, doc: r.doc, members: prepared.members.map(\.id))
         return r
     }
@@ -43,7 +55,9 @@ extension HubApp {
     // MARK: - Read (RFC 7644 §3.4.1)
 
     func get(_ type: SCIMResourceType, _ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
-        let projection = Projection(attributes: ctx.request.queryValue("attributes"), excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
+        let projection = Projection(
+            attributes: ctx.request.queryValue("attributes"),
+            excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
         let result: (StoredResource, JSONObject)? = try store.read { conn in
             guard let r = try conn.fetch(type: type.kind, id: id) else { return nil }
             if Self.etagMatches(ctx.request.headers["If-None-Match"], r.etag) { return (r, JSONObject()) }
@@ -64,17 +78,22 @@ extension HubApp {
             // as for PATCH: a value stored before a rule tightened must not block a leaver's PUT.
             let body = try jsonBody(ctx.request)
             let current = try store.read(snapshot: false) { try $0.fetch(type: type.kind, id: id) }
-            let prepared = try prepareForStorage(type, try ResourceNormalizer(type: type).normalize(body, stored: current?.doc))
+            let prepared = try prepareForStorage(
+                type, try ResourceNormalizer(type: type).normalize(body, stored: current?.doc))
             let ifMatch = ctx.request.headers["If-Match"]
             return try store.write { w in try self.replaceInWriter(w, type, id, prepared, ifMatch: ifMatch, ctx) }
         }
         return try resourceResponse(200, stored, type, ctx, location: false)
     }
 
-    func replaceInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
-                         _ ctx: RequestContext) throws -> StoredResource {
+    func replaceInWriter(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ prepared: PreparedResource, ifMatch: String?,
+        _ ctx: RequestContext
+    ) throws -> StoredResource {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
-        var doc = type.name == "User" ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
+        var doc =
+            type.name == "User"
+            ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
         try Self.checkImmutable(type, old: cur.doc, new: doc)
         // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
         if doc["password"] == nil, let pw = cur.doc["password"] { doc["password"] = pw }
@@ -93,8 +112,10 @@ extension HubApp {
         return try resourceResponse(200, stored, type, ctx, location: false)
     }
 
-    func patchInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
-                       _ ctx: RequestContext) throws -> StoredResource {
+    func patchInWriter(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, _ request: PatchRequest, ifMatch: String?,
+        _ ctx: RequestContext
+    ) throws -> StoredResource {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         var working = cur.doc
         let storedPassword = working["password"]
@@ -104,11 +125,12 @@ extension HubApp {
             let m = try w.connection.members(ofGroup: cur.seq)
             oldMembers = m
             if !m.isEmpty {
-                working["members"] = .array(m.map { ref in
-                    var o = JSONObject(["value": .string(ref.id), "type": .string(ref.type)])
-                    if let d = ref.display { o["display"] = .string(d) }
-                    return .object(o)
-                })
+                working["members"] = .array(
+                    m.map { ref in
+                        var o = JSONObject(["value": .string(ref.id), "type": .string(ref.type)])
+                        if let d = ref.display { o["display"] = .string(d) }
+                        return .object(o)
+                    })
             }
         }
         let prepared = try extractMembers(type, try request.apply(to: working, type: type))
@@ -128,7 +150,9 @@ extension HubApp {
         return HTTPResponse(status: 204)
     }
 
-    func deleteInWriter(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws {
+    func deleteInWriter(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext
+    ) throws {
         let cur = try fetchForUpdate(w, type, id, ifMatch: ifMatch, ctx)
         if type.name == "User" {
             // Deleting a person is for the feed that owns the identity (userName).
@@ -137,7 +161,11 @@ extension HubApp {
         }
         let formerMembers = type.name == "Group" ? try w.connection.members(ofGroup: cur.seq).map(\.id) : []
         try w.connection.delete(cur, now: Timestamp.now())
-        try AuditLog.append(w, .now(principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id, requestID: ctx.requestID))
+        try AuditLog.append(
+            w,
+            .now(
+                principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id,
+                requestID: ctx.requestID))
         try provision(w, type, id, doc: nil, members: formerMembers)
     }
 
@@ -145,7 +173,9 @@ extension HubApp {
 
     /// Marks the downstream accounts this write may change (transactional outbox): the user
     /// itself, or the users whose group memberships changed.
-    func provision(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String]) throws {
+    func provision(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String])
+        throws
+    {
         guard let engine else { return }
         if type.name == "User" {
             try engine.enqueue(w, personID: id, person: doc)
@@ -160,30 +190,42 @@ extension HubApp {
     /// The current resource for a replace, patch or delete: 404 when absent, 412 when
     /// `If-Match` names another version (RFC 7644 §3.14), 403 when the caller's feed does
     /// not own the Group (even a change that turns out to change nothing).
-    func fetchForUpdate(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext) throws -> StoredResource {
-        guard let cur = try w.connection.fetch(type: type.kind, id: id) else { throw SCIMError.notFound("\(type.name) not found") }
-        if type.name != "User" { try feeds.checkGroup(ctx.principal.name, displayName: cur.doc["displayName"]?.stringValue) }
+    func fetchForUpdate(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, ifMatch: String?, _ ctx: RequestContext
+    ) throws -> StoredResource {
+        guard let cur = try w.connection.fetch(type: type.kind, id: id) else {
+            throw SCIMError.notFound("\(type.name) not found")
+        }
+        if type.name != "User" {
+            try feeds.checkGroup(ctx.principal.name, displayName: cur.doc["displayName"]?.stringValue)
+        }
         try Self.checkIfMatch(ifMatch, cur)
         return cur
     }
 
     /// Writes a changed resource and its audit entry; an unchanged one is left as it is
     /// (no new version), so a client re-sending the same state causes no churn.
-    func commitChange(_ w: any StoreWriter, _ type: SCIMResourceType, _ cur: StoredResource, _ doc: JSONObject, _ members: [MemberRef],
-                      oldMembers: [MemberRef]? = nil, action: String, _ ctx: RequestContext) throws -> StoredResource {
+    func commitChange(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ cur: StoredResource, _ doc: JSONObject,
+        _ members: [MemberRef],
+        oldMembers: [MemberRef]? = nil, action: String, _ ctx: RequestContext
+    ) throws -> StoredResource {
         var changed = ResourceNormalizer(type: type).changedAttributes(from: cur.doc, to: doc)
         var newMembers: [MemberRef]? = nil
         var affected: [String] = []
         if type.name == "Group" {
             let old = try oldMembers ?? w.connection.members(ofGroup: cur.seq)
-            func keyed(_ ms: [MemberRef]) -> [String: String] { Dictionary(ms.map { ($0.id, $0.display ?? "") }, uniquingKeysWith: { a, _ in a }) }
+            func keyed(_ ms: [MemberRef]) -> [String: String] {
+                Dictionary(ms.map { ($0.id, $0.display ?? "") }, uniquingKeysWith: { a, _ in a })
+            }
             if keyed(old) != keyed(members) {
                 changed.append("members")
                 newMembers = members
             }
             // Group-granted packages: joiners and leavers of the group, or everyone when it is renamed.
             let before = Set(old.map(\.id)), after = Set(members.map(\.id))
-            affected = changed.contains("displayName") ? Array(before.union(after)) : Array(before.symmetricDifference(after))
+            affected =
+                changed.contains("displayName") ? Array(before.union(after)) : Array(before.symmetricDifference(after))
         }
         if changed.isEmpty { return cur }
         if type.name != "User" && changed.contains("displayName") {
@@ -191,17 +233,25 @@ extension HubApp {
         }
         if type.name == "User" {
             try feeds.check(ctx.principal.name, writes: changed)
-            try w.connection.recordAttributeSources(personID: cur.id, attributes: changed, principal: ctx.principal.name, now: Timestamp.now())
+            try w.connection.recordAttributeSources(
+                personID: cur.id, attributes: changed, principal: ctx.principal.name, now: Timestamp.now())
         }
-        let updated = try clientErrors { try w.connection.update(cur, doc: doc, members: newMembers, now: Timestamp.now()) }
-        try AuditLog.append(w, .now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
-                                    attributes: changed, requestID: ctx.requestID))
+        let updated = try clientErrors {
+            try w.connection.update(cur, doc: doc, members: newMembers, now: Timestamp.now())
+        }
+        try AuditLog.append(
+            w,
+            .now(
+                principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
+                attributes: changed, requestID: ctx.requestID))
         try provision(w, type, cur.id, doc: doc, members: affected)
         return updated
     }
 
     /// Runs a write; a client error is recorded in the audit log as a failed attempt before it is returned.
-    func audited<T>(_ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext, _ body: () throws -> T) throws -> T {
+    func audited<T>(
+        _ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext, _ body: () throws -> T
+    ) throws -> T {
         do {
             let result = try body()
             engine?.wake()  // committed: jobs it enqueued may run now
@@ -214,10 +264,13 @@ extension HubApp {
     }
 
     /// The audit entry for a rejected write.
-    static func failureEntry(_ e: SCIMError, _ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext) -> AuditEntry {
+    static func failureEntry(
+        _ e: SCIMError, _ action: String, _ type: SCIMResourceType, id: String, _ ctx: RequestContext
+    ) -> AuditEntry {
         let outcome = "failure \(e.status)" + (e.scimType.map { " \($0.rawValue)" } ?? "")
-        return AuditEntry.now(principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: id,
-                              requestID: ctx.requestID, outcome: outcome)
+        return AuditEntry.now(
+            principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: id,
+            requestID: ctx.requestID, outcome: outcome)
     }
 
     /// A normalised resource split into what the resources table stores and a group's members;
@@ -234,7 +287,9 @@ extension HubApp {
         doc["members"] = nil
         var members: [MemberRef] = []
         for item in arr {
-            guard let o = item.objectValue, let v = o["value"]?.stringValue, !v.isEmpty else { throw SCIMError.invalidValue("members.value is required") }
+            guard let o = item.objectValue, let v = o["value"]?.stringValue, !v.isEmpty else {
+                throw SCIMError.invalidValue("members.value is required")
+            }
             members.append(MemberRef(id: v, type: o["type"]?.stringValue ?? "", display: o["display"]?.stringValue))
         }
         return (doc, members)
@@ -255,7 +310,9 @@ extension HubApp {
             if Self.targetsPassword(op, type), op.path != nil, let pw = op.value?.stringValue {
                 return PatchOperation(op: op.op, path: op.path, value: .string(PasswordHash.make(pw)))
             }
-            if op.path == nil, var o = op.value?.objectValue, let i = o.index(caseInsensitive: "password"), let pw = o.members[i].value.stringValue {
+            if op.path == nil, var o = op.value?.objectValue, let i = o.index(caseInsensitive: "password"),
+                let pw = o.members[i].value.stringValue
+            {
                 o.members[i].value = .string(PasswordHash.make(pw))
                 return PatchOperation(op: op.op, path: nil, value: .object(o))
             }
@@ -265,7 +322,10 @@ extension HubApp {
     }
 
     static func targetsPassword(_ op: PatchOperation, _ type: SCIMResourceType) -> Bool {
-        if let p = op.path { return (try? AttributePath.resolve(p, in: type))?.attribute.name == "password" && type.schema.attribute("password") != nil }
+        if let p = op.path {
+            return (try? AttributePath.resolve(p, in: type))?.attribute.name == "password"
+                && type.schema.attribute("password") != nil
+        }
         return op.value?.objectValue?.index(caseInsensitive: "password") != nil
     }
 
@@ -302,13 +362,19 @@ extension HubApp {
             return s
         }
         let mine = opaque(etag[...])
-        return h.split(separator: ",").contains { let o = opaque($0); return o == "*" || o == mine }
+        return h.split(separator: ",").contains {
+            let o = opaque($0); return o == "*" || o == mine
+        }
     }
 
     // MARK: - Rendering
 
-    func resourceResponse(_ status: Int, _ r: StoredResource, _ type: SCIMResourceType, _ ctx: RequestContext, location: Bool) throws -> HTTPResponse {
-        let projection = Projection(attributes: ctx.request.queryValue("attributes"), excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
+    func resourceResponse(
+        _ status: Int, _ r: StoredResource, _ type: SCIMResourceType, _ ctx: RequestContext, location: Bool
+    ) throws -> HTTPResponse {
+        let projection = Projection(
+            attributes: ctx.request.queryValue("attributes"),
+            excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
         let body = try store.read { try render(r, type, $0, projection, ctx.baseURL) }
         var headers = [("ETag", r.etag)]
         if location { headers.append(("Location", "\(ctx.baseURL)\(type.endpoint)/\(r.id)")) }
@@ -316,18 +382,25 @@ extension HubApp {
     }
 
     /// The full resource as returned: stored attributes, `id`, computed `groups`/`members`, and `meta`.
-    func render(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ projection: Projection, _ baseURL: String) throws -> JSONObject {
-        var out = try fullResource(r, type, conn, baseURL, computed: projection.mayInclude(type.name == "User" ? "groups" : "members"))
+    func render(
+        _ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ projection: Projection,
+        _ baseURL: String
+    ) throws -> JSONObject {
+        var out = try fullResource(
+            r, type, conn, baseURL, computed: projection.mayInclude(type.name == "User" ? "groups" : "members"))
         out["meta"] = meta(r, type, baseURL)
         out = projection.apply(out, type: type)
         return out
     }
 
     /// Stored attributes plus `id` and (optionally) computed attributes, before projection.
-    func fullResource(_ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String, computed: Bool) throws -> JSONObject {
+    func fullResource(
+        _ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String, computed: Bool
+    ) throws -> JSONObject {
         var out = JSONObject()
         out.members.reserveCapacity(r.doc.members.count + 3)
-        out.members.append(JSONObject.Member(key: "schemas", value: r.doc["schemas"] ?? .array([.string(type.schema.id)])))
+        out.members.append(
+            JSONObject.Member(key: "schemas", value: r.doc["schemas"] ?? .array([.string(type.schema.id)])))
         out.members.append(JSONObject.Member(key: "id", value: .string(r.id)))
         var computedInserted = false
         func insertComputed() throws {
@@ -336,22 +409,27 @@ extension HubApp {
             if type.name == "User" {
                 let groups = try conn.groups(ofMember: r.id)
                 if !groups.isEmpty {
-                    out["groups"] = .array(groups.map { g in
-                        var o = JSONObject(["value": .string(g.id), "$ref": .string("\(baseURL)/Groups/\(g.id)")])
-                        if let d = g.display { o["display"] = .string(d) }
-                        o["type"] = .string("direct")
-                        return .object(o)
-                    })
+                    out["groups"] = .array(
+                        groups.map { g in
+                            var o = JSONObject(["value": .string(g.id), "$ref": .string("\(baseURL)/Groups/\(g.id)")])
+                            if let d = g.display { o["display"] = .string(d) }
+                            o["type"] = .string("direct")
+                            return .object(o)
+                        })
                 }
             } else if type.name == "Group" {
                 let members = try conn.members(ofGroup: r.seq)
                 if !members.isEmpty {
-                    out["members"] = .array(members.map { m in
-                        var o = JSONObject(["value": .string(m.id), "$ref": .string("\(baseURL)/\(m.type == "Group" ? "Groups" : "Users")/\(m.id)"),
-                                            "type": .string(m.type)])
-                        if let d = m.display { o["display"] = .string(d) }
-                        return .object(o)
-                    })
+                    out["members"] = .array(
+                        members.map { m in
+                            var o = JSONObject([
+                                "value": .string(m.id),
+                                "$ref": .string("\(baseURL)/\(m.type == "Group" ? "Groups" : "Users")/\(m.id)"),
+                                "type": .string(m.type),
+                            ])
+                            if let d = m.display { o["display"] = .string(d) }
+                            return .object(o)
+                        })
                 }
             }
         }
@@ -364,13 +442,14 @@ extension HubApp {
     }
 
     func meta(_ r: StoredResource, _ type: SCIMResourceType, _ baseURL: String) -> JSONValue {
-        .object(JSONObject([
-            "resourceType": .string(type.name),
-            "created": .string(Timestamp.format(r.created)),
-            "lastModified": .string(Timestamp.format(r.modified)),
-            "location": .string("\(baseURL)\(type.endpoint)/\(r.id)"),
-            "version": .string(r.etag),
-        ]))
+        .object(
+            JSONObject([
+                "resourceType": .string(type.name),
+                "created": .string(Timestamp.format(r.created)),
+                "lastModified": .string(Timestamp.format(r.modified)),
+                "location": .string("\(baseURL)\(type.endpoint)/\(r.id)"),
+                "version": .string(r.etag),
+            ]))
     }
 }
 
@@ -392,20 +471,44 @@ extension HubApp {
     /// clients send what the RFC and their own habits suggest.
     static var scimRoutes: [Route] {
         [
-        Route.make("GET", "/scim/v2/ServiceProviderConfig", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in app.jsonResponse(200, app.serviceProviderConfig(ctx)) },
-        Route.make("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("ResourceTypes", ctx) },
-        Route.make("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in try app.discoveryList("Schemas", ctx) },
-        Route.make("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("ResourceTypes", p[0], ctx) },
-        Route.make("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in try app.discoveryItem("Schemas", p[0], ctx) },
-        Route.make("POST", "/scim/v2/.search", .read, query: nil) { app, ctx, _ in try app.searchAll(ctx) },
-        Route.make("POST", "/scim/v2/Bulk", .write, query: nil) { app, ctx, _ in try app.bulk(ctx) },
-        Route.make("GET", "/scim/v2/{type}", .read, query: nil) { app, ctx, p in try app.list(try app.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx) },
-        Route.make("POST", "/scim/v2/{type}", .write, query: nil) { app, ctx, p in try app.create(try app.resourceType(p[0]), ctx) },
-        Route.make("POST", "/scim/v2/{type}/.search", .read, query: nil) { app, ctx, p in try app.search(try app.resourceType(p[0]), ctx) },
-        Route.make("GET", "/scim/v2/{type}/{id}", .read, query: nil) { app, ctx, p in try app.get(try app.resourceType(p[0]), p[1], ctx) },
-        Route.make("PUT", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.replace(try app.resourceType(p[0]), p[1], ctx) },
-        Route.make("PATCH", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.patch(try app.resourceType(p[0]), p[1], ctx) },
-        Route.make("DELETE", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in try app.delete(try app.resourceType(p[0]), p[1], ctx) },
+            Route.make("GET", "/scim/v2/ServiceProviderConfig", .anyOf([.scimRead, .admin]), query: nil) {
+                app, ctx, _ in app.jsonResponse(200, app.serviceProviderConfig(ctx))
+            },
+            Route.make("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in
+                try app.discoveryList("ResourceTypes", ctx)
+            },
+            Route.make("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in
+                try app.discoveryList("Schemas", ctx)
+            },
+            Route.make("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in
+                try app.discoveryItem("ResourceTypes", p[0], ctx)
+            },
+            Route.make("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in
+                try app.discoveryItem("Schemas", p[0], ctx)
+            },
+            Route.make("POST", "/scim/v2/.search", .read, query: nil) { app, ctx, _ in try app.searchAll(ctx) },
+            Route.make("POST", "/scim/v2/Bulk", .write, query: nil) { app, ctx, _ in try app.bulk(ctx) },
+            Route.make("GET", "/scim/v2/{type}", .read, query: nil) { app, ctx, p in
+                try app.list(try app.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx)
+            },
+            Route.make("POST", "/scim/v2/{type}", .write, query: nil) { app, ctx, p in
+                try app.create(try app.resourceType(p[0]), ctx)
+            },
+            Route.make("POST", "/scim/v2/{type}/.search", .read, query: nil) { app, ctx, p in
+                try app.search(try app.resourceType(p[0]), ctx)
+            },
+            Route.make("GET", "/scim/v2/{type}/{id}", .read, query: nil) { app, ctx, p in
+                try app.get(try app.resourceType(p[0]), p[1], ctx)
+            },
+            Route.make("PUT", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
+                try app.replace(try app.resourceType(p[0]), p[1], ctx)
+            },
+            Route.make("PATCH", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
+                try app.patch(try app.resourceType(p[0]), p[1], ctx)
+            },
+            Route.make("DELETE", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
+                try app.delete(try app.resourceType(p[0]), p[1], ctx)
+            },
         ]
     }
 }

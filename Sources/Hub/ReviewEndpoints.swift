@@ -11,7 +11,9 @@ import Store
 /// reviewers (scope `review`) see and decide their own items under `/reviews`.
 extension HubApp {
     private func reviewService() throws -> AccessReviews {
-        guard let r = reviews else { throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to review") }
+        guard let r = reviews else {
+            throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to review")
+        }
         return r
     }
 
@@ -30,26 +32,39 @@ extension HubApp {
         let service = try reviewService()
         let body = try jsonBody(ctx.request)
         for k in body.keys where !["name", "target", "package", "reviewers", "dueDays", "defaultDecision"].contains(k) {
-            throw SCIMError.invalidValue("unknown key '\(k)' (name, target, package, reviewers, dueDays, defaultDecision)")
+            throw SCIMError.invalidValue(
+                "unknown key '\(k)' (name, target, package, reviewers, dueDays, defaultDecision)")
         }
         guard let name = body["name"]?.stringValue else { throw SCIMError.invalidValue("'name' is required") }
-        guard let decision = body["defaultDecision"]?.stringValue else { throw SCIMError.invalidValue("'defaultDecision' (approve or revoke) is required") }
+        guard let decision = body["defaultDecision"]?.stringValue else {
+            throw SCIMError.invalidValue("'defaultDecision' (approve or revoke) is required")
+        }
         var reviewers: [String]? = nil
         if let v = body["reviewers"] {
-            guard let arr = v.arrayValue else { throw SCIMError.invalidValue("'reviewers' must be an array of principal names") }
+            guard let arr = v.arrayValue else {
+                throw SCIMError.invalidValue("'reviewers' must be an array of principal names")
+            }
             reviewers = try arr.map { x throws -> String in
-                guard let s = x.stringValue else { throw SCIMError.invalidValue("'reviewers' must hold principal names") }
-                do { try PrincipalName.validate(s, what: "each of 'reviewers'") } catch let e as PrincipalNameError { throw SCIMError.invalidValue(e.description) }
+                guard let s = x.stringValue else {
+                    throw SCIMError.invalidValue("'reviewers' must hold principal names")
+                }
+                do { try PrincipalName.validate(s, what: "each of 'reviewers'") } catch let e as PrincipalNameError {
+                    throw SCIMError.invalidValue(e.description)
+                }
                 return s
             }
         }
         let due = body["dueDays"].map { $0.numberValue?.double ?? -1 } ?? 14
         do {
-            let c = try service.create(AccessReviews.CampaignRequest(name: name, target: body["target"]?.stringValue, package: body["package"]?.stringValue,
-                                                                     reviewers: reviewers, dueDays: due, defaultDecision: decision),
-                                       principal: ctx.principal.name, requestID: ctx.requestID)
+            let c = try service.create(
+                AccessReviews.CampaignRequest(
+                    name: name, target: body["target"]?.stringValue, package: body["package"]?.stringValue,
+                    reviewers: reviewers, dueDays: due, defaultDecision: decision),
+                principal: ctx.principal.name, requestID: ctx.requestID)
             let items = try store.read { try $0.items(campaignID: c.id) }
-            return jsonResponse(201, .object(AccessReviews.describe(c, items: items)), headers: [("Location", "/admin/reviews/\(c.id)")], contentType: "application/json")
+            return jsonResponse(
+                201, .object(AccessReviews.describe(c, items: items)),
+                headers: [("Location", "/admin/reviews/\(c.id)")], contentType: "application/json")
         } catch let e as GovernanceError {
             throw scimError(e)
         }
@@ -58,14 +73,20 @@ extension HubApp {
     func listReviews() throws -> HTTPResponse {
         _ = try reviewService()
         let list: [JSONValue] = try store.read { conn in
-            try conn.campaigns(limit: 50).map { .object(AccessReviews.describe($0, items: try conn.items(campaignID: $0.id))) }
+            try conn.campaigns(limit: 50).map {
+                .object(AccessReviews.describe($0, items: try conn.items(campaignID: $0.id)))
+            }
         }
         return jsonResponse(200, .object(JSONObject(["campaigns": .array(list)])), contentType: "application/json")
     }
 
     func reviewStatus(_ id: String) throws -> HTTPResponse {
         _ = try reviewService()
-        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+        guard
+            let (c, items) = try store.read({ conn in
+                try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) }
+            })
+        else {
             throw SCIMError.notFound("no review campaign with this id")
         }
         var o = AccessReviews.describe(c, items: items)
@@ -78,11 +99,17 @@ extension HubApp {
         _ = try reviewService()
         let format = ctx.request.queryValue("format") ?? "json"
         guard format == "json" || format == "csv" else { throw SCIMError.invalidValue("'format' must be json or csv") }
-        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+        guard
+            let (c, items) = try store.read({ conn in
+                try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) }
+            })
+        else {
             throw SCIMError.notFound("no review campaign with this id")
         }
         if format == "csv" {
-            return HTTPResponse(status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"), ("Cache-Control", "no-store")], body: AccessReviews.csv(c, items: items))
+            return HTTPResponse(
+                status: 200, headers: [("Content-Type", "text/csv; charset=utf-8"), ("Cache-Control", "no-store")],
+                body: AccessReviews.csv(c, items: items))
         }
         var o = AccessReviews.describe(c, items: items)
         o["itemList"] = .array(items.map(AccessReviews.itemJSON))
@@ -92,35 +119,53 @@ extension HubApp {
     /// `GET /reviews/{id}/items`: the caller's items (all of them for an administrator).
     func myItems(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         _ = try reviewService()
-        guard let (c, items) = try store.read({ conn in try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) } }) else {
+        guard
+            let (c, items) = try store.read({ conn in
+                try conn.campaign(id: id).map { ($0, try conn.items(campaignID: id)) }
+            })
+        else {
             throw SCIMError.notFound("no review campaign with this id")
         }
         let people = try store.read { try Tokens.people($0, tokenID: ctx.principal.tokenID) }
-        let mine = ctx.principal.scopes.contains(.admin) ? items : items.filter { AccessReviews.mayDecide(ctx.principal, people: people, c, $0) }
-        return jsonResponse(200, .object(JSONObject(["campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
-                                                      "due": .string(Timestamp.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON))])),
-                            contentType: "application/json")
+        let mine =
+            ctx.principal.scopes.contains(.admin)
+            ? items : items.filter { AccessReviews.mayDecide(ctx.principal, people: people, c, $0) }
+        return jsonResponse(
+            200,
+            .object(
+                JSONObject([
+                    "campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
+                    "due": .string(Timestamp.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON)),
+                ])),
+            contentType: "application/json")
     }
 
     /// `POST /reviews/{id}/items/{seq}/decision` `{"decision": "approve"|"revoke", "reason": "..."}`.
     func decideItem(_ id: String, _ seq: Int64, _ ctx: RequestContext) throws -> HTTPResponse {
         let service = try reviewService()
         let body = try jsonBody(ctx.request)
-        for k in body.keys where k != "decision" && k != "reason" { throw SCIMError.invalidValue("unknown key '\(k)' (decision, reason)") }
+        for k in body.keys where k != "decision" && k != "reason" {
+            throw SCIMError.invalidValue("unknown key '\(k)' (decision, reason)")
+        }
         do {
-            try service.decide(campaignID: id, seq: seq, decision: body["decision"]?.stringValue ?? "", reason: body["reason"]?.stringValue ?? "",
-                               principal: ctx.principal, requestID: ctx.requestID)
+            try service.decide(
+                campaignID: id, seq: seq, decision: body["decision"]?.stringValue ?? "",
+                reason: body["reason"]?.stringValue ?? "",
+                principal: ctx.principal, requestID: ctx.requestID)
         } catch let e as GovernanceError {
             throw scimError(e)
         }
-        guard let item = try store.read({ try $0.item(campaignID: id, seq: seq) }) else { throw SCIMError.notFound("no such item") }
+        guard let item = try store.read({ try $0.item(campaignID: id, seq: seq) }) else {
+            throw SCIMError.notFound("no such item")
+        }
         return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
     }
 
     /// `DELETE /admin/people/{id}/revocations/{package}`: lifts a review's revocation.
     func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
         do {
-            try reviewService().lift(personID: person, package: package, principal: ctx.principal, requestID: ctx.requestID)  // the path is decoded once, by the server
+            try reviewService().lift(
+                personID: person, package: package, principal: ctx.principal, requestID: ctx.requestID)  // the path is decoded once, by the server
         } catch let e as GovernanceError {
             throw scimError(e)
         }
@@ -132,16 +177,22 @@ extension HubApp {
     /// Access review campaigns (admins) and reviewers' own items.
     static var reviewRoutes: [Route] {
         [
-        Route.make("DELETE", "/admin/people/{id}/revocations/{package}", .admin) { app, ctx, p in try app.liftRevocation(person: p[0], package: p[1], ctx) },
-        Route.make("GET", "/admin/reviews", .admin) { app, _, _ in try app.listReviews() },
-        Route.make("POST", "/admin/reviews", .admin) { app, ctx, _ in try app.createReview(ctx) },
-        Route.make("GET", "/admin/reviews/{id}", .admin) { app, _, p in try app.reviewStatus(p[0]) },
-        Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { app, ctx, p in try app.reviewReport(p[0], ctx) },
-        Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { app, ctx, p in try app.myItems(p[0], ctx) },
-        Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { app, ctx, p in
-            guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
-            return try app.decideItem(p[0], seq, ctx)
-        },
+            Route.make("DELETE", "/admin/people/{id}/revocations/{package}", .admin) { app, ctx, p in
+                try app.liftRevocation(person: p[0], package: p[1], ctx)
+            },
+            Route.make("GET", "/admin/reviews", .admin) { app, _, _ in try app.listReviews() },
+            Route.make("POST", "/admin/reviews", .admin) { app, ctx, _ in try app.createReview(ctx) },
+            Route.make("GET", "/admin/reviews/{id}", .admin) { app, _, p in try app.reviewStatus(p[0]) },
+            Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { app, ctx, p in
+                try app.reviewReport(p[0], ctx)
+            },
+            Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { app, ctx, p in
+                try app.myItems(p[0], ctx)
+            },
+            Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { app, ctx, p in
+                guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
+                return try app.decideItem(p[0], seq, ctx)
+            },
         ]
     }
 }

@@ -40,8 +40,10 @@ struct Route: Sendable {
 
     /// A route for `path`, where `{type}` is a SCIM resource type's endpoint and any other
     /// `{name}` a parameter. `query`: the parameters it reads (default none; nil: unchecked).
-    static func make(_ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
-                     _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse) -> Route {
+    static func make(
+        _ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
+        _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse
+    ) -> Route {
         let pattern: [RouteSegment] = path.split(separator: "/").map { s in
             s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
         }
@@ -115,22 +117,29 @@ extension HubApp {
     /// (`scimRoutes` in ResourceEndpoints.swift, `reviewRoutes` in ReviewEndpoints.swift, …).
     static func routes() -> [Route] {
         var table: [Route] = [
-        Route.make("GET", "/healthz", .open, query: nil) { app, _, _ in app.jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json") },
-        Route.make("GET", "/readyz", .authenticated, query: nil) { app, _, _ in try app.ready() },
+            Route.make("GET", "/healthz", .open, query: nil) { app, _, _ in
+                app.jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json")
+            },
+            Route.make("GET", "/readyz", .authenticated, query: nil) { app, _, _ in try app.ready() },
         ]
-        table += scimRoutes + mfaRoutes + adminRoutes + tokenRoutes + reconciliationRoutes + breakGlassRoutes + reviewRoutes
+        table +=
+            scimRoutes + mfaRoutes + adminRoutes + tokenRoutes + reconciliationRoutes + breakGlassRoutes + reviewRoutes
         // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
         for m: HTTPMethod in [.get, .post, .put, .patch, .delete] {
-            table.append(Route.make(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
-                throw SCIMError(status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
-            })
+            table.append(
+                Route.make(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
+                    throw SCIMError(
+                        status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
+                })
         }
         return table
     }
 
     /// The resource type served at `/scim/v2/{endpoint}` (the table only matches known ones).
     func resourceType(_ endpoint: String) throws -> SCIMResourceType {
-        guard let t = registry.resourceType(endpoint: "/" + endpoint) else { throw SCIMError.notFound("no endpoint at this path") }
+        guard let t = registry.resourceType(endpoint: "/" + endpoint) else {
+            throw SCIMError.notFound("no endpoint at this path")
+        }
         return t
     }
 

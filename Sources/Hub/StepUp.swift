@@ -20,15 +20,29 @@ extension HubApp {
         let secret = Crypto.randomBytes(20)
         let requestID = ctx.requestID
         let created = try store.write { w -> Bool in
-            guard try w.connection.enrolMFA(principal: principal, secret: secret, now: Date().timeIntervalSince1970) else { return false }
-            try AuditLog.append(w, .now(principal: principal, action: "mfa.enrol", resourceType: "Principal", resourceID: principal, requestID: requestID))
+            guard try w.connection.enrolMFA(principal: principal, secret: secret, now: Date().timeIntervalSince1970)
+            else { return false }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "mfa.enrol", resourceType: "Principal", resourceID: principal,
+                    requestID: requestID))
             return true
         }
-        guard created else { throw SCIMError(status: 409, detail: "a TOTP authenticator is enrolled already; an operator resets it with `scimhub mfa reset`") }
+        guard created else {
+            throw SCIMError(
+                status: 409,
+                detail: "a TOTP authenticator is enrolled already; an operator resets it with `scimhub mfa reset`")
+        }
         let label = principal.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "principal"
-        let uri = "otpauth://totp/ScimHub:\(label)?secret=\(TOTP.base32(secret))&issuer=ScimHub&algorithm=SHA1&digits=6&period=30"
-        return jsonResponse(201, .object(JSONObject(["otpauth": .string(uri), "note": .string("shown once: add it to an authenticator app now")])),
-                            headers: [("Cache-Control", "no-store")], contentType: "application/json")
+        let uri =
+            "otpauth://totp/ScimHub:\(label)?secret=\(TOTP.base32(secret))&issuer=ScimHub&algorithm=SHA1&digits=6&period=30"
+        return jsonResponse(
+            201,
+            .object(
+                JSONObject(["otpauth": .string(uri), "note": .string("shown once: add it to an authenticator app now")])
+            ),
+            headers: [("Cache-Control", "no-store")], contentType: "application/json")
     }
 
     /// Throws unless the request carries a current, unused TOTP code of its principal.
@@ -36,25 +50,42 @@ extension HubApp {
         let principal = ctx.principal.name
         let now = Date().timeIntervalSince1970
         if let wait = mfaThrottle.retryAfter(principal, now: now) {
-            throw SCIMError(status: 429, detail: "too many failed step-up codes; retry later", headers: ["Retry-After": String(wait)])
+            throw SCIMError(
+                status: 429, detail: "too many failed step-up codes; retry later",
+                headers: ["Retry-After": String(wait)])
         }
         guard let secret = try store.read({ try $0.mfaSecret(principal: principal) }) else {
-            throw SCIMError(status: 403, detail: "\(action) needs step-up: enrol a TOTP authenticator with POST /mfa/enrol, then send a code in \(Self.stepUpHeader)")
+            throw SCIMError(
+                status: 403,
+                detail:
+                    "\(action) needs step-up: enrol a TOTP authenticator with POST /mfa/enrol, then send a code in \(Self.stepUpHeader)"
+            )
         }
         let code = ctx.request.headers[Self.stepUpHeader] ?? ""
         let step = TOTP.step(at: now)
-        let matched = code.utf8.count == TOTP.digits ? [step - 1, step, step + 1].first { s in
-            Crypto.constantTimeEquals(Array(code.utf8), Array(TOTP.code(secret: secret, step: s).utf8))
-        } : nil
-        let accepted = try matched.map { s in try store.write { try $0.connection.acceptMFAStep(principal: principal, step: s) } } ?? false
+        let matched =
+            code.utf8.count == TOTP.digits
+            ? [step - 1, step, step + 1].first { s in
+                Crypto.constantTimeEquals(Array(code.utf8), Array(TOTP.code(secret: secret, step: s).utf8))
+            } : nil
+        let accepted =
+            try matched.map { s in try store.write { try $0.connection.acceptMFAStep(principal: principal, step: s) } }
+            ?? false
         guard accepted else {
             mfaThrottle.recordFailure(principal, now: now)
             let requestID = ctx.requestID
             _ = try? store.write { w in
-                try AuditLog.append(w, .now(principal: principal, action: "mfa.failure", resourceType: "Principal", resourceID: principal,
-                                            attributes: [action], requestID: requestID, outcome: "refused"))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: principal, action: "mfa.failure", resourceType: "Principal", resourceID: principal,
+                        attributes: [action], requestID: requestID, outcome: "refused"))
             }
-            throw SCIMError(status: 403, detail: "\(action) needs a current TOTP code in \(Self.stepUpHeader); this one is missing, wrong, too old or already used")
+            throw SCIMError(
+                status: 403,
+                detail:
+                    "\(action) needs a current TOTP code in \(Self.stepUpHeader); this one is missing, wrong, too old or already used"
+            )
         }
     }
 }
@@ -63,7 +94,7 @@ extension HubApp {
     /// Step-up enrolment.
     static var mfaRoutes: [Route] {
         [
-        Route.make("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { app, ctx, _ in try app.enrolMFA(ctx) },
+            Route.make("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { app, ctx, _ in try app.enrolMFA(ctx) }
         ]
     }
 }

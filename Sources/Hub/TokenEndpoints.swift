@@ -22,45 +22,72 @@ extension HubApp {
     /// (shown once), or 202 with a request that a second administrator approves.
     func createToken(_ ctx: RequestContext) throws -> HTTPResponse {
         let body = try jsonBody(ctx.request)
-        for k in body.keys where k != "principal" && k != "scopes" { throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes)") }
-        guard let principal = body["principal"]?.stringValue else { throw SCIMError.invalidValue("'principal' is required") }
-        do { try PrincipalName.validate(principal, what: "'principal'") } catch { throw SCIMError.invalidValue(error.description) }
-        guard let names = body["scopes"]?.arrayValue, !names.isEmpty else { throw SCIMError.invalidValue("'scopes' must be a non-empty array") }
+        for k in body.keys where k != "principal" && k != "scopes" {
+            throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes)")
+        }
+        guard let principal = body["principal"]?.stringValue else {
+            throw SCIMError.invalidValue("'principal' is required")
+        }
+        do { try PrincipalName.validate(principal, what: "'principal'") } catch {
+            throw SCIMError.invalidValue(error.description)
+        }
+        guard let names = body["scopes"]?.arrayValue, !names.isEmpty else {
+            throw SCIMError.invalidValue("'scopes' must be a non-empty array")
+        }
         var asked: [Scope] = []
         for v in names {
             guard let n = v.stringValue, let s = Scope.known.first(where: { $0.rawValue == n }) else {
-                throw SCIMError.invalidValue("'scopes': unknown scope (\(Scope.known.map(\.rawValue).joined(separator: ", ")))")
+                throw SCIMError.invalidValue(
+                    "'scopes': unknown scope (\(Scope.known.map(\.rawValue).joined(separator: ", ")))")
             }
             if !asked.contains(s) { asked.append(s) }
         }
         let scopes = asked
         if PrincipalName.isReserved(principal) {
-            throw SCIMError(status: 403, detail: "principal '\(principal)' is reserved for the hub itself; no token may carry it")
+            throw SCIMError(
+                status: 403, detail: "principal '\(principal)' is reserved for the hub itself; no token may carry it")
         }
         if config.feeds[principal] != nil || config.feedGroups[principal] != nil {
-            throw SCIMError(status: 403, detail: "'\(principal)' is a configured feed: its tokens are minted on the host with `scimhub token create`")
+            throw SCIMError(
+                status: 403,
+                detail:
+                    "'\(principal)' is a configured feed: its tokens are minted on the host with `scimhub token create`"
+            )
         }
         try requireStepUp(ctx, action: "creating a token")
-        let by = ctx.principal.name, requester = ctx.principal, requestID = ctx.requestID, now = Date().timeIntervalSince1970
+        let by = ctx.principal.name, requester = ctx.principal, requestID = ctx.requestID,
+            now = Date().timeIntervalSince1970
         if scopes.contains(where: { $0 != .scimRead }) {
             let id = UUIDv7.make()
             try store.write { w in
                 try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: requester, now: now)
-                try AuditLog.append(w, .now(principal: by, action: "token.request", resourceType: "TokenRequest", resourceID: id,
-                                            attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: by, action: "token.request", resourceType: "TokenRequest", resourceID: id,
+                        attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
             }
             logger.notice("token awaits a second administrator", ["request": id])
-            return jsonResponse(202, .object(JSONObject([
-                "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
-                "scopes": .array(scopes.map { .string($0.rawValue) }),
-                "detail": .string("a token that can change access needs a second administrator: POST /admin/token-requests/\(id)/approve, "
-                                  + "then the requesting token takes it with POST /admin/token-requests/\(id)/issue (step-up)"),
-            ])), contentType: "application/json")
+            return jsonResponse(
+                202,
+                .object(
+                    JSONObject([
+                        "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
+                        "scopes": .array(scopes.map { .string($0.rawValue) }),
+                        "detail": .string(
+                            "a token that can change access needs a second administrator: POST /admin/token-requests/\(id)/approve, "
+                                + "then the requesting token takes it with POST /admin/token-requests/\(id)/issue (step-up)"
+                        ),
+                    ])), contentType: "application/json")
         }
         let token = try store.write { w -> String in
-            let t = try Tokens.create(w, principal: principal, scopes: scopes, now: now, mintedBy: by, mintedByToken: requester.tokenID)
-            try AuditLog.append(w, .now(principal: by, action: "token.create", resourceType: "Token", resourceID: t.id,
-                                        attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
+            let t = try Tokens.create(
+                w, principal: principal, scopes: scopes, now: now, mintedBy: by, mintedByToken: requester.tokenID)
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: by, action: "token.create", resourceType: "Token", resourceID: t.id,
+                    attributes: [principal] + scopes.map(\.rawValue), requestID: requestID))
             return t.token
         }
         return tokenResponse(principal, token)
@@ -69,19 +96,30 @@ extension HubApp {
     /// `GET /admin/tokens`: every token's record (never a secret), with who minted and approved it.
     func listTokens() throws -> HTTPResponse {
         let tokens = try store.read { try Tokens.list($0) }
-        return jsonResponse(200, .object(JSONObject(["tokens": .array(tokens.map { t in
-            .object(JSONObject([
-                "id": .string(t.id), "principal": .string(t.principal), "scopes": .array(t.scopes.map { .string($0) }),
-                "created": .string(Timestamp.format(t.created)), "revoked": t.revoked.map { .string(Timestamp.format($0)) } ?? .null,
-                "mintedBy": t.mintedBy.map { .string($0) } ?? .null, "approvedBy": t.approvedBy.map { .string($0) } ?? .null,
-            ]))
-        })])), contentType: "application/json")
+        return jsonResponse(
+            200,
+            .object(
+                JSONObject([
+                    "tokens": .array(
+                        tokens.map { t in
+                            .object(
+                                JSONObject([
+                                    "id": .string(t.id), "principal": .string(t.principal),
+                                    "scopes": .array(t.scopes.map { .string($0) }),
+                                    "created": .string(Timestamp.format(t.created)),
+                                    "revoked": t.revoked.map { .string(Timestamp.format($0)) } ?? .null,
+                                    "mintedBy": t.mintedBy.map { .string($0) } ?? .null,
+                                    "approvedBy": t.approvedBy.map { .string($0) } ?? .null,
+                                ]))
+                        })
+                ])), contentType: "application/json")
     }
 
     /// `GET /admin/token-requests`: requests not yet issued (24 hours at most).
     func listTokenRequests() throws -> HTTPResponse {
         let requests = try store.read { try Tokens.openRequests($0, now: Date().timeIntervalSince1970) }
-        return jsonResponse(200, .object(JSONObject(["requests": .array(requests.map(Self.json))])), contentType: "application/json")
+        return jsonResponse(
+            200, .object(JSONObject(["requests": .array(requests.map(Self.json))])), contentType: "application/json")
     }
 
     /// `POST /admin/token-requests/{id}/approve` with step-up, by a second person: nobody
@@ -89,24 +127,35 @@ extension HubApp {
     /// the requesting token, nor be the new token's principal.
     func approveTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
-        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
+        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else {
+            throw SCIMError.notFound("no open token request with this id")
+        }
         let me = ctx.principal
-        let (mine, theirs) = try store.read { c in (try Tokens.people(c, tokenID: me.tokenID), try Tokens.people(c, tokenID: r.requestedByToken)) }
+        let (mine, theirs) = try store.read { c in
+            (try Tokens.people(c, tokenID: me.tokenID), try Tokens.people(c, tokenID: r.requestedByToken))
+        }
         guard mine.isDisjoint(with: theirs), !mine.contains(Identifier.canonical(r.principal)) else {
-            throw SCIMError(status: 403, detail: "a second administrator approves: not the requester, not the token's principal, "
-                            + "and not with a token minted by or for either of them")
+            throw SCIMError(
+                status: 403,
+                detail: "a second administrator approves: not the requester, not the token's principal, "
+                    + "and not with a token minted by or for either of them")
         }
         guard r.approvedBy == nil else { throw SCIMError(status: 409, detail: "this request was approved already") }
         try requireStepUp(ctx, action: "approving a token")
         let requestID = ctx.requestID
         let approved = try store.write { w -> Bool in
             guard try Tokens.approve(w, requestID: id, by: me.name, now: now) else { return false }
-            try AuditLog.append(w, .now(principal: me.name, action: "token.approve", resourceType: "TokenRequest", resourceID: id,
-                                        attributes: [r.principal] + r.scopes.map(\.rawValue), requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: me.name, action: "token.approve", resourceType: "TokenRequest", resourceID: id,
+                    attributes: [r.principal] + r.scopes.map(\.rawValue), requestID: requestID))
             return true
         }
         guard approved else { throw SCIMError(status: 409, detail: "this request was approved already") }
-        guard let updated = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
+        guard let updated = try store.read({ try Tokens.request($0, id: id, now: now) }) else {
+            throw SCIMError.notFound("no open token request with this id")
+        }
         return jsonResponse(200, Self.json(updated), contentType: "application/json")
     }
 
@@ -114,18 +163,31 @@ extension HubApp {
     /// approved token, once (not another token carrying the same name).
     func issueTokenRequest(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let now = Date().timeIntervalSince1970
-        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else { throw SCIMError.notFound("no open token request with this id") }
-        guard ctx.principal.tokenID == r.requestedByToken else { throw SCIMError(status: 403, detail: "only the token that asked for it takes the new token") }
-        guard let approver = r.approvedBy else { throw SCIMError(status: 409, detail: "this request awaits a second administrator's approval") }
+        guard let r = try store.read({ try Tokens.request($0, id: id, now: now) }) else {
+            throw SCIMError.notFound("no open token request with this id")
+        }
+        guard ctx.principal.tokenID == r.requestedByToken else {
+            throw SCIMError(status: 403, detail: "only the token that asked for it takes the new token")
+        }
+        guard let approver = r.approvedBy else {
+            throw SCIMError(status: 409, detail: "this request awaits a second administrator's approval")
+        }
         guard r.tokenID == nil else { throw SCIMError(status: 409, detail: "this token was issued already") }
         try requireStepUp(ctx, action: "taking an approved token")
         let requestID = ctx.requestID
         let token = try store.write { w -> String? in
-            let t = try Tokens.create(w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy,
-                                      mintedByToken: r.requestedByToken, approvedBy: approver)
-            guard try Tokens.markIssued(w, requestID: id, tokenID: t.id, now: now) else { throw SCIMError(status: 409, detail: "this token was issued already") }
-            try AuditLog.append(w, .now(principal: r.requestedBy, action: "token.create", resourceType: "Token", resourceID: t.id,
-                                        attributes: [r.principal] + r.scopes.map(\.rawValue) + ["approved by \(approver)"], requestID: requestID))
+            let t = try Tokens.create(
+                w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy,
+                mintedByToken: r.requestedByToken, approvedBy: approver)
+            guard try Tokens.markIssued(w, requestID: id, tokenID: t.id, now: now) else {
+                throw SCIMError(status: 409, detail: "this token was issued already")
+            }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: r.requestedBy, action: "token.create", resourceType: "Token", resourceID: t.id,
+                    attributes: [r.principal] + r.scopes.map(\.rawValue) + ["approved by \(approver)"],
+                    requestID: requestID))
             return t.token
         }
         guard let t = token else { throw SCIMError(status: 409, detail: "this token was issued already") }
@@ -133,17 +195,21 @@ extension HubApp {
     }
 
     private func tokenResponse(_ principal: String, _ token: String) -> HTTPResponse {
-        jsonResponse(201, .object(JSONObject(["principal": .string(principal), "token": .string(token)])), headers: [("Cache-Control", "no-store")],
-                     contentType: "application/json")
+        jsonResponse(
+            201, .object(JSONObject(["principal": .string(principal), "token": .string(token)])),
+            headers: [("Cache-Control", "no-store")],
+            contentType: "application/json")
     }
 
     static func json(_ r: TokenRequest) -> JSONValue {
-        .object(JSONObject([
-            "id": .string(r.id), "principal": .string(r.principal), "scopes": .array(r.scopes.map { .string($0.rawValue) }),
-            "requestedBy": .string(r.requestedBy), "created": .string(Timestamp.format(r.created)),
-            "approvedBy": r.approvedBy.map { .string($0) } ?? .null,
-            "state": .string(r.tokenID != nil ? "issued" : r.approvedBy != nil ? "approved" : "awaiting-approval"),
-        ]))
+        .object(
+            JSONObject([
+                "id": .string(r.id), "principal": .string(r.principal),
+                "scopes": .array(r.scopes.map { .string($0.rawValue) }),
+                "requestedBy": .string(r.requestedBy), "created": .string(Timestamp.format(r.created)),
+                "approvedBy": r.approvedBy.map { .string($0) } ?? .null,
+                "state": .string(r.tokenID != nil ? "issued" : r.approvedBy != nil ? "approved" : "awaiting-approval"),
+            ]))
     }
 }
 
@@ -151,11 +217,15 @@ extension HubApp {
     /// Tokens and the requests that wait for a second administrator.
     static var tokenRoutes: [Route] {
         [
-        Route.make("GET", "/admin/tokens", .admin) { app, _, _ in try app.listTokens() },
-        Route.make("POST", "/admin/tokens", .admin) { app, ctx, _ in try app.createToken(ctx) },
-        Route.make("GET", "/admin/token-requests", .admin) { app, _, _ in try app.listTokenRequests() },
-        Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { app, ctx, p in try app.approveTokenRequest(p[0], ctx) },
-        Route.make("POST", "/admin/token-requests/{id}/issue", .admin) { app, ctx, p in try app.issueTokenRequest(p[0], ctx) },
+            Route.make("GET", "/admin/tokens", .admin) { app, _, _ in try app.listTokens() },
+            Route.make("POST", "/admin/tokens", .admin) { app, ctx, _ in try app.createToken(ctx) },
+            Route.make("GET", "/admin/token-requests", .admin) { app, _, _ in try app.listTokenRequests() },
+            Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { app, ctx, p in
+                try app.approveTokenRequest(p[0], ctx)
+            },
+            Route.make("POST", "/admin/token-requests/{id}/issue", .admin) { app, ctx, p in
+                try app.issueTokenRequest(p[0], ctx)
+            },
         ]
     }
 }

@@ -32,7 +32,9 @@ public final class ManualClock: WallClock {
 
     public func now() -> Double { state.withLock { $0.time } }
 
-    public func onChange(_ observer: @escaping @Sendable () -> Void) { state.withLock { $0.observers.append(observer) } }
+    public func onChange(_ observer: @escaping @Sendable () -> Void) {
+        state.withLock { $0.observers.append(observer) }
+    }
 
     /// Moves the clock forward by `seconds` and tells the observers.
     public func advance(by seconds: Double) { set(now() + seconds) }

@@ -26,7 +26,8 @@ public enum Identifier {
         }
         if ascii {
             if !upper && !space { return s }  // already canonical: no allocation on the hot path
-            return collapsingSpaces(String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
+            return collapsingSpaces(
+                String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
         }
         // RFC 8265 §3.3.2: width mapping (part of NFKC), case mapping, normalisation.
         let folded = s.precomposedStringWithCompatibilityMapping.folding(options: [.caseInsensitive], locale: nil)

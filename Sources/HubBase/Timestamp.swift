@@ -15,10 +15,14 @@ public enum Timestamp {
             }
             return v
         }
-        guard let year = num(0, 4), u[4] == UInt8(ascii: "-"), let month = num(5, 2), u[7] == UInt8(ascii: "-"), let day = num(8, 2),
-              u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"), let hour = num(11, 2), u[13] == UInt8(ascii: ":"),
-              let minute = num(14, 2), u[16] == UInt8(ascii: ":"), let second = num(17, 2) else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour <= 23, minute <= 59, second <= 60 else { return nil }
+        guard let year = num(0, 4), u[4] == UInt8(ascii: "-"), let month = num(5, 2), u[7] == UInt8(ascii: "-"),
+            let day = num(8, 2),
+            u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"), let hour = num(11, 2), u[13] == UInt8(ascii: ":"),
+            let minute = num(14, 2), u[16] == UInt8(ascii: ":"), let second = num(17, 2)
+        else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour <= 23, minute <= 59,
+            second <= 60
+        else { return nil }
         var i = 19
         var fraction = 0.0
         if i < u.count, u[i] == UInt8(ascii: ".") {
@@ -38,7 +42,9 @@ public enum Timestamp {
             case UInt8(ascii: "Z"), UInt8(ascii: "z"):
                 i += 1
             case UInt8(ascii: "+"), UInt8(ascii: "-"):
-                guard let oh = num(i + 1, 2), i + 3 < u.count, u[i + 3] == UInt8(ascii: ":"), let om = num(i + 4, 2), oh <= 14, om <= 59 else { return nil }
+                guard let oh = num(i + 1, 2), i + 3 < u.count, u[i + 3] == UInt8(ascii: ":"), let om = num(i + 4, 2),
+                    oh <= 14, om <= 59
+                else { return nil }
                 offset = (oh * 3600 + om * 60) * (u[i] == UInt8(ascii: "-") ? -1 : 1)
                 i += 6
             default:
@@ -84,8 +90,10 @@ public enum Timestamp {
             for i in stride(from: n - 1, through: 0, by: -1) { d[i] = UInt8(0x30 + x % 10); x /= 10 }
             out += d
         }
-        digits(Int(tmv.tm_year) + 1900, 4); out.append(0x2D); digits(Int(tmv.tm_mon) + 1, 2); out.append(0x2D); digits(Int(tmv.tm_mday), 2)
-        out.append(0x54); digits(Int(tmv.tm_hour), 2); out.append(0x3A); digits(Int(tmv.tm_min), 2); out.append(0x3A); digits(Int(tmv.tm_sec), 2)
+        digits(Int(tmv.tm_year) + 1900, 4); out.append(0x2D); digits(Int(tmv.tm_mon) + 1, 2); out.append(0x2D);
+        digits(Int(tmv.tm_mday), 2)
+        out.append(0x54); digits(Int(tmv.tm_hour), 2); out.append(0x3A); digits(Int(tmv.tm_min), 2); out.append(0x3A);
+        digits(Int(tmv.tm_sec), 2)
         out.append(0x2E); digits(ms, 3); out.append(0x5A)
         return String(decoding: out, as: UTF8.self)
     }

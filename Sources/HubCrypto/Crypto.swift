@@ -34,7 +34,9 @@ public enum Crypto {
     /// Compares two byte strings in time that depends only on their lengths.
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 }
+        }
     }
 
     /// PBKDF2-HMAC-SHA256 (RFC 8018 §5.2).
@@ -45,7 +47,9 @@ public enum Crypto {
                 out.withUnsafeMutableBufferPointer { o in
                     // An empty password has no buffer: OpenSSL takes NULL with length 0.
                     let pc = UnsafeRawPointer(p.baseAddress)?.assumingMemoryBound(to: CChar.self)
-                    _ = PKCS5_PBKDF2_HMAC(pc, Int32(p.count), s.baseAddress, Int32(s.count), Int32(iterations), EVP_sha256(), Int32(length), o.baseAddress)
+                    _ = PKCS5_PBKDF2_HMAC(
+                        pc, Int32(p.count), s.baseAddress, Int32(s.count), Int32(iterations), EVP_sha256(),
+                        Int32(length), o.baseAddress)
                 }
             }
         }

@@ -7,10 +7,14 @@ private import CCrypto
 public enum Ed25519 {
     /// A new key pair as PEM text: (private, public).
     public static func generate() throws(Ed25519Error) -> (privatePEM: String, publicPEM: String) {
-        guard let ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else { throw Ed25519Error("cannot create a key context") }
+        guard let ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else {
+            throw Ed25519Error("cannot create a key context")
+        }
         defer { EVP_PKEY_CTX_free(ctx) }
         var key: OpaquePointer? = nil
-        guard EVP_PKEY_keygen_init(ctx) == 1, EVP_PKEY_keygen(ctx, &key) == 1, let k = key else { throw Ed25519Error("key generation failed") }
+        guard EVP_PKEY_keygen_init(ctx) == 1, EVP_PKEY_keygen(ctx, &key) == 1, let k = key else {
+            throw Ed25519Error("key generation failed")
+        }
         defer { EVP_PKEY_free(k) }
         let priv = try pem { bio in PEM_write_bio_PrivateKey(bio, k, nil, nil, 0, nil, nil) }
         let pub = try pem { bio in PEM_write_bio_PUBKEY(bio, k) }
@@ -47,7 +51,8 @@ public enum Ed25519 {
         defer { EVP_MD_CTX_free(ctx) }
         return message.withUnsafeBufferPointer { m in
             signature.withUnsafeBufferPointer { s in
-                EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1 && EVP_DigestVerify(ctx, s.baseAddress, s.count, m.baseAddress, m.count) == 1
+                EVP_DigestVerifyInit(ctx, nil, nil, nil, key) == 1
+                    && EVP_DigestVerify(ctx, s.baseAddress, s.count, m.baseAddress, m.count) == 1
             }
         }
     }
@@ -85,7 +90,8 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
         var n = 64
         let ok = message.withUnsafeBufferPointer { m in
             sig.withUnsafeMutableBufferPointer { s in
-                EVP_DigestSignInit(ctx, nil, nil, nil, key) == 1 && EVP_DigestSign(ctx, s.baseAddress, &n, m.baseAddress, m.count) == 1
+                EVP_DigestSignInit(ctx, nil, nil, nil, key) == 1
+                    && EVP_DigestSign(ctx, s.baseAddress, &n, m.baseAddress, m.count) == 1
             }
         }
         guard ok, n == 64 else { throw Ed25519Error("signing failed") }

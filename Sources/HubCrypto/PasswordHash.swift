@@ -17,9 +17,12 @@ public enum PasswordHash {
     /// True when `password` matches `stored`, compared in constant time.
     public static func verify(_ password: String, against stored: String) -> Bool {
         let parts = stored.split(separator: "$", omittingEmptySubsequences: true)
-        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]), iterations > 0, iterations <= 10_000_000,
-              let salt = bytesFromHex(String(parts[2])), let expected = bytesFromHex(String(parts[3])) else { return false }
-        let actual = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations, length: expected.count)
+        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]), iterations > 0,
+            iterations <= 10_000_000,
+            let salt = bytesFromHex(String(parts[2])), let expected = bytesFromHex(String(parts[3]))
+        else { return false }
+        let actual = Crypto.pbkdf2SHA256(
+            password: Array(password.utf8), salt: salt, iterations: iterations, length: expected.count)
         return Crypto.constantTimeEquals(actual, expected)
     }
 }

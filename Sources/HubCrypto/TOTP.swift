@@ -16,7 +16,9 @@ public enum TOTP {
         for i in 0..<8 { counter[i] = UInt8(truncatingIfNeeded: UInt64(bitPattern: step) >> (8 * (7 - i))) }
         let mac = hmacSHA1(key: secret, data: counter)
         let offset = Int(mac[19] & 0x0F)
-        let binary = (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
+        let binary =
+            (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8)
+            | UInt32(mac[offset + 3])
         var modulus: UInt32 = 1
         for _ in 0..<digits { modulus *= 10 }
         let value = String(binary % modulus)
@@ -59,7 +61,12 @@ public enum TOTP {
         var out: [UInt8] = []
         var buffer: UInt32 = 0, bits = 0
         for ch in text.uppercased() where ch != "=" {
-            guard let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".firstIndex(of: ch).map({ "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".distance(from: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".startIndex, to: $0) }) else { return nil }
+            guard
+                let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".firstIndex(of: ch).map({
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".distance(
+                        from: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".startIndex, to: $0)
+                })
+            else { return nil }
             buffer = (buffer << 5) | UInt32(v)
             bits += 5
             if bits >= 8 {

@@ -14,6 +14,7 @@ public enum UUIDv7 {
         b[8] = 0x80 | (b[8] & 0x3F)  // variant 10
         let h = hexString(b)
         let c = Array(h)
-        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-"
+            + String(c[20..<32])
     }
 }

@@ -8,8 +8,10 @@ import JSONCore
 public enum AdminSchema {
     private static let settings: JSONObject = {
         guard let data = FileManager.default.contents(atPath: repoRoot + "/scripts/reference-policy.json"),
-              let targets = (try? JSONParser().parse(Array(data)))?.objectValue?["targets"]?.arrayValue,
-              let admin = targets.first(where: { $0.objectValue?["name"]?.stringValue == "admin" })?.objectValue?["settings"]?.objectValue else {
+            let targets = (try? JSONParser().parse(Array(data)))?.objectValue?["targets"]?.arrayValue,
+            let admin = targets.first(where: { $0.objectValue?["name"]?.stringValue == "admin" })?.objectValue?[
+                "settings"]?.objectValue
+        else {
             preconditionFailure("scripts/reference-policy.json has no admin target")
         }
         return admin

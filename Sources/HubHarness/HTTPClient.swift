@@ -47,7 +47,11 @@ public final class RawHTTPClient {
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
         sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard rc == 0 else { close(fd); throw TestError("connect failed: errno \(scimhub_errno())") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int(timeout.truncatingRemainder(dividingBy: 1) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -94,9 +98,13 @@ public final class RawHTTPClient {
         while true {
             if let end = findHeaderEnd() {
                 // Parsed on bytes: the benchmark's load generator shares the cores with the hub.
-                var lines = buffer[0..<end].split(separator: 10, omittingEmptySubsequences: false).map { $0.last == 13 ? $0.dropLast() : $0 }
+                var lines = buffer[0..<end].split(separator: 10, omittingEmptySubsequences: false).map {
+                    $0.last == 13 ? $0.dropLast() : $0
+                }
                 let statusLine = lines.removeFirst().split(separator: 0x20)
-                guard statusLine.count >= 2, let status = Int(String(decoding: statusLine[1], as: UTF8.self)) else { return nil }
+                guard statusLine.count >= 2, let status = Int(String(decoding: statusLine[1], as: UTF8.self)) else {
+                    return nil
+                }
                 var length = 0
                 let headers = lines.compactMap { l -> (String, String)? in
                     guard let c = l.firstIndex(of: 0x3A) else { return nil }
@@ -120,13 +128,16 @@ public final class RawHTTPClient {
 
     private func findHeaderEnd() -> Int? {
         guard buffer.count >= 4 else { return nil }
-        for i in scanned...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
+        for i in scanned...(buffer.count - 4)
+        where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
         scanned = buffer.count - 3
         return nil
     }
 
     /// Sends one request and reads its response.
-    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) -> RawResponse? {
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil)
+        -> RawResponse?
+    {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let b = body { head += "Content-Length: \(b.count)\r\n" }

@@ -30,18 +30,22 @@ public final class HubProcess: @unchecked Sendable {
 
     /// Creates a token with the CLI and returns it.
     public static func createToken(_ binary: String, data: String, principal: String, scopes: String) throws -> String {
-        guard let t = try run(binary, ["token", "create", "--data", data, "--principal", principal, "--scope", scopes])
-            .split(separator: "\n").last.map(String.init), t.hasPrefix("shub_") else { throw TestError("token create failed") }
+        guard
+            let t = try run(binary, ["token", "create", "--data", data, "--principal", principal, "--scope", scopes])
+                .split(separator: "\n").last.map(String.init), t.hasPrefix("shub_")
+        else { throw TestError("token create failed") }
         return t
     }
 
     /// Starts `scimhub serve` on a free loopback port and waits for its "listening" log line.
     /// `fileSizeLimitKiB` runs it under `ulimit -f` (RLIMIT_FSIZE), as a full quota would.
     public init(binary: String, data: String, extraArguments: [String] = [], fileSizeLimitKiB: Int? = nil) throws {
-        let serveArgs = ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
-        let argv = fileSizeLimitKiB.map { limit in
-            ["/bin/bash", "-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs  // bash counts ulimit -f in KiB
-        } ?? [binary] + serveArgs
+        let serveArgs =
+            ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
+        let argv =
+            fileSizeLimitKiB.map { limit in
+                ["/bin/bash", "-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs  // bash counts ulimit -f in KiB
+            } ?? [binary] + serveArgs
         logPath = NSTemporaryDirectory() + "scimhub-serve-\(UUID().uuidString).log"
         child = try ChildProcess(argv, outputPath: "/dev/null", errorPath: logPath)
         var found: UInt16? = nil
@@ -50,7 +54,8 @@ public final class HubProcess: @unchecked Sendable {
         while Date() < deadline {
             text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+/"#, options: .regularExpression),
-               let p = UInt16(text[r].dropFirst("http://127.0.0.1:".count).dropLast()) {
+                let p = UInt16(text[r].dropFirst("http://127.0.0.1:".count).dropLast())
+            {
                 found = p
                 break
             }
@@ -95,7 +100,9 @@ public final class HubProcess: @unchecked Sendable {
 
     /// CPU time (user + system) the process has used, in seconds, from /proc/PID/stat.
     public func cpuSeconds() -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
         // Fields after "(comm)": state is field 3, utime 14 and stime 15 (proc(5)).
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
@@ -107,7 +114,10 @@ public final class HubProcess: @unchecked Sendable {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
         func value(_ key: String) -> Int {
             guard let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) } ?? "0") ?? 0
+            return Int(
+                line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                } ?? "0") ?? 0
         }
         return (value("VmRSS:"), value("VmHWM:"))
     }

@@ -30,7 +30,9 @@ func waitForPort(_ port: Int, timeout: Double, process: ChildProcess, log: Strin
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = UInt16(port).bigEndian
         let ok = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
         close(fd)
         if ok { return }
@@ -49,7 +51,9 @@ public struct ChildProcess: Sendable {
 
     /// Starts `argv` (absolute path first) with stdout and stderr appended to `outputPath`
     /// (stderr to `errorPath` when given).
-    public init(_ argv: [String], outputPath: String, errorPath: String? = nil, environment: [String: String]? = nil) throws {
+    public init(_ argv: [String], outputPath: String, errorPath: String? = nil, environment: [String: String]? = nil)
+        throws
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -75,10 +79,14 @@ public struct ChildProcess: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for a in args { free(a) } }
-        let env: [UnsafeMutablePointer<CChar>?]? = environment.map { e in e.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        let env: [UnsafeMutablePointer<CChar>?]? = environment.map { e in
+            e.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        }
         defer { for a in env ?? [] { free(a) } }
         var child: pid_t = 0
-        let rc = env.map { e in posix_spawn(&child, argv[0], &actions, &attributes, args, e) } ?? posix_spawn(&child, argv[0], &actions, &attributes, args, environ)
+        let rc =
+            env.map { e in posix_spawn(&child, argv[0], &actions, &attributes, args, e) }
+            ?? posix_spawn(&child, argv[0], &actions, &attributes, args, environ)
         guard rc == 0 else { throw TestError("cannot start \(argv[0]): errno \(rc)") }
         pid = child
     }
@@ -91,8 +99,9 @@ public struct ChildProcess: Sendable {
         var status: Int32 = 0
         while true {
             if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-               let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+            {
                 peak = max(peak, kib)
             }
             let r = waitpid(pid, &status, WNOHANG)
@@ -106,7 +115,9 @@ public struct ChildProcess: Sendable {
     public var isRunning: Bool { kill(pid, 0) == 0 && !isZombie }
 
     private var isZombie: Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
         return stat[stat.index(close, offsetBy: 2)] == "Z"
     }
 
@@ -170,11 +181,15 @@ public final class SlapdServer: @unchecked Sendable {
         func fill(_ template: String) throws -> String {
             try String(contentsOfFile: repoRoot + "/scripts/slapd/" + template, encoding: .utf8)
                 .replacingOccurrences(of: "@DIR@", with: dir).replacingOccurrences(of: "@SUFFIX@", with: suffix)
-                .replacingOccurrences(of: "@ROOTDN@", with: rootDN).replacingOccurrences(of: "@ROOTPW@", with: rootPassword)
+                .replacingOccurrences(of: "@ROOTDN@", with: rootDN).replacingOccurrences(
+                    of: "@ROOTPW@", with: rootPassword
+                )
                 .replacingOccurrences(of: "@DC@", with: "scimhub")
         }
-        try (fill("slapd.conf.template") + (durable ? "" : "dbnosync\n")).write(toFile: dir + "/slapd.conf", atomically: true, encoding: .utf8)
-        try (fill("base.ldif.template") + "\n" + ldif).write(toFile: dir + "/base.ldif", atomically: true, encoding: .utf8)
+        try (fill("slapd.conf.template") + (durable ? "" : "dbnosync\n")).write(
+            toFile: dir + "/slapd.conf", atomically: true, encoding: .utf8)
+        try (fill("base.ldif.template") + "\n" + ldif).write(
+            toFile: dir + "/base.ldif", atomically: true, encoding: .utf8)
         try runCommand(["/usr/sbin/slapadd", "-q", "-f", dir + "/slapd.conf", "-l", dir + "/base.ldif"])
         try start()
     }
@@ -183,7 +198,9 @@ public final class SlapdServer: @unchecked Sendable {
     public func start() throws {
         let log = directory.path + "/slapd.log"
         // -d 0: stay in the foreground (a child we can stop), log nothing.
-        let p = try ChildProcess([Self.binary, "-f", directory.path + "/slapd.conf", "-h", "ldap://127.0.0.1:\(port)/", "-d", "0"], outputPath: log)
+        let p = try ChildProcess(
+            [Self.binary, "-f", directory.path + "/slapd.conf", "-h", "ldap://127.0.0.1:\(port)/", "-d", "0"],
+            outputPath: log)
         process = p
         try waitForPort(port, timeout: 20, process: p, log: log)
     }
@@ -224,8 +241,10 @@ public final class PostgresServer: @unchecked Sendable {
     /// `durable: false` turns fsync off (tests); benchmarks keep PostgreSQL's defaults.
     public init(durable: Bool = false) throws {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
-        guard let bin = versions.sorted().reversed().map({ "/usr/lib/postgresql/\($0)/bin" })
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }) else {
+        guard
+            let bin = versions.sorted().reversed().map({ "/usr/lib/postgresql/\($0)/bin" })
+                .first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") })
+        else {
             throw TestError("PostgreSQL is not installed (apt-get install postgresql); scripts/test installs it")
         }
         binDir = bin
@@ -234,12 +253,16 @@ public final class PostgresServer: @unchecked Sendable {
         let dir = directory.path
         try (password + "\n").write(toFile: dir + "/pwfile", atomically: true, encoding: .utf8)
         if getuid() == 0 {
-            guard let pw = getpwnam("postgres") else { throw TestError("running as root needs the 'postgres' user (apt-get install postgresql)") }
+            guard let pw = getpwnam("postgres") else {
+                throw TestError("running as root needs the 'postgres' user (apt-get install postgresql)")
+            }
             chown(dir, pw.pointee.pw_uid, pw.pointee.pw_gid)
             chown(dir + "/pwfile", pw.pointee.pw_uid, pw.pointee.pw_gid)
         }
-        try asOwner([bin + "/initdb", "-D", dir + "/data", "-U", user, "--pwfile=" + dir + "/pwfile", "--auth=scram-sha-256",
-                     "-E", "UTF8", "--locale=C", "--no-sync"])
+        try asOwner([
+            bin + "/initdb", "-D", dir + "/data", "-U", user, "--pwfile=" + dir + "/pwfile", "--auth=scram-sha-256",
+            "-E", "UTF8", "--locale=C", "--no-sync",
+        ])
         try start()
     }
 
@@ -248,7 +271,10 @@ public final class PostgresServer: @unchecked Sendable {
         var options = "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c max_connections=100"
         if !durable { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
         do {
-            try asOwner([binDir + "/pg_ctl", "-D", directory.path + "/data", "-l", directory.path + "/postgres.log", "-w", "-t", "60", "-o", options, "start"])
+            try asOwner([
+                binDir + "/pg_ctl", "-D", directory.path + "/data", "-l", directory.path + "/postgres.log", "-w", "-t",
+                "60", "-o", options, "start",
+            ])
         } catch {
             let log = (try? String(contentsOfFile: directory.path + "/postgres.log", encoding: .utf8)) ?? ""
             throw TestError("PostgreSQL did not start: \(error) \(log.suffix(800))")
@@ -266,8 +292,12 @@ public final class PostgresServer: @unchecked Sendable {
     /// Runs SQL with psql as the superuser.
     @discardableResult
     public func psql(_ sql: String) throws -> String {
-        try runCommand([binDir + "/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database, "-c", sql],
-                       environment: ["PGPASSWORD": password, "PATH": "/usr/bin:/bin"])
+        try runCommand(
+            [
+                binDir + "/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port),
+                "-U", user, "-d", database, "-c", sql,
+            ],
+            environment: ["PGPASSWORD": password, "PATH": "/usr/bin:/bin"])
     }
 
     private func asOwner(_ argv: [String]) throws {

@@ -42,7 +42,8 @@ public final class Logger: Sendable {
     }
 
     private func emit(_ level: Level, _ message: String, _ metadata: [String: String]) {
-        var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\",\"logger\":\(quote(label)),\"msg\":\(quote(message))"
+        var line =
+            "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\",\"logger\":\(quote(label)),\"msg\":\(quote(message))"
         for key in metadata.keys.sorted() {
             line += ",\(quote(key)):\(quote(metadata[key] ?? ""))"
         }
@@ -83,7 +84,8 @@ public final class Logger: Sendable {
         var t = ts.tv_sec
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
-                      tmv.tm_hour, tmv.tm_min, tmv.tm_sec, ts.tv_nsec / 1_000_000)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
+            tmv.tm_hour, tmv.tm_min, tmv.tm_sec, ts.tv_nsec / 1_000_000)
     }
 }

@@ -186,7 +186,9 @@ private struct Reader {
             while pos < buf.count, isDigit(buf[pos]) { pos += 1 }
         }
         guard pos - start <= maxNumberLength else {
-            throw JSONParseError(kind: .numberTooLong, offset: start, message: "number literal longer than \(maxNumberLength) characters")
+            throw JSONParseError(
+                kind: .numberTooLong, offset: start, message: "number literal longer than \(maxNumberLength) characters"
+            )
         }
         return JSONNumber(literal: String(decoding: UnsafeBufferPointer(rebasing: buf[start..<pos]), as: UTF8.self))
     }
@@ -205,7 +207,11 @@ private struct Reader {
                 return try makeString(slice, offset: start)
             }
             if c == UInt8(ascii: "\\") { break }
-            if c < 0x20 { throw fail(c == 0 ? .nulCharacter : .syntax, c == 0 ? "string contains a NUL character" : "unescaped control character in string") }
+            if c < 0x20 {
+                throw fail(
+                    c == 0 ? .nulCharacter : .syntax,
+                    c == 0 ? "string contains a NUL character" : "unescaped control character in string")
+            }
             pos += 1
         }
         guard pos < buf.count else { throw fail(.syntax, "unterminated string") }
@@ -217,9 +223,15 @@ private struct Reader {
             if c == UInt8(ascii: "\"") {
                 pos += 1
                 let bytes = scratch
-                return try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) -> String in try makeString(b, offset: start) }
+                return try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) -> String in
+                    try makeString(b, offset: start)
+                }
             }
-            if c < 0x20 { throw fail(c == 0 ? .nulCharacter : .syntax, c == 0 ? "string contains a NUL character" : "unescaped control character in string") }
+            if c < 0x20 {
+                throw fail(
+                    c == 0 ? .nulCharacter : .syntax,
+                    c == 0 ? "string contains a NUL character" : "unescaped control character in string")
+            }
             if c != UInt8(ascii: "\\") { scratch.append(c); pos += 1; continue }
             pos += 1
             guard pos < buf.count else { throw fail(.syntax, "unterminated escape") }

@@ -32,7 +32,8 @@ public final class AccessReviews: Sendable {
     /// Due dates and decisions are on this clock (a test moves it past a due date).
     public let clock: any WallClock
 
-    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()) {
+    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock())
+    {
         self.policy = policy
         self.store = store
         self.engine = engine
@@ -48,44 +49,79 @@ public final class AccessReviews: Sendable {
         public var dueDays: Double
         public var defaultDecision: String
 
-        public init(name: String, target: String?, package: String?, reviewers: [String]?, dueDays: Double, defaultDecision: String) {
-            self.name = name; self.target = target; self.package = package; self.reviewers = reviewers; self.dueDays = dueDays; self.defaultDecision = defaultDecision
+        public init(
+            name: String, target: String?, package: String?, reviewers: [String]?, dueDays: Double,
+            defaultDecision: String
+        ) {
+            self.name = name; self.target = target; self.package = package; self.reviewers = reviewers;
+            self.dueDays = dueDays; self.defaultDecision = defaultDecision
         }
     }
 
     // MARK: - Campaigns
 
-    public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double? = nil) throws -> ReviewCampaignRecord {
+    public func create(_ r: CampaignRequest, principal: String, requestID: String, now: Double? = nil) throws
+        -> ReviewCampaignRecord
+    {
         let now = now ?? clock.now()
-        guard !r.name.isEmpty, r.name.utf8.count <= 200 else { throw GovernanceError.invalid("'name' must be 1 to 200 characters") }
-        guard (r.target == nil) != (r.package == nil) else { throw GovernanceError.invalid("give exactly one of 'target' or 'package'") }
-        if let t = r.target { guard policy.target(t)?.enabled == true else { throw GovernanceError.invalid("'target': no enabled target named '\(t)'") } }
-        if let p = r.package { guard policy.packages.contains(where: { $0.name == p }) else { throw GovernanceError.invalid("'package': no package named '\(p)'") } }
-        guard r.dueDays > 0, r.dueDays <= 366 else { throw GovernanceError.invalid("'dueDays' must be more than 0 and at most 366") }
-        guard ["approve", "revoke"].contains(r.defaultDecision) else { throw GovernanceError.invalid("'defaultDecision' must be approve or revoke") }
+        guard !r.name.isEmpty, r.name.utf8.count <= 200 else {
+            throw GovernanceError.invalid("'name' must be 1 to 200 characters")
+        }
+        guard (r.target == nil) != (r.package == nil) else {
+            throw GovernanceError.invalid("give exactly one of 'target' or 'package'")
+        }
+        if let t = r.target {
+            guard policy.target(t)?.enabled == true else {
+                throw GovernanceError.invalid("'target': no enabled target named '\(t)'")
+            }
+        }
+        if let p = r.package {
+            guard policy.packages.contains(where: { $0.name == p }) else {
+                throw GovernanceError.invalid("'package': no package named '\(p)'")
+            }
+        }
+        guard r.dueDays > 0, r.dueDays <= 366 else {
+            throw GovernanceError.invalid("'dueDays' must be more than 0 and at most 366")
+        }
+        guard ["approve", "revoke"].contains(r.defaultDecision) else {
+            throw GovernanceError.invalid("'defaultDecision' must be approve or revoke")
+        }
         if let list = r.reviewers {
-            guard !list.isEmpty, list.count <= 100, list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 && !$0.contains("\u{1F}") }) else {
+            guard !list.isEmpty, list.count <= 100,
+                list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 && !$0.contains("\u{1F}") })
+            else {
                 throw GovernanceError.invalid("'reviewers' must be a non-empty array of principal names")
             }
         }
-        let inScope: (AccessPackage) -> Bool = { p in r.package.map { $0 == p.name } ?? (p.grants[r.target ?? ""] != nil) }
-        let campaign = ReviewCampaignRecord(id: UUIDv7.make(), name: r.name, scopeKind: r.target != nil ? "target" : "package",
-                                            scopeValue: r.target ?? r.package ?? "", reviewers: r.reviewers ?? [], due: now + r.dueDays * 86400,
-                                            defaultDecision: r.defaultDecision, state: "open", createdBy: principal, created: now, closed: nil)
+        let inScope: (AccessPackage) -> Bool = { p in
+            r.package.map { $0 == p.name } ?? (p.grants[r.target ?? ""] != nil)
+        }
+        let campaign = ReviewCampaignRecord(
+            id: UUIDv7.make(), name: r.name, scopeKind: r.target != nil ? "target" : "package",
+            scopeValue: r.target ?? r.package ?? "", reviewers: r.reviewers ?? [], due: now + r.dueDays * 86400,
+            defaultDecision: r.defaultDecision, state: "open", createdBy: principal, created: now, closed: nil)
         // One item per (person, package held in scope); reviewers from the manager when not named.
         var items: [ReviewItemRecord] = []
         try store.read { conn in
             try conn.scan(type: .user) { person in
                 let snapshot = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
                 guard let d = snapshot.document, Policy.isActive(d, now: now) else { return true }
-                let held = policy.grants(person: d, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now).map(\.package)
+                let held = policy.grants(
+                    person: d, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now
+                ).map(\.package)
                 for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
                     var reviewer: String? = nil
-                    if r.reviewers == nil, let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue {
+                    if r.reviewers == nil,
+                        let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?
+                            .stringValue
+                    {
                         reviewer = try conn.fetch(type: .user, id: managerID)?.doc["userName"]?.stringValue
                     }
-                    items.append(ReviewItemRecord(seq: Int64(items.count + 1), personID: person.id, userName: d["userName"]?.stringValue ?? "",
-                                                  displayName: d["displayName"]?.stringValue, package: name, reviewer: reviewer))
+                    items.append(
+                        ReviewItemRecord(
+                            seq: Int64(items.count + 1), personID: person.id,
+                            userName: d["userName"]?.stringValue ?? "",
+                            displayName: d["displayName"]?.stringValue, package: name, reviewer: reviewer))
                 }
                 return true
             }
@@ -94,8 +130,12 @@ public final class AccessReviews: Sendable {
         try store.write { w in
             try w.connection.insertCampaign(campaign)
             for i in rows { try w.connection.insertItem(campaignID: campaign.id, i) }
-            try AuditLog.append(w, .now(principal: principal, action: "review.create", resourceType: "Review", resourceID: campaign.id,
-                                        attributes: ["\(campaign.scopeKind):\(campaign.scopeValue)", "items:\(rows.count)"], requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "review.create", resourceType: "Review", resourceID: campaign.id,
+                    attributes: ["\(campaign.scopeKind):\(campaign.scopeValue)", "items:\(rows.count)"],
+                    requestID: requestID))
         }
         return campaign
     }
@@ -106,41 +146,68 @@ public final class AccessReviews: Sendable {
     /// (the manager); items without one go to administrators. Nobody reviews their own
     /// access, also not through a token minted by them (`people`: `Tokens.people` of the
     /// caller's token).
-    public static func mayDecide(_ p: Principal, people: Set<String> = [], _ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> Bool {
+    public static func mayDecide(
+        _ p: Principal, people: Set<String> = [], _ c: ReviewCampaignRecord, _ item: ReviewItemRecord
+    ) -> Bool {
         let person = Identifier.canonical(item.userName)
         if Identifier.canonical(p.name) == person || people.contains(person) { return false }
-        if !c.reviewers.isEmpty { return c.reviewers.contains { Identifier.canonical($0) == Identifier.canonical(p.name) } }
+        if !c.reviewers.isEmpty {
+            return c.reviewers.contains { Identifier.canonical($0) == Identifier.canonical(p.name) }
+        }
         if let r = item.reviewer { return Identifier.canonical(r) == Identifier.canonical(p.name) }
         return p.scopes.contains(.admin)
     }
 
-    public func decide(campaignID: String, seq: Int64, decision: String, reason: String, principal: Principal, requestID: String) throws {
-        guard ["approve", "revoke"].contains(decision) else { throw GovernanceError.invalid("'decision' must be approve or revoke") }
+    public func decide(
+        campaignID: String, seq: Int64, decision: String, reason: String, principal: Principal, requestID: String
+    ) throws {
+        guard ["approve", "revoke"].contains(decision) else {
+            throw GovernanceError.invalid("'decision' must be approve or revoke")
+        }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
-        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else { throw GovernanceError.notFound("no review campaign with this id") }
-        guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else { throw GovernanceError.notFound("no item \(seq) in this campaign") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else {
+            throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)")
+        }
+        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else {
+            throw GovernanceError.notFound("no review campaign with this id")
+        }
+        guard let item = try store.read({ try $0.item(campaignID: campaignID, seq: seq) }) else {
+            throw GovernanceError.notFound("no item \(seq) in this campaign")
+        }
         let people = try store.read { try Tokens.people($0, tokenID: principal.tokenID) }
-        guard Self.mayDecide(principal, people: people, c, item) else { throw GovernanceError.forbidden("this item is not yours to review") }
+        guard Self.mayDecide(principal, people: people, c, item) else {
+            throw GovernanceError.forbidden("this item is not yours to review")
+        }
         guard c.state == "open" else { throw GovernanceError.conflict("the campaign is closed") }
         try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
         engine?.wake()
     }
 
-    private func apply(_ c: ReviewCampaignRecord, _ item: ReviewItemRecord, decision: String, reason: String, by: String, requestID: String) throws {
+    private func apply(
+        _ c: ReviewCampaignRecord, _ item: ReviewItemRecord, decision: String, reason: String, by: String,
+        requestID: String
+    ) throws {
         let engine = self.engine
         let now = clock.now()
         try store.write { w in
-            guard try w.connection.decide(campaignID: c.id, seq: item.seq, decision: decision, reason: reason, by: by, now: now) else {
+            guard
+                try w.connection.decide(
+                    campaignID: c.id, seq: item.seq, decision: decision, reason: reason, by: by, now: now)
+            else {
                 throw GovernanceError.conflict("the item was decided already")
             }
             if decision == "revoke" {
-                try w.connection.revokePackage(personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
+                try w.connection.revokePackage(
+                    personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
                 // Through the engine: the person's accounts converge without the package.
-                try engine?.enqueue(w, personID: item.personID, person: try w.connection.fetch(type: .user, id: item.personID)?.doc)
+                try engine?.enqueue(
+                    w, personID: item.personID, person: try w.connection.fetch(type: .user, id: item.personID)?.doc)
             }
-            try AuditLog.append(w, .now(principal: by, action: "review.decide", resourceType: "User", resourceID: item.personID,
-                                        attributes: ["\(item.package):\(decision)"], requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: by, action: "review.decide", resourceType: "User", resourceID: item.personID,
+                    attributes: ["\(item.package):\(decision)"], requestID: requestID))
         }
     }
 
@@ -149,7 +216,9 @@ public final class AccessReviews: Sendable {
     /// minted by oneself): that would undo the review that took it.
     public func lift(personID: String, package: String, principal p: Principal, requestID: String) throws {
         let engine = self.engine, principal = p.name
-        let (person, people) = try store.read { c in (try c.fetch(type: .user, id: personID), try Tokens.people(c, tokenID: p.tokenID)) }
+        let (person, people) = try store.read { c in
+            (try c.fetch(type: .user, id: personID), try Tokens.people(c, tokenID: p.tokenID))
+        }
         if let userName = person?.doc["userName"]?.stringValue {
             let me = Identifier.canonical(userName)
             guard !people.contains(me), Identifier.canonical(principal) != me else {
@@ -157,9 +226,15 @@ public final class AccessReviews: Sendable {
             }
         }
         try store.write { w in
-            guard try w.connection.liftRevocation(personID: personID, package: package) else { throw GovernanceError.notFound("no revocation of this package for this person") }
+            guard try w.connection.liftRevocation(personID: personID, package: package) else {
+                throw GovernanceError.notFound("no revocation of this package for this person")
+            }
             try engine?.enqueue(w, personID: personID, person: try w.connection.fetch(type: .user, id: personID)?.doc)
-            try AuditLog.append(w, .now(principal: principal, action: "review.lift", resourceType: "User", resourceID: personID, attributes: [package], requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "review.lift", resourceType: "User", resourceID: personID,
+                    attributes: [package], requestID: requestID))
         }
         engine?.wake()
     }
@@ -174,11 +249,19 @@ public final class AccessReviews: Sendable {
         let due = try store.read { try $0.overdueCampaigns(now: now) }
         for c in due {
             for item in try store.read({ try $0.items(campaignID: c.id) }) where item.decision == nil {
-                do { try apply(c, item, decision: c.defaultDecision, reason: "due date passed: default decision", by: "default-decision", requestID: "review-due") } catch GovernanceError.conflict {}
+                do {
+                    try apply(
+                        c, item, decision: c.defaultDecision, reason: "due date passed: default decision",
+                        by: "default-decision", requestID: "review-due")
+                } catch GovernanceError.conflict {}
             }
             try store.write { w in
                 try w.connection.closeCampaign(id: c.id, now: now)
-                try AuditLog.append(w, .now(principal: "scheduler", action: "review.close", resourceType: "Review", resourceID: c.id, requestID: "review-due"))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "scheduler", action: "review.close", resourceType: "Review", resourceID: c.id,
+                        requestID: "review-due"))
             }
         }
         if !due.isEmpty { engine?.wake() }
@@ -191,8 +274,10 @@ public final class AccessReviews: Sendable {
         let now = now ?? clock.now()
         if let last = try store.read({ try $0.lastScheduledCampaign() }), now - last < everyDays * 86400 { return }
         for t in policy.enabledTargets {
-            _ = try create(CampaignRequest(name: "Scheduled review: \(t.name)", target: t.name, package: nil, reviewers: nil, dueDays: dueDays,
-                                           defaultDecision: defaultDecision), principal: "scheduler", requestID: "review-schedule", now: now)
+            _ = try create(
+                CampaignRequest(
+                    name: "Scheduled review: \(t.name)", target: t.name, package: nil, reviewers: nil, dueDays: dueDays,
+                    defaultDecision: defaultDecision), principal: "scheduler", requestID: "review-schedule", now: now)
         }
     }
 
@@ -201,32 +286,41 @@ public final class AccessReviews: Sendable {
     public static func describe(_ c: ReviewCampaignRecord, items: [ReviewItemRecord]) -> JSONObject {
         let decided = items.filter { $0.decision != nil }
         return JSONObject([
-            "id": .string(c.id), "name": .string(c.name), "scope": .object(JSONObject([c.scopeKind: .string(c.scopeValue)])),
+            "id": .string(c.id), "name": .string(c.name),
+            "scope": .object(JSONObject([c.scopeKind: .string(c.scopeValue)])),
             "reviewers": c.reviewers.isEmpty ? .string("manager") : .array(c.reviewers.map { .string($0) }),
-            "due": .string(Timestamp.format(c.due)), "defaultDecision": .string(c.defaultDecision), "state": .string(c.state),
+            "due": .string(Timestamp.format(c.due)), "defaultDecision": .string(c.defaultDecision),
+            "state": .string(c.state),
             "createdBy": .string(c.createdBy), "created": .string(Timestamp.format(c.created)),
             "closed": c.closed.map { .string(Timestamp.format($0)) } ?? .null,
             "items": .int(items.count), "decided": .int(decided.count),
-            "approved": .int(decided.filter { $0.decision == "approve" }.count), "revoked": .int(decided.filter { $0.decision == "revoke" }.count),
+            "approved": .int(decided.filter { $0.decision == "approve" }.count),
+            "revoked": .int(decided.filter { $0.decision == "revoke" }.count),
         ])
     }
 
     public static func itemJSON(_ i: ReviewItemRecord) -> JSONValue {
-        .object(JSONObject([
-            "seq": .int(Int(i.seq)), "personId": .string(i.personID), "userName": .string(i.userName),
-            "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
-            "reviewer": i.reviewer.map { .string($0) } ?? .null, "decision": i.decision.map { .string($0) } ?? .null,
-            "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
-            "decided": i.decided.map { .string(Timestamp.format($0)) } ?? .null,
-        ]))
+        .object(
+            JSONObject([
+                "seq": .int(Int(i.seq)), "personId": .string(i.personID), "userName": .string(i.userName),
+                "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
+                "reviewer": i.reviewer.map { .string($0) } ?? .null,
+                "decision": i.decision.map { .string($0) } ?? .null,
+                "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
+                "decided": i.decided.map { .string(Timestamp.format($0)) } ?? .null,
+            ]))
     }
 
     /// The campaign report as CSV (RFC 4180, formula-safe).
     public static func csv(_ c: ReviewCampaignRecord, items: [ReviewItemRecord]) -> [UInt8] {
         var out = "campaign,package,personId,userName,displayName,reviewer,decision,reason,decidedBy,decided\r\n"
         for i in items {
-            out += [c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewer ?? "", i.decision ?? "pending", i.reason ?? "",
-                    i.decidedBy ?? "", i.decided.map { Timestamp.format($0) } ?? ""].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
+            out +=
+                [
+                    c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewer ?? "",
+                    i.decision ?? "pending", i.reason ?? "",
+                    i.decidedBy ?? "", i.decided.map { Timestamp.format($0) } ?? "",
+                ].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
         }
         return Array(out.utf8)
     }

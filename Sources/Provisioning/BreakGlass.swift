@@ -23,41 +23,63 @@ public final class BreakGlass: HubService {
 
     public static let defaultHours = 1.0
 
-    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, logger: Logger, clock: any WallClock = SystemClock(),
-                isLeader: @escaping @Sendable () -> Bool = { true }) {
+    public init(
+        policy: Policy, store: any HubStore, engine: ProvisioningEngine?, logger: Logger,
+        clock: any WallClock = SystemClock(),
+        isLeader: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.policy = policy
         self.store = store
         self.engine = engine
         self.logger = logger
         self.clock = clock
-        timer = DeadlineThread(name: "break-glass-expiry", clock: clock, isLeader: isLeader,
-                               next: { (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil },
-                               process: {
-                                   do { _ = try BreakGlass.expire(store: store, engine: engine, now: clock.now()) } catch {
-                                       logger.error("break-glass expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
-                                   }
-                               })
+        timer = DeadlineThread(
+            name: "break-glass-expiry", clock: clock, isLeader: isLeader,
+            next: { (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil },
+            process: {
+                do { _ = try BreakGlass.expire(store: store, engine: engine, now: clock.now()) } catch {
+                    logger.error(
+                        "break-glass expiry failed; retried at the next check",
+                        ["error": String(describing: error).prefix(200).description])
+                }
+            })
     }
 
     // MARK: - Granting
 
     /// `authorize` runs once the request is known to be valid, just before anything is
     /// written (the API's step-up check: a refused request does not use up a code).
-    public func grant(personID: String, package name: String, reason: String, hours: Double?, principal granter: Principal, requestID: String,
-                      now: Double? = nil, authorize: () throws -> Void = {}) throws -> BreakGlassRecord {
+    public func grant(
+        personID: String, package name: String, reason: String, hours: Double?, principal granter: Principal,
+        requestID: String,
+        now: Double? = nil, authorize: () throws -> Void = {}
+    ) throws -> BreakGlassRecord {
         let now = now ?? clock.now()
-        guard let package = policy.packages.first(where: { $0.name == name }) else { throw GovernanceError.invalid("'package': no package named '\(name)'") }
-        guard let maxHours = package.breakGlassMaxHours else { throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass") }
+        guard let package = policy.packages.first(where: { $0.name == name }) else {
+            throw GovernanceError.invalid("'package': no package named '\(name)'")
+        }
+        guard let maxHours = package.breakGlassMaxHours else {
+            throw GovernanceError.invalid("'package': '\(name)' is not available for break-glass")
+        }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else {
+            throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)")
+        }
         let duration = hours ?? min(Self.defaultHours, maxHours)
-        guard duration > 0, duration <= maxHours else { throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'") }
-        guard let person = try store.read({ try $0.fetch(type: .user, id: personID) }) else { throw GovernanceError.notFound("no person with this id") }
-        guard Policy.isActive(person.doc, now: now) else { throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers") }
+        guard duration > 0, duration <= maxHours else {
+            throw GovernanceError.invalid("'hours' must be more than 0 and at most \(maxHours) for '\(name)'")
+        }
+        guard let person = try store.read({ try $0.fetch(type: .user, id: personID) }) else {
+            throw GovernanceError.notFound("no person with this id")
+        }
+        guard Policy.isActive(person.doc, now: now) else {
+            throw GovernanceError.conflict("the person is inactive: break-glass does not reactivate leavers")
+        }
         try authorize()
         let principal = granter.name
-        var record = BreakGlassRecord(id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
-                                      reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
+        var record = BreakGlassRecord(
+            id: UUIDv7.make(), personID: personID, userName: person.doc["userName"]?.stringValue ?? "", package: name,
+            reason: trimmed, grantedBy: principal, created: now, expires: now + duration * 3600)
         record.grantedByToken = granter.tokenID
         let engine = self.engine, targets = policy.enabledTargets.map(\.name)
         let stored = record
@@ -65,8 +87,11 @@ public final class BreakGlass: HubService {
             try w.connection.insertBreakGlass(stored)
             try engine?.enqueue(w, personID: personID, person: person.doc)
             for t in targets { try w.connection.expedite(personID: personID, target: t, now: now) }
-            try AuditLog.append(w, .now(principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
-                                        attributes: [name, "until \(Timestamp.format(stored.expires))"], requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
+                    attributes: [name, "until \(Timestamp.format(stored.expires))"], requestID: requestID))
         }
         engine?.wake()
         poke()
@@ -89,8 +114,12 @@ public final class BreakGlass: HubService {
                 guard try w.connection.endBreakGlass(id: g.id, now: now) else { return }
                 let person = try w.connection.fetch(type: .user, id: g.personID)?.doc
                 try engine?.enqueue(w, personID: g.personID, person: person)
-                try AuditLog.append(w, .now(principal: "scheduler", action: "break-glass.expire", resourceType: "User", resourceID: g.personID,
-                                            attributes: [g.package], requestID: g.id))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "scheduler", action: "break-glass.expire", resourceType: "User",
+                        resourceID: g.personID,
+                        attributes: [g.package], requestID: g.id))
             }
         }
         if !due.isEmpty { engine?.wake() }
@@ -108,40 +137,64 @@ public final class BreakGlass: HubService {
 
     /// Closes the post-use review of a grant: was the emergency access justified?
     public func review(id: String, decision: String, reason: String, principal: Principal, requestID: String) throws {
-        guard decision == "justified" || decision == "unjustified" else { throw GovernanceError.invalid("'decision' must be justified or unjustified") }
+        guard decision == "justified" || decision == "unjustified" else {
+            throw GovernanceError.invalid("'decision' must be justified or unjustified")
+        }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else { throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)") }
-        guard let g = try store.read({ try $0.breakGlass(id: id) }) else { throw GovernanceError.notFound("no break-glass grant with this id") }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 1000 else {
+            throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)")
+        }
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else {
+            throw GovernanceError.notFound("no break-glass grant with this id")
+        }
         // Four eyes: nobody behind the reviewing token (its principal and chain of minters)
         // is the person, the granter, or behind the granter's token.
         let (reviewer, granter) = try store.read { c in
-            (try Tokens.people(c, tokenID: principal.tokenID), try g.grantedByToken.map { try Tokens.people(c, tokenID: $0) } ?? [])
+            (
+                try Tokens.people(c, tokenID: principal.tokenID),
+                try g.grantedByToken.map { try Tokens.people(c, tokenID: $0) } ?? []
+            )
         }
         let involved = granter.union([Identifier.canonical(g.userName), Identifier.canonical(g.grantedBy)])
         guard reviewer.isDisjoint(with: involved), !involved.contains(Identifier.canonical(principal.name)) else {
-            throw GovernanceError.forbidden("the person, whoever granted the access and whoever minted the granter's token cannot review its use")
+            throw GovernanceError.forbidden(
+                "the person, whoever granted the access and whoever minted the granter's token cannot review its use")
         }
         let now = clock.now()
         try store.write { w in
-            guard try w.connection.reviewBreakGlass(id: id, decision: decision, reason: trimmed, by: principal.name, now: now) else {
+            guard
+                try w.connection.reviewBreakGlass(
+                    id: id, decision: decision, reason: trimmed, by: principal.name, now: now)
+            else {
                 throw GovernanceError.conflict("this use was reviewed already")
             }
-            try AuditLog.append(w, .now(principal: principal.name, action: "break-glass.review", resourceType: "User", resourceID: g.personID,
-                                        attributes: [g.package, decision], requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal.name, action: "break-glass.review", resourceType: "User",
+                    resourceID: g.personID,
+                    attributes: [g.package, decision], requestID: requestID))
         }
     }
 
     public static func json(_ g: BreakGlassRecord, now: Double = Date().timeIntervalSince1970) -> JSONValue {
         let state = g.ended == nil && g.expires > now ? "active" : "ended"
-        return .object(JSONObject([
-            "id": .string(g.id), "personId": .string(g.personID), "userName": .string(g.userName), "package": .string(g.package),
-            "reason": .string(g.reason), "grantedBy": .string(g.grantedBy), "granted": .string(Timestamp.format(g.created)),
-            "expires": .string(Timestamp.format(g.expires)), "state": .string(state),
-            "ended": g.ended.map { .string(Timestamp.format($0)) } ?? .null,
-            "review": g.reviewDecision.map { d in
-                .object(JSONObject(["decision": .string(d), "reason": .string(g.reviewReason ?? ""), "by": .string(g.reviewedBy ?? ""),
-                                    "at": g.reviewed.map { .string(Timestamp.format($0)) } ?? .null]))
-            } ?? .string("pending"),
-        ]))
+        return .object(
+            JSONObject([
+                "id": .string(g.id), "personId": .string(g.personID), "userName": .string(g.userName),
+                "package": .string(g.package),
+                "reason": .string(g.reason), "grantedBy": .string(g.grantedBy),
+                "granted": .string(Timestamp.format(g.created)),
+                "expires": .string(Timestamp.format(g.expires)), "state": .string(state),
+                "ended": g.ended.map { .string(Timestamp.format($0)) } ?? .null,
+                "review": g.reviewDecision.map { d in
+                    .object(
+                        JSONObject([
+                            "decision": .string(d), "reason": .string(g.reviewReason ?? ""),
+                            "by": .string(g.reviewedBy ?? ""),
+                            "at": g.reviewed.map { .string(Timestamp.format($0)) } ?? .null,
+                        ]))
+                } ?? .string("pending"),
+            ]))
     }
 }

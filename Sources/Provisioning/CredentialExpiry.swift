@@ -18,17 +18,23 @@ public final class CredentialExpiry: HubService {
     let engine: ProvisioningEngine
     private let timer: DeadlineThread
 
-    public init(store: any HubStore, engine: ProvisioningEngine, logger: Logger, isLeader: @escaping @Sendable () -> Bool = { true }) {
+    public init(
+        store: any HubStore, engine: ProvisioningEngine, logger: Logger,
+        isLeader: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.store = store
         self.engine = engine
         let clock = engine.clock
-        timer = DeadlineThread(name: "credential-expiry", clock: clock, isLeader: isLeader,
-                               next: { (try? store.read { try $0.nextCredentialExpiry() }) ?? nil },
-                               process: {
-                                   do { _ = try CredentialExpiry.process(store: store, engine: engine, now: clock.now()) } catch {
-                                       logger.error("credential expiry failed; retried at the next check", ["error": String(describing: error).prefix(200).description])
-                                   }
-                               })
+        timer = DeadlineThread(
+            name: "credential-expiry", clock: clock, isLeader: isLeader,
+            next: { (try? store.read { try $0.nextCredentialExpiry() }) ?? nil },
+            process: {
+                do { _ = try CredentialExpiry.process(store: store, engine: engine, now: clock.now()) } catch {
+                    logger.error(
+                        "credential expiry failed; retried at the next check",
+                        ["error": String(describing: error).prefix(200).description])
+                }
+            })
     }
 
     /// Converges everyone whose licence expired by `now`; returns how many.
@@ -50,8 +56,11 @@ public final class CredentialExpiry: HubService {
                     let person = try w.connection.fetch(type: .user, id: id)?.doc
                     try w.connection.setCredentialExpiry(personID: id, expires: nil)
                     try engine.enqueue(w, personID: id, person: person)
-                    try AuditLog.append(w, .now(principal: "scheduler", action: "deadline.reached", resourceType: "User", resourceID: id,
-                                                attributes: Self.reached(person, now: now), requestID: "credential-expiry"))
+                    try AuditLog.append(
+                        w,
+                        .now(
+                            principal: "scheduler", action: "deadline.reached", resourceType: "User", resourceID: id,
+                            attributes: Self.reached(person, now: now), requestID: "credential-expiry"))
                 }
             }
             total += due.count
@@ -77,23 +86,36 @@ public final class CredentialExpiry: HubService {
 
     /// People whose licence expires within `seconds`, with the packages they would lose and
     /// their manager's user name (for a warning).
-    public func expiring(within seconds: Double, policy: Policy, limit: Int = 1000, now: Double? = nil) throws -> [JSONValue] {
+    public func expiring(within seconds: Double, policy: Policy, limit: Int = 1000, now: Double? = nil) throws
+        -> [JSONValue]
+    {
         let now = now ?? engine.clock.now()
         return try store.read { conn in
             try conn.expiringCredentials(from: now, to: now + seconds, limit: limit).compactMap { entry -> JSONValue? in
                 guard let p = try conn.fetch(type: .user, id: entry.personID) else { return nil }
                 let snapshot = try PersonSnapshot.load(conn, personID: p.id, person: p.doc, now: now)
-                let atRisk = snapshot.document.map { policy.grants(person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now) }?
-                    .filter { g in policy.packages.first { $0.name == g.package }?.requiresCredential == true }.map { JSONValue.string($0.package) } ?? []
+                let atRisk =
+                    snapshot.document.map {
+                        policy.grants(
+                            person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now)
+                    }?
+                    .filter { g in policy.packages.first { $0.name == g.package }?.requiresCredential == true }.map {
+                        JSONValue.string($0.package)
+                    } ?? []
                 var manager: JSONValue = .null
-                if let mid = p.doc[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue,
-                   let m = try conn.fetch(type: .user, id: mid)?.doc["userName"]?.stringValue {
+                if let mid = p.doc[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?
+                    .stringValue,
+                    let m = try conn.fetch(type: .user, id: mid)?.doc["userName"]?.stringValue
+                {
                     manager = .string(m)
                 }
-                return .object(JSONObject([
-                    "personId": .string(p.id), "userName": p.doc["userName"] ?? .null, "displayName": p.doc["displayName"] ?? .null,
-                    "licenseExpiresAt": .string(Timestamp.format(entry.expires)), "packagesAtRisk": .array(atRisk), "manager": manager,
-                ]))
+                return .object(
+                    JSONObject([
+                        "personId": .string(p.id), "userName": p.doc["userName"] ?? .null,
+                        "displayName": p.doc["displayName"] ?? .null,
+                        "licenseExpiresAt": .string(Timestamp.format(entry.expires)), "packagesAtRisk": .array(atRisk),
+                        "manager": manager,
+                    ]))
             }
         }
     }

@@ -21,8 +21,10 @@ final class DeadlineThread: Sendable {
     /// Checked at least this often, whatever the next deadline says.
     static let maxSleep = 60.0
 
-    init(name: String, clock: any WallClock, isLeader: @escaping @Sendable () -> Bool = { true },
-         next: @escaping @Sendable () -> Double?, process: @escaping @Sendable () -> Void) {
+    init(
+        name: String, clock: any WallClock, isLeader: @escaping @Sendable () -> Bool = { true },
+        next: @escaping @Sendable () -> Double?, process: @escaping @Sendable () -> Void
+    ) {
         self.name = name
         self.next = next
         self.process = process

@@ -14,7 +14,9 @@ public struct DesiredAccount: Sendable, Equatable {
     /// Packages that grant something on this target (the "why").
     public var packages: [String]
 
-    public init(userName: String, enabled: Bool, attributes: [String: String], entitlements: Set<String>, packages: [String]) {
+    public init(
+        userName: String, enabled: Bool, attributes: [String: String], entitlements: Set<String>, packages: [String]
+    ) {
         self.userName = userName
         self.enabled = enabled
         self.attributes = attributes
@@ -26,17 +28,20 @@ public struct DesiredAccount: Sendable, Equatable {
     public var json: JSONValue {
         var attrs = JSONObject()
         for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { attrs[k] = .string(v) }
-        return .object(JSONObject([
-            "userName": .string(userName),
-            "enabled": .bool(enabled),
-            "attributes": .object(attrs),
-            "entitlements": .array(entitlements.sorted().map { .string($0) }),
-            "packages": .array(packages.map { .string($0) }),
-        ]))
+        return .object(
+            JSONObject([
+                "userName": .string(userName),
+                "enabled": .bool(enabled),
+                "attributes": .object(attrs),
+                "entitlements": .array(entitlements.sorted().map { .string($0) }),
+                "packages": .array(packages.map { .string($0) }),
+            ]))
     }
 
     public init?(json: JSONValue) {
-        guard let o = json.objectValue, let u = o["userName"]?.stringValue, let e = o["enabled"]?.boolValue else { return nil }
+        guard let o = json.objectValue, let u = o["userName"]?.stringValue, let e = o["enabled"]?.boolValue else {
+            return nil
+        }
         userName = u
         enabled = e
         var attrs: [String: String] = [:]
@@ -80,8 +85,10 @@ extension Policy {
     /// `overrides.breakGlass`: packages held for a bounded time in an emergency (these win
     /// over a revocation: an emergency is an emergency, and it is reviewed afterwards).
     /// Packages that `requiresCredential` are held only while the credential is in force at `now`.
-    public func grants(person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
-                       now: Double) -> [PackageGrant] {
+    public func grants(
+        person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
+        now: Double
+    ) -> [PackageGrant] {
         var out: [PackageGrant] = []
         let lowerGroups = Set(groupNames.map(Identifier.canonical))
         let credentialInForce = Self.credentialInForce(person, now: now)
@@ -92,7 +99,8 @@ extension Policy {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
         }
-        for (name, why) in overrides.breakGlass.sorted(by: { $0.key < $1.key }) where !out.contains(where: { $0.package == name }) {
+        for (name, why) in overrides.breakGlass.sorted(by: { $0.key < $1.key })
+        where !out.contains(where: { $0.package == name }) {
             out.append(PackageGrant(package: name, reason: "break-glass: \(why)"))
         }
         return out
@@ -135,11 +143,14 @@ extension Policy {
     /// `person` nil means deleted. `hasAccount` says whether one was provisioned before:
     /// a person who loses every package there is then disabled, not forgotten.
     /// RFC 7643 §4.1.1 `active`: false (or a deleted person) disables every account, whatever the packages say.
-    public func desired(person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?,
-                        overrides: AccessOverrides = AccessOverrides(), now: Double) -> DesiredAccount? {
+    public func desired(
+        person: JSONObject?, groupNames: [String], target: Target, hasAccount: Bool, previousUserName: String?,
+        overrides: AccessOverrides = AccessOverrides(), now: Double
+    ) -> DesiredAccount? {
         guard let p = person else {
             guard hasAccount else { return nil }
-            return DesiredAccount(userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
+            return DesiredAccount(
+                userName: previousUserName ?? "", enabled: false, attributes: [:], entitlements: [], packages: [])
         }
         let userName = p["userName"]?.stringValue ?? previousUserName ?? ""
         let attributes = mappedAttributes(p, target)
@@ -147,9 +158,11 @@ extension Policy {
         var entitlements = Set<String>()
         var held: [String] = []
         if active {
-            let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let sites = (p[SCIMSchemaURN.healthcareUser]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(
+                \.stringValue)
             for g in grants(person: p, groupNames: groupNames, overrides: overrides, now: now) {
-                guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name] else { continue }
+                guard let pkg = packages.first(where: { $0.name == g.package }), let items = pkg.grants[target.name]
+                else { continue }
                 held.append(pkg.name)
                 for e in items {
                     if pkg.siteScoped.contains(target.name) {
@@ -163,8 +176,9 @@ extension Policy {
         }
         if held.isEmpty && !hasAccount { return nil }
         let enabled = active && !held.isEmpty
-        return DesiredAccount(userName: userName, enabled: enabled, attributes: attributes, entitlements: enabled ? entitlements : [],
-                              packages: held.sorted())
+        return DesiredAccount(
+            userName: userName, enabled: enabled, attributes: attributes, entitlements: enabled ? entitlements : [],
+            packages: held.sorted())
     }
 
     /// Target fields from the person's attributes: multi-valued complex attributes give
@@ -175,14 +189,17 @@ extension Policy {
             guard var v = p.topValue(path) else { continue }
             if let arr = v.arrayValue {
                 if path.attribute.type == .complex {
-                    guard let chosen = arr.first(where: { $0.objectValue?["primary"]?.boolValue == true }) ?? arr.first else { continue }
+                    guard let chosen = arr.first(where: { $0.objectValue?["primary"]?.boolValue == true }) ?? arr.first
+                    else { continue }
                     v = chosen
                 } else {
                     out[field] = arr.compactMap(\.stringValue).joined(separator: ",")
                     continue
                 }
             }
-            if let sub = path.subAttribute ?? (path.attribute.type == .complex ? path.attribute.subAttribute("value") : nil) {
+            if let sub = path.subAttribute
+                ?? (path.attribute.type == .complex ? path.attribute.subAttribute("value") : nil)
+            {
                 guard let inner = v.objectValue?[sub.name] else { continue }
                 v = inner
             }
@@ -213,28 +230,34 @@ public struct PersonSnapshot: Sendable {
     public let now: Double
 
     /// Reads the snapshot of `personID`, whose stored attributes are `person` (nil: deleted).
-    public static func load(_ conn: any StoreSession, personID: String, person: JSONObject?, now: Double) throws -> PersonSnapshot {
+    public static func load(_ conn: any StoreSession, personID: String, person: JSONObject?, now: Double) throws
+        -> PersonSnapshot
+    {
         var applied: [String: AppliedRecord] = [:]
         for r in try conn.applied(personID: personID) { applied[r.target] = r }
         guard var doc = person else {
-            return PersonSnapshot(personID: personID, document: nil, groupNames: [], overrides: AccessOverrides(), applied: applied, now: now)
+            return PersonSnapshot(
+                personID: personID, document: nil, groupNames: [], overrides: AccessOverrides(), applied: applied,
+                now: now)
         }
         let groups = try conn.groups(ofMember: personID)
         doc["id"] = .string(personID)
         if !groups.isEmpty {
-            doc["groups"] = .array(groups.map { g in
-                var o = JSONObject(["value": .string(g.id)])
-                if let d = g.display { o["display"] = .string(d) }
-                return .object(o)
-            })
+            doc["groups"] = .array(
+                groups.map { g in
+                    var o = JSONObject(["value": .string(g.id)])
+                    if let d = g.display { o["display"] = .string(d) }
+                    return .object(o)
+                })
         }
         var breakGlass: [String: String] = [:]
         for g in try conn.activeBreakGlass(personID: personID, now: now) {
             breakGlass[g.package] = "\(g.reason) (until \(Timestamp.format(g.expires)))"
         }
         let overrides = AccessOverrides(revoked: try conn.revokedPackages(personID: personID), breakGlass: breakGlass)
-        return PersonSnapshot(personID: personID, document: doc, groupNames: groups.compactMap(\.display), overrides: overrides,
-                              applied: applied, now: now)
+        return PersonSnapshot(
+            personID: personID, document: doc, groupNames: groups.compactMap(\.display), overrides: overrides,
+            applied: applied, now: now)
     }
 
     /// The desired state last applied on `target`, if any.
@@ -264,7 +287,8 @@ public struct AccountDecision: Sendable, Equatable {
 
     /// Jobs that take access away run first (priority 0).
     public var removesAccess: Bool {
-        (lastApplied ?? DesiredAccount(userName: "", enabled: false, attributes: [:], entitlements: [], packages: [])).removesAccess(to: desired)
+        (lastApplied ?? DesiredAccount(userName: "", enabled: false, attributes: [:], entitlements: [], packages: []))
+            .removesAccess(to: desired)
     }
 }
 
@@ -274,9 +298,10 @@ extension Policy {
     public func decide(_ snapshot: PersonSnapshot, target: Target) -> AccountDecision {
         let record = snapshot.applied[target.name]
         let previous = snapshot.lastApplied(on: target.name)
-        let desired = self.desired(person: snapshot.document, groupNames: snapshot.groupNames, target: target,
-                                   hasAccount: record?.accountID != nil, previousUserName: previous?.userName,
-                                   overrides: snapshot.overrides, now: snapshot.now)
+        let desired = self.desired(
+            person: snapshot.document, groupNames: snapshot.groupNames, target: target,
+            hasAccount: record?.accountID != nil, previousUserName: previous?.userName,
+            overrides: snapshot.overrides, now: snapshot.now)
         return AccountDecision(desired: desired, lastApplied: previous, record: record)
     }
 }

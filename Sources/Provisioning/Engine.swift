@@ -75,9 +75,11 @@ public final class ProvisioningEngine: HubService {
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
 
-    public init(policy: Policy, store: any HubStore, connectors: [String: any Connector], logger: Logger,
-                options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
-                coordination: any Coordination) {
+    public init(
+        policy: Policy, store: any HubStore, connectors: [String: any Connector], logger: Logger,
+        options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
+        coordination: any Coordination
+    ) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
@@ -139,9 +141,10 @@ public final class ProvisioningEngine: HubService {
         while Date() < deadline {
             let busy = runtime.withLock { r in !r.running.isEmpty }
             let now = clock.now()
-            let due = (try? store.read(snapshot: false) { c in
-                try policy.enabledTargets.contains { try !c.readyJobs(target: $0.name, now: now, limit: 1).isEmpty }
-            }) ?? true
+            let due =
+                (try? store.read(snapshot: false) { c in
+                    try policy.enabledTargets.contains { try !c.readyJobs(target: $0.name, now: now, limit: 1).isEmpty }
+                }) ?? true
             if !busy && !due { return true }
             usleep(10_000)
         }
@@ -163,10 +166,13 @@ public final class ProvisioningEngine: HubService {
             let owner = coordination.nodeID
             do {
                 let freed = try store.write { try $0.connection.releaseLeases(notHeldBy: owner) }
-                if freed > 0 { logger.info("provisioning: jobs leased by a stopped process run again", ["jobs": String(freed)]) }
+                if freed > 0 {
+                    logger.info("provisioning: jobs leased by a stopped process run again", ["jobs": String(freed)])
+                }
             } catch {
-                logger.error("provisioning: cannot free stale leases; those jobs wait for them to end",
-                             ["error": String(describing: error).prefix(200).description])
+                logger.error(
+                    "provisioning: cannot free stale leases; those jobs wait for them to end",
+                    ["error": String(describing: error).prefix(200).description])
             }
         }
         runtime.withLock { $0.started = true }
@@ -199,7 +205,9 @@ public final class ProvisioningEngine: HubService {
             // the sleep then falls back to the poll interval.
             let nextJob = (try? store.read(snapshot: false) { try $0.nextDue(after: now) }) ?? nil
             let nextCircuit = runtime.withLock { r in
-                r.breakers.values.compactMap { b -> Double? in if case .open(let until) = b.state { return until } else { return nil } }.min()
+                r.breakers.values.compactMap { b -> Double? in
+                    if case .open(let until) = b.state { return until } else { return nil }
+                }.min()
             }
             // Due times are on the engine's clock; the wait is in real seconds from now.
             let wait = min(options.pollInterval, max(0, min(nextJob ?? .infinity, nextCircuit ?? .infinity) - now))
@@ -215,18 +223,26 @@ public final class ProvisioningEngine: HubService {
         guard let queue = queues[target.name] else { return }
         // Slots free on this target, as the circuit breaker allows.
         let slots: Int = runtime.withLock { r in
-            r.breakers[target.name, default: newBreaker()].permits(now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
+            r.breakers[target.name, default: newBreaker()].permits(
+                now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
         }
         guard slots > 0 else { return }
         let jobs: [ProvisioningJob]
         do {
             // A read first: most passes find nothing due, and a claim is a write.
-            guard try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty }) else { return }
+            guard
+                try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty })
+            else { return }
             let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
-            jobs = try store.write { try $0.connection.claimJobs(target: target.name, limit: slots, owner: owner, leaseUntil: until, now: now) }
+            jobs = try store.write {
+                try $0.connection.claimJobs(
+                    target: target.name, limit: slots, owner: owner, leaseUntil: until, now: now)
+            }
         } catch {
             // The jobs stay queued; the next pass (at most the poll interval away) tries again.
-            logger.error("provisioning: cannot claim due jobs", ["target": target.name, "error": String(describing: error).prefix(200).description])
+            logger.error(
+                "provisioning: cannot claim due jobs",
+                ["target": target.name, "error": String(describing: error).prefix(200).description])
             return
         }
         for job in jobs {
@@ -252,7 +268,11 @@ public final class ProvisioningEngine: HubService {
                     if case .open = b.state, b.state != before { return (recovered, true) }
                     return (recovered, false)
                 }
-                if opened { logger.warning("circuit opened: target unreachable, jobs wait", ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)]) }
+                if opened {
+                    logger.warning(
+                        "circuit opened: target unreachable, jobs wait",
+                        ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
+                }
                 if recovered { targetRecovered(target.name) }
                 wakeDispatcher()
             }
@@ -264,7 +284,9 @@ public final class ProvisioningEngine: HubService {
     /// lease simply runs out later.
     private func coolDown(_ job: ProvisioningJob, until: Double) {
         let owner = coordination.nodeID
-        _ = try? store.write { try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until) }
+        _ = try? store.write {
+            try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until)
+        }
     }
 
     // MARK: - Running one job
@@ -279,18 +301,24 @@ public final class ProvisioningEngine: HubService {
         let now = clock.now()
         do {
             let snapshot = try store.read { conn in
-                try PersonSnapshot.load(conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)
+                try PersonSnapshot.load(
+                    conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)
             }
             let decision = policy.decide(snapshot, target: target)
-            let (person, record, previous, desired) = (snapshot.document, decision.record, decision.lastApplied, decision.desired)
+            let (person, record, previous, desired) = (
+                snapshot.document, decision.record, decision.lastApplied, decision.desired
+            )
             let store = self.store, personID = job.personID, targetName = target.name
             let claimCheckFailed = Mutex(false)
             var outcome: Convergence.Outcome
             do {
                 outcome = try connector.transaction { session throws(ConnectorError) in
-                    try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session) { accountID throws(ConnectorError) in
+                    try Convergence.converge(desired: desired, accountID: record?.accountID, connector: session) {
+                        accountID throws(ConnectorError) in
                         do {
-                            return try store.read { try $0.otherClaimant(target: targetName, accountID: accountID, personID: personID) }
+                            return try store.read {
+                                try $0.otherClaimant(target: targetName, accountID: accountID, personID: personID)
+                            }
                         } catch {
                             claimCheckFailed.withLock { $0 = true }
                             throw .retryable("cannot check who holds the account: storage unavailable")
@@ -304,7 +332,9 @@ public final class ProvisioningEngine: HubService {
             }
             // Retention: a deleted person's account is deleted once the period has passed.
             var deferUntil: Double? = nil
-            if person == nil, let days = target.retentionDays, let deletedAt = record?.personDeleted, let id = outcome.accountID {
+            if person == nil, let days = target.retentionDays, let deletedAt = record?.personDeleted,
+                let id = outcome.accountID
+            {
                 let due = deletedAt + days * 86400
                 if now >= due {
                     try connector.delete(id: id)
@@ -320,8 +350,9 @@ public final class ProvisioningEngine: HubService {
                 if person == nil && finalOutcome.accountID == nil {
                     try c.forgetApplied(personID: job.personID, target: target.name)
                 } else if let d = desired ?? previous {
-                    try c.recordApplied(personID: job.personID, target: target.name, accountID: finalOutcome.accountID,
-                                        state: JSONWriter().write(d.json), now: now, result: finalOutcome.summary)
+                    try c.recordApplied(
+                        personID: job.personID, target: target.name, accountID: finalOutcome.accountID,
+                        state: JSONWriter().write(d.json), now: now, result: finalOutcome.summary)
                 }
                 if let u = until {
                     try c.deferJob(personID: job.personID, target: target.name, until: u, attempts: 0, error: nil)
@@ -329,8 +360,11 @@ public final class ProvisioningEngine: HubService {
                     try c.finishJob(personID: job.personID, target: target.name, generation: job.generation, now: now)
                 }
                 if !finalOutcome.actions.isEmpty {
-                    try AuditLog.append(w, .now(principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
-                                                attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
+                    try AuditLog.append(
+                        w,
+                        .now(
+                            principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
+                            attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
                 }
             }
             return .reached
@@ -339,7 +373,9 @@ public final class ProvisioningEngine: HubService {
             return e.isRetryable ? .retryableFailure : .reached
         } catch {
             // Storage trouble: the job stays pending and runs again.
-            logger.error("provisioning job failed in storage", ["target": target.name, "error": String(describing: error).prefix(200).description])
+            logger.error(
+                "provisioning job failed in storage",
+                ["target": target.name, "error": String(describing: error).prefix(200).description])
             return .none
         }
     }
@@ -347,21 +383,28 @@ public final class ProvisioningEngine: HubService {
     private func fail(_ job: ProvisioningJob, _ target: Target, _ e: ConnectorError, now: Double) {
         let attempts = job.attempts + 1
         let dead = !e.isRetryable || attempts >= options.maxAttempts || now - job.enqueued >= options.maxAge
-        let delay = Self.backoff(attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
+        let delay = Self.backoff(
+            attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
         let reason = e.description
         // The reason may name people (user names): it goes to /admin/jobs, not to the log.
-        logger.warning(dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
-                       ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
+        logger.warning(
+            dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
+            ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
         _ = try? store.write { w in
             if dead {
-                try w.connection.deadLetter(personID: job.personID, target: target.name, attempts: attempts, error: reason)
+                try w.connection.deadLetter(
+                    personID: job.personID, target: target.name, attempts: attempts, error: reason)
             } else {
-                try w.connection.deferJob(personID: job.personID, target: target.name, until: now + delay, attempts: attempts, error: reason)
+                try w.connection.deferJob(
+                    personID: job.personID, target: target.name, until: now + delay, attempts: attempts, error: reason)
             }
             try w.connection.recordResult(personID: job.personID, target: target.name, result: "failed: \(reason)")
-            try AuditLog.append(w, .now(principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
-                                        attributes: [target.name], requestID: "job",
-                                        outcome: dead ? "dead-letter: \(e.kind.rawValue)" : "retry \(attempts): \(e.kind.rawValue)"))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: "engine", action: "provision", resourceType: "User", resourceID: job.personID,
+                    attributes: [target.name], requestID: "job",
+                    outcome: dead ? "dead-letter: \(e.kind.rawValue)" : "retry \(attempts): \(e.kind.rawValue)"))
         }
     }
 
@@ -383,7 +426,9 @@ public final class ProvisioningEngine: HubService {
             logger.info("target recovered", ["target": target, "jobs.released": String(released)])
         } catch {
             // The jobs still run when their backoff ends (at most backoffCap later).
-            logger.error("target recovered; releasing backed-off jobs failed", ["target": target, "error": String(describing: error).prefix(200).description])
+            logger.error(
+                "target recovered; releasing backed-off jobs failed",
+                ["target": target, "error": String(describing: error).prefix(200).description])
         }
     }
 
@@ -416,20 +461,26 @@ public enum Convergence {
     /// account (LDAP matching rules, lower-casing): the hub then never adopts or renames
     /// onto an account someone else holds. That is a permanent error naming both people,
     /// left for an administrator in `/admin/jobs`, never a takeover.
-    public static func converge(desired: DesiredAccount?, accountID: String?, connector: any Connector,
-                                claimedBy: (String) throws(ConnectorError) -> String? = { _ in nil }) throws(ConnectorError) -> Outcome {
+    public static func converge(
+        desired: DesiredAccount?, accountID: String?, connector: any Connector,
+        claimedBy: (String) throws(ConnectorError) -> String? = { _ in nil }
+    ) throws(ConnectorError) -> Outcome {
         guard let d = desired else { return Outcome(accountID: accountID, actions: []) }
         var account: Account? = nil
         if let id = accountID { account = try connector.read(id: id) }
         if account == nil, !d.userName.isEmpty {
             account = try connector.find(userName: d.userName)
             if let found = account, let other = try claimedBy(found.id) {
-                throw .permanent("the account '\(found.userName)' found for '\(d.userName)' is linked to '\(other)': not adopted (the target treats the two names as one)")
+                throw .permanent(
+                    "the account '\(found.userName)' found for '\(d.userName)' is linked to '\(other)': not adopted (the target treats the two names as one)"
+                )
             }
         }
         guard let acc = account else {
             if !d.enabled { return Outcome(accountID: nil, actions: []) }  // nothing to disable
-            let created = try connector.create(AccountSpec(userName: d.userName, attributes: d.attributes, enabled: true, entitlements: d.entitlements))
+            let created = try connector.create(
+                AccountSpec(userName: d.userName, attributes: d.attributes, enabled: true, entitlements: d.entitlements)
+            )
             return Outcome(accountID: created.id, actions: ["create"])
         }
         var actions: [String] = []
@@ -445,7 +496,9 @@ public enum Convergence {
         if !d.userName.isEmpty && Identifier.canonical(acc.userName) != Identifier.canonical(d.userName) {
             if let clash = try connector.find(userName: d.userName), clash.id != acc.id {
                 let owner = try claimedBy(clash.id) ?? clash.userName
-                throw .permanent("renaming '\(acc.userName)' to '\(d.userName)' would land on the account of '\(owner)': not renamed")
+                throw .permanent(
+                    "renaming '\(acc.userName)' to '\(d.userName)' would land on the account of '\(owner)': not renamed"
+                )
             }
             try connector.rename(id: acc.id, userName: d.userName)
             actions.append("rename")

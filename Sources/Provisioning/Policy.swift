@@ -83,9 +83,11 @@ public struct Policy: Sendable {
 
     /// Parses and validates policy JSON. `knownTypes` are the connector types available;
     /// `environment` and `readFile` resolve secret references (injectable for tests).
-    public static func parse(_ bytes: [UInt8], userType: SCIMResourceType, knownTypes: Set<String>,
-                             environment: [String: String] = ProcessInfo.processInfo.environment,
-                             readFile: (String) -> String? = { try? String(contentsOfFile: $0, encoding: .utf8) }) throws -> Policy {
+    public static func parse(
+        _ bytes: [UInt8], userType: SCIMResourceType, knownTypes: Set<String>,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        readFile: (String) -> String? = { try? String(contentsOfFile: $0, encoding: .utf8) }
+    ) throws -> Policy {
         let root: JSONValue
         do {
             root = try JSONParser().parse(bytes)
@@ -93,43 +95,68 @@ public struct Policy: Sendable {
             let line = bytes.prefix(error.offset).filter { $0 == 0x0A }.count + 1
             throw PolicyError("policy: line \(line): \(error.message)")
         }
-        guard let o = root.objectValue else { throw PolicyError("policy: the top level must be an object with 'targets' and 'packages'") }
+        guard let o = root.objectValue else {
+            throw PolicyError("policy: the top level must be an object with 'targets' and 'packages'")
+        }
         for k in o.keys where k != "targets" && k != "packages" { throw PolicyError("policy: unknown key '\(k)'") }
         guard let rawTargets = o["targets"]?.arrayValue else { throw PolicyError("policy: 'targets' must be an array") }
-        guard let rawPackages = o["packages"]?.arrayValue else { throw PolicyError("policy: 'packages' must be an array") }
+        guard let rawPackages = o["packages"]?.arrayValue else {
+            throw PolicyError("policy: 'packages' must be an array")
+        }
 
         var targets: [Target] = []
         for (i, t) in rawTargets.enumerated() {
             let at = "targets[\(i)]"
             guard let to = t.objectValue else { throw PolicyError("\(at) must be an object") }
-            for k in to.keys where !["name", "type", "enabled", "concurrency", "retentionDays", "settings", "mapping", "description", "reconciliation"].contains(k) {
+            for k in to.keys
+            where ![
+                "name", "type", "enabled", "concurrency", "retentionDays", "settings", "mapping", "description",
+                "reconciliation",
+            ].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
-            guard let name = to["name"]?.stringValue, isName(name) else { throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'") }
-            guard !targets.contains(where: { $0.name == name }) else { throw PolicyError("\(at): duplicate target '\(name)'") }
+            guard let name = to["name"]?.stringValue, isName(name) else {
+                throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'")
+            }
+            guard !targets.contains(where: { $0.name == name }) else {
+                throw PolicyError("\(at): duplicate target '\(name)'")
+            }
             guard let type = to["type"]?.stringValue else { throw PolicyError("\(at).type is required") }
             let enabled = to["enabled"]?.boolValue ?? true
             if enabled && !knownTypes.contains(type) {
-                throw PolicyError("\(at).type: no connector plugin '\(type)' (available: \(knownTypes.sorted().joined(separator: ", "))); set \"enabled\": false to describe it anyway")
+                throw PolicyError(
+                    "\(at).type: no connector plugin '\(type)' (available: \(knownTypes.sorted().joined(separator: ", "))); set \"enabled\": false to describe it anyway"
+                )
             }
             var concurrency = 4
             if let c = to["concurrency"] {
-                guard let n = c.numberValue?.int64, (1...256).contains(n) else { throw PolicyError("\(at).concurrency must be an integer in 1...256") }
+                guard let n = c.numberValue?.int64, (1...256).contains(n) else {
+                    throw PolicyError("\(at).concurrency must be an integer in 1...256")
+                }
                 concurrency = Int(n)
             }
             var retention: Double? = nil
             if let r = to["retentionDays"], !r.isNull {
-                guard let d = r.numberValue?.double, d >= 0 else { throw PolicyError("\(at).retentionDays must be a non-negative number or null") }
+                guard let d = r.numberValue?.double, d >= 0 else {
+                    throw PolicyError("\(at).retentionDays must be a non-negative number or null")
+                }
                 retention = d
             }
             // A disabled target gets no connector, so its secrets need not exist yet.
             let rawSettings = to["settings"]?.objectValue ?? JSONObject()
-            let settings = enabled ? try resolveSecrets(rawSettings, at: "\(at).settings", environment: environment, readFile: readFile) : rawSettings
+            let settings =
+                enabled
+                ? try resolveSecrets(rawSettings, at: "\(at).settings", environment: environment, readFile: readFile)
+                : rawSettings
             var mapping: [(String, AttributePath)] = []
             if let m = to["mapping"] {
-                guard let mo = m.objectValue else { throw PolicyError("\(at).mapping must be an object of field: SCIM path") }
+                guard let mo = m.objectValue else {
+                    throw PolicyError("\(at).mapping must be an object of field: SCIM path")
+                }
                 for member in mo.members {
-                    guard let pathText = member.value.stringValue else { throw PolicyError("\(at).mapping.\(member.key) must be a SCIM attribute path") }
+                    guard let pathText = member.value.stringValue else {
+                        throw PolicyError("\(at).mapping.\(member.key) must be a SCIM attribute path")
+                    }
                     do {
                         mapping.append((member.key, try AttributePath.resolve(pathText, in: userType)))
                     } catch {
@@ -137,8 +164,12 @@ public struct Policy: Sendable {
                     }
                 }
             }
-            var target = Target(name: name, type: type, enabled: enabled, concurrency: concurrency, retentionDays: retention, settings: settings, mapping: mapping)
-            if let r = to["reconciliation"] { target.reconciliation = try reconciliationRules(r, at: "\(at).reconciliation") }
+            var target = Target(
+                name: name, type: type, enabled: enabled, concurrency: concurrency, retentionDays: retention,
+                settings: settings, mapping: mapping)
+            if let r = to["reconciliation"] {
+                target.reconciliation = try reconciliationRules(r, at: "\(at).reconciliation")
+            }
             targets.append(target)
         }
 
@@ -146,43 +177,69 @@ public struct Policy: Sendable {
         for (i, p) in rawPackages.enumerated() {
             let at = "packages[\(i)]"
             guard let po = p.objectValue else { throw PolicyError("\(at) must be an object") }
-            for k in po.keys where !["name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass", "requiresCredential"].contains(k) {
+            for k in po.keys
+            where ![
+                "name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass", "requiresCredential",
+            ].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
-            guard let name = po["name"]?.stringValue, isName(name) else { throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'") }
-            guard !packages.contains(where: { $0.name == name }) else { throw PolicyError("\(at): duplicate package '\(name)'") }
+            guard let name = po["name"]?.stringValue, isName(name) else {
+                throw PolicyError("\(at).name must be 1-64 letters, digits, '-' or '_'")
+            }
+            guard !packages.contains(where: { $0.name == name }) else {
+                throw PolicyError("\(at): duplicate package '\(name)'")
+            }
             var rule: SCIMFilter? = nil
             let ruleText = po["rule"]?.stringValue
             if let text = ruleText {
-                do { rule = try SCIMFilter.parse(text, for: userType) } catch { throw PolicyError("\(at).rule (package '\(name)'): \(error.detail)") }
+                do { rule = try SCIMFilter.parse(text, for: userType) } catch {
+                    throw PolicyError("\(at).rule (package '\(name)'): \(error.detail)")
+                }
             } else if po["rule"] != nil {
                 throw PolicyError("\(at).rule must be a string")
             }
             let groups = try (po["groups"]?.arrayValue ?? []).map { v throws -> String in
-                guard let s = v.stringValue else { throw PolicyError("\(at).groups must be an array of group displayNames") }
+                guard let s = v.stringValue else {
+                    throw PolicyError("\(at).groups must be an array of group displayNames")
+                }
                 return s
             }
-            guard rule != nil || !groups.isEmpty else { throw PolicyError("\(at) (package '\(name)') needs a 'rule' or 'groups'") }
-            guard let go = po["grants"]?.objectValue, !go.isEmpty else { throw PolicyError("\(at).grants must be an object of target: [entitlements]") }
+            guard rule != nil || !groups.isEmpty else {
+                throw PolicyError("\(at) (package '\(name)') needs a 'rule' or 'groups'")
+            }
+            guard let go = po["grants"]?.objectValue, !go.isEmpty else {
+                throw PolicyError("\(at).grants must be an object of target: [entitlements]")
+            }
             var grants: [String: [String]] = [:]
             for g in go.members {
-                guard targets.contains(where: { $0.name == g.key }) else { throw PolicyError("\(at).grants: unknown target '\(g.key)'") }
-                guard let arr = g.value.arrayValue, !arr.isEmpty else { throw PolicyError("\(at).grants.\(g.key) must be a non-empty array of entitlements") }
+                guard targets.contains(where: { $0.name == g.key }) else {
+                    throw PolicyError("\(at).grants: unknown target '\(g.key)'")
+                }
+                guard let arr = g.value.arrayValue, !arr.isEmpty else {
+                    throw PolicyError("\(at).grants.\(g.key) must be a non-empty array of entitlements")
+                }
                 grants[g.key] = try arr.map { v throws -> String in
-                    guard let s = v.stringValue, !s.isEmpty, s.utf8.count <= 256 else { throw PolicyError("\(at).grants.\(g.key) holds an invalid entitlement") }
+                    guard let s = v.stringValue, !s.isEmpty, s.utf8.count <= 256 else {
+                        throw PolicyError("\(at).grants.\(g.key) holds an invalid entitlement")
+                    }
                     return s
                 }
             }
             var scoped = Set<String>()
             for v in po["siteScoped"]?.arrayValue ?? [] {
-                guard let s = v.stringValue, grants[s] != nil else { throw PolicyError("\(at).siteScoped names a target the package grants nothing on") }
+                guard let s = v.stringValue, grants[s] != nil else {
+                    throw PolicyError("\(at).siteScoped names a target the package grants nothing on")
+                }
                 scoped.insert(s)
             }
-            var package = AccessPackage(name: name, description: po["description"]?.stringValue ?? "", rule: rule, ruleText: ruleText,
-                                        groups: groups, grants: grants, siteScoped: scoped)
+            var package = AccessPackage(
+                name: name, description: po["description"]?.stringValue ?? "", rule: rule, ruleText: ruleText,
+                groups: groups, grants: grants, siteScoped: scoped)
             if let bg = po["breakGlass"] {
                 // `"breakGlass": {"maxHours": 8}`: available in an emergency, for at most this long.
-                guard let o = bg.objectValue, o.keys.allSatisfy({ $0 == "maxHours" }), let h = o["maxHours"]?.numberValue?.double, h > 0, h <= 72 else {
+                guard let o = bg.objectValue, o.keys.allSatisfy({ $0 == "maxHours" }),
+                    let h = o["maxHours"]?.numberValue?.double, h > 0, h <= 72
+                else {
                     throw PolicyError("\(at).breakGlass must be {\"maxHours\": N} with N in (0, 72]")
                 }
                 package.breakGlassMaxHours = h
@@ -203,19 +260,29 @@ public struct Policy: Sendable {
         for m in o.members {
             switch m.key {
             case "orphans":
-                guard let s = m.value.stringValue, let a = ReconciliationRules.OrphanAction(rawValue: s) else { throw PolicyError("\(at).orphans must be report, disable or delete") }
+                guard let s = m.value.stringValue, let a = ReconciliationRules.OrphanAction(rawValue: s) else {
+                    throw PolicyError("\(at).orphans must be report, disable or delete")
+                }
                 r.orphans = a
             case "exclude":
-                guard let arr = m.value.arrayValue else { throw PolicyError("\(at).exclude must be an array of user name patterns") }
+                guard let arr = m.value.arrayValue else {
+                    throw PolicyError("\(at).exclude must be an array of user name patterns")
+                }
                 r.exclude = try arr.map { v throws -> String in
-                    guard let s = v.stringValue, !s.isEmpty, s.utf8.count <= 256 else { throw PolicyError("\(at).exclude holds an invalid pattern") }
+                    guard let s = v.stringValue, !s.isEmpty, s.utf8.count <= 256 else {
+                        throw PolicyError("\(at).exclude holds an invalid pattern")
+                    }
                     return s
                 }
             case "maxChanges":
-                guard let n = m.value.numberValue?.int64, n >= 0 else { throw PolicyError("\(at).maxChanges must be a non-negative integer") }
+                guard let n = m.value.numberValue?.int64, n >= 0 else {
+                    throw PolicyError("\(at).maxChanges must be a non-negative integer")
+                }
                 r.maxChanges = Int(n)
             case "maxChangeShare":
-                guard let d = m.value.numberValue?.double, (0...1).contains(d) else { throw PolicyError("\(at).maxChangeShare must be a number in 0...1") }
+                guard let d = m.value.numberValue?.double, (0...1).contains(d) else {
+                    throw PolicyError("\(at).maxChangeShare must be a number in 0...1")
+                }
                 r.maxChangeShare = d
             default:
                 throw PolicyError("\(at): unknown key '\(m.key)' (orphans, exclude, maxChanges, maxChangeShare)")
@@ -226,23 +293,33 @@ public struct Policy: Sendable {
 
     /// Loads a policy file.
     public static func load(path: String, userType: SCIMResourceType, knownTypes: Set<String>) throws -> Policy {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PolicyError("policy file \(path) cannot be read") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PolicyError("policy file \(path) cannot be read")
+        }
         return try parse(Array(data), userType: userType, knownTypes: knownTypes)
     }
 
     private static func isName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x5F }
+        !s.isEmpty && s.utf8.count <= 64
+            && s.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+            }
     }
 
     /// Replaces `"xEnv": "VAR"` and `"xFile": "/path"` members by `"x": <secret>`, so secrets
     /// live in the environment or a file, never in the policy.
-    private static func resolveSecrets(_ o: JSONObject, at: String, environment: [String: String], readFile: (String) -> String?) throws -> JSONObject {
+    private static func resolveSecrets(
+        _ o: JSONObject, at: String, environment: [String: String], readFile: (String) -> String?
+    ) throws -> JSONObject {
         var out = JSONObject()
         for m in o.members {
             if let inner = m.value.objectValue {
-                out[m.key] = .object(try resolveSecrets(inner, at: "\(at).\(m.key)", environment: environment, readFile: readFile))
+                out[m.key] = .object(
+                    try resolveSecrets(inner, at: "\(at).\(m.key)", environment: environment, readFile: readFile))
             } else if m.key.hasSuffix("Env"), m.key.count > 3, let variable = m.value.stringValue {
-                guard let v = environment[variable], !v.isEmpty else { throw PolicyError("\(at).\(m.key): environment variable \(variable) is not set") }
+                guard let v = environment[variable], !v.isEmpty else {
+                    throw PolicyError("\(at).\(m.key): environment variable \(variable) is not set")
+                }
                 out[String(m.key.dropLast(3))] = .string(v)
             } else if m.key.hasSuffix("File"), m.key.count > 4, m.key != "caFile", let path = m.value.stringValue {
                 guard let v = readFile(path)?.trimmingCharacters(in: .whitespacesAndNewlines), !v.isEmpty else {

@@ -59,7 +59,9 @@ public final class Reconciler: Sendable {
     let clock: any WallClock
     public static let pageSize = 500
 
-    public init(policy: Policy, store: any HubStore, connectors: [String: any Connector], clock: any WallClock = SystemClock()) {
+    public init(
+        policy: Policy, store: any HubStore, connectors: [String: any Connector], clock: any WallClock = SystemClock()
+    ) {
         self.policy = policy
         self.store = store
         self.connectors = connectors
@@ -70,9 +72,13 @@ public final class Reconciler: Sendable {
 
     /// Compares `target`, appending findings of `categories` to run `runID` from `nextSeq`.
     /// `progress` gets the number of accounts listed so far.
-    public func compare(runID: String, target t: Target, categories: Set<FindingCategory>, nextSeq: inout Int64,
-                        progress: (Int) -> Void) throws -> TargetComparison {
-        guard let connector = connectors[t.name] else { throw ConnectorError.permanent("target '\(t.name)' has no connector (disabled)") }
+    public func compare(
+        runID: String, target t: Target, categories: Set<FindingCategory>, nextSeq: inout Int64,
+        progress: (Int) -> Void
+    ) throws -> TargetComparison {
+        guard let connector = connectors[t.name] else {
+            throw ConnectorError.permanent("target '\(t.name)' has no connector (disabled)")
+        }
         let now = clock.now()
         var result = TargetComparison()
         var cursor: String? = nil
@@ -80,7 +86,8 @@ public final class Reconciler: Sendable {
             let page = try connector.list(cursor: cursor, pageSize: Self.pageSize)
             let (findings, seen) = try store.read { conn in try self.comparePage(page.accounts, target: t, conn) }
             result.accountsListed += page.accounts.count
-            try record(findings, seen: seen, runID: runID, target: t, categories: categories, nextSeq: &nextSeq, into: &result)
+            try record(
+                findings, seen: seen, runID: runID, target: t, categories: categories, nextSeq: &nextSeq, into: &result)
             progress(result.accountsListed)
             cursor = page.next
         } while cursor != nil
@@ -89,13 +96,23 @@ public final class Reconciler: Sendable {
         try store.read { conn in
             try conn.scan(type: .user) { person in
                 let s = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
-                guard let d = self.policy.desired(person: s.document, groupNames: s.groupNames, target: t, hasAccount: false, previousUserName: nil,
-                                                  overrides: s.overrides, now: now), d.enabled,
-                      !t.reconciliation.isExcluded(d.userName), try !conn.wasSeen(runID: runID, target: t.name, personID: person.id) else { return true }
-                batch.append(FindingRecord(target: t.name, category: FindingCategory.missing.rawValue, personID: person.id, userName: d.userName,
-                                           displayName: person.doc["displayName"]?.stringValue, accountID: nil, detail: nil))
+                guard
+                    let d = self.policy.desired(
+                        person: s.document, groupNames: s.groupNames, target: t, hasAccount: false,
+                        previousUserName: nil,
+                        overrides: s.overrides, now: now), d.enabled,
+                    !t.reconciliation.isExcluded(d.userName),
+                    try !conn.wasSeen(runID: runID, target: t.name, personID: person.id)
+                else { return true }
+                batch.append(
+                    FindingRecord(
+                        target: t.name, category: FindingCategory.missing.rawValue, personID: person.id,
+                        userName: d.userName,
+                        displayName: person.doc["displayName"]?.stringValue, accountID: nil, detail: nil))
                 if batch.count >= Self.pageSize {
-                    try self.record(batch, seen: [], runID: runID, target: t, categories: categories, nextSeq: &nextSeq, into: &result)
+                    try self.record(
+                        batch, seen: [], runID: runID, target: t, categories: categories, nextSeq: &nextSeq,
+                        into: &result)
                     batch.removeAll(keepingCapacity: true)
                 }
                 return true
@@ -107,14 +124,18 @@ public final class Reconciler: Sendable {
     }
 
     /// Findings for one page of accounts, and the people seen.
-    private func comparePage(_ accounts: [Account], target t: Target, _ conn: any StoreSession) throws -> ([FindingRecord], [String]) {
+    private func comparePage(_ accounts: [Account], target t: Target, _ conn: any StoreSession) throws -> (
+        [FindingRecord], [String]
+    ) {
         let now = clock.now()
         var out: [FindingRecord] = []
         var seen: [String] = []
         for acc in accounts {
             func finding(_ c: FindingCategory, _ personID: String?, _ display: String?, _ detail: String? = nil) {
-                out.append(FindingRecord(target: t.name, category: c.rawValue, personID: personID, userName: acc.userName,
-                                         displayName: display, accountID: acc.id, detail: detail))
+                out.append(
+                    FindingRecord(
+                        target: t.name, category: c.rawValue, personID: personID, userName: acc.userName,
+                        displayName: display, accountID: acc.id, detail: detail))
             }
             if t.reconciliation.isExcluded(acc.userName) {
                 finding(.excluded, nil, nil)
@@ -123,14 +144,18 @@ public final class Reconciler: Sendable {
             // The owner: by the account id the engine recorded, else by user name.
             var record = try conn.applied(target: t.name, accountID: acc.id)
             var person = try record.flatMap { try conn.fetch(type: .user, id: $0.personID) }
-            let named = acc.userName.isEmpty ? nil : try conn.candidates(type: .user, hint: .userName(Identifier.canonical(acc.userName))).first
+            let named =
+                acc.userName.isEmpty
+                ? nil : try conn.candidates(type: .user, hint: .userName(Identifier.canonical(acc.userName))).first
             if record == nil, let u = named {
                 person = u
                 record = try conn.applied(personID: u.id).first { $0.target == t.name }
             }
             // Claimed by two: linked to several people, or linked to one and named as another.
             var claimants = try conn.claimants(target: t.name, accountID: acc.id)
-            if let u = named, let linked = claimants.first, !claimants.contains(u.id), linked != u.id { claimants.append(u.id) }
+            if let u = named, let linked = claimants.first, !claimants.contains(u.id), linked != u.id {
+                claimants.append(u.id)
+            }
             if claimants.count > 1 {
                 for c in claimants {
                     let doc = try conn.fetch(type: .user, id: c)?.doc
@@ -150,25 +175,43 @@ public final class Reconciler: Sendable {
             seen.append(p.id)
             let display = p.doc["displayName"]?.stringValue
             let s = try PersonSnapshot.load(conn, personID: p.id, person: p.doc, now: now)
-            guard let d = policy.desired(person: s.document, groupNames: s.groupNames, target: t, hasAccount: true, previousUserName: nil,
-                                         overrides: s.overrides, now: now) else { continue }
-            for name in s.overrides.breakGlass.keys.sorted() where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
+            guard
+                let d = policy.desired(
+                    person: s.document, groupNames: s.groupNames, target: t, hasAccount: true, previousUserName: nil,
+                    overrides: s.overrides, now: now)
+            else { continue }
+            for name in s.overrides.breakGlass.keys.sorted()
+            where policy.packages.first(where: { $0.name == name })?.grants[t.name] != nil {
                 finding(.breakGlass, p.id, display, name)
             }
             let active = Policy.isActive(p.doc, now: now)
             if acc.enabled && !d.enabled {
-                if active { finding(.overPrivileged, p.id, display, "account enabled without a package") } else { finding(.leaverEnabled, p.id, display, "person inactive") }
+                if active {
+                    finding(.overPrivileged, p.id, display, "account enabled without a package")
+                } else {
+                    finding(.leaverEnabled, p.id, display, "person inactive")
+                }
             }
             if !acc.enabled && d.enabled { finding(.disabledShouldBeEnabled, p.id, display) }
-            for e in acc.entitlements.subtracting(d.entitlements).sorted() { finding(.overPrivileged, p.id, display, e) }
-            if d.enabled { for e in d.entitlements.subtracting(acc.entitlements).sorted() { finding(.underPrivileged, p.id, display, e) } }
-            for (k, v) in d.attributes.sorted(by: { $0.key < $1.key }) where acc.attributes[k] != v { finding(.attributeDrift, p.id, display, k) }
+            for e in acc.entitlements.subtracting(d.entitlements).sorted() {
+                finding(.overPrivileged, p.id, display, e)
+            }
+            if d.enabled {
+                for e in d.entitlements.subtracting(acc.entitlements).sorted() {
+                    finding(.underPrivileged, p.id, display, e)
+                }
+            }
+            for (k, v) in d.attributes.sorted(by: { $0.key < $1.key }) where acc.attributes[k] != v {
+                finding(.attributeDrift, p.id, display, k)
+            }
         }
         return (out, seen)
     }
 
-    private func record(_ findings: [FindingRecord], seen: [String], runID: String, target t: Target, categories: Set<FindingCategory>,
-                        nextSeq: inout Int64, into result: inout TargetComparison) throws {
+    private func record(
+        _ findings: [FindingRecord], seen: [String], runID: String, target t: Target, categories: Set<FindingCategory>,
+        nextSeq: inout Int64, into result: inout TargetComparison
+    ) throws {
         var kept: [FindingRecord] = []
         for f in findings {
             guard let c = FindingCategory(rawValue: f.category) else { continue }
@@ -176,7 +219,8 @@ public final class Reconciler: Sendable {
             switch c {
             case .leaverEnabled: result.plannedDisables += 1
             case .overPrivileged where f.detail == "account enabled without a package": result.plannedDisables += 1
-            case .orphan where t.reconciliation.orphans == .disable && f.detail == "enabled": result.plannedDisables += 1
+            case .orphan where t.reconciliation.orphans == .disable && f.detail == "enabled":
+                result.plannedDisables += 1
             case .orphan where t.reconciliation.orphans == .delete: result.plannedDeletes += 1
             default: break
             }
@@ -212,7 +256,9 @@ public final class Reconciler: Sendable {
                 guard f.target == t.name else { return true }
                 if f.category == FindingCategory.orphan.rawValue {
                     orphans.append(f)
-                } else if let p = f.personID, f.category != FindingCategory.breakGlass.rawValue, f.category != FindingCategory.sharedAccount.rawValue {
+                } else if let p = f.personID, f.category != FindingCategory.breakGlass.rawValue,
+                    f.category != FindingCategory.sharedAccount.rawValue
+                {
                     people.insert(p)
                 }
                 return true
@@ -244,8 +290,12 @@ public final class Reconciler: Sendable {
             }
             actions += 1
             try store.write { w in
-                try AuditLog.append(w, .now(principal: principal, action: "reconcile.orphan", resourceType: "Account", resourceID: "\(t.name):\(id)",
-                                            attributes: ["\(t.name):\(action)"], requestID: runID))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: principal, action: "reconcile.orphan", resourceType: "Account",
+                        resourceID: "\(t.name):\(id)",
+                        attributes: ["\(t.name):\(action)"], requestID: runID))
             }
         }
         return actions

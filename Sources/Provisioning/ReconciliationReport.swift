@@ -22,12 +22,17 @@ public enum ReconciliationReport {
         var items: [JSONValue] = []
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
-                var o = JSONObject(["target": .string(f.target), "category": .string(f.category), "userName": .string(f.userName)])
-                o["severity"] = .string(FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal")
+                var o = JSONObject([
+                    "target": .string(f.target), "category": .string(f.category), "userName": .string(f.userName),
+                ])
+                o["severity"] = .string(
+                    FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal")
                 if let v = f.personID { o["personId"] = .string(v) }
                 if let v = f.displayName { o["displayName"] = .string(v) }
                 if let v = f.accountID { o["accountId"] = .string(v) }
-                if let v = f.detail { o[f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail"] = .string(v) }
+                if let v = f.detail {
+                    o[f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail"] = .string(v)
+                }
                 items.append(.object(o))
                 return true
             }
@@ -46,16 +51,28 @@ public enum ReconciliationReport {
         var people: [String: Person] = [:]
         try store.read { conn in
             try conn.findings(runID: run.id) { f in
-                guard let pid = f.personID, f.category == FindingCategory.overPrivileged.rawValue || f.category == FindingCategory.breakGlass.rawValue else { return true }
+                guard let pid = f.personID,
+                    f.category == FindingCategory.overPrivileged.rawValue
+                        || f.category == FindingCategory.breakGlass.rawValue
+                else { return true }
                 var p = people[pid] ?? Person(userName: f.userName, displayName: f.displayName)
-                p.items.append(.object(JSONObject(["target": .string(f.target), "kind": .string(f.category), "entitlement": .string(f.detail ?? "")])))
+                p.items.append(
+                    .object(
+                        JSONObject([
+                            "target": .string(f.target), "kind": .string(f.category),
+                            "entitlement": .string(f.detail ?? ""),
+                        ])))
                 people[pid] = p
                 return true
             }
         }
         return people.sorted { $0.value.userName < $1.value.userName }.map { id, p in
-            .object(JSONObject(["personId": .string(id), "userName": .string(p.userName), "displayName": p.displayName.map { .string($0) } ?? .null,
-                                "beyondRole": .array(p.items)]))
+            .object(
+                JSONObject([
+                    "personId": .string(id), "userName": .string(p.userName),
+                    "displayName": p.displayName.map { .string($0) } ?? .null,
+                    "beyondRole": .array(p.items),
+                ]))
         }
     }
 
@@ -64,7 +81,11 @@ public enum ReconciliationReport {
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
                 let severity = FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal"
-                out += [f.target, severity, f.category, f.personID ?? "", f.userName, f.displayName ?? "", f.accountID ?? "", f.detail ?? ""]
+                out +=
+                    [
+                        f.target, severity, f.category, f.personID ?? "", f.userName, f.displayName ?? "",
+                        f.accountID ?? "", f.detail ?? "",
+                    ]
                     .map(csvField).joined(separator: ",") + "\r\n"
                 return true
             }
@@ -85,18 +106,18 @@ public enum ReconciliationReport {
         let d = ReconciliationRuns.describe(run)
         let summary = d["summary"]?.objectValue ?? JSONObject()
         var h = """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>ScimHub reconciliation \(esc(run.id))</title>
-        <style>
-        body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
-        table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}
-        th{background:#eee}td.n{text-align:right}.critical{background:#fde2e2;font-weight:600}.muted{color:#666}
-        @media print{body{margin:0}h2{page-break-before:auto}}
-        </style></head><body>
-        <h1>Reconciliation report</h1>
-        <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) · requested by \(esc(run.requestedBy))
-        · started \(esc(d["created"]?.stringValue ?? "")) · finished \(esc(d["finished"]?.stringValue ?? "—"))</p>
-        """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>ScimHub reconciliation \(esc(run.id))</title>
+            <style>
+            body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
+            table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}
+            th{background:#eee}td.n{text-align:right}.critical{background:#fde2e2;font-weight:600}.muted{color:#666}
+            @media print{body{margin:0}h2{page-break-before:auto}}
+            </style></head><body>
+            <h1>Reconciliation report</h1>
+            <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) · requested by \(esc(run.requestedBy))
+            · started \(esc(d["created"]?.stringValue ?? "")) · finished \(esc(d["finished"]?.stringValue ?? "—"))</p>
+            """
         if let reason = summary["reason"]?.stringValue { h += "<p class=\"critical\">\(esc(reason))</p>\n" }
         h += "<h2>Summary</h2>\n<table><tr><th>target</th><th>state</th><th>accounts</th>"
         for c in FindingCategory.allCases { h += "<th>\(esc(c.rawValue))</th>" }
@@ -104,7 +125,8 @@ public enum ReconciliationReport {
         for m in summary["targets"]?.objectValue?.members ?? [] {
             let t = m.value.objectValue ?? JSONObject()
             let counts = t["counts"]?.objectValue ?? JSONObject()
-            h += "<tr><td>\(esc(m.key))</td><td>\(esc(t["state"]?.stringValue ?? ""))\(t["reason"]?.stringValue.map { ": " + esc($0) } ?? "")</td>"
+            h +=
+                "<tr><td>\(esc(m.key))</td><td>\(esc(t["state"]?.stringValue ?? ""))\(t["reason"]?.stringValue.map { ": " + esc($0) } ?? "")</td>"
             h += "<td class=\"n\">\(t["accounts"]?.numberValue?.int64 ?? 0)</td>"
             for c in FindingCategory.allCases {
                 let n = counts[c.rawValue]?.numberValue?.int64 ?? 0
@@ -120,10 +142,13 @@ public enum ReconciliationReport {
                     if current != nil { h += "</table>\n" }
                     current = (f.target, f.category)
                     let critical = FindingCategory(rawValue: f.category)?.isCritical == true
-                    h += "<h2\(critical ? " class=\"critical\"" : "")>\(esc(f.target)): \(esc(f.category))\(critical ? " (critical)" : "")</h2>\n"
-                    h += "<table><tr><th>user name</th><th>display name</th><th>person id</th><th>account id</th><th>\(f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail")</th></tr>\n"
+                    h +=
+                        "<h2\(critical ? " class=\"critical\"" : "")>\(esc(f.target)): \(esc(f.category))\(critical ? " (critical)" : "")</h2>\n"
+                    h +=
+                        "<table><tr><th>user name</th><th>display name</th><th>person id</th><th>account id</th><th>\(f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail")</th></tr>\n"
                 }
-                h += "<tr><td>\(esc(f.userName))</td><td>\(esc(f.displayName ?? ""))</td><td class=\"muted\">\(esc(f.personID ?? "—"))</td>"
+                h +=
+                    "<tr><td>\(esc(f.userName))</td><td>\(esc(f.displayName ?? ""))</td><td class=\"muted\">\(esc(f.personID ?? "—"))</td>"
                 h += "<td class=\"muted\">\(esc(f.accountID ?? "—"))</td><td>\(esc(f.detail ?? ""))</td></tr>\n"
                 return true
             }
@@ -140,11 +165,13 @@ public enum ReconciliationReport {
                 let items = (o["beyondRole"]?.arrayValue ?? []).compactMap(\.objectValue).map {
                     "\($0["target"]?.stringValue ?? ""): \($0["entitlement"]?.stringValue ?? "")\($0["kind"]?.stringValue == "break-glass" ? " (break-glass)" : "")"
                 }
-                h += "<tr><td>\(esc(o["userName"]?.stringValue ?? ""))</td><td>\(esc(o["displayName"]?.stringValue ?? ""))</td><td>\(esc(items.joined(separator: "; ")))</td></tr>\n"
+                h +=
+                    "<tr><td>\(esc(o["userName"]?.stringValue ?? ""))</td><td>\(esc(o["displayName"]?.stringValue ?? ""))</td><td>\(esc(items.joined(separator: "; ")))</td></tr>\n"
             }
             h += "</table>\n"
         }
-        h += "<p class=\"muted\">Excluded accounts (allow-list) are counted in the summary and not listed. Generated by ScimHub.</p>\n</body></html>\n"
+        h +=
+            "<p class=\"muted\">Excluded accounts (allow-list) are counted in the summary and not listed. Generated by ScimHub.</p>\n</body></html>\n"
         return Array(h.utf8)
     }
 

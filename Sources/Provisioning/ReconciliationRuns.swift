@@ -36,7 +36,8 @@ public final class ReconciliationRuns: Sendable {
     private let busyTargets = Mutex<Set<String>>([])
     private let progress = Mutex<[String: [String: Int]]>([:])
 
-    public init(reconciler: Reconciler, store: any HubStore, logger: Logger, wake: @escaping @Sendable () -> Void = {}) {
+    public init(reconciler: Reconciler, store: any HubStore, logger: Logger, wake: @escaping @Sendable () -> Void = {})
+    {
         self.reconciler = reconciler
         self.store = store
         self.logger = logger
@@ -50,21 +51,32 @@ public final class ReconciliationRuns: Sendable {
     }
 
     /// Validates and starts a run; returns its id. `wait` runs it on the calling thread (CLI, tests).
-    public func start(targets requested: [String]?, mode: Mode, categories requestedCategories: [String]?, principal: String, requestID: String,
-                      wait: Bool = false, onProgress: (@Sendable (String, Int) -> Void)? = nil) throws -> String {
+    public func start(
+        targets requested: [String]?, mode: Mode, categories requestedCategories: [String]?, principal: String,
+        requestID: String,
+        wait: Bool = false, onProgress: (@Sendable (String, Int) -> Void)? = nil
+    ) throws -> String {
         let policy = reconciler.policy
         let names = requested ?? policy.enabledTargets.map(\.name)
-        guard !names.isEmpty else { throw ReconciliationRequestError.invalid("no targets to reconcile (the policy enables none)") }
+        guard !names.isEmpty else {
+            throw ReconciliationRequestError.invalid("no targets to reconcile (the policy enables none)")
+        }
         for n in names {
-            guard let t = policy.target(n) else { throw ReconciliationRequestError.invalid("'targets': no target named '\(n)'") }
+            guard let t = policy.target(n) else {
+                throw ReconciliationRequestError.invalid("'targets': no target named '\(n)'")
+            }
             guard t.enabled else { throw ReconciliationRequestError.invalid("'targets': target '\(n)' is disabled") }
         }
-        guard Set(names).count == names.count else { throw ReconciliationRequestError.invalid("'targets' names a target twice") }
+        guard Set(names).count == names.count else {
+            throw ReconciliationRequestError.invalid("'targets' names a target twice")
+        }
         var categories = FindingCategory.allCases
         if let cs = requestedCategories {
             categories = try cs.map { c throws -> FindingCategory in
                 guard let f = FindingCategory(rawValue: c) else {
-                    throw ReconciliationRequestError.invalid("'categories': unknown category '\(c)' (\(FindingCategory.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw ReconciliationRequestError.invalid(
+                        "'categories': unknown category '\(c)' (\(FindingCategory.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    )
                 }
                 return f
             }
@@ -72,13 +84,18 @@ public final class ReconciliationRuns: Sendable {
         try reserve(names)
         let id = UUIDv7.make()
         let now = Date().timeIntervalSince1970
-        let record = ReconciliationRunRecord(id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
-                                             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil, summary: "{}")
+        let record = ReconciliationRunRecord(
+            id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
+            categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil,
+            summary: "{}")
         do {
             try store.write { w in
                 try w.connection.insertRun(record)
-                try AuditLog.append(w, .now(principal: principal, action: "reconcile.start", resourceType: "Reconciliation", resourceID: id,
-                                            attributes: names.map { "\($0):\(mode.rawValue)" }, requestID: requestID))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: principal, action: "reconcile.start", resourceType: "Reconciliation", resourceID: id,
+                        attributes: names.map { "\($0):\(mode.rawValue)" }, requestID: requestID))
             }
         } catch {
             release(names)
@@ -88,7 +105,10 @@ public final class ReconciliationRuns: Sendable {
         if wait {
             execute(id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress)
         } else {
-            let t = Thread { [self] in self.execute(id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress) }
+            let t = Thread { [self] in
+                self.execute(
+                    id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress)
+            }
             t.name = "reconcile"
             t.start()
         }
@@ -97,8 +117,12 @@ public final class ReconciliationRuns: Sendable {
 
     /// Applies a run held by the mass-change guard.
     public func confirm(id: String, principal: String, requestID: String, wait: Bool = false) throws {
-        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw ReconciliationRequestError.notFound }
-        guard run.state == .awaitingConfirmation else { throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation") }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else {
+            throw ReconciliationRequestError.notFound
+        }
+        guard run.state == .awaitingConfirmation else {
+            throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation")
+        }
         let names = Self.strings(run.targets)
         try reserve(names)
         var summary = Self.object(run.summary)
@@ -108,18 +132,25 @@ public final class ReconciliationRuns: Sendable {
         defer { if !confirmed { release(names) } }
         try store.write { w in
             try w.connection.updateRun(id: id, state: .remediating, summary: text, finished: nil)
-            try AuditLog.append(w, .now(principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
-                                        attributes: names, requestID: requestID))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
+                    attributes: names, requestID: requestID))
         }
         confirmed = true
         let fixed = summary
-        let body: @Sendable () -> Void = { [self] in self.remediateAll(id: id, targets: names, summary: fixed, principal: principal) }
+        let body: @Sendable () -> Void = { [self] in
+            self.remediateAll(id: id, targets: names, summary: fixed, principal: principal)
+        }
         if wait { body() } else { Thread(block: body).start() }
     }
 
     /// The run's record with live progress (accounts listed per target while running).
     public func status(id: String) throws -> JSONObject {
-        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { throw ReconciliationRequestError.notFound }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else {
+            throw ReconciliationRequestError.notFound
+        }
         var o = Self.describe(run)
         if let live = progress.withLock({ $0[id] }) {
             var p = JSONObject()
@@ -145,8 +176,10 @@ public final class ReconciliationRuns: Sendable {
 
     // MARK: - Running
 
-    private func execute(id: String, targets: [String], mode: Mode, categories: Set<FindingCategory>, principal: String,
-                         onProgress: (@Sendable (String, Int) -> Void)?) {
+    private func execute(
+        id: String, targets: [String], mode: Mode, categories: Set<FindingCategory>, principal: String,
+        onProgress: (@Sendable (String, Int) -> Void)?
+    ) {
         var summary = JSONObject(["targets": .object(JSONObject())])
         var results: [String: TargetComparison] = [:]
         var nextSeq: Int64 = 0
@@ -156,7 +189,8 @@ public final class ReconciliationRuns: Sendable {
             let started = Date()
             var entry: JSONObject
             do {
-                let c = try reconciler.compare(runID: id, target: t, categories: categories, nextSeq: &nextSeq) { listed in
+                let c = try reconciler.compare(runID: id, target: t, categories: categories, nextSeq: &nextSeq) {
+                    listed in
                     self.progress.withLock { $0[id, default: [:]][name] = listed }
                     onProgress?(name, listed)
                 }
@@ -165,7 +199,9 @@ public final class ReconciliationRuns: Sendable {
                 entry["state"] = .string("done")
             } catch {
                 // One unreachable target fails alone; the others are still reconciled.
-                entry = JSONObject(["state": .string("failed"), "reason": .string(String(describing: error).prefix(300).description)])
+                entry = JSONObject([
+                    "state": .string("failed"), "reason": .string(String(describing: error).prefix(300).description),
+                ])
                 logger.warning("reconciliation of a target failed", ["target": name, "run": id])
             }
             entry["seconds"] = .number(JSONNumber((Date().timeIntervalSince(started) * 100).rounded() / 100))
@@ -178,9 +214,13 @@ public final class ReconciliationRuns: Sendable {
             return
         }
         // The mass-change guard: too many disables or deletes waits for a person to confirm.
-        let held = results.filter { Reconciler.exceedsGuard($0.value, reconciler.policy.target($0.key)?.reconciliation ?? ReconciliationRules()) }.keys.sorted()
+        let held = results.filter {
+            Reconciler.exceedsGuard($0.value, reconciler.policy.target($0.key)?.reconciliation ?? ReconciliationRules())
+        }.keys.sorted()
         if !held.isEmpty {
-            summary["reason"] = .string("mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; POST /admin/reconciliations/\(id)/confirm to apply")
+            summary["reason"] = .string(
+                "mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; POST /admin/reconciliations/\(id)/confirm to apply"
+            )
             summary["heldTargets"] = .array(held.map { .string($0) })
             update(id, .awaitingConfirmation, summary)
             release(targets)
@@ -194,8 +234,10 @@ public final class ReconciliationRuns: Sendable {
     private func remediateAll(id: String, targets: [String], summary start: JSONObject, principal: String) {
         var summary = start
         for name in targets {
-            guard let t = reconciler.policy.target(name), var entry = summary["targets"]?.objectValue?[name]?.objectValue,
-                  entry["state"]?.stringValue == "done" else { continue }
+            guard let t = reconciler.policy.target(name),
+                var entry = summary["targets"]?.objectValue?[name]?.objectValue,
+                entry["state"]?.stringValue == "done"
+            else { continue }
             do {
                 entry["remediated"] = .int(try reconciler.remediate(runID: id, target: t, principal: principal))
             } catch {
@@ -208,12 +250,18 @@ public final class ReconciliationRuns: Sendable {
     }
 
     private func finish(_ id: String, _ summary: JSONObject, principal: String, targets: [String]) {
-        let failed = summary["targets"]?.objectValue?.members.contains { $0.value.objectValue?["state"]?.stringValue == "failed" } ?? false
+        let failed =
+            summary["targets"]?.objectValue?.members.contains {
+                $0.value.objectValue?["state"]?.stringValue == "failed"
+            } ?? false
         let text = JSONWriter().string(.object(summary))
         _ = try? store.write { w in
             try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
-            try AuditLog.append(w, .now(principal: principal, action: "reconcile.finish", resourceType: "Reconciliation", resourceID: id,
-                                        attributes: targets, requestID: id, outcome: failed ? "done with failed targets" : "done"))
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "reconcile.finish", resourceType: "Reconciliation", resourceID: id,
+                    attributes: targets, requestID: id, outcome: failed ? "done with failed targets" : "done"))
         }
         release(targets)
     }
@@ -243,13 +291,19 @@ public final class ReconciliationRuns: Sendable {
     static func describe(_ c: TargetComparison) -> JSONObject {
         var counts = JSONObject()
         for cat in FindingCategory.allCases { counts[cat.rawValue] = .int(c.counts[cat] ?? 0) }
-        return JSONObject(["accounts": .int(c.accountsListed), "counts": .object(counts),
-                           "plannedDisables": .int(c.plannedDisables), "plannedDeletes": .int(c.plannedDeletes)])
+        return JSONObject([
+            "accounts": .int(c.accountsListed), "counts": .object(counts),
+            "plannedDisables": .int(c.plannedDisables), "plannedDeletes": .int(c.plannedDeletes),
+        ])
     }
 
     static func jsonArray(_ items: [String]) -> String { JSONWriter().string(.array(items.map { .string($0) })) }
-    static func strings(_ json: String) -> [String] { ((try? JSONParser().parse(Array(json.utf8)))?.arrayValue ?? []).compactMap(\.stringValue) }
-    static func object(_ json: String) -> JSONObject { (try? JSONParser().parse(Array(json.utf8)))?.objectValue ?? JSONObject() }
+    static func strings(_ json: String) -> [String] {
+        ((try? JSONParser().parse(Array(json.utf8)))?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+    static func object(_ json: String) -> JSONObject {
+        (try? JSONParser().parse(Array(json.utf8)))?.objectValue ?? JSONObject()
+    }
 
     static func time(_ t: Double) -> String { Timestamp.format(t) }
 }

@@ -6,7 +6,9 @@ extension ConnectorCatalog {
     /// error naming the key.
     public func make(_ t: Target) throws(PolicyError) -> any Connector {
         do {
-            return try make(type: t.type, TargetSettings(targetName: t.name, settings: t.settings, mappedFields: t.mapping.map(\.field)))
+            return try make(
+                type: t.type,
+                TargetSettings(targetName: t.name, settings: t.settings, mappedFields: t.mapping.map(\.field)))
         } catch {
             throw PolicyError(error.description)
         }

@@ -38,28 +38,39 @@ public struct AttributePath: Sendable, CustomStringConvertible {
 
     /// Like `resolve`, but a bare extension URN resolves to (urn, nil, nil).
     static func resolveAllowingExtension(_ text: String, in type: SCIMResourceType) throws(SCIMError)
-        -> (extensionURN: String?, attribute: SCIMAttribute?, sub: SCIMAttribute?)? {
+        -> (extensionURN: String?, attribute: SCIMAttribute?, sub: SCIMAttribute?)?
+    {
         var rest = Substring(text)
         var schema = type.schema
         var extURN: String? = nil
         if asciiCaseInsensitiveHasPrefix(text, "urn:") {
             // The longest known schema URN that prefixes the path, followed by ':' or the end.
-            let candidates = type.allSchemaIDs.filter { asciiCaseInsensitiveHasPrefix(text, $0) }.sorted { $0.count > $1.count }
-            guard let urn = candidates.first(where: { text.utf8.count == $0.utf8.count || text.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: ":") }) else {
+            let candidates = type.allSchemaIDs.filter { asciiCaseInsensitiveHasPrefix(text, $0) }.sorted {
+                $0.count > $1.count
+            }
+            guard
+                let urn = candidates.first(where: {
+                    text.utf8.count == $0.utf8.count || text.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: ":")
+                })
+            else {
                 throw SCIMError.invalidPath("'\(text.prefix(200))' names an unknown schema for \(type.name)")
             }
             let s = type.schema(for: urn)!
             if s.id != type.schema.id { extURN = s.id }
             schema = s
             if text.utf8.count == urn.utf8.count {
-                guard extURN != nil else { throw SCIMError.invalidPath("'\(text.prefix(200))' names the core schema, not an attribute") }
+                guard extURN != nil else {
+                    throw SCIMError.invalidPath("'\(text.prefix(200))' names the core schema, not an attribute")
+                }
                 return (extURN, nil, nil)
             }
             rest = Substring(text.utf8.dropFirst(urn.utf8.count + 1))
         }
         let parts = rest.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         let name = String(parts[0])
-        guard isAttributeName(name) else { throw SCIMError.invalidPath("'\(text.prefix(200))' is not a valid attribute path") }
+        guard isAttributeName(name) else {
+            throw SCIMError.invalidPath("'\(text.prefix(200))' is not a valid attribute path")
+        }
         let attr: SCIMAttribute?
         if extURN == nil {
             attr = schema.attribute(name) ?? CommonAttributes.named(name)
@@ -81,7 +92,9 @@ public struct AttributePath: Sendable, CustomStringConvertible {
     static func isAttributeName(_ s: String) -> Bool {
         if s == "$ref" || s.lowercased() == "$ref" { return true }
         guard let f = s.utf8.first, (f | 0x20) >= 0x61 && (f | 0x20) <= 0x7A else { return false }
-        return s.utf8.allSatisfy { c in (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F }
+        return s.utf8.allSatisfy { c in
+            (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F
+        }
     }
 }
 

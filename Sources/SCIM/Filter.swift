@@ -38,7 +38,9 @@ public indirect enum SCIMFilter: Sendable {
     /// Parses `text` for resources of `type`. Unknown attributes, wrong value types and
     /// operators that do not apply to a type are `invalidFilter` errors naming the attribute.
     public static func parse(_ text: String, for type: SCIMResourceType) throws(SCIMError) -> SCIMFilter {
-        guard text.utf8.count <= maxLength else { throw SCIMError.invalidFilter("filter is longer than \(maxLength) characters") }
+        guard text.utf8.count <= maxLength else {
+            throw SCIMError.invalidFilter("filter is longer than \(maxLength) characters")
+        }
         var p = FilterParser(tokens: try FilterLexer.tokens(text), type: type)
         let f = try p.parseOr(depth: 0, context: nil)
         guard p.atEnd else { throw SCIMError.invalidFilter("unexpected '\(p.peekText)' in filter") }
@@ -88,15 +90,24 @@ enum FilterLexer {
                 var j = i + 1
                 while j < u.count, u[j] != UInt8(ascii: "\"") { j += u[j] == UInt8(ascii: "\\") ? 2 : 1 }
                 guard j < u.count else { throw SCIMError.invalidFilter("unterminated string in filter") }
-                guard case .string(let s)? = try? JSONParser().parse(Array(u[i...j])) else { throw SCIMError.invalidFilter("invalid string literal in filter") }
+                guard case .string(let s)? = try? JSONParser().parse(Array(u[i...j])) else {
+                    throw SCIMError.invalidFilter("invalid string literal in filter")
+                }
                 out.append(.string(s))
                 i = j + 1
             default:
                 var j = i
-                while j < u.count, ![0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\"")].contains(u[j]) { j += 1 }
+                while j < u.count,
+                    ![
+                        0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["),
+                        UInt8(ascii: "]"), UInt8(ascii: "\""),
+                    ].contains(u[j])
+                { j += 1 }
                 let word = String(decoding: u[i..<j], as: UTF8.self)
                 if let f = word.utf8.first, f == UInt8(ascii: "-") || (f >= 0x30 && f <= 0x39) {
-                    guard case .number(let n)? = try? JSONParser().parse(word) else { throw SCIMError.invalidFilter("invalid number in filter") }
+                    guard case .number(let n)? = try? JSONParser().parse(word) else {
+                        throw SCIMError.invalidFilter("invalid number in filter")
+                    }
                     out.append(.number(n))
                 } else {
                     out.append(.word(word))
@@ -159,11 +170,15 @@ struct FilterParser {
     }
 
     mutating func parseUnary(depth: Int, context: SCIMAttribute?) throws(SCIMError) -> SCIMFilter {
-        guard depth < SCIMFilter.maxDepth else { throw SCIMError.invalidFilter("filter nested deeper than \(SCIMFilter.maxDepth) levels") }
+        guard depth < SCIMFilter.maxDepth else {
+            throw SCIMError.invalidFilter("filter nested deeper than \(SCIMFilter.maxDepth) levels")
+        }
         guard pos < tokens.count else { throw SCIMError.invalidFilter("filter ends where an expression was expected") }
         if isKeyword("not") {
             pos += 1
-            guard pos < tokens.count, tokens[pos] == .lparen else { throw SCIMError.invalidFilter("'not' must be followed by '('") }
+            guard pos < tokens.count, tokens[pos] == .lparen else {
+                throw SCIMError.invalidFilter("'not' must be followed by '('")
+            }
             return .not(try parseGroup(depth: depth + 1, context: context))
         }
         if tokens[pos] == .lparen { return try parseGroup(depth: depth + 1, context: context) }
@@ -179,18 +194,23 @@ struct FilterParser {
     }
 
     mutating func parseAttributeExpression(depth: Int, context: SCIMAttribute?) throws(SCIMError) -> SCIMFilter {
-        guard case .word(let pathText) = tokens[pos] else { throw SCIMError.invalidFilter("expected an attribute name, found '\(peekText)'") }
+        guard case .word(let pathText) = tokens[pos] else {
+            throw SCIMError.invalidFilter("expected an attribute name, found '\(peekText)'")
+        }
         pos += 1
         // valuePath: attr[ valFilter ] (RFC 7644 §3.4.2.2), optionally followed by `.sub op value`.
         if pos < tokens.count, tokens[pos] == .lbracket {
             guard context == nil else { throw SCIMError.invalidFilter("value filters cannot be nested") }
             let path = try resolve(pathText, context: nil)
             guard let abs = path.absolute, abs.subAttribute == nil, abs.attribute.type == .complex else {
-                throw SCIMError.invalidFilter("'\(pathText.prefix(100))' is not a complex attribute and cannot take a value filter")
+                throw SCIMError.invalidFilter(
+                    "'\(pathText.prefix(100))' is not a complex attribute and cannot take a value filter")
             }
             pos += 1
             let inner = try parseOr(depth: depth + 1, context: abs.attribute)
-            guard pos < tokens.count, tokens[pos] == .rbracket else { throw SCIMError.invalidFilter("missing ']' in filter") }
+            guard pos < tokens.count, tokens[pos] == .rbracket else {
+                throw SCIMError.invalidFilter("missing ']' in filter")
+            }
             pos += 1
             // Clients send `emails[type eq "work"].value eq "x"`: a further condition on the same element.
             if pos < tokens.count, case .word(let w) = tokens[pos], w.hasPrefix(".") {
@@ -211,7 +231,9 @@ struct FilterParser {
         }
         pos += 1
         if asciiCaseInsensitiveEquals(opText, "pr") { return .present(path) }
-        guard let op = FilterOperator(rawValue: opText.lowercased()) else { throw SCIMError.invalidFilter("unknown operator '\(opText.prefix(20))'") }
+        guard let op = FilterOperator(rawValue: opText.lowercased()) else {
+            throw SCIMError.invalidFilter("unknown operator '\(opText.prefix(20))'")
+        }
         guard pos < tokens.count else { throw SCIMError.invalidFilter("missing value after '\(path) \(op.rawValue)'") }
         let value: JSONValue
         switch tokens[pos] {
@@ -251,27 +273,47 @@ enum FilterEvaluator {
     static func check(_ path: FilterPath, _ op: FilterOperator, _ value: JSONValue) throws(SCIMError) {
         var leaf = path.leaf
         if leaf.type == .complex, let v = leaf.subAttribute("value") { leaf = v }  // `emails co "x"` compares `value`
-        if leaf.type == .complex { throw SCIMError.invalidFilter("'\(path)' is complex; compare one of its sub-attributes") }
+        if leaf.type == .complex {
+            throw SCIMError.invalidFilter("'\(path)' is complex; compare one of its sub-attributes")
+        }
         if value.isNull {
-            guard op == .eq || op == .ne else { throw SCIMError.invalidFilter("null can only be compared with eq or ne") }
+            guard op == .eq || op == .ne else {
+                throw SCIMError.invalidFilter("null can only be compared with eq or ne")
+            }
             return
         }
         switch leaf.type {
         case .string, .reference, .binary:
-            guard value.stringValue != nil else { throw SCIMError.invalidFilter("'\(path)' is a string; compare it with a string") }
-            if leaf.type == .binary, ![.eq, .ne].contains(op) { throw SCIMError.invalidFilter("'\(path)' is binary; only eq and ne apply") }
+            guard value.stringValue != nil else {
+                throw SCIMError.invalidFilter("'\(path)' is a string; compare it with a string")
+            }
+            if leaf.type == .binary, ![.eq, .ne].contains(op) {
+                throw SCIMError.invalidFilter("'\(path)' is binary; only eq and ne apply")
+            }
         case .boolean:
-            guard value.boolValue != nil else { throw SCIMError.invalidFilter("'\(path)' is a boolean; compare it with true or false") }
-            guard op == .eq || op == .ne else { throw SCIMError.invalidFilter("'\(path)' is a boolean; only eq and ne apply") }
+            guard value.boolValue != nil else {
+                throw SCIMError.invalidFilter("'\(path)' is a boolean; compare it with true or false")
+            }
+            guard op == .eq || op == .ne else {
+                throw SCIMError.invalidFilter("'\(path)' is a boolean; only eq and ne apply")
+            }
         case .integer, .decimal:
-            guard let n = value.numberValue, n.double != nil else { throw SCIMError.invalidFilter("'\(path)' is a number; compare it with a number") }
-            if leaf.type == .integer, n.int64 == nil { throw SCIMError.invalidFilter("'\(path)' is an integer; compare it with an integer") }
-            if [.co, .sw, .ew].contains(op) { throw SCIMError.invalidFilter("'\(path)' is a number; co, sw and ew do not apply") }
+            guard let n = value.numberValue, n.double != nil else {
+                throw SCIMError.invalidFilter("'\(path)' is a number; compare it with a number")
+            }
+            if leaf.type == .integer, n.int64 == nil {
+                throw SCIMError.invalidFilter("'\(path)' is an integer; compare it with an integer")
+            }
+            if [.co, .sw, .ew].contains(op) {
+                throw SCIMError.invalidFilter("'\(path)' is a number; co, sw and ew do not apply")
+            }
         case .dateTime:
             guard let s = value.stringValue, Timestamp.parse(s) != nil else {
                 throw SCIMError.invalidFilter("'\(path)' is a dateTime; compare it with an xsd:dateTime string")
             }
-            if [.co, .sw, .ew].contains(op) { throw SCIMError.invalidFilter("'\(path)' is a dateTime; co, sw and ew do not apply") }
+            if [.co, .sw, .ew].contains(op) {
+                throw SCIMError.invalidFilter("'\(path)' is a dateTime; co, sw and ew do not apply")
+            }
         case .complex:
             break
         }
@@ -341,7 +383,8 @@ enum FilterEvaluator {
             guard let a = v.numberValue?.double, let b = literal.numberValue?.double else { return false }
             return compareOrdered(a, b, op)
         case .dateTime:
-            guard let a = v.stringValue.flatMap(Timestamp.parse), let b = literal.stringValue.flatMap(Timestamp.parse) else { return false }
+            guard let a = v.stringValue.flatMap(Timestamp.parse), let b = literal.stringValue.flatMap(Timestamp.parse)
+            else { return false }
             return compareOrdered(a, b, op)
         case .complex:
             return false

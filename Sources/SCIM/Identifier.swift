@@ -12,7 +12,8 @@ public enum SCIMIdentifier {
         if s.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) { return nil }  // printable ASCII without spaces: the common case
         let scalars = s.unicodeScalars
         if let first = scalars.first, let last = scalars.last,
-           first.properties.isWhitespace || last.properties.isWhitespace {
+            first.properties.isWhitespace || last.properties.isWhitespace
+        {
             return "has leading or trailing white space"
         }
         for u in scalars {
@@ -25,7 +26,9 @@ public enum SCIMIdentifier {
             default:
                 // Default-ignorable code points (Hangul fillers, variation selectors) render as nothing.
                 if u.properties.isDefaultIgnorableCodePoint { return "contains an invisible character (U+\(hex(u)))" }
-                if u.properties.isWhitespace && u != " " { return "contains white space other than a plain space (U+\(hex(u)))" }
+                if u.properties.isWhitespace && u != " " {
+                    return "contains white space other than a plain space (U+\(hex(u)))"
+                }
             }
         }
         return nil

@@ -28,29 +28,40 @@ public struct PatchRequest: Sendable {
     /// Parses a PatchOp body. Op names are case-insensitive (interop: `Add`, `Replace`).
     public init(_ body: JSONObject) throws(SCIMError) {
         guard let schemas = body.value(caseInsensitive: "schemas")?.arrayValue,
-              schemas.contains(where: { $0.stringValue.map { asciiCaseInsensitiveEquals($0, SCIMSchemaURN.patchOp) } ?? false }) else {
+            schemas.contains(where: {
+                $0.stringValue.map { asciiCaseInsensitiveEquals($0, SCIMSchemaURN.patchOp) } ?? false
+            })
+        else {
             throw SCIMError.invalidSyntax("'schemas' must include \(SCIMSchemaURN.patchOp)")
         }
         guard let ops = body.value(caseInsensitive: "Operations")?.arrayValue, !ops.isEmpty else {
             throw SCIMError.invalidSyntax("'Operations' must be a non-empty array")
         }
-        guard ops.count <= Self.maxOperations else { throw SCIMError.invalidSyntax("more than \(Self.maxOperations) operations") }
+        guard ops.count <= Self.maxOperations else {
+            throw SCIMError.invalidSyntax("more than \(Self.maxOperations) operations")
+        }
         for m in body.members where !["schemas", "operations"].contains(m.key.lowercased()) {
             throw SCIMError.invalidSyntax("'\(m.key.prefix(100))' is not a member of a PatchOp message")
         }
         var parsed: [PatchOperation] = []
         for (i, raw) in ops.enumerated() {
             guard let o = raw.objectValue else { throw SCIMError.invalidSyntax("operation \(i + 1) is not an object") }
-            guard let opName = o.value(caseInsensitive: "op")?.stringValue, let op = PatchOperation.Op(rawValue: opName.lowercased()) else {
+            guard let opName = o.value(caseInsensitive: "op")?.stringValue,
+                let op = PatchOperation.Op(rawValue: opName.lowercased())
+            else {
                 throw SCIMError.invalidSyntax("operation \(i + 1) has an unknown 'op'; use add, replace or remove")
             }
             var path: String? = nil
             if let p = o.value(caseInsensitive: "path"), !p.isNull {
-                guard let s = p.stringValue else { throw SCIMError.invalidPath("operation \(i + 1) has a non-string 'path'") }
+                guard let s = p.stringValue else {
+                    throw SCIMError.invalidPath("operation \(i + 1) has a non-string 'path'")
+                }
                 path = s.isEmpty ? nil : s
             }
             let value = o.value(caseInsensitive: "value")
-            if op != .remove, value == nil { throw SCIMError.invalidValue("operation \(i + 1) (\(op.rawValue)) needs a 'value'") }
+            if op != .remove, value == nil {
+                throw SCIMError.invalidValue("operation \(i + 1) (\(op.rawValue)) needs a 'value'")
+            }
             if op == .remove, path == nil {
                 // RFC 7644 §3.5.2.2: remove without a path fails with noTarget.
                 throw SCIMError.noTarget("operation \(i + 1): remove needs a 'path'")
@@ -68,7 +79,8 @@ public struct PatchRequest: Sendable {
             do {
                 try engine.apply(op)
             } catch {
-                throw SCIMError(status: error.status, scimType: error.scimType, detail: "operation \(i + 1): \(error.detail)")
+                throw SCIMError(
+                    status: error.status, scimType: error.scimType, detail: "operation \(i + 1): \(error.detail)")
             }
         }
         return try ResourceNormalizer(type: type).normalize(engine.doc, stored: resource)
@@ -85,7 +97,9 @@ struct PatchPath {
     static func parse(_ text: String, type: SCIMResourceType) throws(SCIMError) -> PatchPath {
         guard text.utf8.count <= SCIMFilter.maxLength else { throw SCIMError.invalidPath("path is too long") }
         if let open = text.firstIndex(of: "[") {
-            guard let close = text.lastIndex(of: "]"), close > open else { throw SCIMError.invalidPath("path has an unclosed '['") }
+            guard let close = text.lastIndex(of: "]"), close > open else {
+                throw SCIMError.invalidPath("path has an unclosed '['")
+            }
             let attrText = String(text[..<open])
             let filterText = String(text[text.index(after: open)..<close])
             let after = text[text.index(after: close)...]
@@ -96,7 +110,8 @@ struct PatchPath {
             var sub: SCIMAttribute? = nil
             if !after.isEmpty {
                 guard after.hasPrefix("."), let s = base.attribute.subAttribute(String(after.dropFirst())) else {
-                    throw SCIMError.invalidPath("'\(after.prefix(100))' is not a sub-attribute of \(base.attribute.name)")
+                    throw SCIMError.invalidPath(
+                        "'\(after.prefix(100))' is not a sub-attribute of \(base.attribute.name)")
                 }
                 sub = s
             }
@@ -108,9 +123,12 @@ struct PatchPath {
             } catch {
                 throw SCIMError.invalidPath("invalid value filter in path: \(error.detail)")
             }
-            return PatchPath(extensionURN: base.extensionURN, attribute: base.attribute, subAttribute: sub, filter: filter)
+            return PatchPath(
+                extensionURN: base.extensionURN, attribute: base.attribute, subAttribute: sub, filter: filter)
         }
-        guard let r = try AttributePath.resolveAllowingExtension(text, in: type) else { throw SCIMError.invalidPath("invalid path") }
+        guard let r = try AttributePath.resolveAllowingExtension(text, in: type) else {
+            throw SCIMError.invalidPath("invalid path")
+        }
         return PatchPath(extensionURN: r.extensionURN, attribute: r.attribute, subAttribute: r.sub, filter: nil)
     }
 
@@ -138,7 +156,9 @@ struct PatchEngine {
         guard let pathText = op.path else {
             // No path (RFC 7644 §3.5.2.1/.3): the value is an object whose keys are paths
             // (interop: Okta sends dotted keys and full extension URNs).
-            guard let obj = op.value?.objectValue else { throw SCIMError.invalidValue("\(op.op.rawValue) without a path needs an object value") }
+            guard let obj = op.value?.objectValue else {
+                throw SCIMError.invalidValue("\(op.op.rawValue) without a path needs an object value")
+            }
             for m in obj.members {
                 if ["schemas", "id", "meta"].contains(m.key.lowercased()) { continue }
                 if let ext = type.extensionSchema(m.key) {
@@ -158,12 +178,15 @@ struct PatchEngine {
         try applyPath(op.op, path: pathText, value: op.value, fromObject: false)
     }
 
-    private mutating func applyPath(_ op: PatchOperation.Op, path text: String, value: JSONValue?, fromObject: Bool) throws(SCIMError) {
+    private mutating func applyPath(_ op: PatchOperation.Op, path text: String, value: JSONValue?, fromObject: Bool)
+        throws(SCIMError)
+    {
         let path: PatchPath
         do {
             path = try PatchPath.parse(text, type: type)
         } catch {
-            throw fromObject ? SCIMError.invalidValue("'\(text.prefix(100))' is not an attribute of \(type.name)") : error
+            throw fromObject
+                ? SCIMError.invalidValue("'\(text.prefix(100))' is not an attribute of \(type.name)") : error
         }
         guard let attr = path.attribute else {
             // The whole extension object.
@@ -184,7 +207,8 @@ struct PatchEngine {
         }
     }
 
-    private mutating func applyExtensionRoot(_ op: PatchOperation.Op, urn: String, value: JSONValue?) throws(SCIMError) {
+    private mutating func applyExtensionRoot(_ op: PatchOperation.Op, urn: String, value: JSONValue?) throws(SCIMError)
+    {
         switch op {
         case .remove:
             doc[urn] = nil
@@ -210,24 +234,34 @@ struct PatchEngine {
 
     // MARK: - add / replace
 
-    private mutating func set(_ op: PatchOperation.Op, _ path: PatchPath, _ attr: SCIMAttribute, _ value: JSONValue) throws(SCIMError) {
+    private mutating func set(_ op: PatchOperation.Op, _ path: PatchPath, _ attr: SCIMAttribute, _ value: JSONValue)
+        throws(SCIMError)
+    {
         var c = container(path.extensionURN)
         let current = c[attr.name]
         let label = path.label
 
         if let filter = path.filter {
             var items = current?.arrayValue ?? []
-            let matches = items.indices.filter { items[$0].objectValue.map { FilterEvaluator.matches(filter, doc, element: $0) } ?? false }
+            let matches = items.indices.filter {
+                items[$0].objectValue.map { FilterEvaluator.matches(filter, doc, element: $0) } ?? false
+            }
             if let sub = path.subAttribute {
                 guard let v = try normalizer.canonicalValue(sub, value, path: "\(attr.name).\(sub.name)") else {
                     throw SCIMError.invalidValue("'\(label)' needs a value")
                 }
-                if sub.mutability == .immutable, matches.contains(where: { items[$0].objectValue?[sub.name] != nil && items[$0].objectValue?[sub.name] != v }) {
+                if sub.mutability == .immutable,
+                    matches.contains(where: {
+                        items[$0].objectValue?[sub.name] != nil && items[$0].objectValue?[sub.name] != v
+                    })
+                {
                     throw SCIMError.mutability("'\(label)' is immutable")
                 }
                 if matches.isEmpty {
                     // Interop: replace on `emails[type eq "work"].value` with no match adds the entry.
-                    guard var element = Self.elementFromEqualities(filter) else { throw SCIMError.noTarget("'\(label)' matched no value") }
+                    guard var element = Self.elementFromEqualities(filter) else {
+                        throw SCIMError.noTarget("'\(label)' matched no value")
+                    }
                     element[sub.name] = v
                     items.append(.object(element))
                 } else {
@@ -239,8 +273,10 @@ struct PatchEngine {
                 }
             } else {
                 guard !matches.isEmpty else { throw SCIMError.noTarget("'\(label)' matched no value") }
-                guard let canon = try normalizer.canonicalValue(attr, value, path: attr.name), let newItems = canon.arrayValue, newItems.count == 1,
-                      let newObj = newItems[0].objectValue else {
+                guard let canon = try normalizer.canonicalValue(attr, value, path: attr.name),
+                    let newItems = canon.arrayValue, newItems.count == 1,
+                    let newObj = newItems[0].objectValue
+                else {
                     throw SCIMError.invalidValue("'\(label)' needs one object value")
                 }
                 for i in matches {
@@ -276,7 +312,9 @@ struct PatchEngine {
                 c[attr.name] = items.isEmpty ? nil : .array(items)
             } else {
                 var o = current?.objectValue ?? JSONObject()
-                if sub.mutability == .immutable, let old = o[sub.name], old != v { throw SCIMError.mutability("'\(label)' is immutable") }
+                if sub.mutability == .immutable, let old = o[sub.name], old != v {
+                    throw SCIMError.mutability("'\(label)' is immutable")
+                }
                 o[sub.name] = v
                 c[attr.name] = o.isEmpty ? nil : .object(o)
             }
@@ -300,7 +338,9 @@ struct PatchEngine {
                     items.append(v)
                     added.insert(items.count - 1)
                 }
-                if newItems.contains(where: { $0.objectValue?["primary"]?.boolValue == true }) { Self.clearPrimary(&items, except: added) }
+                if newItems.contains(where: { $0.objectValue?["primary"]?.boolValue == true }) {
+                    Self.clearPrimary(&items, except: added)
+                }
                 c[attr.name] = items.isEmpty ? nil : .array(items)
             }
         } else if attr.type == .complex, let newObj = canon?.objectValue, let oldObj = current?.objectValue {
@@ -319,15 +359,21 @@ struct PatchEngine {
     private mutating func remove(_ path: PatchPath, _ attr: SCIMAttribute, _ value: JSONValue?) throws(SCIMError) {
         var c = container(path.extensionURN)
         let label = path.label
-        if attr.mutability == .immutable && path.subAttribute == nil && path.filter == nil && c[attr.name] != nil && !attr.multiValued {
+        if attr.mutability == .immutable && path.subAttribute == nil && path.filter == nil && c[attr.name] != nil
+            && !attr.multiValued
+        {
             throw SCIMError.mutability("'\(label)' is immutable")
         }
         if let filter = path.filter {
             var items = c[attr.name]?.arrayValue ?? []
-            let matches = items.indices.filter { items[$0].objectValue.map { FilterEvaluator.matches(filter, doc, element: $0) } ?? false }
+            let matches = items.indices.filter {
+                items[$0].objectValue.map { FilterEvaluator.matches(filter, doc, element: $0) } ?? false
+            }
             guard !matches.isEmpty else { throw SCIMError.noTarget("'\(label)' matched no value") }
             if let sub = path.subAttribute {
-                if sub.mutability == .immutable || sub.required { throw SCIMError.mutability("'\(label)' cannot be removed") }
+                if sub.mutability == .immutable || sub.required {
+                    throw SCIMError.mutability("'\(label)' cannot be removed")
+                }
                 for i in matches {
                     var o = items[i].objectValue!
                     o[sub.name] = nil
@@ -360,7 +406,9 @@ struct PatchEngine {
             var items = c[attr.name]?.arrayValue ?? []
             items.removeAll { item in
                 targets.contains { t in
-                    if let tv = t.objectValue?.value(caseInsensitive: "value"), let iv = item.objectValue?["value"] { return tv == iv }
+                    if let tv = t.objectValue?.value(caseInsensitive: "value"), let iv = item.objectValue?["value"] {
+                        return tv == iv
+                    }
                     return t == item
                 }
             }

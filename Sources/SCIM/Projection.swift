@@ -10,7 +10,9 @@ public struct Projection: Sendable {
     private let exclude: [AttributePath]
     private let excludeExtensions: [String]
 
-    private init(include: [AttributePath]?, includeExtensions: [String], exclude: [AttributePath], excludeExtensions: [String]) {
+    private init(
+        include: [AttributePath]?, includeExtensions: [String], exclude: [AttributePath], excludeExtensions: [String]
+    ) {
         self.include = include
         self.includeExtensions = includeExtensions
         self.exclude = exclude
@@ -46,7 +48,9 @@ public struct Projection: Sendable {
     /// False when the projection certainly drops the core attribute `name` (so the caller
     /// can skip computing it, e.g. a group's members with `excludedAttributes=members`).
     public func mayInclude(_ name: String) -> Bool {
-        if exclude.contains(where: { $0.extensionURN == nil && $0.attribute.name == name && $0.subAttribute == nil }) { return false }
+        if exclude.contains(where: { $0.extensionURN == nil && $0.attribute.name == name && $0.subAttribute == nil }) {
+            return false
+        }
         if let inc = include { return inc.contains { $0.extensionURN == nil && $0.attribute.name == name } }
         return true
     }
@@ -63,7 +67,9 @@ public struct Projection: Sendable {
                 continue
             }
             guard let attr = type.schema.attribute(m.key) ?? CommonAttributes.named(m.key) else { continue }
-            if let v = projectAttribute(attr, m.value, urn: nil) { out.members.append(JSONObject.Member(key: m.key, value: v)) }
+            if let v = projectAttribute(attr, m.value, urn: nil) {
+                out.members.append(JSONObject.Member(key: m.key, value: v))
+            }
         }
         return out
     }
@@ -80,7 +86,9 @@ public struct Projection: Sendable {
                 out.members.append(m)
                 continue
             }
-            if let v = projectAttribute(attr, m.value, urn: urn) { out.members.append(JSONObject.Member(key: m.key, value: v)) }
+            if let v = projectAttribute(attr, m.value, urn: urn) {
+                out.members.append(JSONObject.Member(key: m.key, value: v))
+            }
         }
         return out
     }
@@ -155,7 +163,9 @@ public struct ListQuery: Sendable {
         filterText = value("filter")
         sortBy = value("sortBy")
         if let o = value("sortOrder") {
-            guard let so = SortOrder(rawValue: o.lowercased()) else { throw SCIMError.invalidValue("'sortOrder' must be ascending or descending") }
+            guard let so = SortOrder(rawValue: o.lowercased()) else {
+                throw SCIMError.invalidValue("'sortOrder' must be ascending or descending")
+            }
             sortOrder = so
         }
         if let s = value("startIndex") { startIndex = try Self.integer(s, "startIndex") }
@@ -167,23 +177,31 @@ public struct ListQuery: Sendable {
     /// From a SearchRequest body (`POST .search`, RFC 7644 §3.4.3).
     public init(searchRequest body: JSONObject) throws(SCIMError) {
         guard let schemas = body.value(caseInsensitive: "schemas")?.arrayValue,
-              schemas.contains(where: { $0.stringValue.map { asciiCaseInsensitiveEquals($0, SCIMSchemaURN.searchRequest) } ?? false }) else {
+            schemas.contains(where: {
+                $0.stringValue.map { asciiCaseInsensitiveEquals($0, SCIMSchemaURN.searchRequest) } ?? false
+            })
+        else {
             throw SCIMError.invalidSyntax("'schemas' must include \(SCIMSchemaURN.searchRequest)")
         }
         func list(_ key: String) throws(SCIMError) -> String? {
             guard let v = body.value(caseInsensitive: key), !v.isNull else { return nil }
             if let s = v.stringValue { return s }
-            guard let arr = v.arrayValue else { throw SCIMError.invalidValue("'\(key)' must be an array of attribute names") }
+            guard let arr = v.arrayValue else {
+                throw SCIMError.invalidValue("'\(key)' must be an array of attribute names")
+            }
             var names: [String] = []
             for item in arr {
-                guard let s = item.stringValue else { throw SCIMError.invalidValue("'\(key)' must be an array of attribute names") }
+                guard let s = item.stringValue else {
+                    throw SCIMError.invalidValue("'\(key)' must be an array of attribute names")
+                }
                 names.append(s)
             }
             return names.joined(separator: ",")
         }
         for m in body.members {
             switch m.key.lowercased() {
-            case "schemas", "attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count": continue
+            case "schemas", "attributes", "excludedattributes", "filter", "sortby", "sortorder", "startindex", "count":
+                continue
             default: throw SCIMError.invalidValue("'\(m.key.prefix(100))' is not a member of a SearchRequest")
             }
         }
@@ -198,7 +216,9 @@ public struct ListQuery: Sendable {
             sortBy = t
         }
         if let s = body.value(caseInsensitive: "sortOrder"), !s.isNull {
-            guard let t = s.stringValue, let so = SortOrder(rawValue: t.lowercased()) else { throw SCIMError.invalidValue("'sortOrder' must be ascending or descending") }
+            guard let t = s.stringValue, let so = SortOrder(rawValue: t.lowercased()) else {
+                throw SCIMError.invalidValue("'sortOrder' must be ascending or descending")
+            }
             sortOrder = so
         }
         if let v = body.value(caseInsensitive: "startIndex"), !v.isNull {
@@ -212,7 +232,9 @@ public struct ListQuery: Sendable {
     }
 
     private static func integer(_ s: String, _ name: String) throws(SCIMError) -> Int {
-        guard let n = Int(s.trimmingCharacters(in: " ")) else { throw SCIMError.invalidValue("'\(name)' must be an integer") }
+        guard let n = Int(s.trimmingCharacters(in: " ")) else {
+            throw SCIMError.invalidValue("'\(name)' must be an integer")
+        }
         return n
     }
 

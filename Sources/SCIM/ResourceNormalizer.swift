@@ -26,7 +26,9 @@ public struct ResourceNormalizer: Sendable {
 
         func put(_ urn: String?, _ attr: SCIMAttribute, _ raw: JSONValue, _ label: String) throws(SCIMError) {
             let key = (urn ?? "") + "|" + attr.name.lowercased()
-            guard seen.insert(key).inserted else { throw SCIMError.invalidSyntax("attribute '\(label)' appears more than once") }
+            guard seen.insert(key).inserted else {
+                throw SCIMError.invalidSyntax("attribute '\(label)' appears more than once")
+            }
             let before = urn.map { stored?[$0]?.objectValue?[attr.name] } ?? stored?[attr.name]
             if let b = before, b == raw {
                 if let u = urn { ext[u, default: [:]][attr.name] = raw } else { core[attr.name] = raw }
@@ -39,23 +41,33 @@ public struct ResourceNormalizer: Sendable {
         for m in input.members {
             let key = m.key
             if asciiCaseInsensitiveEquals(key, "schemas") {
-                guard let arr = m.value.arrayValue else { throw SCIMError.invalidValue("'schemas' must be an array of schema URNs") }
+                guard let arr = m.value.arrayValue else {
+                    throw SCIMError.invalidValue("'schemas' must be an array of schema URNs")
+                }
                 for s in arr {
-                    guard let urn = s.stringValue else { throw SCIMError.invalidValue("'schemas' must be an array of schema URNs") }
-                    guard let known = type.schema(for: urn) else { throw SCIMError.invalidValue("schema '\(urn.prefix(120))' is not supported for \(type.name)") }
+                    guard let urn = s.stringValue else {
+                        throw SCIMError.invalidValue("'schemas' must be an array of schema URNs")
+                    }
+                    guard let known = type.schema(for: urn) else {
+                        throw SCIMError.invalidValue("schema '\(urn.prefix(120))' is not supported for \(type.name)")
+                    }
                     declared.append(known.id)
                 }
                 continue
             }
             if let common = CommonAttributes.named(key) {
                 if common.mutability == .readOnly { continue }  // id, meta: ignored on input
-                guard seen.insert("|externalid").inserted else { throw SCIMError.invalidSyntax("attribute 'externalId' appears more than once") }
+                guard seen.insert("|externalid").inserted else {
+                    throw SCIMError.invalidSyntax("attribute 'externalId' appears more than once")
+                }
                 externalId = try canonicalValue(common, m.value, path: "externalId")
                 continue
             }
             if let extSchema = type.extensionSchema(key) {
                 if m.value.isNull { continue }
-                guard let obj = m.value.objectValue else { throw SCIMError.invalidValue("'\(extSchema.id)' must be an object") }
+                guard let obj = m.value.objectValue else {
+                    throw SCIMError.invalidValue("'\(extSchema.id)' must be an object")
+                }
                 for sm in obj.members {
                     guard let attr = extSchema.attribute(sm.key) else {
                         throw SCIMError.invalidValue("'\(sm.key.prefix(100))' is not an attribute of \(extSchema.id)")
@@ -71,7 +83,9 @@ public struct ResourceNormalizer: Sendable {
             if asciiCaseInsensitiveHasPrefix(key, "urn:") {
                 // A fully qualified attribute name (RFC 7644 §3.10).
                 let path: AttributePath
-                do { path = try AttributePath.resolve(key, in: type) } catch { throw SCIMError.invalidValue(error.detail) }
+                do { path = try AttributePath.resolve(key, in: type) } catch {
+                    throw SCIMError.invalidValue(error.detail)
+                }
                 if path.subAttribute != nil {
                     throw SCIMError.invalidValue("'\(key.prefix(200))' names a sub-attribute; send the whole attribute")
                 }
@@ -156,12 +170,15 @@ public struct ResourceNormalizer: Sendable {
                 guard let sub = attr.subAttribute(m.key) else {
                     throw SCIMError.invalidValue("'\(m.key.prefix(100))' is not a sub-attribute of \(path)")
                 }
-                guard seen.insert(sub.name).inserted else { throw SCIMError.invalidSyntax("'\(path).\(sub.name)' appears more than once") }
+                guard seen.insert(sub.name).inserted else {
+                    throw SCIMError.invalidSyntax("'\(path).\(sub.name)' appears more than once")
+                }
                 if let v = try canonicalValue(sub, m.value, path: "\(path).\(sub.name)") { out[sub.name] = v }
             }
             // Keep schema order for readable, stable output.
             out.members.sort { a, b in
-                (attr.subAttributes.firstIndex { $0.name == a.key } ?? 0) < (attr.subAttributes.firstIndex { $0.name == b.key } ?? 0)
+                (attr.subAttributes.firstIndex { $0.name == a.key } ?? 0)
+                    < (attr.subAttributes.firstIndex { $0.name == b.key } ?? 0)
             }
             for sub in attr.subAttributes where sub.required && out[sub.name] == nil {
                 throw SCIMError.invalidValue("'\(path).\(sub.name)' is required")
@@ -170,10 +187,13 @@ public struct ResourceNormalizer: Sendable {
         case .string, .reference:
             guard let s = raw.stringValue else { throw SCIMError.invalidValue("'\(path)' must be a string") }
             try Self.checkLength(attr, s, path: path)
-            if attr.isIdentifier, let problem = SCIMIdentifier.problem(s) { throw SCIMError.invalidValue("'\(path)' \(problem)") }
+            if attr.isIdentifier, let problem = SCIMIdentifier.problem(s) {
+                throw SCIMError.invalidValue("'\(path)' \(problem)")
+            }
             if !attr.canonicalValues.isEmpty {
                 guard let c = attr.canonicalValues.first(where: { $0.caseInsensitiveEquals(s) }) else {
-                    throw SCIMError.invalidValue("'\(path)' must be one of: \(attr.canonicalValues.joined(separator: ", "))")
+                    throw SCIMError.invalidValue(
+                        "'\(path)' must be one of: \(attr.canonicalValues.joined(separator: ", "))")
                 }
                 return .string(c)
             }
@@ -219,8 +239,9 @@ public struct ResourceNormalizer: Sendable {
         var padding = 0
         for c in s.utf8 {
             switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "-"), UInt8(ascii: "_"):
                 if padding > 0 { return false }
             case UInt8(ascii: "="): padding += 1
             case 0x0D, 0x0A: continue

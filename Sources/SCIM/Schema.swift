@@ -37,10 +37,14 @@ public final class SCIMAttribute: Sendable {
     /// Longest accepted string value, in Unicode scalars (strings, references, binary).
     public let maxLength: Int
 
-    public init(name: String, type: SCIMAttributeType, multiValued: Bool = false, required: Bool = false, caseExact: Bool = false,
-                mutability: SCIMMutability = .readWrite, returned: SCIMReturned = .default, uniqueness: String = "none",
-                canonicalValues: [String] = [], referenceTypes: [String] = [], subAttributes: [SCIMAttribute] = [], description: String = "",
-                isIdentifier: Bool = false, maxLength: Int? = nil) {
+    public init(
+        name: String, type: SCIMAttributeType, multiValued: Bool = false, required: Bool = false,
+        caseExact: Bool = false,
+        mutability: SCIMMutability = .readWrite, returned: SCIMReturned = .default, uniqueness: String = "none",
+        canonicalValues: [String] = [], referenceTypes: [String] = [], subAttributes: [SCIMAttribute] = [],
+        description: String = "",
+        isIdentifier: Bool = false, maxLength: Int? = nil
+    ) {
         self.name = name
         self.type = type
         self.multiValued = multiValued
@@ -66,7 +70,9 @@ public final class SCIMAttribute: Sendable {
     /// schema URN, then `.parent` for a sub-attribute. ScimHub reads one key beyond RFC 7643:
     /// `maxLength`, the longest value accepted (overridden by the config's limits).
     init(json: JSONObject, context: String, schemaID: String, parent: String? = nil, limits: AttributeLimits) throws {
-        guard let name = json["name"]?.stringValue, !name.isEmpty else { throw SchemaLoadError("attribute without a name in \(context)") }
+        guard let name = json["name"]?.stringValue, !name.isEmpty else {
+            throw SchemaLoadError("attribute without a name in \(context)")
+        }
         guard let t = json["type"]?.stringValue, let type = SCIMAttributeType(rawValue: t) else {
             throw SchemaLoadError("attribute \(name) in \(context) has an unknown type")
         }
@@ -85,15 +91,24 @@ public final class SCIMAttribute: Sendable {
         isIdentifier = AttributeLimits.identifiers.contains("\(schemaID):\(path)")
         var schemaMax: Int? = nil
         if let m = json["maxLength"] {
-            guard let n = m.numberValue?.int64, n >= 1, n <= 1 << 24 else { throw SchemaLoadError("attribute \(name) in \(context): maxLength must be an integer in 1...16777216") }
+            guard let n = m.numberValue?.int64, n >= 1, n <= 1 << 24 else {
+                throw SchemaLoadError("attribute \(name) in \(context): maxLength must be an integer in 1...16777216")
+            }
             schemaMax = Int(n)
         }
-        maxLength = limits.override(schemaID: schemaID, path: path) ?? schemaMax ?? limits.defaultLength(type: type, identifier: isIdentifier)
+        maxLength =
+            limits.override(schemaID: schemaID, path: path) ?? schemaMax
+            ?? limits.defaultLength(type: type, identifier: isIdentifier)
         subAttributes = try (json["subAttributes"]?.arrayValue ?? []).map { v in
-            guard let o = v.objectValue else { throw SchemaLoadError("sub-attribute of \(name) in \(context) is not an object") }
-            return try SCIMAttribute(json: o, context: "\(context).\(name)", schemaID: schemaID, parent: path, limits: limits)
+            guard let o = v.objectValue else {
+                throw SchemaLoadError("sub-attribute of \(name) in \(context) is not an object")
+            }
+            return try SCIMAttribute(
+                json: o, context: "\(context).\(name)", schemaID: schemaID, parent: path, limits: limits)
         }
-        if type == .complex && subAttributes.isEmpty { throw SchemaLoadError("complex attribute \(name) in \(context) has no sub-attributes") }
+        if type == .complex && subAttributes.isEmpty {
+            throw SchemaLoadError("complex attribute \(name) in \(context) has no sub-attributes")
+        }
     }
 
     /// The definition in RFC 7643 §7 form, for `/Schemas`.
@@ -135,7 +150,11 @@ public struct SCIMSchema: Sendable {
     /// Whether `path` (`userName`, `emails.value`, or `URN:path` for this schema) names one of its attributes.
     func hasAttribute(path: String) -> Bool {
         var rel = Substring(path)
-        if path.hasPrefix(id + ":") { rel = path.dropFirst(id.count + 1) } else if !id.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") || path.hasPrefix("urn:") { return false }
+        if path.hasPrefix(id + ":") {
+            rel = path.dropFirst(id.count + 1)
+        } else if !id.hasPrefix("urn:ietf:params:scim:schemas:core:2.0:") || path.hasPrefix("urn:") {
+            return false
+        }
         let parts = rel.split(separator: ".", maxSplits: 1)
         guard let top = parts.first, let a = attribute(String(top)) else { return false }
         return parts.count == 1 || a.subAttribute(String(parts[1])) != nil
@@ -148,14 +167,16 @@ public struct SCIMSchema: Sendable {
 
     /// The schema resource for `/Schemas` (RFC 7643 §7).
     public func json(baseURL: String) -> JSONValue {
-        .object(JSONObject([
-            "schemas": .array([.string(SCIMSchemaURN.schema)]),
-            "id": .string(id),
-            "name": .string(name),
-            "description": .string(description),
-            "attributes": .array(attributes.map(\.json)),
-            "meta": .object(JSONObject(["resourceType": .string("Schema"), "location": .string("\(baseURL)/Schemas/\(id)")])),
-        ]))
+        .object(
+            JSONObject([
+                "schemas": .array([.string(SCIMSchemaURN.schema)]),
+                "id": .string(id),
+                "name": .string(name),
+                "description": .string(description),
+                "attributes": .array(attributes.map(\.json)),
+                "meta": .object(
+                    JSONObject(["resourceType": .string("Schema"), "location": .string("\(baseURL)/Schemas/\(id)")])),
+            ]))
     }
 }
 
@@ -171,8 +192,11 @@ public struct SCIMResourceType: Sendable {
     /// The extension whose URN equals `urn`, ignoring case.
     public func extensionSchema(_ urn: String) -> SCIMSchema? {
         // Only keys that start with "urn:" can name an extension; skip the rest cheaply.
-        guard urn.utf8.count > 4, urn.utf8.first == UInt8(ascii: "u") || urn.utf8.first == UInt8(ascii: "U") else { return nil }
-        return extensions.first { $0.schema.id == urn }?.schema ?? extensions.first { asciiCaseInsensitiveEquals($0.schema.id, urn) }?.schema
+        guard urn.utf8.count > 4, urn.utf8.first == UInt8(ascii: "u") || urn.utf8.first == UInt8(ascii: "U") else {
+            return nil
+        }
+        return extensions.first { $0.schema.id == urn }?.schema
+            ?? extensions.first { asciiCaseInsensitiveEquals($0.schema.id, urn) }?.schema
     }
 
     /// Core schema or an extension, by URN.
@@ -185,16 +209,24 @@ public struct SCIMResourceType: Sendable {
 
     /// The resource type resource for `/ResourceTypes` (RFC 7643 §6).
     public func json(baseURL: String) -> JSONValue {
-        .object(JSONObject([
-            "schemas": .array([.string(SCIMSchemaURN.resourceType)]),
-            "id": .string(name),
-            "name": .string(name),
-            "endpoint": .string(endpoint),
-            "description": .string(description),
-            "schema": .string(schema.id),
-            "schemaExtensions": .array(extensions.map { .object(JSONObject(["schema": .string($0.schema.id), "required": .bool($0.required)])) }),
-            "meta": .object(JSONObject(["resourceType": .string("ResourceType"), "location": .string("\(baseURL)/ResourceTypes/\(name)")])),
-        ]))
+        .object(
+            JSONObject([
+                "schemas": .array([.string(SCIMSchemaURN.resourceType)]),
+                "id": .string(name),
+                "name": .string(name),
+                "endpoint": .string(endpoint),
+                "description": .string(description),
+                "schema": .string(schema.id),
+                "schemaExtensions": .array(
+                    extensions.map {
+                        .object(JSONObject(["schema": .string($0.schema.id), "required": .bool($0.required)]))
+                    }),
+                "meta": .object(
+                    JSONObject([
+                        "resourceType": .string("ResourceType"),
+                        "location": .string("\(baseURL)/ResourceTypes/\(name)"),
+                    ])),
+            ]))
     }
 }
 
@@ -239,15 +271,18 @@ public struct AttributeLimits: Sendable {
 
 /// Attributes every resource has (RFC 7643 §3.1), not listed in schema files.
 public enum CommonAttributes {
-    public static let id = SCIMAttribute(name: "id", type: .string, caseExact: true, mutability: .readOnly, returned: .always, uniqueness: "server")
+    public static let id = SCIMAttribute(
+        name: "id", type: .string, caseExact: true, mutability: .readOnly, returned: .always, uniqueness: "server")
     public static let externalId = SCIMAttribute(name: "externalId", type: .string, caseExact: true, isIdentifier: true)
-    public static let meta = SCIMAttribute(name: "meta", type: .complex, mutability: .readOnly, subAttributes: [
-        SCIMAttribute(name: "resourceType", type: .string, caseExact: true, mutability: .readOnly),
-        SCIMAttribute(name: "created", type: .dateTime, mutability: .readOnly),
-        SCIMAttribute(name: "lastModified", type: .dateTime, mutability: .readOnly),
-        SCIMAttribute(name: "location", type: .reference, caseExact: true, mutability: .readOnly),
-        SCIMAttribute(name: "version", type: .string, caseExact: true, mutability: .readOnly),
-    ])
+    public static let meta = SCIMAttribute(
+        name: "meta", type: .complex, mutability: .readOnly,
+        subAttributes: [
+            SCIMAttribute(name: "resourceType", type: .string, caseExact: true, mutability: .readOnly),
+            SCIMAttribute(name: "created", type: .dateTime, mutability: .readOnly),
+            SCIMAttribute(name: "lastModified", type: .dateTime, mutability: .readOnly),
+            SCIMAttribute(name: "location", type: .reference, caseExact: true, mutability: .readOnly),
+            SCIMAttribute(name: "version", type: .string, caseExact: true, mutability: .readOnly),
+        ])
     public static let all = [id, externalId, meta]
 
     /// The common attribute named `name`, ignoring case.
@@ -288,19 +323,30 @@ public struct SchemaRegistry: Sendable {
             let path = directory + "/" + name
             guard let data = fm.contents(atPath: path) else { throw SchemaLoadError("\(path) cannot be read") }
             let value: JSONValue
-            do { value = try JSONParser().parse(Array(data)) } catch { throw SchemaLoadError("\(path) is not valid JSON: \(error)") }
+            do { value = try JSONParser().parse(Array(data)) } catch {
+                throw SchemaLoadError("\(path) is not valid JSON: \(error)")
+            }
             if name == "ResourceTypes.json" {
-                guard let arr = value.arrayValue else { throw SchemaLoadError("\(path) must hold an array of resource types") }
+                guard let arr = value.arrayValue else {
+                    throw SchemaLoadError("\(path) must hold an array of resource types")
+                }
                 typesJSON = arr
                 continue
             }
-            guard let o = value.objectValue, let id = o["id"]?.stringValue else { throw SchemaLoadError("\(path) has no schema id") }
+            guard let o = value.objectValue, let id = o["id"]?.stringValue else {
+                throw SchemaLoadError("\(path) has no schema id")
+            }
             let attrs = try (o["attributes"]?.arrayValue ?? []).map { v in
                 guard let a = v.objectValue else { throw SchemaLoadError("\(path): attribute is not an object") }
                 return try SCIMAttribute(json: a, context: id, schemaID: id, limits: limits)
             }
-            if schemas.contains(where: { asciiCaseInsensitiveEquals($0.id, id) }) { throw SchemaLoadError("schema \(id) is defined twice") }
-            schemas.append(SCIMSchema(id: id, name: o["name"]?.stringValue ?? id, description: o["description"]?.stringValue ?? "", attributes: attrs))
+            if schemas.contains(where: { asciiCaseInsensitiveEquals($0.id, id) }) {
+                throw SchemaLoadError("schema \(id) is defined twice")
+            }
+            schemas.append(
+                SCIMSchema(
+                    id: id, name: o["name"]?.stringValue ?? id, description: o["description"]?.stringValue ?? "",
+                    attributes: attrs))
         }
         guard !typesJSON.isEmpty else { throw SchemaLoadError("\(directory)/ResourceTypes.json is missing or empty") }
         // A limit for an attribute that does not exist is a typo that would silently not apply.
@@ -310,16 +356,24 @@ public struct SchemaRegistry: Sendable {
         var types: [SCIMResourceType] = []
         for t in typesJSON {
             guard let o = t.objectValue, let name = o["name"]?.stringValue, let endpoint = o["endpoint"]?.stringValue,
-                  let schemaID = o["schema"]?.stringValue else { throw SchemaLoadError("a resource type lacks name, endpoint or schema") }
-            guard let core = schemas.first(where: { $0.id == schemaID }) else { throw SchemaLoadError("resource type \(name) names unknown schema \(schemaID)") }
+                let schemaID = o["schema"]?.stringValue
+            else { throw SchemaLoadError("a resource type lacks name, endpoint or schema") }
+            guard let core = schemas.first(where: { $0.id == schemaID }) else {
+                throw SchemaLoadError("resource type \(name) names unknown schema \(schemaID)")
+            }
             var exts: [(SCIMSchema, Bool)] = []
             for e in o["schemaExtensions"]?.arrayValue ?? [] {
-                guard let eo = e.objectValue, let eid = eo["schema"]?.stringValue, let es = schemas.first(where: { $0.id == eid }) else {
+                guard let eo = e.objectValue, let eid = eo["schema"]?.stringValue,
+                    let es = schemas.first(where: { $0.id == eid })
+                else {
                     throw SchemaLoadError("resource type \(name) names an unknown extension")
                 }
                 exts.append((es, eo["required"]?.boolValue ?? false))
             }
-            types.append(SCIMResourceType(name: name, endpoint: endpoint, description: o["description"]?.stringValue ?? name, schema: core, extensions: exts))
+            types.append(
+                SCIMResourceType(
+                    name: name, endpoint: endpoint, description: o["description"]?.stringValue ?? name, schema: core,
+                    extensions: exts))
         }
         return SchemaRegistry(schemas: schemas, resourceTypes: types)
     }
@@ -331,7 +385,8 @@ public struct SchemaRegistry: Sendable {
         if let e = explicit { return e }
         if let env = ProcessInfo.processInfo.environment["SCIMHUB_SCHEMAS"] { candidates.append(env) }
         candidates.append(fm.currentDirectoryPath + "/schemas")
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         for _ in 0..<5 {
             candidates.append(dir.appendingPathComponent("schemas").path)
             dir = dir.deletingLastPathComponent()

@@ -49,7 +49,8 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Opens (and creates unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let flags =
+            (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         var handle: OpaquePointer?
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         if rc != SQLITE_OK {
@@ -74,7 +75,9 @@ public final class SQLiteConnection: @unchecked Sendable {
     }
 
     private func error(_ rc: Int32, _ sql: String?) -> SQLiteError {
-        SQLiteError(code: rc & 0xFF, extendedCode: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), sql: sql)
+        SQLiteError(
+            code: rc & 0xFF, extendedCode: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)),
+            sql: sql)
     }
 
     /// Runs SQL text without parameters (migrations, pragmas). May hold several statements.
@@ -107,9 +110,15 @@ public final class SQLiteConnection: @unchecked Sendable {
             case .real(let v): rc = sqlite3_bind_double(stmt, idx, v)
             case .text(let v):
                 // Explicit length: a NUL inside the value is data, not the end of it.
-                rc = v.utf8CString.withUnsafeBufferPointer { sqlite3_bind_text(stmt, idx, $0.baseAddress, Int32($0.count - 1), scimhub_sqlite_transient()) }
+                rc = v.utf8CString.withUnsafeBufferPointer {
+                    sqlite3_bind_text(stmt, idx, $0.baseAddress, Int32($0.count - 1), scimhub_sqlite_transient())
+                }
             case .blob(let v):
-                rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, idx, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(v.count), scimhub_sqlite_transient()) }
+                rc = v.withUnsafeBytes {
+                    sqlite3_bind_blob(
+                        stmt, idx, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(v.count),
+                        scimhub_sqlite_transient())
+                }
             }
             if rc != SQLITE_OK { throw error(rc, sql) }
         }

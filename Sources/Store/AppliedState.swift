@@ -16,7 +16,8 @@ public protocol AppliedStateStore {
     /// Everything applied for a person, by target.
     func applied(personID: String) throws -> [AppliedRecord]
 
-    func recordApplied(personID: String, target: String, accountID: String?, state: [UInt8], now: Double, result: String) throws
+    func recordApplied(
+        personID: String, target: String, accountID: String?, state: [UInt8], now: Double, result: String) throws
 
     func recordResult(personID: String, target: String, result: String) throws
 

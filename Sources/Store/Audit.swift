@@ -21,8 +21,10 @@ public struct AuditEntry: Sendable, Equatable {
     public var prevHash: [UInt8] = []
     public var hash: [UInt8] = []
 
-    public init(time: String, principal: String, action: String, resourceType: String, resourceID: String,
-                attributes: [String], requestID: String, outcome: String) {
+    public init(
+        time: String, principal: String, action: String, resourceType: String, resourceID: String,
+        attributes: [String], requestID: String, outcome: String
+    ) {
         self.time = time
         self.principal = principal
         self.action = action
@@ -36,26 +38,29 @@ public struct AuditEntry: Sendable, Equatable {
     /// The bytes the hash covers: the predecessor's hash, then every field as one JSON
     /// array (unambiguous, so no two entries share a preimage).
     func preimage(seq: Int64, prev: [UInt8]) -> [UInt8] {
-        let fields: JSONValue = .array([.number(JSONNumber(Int(seq))), .string(time), .string(principal), .string(action),
-                                        .string(resourceType), .string(resourceID), .array(attributes.map { .string($0) }),
-                                        .string(requestID), .string(outcome)])
+        let fields: JSONValue = .array([
+            .number(JSONNumber(Int(seq))), .string(time), .string(principal), .string(action),
+            .string(resourceType), .string(resourceID), .array(attributes.map { .string($0) }),
+            .string(requestID), .string(outcome),
+        ])
         return prev + JSONWriter().write(fields)
     }
 
     /// The entry as JSON for `GET /admin/audit`.
     public var json: JSONValue {
-        .object(JSONObject([
-            "seq": .number(JSONNumber(Int(seq))),
-            "time": .string(time),
-            "principal": .string(principal),
-            "action": .string(action),
-            "resourceType": .string(resourceType),
-            "resourceId": .string(resourceID),
-            "attributes": .array(attributes.map { .string($0) }),
-            "requestId": .string(requestID),
-            "outcome": .string(outcome),
-            "hash": .string(hexString(hash)),
-        ]))
+        .object(
+            JSONObject([
+                "seq": .number(JSONNumber(Int(seq))),
+                "time": .string(time),
+                "principal": .string(principal),
+                "action": .string(action),
+                "resourceType": .string(resourceType),
+                "resourceId": .string(resourceID),
+                "attributes": .array(attributes.map { .string($0) }),
+                "requestId": .string(requestID),
+                "outcome": .string(outcome),
+                "hash": .string(hexString(hash)),
+            ]))
     }
 }
 
@@ -105,13 +110,17 @@ public enum AuditLog {
 
     /// Entries written before the JSON encoding hold names joined by commas.
     public static func decodeAttributes(_ text: String) -> [String] {
-        if text.hasPrefix("["), case .array(let items)? = try? JSONParser().parse(Array(text.utf8)) { return items.compactMap(\.stringValue) }
+        if text.hasPrefix("["), case .array(let items)? = try? JSONParser().parse(Array(text.utf8)) {
+            return items.compactMap(\.stringValue)
+        }
         return text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     }
 
     /// Walks the whole chain in order and reports every break. `hashAt` is called with each
     /// entry's sequence number and hash (checkpoint verification).
-    public static func verify(_ conn: any StoreSession, hashAt: (Int64, [UInt8]) -> Void = { _, _ in }) throws -> AuditVerification {
+    public static func verify(_ conn: any StoreSession, hashAt: (Int64, [UInt8]) -> Void = { _, _ in }) throws
+        -> AuditVerification
+    {
         var prev = genesis
         var expectedSeq: Int64 = 1
         var count = 0, breakCount = 0
@@ -123,7 +132,10 @@ public enum AuditLog {
         var lastSeq: Int64 = 0
         try conn.scanAudit { e in
             if e.seq != expectedSeq {
-                broken(expectedSeq, e.seq == expectedSeq + 1 ? "entry \(expectedSeq) is missing" : "entries \(expectedSeq) to \(e.seq - 1) are missing")
+                broken(
+                    expectedSeq,
+                    e.seq == expectedSeq + 1
+                        ? "entry \(expectedSeq) is missing" : "entries \(expectedSeq) to \(e.seq - 1) are missing")
             }
             if e.prevHash != prev {
                 broken(e.seq, "does not link to its predecessor")
@@ -137,13 +149,17 @@ public enum AuditLog {
             expectedSeq = e.seq + 1
             count += 1
         }
-        return AuditVerification(entries: count, headSeq: lastSeq, headHash: hexString(prev), breaks: breaks, breakCount: breakCount)
+        return AuditVerification(
+            entries: count, headSeq: lastSeq, headHash: hexString(prev), breaks: breaks, breakCount: breakCount)
     }
 
     /// Entries matching the filters, oldest first (`time` bounds are ISO timestamps).
-    public static func list(_ conn: any StoreSession, since: String?, until: String?, principal: String?, resourceID: String?,
-                            afterSeq: Int64, limit: Int) throws -> [AuditEntry] {
-        try conn.auditEntries(since: since, until: until, principal: principal, resourceID: resourceID, afterSeq: afterSeq, limit: limit)
+    public static func list(
+        _ conn: any StoreSession, since: String?, until: String?, principal: String?, resourceID: String?,
+        afterSeq: Int64, limit: Int
+    ) throws -> [AuditEntry] {
+        try conn.auditEntries(
+            since: since, until: until, principal: principal, resourceID: resourceID, afterSeq: afterSeq, limit: limit)
     }
 }
 
@@ -153,7 +169,9 @@ public protocol AuditStore {
     func scanAudit(_ body: (AuditEntry) throws -> Void) throws
 
     /// Entries matching the filters, oldest first, after `afterSeq`.
-    func auditEntries(since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int) throws -> [AuditEntry]
+    func auditEntries(
+        since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int
+    ) throws -> [AuditEntry]
 
     /// The hash of entry `seq`, or nil when there is none.
     func auditHash(seq: Int64) throws -> [UInt8]?
@@ -164,9 +182,12 @@ public protocol AuditStore {
 
 extension AuditEntry {
     /// An entry stamped with the current time.
-    public static func now(principal: String, action: String, resourceType: String, resourceID: String,
-                           attributes: [String] = [], requestID: String, outcome: String = "success") -> AuditEntry {
-        AuditEntry(time: Timestamp.format(Timestamp.now()), principal: principal, action: action, resourceType: resourceType,
-                   resourceID: resourceID, attributes: attributes, requestID: requestID, outcome: outcome)
+    public static func now(
+        principal: String, action: String, resourceType: String, resourceID: String,
+        attributes: [String] = [], requestID: String, outcome: String = "success"
+    ) -> AuditEntry {
+        AuditEntry(
+            time: Timestamp.format(Timestamp.now()), principal: principal, action: action, resourceType: resourceType,
+            resourceID: resourceID, attributes: attributes, requestID: requestID, outcome: outcome)
     }
 }

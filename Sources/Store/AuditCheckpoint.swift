@@ -28,8 +28,9 @@ public struct AuditCheckpoint: Sendable, Equatable {
 
     public static func make(seq: Int64, head: [UInt8], time: String, key: Ed25519PrivateKey) throws -> AuditCheckpoint {
         let h = hexString(head)
-        return AuditCheckpoint(seq: seq, head: h, time: time, keyID: key.keyID,
-                               signature: hexString(try key.sign(message(seq: seq, head: h, time: time))))
+        return AuditCheckpoint(
+            seq: seq, head: h, time: time, keyID: key.keyID,
+            signature: hexString(try key.sign(message(seq: seq, head: h, time: time))))
     }
 
     public func isSigned(by key: Ed25519PublicKey) -> Bool {
@@ -44,10 +45,12 @@ public struct AuditCheckpoint: Sendable, Equatable {
 
     /// One line of the checkpoint file.
     public var line: String {
-        JSONValue.object(JSONObject([
-            "seq": .number(JSONNumber(Int(seq))), "head": .string(head), "time": .string(time),
-            "key": .string(keyID), "signature": .string(signature),
-        ])).jsonString
+        JSONValue.object(
+            JSONObject([
+                "seq": .number(JSONNumber(Int(seq))), "head": .string(head), "time": .string(time),
+                "key": .string(keyID), "signature": .string(signature),
+            ])
+        ).jsonString
     }
 
     public init(seq: Int64, head: String, time: String, keyID: String, signature: String) {
@@ -57,13 +60,16 @@ public struct AuditCheckpoint: Sendable, Equatable {
     /// Parses a checkpoint file line, or `HASH@SEQ` as published by hand (unsigned).
     public init?(text: String) {
         if let at = text.firstIndex(of: "@"), !text.hasPrefix("{") {
-            guard let seq = Int64(text[text.index(after: at)...]), seq > 0, let h = bytesFromHex(String(text[..<at])), h.count == 32 else { return nil }
+            guard let seq = Int64(text[text.index(after: at)...]), seq > 0, let h = bytesFromHex(String(text[..<at])),
+                h.count == 32
+            else { return nil }
             self.init(seq: seq, head: hexString(h), time: "", keyID: "", signature: "")
             return
         }
         guard case .object(let o)? = try? JSONParser().parse(Array(text.utf8)), let seq = o["seq"]?.numberValue?.int64,
-              let head = o["head"]?.stringValue, let time = o["time"]?.stringValue, let key = o["key"]?.stringValue,
-              let sig = o["signature"]?.stringValue else { return nil }
+            let head = o["head"]?.stringValue, let time = o["time"]?.stringValue, let key = o["key"]?.stringValue,
+            let sig = o["signature"]?.stringValue
+        else { return nil }
         self.init(seq: seq, head: head.lowercased(), time: time, keyID: key, signature: sig)
     }
 }
@@ -81,7 +87,9 @@ public enum CheckpointCheck: Sendable, Equatable {
 
 extension AuditLog {
     /// Verifies the chain and checks each checkpoint against it, in one pass.
-    public static func verify(_ conn: any StoreSession, checkpoints: [AuditCheckpoint]) throws -> (AuditVerification, [CheckpointCheck]) {
+    public static func verify(_ conn: any StoreSession, checkpoints: [AuditCheckpoint]) throws -> (
+        AuditVerification, [CheckpointCheck]
+    ) {
         var wanted: [Int64: String] = [:]
         for c in checkpoints { wanted[c.seq] = c.head }
         var found: [Int64: String] = [:]
@@ -131,13 +139,17 @@ public final class AuditCheckpointer: HubService {
             if let text = try? String(contentsOfFile: path, encoding: .utf8) {
                 if let line = text.split(separator: "\n").last(where: { !$0.allSatisfy(\.isWhitespace) }) {
                     previous = AuditCheckpoint(text: String(line))
-                    if previous?.isSigned(by: key) != true { previous = nil; problem = "its last line is not a checkpoint signed by this key" }
+                    if previous?.isSigned(by: key) != true {
+                        previous = nil; problem = "its last line is not a checkpoint signed by this key"
+                    }
                 }
             } else {
                 problem = "it cannot be read"
             }
         }
-        unusable = problem.map { "audit checkpoint file \(path): \($0); not signing until an operator checks it (scimhub audit verify)" }
+        unusable = problem.map {
+            "audit checkpoint file \(path): \($0); not signing until an operator checks it (scimhub audit verify)"
+        }
         last.withLock { $0 = previous }
         lastSeq.withLock { $0 = previous?.seq ?? 0 }
     }
@@ -153,14 +165,19 @@ public final class AuditCheckpointer: HubService {
             (try c.auditHead(), try previous.flatMap { try c.auditHash(seq: $0.seq) })
         }
         if let p = previous, hashAtPrevious.map(hexString) != p.head {
-            throw StoreError("the audit chain no longer reaches the last checkpoint (entry \(p.seq)): not signing; run scimhub audit verify")
+            throw StoreError(
+                "the audit chain no longer reaches the last checkpoint (entry \(p.seq)): not signing; run scimhub audit verify"
+            )
         }
         guard head.seq > 0, head.seq > lastSeq.withLock({ $0 }) else { return nil }
-        let c = try AuditCheckpoint.make(seq: head.seq, head: head.hash, time: Timestamp.format(Timestamp.now()), key: key)
+        let c = try AuditCheckpoint.make(
+            seq: head.seq, head: head.hash, time: Timestamp.format(Timestamp.now()), key: key)
         try Self.append(c.line + "\n", to: path)
         lastSeq.withLock { $0 = head.seq }
         last.withLock { $0 = c }
-        logger.notice("audit checkpoint", ["audit.seq": String(c.seq), "audit.head": c.head, "audit.key": c.keyID, "audit.signature": c.signature])
+        logger.notice(
+            "audit checkpoint",
+            ["audit.seq": String(c.seq), "audit.head": c.head, "audit.key": c.keyID, "audit.signature": c.signature])
         return c
     }
 
@@ -174,7 +191,9 @@ public final class AuditCheckpointer: HubService {
         var lastByte: UInt8 = 0x0A
         if size > 0, pread(fd, &lastByte, 1, size - 1) == 1, lastByte != 0x0A { bytes.insert(0x0A, at: 0) }
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count, fsync(fd) == 0 else { throw StoreError("audit checkpoint file \(path) cannot be written (errno \(errno))") }
+        guard n == bytes.count, fsync(fd) == 0 else {
+            throw StoreError("audit checkpoint file \(path) cannot be written (errno \(errno))")
+        }
     }
 
     public func start() {
@@ -186,7 +205,9 @@ public final class AuditCheckpointer: HubService {
                 signal.unlock()
                 guard !stopped.load(ordering: .relaxed) else { break }
                 do { try checkpoint() } catch {
-                    logger.error("audit checkpoint failed; retried at the next interval", ["error": String(describing: error).prefix(200).description])
+                    logger.error(
+                        "audit checkpoint failed; retried at the next interval",
+                        ["error": String(describing: error).prefix(200).description])
                 }
             }
             finished.signal()

@@ -18,7 +18,10 @@ public struct BreakGlassRecord: Sendable, Equatable {
     /// The token the grant was made with (its minter may not review the use).
     public var grantedByToken: String?
 
-    public init(id: String, personID: String, userName: String, package: String, reason: String, grantedBy: String, created: Double, expires: Double) {
+    public init(
+        id: String, personID: String, userName: String, package: String, reason: String, grantedBy: String,
+        created: Double, expires: Double
+    ) {
         self.id = id; self.personID = personID; self.userName = userName; self.package = package; self.reason = reason
         self.grantedBy = grantedBy; self.created = created; self.expires = expires
     }

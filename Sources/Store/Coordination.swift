@@ -46,8 +46,9 @@ public final class LocalCoordination: Coordination {
 
     /// Takes the serve lock of `directory`, or throws naming the process that holds it.
     public init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let path = directory + "/serve.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError("cannot open \(path) (errno \(errno))") }
@@ -55,8 +56,13 @@ public final class LocalCoordination: Coordination {
             var buf = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buf, 31, 0)
             _ = Glibc.close(fd)
-            let pid = n > 0 ? String(decoding: buf.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
-            throw StoreError("another scimhub serve (pid \(pid)) is using the data directory \(directory); one node per SQLite store")
+            let pid =
+                n > 0
+                ? String(decoding: buf.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                : "unknown"
+            throw StoreError(
+                "another scimhub serve (pid \(pid)) is using the data directory \(directory); one node per SQLite store"
+            )
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

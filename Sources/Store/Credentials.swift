@@ -18,5 +18,7 @@ public protocol CredentialScheduleStore {
 
 extension CredentialScheduleStore {
     /// People whose licence expired by `now`, at most 1,000.
-    public func dueCredentialExpiries(now: Double) throws -> [String] { try dueCredentialExpiries(now: now, limit: 1000) }
+    public func dueCredentialExpiries(now: Double) throws -> [String] {
+        try dueCredentialExpiries(now: now, limit: 1000)
+    }
 }

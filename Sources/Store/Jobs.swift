@@ -13,7 +13,6 @@ public struct ProvisioningJob: Sendable, Equatable {
     public let lastError: String?
 }
 
-
 /// Queue statistics for one target.
 public struct QueueStats: Sendable {
     public let pending: Int
@@ -37,7 +36,8 @@ public protocol JobQueue {
     /// Claims up to `limit` due jobs of `target` for `owner` until `leaseUntil`, leavers
     /// first. A job leased by someone else is skipped until its lease runs out (its worker
     /// died). Runs on the writer, so two claims never take the same job.
-    func claimJobs(target: String, limit: Int, owner: String, leaseUntil: Double, now: Double) throws -> [ProvisioningJob]
+    func claimJobs(target: String, limit: Int, owner: String, leaseUntil: Double, now: Double) throws
+        -> [ProvisioningJob]
 
     /// Keeps `owner`'s lease on a job until `until` without running it (the hub's own storage
     /// failed during the run: the job cools down instead of retrying in a tight loop).

@@ -13,7 +13,10 @@ public struct ReconciliationRunRecord: Sendable, Equatable {
     public let finished: Double?
     public let summary: String
 
-    public init(id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String, created: Double, finished: Double?, summary: String) {
+    public init(
+        id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String,
+        created: Double, finished: Double?, summary: String
+    ) {
         self.id = id
         self.state = state
         self.mode = mode
@@ -36,7 +39,10 @@ public struct FindingRecord: Sendable, Equatable {
     public let accountID: String?
     public let detail: String?
 
-    public init(target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?, detail: String?) {
+    public init(
+        target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?,
+        detail: String?
+    ) {
         self.target = target
         self.category = category
         self.personID = personID
@@ -76,5 +82,7 @@ public protocol ReconciliationStore {
 
 extension ReconciliationStore {
     /// Findings by target, then in the order they were recorded.
-    public func findings(runID: String, _ body: (FindingRecord) throws -> Bool) throws { try findings(runID: runID, categoryOrder: [], body) }
+    public func findings(runID: String, _ body: (FindingRecord) throws -> Bool) throws {
+        try findings(runID: runID, categoryOrder: [], body)
+    }
 }

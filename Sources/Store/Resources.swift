@@ -78,7 +78,8 @@ public protocol ResourceStore {
 
     /// Inserts a new resource; `members` only for groups. Duplicate `userName` answers 409.
     @discardableResult
-    func insert(type: ResourceKind, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws -> StoredResource
+    func insert(type: ResourceKind, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws
+        -> StoredResource
 
     /// Replaces a resource's attributes (and a group's members), bumping its version.
     @discardableResult

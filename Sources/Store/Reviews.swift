@@ -14,10 +14,15 @@ public struct ReviewCampaignRecord: Sendable, Equatable {
     public var created: Double
     public var closed: Double?
 
-    public init(id: String, name: String, scopeKind: String, scopeValue: String, reviewers: [String], due: Double, defaultDecision: String,
-                state: String, createdBy: String, created: Double, closed: Double?) {
-        self.id = id; self.name = name; self.scopeKind = scopeKind; self.scopeValue = scopeValue; self.reviewers = reviewers
-        self.due = due; self.defaultDecision = defaultDecision; self.state = state; self.createdBy = createdBy; self.created = created; self.closed = closed
+    public init(
+        id: String, name: String, scopeKind: String, scopeValue: String, reviewers: [String], due: Double,
+        defaultDecision: String,
+        state: String, createdBy: String, created: Double, closed: Double?
+    ) {
+        self.id = id; self.name = name; self.scopeKind = scopeKind; self.scopeValue = scopeValue;
+        self.reviewers = reviewers
+        self.due = due; self.defaultDecision = defaultDecision; self.state = state; self.createdBy = createdBy;
+        self.created = created; self.closed = closed
     }
 }
 
@@ -34,10 +39,14 @@ public struct ReviewItemRecord: Sendable, Equatable {
     public var decidedBy: String?
     public var decided: Double?
 
-    public init(seq: Int64, personID: String, userName: String, displayName: String?, package: String, reviewer: String?,
-                decision: String? = nil, reason: String? = nil, decidedBy: String? = nil, decided: Double? = nil) {
-        self.seq = seq; self.personID = personID; self.userName = userName; self.displayName = displayName; self.package = package
-        self.reviewer = reviewer; self.decision = decision; self.reason = reason; self.decidedBy = decidedBy; self.decided = decided
+    public init(
+        seq: Int64, personID: String, userName: String, displayName: String?, package: String, reviewer: String?,
+        decision: String? = nil, reason: String? = nil, decidedBy: String? = nil, decided: Double? = nil
+    ) {
+        self.seq = seq; self.personID = personID; self.userName = userName; self.displayName = displayName;
+        self.package = package
+        self.reviewer = reviewer; self.decision = decision; self.reason = reason; self.decidedBy = decidedBy;
+        self.decided = decided
     }
 }
 
@@ -67,7 +76,8 @@ public protocol ReviewStore {
     func item(campaignID: String, seq: Int64) throws -> ReviewItemRecord?
 
     /// Records a decision on an undecided item; false when it was decided already.
-    func decide(campaignID: String, seq: Int64, decision: String, reason: String, by: String, now: Double) throws -> Bool
+    func decide(campaignID: String, seq: Int64, decision: String, reason: String, by: String, now: Double) throws
+        -> Bool
 
     func revokePackage(personID: String, package: String, campaignID: String, reason: String, now: Double) throws
 

@@ -73,12 +73,16 @@ extension HubStore {
     public func read<T>(_ body: (any StoreSession) throws -> T) throws -> T { try read(snapshot: true, body) }
 
     @discardableResult
-    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T { try write(isolated: true, body) }
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T {
+        try write(isolated: true, body)
+    }
 }
 
 /// Every feature's queries and mutations on one connection: what a read or a write body gets.
-public protocol StoreSession: ResourceStore, JobQueue, AppliedStateStore, AuditStore, TokenStore, ReconciliationStore, ReviewStore,
-                             BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore {}
+public protocol StoreSession: ResourceStore, JobQueue, AppliedStateStore, AuditStore, TokenStore, ReconciliationStore,
+    ReviewStore,
+    BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore
+{}
 
 /// The writer's view of one write: the session, nested savepoints, and the audit chain,
 /// appended in the same transaction as the change it records.

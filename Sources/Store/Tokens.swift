@@ -40,7 +40,9 @@ public enum PrincipalName {
         guard n >= 1, n <= 256 else { throw PrincipalNameError("\(what) must be 1 to 256 characters") }
         for u in name.unicodeScalars {
             let p = u.properties
-            let ok = p.isAlphabetic || p.numericType != nil || p.generalCategory == .nonspacingMark || p.generalCategory == .spacingMark
+            let ok =
+                p.isAlphabetic || p.numericType != nil || p.generalCategory == .nonspacingMark
+                || p.generalCategory == .spacingMark
                 || "-_.@+".unicodeScalars.contains(u)
             guard ok, !p.isDefaultIgnorableCodePoint else {
                 throw PrincipalNameError("\(what) may hold only letters, digits and '-', '_', '.', '@', '+'")
@@ -104,12 +106,16 @@ public enum Tokens {
 
     /// Creates a token and returns its text, shown once. `mintedBy` is the minting principal
     /// (`cli` for the host), `mintedByToken` the token it used (nil for the host).
-    public static func create(_ ctx: any StoreWriter, principal: String, scopes: [Scope], now: Double, mintedBy: String,
-                              mintedByToken: String? = nil, approvedBy: String? = nil) throws -> (id: String, token: String) {
+    public static func create(
+        _ ctx: any StoreWriter, principal: String, scopes: [Scope], now: Double, mintedBy: String,
+        mintedByToken: String? = nil, approvedBy: String? = nil
+    ) throws -> (id: String, token: String) {
         let id = hexString(Crypto.randomBytes(8))
         let token = prefix + id + "_" + base64URLString(Crypto.randomBytes(32))
-        try ctx.connection.insertToken(StoredToken(id: id, principal: principal, scopes: scopes, hash: Crypto.sha256(token), created: now,
-                                                   mintedBy: mintedBy, mintedByToken: mintedByToken, approvedBy: approvedBy))
+        try ctx.connection.insertToken(
+            StoredToken(
+                id: id, principal: principal, scopes: scopes, hash: Crypto.sha256(token), created: now,
+                mintedBy: mintedBy, mintedByToken: mintedByToken, approvedBy: approvedBy))
         return (id, token)
     }
 
@@ -136,9 +142,13 @@ public enum Tokens {
 
     // MARK: - Requests awaiting a second administrator
 
-    public static func request(_ ctx: any StoreWriter, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double) throws {
-        try ctx.connection.insertTokenRequest(TokenRequest(id: id, principal: principal, scopes: scopes, requestedBy: requestedBy.name,
-                                                           requestedByToken: requestedBy.tokenID, created: now, approvedBy: nil, tokenID: nil))
+    public static func request(
+        _ ctx: any StoreWriter, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double
+    ) throws {
+        try ctx.connection.insertTokenRequest(
+            TokenRequest(
+                id: id, principal: principal, scopes: scopes, requestedBy: requestedBy.name,
+                requestedByToken: requestedBy.tokenID, created: now, approvedBy: nil, tokenID: nil))
     }
 
     /// A request still within its lifetime, or nil.
@@ -157,7 +167,9 @@ public enum Tokens {
     }
 
     /// Records that the approved token was issued; false when it was issued already.
-    public static func markIssued(_ ctx: any StoreWriter, requestID: String, tokenID: String, now: Double) throws -> Bool {
+    public static func markIssued(_ ctx: any StoreWriter, requestID: String, tokenID: String, now: Double) throws
+        -> Bool
+    {
         try ctx.connection.markTokenRequestIssued(id: requestID, tokenID: tokenID, now: now)
     }
 
@@ -177,7 +189,8 @@ public enum Tokens {
         let rest = token.dropFirst(prefix.count)
         guard let sep = rest.firstIndex(of: "_") else { return nil }
         let id = String(rest[..<sep])
-        guard id.utf8.count == 16, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
+        guard id.utf8.count == 16, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+        else { return nil }
         return id
     }
 

@@ -15,7 +15,9 @@ import HubHarness
 /// 2. Listing: `--list-accounts` accounts with their entitlements, preloaded in bulk, read
 ///    back through the connector's paged `list`.
 func runConnectorBenchmark(_ o: Options) throws {
-    say("scimhub-bench --connectors: \(o.convergences) people per phase, \(o.threads) threads, listing \(o.listAccounts) accounts, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    say(
+        "scimhub-bench --connectors: \(o.convergences) people per phase, \(o.threads) threads, listing \(o.listAccounts) accounts, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    )
     if o.only.contains("ldap") { try benchLDAP(o) }
     if o.only.contains("postgresql") { try benchPostgres(o) }
     if o.only.contains("sqlite") { try benchSQLite(o) }
@@ -27,11 +29,17 @@ private func benchLDAP(_ o: Options) throws {
     // back-mdb has one writer at a time and, by default, flushes every write to disk: the
     // directory's own write rate is then the ceiling, so both settings are measured.
     for durable in [true, false] {
-        say("\n== LDAP (slapd \(slapdVersion()), back-mdb \(durable ? "synchronous commits (default)" : "dbnosync"), ppolicy lock, groupOfNames)")
+        say(
+            "\n== LDAP (slapd \(slapdVersion()), back-mdb \(durable ? "synchronous commits (default)" : "dbnosync"), ppolicy lock, groupOfNames)"
+        )
         let server = try SlapdServer(durable: durable)
-        var c = LDAPConfig(url: server.url, bindDN: server.rootDN, bindPassword: server.rootPassword, usersBase: server.usersBase, groupsBase: server.groupsBase)
+        var c = LDAPConfig(
+            url: server.url, bindDN: server.rootDN, bindPassword: server.rootPassword, usersBase: server.usersBase,
+            groupsBase: server.groupsBase)
         c.attributes = ["cn", "mail", "title"]
-        convergencePhases(LDAPConnector(config: c), o, attributes: { i, v in ["cn": "Person \(i) v\(v)", "mail": "p\(i)@x.org", "title": "Title \(v)"] })
+        convergencePhases(
+            LDAPConnector(config: c), o,
+            attributes: { i, v in ["cn": "Person \(i) v\(v)", "mail": "p\(i)@x.org", "title": "Title \(v)"] })
         server.stop()
     }
     // Listing: the accounts and ten groups loaded offline with slapadd.
@@ -39,7 +47,8 @@ private func benchLDAP(_ o: Options) throws {
     var ldif = ""
     ldif.reserveCapacity(n * 200)
     for i in 0..<n {
-        ldif += "dn: uid=user\(i)@x.org,ou=people,dc=scimhub,dc=test\nobjectClass: inetOrgPerson\nuid: user\(i)@x.org\ncn: User \(i)\nsn: \(i)\nmail: user\(i)@x.org\ntitle: Nurse\n\n"
+        ldif +=
+            "dn: uid=user\(i)@x.org,ou=people,dc=scimhub,dc=test\nobjectClass: inetOrgPerson\nuid: user\(i)@x.org\ncn: User \(i)\nsn: \(i)\nmail: user\(i)@x.org\ntitle: Nurse\n\n"
     }
     for g in 0..<10 {
         ldif += "dn: cn=role-\(g),ou=groups,dc=scimhub,dc=test\nobjectClass: groupOfNames\ncn: role-\(g)\n"
@@ -49,7 +58,9 @@ private func benchLDAP(_ o: Options) throws {
     let t0 = Date()
     let server = try SlapdServer(ldif: ldif)
     say(String(format: "  loaded %d entries with slapadd in %.1f s", n, Date().timeIntervalSince(t0)))
-    var c = LDAPConfig(url: server.url, bindDN: server.rootDN, bindPassword: server.rootPassword, usersBase: server.usersBase, groupsBase: server.groupsBase)
+    var c = LDAPConfig(
+        url: server.url, bindDN: server.rootDN, bindPassword: server.rootPassword, usersBase: server.usersBase,
+        groupsBase: server.groupsBase)
     c.attributes = ["cn", "mail", "title"]
     listing(LDAPConnector(config: c), expected: n, pageSize: 1000)
     server.stop()
@@ -61,10 +72,13 @@ private func benchPostgres(_ o: Options) throws {
     let version = (try? server.psql("SHOW server_version").trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?"
     say("\n== PostgreSQL \(version) (libpq, durable commits, one transaction per convergence)")
     let connector = try postgresConnector(server)
-    convergencePhases(connector, o, attributes: { i, v in ["displayName": "Person \(i) v\(v)", "email": "p\(i)@x.org", "department": "Dept \(v)"] })
+    convergencePhases(
+        connector, o,
+        attributes: { i, v in ["displayName": "Person \(i) v\(v)", "email": "p\(i)@x.org", "department": "Dept \(v)"] })
     try server.psql("TRUNCATE account_roles, accounts")
     let t0 = Date()
-    try server.psql("""
+    try server.psql(
+        """
         INSERT INTO accounts (user_name, display_name, email, department, enabled)
             SELECT 'user' || g || '@x.org', 'User ' || g, 'user' || g || '@x.org', 'Nursing', true FROM generate_series(1, \(o.listAccounts)) g;
         INSERT INTO account_roles (account_id, role) SELECT id, 'role-' || (id % 10) FROM accounts;
@@ -84,9 +98,12 @@ private func benchSQLite(_ o: Options) throws {
     c.attributes = AdminSchema.attributes
     c.schema = AdminSchema.sqliteSchema
     let connector = try SQLConnector(config: c)
-    convergencePhases(connector, o, attributes: { i, v in ["displayName": "Person \(i) v\(v)", "email": "p\(i)@x.org", "department": "Dept \(v)"] })
+    convergencePhases(
+        connector, o,
+        attributes: { i, v in ["displayName": "Person \(i) v\(v)", "email": "p\(i)@x.org", "department": "Dept \(v)"] })
     let db = try SQLiteConnection(path: dir.path + "/admin.db")
-    try db.execute("""
+    try db.execute(
+        """
         DELETE FROM account_roles; DELETE FROM accounts;
         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < \(o.listAccounts))
             INSERT INTO accounts (id, user_name, display_name, email, department, enabled) SELECT n, 'user' || n || '@x.org', 'User ' || n, 'user' || n || '@x.org', 'Nursing', 1 FROM g;
@@ -97,8 +114,11 @@ private func benchSQLite(_ o: Options) throws {
 }
 
 private func postgresConnector(_ server: PostgresServer) throws -> SQLConnector {
-    var c = SQLConfig(database: .postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user)", password: server.password),
-                      statements: AdminSchema.statements)
+    var c = SQLConfig(
+        database: .postgresql(
+            conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user)",
+            password: server.password),
+        statements: AdminSchema.statements)
     c.attributes = AdminSchema.attributes
     c.schema = AdminSchema.postgresSchema
     return try SQLConnector(config: c)
@@ -115,7 +135,9 @@ private func slapdVersion() -> String {
 // MARK: - Phases
 
 /// Joiners, movers and leavers through `Convergence.converge` inside `transaction`.
-private func convergencePhases(_ connector: any Connector, _ o: Options, attributes: @escaping @Sendable (Int, Int) -> [String: String]) {
+private func convergencePhases(
+    _ connector: any Connector, _ o: Options, attributes: @escaping @Sendable (Int, Int) -> [String: String]
+) {
     let ids = Mutex([String?](repeating: nil, count: o.convergences))
     @Sendable func desired(_ i: Int, phase: Int) -> DesiredAccount {
         let roles: Set<String>
@@ -124,9 +146,13 @@ private func convergencePhases(_ connector: any Connector, _ o: Options, attribu
         case 1: roles = ["viewer", "role-\((i + 1) % 10)"]
         default: roles = []
         }
-        return DesiredAccount(userName: "bench\(i)@x.org", enabled: phase < 2, attributes: attributes(i, phase == 0 ? 0 : 1), entitlements: roles, packages: [])
+        return DesiredAccount(
+            userName: "bench\(i)@x.org", enabled: phase < 2, attributes: attributes(i, phase == 0 ? 0 : 1),
+            entitlements: roles, packages: [])
     }
-    for (phase, name) in ["joiners (create + 2 grants)", "movers (update, revoke 1, grant 1)", "leavers (disable, revoke 2)"].enumerated() {
+    for (phase, name) in [
+        "joiners (create + 2 grants)", "movers (update, revoke 1, grant 1)", "leavers (disable, revoke 2)",
+    ].enumerated() {
         let r = timed(threads: o.threads, count: o.convergences) { i throws(ConnectorError) -> Int in
             let id = ids.withLock { $0[i] }
             let outcome = try connector.transaction { s throws(ConnectorError) in
@@ -135,9 +161,12 @@ private func convergencePhases(_ connector: any Connector, _ o: Options, attribu
             if phase == 0 { ids.withLock { $0[i] = outcome.accountID } }
             return phase == 0 ? 3 : outcome.actions.count  // create + its two grants
         }
-        say(String(format: "  %-38@ %7.0f convergences/s  %7.0f writes/s  p50 %6.2f ms  p99 %6.2f ms  (%d errors%@)",
-                   name as NSString, Double(r.count) / r.elapsed, Double(r.writes) / r.elapsed, r.percentile(0.5) * 1000, r.percentile(0.99) * 1000,
-                   r.errors, (r.firstError.map { ": " + $0 } ?? "") as NSString))
+        say(
+            String(
+                format: "  %-38@ %7.0f convergences/s  %7.0f writes/s  p50 %6.2f ms  p99 %6.2f ms  (%d errors%@)",
+                name as NSString, Double(r.count) / r.elapsed, Double(r.writes) / r.elapsed, r.percentile(0.5) * 1000,
+                r.percentile(0.99) * 1000,
+                r.errors, (r.firstError.map { ": " + $0 } ?? "") as NSString))
     }
 }
 
@@ -157,7 +186,8 @@ private struct Timing {
 }
 
 /// Runs `body(i)` for i in 0..<count on `threads` threads; `body` returns the writes it made.
-private func timed(threads: Int, count: Int, _ body: @escaping @Sendable (Int) throws(ConnectorError) -> Int) -> Timing {
+private func timed(threads: Int, count: Int, _ body: @escaping @Sendable (Int) throws(ConnectorError) -> Int) -> Timing
+{
     let next = Atomic<Int>(0)
     let merged = Mutex(Timing())
     let group = DispatchGroup()
@@ -211,6 +241,9 @@ private func listing(_ connector: any Connector, expected: Int, pageSize: Int) {
         return
     }
     let elapsed = Date().timeIntervalSince(t0)
-    say(String(format: "  list %d accounts with %d entitlements: %.2f s (%d pages of %d)%@", accounts, entitlements, elapsed, pages, pageSize,
-               accounts == expected ? "" : "  MISMATCH: expected \(expected)"))
+    say(
+        String(
+            format: "  list %d accounts with %d entitlements: %.2f s (%d pages of %d)%@", accounts, entitlements,
+            elapsed, pages, pageSize,
+            accounts == expected ? "" : "  MISMATCH: expected \(expected)"))
 }

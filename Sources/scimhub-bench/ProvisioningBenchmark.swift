@@ -18,12 +18,17 @@ func runProvisioningBenchmark(_ o: Options) throws {
     let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
     let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
     token = hr
-    let hub = try HubProcess(binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+    let hub = try HubProcess(
+        binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
     defer { hub.stop() }
-    say("scimhub-bench --provisioning: reference policy, EHR test server on loopback, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    say(
+        "scimhub-bench --provisioning: reference policy, EHR test server on loopback, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    )
 
     func queueDepth() -> Int {
-        guard let c = try? RawHTTPClient(port: hub.port), let r = c.request("GET", "/admin/targets", headers: [("Authorization", "Bearer \(admin)")]) else { return -1 }
+        guard let c = try? RawHTTPClient(port: hub.port),
+            let r = c.request("GET", "/admin/targets", headers: [("Authorization", "Bearer \(admin)")])
+        else { return -1 }
         let t = r.object["targets"]?.arrayValue?.first { $0.objectValue?["name"]?.stringValue == "ehr" }?.objectValue
         return Int(t?["queueDepth"]?.numberValue?.int64 ?? -1)
     }
@@ -43,16 +48,27 @@ func runProvisioningBenchmark(_ o: Options) throws {
     guard waitForDrain(timeout: 600) != nil else { throw TestError("onboarding did not drain") }
     let onboarding = Date().timeIntervalSince(t0)
     let accounts = ehr.snapshot()
-    say(String(format: "onboarding %d people: %.1f s to the last EHR account (Bulk accepted in %.1f s); %d EHR accounts, %.0f accounts/s",
-               o.people, onboarding, loaded, accounts.count, Double(accounts.count) / onboarding))
+    say(
+        String(
+            format:
+                "onboarding %d people: %.1f s to the last EHR account (Bulk accepted in %.1f s); %d EHR accounts, %.0f accounts/s",
+            o.people, onboarding, loaded, accounts.count, Double(accounts.count) / onboarding))
 
     // MARK: Leaver latency: 200 of PATCH active=false → the EHR shows the account disabled.
     var ids: [String: String] = [:]  // userName → id
     var start = 1
     while true {
-        guard let r = c.request("GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)", headers: [("Authorization", "Bearer \(hr)")]) else { break }
+        guard
+            let r = c.request(
+                "GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)",
+                headers: [("Authorization", "Bearer \(hr)")])
+        else { break }
         let page = r.object["Resources"]?.arrayValue ?? []
-        for p in page { if let u = p.objectValue?["userName"]?.stringValue, let id = p.objectValue?["id"]?.stringValue { ids[u] = id } }
+        for p in page {
+            if let u = p.objectValue?["userName"]?.stringValue, let id = p.objectValue?["id"]?.stringValue {
+                ids[u] = id
+            }
+        }
         if page.count < 1000 { break }
         start += 1000
     }
@@ -69,9 +85,14 @@ func runProvisioningBenchmark(_ o: Options) throws {
             guard let client = try? RawHTTPClient(port: hub.port) else { return }
             for name in mine {
                 guard let id = idByName[name] else { continue }
-                let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
-                guard let r = client.request("PATCH", "/scim/v2/Users/\(id)", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
-                                             body: Array(body.utf8)), r.status == 200 else { continue }
+                let body =
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                guard
+                    let r = client.request(
+                        "PATCH", "/scim/v2/Users/\(id)",
+                        headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                        body: Array(body.utf8)), r.status == 200
+                else { continue }
                 let acknowledged = DispatchTime.now().uptimeNanoseconds
                 while ehr.account(userName: name)?.active != false { usleep(500) }
                 latencies.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - acknowledged) / 1e6) }
@@ -81,8 +102,11 @@ func runProvisioningBenchmark(_ o: Options) throws {
     group.wait()
     let l = latencies.withLock { $0 }.sorted()
     if !l.isEmpty {
-        say(String(format: "leaver latency (200 of PATCH → EHR disabled), %d leavers: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-                   l.count, l[l.count / 2], l[min(l.count - 1, Int(Double(l.count) * 0.99))], l.last!))
+        say(
+            String(
+                format:
+                    "leaver latency (200 of PATCH → EHR disabled), %d leavers: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                l.count, l[l.count / 2], l[min(l.count - 1, Int(Double(l.count) * 0.99))], l.last!))
     }
 
     // MARK: Outage: the EHR answers 503 while HR keeps changing people; then it recovers.
@@ -103,9 +127,13 @@ func runProvisioningBenchmark(_ o: Options) throws {
                 i += 4
                 guard let id = idByName[name] else { continue }
                 let display = "Renamed \(i)"
-                let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"\#(display)"}]}"#
-                if let r = client.request("PATCH", "/scim/v2/Users/\(id)", headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
-                                          body: Array(body.utf8)), r.status == 200 {
+                let body =
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"\#(display)"}]}"#
+                if let r = client.request(
+                    "PATCH", "/scim/v2/Users/\(id)",
+                    headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                    body: Array(body.utf8)), r.status == 200
+                {
                     changed.withLock { $0[name] = display }
                 }
                 usleep(20_000)
@@ -121,8 +149,12 @@ func runProvisioningBenchmark(_ o: Options) throws {
     let expected = changed.withLock { $0 }
     let now = ehr.snapshot()
     let lost = expected.filter { now[$0.key]?.attributes["displayName"] != $0.value }.count
-    say(String(format: "outage %.0f s with %d people changed (queue %d at recovery): jobs lost %d, drained %@ after recovery",
-               o.outageSeconds, expected.count, depthAtRecovery, lost, drain.map { String(format: "%.1f s", $0) } ?? "NOT within 600 s"))
+    say(
+        String(
+            format:
+                "outage %.0f s with %d people changed (queue %d at recovery): jobs lost %d, drained %@ after recovery",
+            o.outageSeconds, expected.count, depthAtRecovery, lost,
+            drain.map { String(format: "%.1f s", $0) } ?? "NOT within 600 s"))
 }
 
 /// The reference policy pointed at an in-process EHR test server, with the directory and
@@ -132,20 +164,26 @@ func ehrOnlyReferencePolicy(_ ehr: EHRTestServer, extraPackage: String? = nil) t
         .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
         .replacingOccurrences(of: #""type": "ldap","#, with: #""type": "ldap", "enabled": false,"#)
         .replacingOccurrences(of: #""type": "sql","#, with: #""type": "sql", "enabled": false,"#)
-    if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
+    if let p = extraPackage {
+        text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",")
+    }
     return text
 }
 
 /// The reference policy with all three targets: the EHR test server, `slapd` (its suffix in
 /// place of the demo's) and an SQLite admin database at `adminPath`.
-func threeTargetReferencePolicy(_ ehr: EHRTestServer, _ slapd: SlapdServer, adminPath: String, extraPackage: String? = nil) throws -> String {
+func threeTargetReferencePolicy(
+    _ ehr: EHRTestServer, _ slapd: SlapdServer, adminPath: String, extraPackage: String? = nil
+) throws -> String {
     setenv("SCIMHUB_LDAP_PASSWORD", slapd.rootPassword, 1)
     var text = try String(contentsOfFile: repoRoot + "/scripts/reference-policy.json", encoding: .utf8)
         .replacingOccurrences(of: "http://127.0.0.1:9100", with: ehr.baseURL)
         .replacingOccurrences(of: "ldap://127.0.0.1:9389", with: slapd.url)
         .replacingOccurrences(of: "dc=clinic,dc=example", with: slapd.suffix)
         .replacingOccurrences(of: "demo-data/admin.db", with: adminPath)
-    if let p = extraPackage { text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",") }
+    if let p = extraPackage {
+        text = text.replacingOccurrences(of: #""packages": ["#, with: #""packages": [ "# + p + ",")
+    }
     return text
 }
 

@@ -81,15 +81,20 @@ struct Result {
     var hubCPUSeconds: Double? = nil
 
     var line: String {
-        String(format: "%9.0f req/s   p50 %6.2f ms   p99 %6.2f ms   (%d requests, %d errors)",
-               Double(latencies.count) / elapsed, percentile(0.5) * 1000, percentile(0.99) * 1000, latencies.count, errors)
-            + (hubCPUSeconds.map { String(format: "   hub CPU %.1f µs/req", $0 * 1e6 / Double(max(1, latencies.count))) } ?? "")
+        String(
+            format: "%9.0f req/s   p50 %6.2f ms   p99 %6.2f ms   (%d requests, %d errors)",
+            Double(latencies.count) / elapsed, percentile(0.5) * 1000, percentile(0.99) * 1000, latencies.count, errors)
+            + (hubCPUSeconds.map {
+                String(format: "   hub CPU %.1f µs/req", $0 * 1e6 / Double(max(1, latencies.count)))
+            } ?? "")
     }
 }
 
 /// Runs `request(thread, i)` on `connections` keep-alive connections for `seconds`.
-func load(port: UInt16, connections: Int, seconds: Double,
-          _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)) -> Result {
+func load(
+    port: UInt16, connections: Int, seconds: Double,
+    _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)
+) -> Result {
     let merged = Mutex(Result())
     let group = DispatchGroup()
     let start = Date()
@@ -105,12 +110,16 @@ func load(port: UInt16, connections: Int, seconds: Double,
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 var headers = [("Authorization", "Bearer \(token)")]
                 if b != nil { headers.append(("Content-Type", "application/scim+json")) }
-                guard let r = c.request(m, p, headers: headers, body: b.map { Array($0.utf8) }) else { local.errors += 1; break }
+                guard let r = c.request(m, p, headers: headers, body: b.map { Array($0.utf8) }) else {
+                    local.errors += 1; break
+                }
                 local.latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 if r.status >= 300 { local.errors += 1 }
                 i += 1
             }
-            merged.withLock { $0.latencies += local.latencies; $0.errors += local.errors }
+            merged.withLock {
+                $0.latencies += local.latencies; $0.errors += local.errors
+            }
         }.start()
     }
     group.wait()
@@ -134,8 +143,12 @@ func bulkLoad(_ o: Options, count: Int, client: RawHTTPClient, token: String) th
     gen.waitUntilExit()
     let t0 = Date()
     for b in bodies {
-        guard let r = client.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
-                                     body: Array(b.utf8)), r.status == 200 else { throw TestError("bulk load failed") }
+        guard
+            let r = client.request(
+                "POST", "/scim/v2/Bulk",
+                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                body: Array(b.utf8)), r.status == 200
+        else { throw TestError("bulk load failed") }
     }
     return Date().timeIntervalSince(t0)
 }
@@ -151,7 +164,11 @@ func freshHub(_ o: Options, count: Int) throws -> (HubProcess, TemporaryDirector
     var ids: [String] = [], names: [String] = []
     var start = 1
     while true {
-        guard let r = c.request("GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)", headers: [("Authorization", "Bearer \(token)")]) else { break }
+        guard
+            let r = c.request(
+                "GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)",
+                headers: [("Authorization", "Bearer \(token)")])
+        else { break }
         let page = r.object["Resources"]?.arrayValue ?? []
         for p in page {
             ids.append(p.objectValue?["id"]?.stringValue ?? "")
@@ -192,7 +209,9 @@ if o.provisioning {
     do { try runProvisioningBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
-say("scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+say(
+    "scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+)
 
 // MARK: - Throughput at `people`
 do {
@@ -200,26 +219,38 @@ do {
     say("\n== \(o.people) people (bulk load \(String(format: "%.0f", rate)) records/s)")
     let idList = ids, nameList = names
     let n = idList.count
-    func measuredLoad(port: UInt16, connections: Int, seconds: Double,
-              _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)) -> Result {
+    func measuredLoad(
+        port: UInt16, connections: Int, seconds: Double,
+        _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)
+    ) -> Result {
         let cpu = hub.cpuSeconds()
         var r = load(port: port, connections: connections, seconds: seconds, request)
         r.hubCPUSeconds = hub.cpuSeconds() - cpu
         return r
     }
-    let get = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in ("GET", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])", nil) }
+    let get = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
+        ("GET", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])", nil)
+    }
     say("GET /Users/{id}            " + get.line)
     let filter = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
-        ("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil)
+        (
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil
+        )
     }
     say("GET filter=userName eq     " + filter.line)
     let create = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
-        ("POST", "/scim/v2/Users", #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"credentialStatus":"active"}}"#)
+        (
+            "POST", "/scim/v2/Users",
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"credentialStatus":"active"}}"#
+        )
     }
     say("POST /Users (durable)      " + create.line)
     let patch = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
-        ("PATCH", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])",
-         #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#)
+        (
+            "PATCH", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])",
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#
+        )
     }
     say("PATCH /Users/{id} (durable)" + patch.line)
     hub.stop()
@@ -236,11 +267,19 @@ for scale in o.scales {
         let nameList = names
         let n = nameList.count
         let filter = load(port: hub.port, connections: o.connections, seconds: min(o.seconds, 3)) { t, i in
-            ("GET", "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22", nil)
+            (
+                "GET",
+                "/scim/v2/Users?filter=userName%20eq%20%22\(percentEncode(nameList[(t * 7919 + i * 104_729) % n]))%22",
+                nil
+            )
         }
         let mem = hub.memoryKiB()
-        say(String(format: "\n== %d people: bulk load %.0f records/s; userName eq p50 %.2f ms p99 %.2f ms; RSS %.1f MB (peak %.1f MB)",
-                   scale, rate, filter.percentile(0.5) * 1000, filter.percentile(0.99) * 1000, Double(mem.rss) / 1024, Double(mem.peak) / 1024))
+        say(
+            String(
+                format:
+                    "\n== %d people: bulk load %.0f records/s; userName eq p50 %.2f ms p99 %.2f ms; RSS %.1f MB (peak %.1f MB)",
+                scale, rate, filter.percentile(0.5) * 1000, filter.percentile(0.99) * 1000, Double(mem.rss) / 1024,
+                Double(mem.peak) / 1024))
         hub.stop()
         dir.remove()
     } catch {

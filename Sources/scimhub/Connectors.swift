@@ -7,4 +7,6 @@ import SQLConnector
 
 /// The connector plugins this build offers. A new connector is its folder under
 /// `connectors/`, its target in Package.swift, and one entry here.
-let connectorCatalog = ConnectorCatalog([EHRRestConnectorFactory(), SCIMOutConnectorFactory(), LDAPConnectorFactory(), SQLConnectorFactory()])
+let connectorCatalog = ConnectorCatalog([
+    EHRRestConnectorFactory(), SCIMOutConnectorFactory(), LDAPConnectorFactory(), SQLConnectorFactory(),
+])

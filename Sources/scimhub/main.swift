@@ -14,36 +14,36 @@ import Store
 /// else to stderr as JSON-lines logs or plain messages.
 
 let usage = """
-scimhub: SCIM 2.0 provisioning hub
+    scimhub: SCIM 2.0 provisioning hub
 
-USAGE
-  scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
-                [--audit-key FILE --audit-checkpoints FILE]
-  scimhub policy check FILE [--schemas DIR]
-  scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
-  scimhub token list --data DIR
-  scimhub token revoke --data DIR TOKEN_ID
-  scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
-  scimhub audit keygen --out FILE      (FILE: Ed25519 private key, FILE.pub: its public key)
-  scimhub mfa reset --data DIR --principal NAME
-  scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
-  scimhub --help
+    USAGE
+      scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
+                    [--audit-key FILE --audit-checkpoints FILE]
+      scimhub policy check FILE [--schemas DIR]
+      scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
+      scimhub token list --data DIR
+      scimhub token revoke --data DIR TOKEN_ID
+      scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
+      scimhub audit keygen --out FILE      (FILE: Ed25519 private key, FILE.pub: its public key)
+      scimhub mfa reset --data DIR --principal NAME
+      scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
+      scimhub --help
 
-With --policy, the hub provisions downstream targets (see README, "Provisioning").
-`reconcile` compares the targets with the policy and writes the report to stdout (progress
-on stderr when it is a terminal); remediate mode enqueues fixes for a running hub to apply.
+    With --policy, the hub provisions downstream targets (see README, "Provisioning").
+    `reconcile` compares the targets with the policy and writes the report to stdout (progress
+    on stderr when it is a terminal); remediate mode enqueues fixes for a running hub to apply.
 
-SCOPES
-  scim:read    read Users, Groups and discovery endpoints
-  scim:write   create, replace, patch and delete Users and Groups; Bulk
-  admin        /admin endpoints (audit log, provisioning, reconciliation, access reviews)
-  review       /reviews: decide the access-review items assigned to this principal (a
-               manager's token carries their userName as the principal)
-  break-glass  POST /admin/break-glass: emergency access to an eligible package, bounded in time
+    SCOPES
+      scim:read    read Users, Groups and discovery endpoints
+      scim:write   create, replace, patch and delete Users and Groups; Bulk
+      admin        /admin endpoints (audit log, provisioning, reconciliation, access reviews)
+      review       /reviews: decide the access-review items assigned to this principal (a
+                   manager's token carries their userName as the principal)
+      break-glass  POST /admin/break-glass: emergency access to an eligible package, bounded in time
 
-The new token is the last line of `token create`'s stdout; it is shown once and stored
-only as a SHA-256 hash.
-"""
+    The new token is the last line of `token create`'s stdout; it is shown once and stored
+    only as a SHA-256 hash.
+    """
 
 func out(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
 func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -87,7 +87,9 @@ func serve(_ args: Arguments) throws -> Int32 {
     if let v = args.options["audit-key"] { config.auditKeyFile = v }
     if let v = args.options["audit-checkpoints"] { config.auditCheckpointFile = v }
     if let v = args.options["log-level"] {
-        guard let l = Logger.Level(name: v) else { throw ConfigError("--log-level must be debug, info, warning or error") }
+        guard let l = Logger.Level(name: v) else {
+            throw ConfigError("--log-level must be debug, info, warning or error")
+        }
         config.logLevel = l
     }
     let logger = Logger(label: "scimhub", minimumLevel: config.logLevel)
@@ -111,7 +113,8 @@ func serve(_ args: Arguments) throws -> Int32 {
         sources.append(s)
     }
     // Always emitted, whatever the level: scripts and operators read the URL from it.
-    logger.notice("listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
+    logger.notice(
+        "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
     server.run()
     _ = sources
     return 0
@@ -125,39 +128,59 @@ func token(_ args: Arguments) throws -> Int32 {
     case "create":
         let principal = try args.require("principal")
         do { try PrincipalName.validate(principal, what: "--principal") } catch { throw ConfigError(error.description) }
-        guard !PrincipalName.isReserved(principal) else { throw ConfigError("--principal '\(principal)' is reserved for the hub itself") }
+        guard !PrincipalName.isReserved(principal) else {
+            throw ConfigError("--principal '\(principal)' is reserved for the hub itself")
+        }
         var scopes: [Scope] = []
         for raw in try args.require("scope").split(separator: ",") {
             let s = Scope(rawValue: raw.trimmingCharacters(in: .whitespaces))
-            guard Scope.known.contains(s) else { throw ConfigError("unknown scope '\(s.rawValue)'; use \(Scope.known.map(\.rawValue).joined(separator: ", "))") }
+            guard Scope.known.contains(s) else {
+                throw ConfigError(
+                    "unknown scope '\(s.rawValue)'; use \(Scope.known.map(\.rawValue).joined(separator: ", "))")
+            }
             if !scopes.contains(s) { scopes.append(s) }
         }
         let granted = scopes
         let created = try store.write { w in
             // The host command line is the trusted path: it may mint any token, recorded as minted by `cli`.
-            let t = try Tokens.create(w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970, mintedBy: "cli")
-            try AuditLog.append(w, .now(principal: "cli", action: "token.create", resourceType: "Token", resourceID: t.id,
-                                        attributes: [principal] + granted.map(\.rawValue), requestID: "cli"))
+            let t = try Tokens.create(
+                w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970, mintedBy: "cli")
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: "cli", action: "token.create", resourceType: "Token", resourceID: t.id,
+                    attributes: [principal] + granted.map(\.rawValue), requestID: "cli"))
             return t
         }
-        err("created token \(created.id) for principal '\(principal)' with scopes \(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:")
+        err(
+            "created token \(created.id) for principal '\(principal)' with scopes \(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:"
+        )
         out(created.token)
     case "list":
         let tokens = try store.read { try Tokens.list($0) }
-        out("ID                PRINCIPAL            SCOPES                     CREATED                   MINTED BY            STATUS")
+        out(
+            "ID                PRINCIPAL            SCOPES                     CREATED                   MINTED BY            STATUS"
+        )
         for t in tokens {
             let status = t.revoked.map { "revoked \(Timestamp.format($0))" } ?? "active"
             let minted = (t.mintedBy ?? "-") + (t.approvedBy.map { " +\($0)" } ?? "")
-            out("\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
-                + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(Timestamp.format(t.created))  "
-                + "\(minted.padding(toLength: 21, withPad: " ", startingAt: 0))\(status)")
+            out(
+                "\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                    + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(Timestamp.format(t.created))  "
+                    + "\(minted.padding(toLength: 21, withPad: " ", startingAt: 0))\(status)")
         }
     case "revoke":
         guard args.positional.count == 2 else { throw ConfigError("token revoke needs the token id") }
         let id = args.positional[1]
         let revoked = try store.write { w in
             let ok = try Tokens.revoke(w, id: id, now: Date().timeIntervalSince1970)
-            if ok { try AuditLog.append(w, .now(principal: "cli", action: "token.revoke", resourceType: "Token", resourceID: id, requestID: "cli")) }
+            if ok {
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "cli", action: "token.revoke", resourceType: "Token", resourceID: id,
+                        requestID: "cli"))
+            }
             return ok
         }
         guard revoked else { err("no active token with id \(id)"); return 1 }
@@ -170,14 +193,20 @@ func token(_ args: Arguments) throws -> Int32 {
 
 /// `scimhub policy check FILE`: loads and validates a policy as `serve` would, naming the first problem.
 func policy(_ args: Arguments) throws -> Int32 {
-    guard args.positional.count == 2, args.positional[0] == "check" else { throw ConfigError("usage: scimhub policy check FILE") }
-    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]), let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User") else {
+    guard args.positional.count == 2, args.positional[0] == "check" else {
+        throw ConfigError("usage: scimhub policy check FILE")
+    }
+    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]),
+        let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User")
+    else {
         throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
     }
     do {
         let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: connectorCatalog.types)
         for t in p.enabledTargets { _ = try connectorCatalog.make(t) }
-        out("policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), \(p.packages.count) access packages")
+        out(
+            "policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), \(p.packages.count) access packages"
+        )
         return 0
     } catch let e as PolicyError {
         err("policy invalid: \(e.description)")
@@ -195,11 +224,16 @@ func audit(_ args: Arguments) throws -> Int32 {
         func create(_ file: String, _ text: String, mode: mode_t) throws {
             let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
             guard fd >= 0 else {
-                throw ConfigError(errno == EEXIST ? "\(file) exists already; a signing key is never overwritten" : "cannot create \(file) (errno \(errno))")
+                throw ConfigError(
+                    errno == EEXIST
+                        ? "\(file) exists already; a signing key is never overwritten"
+                        : "cannot create \(file) (errno \(errno))")
             }
             defer { close(fd) }
             let bytes = Array(text.utf8)
-            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else { throw ConfigError("cannot write \(file)") }
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else {
+                throw ConfigError("cannot write \(file)")
+            }
         }
         for f in [path, path + ".pub"] where FileManager.default.fileExists(atPath: f) {
             throw ConfigError("\(f) exists already; a signing key is never overwritten")
@@ -211,7 +245,9 @@ func audit(_ args: Arguments) throws -> Int32 {
             _ = unlink(path)  // no half-made key pair left behind
             throw error
         }
-        err("wrote the audit signing key to \(path) (keep it outside the data folder) and its public key to \(path).pub")
+        err(
+            "wrote the audit signing key to \(path) (keep it outside the data folder) and its public key to \(path).pub"
+        )
         return 0
     default: throw ConfigError("audit needs verify or keygen")
     }
@@ -229,14 +265,24 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
         if let one = AuditCheckpoint(text: given), !given.hasPrefix("{") {
             checkpoints = [one]
         } else {
-            guard let d = FileManager.default.contents(atPath: given) else { throw ConfigError("--checkpoint: \(given) is neither HASH@SEQ nor a readable file") }
-            guard let keyFile = args.options["public-key"], let pem = FileManager.default.contents(atPath: keyFile) else {
-                throw ConfigError("--checkpoint FILE needs --public-key FILE (the .pub written by audit keygen) to check the signatures")
+            guard let d = FileManager.default.contents(atPath: given) else {
+                throw ConfigError("--checkpoint: \(given) is neither HASH@SEQ nor a readable file")
+            }
+            guard let keyFile = args.options["public-key"], let pem = FileManager.default.contents(atPath: keyFile)
+            else {
+                throw ConfigError(
+                    "--checkpoint FILE needs --public-key FILE (the .pub written by audit keygen) to check the signatures"
+                )
             }
             let key = try Ed25519PublicKey(pem: String(decoding: pem, as: UTF8.self))
-            for (i, line) in String(decoding: d, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
-                guard let c = AuditCheckpoint(text: String(line)) else { failures.append("checkpoint line \(i + 1) is not a checkpoint"); continue }
-                guard c.isSigned(by: key) else { failures.append("checkpoint line \(i + 1) (entry \(c.seq)) is not signed by this key"); continue }
+            for (i, line) in String(decoding: d, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty
+            {
+                guard let c = AuditCheckpoint(text: String(line)) else {
+                    failures.append("checkpoint line \(i + 1) is not a checkpoint"); continue
+                }
+                guard c.isSigned(by: key) else {
+                    failures.append("checkpoint line \(i + 1) (entry \(c.seq)) is not signed by this key"); continue
+                }
                 checkpoints.append(c)
             }
             if checkpoints.isEmpty && failures.isEmpty { failures.append("the checkpoint file holds no checkpoint") }
@@ -248,14 +294,24 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
     for (c, check) in zip(checkpoints, checks) {
         switch check {
         case .reached: continue
-        case .missing: failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): that entry is missing")
-        case .cut(let end): failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the log ends at entry \(end): its tail was cut")
-        case .rewritten: failures.append("checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the entry's hash differs: the chain was rewritten")
+        case .missing:
+            failures.append(
+                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): that entry is missing")
+        case .cut(let end):
+            failures.append(
+                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the log ends at entry \(end): its tail was cut"
+            )
+        case .rewritten:
+            failures.append(
+                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the entry's hash differs: the chain was rewritten"
+            )
         }
     }
     for f in failures { out("audit CHECKPOINT FAILED: \(f)") }
     guard v.intact, failures.isEmpty else {
-        out("audit chain NOT intact: \(v.breakCount) breaks, \(failures.count) checkpoint failures (\(v.entries) entries read)")
+        out(
+            "audit chain NOT intact: \(v.breakCount) breaks, \(failures.count) checkpoint failures (\(v.entries) entries read)"
+        )
         return 1
     }
     let reached = checkpoints.map(\.seq).max().map { ", reaches the checkpoint at entry \($0)" } ?? ""
@@ -265,13 +321,21 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
 
 /// `scimhub mfa reset`: removes a principal's TOTP authenticator (lost phone); they enrol again.
 func mfa(_ args: Arguments) throws -> Int32 {
-    guard args.positional == ["reset"] else { throw ConfigError("usage: scimhub mfa reset --data DIR --principal NAME") }
+    guard args.positional == ["reset"] else {
+        throw ConfigError("usage: scimhub mfa reset --data DIR --principal NAME")
+    }
     let principal = try args.require("principal")
     let store = try openStore(try args.require("data"))
     defer { store.close() }
     let removed = try store.write { w -> Bool in
         let ok = try w.connection.resetMFA(principal: principal)
-        if ok { try AuditLog.append(w, .now(principal: "cli", action: "mfa.reset", resourceType: "Principal", resourceID: principal, requestID: "cli")) }
+        if ok {
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: "cli", action: "mfa.reset", resourceType: "Principal", resourceID: principal,
+                    requestID: "cli"))
+        }
         return ok
     }
     guard removed else { err("no TOTP authenticator enrolled for \(principal)"); return 1 }
@@ -283,11 +347,17 @@ func mfa(_ args: Arguments) throws -> Int32 {
 func reconcile(_ args: Arguments) throws -> Int32 {
     let data = try args.require("data")
     let policyFile = try args.require("policy")
-    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]), let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User") else {
+    guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]),
+        let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User")
+    else {
         throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
     }
-    guard let format = ReconciliationReport.Format(rawValue: args.options["format"] ?? "json") else { throw ConfigError("--format must be json, csv or html") }
-    guard let mode = ReconciliationRuns.Mode(rawValue: args.options["mode"] ?? "report") else { throw ConfigError("--mode must be report or remediate") }
+    guard let format = ReconciliationReport.Format(rawValue: args.options["format"] ?? "json") else {
+        throw ConfigError("--format must be json, csv or html")
+    }
+    guard let mode = ReconciliationRuns.Mode(rawValue: args.options["mode"] ?? "report") else {
+        throw ConfigError("--mode must be report or remediate")
+    }
     let p: Policy
     var connectors: [String: any Connector] = [:]
     do {
@@ -300,12 +370,15 @@ func reconcile(_ args: Arguments) throws -> Int32 {
     let logger = Logger(label: "scimhub", minimumLevel: .warning)
     let store = try SQLiteStore(directory: data, durability: .full, logger: logger)
     defer { store.close() }
-    let runs = ReconciliationRuns(reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger)
+    let runs = ReconciliationRuns(
+        reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger)
     let targets = args.options["target"].map { $0.split(separator: ",").map(String.init) }
     let tty = isatty(2) == 1
     let id: String
     do {
-        id = try runs.start(targets: targets, mode: mode, categories: nil, principal: "cli", requestID: "cli", wait: true) { target, listed in
+        id = try runs.start(
+            targets: targets, mode: mode, categories: nil, principal: "cli", requestID: "cli", wait: true
+        ) { target, listed in
             // A progress line on a terminal only: a redirected stderr stays clean.
             if tty { FileHandle.standardError.write(Data("\r\(target): \(listed) accounts compared\u{1B}[K".utf8)) }
         }
@@ -316,7 +389,10 @@ func reconcile(_ args: Arguments) throws -> Int32 {
     if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else { return 1 }
     FileHandle.standardOutput.write(Data(try ReconciliationReport.render(run, format: format, store: store)))
-    let failed = ReconciliationRuns.describe(run)["summary"]?.objectValue?["targets"]?.objectValue?.members.contains { $0.value.objectValue?["state"]?.stringValue == "failed" } ?? false
+    let failed =
+        ReconciliationRuns.describe(run)["summary"]?.objectValue?["targets"]?.objectValue?.members.contains {
+            $0.value.objectValue?["state"]?.stringValue == "failed"
+        } ?? false
     err("reconciliation \(id): \(run.state)\(failed ? " (some targets failed; see the report)" : "")")
     return failed ? 1 : 0
 }
@@ -330,7 +406,12 @@ func main() -> Int32 {
             out(usage)
             return 0
         case "serve":
-            return try serve(Arguments(argv.dropFirst(2), allowed: ["listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints"]))
+            return try serve(
+                Arguments(
+                    argv.dropFirst(2),
+                    allowed: [
+                        "listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints",
+                    ]))
         case "policy":
             return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas"]))
         case "token":
@@ -340,7 +421,8 @@ func main() -> Int32 {
         case "mfa":
             return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
         case "reconcile":
-            return try reconcile(Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))
+            return try reconcile(
+                Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))
         default:
             err("unknown command '\(argv[1])'\n\n\(usage)")
             return 2

@@ -21,9 +21,10 @@ import EHRTestServer
     }
 
     func kit(_ c: EHRRestConnector, _ name: String = "conformance@x.org") -> ConformanceKit {
-        ConformanceKit(connector: c, userName: name, entitlements: ("nurse", "scheduling"),
-                       attributes: ["displayName": "Ana Silva", "email": "ana@x.org"],
-                       updatedAttributes: ["displayName": "Ana S. Silva", "email": "ana.silva@x.org"])
+        ConformanceKit(
+            connector: c, userName: name, entitlements: ("nurse", "scheduling"),
+            attributes: ["displayName": "Ana Silva", "email": "ana@x.org"],
+            updatedAttributes: ["displayName": "Ana S. Silva", "email": "ana.silva@x.org"])
     }
 
     @Test func conformanceKit_staticBearer_passes() {
@@ -34,7 +35,10 @@ import EHRTestServer
 
     @Test func conformanceKit_oauth2ClientCredentials_passes() {
         defer { ehr.stop() }
-        let failures = kit(connector(.oauth2(tokenURL: ehr.baseURL + "/oauth/token", clientID: ehr.clientID, clientSecret: ehr.clientSecret))).run()
+        let failures = kit(
+            connector(
+                .oauth2(tokenURL: ehr.baseURL + "/oauth/token", clientID: ehr.clientID, clientSecret: ehr.clientSecret))
+        ).run()
         #expect(failures.isEmpty, "\(failures)")
     }
 
@@ -45,7 +49,9 @@ import EHRTestServer
             #expect(error.reason.contains("credentials"))
         }
         do {
-            _ = try connector(.oauth2(tokenURL: ehr.baseURL + "/oauth/token", clientID: "scimhub", clientSecret: "nope")).find(userName: "x")
+            _ = try connector(
+                .oauth2(tokenURL: ehr.baseURL + "/oauth/token", clientID: "scimhub", clientSecret: "nope")
+            ).find(userName: "x")
             Issue.record("accepted")
         } catch {
             #expect(!error.isRetryable)

@@ -32,20 +32,25 @@ import TestSupport
     init() throws { server = try SlapdServer() }
 
     func config(_ disable: LDAPConfig.DisableMethod = .lock, password: String? = nil) -> LDAPConfig {
-        var c = LDAPConfig(url: server.url, bindDN: server.rootDN, bindPassword: password ?? server.rootPassword,
-                           usersBase: server.usersBase, groupsBase: server.groupsBase)
+        var c = LDAPConfig(
+            url: server.url, bindDN: server.rootDN, bindPassword: password ?? server.rootPassword,
+            usersBase: server.usersBase, groupsBase: server.groupsBase)
         c.attributes = ["cn", "mail", "title"]
         c.disable = disable
         c.timeout = 5
         return c
     }
 
-    func connector(_ disable: LDAPConfig.DisableMethod = .lock) -> LDAPConnector { LDAPConnector(config: config(disable)) }
+    func connector(_ disable: LDAPConfig.DisableMethod = .lock) -> LDAPConnector {
+        LDAPConnector(config: config(disable))
+    }
 
     func assertConformant(_ c: LDAPConnector, _ userName: String) {
-        let failures = ConformanceKit(connector: c, userName: userName, entitlements: ("imaging-viewer", "imaging-reporting@CLN-CEN"),
-                                      attributes: ["cn": "Ana Silva", "mail": "ana@x.org", "title": "Radiologist"],
-                                      updatedAttributes: ["cn": "Ana S. Silva", "mail": "ana.silva@x.org", "title": "Radiographer"]).run()
+        let failures = ConformanceKit(
+            connector: c, userName: userName, entitlements: ("imaging-viewer", "imaging-reporting@CLN-CEN"),
+            attributes: ["cn": "Ana Silva", "mail": "ana@x.org", "title": "Radiologist"],
+            updatedAttributes: ["cn": "Ana S. Silva", "mail": "ana.silva@x.org", "title": "Radiographer"]
+        ).run()
         #expect(failures.isEmpty, "\(failures)")
     }
 
@@ -66,7 +71,10 @@ import TestSupport
         let plain = try c.create(AccountSpec(userName: "plain@x.org", entitlements: ["viewer"]))
         let names = ["João D'Ávila", "Smith, Jr.", #"a+b"c\d"#, "star*(paren)", "#hash ", "nul\u{0}byte", "<x>;y=z"]
         for name in names {
-            let a = try c.create(AccountSpec(userName: name, attributes: ["cn": name, "title": "T, \"x\" \\ *"], entitlements: ["role, with comma", "viewer"]))
+            let a = try c.create(
+                AccountSpec(
+                    userName: name, attributes: ["cn": name, "title": "T, \"x\" \\ *"],
+                    entitlements: ["role, with comma", "viewer"]))
             let back = try #require(try c.read(id: a.id))
             #expect(back.userName == name)
             #expect(back.attributes["cn"] == name)
@@ -87,7 +95,10 @@ import TestSupport
 
     @Test func rename_isModrdn_andKeepsGroupMemberships() throws {
         let c = connector()
-        let a = try c.create(AccountSpec(userName: "maria.lopez@x.org", attributes: ["cn": "Maria Lopez"], entitlements: ["nurse@CLN-N", "viewer"]))
+        let a = try c.create(
+            AccountSpec(
+                userName: "maria.lopez@x.org", attributes: ["cn": "Maria Lopez"],
+                entitlements: ["nurse@CLN-N", "viewer"]))
         try c.rename(id: a.id, userName: "maria.garcia@x.org")
         let after = try #require(try c.read(id: a.id))
         #expect(after.id == a.id)  // entryUUID survives the rename

@@ -12,14 +12,18 @@ import TestSupport
     init() throws { target = try LiveHub() }
 
     func connector(token: String? = nil) -> SCIMOutConnector {
-        SCIMOutConnector(config: SCIMOutConfig(baseURL: "http://127.0.0.1:\(target.port)/scim/v2", bearerToken: token ?? target.writer))
+        SCIMOutConnector(
+            config: SCIMOutConfig(
+                baseURL: "http://127.0.0.1:\(target.port)/scim/v2", bearerToken: token ?? target.writer))
     }
 
     @Test func conformanceKit_passesAgainstAnotherScimHub() {
         defer { target.stop() }
-        let failures = ConformanceKit(connector: connector(), userName: "kit@x.org", entitlements: ("Nurses CLN-CEN", "Front Desk"),
-                                      attributes: ["displayName": "Ana Silva", "title": "Registered Nurse"],
-                                      updatedAttributes: ["displayName": "Ana S. Silva", "title": "Receptionist"]).run()
+        let failures = ConformanceKit(
+            connector: connector(), userName: "kit@x.org", entitlements: ("Nurses CLN-CEN", "Front Desk"),
+            attributes: ["displayName": "Ana Silva", "title": "Registered Nurse"],
+            updatedAttributes: ["displayName": "Ana S. Silva", "title": "Receptionist"]
+        ).run()
         #expect(failures.isEmpty, "\(failures)")
     }
 

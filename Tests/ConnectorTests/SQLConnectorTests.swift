@@ -16,15 +16,20 @@ func adminConfig(_ database: SQLConfig.Database) -> SQLConfig {
 /// Shared checks, run against both dialects.
 enum SQLChecks {
     static func assertConformant(_ c: SQLConnector) {
-        let failures = ConformanceKit(connector: c, userName: "kit@x.org", entitlements: ("front-desk", "billing@CLN-N"),
-                                      attributes: ["displayName": "Ana Silva", "email": "ana@x.org", "department": "Front Office"],
-                                      updatedAttributes: ["displayName": "Ana S. Silva", "email": "ana.s@x.org", "department": "Billing"]).run()
+        let failures = ConformanceKit(
+            connector: c, userName: "kit@x.org", entitlements: ("front-desk", "billing@CLN-N"),
+            attributes: ["displayName": "Ana Silva", "email": "ana@x.org", "department": "Front Office"],
+            updatedAttributes: ["displayName": "Ana S. Silva", "email": "ana.s@x.org", "department": "Billing"]
+        ).run()
         #expect(failures.isEmpty, "\(failures)")
     }
 
     static func assertNamesIntact(_ c: SQLConnector, names: [String]) throws {
         for name in names {
-            let a = try c.create(AccountSpec(userName: name, attributes: ["displayName": name], entitlements: ["role'); DROP TABLE account_roles; --"]))
+            let a = try c.create(
+                AccountSpec(
+                    userName: name, attributes: ["displayName": name],
+                    entitlements: ["role'); DROP TABLE account_roles; --"]))
             let back = try #require(try c.read(id: a.id))
             #expect(back.userName == name)
             #expect(back.attributes["displayName"] == name)
@@ -72,7 +77,9 @@ enum SQLChecks {
 
 @Suite struct SQLStatementTests {
     @Test func namedParameters_becomePositional_outsideQuotesCastsAndComments() throws {
-        let s = try SQLStatement(name: "x", source: "SELECT ':no', \":no\", a::text, :id, :userName -- :no\n/* :no */ WHERE b = :id", dialect: .postgresql)
+        let s = try SQLStatement(
+            name: "x", source: "SELECT ':no', \":no\", a::text, :id, :userName -- :no\n/* :no */ WHERE b = :id",
+            dialect: .postgresql)
         #expect(s.text == "SELECT ':no', \":no\", a::text, $1, $2 -- :no\n/* :no */ WHERE b = $1")
         #expect(s.parameters == ["id", "userName"])
         let q = try SQLStatement(name: "x", source: "SELECT 'it''s :no' WHERE x = :id", dialect: .sqlite)
@@ -93,17 +100,23 @@ enum SQLChecks {
         }
         statements = AdminSchema.statements
         statements["list"] = nil
-        #expect(throws: SQLConfigError.self) { try SQLConnector(config: SQLConfig(database: .sqlite(path: "/x"), statements: statements)) }
+        #expect(throws: SQLConfigError.self) {
+            try SQLConnector(config: SQLConfig(database: .sqlite(path: "/x"), statements: statements))
+        }
         statements = AdminSchema.statements
         statements["drop"] = "DROP TABLE accounts"
-        #expect(throws: SQLConfigError.self) { try SQLConnector(config: SQLConfig(database: .sqlite(path: "/x"), statements: statements)) }
+        #expect(throws: SQLConfigError.self) {
+            try SQLConnector(config: SQLConfig(database: .sqlite(path: "/x"), statements: statements))
+        }
     }
 }
 
 @Suite struct SQLiteConnectorTests {
     let directory = TemporaryDirectory()
 
-    func connector() throws -> SQLConnector { try SQLConnector(config: adminConfig(.sqlite(path: directory.path + "/admin.db"))) }
+    func connector() throws -> SQLConnector {
+        try SQLConnector(config: adminConfig(.sqlite(path: directory.path + "/admin.db")))
+    }
 
     @Test func conformanceKit_passes() throws {
         defer { directory.remove() }
@@ -112,7 +125,11 @@ enum SQLChecks {
 
     @Test func specialCharacters_includingNUL_areStoredIntact() throws {
         defer { directory.remove() }
-        try SQLChecks.assertNamesIntact(try connector(), names: ["João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)"#, "Robert'); DROP TABLE accounts; --", "nul\u{0}byte"])
+        try SQLChecks.assertNamesIntact(
+            try connector(),
+            names: [
+                "João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)"#, "Robert'); DROP TABLE accounts; --", "nul\u{0}byte",
+            ])
     }
 
     @Test func aFailingConvergence_rollsBack() throws {
@@ -132,8 +149,12 @@ enum SQLChecks {
     init() throws { server = try PostgresServer() }
 
     func connector(password: String? = nil) throws -> SQLConnector {
-        try SQLConnector(config: adminConfig(.postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user) connect_timeout=5",
-                                                               password: password ?? server.password)))
+        try SQLConnector(
+            config: adminConfig(
+                .postgresql(
+                    conninfo:
+                        "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user) connect_timeout=5",
+                    password: password ?? server.password)))
     }
 
     @Test func conformanceKit_passes() throws {
@@ -142,7 +163,8 @@ enum SQLChecks {
 
     @Test func specialCharacters_areStoredIntact_andNULIsRefusedCleanly() throws {
         let c = try connector()
-        try SQLChecks.assertNamesIntact(c, names: ["João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)$1"#, "Robert'); DROP TABLE accounts; --"])
+        try SQLChecks.assertNamesIntact(
+            c, names: ["João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)$1"#, "Robert'); DROP TABLE accounts; --"])
         // PostgreSQL text cannot hold NUL: a clear permanent error, and nothing written.
         do {
             _ = try c.create(AccountSpec(userName: "nul\u{0}byte"))
@@ -151,7 +173,9 @@ enum SQLChecks {
             #expect(!error.isRetryable)
             #expect(error.reason.contains("NUL"))
         }
-        #expect(try server.psql("SELECT count(*) FROM accounts WHERE user_name LIKE 'nul%'").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(
+            try server.psql("SELECT count(*) FROM accounts WHERE user_name LIKE 'nul%'").trimmingCharacters(
+                in: .whitespacesAndNewlines) == "0")
         #expect(try server.psql("SELECT count(*) FROM accounts").trimmingCharacters(in: .whitespacesAndNewlines) == "4")
     }
 
@@ -165,7 +189,10 @@ enum SQLChecks {
 
     @Test func statementWithoutParameters_runs() throws {
         // A listEntitlements query that reads every grant (no :after/:last) is valid too.
-        var config = adminConfig(.postgresql(conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user)", password: server.password))
+        var config = adminConfig(
+            .postgresql(
+                conninfo: "host=127.0.0.1 port=\(server.port) dbname=postgres user=\(server.user)",
+                password: server.password))
         config.statements["listEntitlements"] = "SELECT account_id AS id, role AS entitlement FROM account_roles"
         try SQLChecks.assertListing(try SQLConnector(config: config))
     }

@@ -4,7 +4,9 @@ import Testing
 
 /// The decoder on raw bytes: framing, limits and smuggling defences (RFC 9112).
 @Suite struct DecoderTests {
-    func decodeAll(_ text: String, limits: HTTPLimits = HTTPLimits(), split: Int? = nil) throws(HTTPDecodeError) -> [HTTPRequest] {
+    func decodeAll(_ text: String, limits: HTTPLimits = HTTPLimits(), split: Int? = nil) throws(HTTPDecodeError)
+        -> [HTTPRequest]
+    {
         var d = HTTPRequestDecoder(limits: limits)
         var input = InputBuffer()
         var out: [HTTPRequest] = []
@@ -30,7 +32,8 @@ import Testing
     }
 
     @Test func simpleGet_decodesPathQueryAndHeaders() throws {
-        let r = try decodeAll("GET /scim/v2/Users?filter=userName%20eq%20%22a%22&count=5 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n")
+        let r = try decodeAll(
+            "GET /scim/v2/Users?filter=userName%20eq%20%22a%22&count=5 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n")
         #expect(r.count == 1)
         #expect(r[0].method == "GET")
         #expect(r[0].path == "/scim/v2/Users")
@@ -48,7 +51,8 @@ import Testing
     }
 
     @Test func byteByByte_sameResult() throws {
-        let text = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+        let text =
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
         let r = try decodeAll(text, split: 1)
         #expect(r.count == 2)
         #expect(r[0].body == Array("abcde".utf8))
@@ -67,12 +71,12 @@ import Testing
     }
 
     @Test(arguments: [
-        ("GET / HTTP/1.1\nHost: x\n\n", 400),                                              // bare LF
+        ("GET / HTTP/1.1\nHost: x\n\n", 400),  // bare LF
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),                          // obs-fold
-        ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),                                       // space before colon
-        ("GET / HTTP/1.1\r\n\r\n", 400),                                                   // no Host
+        ("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),  // obs-fold
+        ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),  // space before colon
+        ("GET / HTTP/1.1\r\n\r\n", 400),  // no Host
         ("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
         ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         ("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
@@ -97,10 +101,16 @@ import Testing
         limits.maxHeaderCount = 10
         limits.maxBodyBytes = 50
         #expect(status("GET /" + String(repeating: "a", count: 200) + " HTTP/1.1\r\n", limits: limits) == 414)
-        #expect(status("GET / HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-A: b\r\n", count: 11) + "\r\n", limits: limits) == 431)
+        #expect(
+            status(
+                "GET / HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-A: b\r\n", count: 11) + "\r\n", limits: limits)
+                == 431)
         #expect(status("GET / HTTP/1.1\r\nHost: x\r\nX: " + String(repeating: "b", count: 2000), limits: limits) == 431)
         #expect(status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 51\r\n\r\n", limits: limits) == 413)
-        #expect(status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + String(repeating: "a", count: 64) + "\r\n0\r\n\r\n", limits: limits) == 413)
+        #expect(
+            status(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n"
+                    + String(repeating: "a", count: 64) + "\r\n0\r\n\r\n", limits: limits) == 413)
     }
 
     @Test func tenThousandHeaders_rejectedWith431() {

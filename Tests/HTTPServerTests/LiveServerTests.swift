@@ -11,8 +11,9 @@ import TestSupport
         // @unchecked Sendable: holds only the (Sendable) server, set in init.
         let server: HTTPServer
         init(limits: HTTPLimits = HTTPLimits(), handler: @escaping HTTPHandler) throws {
-            server = try HTTPServer(address: ListenAddress("127.0.0.1:0")!, limits: limits, readThreads: 2, writeThreads: 2,
-                                    logger: Logger(label: "t", minimumLevel: .error, silent: true), handler: handler)
+            server = try HTTPServer(
+                address: ListenAddress("127.0.0.1:0")!, limits: limits, readThreads: 2, writeThreads: 2,
+                logger: Logger(label: "t", minimumLevel: .error, silent: true), handler: handler)
             let s = server
             Thread { s.run() }.start()
         }
@@ -21,7 +22,9 @@ import TestSupport
 
     static let echo: HTTPHandler = { req in
         if req.path == "/slow" { Thread.sleep(forTimeInterval: 0.5) }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array("\(req.method) \(req.path) \(req.body.count)".utf8))
+        return HTTPResponse(
+            status: 200, headers: [("Content-Type", "text/plain")],
+            body: Array("\(req.method) \(req.path) \(req.body.count)".utf8))
     }
 
     @Test func keepAlive_servesManyRequestsOnOneConnection() throws {
@@ -39,7 +42,9 @@ import TestSupport
         let s = try Running(handler: Self.echo)
         defer { s.stop() }
         let c = try RawHTTPClient(port: s.server.port)
-        c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(
+            "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         #expect(c.readResponse()?.text == "GET /slow 0")
         #expect(c.readResponse()?.text == "POST /b 2")
         #expect(c.readResponse()?.text == "GET /c 0")
@@ -156,7 +161,10 @@ extension RawHTTPClient {
         for _ in 0..<3 {
             let c = try RawHTTPClient(port: s.server.port)
             let body = [UInt8](repeating: 0x61, count: 4 * 1024 * 1024)
-            #expect(c.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"))
+            #expect(
+                c.send(
+                    "POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+                ))
             let sentAll = c.send(body)
             #expect(sentAll, "the server reset the connection while the body was being sent")
             let r = c.readResponse()

@@ -26,7 +26,10 @@ import HubBase
 
     @Test func startsInOrder_stopsInReverse() throws {
         let r = Recorder()
-        let runner = ServiceRunner([Probe(serviceName: "a", recorder: r), Probe(serviceName: "b", recorder: r), Probe(serviceName: "c", recorder: r)])
+        let runner = ServiceRunner([
+            Probe(serviceName: "a", recorder: r), Probe(serviceName: "b", recorder: r),
+            Probe(serviceName: "c", recorder: r),
+        ])
         try runner.start()
         runner.stop()
         #expect(r.entries == ["start a", "start b", "start c", "stop c", "stop b", "stop a"])
@@ -34,8 +37,10 @@ import HubBase
 
     @Test func aFailedStart_stopsWhatAlreadyRuns_andRethrows() {
         let r = Recorder()
-        let runner = ServiceRunner([Probe(serviceName: "a", recorder: r), Probe(serviceName: "b", recorder: r),
-                                    Probe(serviceName: "c", recorder: r, fails: true), Probe(serviceName: "d", recorder: r)])
+        let runner = ServiceRunner([
+            Probe(serviceName: "a", recorder: r), Probe(serviceName: "b", recorder: r),
+            Probe(serviceName: "c", recorder: r, fails: true), Probe(serviceName: "d", recorder: r),
+        ])
         #expect(throws: ProbeError.self) { try runner.start() }
         #expect(r.entries == ["start a", "start b", "stop b", "stop a"])
     }

@@ -18,16 +18,26 @@ import TestSupport
     }
 
     var policy: String {
-        singleEHRPolicy(ehr, packages: #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "billing", "rule": "title eq \"Billing Specialist\"", "grants": {"ehr": ["billing"]}}"#)
+        singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "billing", "rule": "title eq \"Billing Specialist\"", "grants": {"ehr": ["billing"]}}"#
+        )
     }
 
     func create(_ hub: LiveHub, _ userName: String, title: String, manager: String? = nil) throws -> String {
         var body = person(userName, title: title)
         if let m = manager {
-            body = body.replacingOccurrences(of: #""schemas":["#, with: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(m)"}},"schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#)
+            body = body.replacingOccurrences(
+                of: #""schemas":["#,
+                with:
+                    #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(m)"}},"schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#
+            )
         }
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
-        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        guard r.status == 201, let id = r.object["id"]?.stringValue else {
+            throw TestError("create: \(r.status) \(r.text)")
+        }
         return id
     }
 
@@ -37,7 +47,9 @@ import TestSupport
         let ana = try create(hub, "ana@x.org", title: "Receptionist", manager: boss)
         let bruno = try create(hub, "bruno@x.org", title: "Receptionist", manager: boss)
         let carla = try create(hub, "carla@x.org", title: "Receptionist")
-        eventually("provisioned") { ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"] } }
+        eventually("provisioned") {
+            ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"] }
+        }
         return (boss, ana, bruno, carla)
     }
 
@@ -47,12 +59,18 @@ import TestSupport
         return r.object
     }
 
-    func decide(_ hub: LiveHub, _ token: String, _ id: String, _ seq: Int, _ decision: String, reason: String = "checked with the rota") throws -> RawResponse {
-        try hub.call("POST", "/reviews/\(id)/items/\(seq)/decision", token: token, body: #"{"decision": "\#(decision)", "reason": "\#(reason)"}"#)
+    func decide(
+        _ hub: LiveHub, _ token: String, _ id: String, _ seq: Int, _ decision: String,
+        reason: String = "checked with the rota"
+    ) throws -> RawResponse {
+        try hub.call(
+            "POST", "/reviews/\(id)/items/\(seq)/decision", token: token,
+            body: #"{"decision": "\#(decision)", "reason": "\#(reason)"}"#)
     }
 
     func items(_ hub: LiveHub, _ token: String, _ id: String) throws -> [JSONObject] {
-        try hub.call("GET", "/reviews/\(id)/items", token: token).object["items"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        try hub.call("GET", "/reviews/\(id)/items", token: token).object["items"]?.arrayValue?.compactMap(\.objectValue)
+            ?? []
     }
 
     func seq(_ items: [JSONObject], _ userName: String) throws -> Int {
@@ -79,36 +97,59 @@ import TestSupport
         #expect(try decide(hub, boss, id, try seq(mine, "ana@x.org"), "approve").status == 409)
         #expect(try decide(hub, boss, id, try seq(mine, "bruno@x.org"), "approve").status == 200)
         #expect(try decide(hub, hub.admin, id, try seq(all, "carla@x.org"), "approve").status == 200)
-        eventually("ana loses the package downstream") { ehr.snapshot()["ana@x.org"]?.roles == [] && ehr.snapshot()["ana@x.org"]?.active == false }
+        eventually("ana loses the package downstream") {
+            ehr.snapshot()["ana@x.org"]?.roles == [] && ehr.snapshot()["ana@x.org"]?.active == false
+        }
         #expect(ehr.snapshot()["bruno@x.org"]?.roles == ["scheduling"])
         // The revocation stands across later HR changes, and shows in the person's access view.
-        let patch = try hub.call("PATCH", "/scim/v2/Users/\(s.ana)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ana R."}]}"#)
+        let patch = try hub.call(
+            "PATCH", "/scim/v2/Users/\(s.ana)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ana R."}]}"#
+        )
         #expect(patch.status == 200)
         let access = try hub.call("GET", "/admin/people/\(s.ana)/access", token: hub.admin).object
         #expect(access["revokedByReview"] == .array([.string("receptionist")]))
         #expect(access["packages"] == .array([]))
         // The campaign report has every decision, its reason and who decided.
         let csv = try hub.call("GET", "/admin/reviews/\(id)/report?format=csv", token: hub.admin).text
-        #expect(csv.contains("ana@x.org,,boss@x.org,revoke,moved to the lab in October,boss@x.org") || csv.contains("revoke,moved to the lab in October,boss@x.org"))
+        #expect(
+            csv.contains("ana@x.org,,boss@x.org,revoke,moved to the lab in October,boss@x.org")
+                || csv.contains("revoke,moved to the lab in October,boss@x.org"))
         #expect(csv.split(separator: "\r\n").count == 4)
-        #expect(try hub.call("GET", "/admin/audit?resourceId=\(s.ana)", token: hub.admin).text.contains("review.decide"))
+        #expect(
+            try hub.call("GET", "/admin/audit?resourceId=\(s.ana)", token: hub.admin).text.contains("review.decide"))
         // Ana, were she an administrator, may not lift her own revocation (nor with a token she minted).
         let anaAdmin = try hub.makeToken("ana@x.org", [.admin])
-        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: anaAdmin).status == 403)
-        let puppet = try hub.server.store.write { try Tokens.create($0, principal: "ops-helper", scopes: [.admin], now: 0, mintedBy: "ana@x.org").token }
+        #expect(
+            try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: anaAdmin).status == 403)
+        let puppet = try hub.server.store.write {
+            try Tokens.create($0, principal: "ops-helper", scopes: [.admin], now: 0, mintedBy: "ana@x.org").token
+        }
         #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: puppet).status == 403)
         // An administrator lifts the revocation: access returns through the engine.
-        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 204)
-        eventually("ana's access is back") { ehr.snapshot()["ana@x.org"]?.roles == ["scheduling"] && ehr.snapshot()["ana@x.org"]?.active == true }
-        #expect(try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 404)
+        #expect(
+            try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 204)
+        eventually("ana's access is back") {
+            ehr.snapshot()["ana@x.org"]?.roles == ["scheduling"] && ehr.snapshot()["ana@x.org"]?.active == true
+        }
+        #expect(
+            try hub.call("DELETE", "/admin/people/\(s.ana)/revocations/receptionist", token: hub.admin).status == 404)
     }
 
     @Test func namedReviewers_onlyInTheirCampaign_andNeverTheirOwnAccess() throws {
         let hub = try LiveHub(policy: policy)
         defer { hub.stop(); ehr.stop() }
         _ = try staff(hub)
-        let a = try #require(try campaign(hub, #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
-        let b = try #require(try campaign(hub, #"{"name": "B", "package": "receptionist", "reviewers": ["sam"], "defaultDecision": "approve"}"#)["id"]?.stringValue)
+        let a = try #require(
+            try campaign(
+                hub,
+                #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "defaultDecision": "approve"}"#
+            )["id"]?.stringValue)
+        let b = try #require(
+            try campaign(
+                hub, #"{"name": "B", "package": "receptionist", "reviewers": ["sam"], "defaultDecision": "approve"}"#)[
+                    "id"]?.stringValue)
         let rita = try hub.makeToken("rita", [.review]), ana = try hub.makeToken("ana@x.org", [.review])
         let itemsB = try items(hub, hub.admin, b)
         #expect(try decide(hub, rita, b, try seq(itemsB, "bruno@x.org"), "revoke").status == 403)  // outside her campaign
@@ -126,17 +167,25 @@ import TestSupport
         let hub = try LiveHub(policy: policy) { $0.clock = clock }
         defer { ehr.stop() }
         _ = try staff(hub)
-        let id = try #require(try campaign(hub, #"{"name": "Short", "target": "ehr", "dueDays": 1, "defaultDecision": "revoke"}"#)["id"]?.stringValue)
+        let id = try #require(
+            try campaign(hub, #"{"name": "Short", "target": "ehr", "dueDays": 1, "defaultDecision": "revoke"}"#)["id"]?
+                .stringValue)
         let dir = hub.directory.path
         hub.server.shutdown()
         clock.advance(by: 86401)  // the due date passes while the hub is down
-        let again = try LiveHub(policy: policy) { $0.dataDirectory = dir; $0.clock = clock }
+        let again = try LiveHub(policy: policy) {
+            $0.dataDirectory = dir; $0.clock = clock
+        }
         defer { again.stop(); hub.directory.remove() }
         let c = try again.call("GET", "/admin/reviews/\(id)", token: again.admin).object
         #expect(c["state"]?.stringValue == "closed")
         #expect(c["revoked"] == .int(3))
-        #expect(c["itemList"]?.arrayValue?.allSatisfy { $0.objectValue?["decidedBy"]?.stringValue == "default-decision" } == true)
-        eventually("everyone's package revoked downstream") { ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == [] } }
+        #expect(
+            c["itemList"]?.arrayValue?.allSatisfy { $0.objectValue?["decidedBy"]?.stringValue == "default-decision" }
+                == true)
+        eventually("everyone's package revoked downstream") {
+            ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == [] }
+        }
     }
 
     @Test func schedule_createsOneCampaignPerTarget_everyPeriod() throws {
@@ -171,6 +220,7 @@ import TestSupport
         let r = try hub.call("POST", "/admin/reviews", token: hub.admin, body: body)
         #expect(r.status == 400, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
-        #expect(try hub.call("GET", "/admin/reviews", token: hub.admin).object["campaigns"]?.arrayValue?.isEmpty == true)
+        #expect(
+            try hub.call("GET", "/admin/reviews", token: hub.admin).object["campaigns"]?.arrayValue?.isEmpty == true)
     }
 }

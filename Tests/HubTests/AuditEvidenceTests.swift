@@ -26,21 +26,33 @@ import TestSupport
         // The key may not live in the data folder.
         let inData = data.path + "/audit.key"
         try FileManager.default.copyItem(atPath: key, toPath: inData)
-        #expect(throws: (any Error).self) { try HubProcess(binary: Self.binary, data: data.path, extraArguments: ["--audit-key", inData, "--audit-checkpoints", checkpoints]) }
+        #expect(throws: (any Error).self) {
+            try HubProcess(
+                binary: Self.binary, data: data.path,
+                extraArguments: ["--audit-key", inData, "--audit-checkpoints", checkpoints])
+        }
 
-        let token = try HubProcess.createToken(Self.binary, data: data.path, principal: "hr", scopes: "scim:read,scim:write")
-        let hub = try HubProcess(binary: Self.binary, data: data.path, extraArguments: ["--audit-key", key, "--audit-checkpoints", checkpoints])
+        let token = try HubProcess.createToken(
+            Self.binary, data: data.path, principal: "hr", scopes: "scim:read,scim:write")
+        let hub = try HubProcess(
+            binary: Self.binary, data: data.path,
+            extraArguments: ["--audit-key", key, "--audit-checkpoints", checkpoints])
         let c = try RawHTTPClient(port: hub.port)
         for i in 0..<150 {
-            let r = c.request("POST", "/scim/v2/Users", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
-                              body: Array(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u\#(i)@x.org"}"#.utf8))
+            let r = c.request(
+                "POST", "/scim/v2/Users",
+                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                body: Array(
+                    #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u\#(i)@x.org"}"#.utf8))
             #expect(r?.status == 201)
         }
         #expect(hub.stop() == 0)  // shutdown signs the head
         let lines = try String(contentsOfFile: checkpoints, encoding: .utf8).split(separator: "\n")
         let last = try #require(lines.last.flatMap { AuditCheckpoint(text: String($0)) })
         #expect(last.seq == 151)  // token creation + 150 creates
-        let verifyArgs = ["audit", "verify", "--data", data.path, "--checkpoint", checkpoints, "--public-key", key + ".pub"]
+        let verifyArgs = [
+            "audit", "verify", "--data", data.path, "--checkpoint", checkpoints, "--public-key", key + ".pub",
+        ]
         var v = try cli(verifyArgs)
         #expect(v.status == 0 && v.out.contains("reaches the checkpoint at entry 151"), "\(v.out)")
 
@@ -52,7 +64,9 @@ import TestSupport
         #expect(try cli(["audit", "verify", "--data", data.path]).status == 0)  // the chain alone cannot tell
         v = try cli(verifyArgs)
         #expect(v.status == 1)
-        #expect(v.out.contains("checkpoint at entry 151") && v.out.contains("the log ends at entry 51: its tail was cut"), "\(v.out)")
+        #expect(
+            v.out.contains("checkpoint at entry 151") && v.out.contains("the log ends at entry 51: its tail was cut"),
+            "\(v.out)")
 
         // Rewriting an entry and re-hashing everything after it: caught at the checkpoint.
         let restored = try SQLiteConnection(path: saved)
@@ -69,7 +83,9 @@ import TestSupport
         // A forged checkpoint line (another key) is refused; so is a hand-published HASH@SEQ that differs.
         let other = keys.path + "/other.key"
         #expect(try cli(["audit", "keygen", "--out", other]).status == 0)
-        v = try cli(["audit", "verify", "--data", data.path, "--checkpoint", checkpoints, "--public-key", other + ".pub"])
+        v = try cli([
+            "audit", "verify", "--data", data.path, "--checkpoint", checkpoints, "--public-key", other + ".pub",
+        ])
         #expect(v.status == 1 && v.out.contains("is not signed by this key"), "\(v.out)")
         v = try cli(["audit", "verify", "--data", data.path, "--checkpoint", "\(last.head)@151"])
         #expect(v.status == 1 && v.out.contains("rewritten"), "\(v.out)")
@@ -82,16 +98,22 @@ import TestSupport
         var prev = [UInt8](repeating: 0, count: 32)
         try db.query("SELECT hash FROM audit WHERE seq = ?", [.integer(seq - 1)]) { prev = $0.blob(0) }
         var rows: [(Int64, [SQLiteValue])] = []
-        try db.query("SELECT seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome FROM audit WHERE seq >= ? ORDER BY seq", [.integer(seq)]) { r in
+        try db.query(
+            "SELECT seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome FROM audit WHERE seq >= ? ORDER BY seq",
+            [.integer(seq)]
+        ) { r in
             rows.append((r.int64(0), (1...8).map { .text(r.text($0) ?? "") }))
         }
         for (s, f) in rows {
             func t(_ i: Int) -> String { if case .text(let v) = f[i] { return v } else { return "" } }
             let attrs: JSONValue = (try? JSONParser().parse(Array(t(5).utf8))) ?? .array([])
-            let fields: JSONValue = .array([.number(JSONNumber(Int(s))), .string(t(0)), .string(t(1)), .string(t(2)), .string(t(3)), .string(t(4)),
-                                            attrs, .string(t(6)), .string(t(7))])
+            let fields: JSONValue = .array([
+                .number(JSONNumber(Int(s))), .string(t(0)), .string(t(1)), .string(t(2)), .string(t(3)), .string(t(4)),
+                attrs, .string(t(6)), .string(t(7)),
+            ])
             let hash = Crypto.sha256(prev + JSONWriter().write(fields))
-            try db.run("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", [.blob(prev), .blob(hash), .integer(s)])
+            try db.run(
+                "UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", [.blob(prev), .blob(hash), .integer(s)])
             prev = hash
         }
     }

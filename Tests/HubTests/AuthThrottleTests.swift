@@ -36,7 +36,10 @@ import TestSupport
         // Another client behind the same proxy is not affected, even with a bad token.
         #expect(try call("shub_1111111111111111_typo", from: "198.51.100.20") == 401)
         // A forged left-most entry does not escape: the right-most untrusted hop is the client.
-        #expect(try hub.call("GET", users, token: "shub_2222222222222222_x", headers: [("X-Forwarded-For", "10.9.9.9, 203.0.113.7")]).status == 429)
+        #expect(
+            try hub.call(
+                "GET", users, token: "shub_2222222222222222_x", headers: [("X-Forwarded-For", "10.9.9.9, 203.0.113.7")]
+            ).status == 429)
         // And a valid token from the throttled client is served.
         #expect(try call(hub.writer, from: "203.0.113.7") == 200)
     }
@@ -44,7 +47,13 @@ import TestSupport
     @Test func forwardedFor_isIgnoredFromUntrustedPeers() throws {
         let hub = try LiveHub()  // no trusted proxies: the header is the client's to forge
         defer { hub.stop() }
-        for i in 0..<12 { _ = try hub.call("GET", users, token: "shub_0000000000000000_guess", headers: [("X-Forwarded-For", "192.0.2.\(i)")]) }
-        #expect(try hub.call("GET", users, token: "shub_3333333333333333_guess", headers: [("X-Forwarded-For", "192.0.2.99")]).status == 429)
+        for i in 0..<12 {
+            _ = try hub.call(
+                "GET", users, token: "shub_0000000000000000_guess", headers: [("X-Forwarded-For", "192.0.2.\(i)")])
+        }
+        #expect(
+            try hub.call(
+                "GET", users, token: "shub_3333333333333333_guess", headers: [("X-Forwarded-For", "192.0.2.99")]
+            ).status == 429)
     }
 }

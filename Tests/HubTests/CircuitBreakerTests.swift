@@ -28,16 +28,18 @@ import TestSupport
         return b
     }
 
-    static let states: [S] = [.closed(failures: 0), .closed(failures: 2), .open(until: now + 5), .open(until: now - 1),
-                              .halfOpen(probeRunning: false), .halfOpen(probeRunning: true)]
+    static let states: [S] = [
+        .closed(failures: 0), .closed(failures: 2), .open(until: now + 5), .open(until: now - 1),
+        .halfOpen(probeRunning: false), .halfOpen(probeRunning: true),
+    ]
 
     @Test(arguments: [
         // (state, inFlight, permits, state after)
         (S.closed(failures: 0), 0, 4, S.closed(failures: 0)),
         (.closed(failures: 2), 3, 1, .closed(failures: 2)),
         (.open(until: now + 5), 0, 0, .open(until: now + 5)),
-        (.open(until: now - 1), 0, 1, .halfOpen(probeRunning: false)),   // time up: half-open, one probe allowed
-        (.open(until: now - 1), 2, 0, .halfOpen(probeRunning: false)),   // …once nothing else runs
+        (.open(until: now - 1), 0, 1, .halfOpen(probeRunning: false)),  // time up: half-open, one probe allowed
+        (.open(until: now - 1), 2, 0, .halfOpen(probeRunning: false)),  // …once nothing else runs
         (.halfOpen(probeRunning: false), 0, 1, .halfOpen(probeRunning: false)),  // asking does not mark a probe running
         (.halfOpen(probeRunning: true), 0, 0, .halfOpen(probeRunning: true)),
     ])
@@ -48,9 +50,13 @@ import TestSupport
     }
 
     @Test func started_marksOnlyAHalfOpenProbe() {
-        let expected: [S: S] = [.closed(failures: 0): .closed(failures: 0), .closed(failures: 2): .closed(failures: 2),
-                                .open(until: Self.now + 5): .open(until: Self.now + 5), .open(until: Self.now - 1): .open(until: Self.now - 1),
-                                .halfOpen(probeRunning: false): .halfOpen(probeRunning: true), .halfOpen(probeRunning: true): .halfOpen(probeRunning: true)]
+        let expected: [S: S] = [
+            .closed(failures: 0): .closed(failures: 0), .closed(failures: 2): .closed(failures: 2),
+            .open(until: Self.now + 5): .open(until: Self.now + 5),
+            .open(until: Self.now - 1): .open(until: Self.now - 1),
+            .halfOpen(probeRunning: false): .halfOpen(probeRunning: true),
+            .halfOpen(probeRunning: true): .halfOpen(probeRunning: true),
+        ]
         for s in Self.states {
             var b = breaker(s)
             b.started()
@@ -119,12 +125,15 @@ import TestSupport
             let r = try hub.call("POST", "/scim/v2/Users", body: person("p\(i)@x.org", title: "Registered Nurse"))
             #expect(r.status == 201)
         }
-        func target() throws -> JSONObject? { try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue }
+        func target() throws -> JSONObject? {
+            try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue
+        }
         eventually("circuit opens", timeout: 20) { try target()?["circuit"]?.stringValue != "closed" }
         // Let the outage go on across several open/half-open cycles: the threshold's five
         // failures, then at least five failed probes.
         eventually("repeated failures", timeout: 30) {
-            let jobs = try hub.call("GET", "/admin/jobs?state=pending", token: hub.admin).object["jobs"]?.arrayValue ?? []
+            let jobs =
+                try hub.call("GET", "/admin/jobs?state=pending", token: hub.admin).object["jobs"]?.arrayValue ?? []
             return jobs.reduce(0) { $0 + ($1.objectValue?["attempts"]?.numberValue?.int64 ?? 0) } >= 10
         }
         switch pattern {
@@ -137,7 +146,9 @@ import TestSupport
         let back = Date()
         // Cap 0.5 s (LiveHub), Retry-After 2 s, connector timeout 2 s: all well within 8 s.
         eventually("queue drained", timeout: 8) { try target()?["queueDepth"] == .int(0) }
-        eventually("everyone provisioned", timeout: 2) { (0..<40).allSatisfy { ehr.snapshot()["p\($0)@x.org"]?.roles == ["nurse@CLN-CEN"] } }
+        eventually("everyone provisioned", timeout: 2) {
+            (0..<40).allSatisfy { ehr.snapshot()["p\($0)@x.org"]?.roles == ["nurse@CLN-CEN"] }
+        }
         #expect(try target()?["circuit"]?.stringValue == "closed")
         #expect(Date().timeIntervalSince(back) < 8)
     }

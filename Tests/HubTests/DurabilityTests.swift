@@ -13,7 +13,8 @@ import TestSupport
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let token = try HubProcess.createToken(Self.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+        let token = try HubProcess.createToken(
+            Self.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
         let hub = try HubProcess(binary: Self.binary, data: dir.path)
         let port = hub.port
         let acknowledged = Mutex<[String]>([])
@@ -26,9 +27,14 @@ import TestSupport
                 guard let c = try? RawHTTPClient(port: port, timeout: 5) else { return }
                 var i = 0
                 while !stop.load(ordering: .relaxed) {
-                    let body = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"t\#(t)-\#(i)@x.org"}"#
-                    guard let r = c.request("POST", "/scim/v2/Users", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
-                                            body: Array(body.utf8)) else { return }
+                    let body =
+                        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"t\#(t)-\#(i)@x.org"}"#
+                    guard
+                        let r = c.request(
+                            "POST", "/scim/v2/Users",
+                            headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                            body: Array(body.utf8))
+                    else { return }
                     if r.status == 201, let id = r.object["id"]?.stringValue { acknowledged.withLock { $0.append(id) } }
                     i += 1
                 }
@@ -73,7 +79,8 @@ import TestSupport
     @Test func fileSizeLimitReached_answers503_andTheHubLivesOn() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let token = try HubProcess.createToken(Self.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+        let token = try HubProcess.createToken(
+            Self.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
         let hub = try HubProcess(binary: Self.binary, data: dir.path, fileSizeLimitKiB: 8192)
         defer { hub.stop() }
         let c = try RawHTTPClient(port: hub.port, timeout: 10)
@@ -84,8 +91,11 @@ import TestSupport
         var created = 0
         for i in 0..<20_000 {
             let name = "u\(i)@x.org"
-            let body = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(name)","displayName":"\#(padding)","title":"\#(padding)"}"#
-            guard let r = c.request("POST", "/scim/v2/Users", headers: auth, body: Array(body.utf8)) else { Issue.record("no response: the hub died"); return }
+            let body =
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(name)","displayName":"\#(padding)","title":"\#(padding)"}"#
+            guard let r = c.request("POST", "/scim/v2/Users", headers: auth, body: Array(body.utf8)) else {
+                Issue.record("no response: the hub died"); return
+            }
             if r.status != 201 { refused = r; refusedName = name; break }
             created += 1
         }

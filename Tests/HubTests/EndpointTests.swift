@@ -9,11 +9,15 @@ import TestSupport
     let hub: LiveHub
     init() throws { hub = try LiveHub() }
 
-    func patchBody(_ ops: String) -> String { #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}" }
+    func patchBody(_ ops: String) -> String {
+        #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}"
+    }
 
     @Test func create_returnsLocationETagAndMeta() throws {
         defer { hub.stop() }
-        let r = try hub.call("POST", "/scim/v2/Users", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org"}"#)
+        let r = try hub.call(
+            "POST", "/scim/v2/Users",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org"}"#)
         #expect(r.status == 201)
         let id = try #require(r.object["id"]?.stringValue)
         #expect(r.header("Location") == "http://127.0.0.1/scim/v2/Users/\(id)")
@@ -31,10 +35,13 @@ import TestSupport
         let r304 = try hub.call("GET", "/scim/v2/Users/\(id)", headers: [("If-None-Match", "W/\"1\"")])
         #expect(r304.status == 304)
         #expect(r304.body.isEmpty)
-        let p = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"add","path":"title","value":"Nurse"}]"#), headers: [("If-Match", "W/\"1\"")])
+        let p = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"add","path":"title","value":"Nurse"}]"#),
+            headers: [("If-Match", "W/\"1\"")])
         #expect(p.status == 200)
         #expect(p.header("ETag") == "W/\"2\"")
-        let same = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"replace","path":"title","value":"Nurse"}]"#))
+        let same = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"replace","path":"title","value":"Nurse"}]"#))
         #expect(same.header("ETag") == "W/\"2\"")  // no change, no new version
         #expect(try hub.call("GET", "/scim/v2/Users/\(id)", headers: [("If-None-Match", "W/\"1\"")]).status == 200)
     }
@@ -48,7 +55,9 @@ import TestSupport
         let hash = try #require(stored?.doc["password"]?.stringValue)
         #expect(hash.hasPrefix("$pbkdf2-sha256$"))
         #expect(!hash.contains("S3cret-pass"))
-        _ = try hub.call("PUT", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org","title":"x"}"#)
+        _ = try hub.call(
+            "PUT", "/scim/v2/Users/\(id)",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org","title":"x"}"#)
         #expect(try hub.server.store.read { try $0.fetch(type: .user, id: id) }?.doc["password"]?.stringValue == hash)
         let audit = try hub.call("GET", "/admin/audit", token: hub.admin)
         #expect(!audit.text.contains("S3cret-pass"))
@@ -57,7 +66,11 @@ import TestSupport
     @Test func groups_membershipShowsInUserGroups_andDeleteCleansUp() throws {
         defer { hub.stop() }
         let u = try hub.createUser("a@x.org")
-        let g = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(u)","display":"Ana"}]}"#)
+        let g = try hub.call(
+            "POST", "/scim/v2/Groups",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(u)","display":"Ana"}]}"#
+        )
         #expect(g.status == 201)
         let gid = try #require(g.object["id"]?.stringValue)
         let member = try #require(g.object["members"]?.arrayValue?.first?.objectValue)
@@ -82,12 +95,28 @@ import TestSupport
         defer { hub.stop() }
         for n in ["carla", "Bruno", "ana"] { try hub.createUser("\(n)@x.org", extra: #""displayName":"\#(n)""#) }
         let asc = try hub.call("GET", "/scim/v2/Users?sortBy=userName&sortOrder=ascending")
-        #expect(asc.object["Resources"]?.arrayValue?.compactMap { $0.objectValue?["userName"]?.stringValue } == ["ana@x.org", "Bruno@x.org", "carla@x.org"])
-        let desc = try hub.call("POST", "/scim/v2/Users/.search", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"sortBy":"userName","sortOrder":"descending","count":2,"attributes":["userName"]}"#)
-        #expect(desc.object["Resources"]?.arrayValue?.compactMap { $0.objectValue?["userName"]?.stringValue } == ["carla@x.org", "Bruno@x.org"])
+        #expect(
+            asc.object["Resources"]?.arrayValue?.compactMap { $0.objectValue?["userName"]?.stringValue } == [
+                "ana@x.org", "Bruno@x.org", "carla@x.org",
+            ])
+        let desc = try hub.call(
+            "POST", "/scim/v2/Users/.search",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"sortBy":"userName","sortOrder":"descending","count":2,"attributes":["userName"]}"#
+        )
+        #expect(
+            desc.object["Resources"]?.arrayValue?.compactMap { $0.objectValue?["userName"]?.stringValue } == [
+                "carla@x.org", "Bruno@x.org",
+            ])
         #expect(desc.object["totalResults"] == .int(3))
-        _ = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"ana"}"#)
-        let all = try hub.call("POST", "/scim/v2/.search", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName eq \"ana\""}"#)
+        _ = try hub.call(
+            "POST", "/scim/v2/Groups",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"ana"}"#)
+        let all = try hub.call(
+            "POST", "/scim/v2/.search",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName eq \"ana\""}"#
+        )
         #expect(all.status == 200)
         #expect(all.object["totalResults"] == .int(2))
         let bad = try hub.call("GET", "/scim/v2/Users?sortBy=nosuch")
@@ -97,15 +126,15 @@ import TestSupport
     @Test func bulk_bulkIdReferencesResolve_andFailuresStayIsolated() throws {
         defer { hub.stop() }
         let body = #"""
-        {"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[
-          {"method":"POST","path":"/Groups","bulkId":"g","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"bulkId:u1"},{"value":"bulkId:u2"}]}},
-          {"method":"POST","path":"/Users","bulkId":"u1","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"one@x.org"}},
-          {"method":"POST","path":"/Users","bulkId":"u2","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"two@x.org"}},
-          {"method":"POST","path":"/Users","bulkId":"dup","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ONE@x.org"}},
-          {"method":"PATCH","path":"/Users/bulkId:u1","data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"title","value":"Nurse"}]}},
-          {"method":"DELETE","path":"/Users/missing"}
-        ]}
-        """#
+            {"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[
+              {"method":"POST","path":"/Groups","bulkId":"g","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"bulkId:u1"},{"value":"bulkId:u2"}]}},
+              {"method":"POST","path":"/Users","bulkId":"u1","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"one@x.org"}},
+              {"method":"POST","path":"/Users","bulkId":"u2","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"two@x.org"}},
+              {"method":"POST","path":"/Users","bulkId":"dup","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ONE@x.org"}},
+              {"method":"PATCH","path":"/Users/bulkId:u1","data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"title","value":"Nurse"}]}},
+              {"method":"DELETE","path":"/Users/missing"}
+            ]}
+            """#
         let r = try hub.call("POST", "/scim/v2/Bulk", body: body)
         #expect(r.status == 200)
         let ops = r.object["Operations"]?.arrayValue?.compactMap(\.objectValue) ?? []
@@ -119,8 +148,14 @@ import TestSupport
 
     @Test func bulk_failOnErrorsStopsProcessing() throws {
         defer { hub.stop() }
-        let ops = ["a", "a", "b", "c"].enumerated().map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0.offset)","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#($0.element)"}}"# }
-        let r = try hub.call("POST", "/scim/v2/Bulk", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"failOnErrors":1,"Operations":[\#(ops.joined(separator: ","))]}"#)
+        let ops = ["a", "a", "b", "c"].enumerated().map {
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0.offset)","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#($0.element)"}}"#
+        }
+        let r = try hub.call(
+            "POST", "/scim/v2/Bulk",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"failOnErrors":1,"Operations":[\#(ops.joined(separator: ","))]}"#
+        )
         #expect(r.object["Operations"]?.arrayValue?.count == 2)
         #expect(try hub.call("GET", "/scim/v2/Users").object["totalResults"] == .int(1))
     }
@@ -135,9 +170,14 @@ import TestSupport
         #expect(types["totalResults"] == .int(2))
         let schemas = try hub.call("GET", "/scim/v2/Schemas").object
         #expect(schemas["totalResults"] == .int(4))
-        let hc = try hub.call("GET", "/scim/v2/Schemas/urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User").object
-        let status = hc["attributes"]?.arrayValue?.compactMap(\.objectValue).first { $0["name"]?.stringValue == "credentialStatus" }
-        #expect(status?["canonicalValues"] == .array(["none", "pending", "active", "expired", "suspended"].map { .string($0) }))
+        let hc = try hub.call("GET", "/scim/v2/Schemas/urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User")
+            .object
+        let status = hc["attributes"]?.arrayValue?.compactMap(\.objectValue).first {
+            $0["name"]?.stringValue == "credentialStatus"
+        }
+        #expect(
+            status?["canonicalValues"]
+                == .array(["none", "pending", "active", "expired", "suspended"].map { .string($0) }))
         #expect(try hub.call("GET", "/scim/v2/Schemas/urn:nope").status == 404)
         #expect(try hub.call("GET", "/scim/v2/Me").status == 501)
     }
@@ -145,8 +185,12 @@ import TestSupport
     @Test func auditEndpoint_listsWritesWithNamesNotValues() throws {
         defer { hub.stop() }
         let id = try hub.createUser("secret.person@x.org", extra: #""title":"Nurse""#)
-        _ = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"replace","path":"title","value":"Physician"}]"#), headers: [("X-Request-Id", "req-42")])
-        _ = try hub.call("POST", "/scim/v2/Users", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"secret.person@x.org"}"#)
+        _ = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)", body: patchBody(#"[{"op":"replace","path":"title","value":"Physician"}]"#),
+            headers: [("X-Request-Id", "req-42")])
+        _ = try hub.call(
+            "POST", "/scim/v2/Users",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"secret.person@x.org"}"#)
         let r = try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin)
         #expect(r.status == 200)
         let entries = r.object["entries"]?.arrayValue?.compactMap(\.objectValue) ?? []
@@ -155,7 +199,8 @@ import TestSupport
         #expect(entries[1]["requestId"]?.stringValue == "req-42")
         #expect(entries[1]["principal"]?.stringValue == "hr")
         let all = try hub.call("GET", "/admin/audit?principal=hr", token: hub.admin)
-        #expect(all.object["entries"]?.arrayValue?.last?.objectValue?["outcome"]?.stringValue == "failure 409 uniqueness")
+        #expect(
+            all.object["entries"]?.arrayValue?.last?.objectValue?["outcome"]?.stringValue == "failure 409 uniqueness")
         #expect(!all.text.contains("secret.person"))
         #expect(!all.text.contains("Physician"))
         let v = try hub.server.store.read { try AuditLog.verify($0) }
@@ -174,8 +219,10 @@ import TestSupport
 
     @Test func everyResponse_carriesSecurityHeaders() throws {
         defer { hub.stop() }
-        var responses = [try hub.call("GET", "/scim/v2/Users"), try hub.call("GET", "/scim/v2/Users", token: "shub_bad"),
-                         try hub.call("GET", "/nowhere"), try hub.call("GET", "/healthz")]
+        var responses = [
+            try hub.call("GET", "/scim/v2/Users"), try hub.call("GET", "/scim/v2/Users", token: "shub_bad"),
+            try hub.call("GET", "/nowhere"), try hub.call("GET", "/healthz"),
+        ]
         // A protocol error rendered by the HTTP layer before any handler ran.
         let c = try RawHTTPClient(port: hub.port)
         c.send("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")

@@ -20,7 +20,11 @@ import TestSupport
     init() throws {
         ehr = try EHRTestServer()
         ehr.start()
-        let policy = singleEHRPolicy(ehr, packages: #"{"name": "billing", "groups": ["finance"], "grants": {"ehr": ["billing"]}}, {"name": "front-desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#)
+        let policy = singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "billing", "groups": ["finance"], "grants": {"ehr": ["billing"]}}, {"name": "front-desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        )
         hub = try LiveHub(policy: policy) { c in
             c.feeds = ["hr": ["*"], "credentialing": ["\(Self.healthcare):*"], "wards": []]
             c.feedGroups = ["hr": ["*"], "wards": ["ward-*"]]
@@ -41,9 +45,14 @@ import TestSupport
         eventually("provisioned") { ehr.snapshot()["rita@x.org"]?.roles == ["scheduling"] }
         let before = try hub.snapshot()
         for token in [credentialing, stranger] {
-            let r = try hub.call("POST", "/scim/v2/Groups", token: token, body: groupBody("finance", members: [receptionist]))
+            let r = try hub.call(
+                "POST", "/scim/v2/Groups", token: token, body: groupBody("finance", members: [receptionist]))
             #expect(r.status == 403, "\(r.text)")
-            let bulk = try hub.call("POST", "/scim/v2/Bulk", token: token, body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"POST","path":"/Groups","bulkId":"g","data":\#(groupBody("finance", members: [receptionist]))}]}"#)
+            let bulk = try hub.call(
+                "POST", "/scim/v2/Bulk", token: token,
+                body:
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"POST","path":"/Groups","bulkId":"g","data":\#(groupBody("finance", members: [receptionist]))}]}"#
+            )
             #expect(bulk.text.contains("\"403\""), "\(bulk.text)")
         }
         #expect(try hub.snapshot() == before)
@@ -52,19 +61,28 @@ import TestSupport
         #expect(created.status == 201)
         let gid = try #require(created.object["id"]?.stringValue)
         let owned = try hub.snapshot()
-        let addMember = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"\#(receptionist)"}]}]}"#
+        let addMember =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"\#(receptionist)"}]}]}"#
         for token in [credentialing, stranger, wards] {
             #expect(try hub.call("PATCH", "/scim/v2/Groups/\(gid)", token: token, body: addMember).status == 403)
-            #expect(try hub.call("PUT", "/scim/v2/Groups/\(gid)", token: token, body: groupBody("finance", members: [receptionist])).status == 403)
+            #expect(
+                try hub.call(
+                    "PUT", "/scim/v2/Groups/\(gid)", token: token, body: groupBody("finance", members: [receptionist])
+                ).status == 403)
             #expect(try hub.call("DELETE", "/scim/v2/Groups/\(gid)", token: token).status == 403)
-            let bulk = try hub.call("POST", "/scim/v2/Bulk", token: token, body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"PATCH","path":"/Groups/\#(gid)","data":\#(addMember)},{"method":"DELETE","path":"/Groups/\#(gid)"}]}"#)
+            let bulk = try hub.call(
+                "POST", "/scim/v2/Bulk", token: token,
+                body:
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"PATCH","path":"/Groups/\#(gid)","data":\#(addMember)},{"method":"DELETE","path":"/Groups/\#(gid)"}]}"#
+            )
             #expect(!bulk.text.contains("\"200\"") && !bulk.text.contains("\"204\""), "\(bulk.text)")
         }
         #expect(try hub.snapshot() == owned)
         // The control: HR adding her does grant billing, so the refusals above were what kept it away.
         #expect(try hub.call("PATCH", "/scim/v2/Groups/\(gid)", body: addMember).status == 200)
         eventually("billing through HR's group") { ehr.snapshot()["rita@x.org"]?.roles == ["scheduling", "billing"] }
-        #expect(try hub.call("GET", "/admin/audit?principal=credentialing", token: hub.admin).text.contains("failure 403"))
+        #expect(
+            try hub.call("GET", "/admin/audit?principal=credentialing", token: hub.admin).text.contains("failure 403"))
     }
 
     @Test func feedWithAPattern_writesOnlyMatchingGroups_andCannotRenameOutOfIt() throws {
@@ -74,9 +92,12 @@ import TestSupport
         let gid = try #require(r.object["id"]?.stringValue)
         let refused = try hub.call("POST", "/scim/v2/Groups", token: wards, body: groupBody("finance", members: []))
         #expect(refused.status == 403)
-        #expect(refused.object["detail"]?.stringValue == "feed 'wards' does not own the Group 'finance'; nothing was stored")
+        #expect(
+            refused.object["detail"]?.stringValue == "feed 'wards' does not own the Group 'finance'; nothing was stored"
+        )
         // Renaming its own group into a name it does not own is refused too.
-        let rename = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"finance"}]}"#
+        let rename =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"finance"}]}"#
         #expect(try hub.call("PATCH", "/scim/v2/Groups/\(gid)", token: wards, body: rename).status == 403)
         #expect(try hub.call("DELETE", "/scim/v2/Groups/\(gid)", token: wards).status == 204)
     }

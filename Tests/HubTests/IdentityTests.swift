@@ -15,7 +15,9 @@ import TestSupport
 
     func post(_ userName: String, extra: String = "") throws -> RawResponse {
         let name = JSONValue.string(userName).jsonString
-        return try hub.call("POST", "/scim/v2/Users", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":\#(name)\#(extra)}"#)
+        return try hub.call(
+            "POST", "/scim/v2/Users",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":\#(name)\#(extra)}"#)
     }
 
     @Test(arguments: [
@@ -34,10 +36,17 @@ import TestSupport
         #expect(try hub.snapshot() == before)
         // A rename onto the look-alike is refused the same way.
         let other = try hub.createUser("someone.else@x.org")
-        let patch = try hub.call("PATCH", "/scim/v2/Users/\(other)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"userName","value":\#(JSONValue.string(second).jsonString)}]}"#)
+        let patch = try hub.call(
+            "PATCH", "/scim/v2/Users/\(other)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"userName","value":\#(JSONValue.string(second).jsonString)}]}"#
+        )
         #expect(patch.status == 409, "\(patch.text)")
         // And the filter a client checks existence with finds the stored person.
-        let q = try hub.call("GET", "/scim/v2/Users?filter=" + "userName eq \(JSONValue.string(second).jsonString)".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+        let q = try hub.call(
+            "GET",
+            "/scim/v2/Users?filter=" + "userName eq \(JSONValue.string(second).jsonString)".addingPercentEncoding(
+                withAllowedCharacters: .alphanumerics)!)
         #expect(q.object["totalResults"] == .int(1), "\(q.text)")
     }
 
@@ -69,17 +78,35 @@ import TestSupport
         #expect(r.object["detail"]?.stringValue == "'title' is longer than 40 characters", "\(r.text)")
         let id = try hub.createUser("p@x.org")
         let before = try hub.snapshot()
-        r = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails","value":[{"value":"\#(String(repeating: "e", count: 300))@x.org"}]}]}"#)
+        r = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails","value":[{"value":"\#(String(repeating: "e", count: 300))@x.org"}]}]}"#
+        )
         #expect(r.status == 400)
-        #expect(r.object["detail"]?.stringValue?.hasSuffix("'emails.value' is longer than 256 characters") == true, "\(r.text)")
-        r = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"\#(String(repeating: "x", count: 2000))"}]}"#)
+        #expect(
+            r.object["detail"]?.stringValue?.hasSuffix("'emails.value' is longer than 256 characters") == true,
+            "\(r.text)")
+        r = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"\#(String(repeating: "x", count: 2000))"}]}"#
+        )
         #expect(r.status == 400)
-        #expect(r.object["detail"]?.stringValue?.contains("department' is longer than 1024 characters") == true, "\(r.text)")
+        #expect(
+            r.object["detail"]?.stringValue?.contains("department' is longer than 1024 characters") == true, "\(r.text)"
+        )
         // A limit set in the schema file (healthcare sites: 64).
         let hc = "urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"
-        r = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"\#(hc):sites","value":["\#(String(repeating: "S", count: 65))"]}]}"#)
+        r = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"\#(hc):sites","value":["\#(String(repeating: "S", count: 65))"]}]}"#
+        )
         #expect(r.status == 400)
-        #expect(r.object["detail"]?.stringValue?.hasSuffix("\(hc):sites' is longer than 64 characters") == true, "\(r.text)")
+        #expect(
+            r.object["detail"]?.stringValue?.hasSuffix("\(hc):sites' is longer than 64 characters") == true, "\(r.text)"
+        )
         #expect(try hub.snapshot() == before)
     }
 
@@ -91,17 +118,34 @@ import TestSupport
     @Test func valuesStoredBeforeTheRules_doNotBlockALeaverPatch() throws {
         defer { hub.stop() }
         // A person stored by an earlier version: trailing space, an over-long title.
-        let legacy = JSONObject(["schemas": .array([.string("urn:ietf:params:scim:schemas:core:2.0:User")]), "userName": .string("jdoe@x.org "),
-                                 "title": .string(String(repeating: "t", count: 2000)), "active": .bool(true)])
-        try hub.server.store.write { w in _ = try w.connection.insert(type: .user, id: "legacy-1", doc: legacy, members: [], now: 1) }
-        let leave = try hub.call("PATCH", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        let legacy = JSONObject([
+            "schemas": .array([.string("urn:ietf:params:scim:schemas:core:2.0:User")]),
+            "userName": .string("jdoe@x.org "),
+            "title": .string(String(repeating: "t", count: 2000)), "active": .bool(true),
+        ])
+        try hub.server.store.write { w in
+            _ = try w.connection.insert(type: .user, id: "legacy-1", doc: legacy, members: [], now: 1)
+        }
+        let leave = try hub.call(
+            "PATCH", "/scim/v2/Users/legacy-1",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+        )
         #expect(leave.status == 200, "\(leave.text)")
         #expect(leave.object["active"]?.boolValue == false)
         // A full PUT that repeats them (HR systems send everything) goes through too.
-        let put = try hub.call("PUT", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jdoe@x.org ","title":"\#(String(repeating: "t", count: 2000))","active":false}"#)
+        let put = try hub.call(
+            "PUT", "/scim/v2/Users/legacy-1",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jdoe@x.org ","title":"\#(String(repeating: "t", count: 2000))","active":false}"#
+        )
         #expect(put.status == 200, "\(put.text)")
         // A change to one of those values is checked as any new value is.
-        let retitle = try hub.call("PATCH", "/scim/v2/Users/legacy-1", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"\#(String(repeating: "u", count: 2000))"}]}"#)
+        let retitle = try hub.call(
+            "PATCH", "/scim/v2/Users/legacy-1",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"\#(String(repeating: "u", count: 2000))"}]}"#
+        )
         #expect(retitle.status == 400)
     }
 }

@@ -10,7 +10,9 @@ import TestSupport
     init() throws { hub = try LiveHub() }
 
     func patch(_ id: String, _ ops: String, type: String = "Users") throws -> RawResponse {
-        try hub.call("PATCH", "/scim/v2/\(type)/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
+        try hub.call(
+            "PATCH", "/scim/v2/\(type)/\(id)",
+            body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
     }
 
     @Test func point1_stringBooleansInPatch() throws {
@@ -32,23 +34,35 @@ import TestSupport
     @Test func point3_noPathObjectValue_OktaDeactivation() throws {
         defer { hub.stop() }
         let id = try hub.createUser("a@x.org", extra: #""active":true,"name":{"familyName":"Silva"}"#)
-        let r = try patch(id, #"[{"op":"replace","value":{"active":false,"name.givenName":"Ana","id":"x","meta":{},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU"}}]"#)
+        let r = try patch(
+            id,
+            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ana","id":"x","meta":{},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU"}}]"#
+        )
         #expect(r.status == 200)
         #expect(r.object["active"] == .bool(false))
         #expect(r.object["name"]?.objectValue?["givenName"]?.stringValue == "Ana")
         #expect(r.object["id"]?.stringValue == id)
-        #expect(r.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["department"]?.stringValue == "ICU")
+        #expect(
+            r.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["department"]?
+                .stringValue == "ICU")
     }
 
     @Test func point4_memberRemovalByValueArray_removesOnlyThose() throws {
         defer { hub.stop() }
         let ids = try (0..<3).map { try hub.createUser("u\($0)@x.org") }
-        let g = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"},{"value":"\#(ids[2])"}]}"#)
+        let g = try hub.call(
+            "POST", "/scim/v2/Groups",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"},{"value":"\#(ids[2])"}]}"#
+        )
         #expect(g.status == 201)
         let gid = try #require(g.object["id"]?.stringValue)
         var r = try patch(gid, #"[{"op":"Remove","path":"members","value":[{"value":"\#(ids[1])"}]}]"#, type: "Groups")
         #expect(r.status == 200)
-        #expect(Set(r.object["members"]?.arrayValue?.compactMap { $0.objectValue?["value"]?.stringValue } ?? []) == [ids[0], ids[2]])
+        #expect(
+            Set(r.object["members"]?.arrayValue?.compactMap { $0.objectValue?["value"]?.stringValue } ?? []) == [
+                ids[0], ids[2],
+            ])
         r = try patch(gid, #"[{"op":"remove","path":"members[value eq \"\#(ids[0])\"]"}]"#, type: "Groups")
         #expect(r.object["members"]?.arrayValue?.compactMap { $0.objectValue?["value"]?.stringValue } == [ids[2]])
     }
@@ -58,26 +72,42 @@ import TestSupport
         let id = try hub.createUser("a@x.org")
         let r = try patch(id, #"[{"op":"replace","path":"emails[type eq \"work\"].value","value":"a@work.org"}]"#)
         #expect(r.status == 200)
-        #expect(r.object["emails"] == .array([.object(JSONObject(["value": .string("a@work.org"), "type": .string("work")]))]))
+        #expect(
+            r.object["emails"]
+                == .array([.object(JSONObject(["value": .string("a@work.org"), "type": .string("work")]))]))
     }
 
     @Test func point6_managerAsBareString() throws {
         defer { hub.stop() }
         let m = try hub.createUser("boss@x.org")
-        let id = try hub.createUser("a@x.org", extra: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":"\#(m)"}"#)
+        let id = try hub.createUser(
+            "a@x.org", extra: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":"\#(m)"}"#)
         let got = try hub.call("GET", "/scim/v2/Users/\(id)")
-        #expect(got.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue == m)
-        let r = try patch(id, #"[{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"\#(id)"}}]"#)
-        #expect(r.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue == id)
+        #expect(
+            got.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?
+                .objectValue?["value"]?.stringValue == m)
+        let r = try patch(
+            id,
+            #"[{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"\#(id)"}}]"#
+        )
+        #expect(
+            r.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?
+                .objectValue?["value"]?.stringValue == id)
     }
 
     @Test func point7_caseInsensitiveNamesURNsAndUserNameUniqueness() throws {
         defer { hub.stop() }
-        let r = try hub.call("POST", "/scim/v2/Users", body: #"{"SCHEMAS":["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"],"USERNAME":"Ana@X.org","NAME":{"GIVENNAME":"Ana"}}"#)
+        let r = try hub.call(
+            "POST", "/scim/v2/Users",
+            body:
+                #"{"SCHEMAS":["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"],"USERNAME":"Ana@X.org","NAME":{"GIVENNAME":"Ana"}}"#
+        )
         #expect(r.status == 201)
         #expect(r.object["userName"]?.stringValue == "Ana@X.org")
         #expect(r.object["name"]?.objectValue?["givenName"]?.stringValue == "Ana")
-        let dup = try hub.call("POST", "/scim/v2/Users", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ana@x.ORG"}"#)
+        let dup = try hub.call(
+            "POST", "/scim/v2/Users",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ana@x.ORG"}"#)
         #expect(dup.status == 409)
         #expect(dup.object["scimType"]?.stringValue == "uniqueness")
         let f = try hub.call("GET", "/scim/v2/Users?filter=USERNAME%20EQ%20%22ANA@x.org%22")
@@ -87,7 +117,9 @@ import TestSupport
     @Test func point8_filtersClientsSend_andNoMatchIsEmptyList() throws {
         defer { hub.stop() }
         _ = try hub.createUser("a@x.org", extra: #""externalId":"E1","emails":[{"value":"A@Work.org","type":"work"}]"#)
-        _ = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Radiology"}"#)
+        _ = try hub.call(
+            "POST", "/scim/v2/Groups",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Radiology"}"#)
         for (path, total) in [
             ("/scim/v2/Users?filter=userName+eq+%22a@x.org%22&startIndex=1&count=100", 1),
             ("/scim/v2/Users?filter=externalId%20eq%20%22E1%22", 1),
@@ -130,7 +162,9 @@ import TestSupport
         let list = try hub.call("GET", "/scim/v2/Users?filter=active%20eq%20false")
         #expect(list.object["totalResults"] == .int(1))
         #expect(try hub.call("GET", "/scim/v2/Users/\(id)").object["active"] == .bool(false))
-        let put = try hub.call("PUT", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org","active":true}"#)
+        let put = try hub.call(
+            "PUT", "/scim/v2/Users/\(id)",
+            body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a@x.org","active":true}"#)
         #expect(put.status == 200)
         #expect(put.object["active"] == .bool(true))
         #expect(put.object["title"] == nil)  // PUT is a full replace
@@ -143,8 +177,14 @@ import TestSupport
 
     @Test func point11_mediaTypesAccepted_answerIsSCIM() throws {
         defer { hub.stop() }
-        for ct in ["application/scim+json", "application/json", "application/json; charset=utf-8", "Application/SCIM+JSON;charset=UTF-8"] {
-            let r = try hub.call("POST", "/scim/v2/Users", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(UUID().uuidString)"}"#, contentType: ct)
+        for ct in [
+            "application/scim+json", "application/json", "application/json; charset=utf-8",
+            "Application/SCIM+JSON;charset=UTF-8",
+        ] {
+            let r = try hub.call(
+                "POST", "/scim/v2/Users",
+                body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(UUID().uuidString)"}"#,
+                contentType: ct)
             #expect(r.status == 201, "\(ct)")
             #expect(r.header("Content-Type") == "application/scim+json")
         }
@@ -156,7 +196,11 @@ import TestSupport
         let r = try patch(id, #"[{"op":"add","path":"title","value":"Nurse"}]"#)
         #expect(r.status == 200)
         #expect(r.object["userName"]?.stringValue == "a@x.org")
-        let narrow = try hub.call("PATCH", "/scim/v2/Users/\(id)?attributes=title", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"nickName","value":"Ju"}]}"#)
+        let narrow = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)?attributes=title",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"nickName","value":"Ju"}]}"#
+        )
         #expect(narrow.status == 200)
         #expect(Set(narrow.object.keys) == ["schemas", "id", "title"])
     }

@@ -20,7 +20,8 @@ import TestSupport
     }
 
     @Test func settingsErrorsNameTheKey_andUnknownTypesNameThePlugin() {
-        let bad = TargetSettings(targetName: "imaging", settings: JSONObject(["url": .string("http://x")]), mappedFields: [])
+        let bad = TargetSettings(
+            targetName: "imaging", settings: JSONObject(["url": .string("http://x")]), mappedFields: [])
         let error = #expect(throws: ConnectorSettingsError.self) { _ = try testConnectors.make(type: "ldap", bad) }
         #expect(error?.description == "target 'imaging' settings.url must be an ldap:// or ldaps:// URL")
         let unknown = #expect(throws: ConnectorSettingsError.self) { _ = try testConnectors.make(type: "fax", bad) }

@@ -44,13 +44,19 @@ func tokenFile(_ ehr: EHRTestServer) -> String {
     return path
 }
 
-func person(_ userName: String, title: String, status: String = "active", sites: [String] = ["CLN-CEN"], active: Bool = true) -> String {
+func person(
+    _ userName: String, title: String, status: String = "active", sites: [String] = ["CLN-CEN"], active: Bool = true
+) -> String {
     let s = sites.map { "\"\($0)\"" }.joined(separator: ",")
-    return #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"\#(userName)","displayName":"\#(userName)","title":"\#(title)","active":\#(active),"emails":[{"value":"\#(userName)","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":[\#(s)],"credentialStatus":"\#(status)"}}"#
+    return
+        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"\#(userName)","displayName":"\#(userName)","title":"\#(title)","active":\#(active),"emails":[{"value":"\#(userName)","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":[\#(s)],"credentialStatus":"\#(status)"}}"#
 }
 
 /// Polls until `condition` holds (or fails the test after `timeout`).
-func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () throws -> Bool) {
+func eventually(
+    _ what: String, timeout: Double = 10, sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () throws -> Bool
+) {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if (try? condition()) == true { return }
@@ -61,21 +67,50 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
 
 @Suite struct PolicyTests {
     @Test(arguments: [
-        (#"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"nope":["x"]}}]}"#, "packages[0].grants: unknown target 'nope'"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title eq","grants":{"t":["x"]}}]}"#, "packages[0].rule (package 'a')"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]}},{"name":"a","rule":"title pr","grants":{"t":["y"]}}]}"#, "duplicate package 'a'"),
-        (#"{"targets":[{"name":"t","type":"carrier-pigeon"}],"packages":[]}"#, "targets[0].type: no connector plugin 'carrier-pigeon'"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]}}]}"#, "needs a 'rule' or 'groups'"),
-        (#"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"packages":[]}"#, "environment variable NO_SUCH_VARIABLE_X is not set"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false,"mapping":{"x":"nosuch"}}],"packages":[]}"#, "targets[0].mapping.x"),
+        (
+            #"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"nope":["x"]}}]}"#,
+            "packages[0].grants: unknown target 'nope'"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title eq","grants":{"t":["x"]}}]}"#,
+            "packages[0].rule (package 'a')"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]}},{"name":"a","rule":"title pr","grants":{"t":["y"]}}]}"#,
+            "duplicate package 'a'"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"carrier-pigeon"}],"packages":[]}"#,
+            "targets[0].type: no connector plugin 'carrier-pigeon'"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]}}]}"#,
+            "needs a 'rule' or 'groups'"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"packages":[]}"#,
+            "environment variable NO_SUCH_VARIABLE_X is not set"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"mapping":{"x":"nosuch"}}],"packages":[]}"#,
+            "targets[0].mapping.x"
+        ),
         (#"{"targets":[],"packages":[],"extra":1}"#, "unknown key 'extra'"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]},"breakGlass":{"maxHours":100}}]}"#, "packages[0].breakGlass must be"),
-        (#"{"targets":[{"name":"t","type":"ldap","enabled":false,"reconciliation":{"orphans":"burn"}}],"packages":[]}"#, "targets[0].reconciliation.orphans must be"),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]},"breakGlass":{"maxHours":100}}]}"#,
+            "packages[0].breakGlass must be"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"reconciliation":{"orphans":"burn"}}],"packages":[]}"#,
+            "targets[0].reconciliation.orphans must be"
+        ),
         ("{\"targets\": [],\n\"packages\": [\n  {\"name\": }\n]}", "line 3"),
     ])
     func invalidPolicy_isRefusedNamingTheProblem(text: String, fragment: String) {
         do {
-            _ = try Policy.parse(Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"], environment: [:])
+            _ = try Policy.parse(
+                Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"],
+                environment: [:])
             Issue.record("accepted")
         } catch {
             #expect("\(error)".contains(fragment), "\(error)")
@@ -86,24 +121,41 @@ func eventually(_ what: String, timeout: Double = 10, sourceLocation: SourceLoca
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let file = dir.path + "/policy.json"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"/nonexistent"}}}],"packages":[]}"#.utf8))
-        #expect(throws: PolicyError("targets[0].settings.auth.tokenFile: file /nonexistent cannot be read or is empty")) { _ = try LiveHub { $0.policyFile = file } }
+        _ = FileManager.default.createFile(
+            atPath: file,
+            contents: Data(
+                #"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"/nonexistent"}}}],"packages":[]}"#
+                    .utf8))
+        #expect(throws: PolicyError("targets[0].settings.auth.tokenFile: file /nonexistent cannot be read or is empty"))
+        { _ = try LiveHub { $0.policyFile = file } }
         let tok = dir.path + "/token"
         _ = FileManager.default.createFile(atPath: tok, contents: Data("t".utf8))
-        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#.utf8))
-        #expect(throws: PolicyError("target 'ehr' settings.fields: unknown field 'colour' (id, userName, enabled, entitlements, list, next)")) { _ = try LiveHub { $0.policyFile = file } }
+        _ = FileManager.default.createFile(
+            atPath: file,
+            contents: Data(
+                #"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#
+                    .utf8))
+        #expect(
+            throws: PolicyError(
+                "target 'ehr' settings.fields: unknown field 'colour' (id, userName, enabled, entitlements, list, next)"
+            )
+        ) { _ = try LiveHub { $0.policyFile = file } }
     }
 
     @Test func disabledTarget_needsNoSecretsYet() throws {
-        let text = #"{"targets":[{"name":"t","type":"ldap","enabled":false,"settings":{"bindPasswordEnv":"NOT_SET_ANYWHERE"}}],"packages":[]}"#
-        let p = try Policy.parse(Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ldap"], environment: [:])
+        let text =
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"settings":{"bindPasswordEnv":"NOT_SET_ANYWHERE"}}],"packages":[]}"#
+        let p = try Policy.parse(
+            Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ldap"],
+            environment: [:])
         #expect(p.enabledTargets.isEmpty)
     }
 
     @Test func referencePolicy_isValid() throws {
         let bytes = try #require(FileManager.default.contents(atPath: repoRoot + "/scripts/reference-policy.json"))
-        let p = try Policy.parse(Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: testConnectors.types,
-                                 environment: ["SCIMHUB_EHR_TOKEN": "t", "SCIMHUB_LDAP_PASSWORD": "p"])
+        let p = try Policy.parse(
+            Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: testConnectors.types,
+            environment: ["SCIMHUB_EHR_TOKEN": "t", "SCIMHUB_LDAP_PASSWORD": "p"])
         #expect(p.packages.count == 10)
         #expect(p.enabledTargets.map(\.name) == ["ehr", "imaging", "admin"])
         // Every target's settings are valid for its plugin (statements parse, parameters are known).
@@ -132,12 +184,16 @@ let registryForTests: SchemaRegistry = {
 
     func create(_ body: String) throws -> String {
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
-        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        guard r.status == 201, let id = r.object["id"]?.stringValue else {
+            throw TestError("create: \(r.status) \(r.text)")
+        }
         return id
     }
 
     func patch(_ id: String, _ ops: String) throws {
-        let r = try hub.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
+        let r = try hub.call(
+            "PATCH", "/scim/v2/Users/\(id)",
+            body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
         #expect(r.status == 200, "\(r.text)")
     }
 
@@ -147,7 +203,8 @@ let registryForTests: SchemaRegistry = {
         let nurse = try create(person("nurse.bo@x.org", title: "Registered Nurse"))
         let pending = try create(person("nurse.cy@x.org", title: "Registered Nurse", status: "pending"))
         eventually("joiners provisioned") {
-            ehr.snapshot()["dr.ana@x.org"]?.roles == ["physician@CLN-CEN", "physician@CLN-MOI"] && ehr.snapshot()["nurse.bo@x.org"]?.roles == ["nurse@CLN-CEN"]
+            ehr.snapshot()["dr.ana@x.org"]?.roles == ["physician@CLN-CEN", "physician@CLN-MOI"]
+                && ehr.snapshot()["nurse.bo@x.org"]?.roles == ["nurse@CLN-CEN"]
         }
         #expect(ehr.snapshot()["dr.ana@x.org"]?.attributes["email"] == "dr.ana@x.org")
         #expect(ehr.snapshot()["nurse.cy@x.org"] == nil)  // clinical access needs an active credential
@@ -155,7 +212,9 @@ let registryForTests: SchemaRegistry = {
 
         // Leaver (Entra style): disabled and stripped of roles.
         try patch(doc, #"[{"op":"Replace","path":"active","value":"False"}]"#)
-        eventually("leaver disabled") { ehr.snapshot()["dr.ana@x.org"]?.active == false && ehr.snapshot()["dr.ana@x.org"]?.roles.isEmpty == true }
+        eventually("leaver disabled") {
+            ehr.snapshot()["dr.ana@x.org"]?.active == false && ehr.snapshot()["dr.ana@x.org"]?.roles.isEmpty == true
+        }
 
         // Mover: nurse becomes receptionist; nurse role goes, scheduling comes.
         try patch(nurse, #"[{"op":"replace","path":"title","value":"Receptionist"}]"#)
@@ -185,14 +244,20 @@ let registryForTests: SchemaRegistry = {
         defer { stop() }
         let id = try create(person("b@x.org", title: "Clerk"))
         #expect(ehr.snapshot()["b@x.org"] == nil)
-        let g = try hub.call("POST", "/scim/v2/Groups", body: #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Billing On-Call","members":[{"value":"\#(id)"}]}"#)
+        let g = try hub.call(
+            "POST", "/scim/v2/Groups",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Billing On-Call","members":[{"value":"\#(id)"}]}"#
+        )
         #expect(g.status == 201)
         eventually("group package granted") { ehr.snapshot()["b@x.org"]?.roles == ["billing"] }
         let access = try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).object
         #expect(access["packages"]?.arrayValue?.first?.objectValue?["why"]?.stringValue == "group: Billing On-Call")
         #expect(try hub.call("DELETE", "/scim/v2/Users/\(id)").status == 204)
         // Disable first, then revoke: wait for both.
-        eventually("deleted person disabled, roles revoked") { ehr.snapshot()["b@x.org"]?.active == false && ehr.snapshot()["b@x.org"]?.roles.isEmpty == true }
+        eventually("deleted person disabled, roles revoked") {
+            ehr.snapshot()["b@x.org"]?.active == false && ehr.snapshot()["b@x.org"]?.roles.isEmpty == true
+        }
         #expect(ehr.snapshot()["b@x.org"]?.active == false)
     }
 
@@ -201,13 +266,21 @@ let registryForTests: SchemaRegistry = {
         ehr.setFault(.error5xx)
         var ids: [String] = []
         for i in 0..<10 { ids.append(try create(person("n\(i)@x.org", title: "Registered Nurse"))) }
-        eventually("circuit opens") { try hub.call("GET", "/admin/targets", token: hub.admin).text.contains("\"circuit\":\"open\"") }
-        let targets = try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue
+        eventually("circuit opens") {
+            try hub.call("GET", "/admin/targets", token: hub.admin).text.contains("\"circuit\":\"open\"")
+        }
+        let targets = try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?
+            .objectValue
         #expect(targets?["queueDepth"] == .int(10))
         #expect(targets?["health"]?.stringValue == "unavailable")
         ehr.setFault(.none)
-        eventually("all converge after recovery", timeout: 15) { (0..<10).allSatisfy { ehr.snapshot()["n\($0)@x.org"]?.roles == ["nurse@CLN-CEN"] } }
-        eventually("queue drained") { try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue?["queueDepth"] == .int(0) }
+        eventually("all converge after recovery", timeout: 15) {
+            (0..<10).allSatisfy { ehr.snapshot()["n\($0)@x.org"]?.roles == ["nurse@CLN-CEN"] }
+        }
+        eventually("queue drained") {
+            try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?.objectValue?[
+                "queueDepth"] == .int(0)
+        }
         #expect(ehr.snapshot().count == 10)  // no duplicates
     }
 
@@ -224,8 +297,12 @@ let registryForTests: SchemaRegistry = {
         defer { stop() }
         ehr.setFault(.reject)
         let id = try create(person("rej@x.org", title: "Receptionist"))
-        eventually("dead-lettered") { try hub.call("GET", "/admin/jobs?state=dead", token: hub.admin).object["jobs"]?.arrayValue?.count == 1 }
-        let job = try #require(try hub.call("GET", "/admin/jobs?state=dead&target=ehr", token: hub.admin).object["jobs"]?.arrayValue?.first?.objectValue)
+        eventually("dead-lettered") {
+            try hub.call("GET", "/admin/jobs?state=dead", token: hub.admin).object["jobs"]?.arrayValue?.count == 1
+        }
+        let job = try #require(
+            try hub.call("GET", "/admin/jobs?state=dead&target=ehr", token: hub.admin).object["jobs"]?.arrayValue?
+                .first?.objectValue)
         #expect(job["lastError"]?.stringValue?.contains("422") == true)
         #expect(job["id"]?.stringValue == "\(id):ehr")
         ehr.setFault(.none)
@@ -249,8 +326,14 @@ let registryForTests: SchemaRegistry = {
 
     @Test func bulkOnboarding_provisionsEveryone() throws {
         defer { stop() }
-        let ops = (0..<50).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("bulk\($0)@x.org", title: "Receptionist"))}"# }
-        let r = try hub.call("POST", "/scim/v2/Bulk", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#)
+        let ops = (0..<50).map {
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("bulk\($0)@x.org", title: "Receptionist"))}"#
+        }
+        let r = try hub.call(
+            "POST", "/scim/v2/Bulk",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
+        )
         #expect(r.status == 200)
         eventually("bulk provisioned") { ehr.snapshot().count == 50 }
     }
@@ -261,7 +344,9 @@ let registryForTests: SchemaRegistry = {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let file = dir.path + "/policy.json"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(#"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"ehr":["x"]}}]}"#.utf8))
+        _ = FileManager.default.createFile(
+            atPath: file,
+            contents: Data(#"{"targets":[],"packages":[{"name":"a","rule":"title pr","grants":{"ehr":["x"]}}]}"#.utf8))
         #expect(throws: PolicyError("packages[0].grants: unknown target 'ehr'")) {
             _ = try LiveHub { $0.policyFile = file }
         }
@@ -273,14 +358,16 @@ let registryForTests: SchemaRegistry = {
         defer { up.stop(); down.stop() }
         down.setFault(.error5xx)
         let policy = """
-        {"targets": [
-          {"name": "ehr-a", "type": "ehr-rest", "settings": {"baseURL": "\(up.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(up))"}}},
-          {"name": "ehr-b", "type": "ehr-rest", "settings": {"baseURL": "\(down.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(down))"}}}],
-         "packages": [{"name": "reception", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr-a": ["scheduling"], "ehr-b": ["scheduling"]}}]}
-        """
+            {"targets": [
+              {"name": "ehr-a", "type": "ehr-rest", "settings": {"baseURL": "\(up.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(up))"}}},
+              {"name": "ehr-b", "type": "ehr-rest", "settings": {"baseURL": "\(down.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(down))"}}}],
+             "packages": [{"name": "reception", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr-a": ["scheduling"], "ehr-b": ["scheduling"]}}]}
+            """
         let hub = try LiveHub(policy: policy)
         defer { hub.stop() }
-        for i in 0..<5 { _ = try hub.call("POST", "/scim/v2/Users", body: person("p\(i)@x.org", title: "Receptionist")) }
+        for i in 0..<5 {
+            _ = try hub.call("POST", "/scim/v2/Users", body: person("p\(i)@x.org", title: "Receptionist"))
+        }
         eventually("healthy target converges while the other is down") { up.snapshot().count == 5 }
         #expect(down.snapshot().isEmpty)
         down.setFault(.none)
@@ -292,7 +379,8 @@ let registryForTests: SchemaRegistry = {
         ehr.start()
         defer { ehr.stop() }
         // 0.00002 days ≈ 1.7 s.
-        let policy = ehrPolicy(ehr).replacingOccurrences(of: #""concurrency": 4,"#, with: #""concurrency": 4, "retentionDays": 0.00002,"#)
+        let policy = ehrPolicy(ehr).replacingOccurrences(
+            of: #""concurrency": 4,"#, with: #""concurrency": 4, "retentionDays": 0.00002,"#)
         let hub = try LiveHub(policy: policy)
         defer { hub.stop() }
         let r = try hub.call("POST", "/scim/v2/Users", body: person("ret@x.org", title: "Receptionist"))
@@ -302,7 +390,9 @@ let registryForTests: SchemaRegistry = {
         eventually("disabled first") { ehr.snapshot()["ret@x.org"]?.active == false }
         eventually("deleted after the retention period") { ehr.snapshot()["ret@x.org"] == nil }
         // Nothing left of the person anywhere (recorded just after the target's delete).
-        eventually("applied state forgotten") { try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).status == 404 }
+        eventually("applied state forgotten") {
+            try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).status == 404
+        }
     }
 
     /// kill -9 of the real binary during onboarding: after restart every person converges
@@ -318,13 +408,20 @@ let registryForTests: SchemaRegistry = {
         let policyFile = dir.path + "/policy.json"
         _ = FileManager.default.createFile(atPath: policyFile, contents: Data(ehrPolicy(ehr).utf8))
         let token = try HubProcess.createToken(binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
-        let hub = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+        let hub = try HubProcess(
+            binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
         let c = try RawHTTPClient(port: hub.port, timeout: 60)
         let n = 10_000
         for chunk in stride(from: 0, to: n, by: 1000) {
-            let ops = (chunk..<(chunk + 1000)).map { #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"# }
-            let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
-            let r = c.request("POST", "/scim/v2/Bulk", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")], body: Array(body.utf8))
+            let ops = (chunk..<(chunk + 1000)).map {
+                #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"#
+            }
+            let body =
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
+            let r = c.request(
+                "POST", "/scim/v2/Bulk",
+                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
+                body: Array(body.utf8))
             #expect(r?.status == 200)
         }
         // Kill while provisioning is under way.
@@ -332,7 +429,8 @@ let registryForTests: SchemaRegistry = {
         hub.kill9()
         let before = ehr.snapshot().count
         #expect(before < n, "killed too late to test anything")
-        let hub2 = try HubProcess(binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+        let hub2 = try HubProcess(
+            binary: binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
         defer { hub2.stop() }
         eventually("everyone converges after restart", timeout: 300) {
             ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == n
@@ -350,22 +448,31 @@ let registryForTests: SchemaRegistry = {
         let tokenPath = b.directory.path + "/token"
         _ = FileManager.default.createFile(atPath: tokenPath, contents: Data(b.writer.utf8))
         let policy = """
-        {"targets": [{"name": "app", "type": "scim", "settings": {"baseURL": "http://127.0.0.1:\(b.port)/scim/v2", "auth": {"type": "bearer", "tokenFile": "\(tokenPath)"}},
-                      "mapping": {"displayName": "displayName", "title": "title"}}],
-         "packages": [{"name": "front-desk", "rule": "title eq \\"Receptionist\\"", "grants": {"app": ["Front Desk"]}}]}
-        """
+            {"targets": [{"name": "app", "type": "scim", "settings": {"baseURL": "http://127.0.0.1:\(b.port)/scim/v2", "auth": {"type": "bearer", "tokenFile": "\(tokenPath)"}},
+                          "mapping": {"displayName": "displayName", "title": "title"}}],
+             "packages": [{"name": "front-desk", "rule": "title eq \\"Receptionist\\"", "grants": {"app": ["Front Desk"]}}]}
+            """
         let a = try LiveHub(policy: policy)
         defer { a.stop() }
         let created = try a.call("POST", "/scim/v2/Users", body: person("desk@x.org", title: "Receptionist"))
         let id = try #require(created.object["id"]?.stringValue)
         func remote() throws -> JSONObject? {
-            try b.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22desk@x.org%22").object["Resources"]?.arrayValue?.first?.objectValue
+            try b.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22desk@x.org%22").object["Resources"]?.arrayValue?
+                .first?.objectValue
         }
-        eventually("provisioned into hub B") { try remote()?["groups"]?.arrayValue?.first?.objectValue?["display"]?.stringValue == "Front Desk" }
+        eventually("provisioned into hub B") {
+            try remote()?["groups"]?.arrayValue?.first?.objectValue?["display"]?.stringValue == "Front Desk"
+        }
         #expect(try remote()?["title"]?.stringValue == "Receptionist")
-        _ = try a.call("PATCH", "/scim/v2/Users/\(id)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        _ = try a.call(
+            "PATCH", "/scim/v2/Users/\(id)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+        )
         // Disable comes first, then the memberships are revoked: wait for both.
-        eventually("deactivated in hub B, memberships revoked") { try remote()?["active"] == .bool(false) && remote()?["groups"] == nil }
+        eventually("deactivated in hub B, memberships revoked") {
+            try remote()?["active"] == .bool(false) && remote()?["groups"] == nil
+        }
         #expect(try remote()?["active"] == .bool(false))
     }
 }

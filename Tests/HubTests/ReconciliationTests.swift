@@ -36,7 +36,9 @@ import TestSupport
 
     func create(_ hub: LiveHub, _ userName: String, title: String = "Receptionist") throws -> String {
         let r = try hub.call("POST", "/scim/v2/Users", body: person(userName, title: title))
-        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create: \(r.status) \(r.text)") }
+        guard r.status == 201, let id = r.object["id"]?.stringValue else {
+            throw TestError("create: \(r.status) \(r.text)")
+        }
         return id
     }
 
@@ -45,9 +47,19 @@ import TestSupport
     /// Seven people in every state reconciliation must notice, plus an orphan and a service account.
     func makeDrift(_ hub: LiveHub) throws {
         for n in ["stay", "leaver", "extra", "lacking", "drift", "gone"] { _ = try create(hub, "\(n)@x.org") }
-        eventually("all provisioned") { ["stay", "leaver", "extra", "lacking", "drift", "gone"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"] } }
-        let leaver = try #require(try hub.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22leaver@x.org%22").object["Resources"]?.arrayValue?.first?.objectValue?["id"]?.stringValue)
-        let r = try hub.call("PATCH", "/scim/v2/Users/\(leaver)", body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#)
+        eventually("all provisioned") {
+            ["stay", "leaver", "extra", "lacking", "drift", "gone"].allSatisfy {
+                ehr.snapshot()["\($0)@x.org"]?.roles == ["scheduling"]
+            }
+        }
+        let leaver = try #require(
+            try hub.call("GET", "/scim/v2/Users?filter=userName%20eq%20%22leaver@x.org%22").object["Resources"]?
+                .arrayValue?.first?.objectValue?["id"]?.stringValue)
+        let r = try hub.call(
+            "PATCH", "/scim/v2/Users/\(leaver)",
+            body:
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+        )
         #expect(r.status == 200)
         eventually("leaver disabled") { ehr.snapshot()["leaver@x.org"]?.active == false }
         // Changes made in the EHR by hand, behind the hub's back:
@@ -56,7 +68,10 @@ import TestSupport
         try hand.revoke(id: try accountID("lacking@x.org"), entitlement: "scheduling")
         try hand.update(id: try accountID("drift@x.org"), attributes: ["displayName": "Changed By Hand"])
         ehr.deleteByHand(userName: "gone@x.org")
-        _ = try hand.create(AccountSpec(userName: "intruder@x.org", attributes: ["displayName": "<script>alert(1)</script>"], entitlements: ["physician"]))
+        _ = try hand.create(
+            AccountSpec(
+                userName: "intruder@x.org", attributes: ["displayName": "<script>alert(1)</script>"],
+                entitlements: ["physician"]))
         _ = try hand.create(AccountSpec(userName: "svc-backup@x.org", entitlements: ["billing"]))
     }
 
@@ -77,7 +92,9 @@ import TestSupport
 
     func counts(_ run: JSONObject, _ target: String = "ehr") -> [String: Int64] {
         var out: [String: Int64] = [:]
-        for m in run["summary"]?.objectValue?["targets"]?.objectValue?[target]?.objectValue?["counts"]?.objectValue?.members ?? [] {
+        for m in run["summary"]?.objectValue?["targets"]?.objectValue?[target]?.objectValue?["counts"]?.objectValue?
+            .members ?? []
+        {
             out[m.key] = m.value.numberValue?.int64 ?? -1
         }
         return out
@@ -89,22 +106,36 @@ import TestSupport
         try makeDrift(hub)
         let id = try start(hub, #"{"mode": "report"}"#)
         let run = try waitFor(hub, id)
-        #expect(counts(run) == ["leaver-enabled": 1, "shared-account": 0, "break-glass": 0, "orphan": 1, "missing": 1, "disabled-should-be-enabled": 0, "over-privileged": 1,
-                                "under-privileged": 1, "attribute-drift": 1, "excluded": 1])
+        #expect(
+            counts(run) == [
+                "leaver-enabled": 1, "shared-account": 0, "break-glass": 0, "orphan": 1, "missing": 1,
+                "disabled-should-be-enabled": 0, "over-privileged": 1,
+                "under-privileged": 1, "attribute-drift": 1, "excluded": 1,
+            ])
         #expect(run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["accounts"] == .int(7))
 
         let json = try hub.call("GET", "/admin/reconciliations/\(id)/report?format=json", token: hub.admin)
         let findings = json.object["findings"]?.arrayValue ?? []
         #expect(findings.first?.objectValue?["category"]?.stringValue == "leaver-enabled")
         #expect(findings.first?.objectValue?["severity"]?.stringValue == "critical")
-        #expect(findings.contains { $0.objectValue?["attribute"]?.stringValue == "displayName" && $0.objectValue?["userName"]?.stringValue == "drift@x.org" })
-        #expect(findings.contains { $0.objectValue?["detail"]?.stringValue == "billing" && $0.objectValue?["category"]?.stringValue == "over-privileged" })
+        #expect(
+            findings.contains {
+                $0.objectValue?["attribute"]?.stringValue == "displayName"
+                    && $0.objectValue?["userName"]?.stringValue == "drift@x.org"
+            })
+        #expect(
+            findings.contains {
+                $0.objectValue?["detail"]?.stringValue == "billing"
+                    && $0.objectValue?["category"]?.stringValue == "over-privileged"
+            })
         #expect(!findings.contains { $0.objectValue?["userName"]?.stringValue == "svc-backup@x.org" })
         // Permission creep: who holds more than their role, per person (the hand-granted billing role).
         let creep = json.object["permissionCreep"]?.arrayValue ?? []
         #expect(creep.count == 1)
         #expect(creep.first?.objectValue?["userName"]?.stringValue == "extra@x.org")
-        #expect(creep.first?.objectValue?["beyondRole"]?.arrayValue?.first?.objectValue?["entitlement"]?.stringValue == "billing")
+        #expect(
+            creep.first?.objectValue?["beyondRole"]?.arrayValue?.first?.objectValue?["entitlement"]?.stringValue
+                == "billing")
         let endpoint = try hub.call("GET", "/admin/permission-creep", token: hub.admin).object
         #expect(endpoint["run"]?.stringValue == id && endpoint["people"]?.arrayValue?.count == 1)
         #expect(try hub.call("GET", "/admin/permission-creep?run=nope", token: hub.admin).status == 404)
@@ -126,7 +157,8 @@ import TestSupport
         #expect(!html.text.contains("<script>"))  // the orphan's display name is not even in the report
         // Nothing was changed by a report run.
         #expect(ehr.snapshot()["leaver@x.org"]?.active == true)
-        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.finish"))
+        #expect(
+            try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.finish"))
     }
 
     @Test func remediateRun_fixesWhatPolicyCan_andDisablesOrphans() throws {
@@ -135,15 +167,20 @@ import TestSupport
         try makeDrift(hub)
         let id = try start(hub, #"{"mode": "remediate"}"#)
         let run = try waitFor(hub, id)
-        #expect(run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["remediated"] == .int(6), "\(run)")
+        #expect(
+            run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue?["remediated"] == .int(6),
+            "\(run)")
         eventually("everything converged", timeout: 15) {
             let s = ehr.snapshot()
-            return s["leaver@x.org"]?.active == false && s["leaver@x.org"]?.roles == [] && s["extra@x.org"]?.roles == ["scheduling"]
-                && s["lacking@x.org"]?.roles == ["scheduling"] && s["drift@x.org"]?.attributes["displayName"] == "drift@x.org"
+            return s["leaver@x.org"]?.active == false && s["leaver@x.org"]?.roles == []
+                && s["extra@x.org"]?.roles == ["scheduling"]
+                && s["lacking@x.org"]?.roles == ["scheduling"]
+                && s["drift@x.org"]?.attributes["displayName"] == "drift@x.org"
                 && s["gone@x.org"]?.roles == ["scheduling"] && s["intruder@x.org"]?.active == false
         }
         #expect(ehr.snapshot()["svc-backup@x.org"]?.active == true)  // allow-listed: never touched
-        #expect(try hub.call("GET", "/admin/audit?principal=auditor", token: hub.admin).text.contains("reconcile.orphan"))
+        #expect(
+            try hub.call("GET", "/admin/audit?principal=auditor", token: hub.admin).text.contains("reconcile.orphan"))
         // A second run finds nothing left to fix but the disabled orphan.
         let again = try waitFor(hub, try start(hub, #"{"mode": "report"}"#))
         #expect(counts(again).filter { $0.key != "excluded" && $0.key != "orphan" }.values.allSatisfy { $0 == 0 })
@@ -162,17 +199,23 @@ import TestSupport
         // Confirming needs step-up: the admin token alone is refused.
         #expect(try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin).status == 403)
         let secret = try hub.enrolTOTP(hub.admin)
-        let confirmed = try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin, headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
+        let confirmed = try hub.call(
+            "POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
         #expect(confirmed.status == 202, "\(confirmed.text)")
         _ = try waitFor(hub, id)
-        eventually("orphan deleted, leaver disabled") { ehr.snapshot()["intruder@x.org"] == nil && ehr.snapshot()["leaver@x.org"]?.active == false }
+        eventually("orphan deleted, leaver disabled") {
+            ehr.snapshot()["intruder@x.org"] == nil && ehr.snapshot()["leaver@x.org"]?.active == false
+        }
         #expect(try hub.call("POST", "/admin/reconciliations/\(id)/confirm", token: hub.admin).status == 409)
-        #expect(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.confirm"))
+        #expect(
+            try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.confirm"))
     }
 
     @Test func unreachableTarget_failsAlone_withItsReason() throws {
         let closed = try freeLoopbackPort()
-        let extra = #", {"name": "lab", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:\#(closed)", "auth": {"type": "bearer", "tokenFile": "\#(tokenFile(ehr))"}, "connectTimeoutSeconds": 1}}"#
+        let extra =
+            #", {"name": "lab", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:\#(closed)", "auth": {"type": "bearer", "tokenFile": "\#(tokenFile(ehr))"}, "connectTimeoutSeconds": 1}}"#
         let hub = try LiveHub(policy: policy(extraTarget: extra))
         defer { hub.stop(); ehr.stop() }
         _ = try create(hub, "one@x.org")
@@ -199,7 +242,8 @@ import TestSupport
         let r = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: body)
         #expect(r.status == status, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
-        #expect(try hub.call("GET", "/admin/reconciliations", token: hub.admin).object["runs"]?.arrayValue?.isEmpty == true)
+        #expect(
+            try hub.call("GET", "/admin/reconciliations", token: hub.admin).object["runs"]?.arrayValue?.isEmpty == true)
     }
 
     @Test func accessAndConcurrency_areEnforced() throws {
@@ -215,7 +259,8 @@ import TestSupport
         let second = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
         #expect(second.status == 409, "\(second.text)")
         _ = try waitFor(hub, first)
-        #expect(try hub.call("GET", "/admin/reconciliations/\(first)/report?format=pdf", token: hub.admin).status == 400)
+        #expect(
+            try hub.call("GET", "/admin/reconciliations/\(first)/report?format=pdf", token: hub.admin).status == 400)
         ehr.setFault(.none)
         _ = try waitFor(hub, try start(hub, "{}"))  // free again afterwards
     }
@@ -225,8 +270,10 @@ import TestSupport
         defer { ehr.stop() }
         let dir = hub.directory.path
         try hub.server.store.write { w in
-            try w.connection.insertRun(ReconciliationRunRecord(id: "r1", state: .running, mode: "report", targets: #"["ehr"]"#, categories: "[]",
-                                                               requestedBy: "auditor", created: 1, finished: nil, summary: "{}"))
+            try w.connection.insertRun(
+                ReconciliationRunRecord(
+                    id: "r1", state: .running, mode: "report", targets: #"["ehr"]"#, categories: "[]",
+                    requestedBy: "auditor", created: 1, finished: nil, summary: "{}"))
         }
         hub.server.shutdown()
         let again = try LiveHub(policy: policy()) { $0.dataDirectory = dir }

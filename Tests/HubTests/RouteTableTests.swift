@@ -11,7 +11,10 @@ import TestSupport
     init() throws { hub = try LiveHub() }
 
     @Test(arguments: [
-        ("/admin/audit?principal=hr&princpal=x", "unknown query parameter 'princpal' (known: after, count, principal, resourceId, since, until)"),
+        (
+            "/admin/audit?principal=hr&princpal=x",
+            "unknown query parameter 'princpal' (known: after, count, principal, resourceId, since, until)"
+        ),
         ("/admin/jobs?stat=dead", "unknown query parameter 'stat' (known: count, state, target)"),
         ("/admin/targets?verbose=1", "unknown query parameter 'verbose' (this endpoint takes none)"),
     ])
@@ -38,7 +41,8 @@ import TestSupport
         #expect(try hub.call("GET", "/scim/v2/Users?startIndex=1&count=5&foo=bar").status == 200)
         // HEAD wherever GET is served, without a body.
         let c = try RawHTTPClient(port: hub.port)
-        let head = try #require(c.request("HEAD", "/scim/v2/Users", headers: [("Authorization", "Bearer \(hub.writer)")]))
+        let head = try #require(
+            c.request("HEAD", "/scim/v2/Users", headers: [("Authorization", "Bearer \(hub.writer)")]))
         #expect(head.status == 200 && head.body.isEmpty)
     }
 }

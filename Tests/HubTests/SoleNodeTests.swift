@@ -44,14 +44,20 @@ import TestSupport
         let now = Date().timeIntervalSince1970
         let claimed = try store.write { w in
             try w.connection.enqueue(personID: id, target: "ehr", priority: 1, now: now)
-            return try w.connection.claimJobs(target: "ehr", limit: 1, owner: "dead-node", leaseUntil: now + 3600, now: now).count
+            return try w.connection.claimJobs(
+                target: "ehr", limit: 1, owner: "dead-node", leaseUntil: now + 3600, now: now
+            ).count
         }
         #expect(claimed == 1)
         store.close()
-        let policy = singleEHRPolicy(ehr, packages: #"{"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#)
+        let policy = singleEHRPolicy(
+            ehr, packages: #"{"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        )
         let hub = try LiveHub(policy: policy) { $0.dataDirectory = dir }
         defer { hub.stop(); plain.directory.remove() }
-        eventually("the job runs now, not when the dead node's lease would end") { ehr.snapshot()["leased@x.org"]?.roles == ["scheduling"] }
+        eventually("the job runs now, not when the dead node's lease would end") {
+            ehr.snapshot()["leased@x.org"]?.roles == ["scheduling"]
+        }
         #expect(try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
     }
 }

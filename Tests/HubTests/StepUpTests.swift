@@ -11,10 +11,16 @@ import TestSupport
 @Suite struct StepUpTests {
     let hub: LiveHub
 
-    init() throws { hub = try LiveHub(policy: #"{"targets": [{"name": "t", "type": "ldap", "enabled": false}], "packages": []}"#) }
+    init() throws {
+        hub = try LiveHub(policy: #"{"targets": [{"name": "t", "type": "ldap", "enabled": false}], "packages": []}"#)
+    }
 
-    func createToken(_ code: String?, token: String? = nil, body: String = #"{"principal": "new-feed", "scopes": ["scim:read"]}"#) throws -> RawResponse {
-        try hub.call("POST", "/admin/tokens", token: token ?? hub.admin, body: body, headers: code.map { [("X-ScimHub-TOTP", $0)] } ?? [])
+    func createToken(
+        _ code: String?, token: String? = nil, body: String = #"{"principal": "new-feed", "scopes": ["scim:read"]}"#
+    ) throws -> RawResponse {
+        try hub.call(
+            "POST", "/admin/tokens", token: token ?? hub.admin, body: body,
+            headers: code.map { [("X-ScimHub-TOTP", $0)] } ?? [])
     }
 
     @Test func tokenCreation_needsACurrentUnusedCode() throws {
@@ -27,7 +33,9 @@ import TestSupport
         #expect(enrol.status == 201)
         #expect(enrol.object["otpauth"]?.stringValue?.hasPrefix("otpauth://totp/ScimHub:auditor?secret=") == true)
         #expect(try hub.call("POST", "/mfa/enrol", token: hub.admin).status == 409)  // shown once; no second secret
-        let secret = try #require(TOTP.base32Decode(String(enrol.object["otpauth"]!.stringValue!.split(separator: "=")[1].prefix { $0 != "&" })))
+        let secret = try #require(
+            TOTP.base32Decode(
+                String(enrol.object["otpauth"]!.stringValue!.split(separator: "=")[1].prefix { $0 != "&" })))
         // Two steps away (one minute of skew) is refused; missing or malformed too.
         #expect(try createToken(LiveHub.totp(secret, stepOffset: -2)).status == 403)
         #expect(try createToken(nil).status == 403)

@@ -49,24 +49,32 @@ import Testing
 
     @Test func parse_rawNulByte_isNulCharacter() {
         let bytes: [UInt8] = Array(#"{"a":"x"#.utf8) + [0] + Array(#""}"#.utf8)
-        do { _ = try JSONParser().parse(bytes); Issue.record("accepted NUL") } catch { #expect(error.kind == .nulCharacter) }
+        do { _ = try JSONParser().parse(bytes); Issue.record("accepted NUL") } catch {
+            #expect(error.kind == .nulCharacter)
+        }
     }
 
     @Test func parse_invalidUTF8_isRejected() {
         for bad: [UInt8] in [[0xC3, 0x28], [0xE2, 0x82], [0xFF], [0xED, 0xA0, 0x80]] {
             let doc = Array(#"{"a":""#.utf8) + bad + Array(#""}"#.utf8)
-            do { _ = try JSONParser().parse(doc); Issue.record("accepted invalid UTF-8") } catch { #expect(error.kind == .invalidUTF8) }
+            do { _ = try JSONParser().parse(doc); Issue.record("accepted invalid UTF-8") } catch {
+                #expect(error.kind == .invalidUTF8)
+            }
         }
     }
 
     @Test func parse_nested10000Deep_failsFastWithTooDeep() {
         let text = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
-        do { _ = try JSONParser().parse(text); Issue.record("accepted deep nesting") } catch { #expect(error.kind == .tooDeep) }
+        do { _ = try JSONParser().parse(text); Issue.record("accepted deep nesting") } catch {
+            #expect(error.kind == .tooDeep)
+        }
     }
 
     @Test func parse_hugeNumberLiteral_isNumberTooLong() {
         let text = "{\"n\":" + String(repeating: "9", count: 500) + "}"
-        do { _ = try JSONParser().parse(text); Issue.record("accepted huge number") } catch { #expect(error.kind == .numberTooLong) }
+        do { _ = try JSONParser().parse(text); Issue.record("accepted huge number") } catch {
+            #expect(error.kind == .numberTooLong)
+        }
     }
 
     @Test func number_outOfRange_hasNoIntegerOrDouble() throws {

@@ -33,9 +33,18 @@ import JSONCore
         (#"URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:Department eq "Nursing""#, true),
         (#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#, true),
         (#"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites eq "CLN-BAT""#, true),
-        (#"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt gt "2028-10-19T23:59:58Z""#, true),
-        (#"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt lt "2028-10-20T01:59:59+02:00""#, false),
-        (#"title eq "Registered Nurse" and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq "active""#, true),
+        (
+            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt gt "2028-10-19T23:59:58Z""#,
+            true
+        ),
+        (
+            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt lt "2028-10-20T01:59:59+02:00""#,
+            false
+        ),
+        (
+            #"title eq "Registered Nurse" and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq "active""#,
+            true
+        ),
         (#"title eq "x" or title eq "y" and active eq true"#, false),
         (#"title eq "Registered Nurse" or title eq "y" and active eq false"#, true),
         (#"not (active eq false)"#, true),
@@ -84,7 +93,9 @@ import JSONCore
 
     @Test func parse_overLongOrDeep_isRefused() {
         let long = "userName eq \"" + String(repeating: "a", count: 5000) + "\""
-        #expect(throws: SCIMError.invalidFilter("filter is longer than 4096 characters")) { try SCIMFilter.parse(long, for: userType) }
+        #expect(throws: SCIMError.invalidFilter("filter is longer than 4096 characters")) {
+            try SCIMFilter.parse(long, for: userType)
+        }
         let deep = String(repeating: "(", count: 40) + "title pr" + String(repeating: ")", count: 40)
         do { _ = try SCIMFilter.parse(deep, for: userType); Issue.record("accepted deep filter") } catch {
             #expect(error.scimType == .invalidFilter)

@@ -8,13 +8,13 @@ import SCIM
 @Suite struct IdentifierTests {
     @Test(arguments: [
         ("ana.silva@x.org", "ANA.Silva@X.org"),
-        ("ana.silva@x.org", "\u{FF41}na.silva@x.org"),          // fullwidth a
-        ("fiona@x.org", "\u{FB01}ona@x.org"),                   // ligature fi
-        ("jos\u{E9}@x.org", "jose\u{301}@x.org"),               // composed vs decomposed
+        ("ana.silva@x.org", "\u{FF41}na.silva@x.org"),  // fullwidth a
+        ("fiona@x.org", "\u{FB01}ona@x.org"),  // ligature fi
+        ("jos\u{E9}@x.org", "jose\u{301}@x.org"),  // composed vs decomposed
         ("strasse@x.org", "STRASSE@x.org"),
-        ("stra\u{DF}e@x.org", "strasse@x.org"),                 // full case folding: ß → ss
-        ("\u{1F1}", "dz"),                                      // compatibility digraph DZ
-        ("ana  silva", "ana silva"),                            // LDAP insignificant space (RFC 4518)
+        ("stra\u{DF}e@x.org", "strasse@x.org"),  // full case folding: ß → ss
+        ("\u{1F1}", "dz"),  // compatibility digraph DZ
+        ("ana  silva", "ana silva"),  // LDAP insignificant space (RFC 4518)
     ])
     func lookAlikes_shareOneCanonicalForm(a: String, b: String) {
         #expect(Identifier.canonical(a) == Identifier.canonical(b))
@@ -37,7 +37,8 @@ import SCIM
         ("ana\u{E000}", "unassigned or private-use code point (U+E000)"),
     ])
     func unsafeIdentifiers_areRefusedNamingTheProblem(value: String, problem: String) {
-        #expect(SCIMIdentifier.problem(value)?.contains(problem) == true, "\(SCIMIdentifier.problem(value) ?? "accepted")")
+        #expect(
+            SCIMIdentifier.problem(value)?.contains(problem) == true, "\(SCIMIdentifier.problem(value) ?? "accepted")")
     }
 
     @Test(arguments: ["ana.silva@x.org", "jos\u{E9}@x.org", "Ana Silva", "\u{5F20}\u{4F1F}", "o'brien+ward3@x.org"])

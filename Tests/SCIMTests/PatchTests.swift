@@ -10,12 +10,17 @@ import JSONCore
         return d
     }
 
-    func patch(_ ops: String, on doc: JSONObject? = nil, type: SCIMResourceType = userType) throws(SCIMError) -> JSONObject {
+    func patch(_ ops: String, on doc: JSONObject? = nil, type: SCIMResourceType = userType) throws(SCIMError)
+        -> JSONObject
+    {
         let body = json(#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"# + ops + "}")
         return try PatchRequest(body).apply(to: doc ?? stored, type: type)
     }
 
-    func assertError(_ ops: String, _ status: Int, _ type: SCIMType?, _ fragment: String, on doc: JSONObject? = nil, as t: SCIMResourceType = userType) {
+    func assertError(
+        _ ops: String, _ status: Int, _ type: SCIMType?, _ fragment: String, on doc: JSONObject? = nil,
+        as t: SCIMResourceType = userType
+    ) {
         do {
             _ = try patch(ops, on: doc, type: t)
             Issue.record("accepted \(ops)")
@@ -40,7 +45,9 @@ import JSONCore
     }
 
     @Test func noPathObjectValue_dottedKeysAndURNsAndReadOnlyIgnored_interop3() throws {
-        let r = try patch(#"[{"op":"replace","value":{"active":false,"name.givenName":"Ju","id":"evil","meta":{"x":1},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"suspended"}}}]"#)
+        let r = try patch(
+            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ju","id":"evil","meta":{"x":1},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"suspended"}}}]"#
+        )
         #expect(r["active"] == .bool(false))
         #expect(r["name"]?.objectValue?["givenName"]?.stringValue == "Ju")
         #expect(r["name"]?.objectValue?["familyName"]?.stringValue == "Silva")
@@ -51,7 +58,9 @@ import JSONCore
     }
 
     @Test func groupMemberRemovalByValueArray_removesOnlyThose_interop4() throws {
-        let g = json(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a"},{"value":"b"},{"value":"c"}]}"#)
+        let g = json(
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a"},{"value":"b"},{"value":"c"}]}"#
+        )
         let r = try patch(#"[{"op":"Remove","path":"members","value":[{"value":"b"}]}]"#, on: g, type: groupType)
         #expect(r["members"]?.arrayValue?.compactMap { $0.objectValue?["value"]?.stringValue } == ["a", "c"])
         let r2 = try patch(#"[{"op":"remove","path":"members[value eq \"a\"]"}]"#, on: g, type: groupType)
@@ -69,12 +78,15 @@ import JSONCore
     }
 
     @Test func managerBareString_interop6() throws {
-        let r = try patch(#"[{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"m-2"}]"#)
+        let r = try patch(
+            #"[{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"m-2"}]"#
+        )
         #expect(r[Self.ent]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue == "m-2")
     }
 
     @Test func addToMultiValued_appendsAndMovesPrimary() throws {
-        let r = try patch(#"[{"op":"add","path":"emails","value":[{"value":"p@x.org","type":"other","primary":true}]}]"#)
+        let r = try patch(
+            #"[{"op":"add","path":"emails","value":[{"value":"p@x.org","type":"other","primary":true}]}]"#)
         let emails = r["emails"]?.arrayValue ?? []
         #expect(emails.count == 3)
         #expect(emails.filter { $0.objectValue?["primary"] == .bool(true) }.count == 1)
@@ -82,12 +94,16 @@ import JSONCore
     }
 
     @Test func replaceMultiValued_withoutFilter_replacesAll() throws {
-        let r = try patch(#"[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites","value":["DXC-NOR"]}]"#)
+        let r = try patch(
+            #"[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites","value":["DXC-NOR"]}]"#
+        )
         #expect(r[Self.hc]?.objectValue?["sites"] == .array([.string("DXC-NOR")]))
     }
 
     @Test func removeSubAttribute_andWholeExtension() throws {
-        let r = try patch(#"[{"op":"remove","path":"name.givenName"},{"op":"remove","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]"#)
+        let r = try patch(
+            #"[{"op":"remove","path":"name.givenName"},{"op":"remove","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]"#
+        )
         #expect(r["name"]?.objectValue?["givenName"] == nil)
         #expect(r[Self.ent] == nil)
         #expect(r["schemas"]?.arrayValue?.contains(.string(Self.ent)) == false)
@@ -99,27 +115,40 @@ import JSONCore
         assertError(#"[{"op":"add","path":"title"}]"#, 400, .invalidValue, "needs a 'value'")
         assertError(#"[{"op":"replace","path":"bogus","value":"x"}]"#, 400, .invalidPath, "not an attribute")
         assertError(#"[{"op":"replace","path":"emails[type eq ","value":"x"}]"#, 400, .invalidPath, "unclosed '['")
-        assertError(#"[{"op":"replace","path":"emails[type xx \"a\"]","value":"x"}]"#, 400, .invalidPath, "invalid value filter")
+        assertError(
+            #"[{"op":"replace","path":"emails[type xx \"a\"]","value":"x"}]"#, 400, .invalidPath, "invalid value filter"
+        )
         assertError(#"[{"op":"remove","path":"emails[type eq \"fax\"]"}]"#, 400, .noTarget, "matched no value")
-        assertError(#"[{"op":"replace","path":"emails[type eq \"fax\"]","value":{"value":"x"}}]"#, 400, .noTarget, "matched no value")
+        assertError(
+            #"[{"op":"replace","path":"emails[type eq \"fax\"]","value":{"value":"x"}}]"#, 400, .noTarget,
+            "matched no value")
         assertError(#"[{"op":"replace","path":"id","value":"x"}]"#, 400, .mutability, "read-only")
         assertError(#"[{"op":"replace","path":"groups","value":[{"value":"g"}]}]"#, 400, .mutability, "read-only")
         assertError(#"[{"op":"remove","path":"userName"}]"#, 400, .invalidValue, "'userName' is required")
         assertError(#"[{"op":"replace","path":"active","value":"maybe"}]"#, 400, .invalidValue, "must be a boolean")
         assertError(#"[{"op":"replace","value":{"nosuch":1}}]"#, 400, .invalidValue, "'nosuch' is not an attribute")
         assertError(#"[]"#, 400, .invalidSyntax, "non-empty")
-        let g = json(#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a","type":"User"}]}"#)
-        assertError(#"[{"op":"replace","path":"members[value eq \"a\"].value","value":"b"}]"#, 400, .mutability, "immutable", on: g, as: groupType)
+        let g = json(
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a","type":"User"}]}"#
+        )
+        assertError(
+            #"[{"op":"replace","path":"members[value eq \"a\"].value","value":"b"}]"#, 400, .mutability, "immutable",
+            on: g, as: groupType)
     }
 
     @Test func patchOpSchemaMissing_isInvalidSyntax() {
-        do { _ = try PatchRequest(json(#"{"Operations":[{"op":"add","path":"title","value":"x"}]}"#)); Issue.record("accepted") } catch {
+        do {
+            _ = try PatchRequest(json(#"{"Operations":[{"op":"add","path":"title","value":"x"}]}"#));
+            Issue.record("accepted")
+        } catch {
             #expect(error.scimType == .invalidSyntax)
         }
     }
 
     @Test func changedAttributes_namesOnly() throws {
-        let r = try patch(#"[{"op":"replace","path":"title","value":"Physician"},{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"ICU"}]"#)
+        let r = try patch(
+            #"[{"op":"replace","path":"title","value":"Physician"},{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"ICU"}]"#
+        )
         let names = ResourceNormalizer(type: userType).changedAttributes(from: stored, to: r)
         #expect(names == ["title", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"])
     }

@@ -14,12 +14,20 @@ import SQLite
     @Test func verify_reportsEveryBreak_andListsWithCommasStayIntact() throws {
         let t = try TempStore()
         for i in 1...6 {
-            try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "patch", resourceType: "User", resourceID: "u\(i)",
-                                                               attributes: ["a,b", "ward,nurse", "title"], requestID: "r")) }
+            try t.store.write {
+                try AuditLog.append(
+                    $0,
+                    .now(
+                        principal: "hr", action: "patch", resourceType: "User", resourceID: "u\(i)",
+                        attributes: ["a,b", "ward,nurse", "title"], requestID: "r"))
+            }
         }
         var v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.intact, "a comma inside a name must not break the chain")
-        #expect(try t.store.read { try AuditLog.list($0, since: nil, until: nil, principal: nil, resourceID: "u1", afterSeq: 0, limit: 1) }.first?.attributes
+        #expect(
+            try t.store.read {
+                try AuditLog.list($0, since: nil, until: nil, principal: nil, resourceID: "u1", afterSeq: 0, limit: 1)
+            }.first?.attributes
                 == ["a,b", "ward,nurse", "title"])
         let raw = try SQLiteConnection(path: t.store.path)
         try raw.run("UPDATE audit SET outcome = 'failure' WHERE seq = 2")
@@ -40,13 +48,21 @@ import SQLite
             do {
                 if i % 10 == 0 {
                     _ = try t.store.write(isolated: false) { (w) throws -> Void in
-                        try w.connection.insert(type: .user, id: "bulk\(i)", doc: JSONObject(["userName": .string("bulk\(i)")]), members: [], now: 1)
+                        try w.connection.insert(
+                            type: .user, id: "bulk\(i)", doc: JSONObject(["userName": .string("bulk\(i)")]),
+                            members: [], now: 1)
                         throw StoreError("storage failed mid-bulk")
                     }
                 } else {
                     try t.store.write { w in
-                        try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
-                        try w.connection.insert(type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)",
+                                requestID: "r"))
+                        try w.connection.insert(
+                            type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [],
+                            now: 1)
                     }
                 }
             } catch {
@@ -61,12 +77,16 @@ import SQLite
 
     @Test func unreadableChainHead_refusesTheCommit_withAStoreError() throws {
         let t = try TempStore()
-        try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u0", requestID: "r")) }
+        try t.store.write {
+            try AuditLog.append(
+                $0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u0", requestID: "r"))
+        }
         let raw = try SQLiteConnection(path: t.store.path)
         try raw.execute("ALTER TABLE audit RENAME COLUMN hash TO hash_moved")
         #expect {
             try t.store.write { w in
-                try w.connection.insert(type: .user, id: "u1", doc: JSONObject(["userName": .string("u1")]), members: [], now: 1)
+                try w.connection.insert(
+                    type: .user, id: "u1", doc: JSONObject(["userName": .string("u1")]), members: [], now: 1)
             }
         } throws: { ($0 as? StoreError)?.kind == .unavailable }
         try raw.execute("ALTER TABLE audit RENAME COLUMN hash_moved TO hash")
@@ -75,7 +95,9 @@ import SQLite
         #expect(v.intact && v.entries == 1)
     }
 
-    @Test(arguments: [(Int32(5), "busy"), (6, "busy"), (13, "full"), (10, "io"), (11, "io"), (19, "constraint"), (1, "unavailable")])
+    @Test(arguments: [
+        (Int32(5), "busy"), (6, "busy"), (13, "full"), (10, "io"), (11, "io"), (19, "constraint"), (1, "unavailable"),
+    ])
     func driverErrors_becomeTypedStoreErrors(code: Int32, kind: String) {
         #expect(StoreError(SQLiteError(code: code, extendedCode: code, message: "m", sql: nil)).kind.rawValue == kind)
     }
@@ -92,7 +114,9 @@ import SQLite
         // Plain threads: each blocks in write(), and GCD's default queue has one thread per core.
         group.enter()
         Thread {
-            _ = try? t.store.write { _ in writerBusy.signal(); gate.wait() }  // holds the writer while the others queue up
+            _ = try? t.store.write { _ in
+                writerBusy.signal(); gate.wait()
+            }  // holds the writer while the others queue up
             group.leave()
         }.start()
         writerBusy.wait()
@@ -104,12 +128,20 @@ import SQLite
                 do {
                     try t.store.write { w in
                         if i == 3 {
-                            try w.connection.insert(type: .user, id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1)
+                            try w.connection.insert(
+                                type: .user, id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1
+                            )
                             try (w as! SQLiteWriteContext).session.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
                             throw StoreError("disk full", kind: .full)
                         }
-                        try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
-                        try w.connection.insert(type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [], now: 1)
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)",
+                                requestID: "r"))
+                        try w.connection.insert(
+                            type: .user, id: "u\(i)", doc: JSONObject(["userName": .string("u\(i)")]), members: [],
+                            now: 1)
                     }
                     outcomes.withLock { $0["u\(i)"] = true }
                 } catch {
@@ -121,13 +153,18 @@ import SQLite
         gate.signal()
         group.wait()
         let reported = outcomes.withLock { $0 }
-        let stored = try t.store.read { c in try (0..<6).filter { try c.fetch(type: .user, id: "u\($0)") != nil }.map { "u\($0)" } }
+        let stored = try t.store.read { c in
+            try (0..<6).filter { try c.fetch(type: .user, id: "u\($0)") != nil }.map { "u\($0)" }
+        }
         // Every write reported as done is stored; nothing else is.
         #expect(Set(stored) == Set(reported.filter(\.value).map(\.key)), "reported \(reported), stored \(stored)")
         #expect(reported["u3"] == false)
         #expect(try t.store.read { try AuditLog.verify($0) }.intact)
         // The store goes on working.
-        try t.store.write { w in try w.connection.insert(type: .user, id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1) }
+        try t.store.write { w in
+            try w.connection.insert(
+                type: .user, id: "after", doc: JSONObject(["userName": .string("after")]), members: [], now: 1)
+        }
         #expect(try t.store.read { try $0.fetch(type: .user, id: "after") } != nil)
     }
 }
@@ -141,10 +178,19 @@ import SQLite
         let key = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
         let file = outside.path + "/checkpoints.jsonl"
         func append(_ n: Int) throws {
-            for i in 0..<n { try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r")) } }
+            for i in 0..<n {
+                try t.store.write {
+                    try AuditLog.append(
+                        $0,
+                        .now(
+                            principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"
+                        ))
+                }
+            }
         }
         try append(10)
-        let first = AuditCheckpointer(store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        let first = AuditCheckpointer(
+            store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
         #expect(try first.checkpoint()?.seq == 10)
         try append(2)
         #expect(try first.checkpoint()?.seq == 12)
@@ -152,7 +198,8 @@ import SQLite
         let raw = try SQLiteConnection(path: t.store.path)
         try raw.run("DELETE FROM audit WHERE seq > 5")
         try append(20)
-        let restarted = AuditCheckpointer(store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        let restarted = AuditCheckpointer(
+            store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
         #expect(throws: StoreError.self) { try restarted.checkpoint() }
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 2)
     }
@@ -164,10 +211,15 @@ import SQLite
         let ours = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
         let theirs = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
         let file = outside.path + "/checkpoints.jsonl"
-        try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u", requestID: "r")) }
-        let forged = try AuditCheckpoint.make(seq: 1, head: [UInt8](repeating: 7, count: 32), time: "2026-12-02T00:00:00Z", key: theirs)
+        try t.store.write {
+            try AuditLog.append(
+                $0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u", requestID: "r"))
+        }
+        let forged = try AuditCheckpoint.make(
+            seq: 1, head: [UInt8](repeating: 7, count: 32), time: "2026-12-02T00:00:00Z", key: theirs)
         try (forged.line + "\n").write(toFile: file, atomically: false, encoding: .utf8)
-        let checkpointer = AuditCheckpointer(store: t.store, key: ours, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
+        let checkpointer = AuditCheckpointer(
+            store: t.store, key: ours, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
         #expect(throws: StoreError.self) { try checkpointer.checkpoint() }
         checkpointer.stop()  // never started: returns at once
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 1)

@@ -10,11 +10,15 @@ import TestSupport
     init() throws { t = try TempStore() }
 
     private func enqueue(_ people: [String], priority: Int = 1, now: Double = 100) throws {
-        try t.store.write { w in for p in people { try w.connection.enqueue(personID: p, target: "ehr", priority: priority, now: now) } }
+        try t.store.write { w in
+            for p in people { try w.connection.enqueue(personID: p, target: "ehr", priority: priority, now: now) }
+        }
     }
 
     private func claim(_ owner: String, limit: Int = 10, now: Double = 100, lease: Double = 60) throws -> [String] {
-        try t.store.write { try $0.connection.claimJobs(target: "ehr", limit: limit, owner: owner, leaseUntil: now + lease, now: now) }.map(\.personID)
+        try t.store.write {
+            try $0.connection.claimJobs(target: "ehr", limit: limit, owner: owner, leaseUntil: now + lease, now: now)
+        }.map(\.personID)
     }
 
     @Test func aClaimedJob_isNotClaimedAgain_untilItsLeaseRunsOut() throws {
@@ -37,11 +41,15 @@ import TestSupport
 
     @Test func finishDeferAndDeadLetter_giveTheLeaseBack() throws {
         try enqueue(["a", "b", "c"])
-        let jobs = try t.store.write { try $0.connection.claimJobs(target: "ehr", limit: 3, owner: "n", leaseUntil: 1000, now: 100) }
+        let jobs = try t.store.write {
+            try $0.connection.claimJobs(target: "ehr", limit: 3, owner: "n", leaseUntil: 1000, now: 100)
+        }
         let a = try #require(jobs.first { $0.personID == "a" })
         // A change arrives while a's job runs: finishing the old generation keeps the job, due now and unleased.
         try enqueue(["a"])
-        let gone = try t.store.write { try $0.connection.finishJob(personID: "a", target: "ehr", generation: a.generation, now: 101) }
+        let gone = try t.store.write {
+            try $0.connection.finishJob(personID: "a", target: "ehr", generation: a.generation, now: 101)
+        }
         #expect(gone == false)
         try t.store.write { w in
             try w.connection.deferJob(personID: "b", target: "ehr", until: 200, attempts: 1, error: "timeout")
@@ -55,7 +63,9 @@ import TestSupport
     @Test func aSoleNode_dropsLeasesLeftByADeadProcess() throws {
         try enqueue(["a", "b"])
         _ = try claim("dead-process", lease: 3600)
-        _ = try t.store.write { try $0.connection.extendLease(personID: "a", target: "ehr", owner: "someone-else", until: 9999) }
+        _ = try t.store.write {
+            try $0.connection.extendLease(personID: "a", target: "ehr", owner: "someone-else", until: 9999)
+        }
         #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 2)
         #expect(Set(try claim("me")) == ["a", "b"])
         #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 0)  // its own leases stay

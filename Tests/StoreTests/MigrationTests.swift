@@ -9,10 +9,15 @@ import SQLite
 /// ids, when two stored people collide under it.
 @Suite struct MigrationTests {
     func insertLegacy(_ db: SQLiteConnection, id: String, userName: String, email: String) throws {
-        let doc = JSONWriter().write(.object(JSONObject(["userName": .string(userName), "emails": .array([.object(JSONObject(["value": .string(email)]))])])))
+        let doc = JSONWriter().write(
+            .object(
+                JSONObject([
+                    "userName": .string(userName), "emails": .array([.object(JSONObject(["value": .string(email)]))]),
+                ])))
         // As an earlier version indexed it: lower-cased only.
-        try db.run("INSERT INTO resources(id, type, user_name, version, created, modified, doc) VALUES (?, 'User', ?, 1, 0, 0, ?)",
-                   [.text(id), .text(userName.lowercased()), .blob(doc)])
+        try db.run(
+            "INSERT INTO resources(id, type, user_name, version, created, modified, doc) VALUES (?, 'User', ?, 1, 0, 0, ?)",
+            [.text(id), .text(userName.lowercased()), .blob(doc)])
     }
 
     @Test func storedIdentifiers_areReindexedInCanonicalForm() throws {

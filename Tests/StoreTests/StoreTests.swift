@@ -13,7 +13,9 @@ import TestSupport
 final class TempStore: Sendable {
     let dir = TemporaryDirectory()
     let store: SQLiteStore
-    init() throws { store = try SQLiteStore(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true)) }
+    init() throws {
+        store = try SQLiteStore(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true))
+    }
     deinit {
         store.close()
         dir.remove()
@@ -30,7 +32,8 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
     @Test func insert_thenFetchByIdAndIndexes() throws {
         let t = try TempStore()
         try t.store.write { (w) throws -> Void in
-            try w.connection.insert(type: .user, id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
+            try w.connection.insert(
+                type: .user, id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
         }
         try t.store.read { (c) throws -> Void in
             #expect(try c.fetch(type: .user, id: "u1")?.doc["userName"]?.stringValue == "Ana@X.org")
@@ -43,9 +46,13 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
 
     @Test func duplicateUserName_caseInsensitive_isAUniquenessStoreError() throws {
         let t = try TempStore()
-        try t.store.write { try $0.connection.insert(type: .user, id: "u1", doc: user("ana@x.org"), members: [], now: 1) }
+        try t.store.write {
+            try $0.connection.insert(type: .user, id: "u1", doc: user("ana@x.org"), members: [], now: 1)
+        }
         let e = #expect(throws: StoreError.self) {
-            try t.store.write { try $0.connection.insert(type: .user, id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1) }
+            try t.store.write {
+                try $0.connection.insert(type: .user, id: "u2", doc: user("ANA@X.ORG"), members: [], now: 1)
+            }
         }
         #expect(e?.kind == .uniqueness && e?.isInputError == true)
         #expect(try t.store.read { try $0.count(type: .user) } == 1)
@@ -55,12 +62,16 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         let t = try TempStore()
         let g = JSONObject(["schemas": .array([.string(SCIMSchemaURN.group)]), "displayName": .string("Nurses")])
         let missing = #expect(throws: StoreError.self) {
-            try t.store.write { try $0.connection.insert(type: .group, id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1) }
+            try t.store.write {
+                try $0.connection.insert(
+                    type: .group, id: "g1", doc: g, members: [MemberRef(id: "ghost", type: "")], now: 1)
+            }
         }
         #expect(missing?.kind == .invalidReference)
         try t.store.write { (w) throws -> Void in
             try w.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1)
-            try w.connection.insert(type: .group, id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)
+            try w.connection.insert(
+                type: .group, id: "g1", doc: g, members: [MemberRef(id: "u1", type: "User")], now: 1)
         }
         #expect(try t.store.read { try $0.groups(ofMember: "u1").map(\.id) } == ["g1"])
         try t.store.write { (w) throws -> Void in
@@ -80,7 +91,11 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         DispatchQueue.concurrentPerform(iterations: n) { i in
             _ = try? t.store.write { (w) throws -> Void in
                 try w.connection.insert(type: .user, id: "u\(i)", doc: user("user\(i)"), members: [], now: 1)
-                try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r\(i)"))
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r\(i)"
+                    ))
             }
         }
         #expect(try t.store.read { try $0.count(type: .user) } == n)
@@ -93,9 +108,12 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         let t = try TempStore()
         DispatchQueue.concurrentPerform(iterations: 50) { i in
             _ = try? t.store.write { (w) throws -> Void in
-                try AuditLog.append(w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
+                try AuditLog.append(
+                    w,
+                    .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)", requestID: "r"))
                 // Every odd job inserts a duplicate userName and fails after its audit append.
-                try w.connection.insert(type: .user, id: "u\(i)", doc: user(i % 2 == 0 ? "user\(i)" : "user0"), members: [], now: 1)
+                try w.connection.insert(
+                    type: .user, id: "u\(i)", doc: user(i % 2 == 0 ? "user\(i)" : "user0"), members: [], now: 1)
             }
         }
         let (users, v) = try t.store.read { (try $0.count(type: .user), try AuditLog.verify($0)) }
@@ -107,7 +125,13 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
     @Test func auditChain_tamperingIsDetectedAtTheEntry() throws {
         let t = try TempStore()
         for i in 1...5 {
-            try t.store.write { try AuditLog.append($0, .now(principal: "hr", action: "patch", resourceType: "User", resourceID: "u\(i)", attributes: ["title"], requestID: "r")) }
+            try t.store.write {
+                try AuditLog.append(
+                    $0,
+                    .now(
+                        principal: "hr", action: "patch", resourceType: "User", resourceID: "u\(i)",
+                        attributes: ["title"], requestID: "r"))
+            }
         }
         #expect(try t.store.read { try AuditLog.verify($0) }.intact)
         let raw = try SQLiteConnection(path: t.store.path)
@@ -124,7 +148,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
 
     @Test func tokens_verifiedByHashAndRevocable() throws {
         let t = try TempStore()
-        let (id, token) = try t.store.write { try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1, mintedBy: "cli") }
+        let (id, token) = try t.store.write {
+            try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1, mintedBy: "cli")
+        }
         let p = try t.store.read { try Tokens.verify($0, token: token) }
         #expect(p?.name == "hr")
         #expect(p?.scopes == [.scimRead])
@@ -172,7 +198,10 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
 
 /// RFC 6238 Appendix B test vectors (SHA-1, 8 digits) and base32 round trips.
 @Suite struct TOTPTests {
-    @Test(arguments: [(59.0, "94287082"), (1111111109.0, "07081804"), (1111111111.0, "14050471"), (1234567890.0, "89005924"), (2000000000.0, "69279037")])
+    @Test(arguments: [
+        (59.0, "94287082"), (1111111109.0, "07081804"), (1111111111.0, "14050471"), (1234567890.0, "89005924"),
+        (2000000000.0, "69279037"),
+    ])
     func rfc6238Vectors(time: Double, expected: String) {
         #expect(TOTP.code(secret: Array("12345678901234567890".utf8), step: TOTP.step(at: time), digits: 8) == expected)
     }

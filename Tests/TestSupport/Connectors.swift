@@ -6,4 +6,6 @@ import SCIMOutConnector
 import SQLConnector
 
 /// Every connector plugin, as the `scimhub` executable registers them.
-public let testConnectors = ConnectorCatalog([EHRRestConnectorFactory(), SCIMOutConnectorFactory(), LDAPConnectorFactory(), SQLConnectorFactory()])
+public let testConnectors = ConnectorCatalog([
+    EHRRestConnectorFactory(), SCIMOutConnectorFactory(), LDAPConnectorFactory(), SQLConnectorFactory(),
+])

@@ -44,7 +44,9 @@ public final class LiveHub: @unchecked Sendable {
         configure(&config)
         let server: HubServer
         do {
-            server = try HubServer(config: config, connectors: testConnectors, logger: Logger(label: "test", minimumLevel: .error, silent: true))
+            server = try HubServer(
+                config: config, connectors: testConnectors,
+                logger: Logger(label: "test", minimumLevel: .error, silent: true))
         } catch {
             directory.remove()
             throw error
@@ -68,7 +70,8 @@ public final class LiveHub: @unchecked Sendable {
     public func enrolTOTP(_ token: String) throws -> [UInt8] {
         let r = try call("POST", "/mfa/enrol", token: token)
         guard r.status == 201, let uri = r.object["otpauth"]?.stringValue, let range = uri.range(of: "secret="),
-              let secret = TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" })) else {
+            let secret = TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" }))
+        else {
             throw TestError("enrol: \(r.status) \(r.text)")
         }
         return secret
@@ -81,26 +84,36 @@ public final class LiveHub: @unchecked Sendable {
 
     /// A further token, for a principal with these scopes (reviewers, break-glass).
     public func makeToken(_ principal: String, _ scopes: [Scope]) throws -> String {
-        try server.store.write { w in try Tokens.create(w, principal: principal, scopes: scopes, now: 0, mintedBy: "cli").token }
+        try server.store.write { w in
+            try Tokens.create(w, principal: principal, scopes: scopes, now: 0, mintedBy: "cli").token
+        }
     }
 
     /// One request on a new connection with a bearer token; JSON bodies as text.
-    public func call(_ method: String, _ path: String, token: String? = nil, body: String? = nil,
-                     headers: [(String, String)] = [], contentType: String? = "application/scim+json") throws -> RawResponse {
+    public func call(
+        _ method: String, _ path: String, token: String? = nil, body: String? = nil,
+        headers: [(String, String)] = [], contentType: String? = "application/scim+json"
+    ) throws -> RawResponse {
         let client = try RawHTTPClient(port: port)
         var h = headers
         if let t = token ?? Optional(writer) { h.append(("Authorization", "Bearer \(t)")) }
         if body != nil, let ct = contentType { h.append(("Content-Type", ct)) }
-        guard let r = client.request(method, path, headers: h, body: body.map { Array($0.utf8) }) else { throw TestError("no response") }
+        guard let r = client.request(method, path, headers: h, body: body.map { Array($0.utf8) }) else {
+            throw TestError("no response")
+        }
         return r
     }
 
     /// Creates a user from JSON text and returns its id.
     @discardableResult
     public func createUser(_ userName: String, extra: String = "") throws -> String {
-        let body = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(userName)""# + (extra.isEmpty ? "" : "," + extra) + "}"
+        let body =
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(userName)""#
+            + (extra.isEmpty ? "" : "," + extra) + "}"
         let r = try call("POST", "/scim/v2/Users", body: body)
-        guard r.status == 201, let id = r.object["id"]?.stringValue else { throw TestError("create failed: \(r.status) \(r.text)") }
+        guard r.status == 201, let id = r.object["id"]?.stringValue else {
+            throw TestError("create failed: \(r.status) \(r.text)")
+        }
         return id
     }
 
@@ -109,7 +122,9 @@ public final class LiveHub: @unchecked Sendable {
         try server.store.read { conn in
             var s = ""
             for t in [ResourceKind.user, .group] {
-                try conn.scan(type: t) { r in s += "\(r.id)|\(r.version)|\(JSONValue.object(r.doc).jsonString)\n"; return true }
+                try conn.scan(type: t) { r in
+                    s += "\(r.id)|\(r.version)|\(JSONValue.object(r.doc).jsonString)\n"; return true
+                }
             }
             return s
         }

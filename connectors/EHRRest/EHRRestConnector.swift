@@ -85,11 +85,15 @@ public final class EHRRestConnector: Connector {
     }
 
     public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
-        try expectSuccess(try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.enabledField: .bool(enabled)]))), "enable/disable")
+        try expectSuccess(
+            try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.enabledField: .bool(enabled)]))),
+            "enable/disable")
     }
 
     public func rename(id: String, userName: String) throws(ConnectorError) {
-        try expectSuccess(try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.userNameField: .string(userName)]))), "rename")
+        try expectSuccess(
+            try call("PATCH", "/\(escape(id))", body: .object(JSONObject([config.userNameField: .string(userName)]))),
+            "rename")
     }
 
     public func delete(id: String) throws(ConnectorError) {
@@ -119,7 +123,8 @@ public final class EHRRestConnector: Connector {
 
     // MARK: - HTTP
 
-    private func call(_ method: String, _ suffix: String, body: JSONValue? = nil) throws(ConnectorError) -> CurlResponse {
+    private func call(_ method: String, _ suffix: String, body: JSONValue? = nil) throws(ConnectorError) -> CurlResponse
+    {
         let url = config.baseURL + config.usersPath + suffix
         var r = try send(method, url, body)
         if r.status == 401, case .oauth2 = config.auth {
@@ -142,9 +147,14 @@ public final class EHRRestConnector: Connector {
         case .oauth2(let tokenURL, let id, let secret):
             if let t = cachedToken.withLock({ $0 }), t.expires > Date() { return t.token }
             let form = "grant_type=client_credentials&client_id=\(formEscape(id))&client_secret=\(formEscape(secret))"
-            let r = try client.perform(method: "POST", url: tokenURL, headers: ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"],
-                                       body: Array(form.utf8))
-            if r.status == 401 || r.status == 400 { throw ConnectorError.permanent("OAuth2 token endpoint refused the client credentials (HTTP \(r.status))") }
+            let r = try client.perform(
+                method: "POST", url: tokenURL,
+                headers: ["Content-Type: application/x-www-form-urlencoded", "Accept: application/json"],
+                body: Array(form.utf8))
+            if r.status == 401 || r.status == 400 {
+                throw ConnectorError.permanent(
+                    "OAuth2 token endpoint refused the client credentials (HTTP \(r.status))")
+            }
             try expectSuccess(r, "token")
             guard let o = try parse(r.body).objectValue, let token = o["access_token"]?.stringValue else {
                 throw ConnectorError.retryable("OAuth2 token response has no access_token")
@@ -167,19 +177,26 @@ public final class EHRRestConnector: Connector {
     }
 
     private func parse(_ body: [UInt8]) throws(ConnectorError) -> JSONValue {
-        do { return try JSONParser().parse(body) } catch { throw ConnectorError.retryable("EHR answered with invalid JSON") }
+        do { return try JSONParser().parse(body) } catch {
+            throw ConnectorError.retryable("EHR answered with invalid JSON")
+        }
     }
 
     private func account(from v: JSONValue) throws(ConnectorError) -> Account {
-        guard let o = v.objectValue, let id = o[config.idField]?.stringValue, let userName = o[config.userNameField]?.stringValue else {
+        guard let o = v.objectValue, let id = o[config.idField]?.stringValue,
+            let userName = o[config.userNameField]?.stringValue
+        else {
             throw ConnectorError.retryable("EHR answered with an account lacking id or userName")
         }
         var attrs: [String: String] = [:]
-        for m in o.members where ![config.idField, config.userNameField, config.enabledField, config.entitlementsField].contains(m.key) {
+        for m in o.members
+        where ![config.idField, config.userNameField, config.enabledField, config.entitlementsField].contains(m.key) {
             if let s = m.value.stringValue { attrs[m.key] = s }
         }
         let roles = Set((o[config.entitlementsField]?.arrayValue ?? []).compactMap(\.stringValue))
-        return Account(id: id, userName: userName, attributes: attrs, enabled: o[config.enabledField]?.boolValue ?? true, entitlements: roles)
+        return Account(
+            id: id, userName: userName, attributes: attrs, enabled: o[config.enabledField]?.boolValue ?? true,
+            entitlements: roles)
     }
 
     private func escape(_ s: String) -> String {

@@ -19,15 +19,22 @@ public struct EHRRestConnectorFactory: ConnectorFactory {
     static func config(_ t: TargetSettings) throws(ConnectorSettingsError) -> EHRRestConfig {
         let s = t.settings, at = t.at
         let base = try t.baseURL()
-        guard let auth = s["auth"]?.objectValue, let kind = auth["type"]?.stringValue else { throw ConnectorSettingsError("\(at).auth.type is required") }
+        guard let auth = s["auth"]?.objectValue, let kind = auth["type"]?.stringValue else {
+            throw ConnectorSettingsError("\(at).auth.type is required")
+        }
         let a: EHRRestConfig.Auth
         switch kind {
         case "bearer":
-            guard let token = auth["token"]?.stringValue else { throw ConnectorSettingsError("\(at).auth needs tokenEnv or tokenFile") }
+            guard let token = auth["token"]?.stringValue else {
+                throw ConnectorSettingsError("\(at).auth needs tokenEnv or tokenFile")
+            }
             a = .bearer(token)
         case "oauth2":
-            guard let url = auth["tokenURL"]?.stringValue, let id = auth["clientId"]?.stringValue, let secret = auth["clientSecret"]?.stringValue else {
-                throw ConnectorSettingsError("\(at).auth needs tokenURL, clientId and clientSecretEnv or clientSecretFile")
+            guard let url = auth["tokenURL"]?.stringValue, let id = auth["clientId"]?.stringValue,
+                let secret = auth["clientSecret"]?.stringValue
+            else {
+                throw ConnectorSettingsError(
+                    "\(at).auth needs tokenURL, clientId and clientSecretEnv or clientSecretFile")
             }
             a = .oauth2(tokenURL: url, clientID: id, clientSecret: secret)
         default:
@@ -42,7 +49,9 @@ public struct EHRRestConnectorFactory: ConnectorFactory {
         if let f = s["fields"] {
             guard let fo = f.objectValue else { throw ConnectorSettingsError("\(at).fields must be an object") }
             for m in fo.members {
-                guard let name = m.value.stringValue, !name.isEmpty else { throw ConnectorSettingsError("\(at).fields.\(m.key) must be a field name") }
+                guard let name = m.value.stringValue, !name.isEmpty else {
+                    throw ConnectorSettingsError("\(at).fields.\(m.key) must be a field name")
+                }
                 switch m.key {
                 case "id": c.idField = name
                 case "userName": c.userNameField = name
@@ -50,7 +59,9 @@ public struct EHRRestConnectorFactory: ConnectorFactory {
                 case "entitlements": c.entitlementsField = name
                 case "list": c.listField = name
                 case "next": c.nextField = name
-                default: throw ConnectorSettingsError("\(at).fields: unknown field '\(m.key)' (id, userName, enabled, entitlements, list, next)")
+                default:
+                    throw ConnectorSettingsError(
+                        "\(at).fields: unknown field '\(m.key)' (id, userName, enabled, entitlements, list, next)")
                 }
             }
         }

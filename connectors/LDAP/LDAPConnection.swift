@@ -105,7 +105,8 @@ final class LDAPConnection: PooledConnection {
         let rc = s.bindPassword.withCString { scimhub_ldap_simple_bind(h, s.bindDN, $0, s.bindPassword.utf8.count) }
         guard rc == LDAPCode.success else {
             if rc == LDAPCode.invalidCredentials {
-                throw ConnectorError.permanent("LDAP bind refused: invalid credentials (LDAP 49); check bindDN and the password")
+                throw ConnectorError.permanent(
+                    "LDAP bind refused: invalid credentials (LDAP 49); check bindDN and the password")
             }
             throw error(rc, "bind")
         }
@@ -130,7 +131,9 @@ final class LDAPConnection: PooledConnection {
     // MARK: - Operations (each returns the result code; callers decide what is fine)
 
     func add(dn: String, attributes: [(String, [String])]) -> Int32 {
-        withMods(attributes.map { LDAPModification(operation: .add, attribute: $0.0, values: $0.1) }) { ldap_add_ext_s(ld, dn, $0, nil, nil) }
+        withMods(attributes.map { LDAPModification(operation: .add, attribute: $0.0, values: $0.1) }) {
+            ldap_add_ext_s(ld, dn, $0, nil, nil)
+        }
     }
 
     func modify(dn: String, _ mods: [LDAPModification]) -> Int32 {
@@ -156,22 +159,29 @@ final class LDAPConnection: PooledConnection {
     }
 
     /// One page of a paged subtree search (RFC 2696); the returned cookie is empty on the last page.
-    func searchPage(base: String, filter: String, attributes: [String], pageSize: Int, cookie: [UInt8]) throws(ConnectorError) -> ([LDAPEntry], [UInt8]) {
+    func searchPage(base: String, filter: String, attributes: [String], pageSize: Int, cookie: [UInt8])
+        throws(ConnectorError) -> ([LDAPEntry], [UInt8])
+    {
         var result: OpaquePointer?
         let rc = withCStrings(attributes) { attrs in
             cookie.withUnsafeBufferPointer { c in
                 c.withMemoryRebound(to: CChar.self) { cc in
-                    scimhub_ldap_paged_search(ld, base, 2, filter, attrs, Int32(clamping: pageSize), cc.baseAddress, cc.count, &result)
+                    scimhub_ldap_paged_search(
+                        ld, base, 2, filter, attrs, Int32(clamping: pageSize), cc.baseAddress, cc.count, &result)
                 }
             }
         }
         defer { if let r = result { ldap_msgfree(r) } }
-        guard rc == LDAPCode.success, let r = result else { throw error(rc == LDAPCode.success ? LDAPCode.serverDown : rc, "paged search") }
+        guard rc == LDAPCode.success, let r = result else {
+            throw error(rc == LDAPCode.success ? LDAPCode.serverDown : rc, "paged search")
+        }
         var next = [UInt8](repeating: 0, count: 4096)
         let length = next.withUnsafeMutableBufferPointer { b in
             b.withMemoryRebound(to: CChar.self) { scimhub_ldap_page_cookie(ld, r, $0.baseAddress, $0.count) }
         }
-        guard length >= 0 else { throw ConnectorError.retryable("paged search: the server's paging cookie cannot be read") }
+        guard length >= 0 else {
+            throw ConnectorError.retryable("paged search: the server's paging cookie cannot be read")
+        }
         return (entries(r), Array(next.prefix(length)))
     }
 
@@ -191,7 +201,10 @@ final class LDAPConnection: PooledConnection {
                 if let vals = ldap_get_values_len(ld, e, n) {
                     var i = 0
                     while let bv = vals[i] {
-                        values.append(String(decoding: UnsafeRawBufferPointer(start: bv.pointee.bv_val, count: Int(bv.pointee.bv_len)), as: UTF8.self))
+                        values.append(
+                            String(
+                                decoding: UnsafeRawBufferPointer(
+                                    start: bv.pointee.bv_val, count: Int(bv.pointee.bv_len)), as: UTF8.self))
                         i += 1
                     }
                     ldap_value_free_len(vals)
@@ -208,7 +221,9 @@ final class LDAPConnection: PooledConnection {
     }
 
     /// Builds a C modification list (values with explicit lengths) for one call, then frees it.
-    private func withMods(_ mods: [LDAPModification], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32) -> Int32 {
+    private func withMods(
+        _ mods: [LDAPModification], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32
+    ) -> Int32 {
         guard let list = scimhub_ldap_mods_new(Int32(mods.count)) else { return -10 /* LDAP_NO_MEMORY */ }
         defer { ldap_mods_free(list, 1) }
         for (i, m) in mods.enumerated() {
@@ -225,7 +240,9 @@ final class LDAPConnection: PooledConnection {
     }
 
     /// A NULL-terminated `char *[]` for attribute lists.
-    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> T)
+        -> T
+    {
         var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
         pointers.append(nil)
         defer { for p in pointers { free(p) } }

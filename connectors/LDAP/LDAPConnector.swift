@@ -45,7 +45,9 @@ public struct LDAPConfig: Sendable {
     /// Page size for listing (RFC 2696).
     public var pageSize = 500
 
-    public var memberAttribute: String { groupObjectClass.lowercased() == "groupofuniquenames" ? "uniqueMember" : "member" }
+    public var memberAttribute: String {
+        groupObjectClass.lowercased() == "groupofuniquenames" ? "uniqueMember" : "member"
+    }
 
     public init(url: String, bindDN: String, bindPassword: String, usersBase: String, groupsBase: String) {
         self.url = url
@@ -74,8 +76,10 @@ public final class LDAPConnector: Connector {
 
     public init(config: LDAPConfig) {
         self.config = config
-        let settings = LDAPSessionSettings(url: config.url, startTLS: config.startTLS, bindDN: config.bindDN, bindPassword: config.bindPassword,
-                                           verifyTLS: config.verifyTLS, caFile: config.caFile, connectTimeout: config.connectTimeout, timeout: config.timeout)
+        let settings = LDAPSessionSettings(
+            url: config.url, startTLS: config.startTLS, bindDN: config.bindDN, bindPassword: config.bindPassword,
+            verifyTLS: config.verifyTLS, caFile: config.caFile, connectTimeout: config.connectTimeout,
+            timeout: config.timeout)
         pool = ConnectionPool { () throws(ConnectorError) in try LDAPConnection(settings) }
     }
 
@@ -83,17 +87,33 @@ public final class LDAPConnector: Connector {
 
     // MARK: - Connector (each call on a pooled session)
 
-    public func read(id: String) throws(ConnectorError) -> Account? { try pool.with { c throws(ConnectorError) in try read(Context(c), id: id) } }
-    public func find(userName: String) throws(ConnectorError) -> Account? { try pool.with { c throws(ConnectorError) in try find(Context(c), userName: userName) } }
-    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account { try pool.with { c throws(ConnectorError) in try create(Context(c), spec) } }
+    public func read(id: String) throws(ConnectorError) -> Account? {
+        try pool.with { c throws(ConnectorError) in try read(Context(c), id: id) }
+    }
+    public func find(userName: String) throws(ConnectorError) -> Account? {
+        try pool.with { c throws(ConnectorError) in try find(Context(c), userName: userName) }
+    }
+    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account {
+        try pool.with { c throws(ConnectorError) in try create(Context(c), spec) }
+    }
     public func update(id: String, attributes: [String: String]) throws(ConnectorError) {
         try pool.with { c throws(ConnectorError) in try update(Context(c), id: id, attributes: attributes) }
     }
-    public func rename(id: String, userName: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try rename(Context(c), id: id, userName: userName) } }
-    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try setEnabled(Context(c), id: id, enabled) } }
-    public func delete(id: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try delete(Context(c), id: id) } }
-    public func grant(id: String, entitlement: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try grant(Context(c), id: id, entitlement: entitlement) } }
-    public func revoke(id: String, entitlement: String) throws(ConnectorError) { try pool.with { c throws(ConnectorError) in try revoke(Context(c), id: id, entitlement: entitlement) } }
+    public func rename(id: String, userName: String) throws(ConnectorError) {
+        try pool.with { c throws(ConnectorError) in try rename(Context(c), id: id, userName: userName) }
+    }
+    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
+        try pool.with { c throws(ConnectorError) in try setEnabled(Context(c), id: id, enabled) }
+    }
+    public func delete(id: String) throws(ConnectorError) {
+        try pool.with { c throws(ConnectorError) in try delete(Context(c), id: id) }
+    }
+    public func grant(id: String, entitlement: String) throws(ConnectorError) {
+        try pool.with { c throws(ConnectorError) in try grant(Context(c), id: id, entitlement: entitlement) }
+    }
+    public func revoke(id: String, entitlement: String) throws(ConnectorError) {
+        try pool.with { c throws(ConnectorError) in try revoke(Context(c), id: id, entitlement: entitlement) }
+    }
 
     /// One convergence on one session: the entry found by the first read is remembered, so
     /// each following write goes straight to its DN instead of searching for the entryUUID
@@ -118,13 +138,25 @@ public final class LDAPConnector: Connector {
         func read(id: String) throws(ConnectorError) -> Account? { try owner.read(context, id: id) }
         func find(userName: String) throws(ConnectorError) -> Account? { try owner.find(context, userName: userName) }
         func create(_ spec: AccountSpec) throws(ConnectorError) -> Account { try owner.create(context, spec) }
-        func update(id: String, attributes: [String: String]) throws(ConnectorError) { try owner.update(context, id: id, attributes: attributes) }
-        func rename(id: String, userName: String) throws(ConnectorError) { try owner.rename(context, id: id, userName: userName) }
-        func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) { try owner.setEnabled(context, id: id, enabled) }
+        func update(id: String, attributes: [String: String]) throws(ConnectorError) {
+            try owner.update(context, id: id, attributes: attributes)
+        }
+        func rename(id: String, userName: String) throws(ConnectorError) {
+            try owner.rename(context, id: id, userName: userName)
+        }
+        func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
+            try owner.setEnabled(context, id: id, enabled)
+        }
         func delete(id: String) throws(ConnectorError) { try owner.delete(context, id: id) }
-        func grant(id: String, entitlement: String) throws(ConnectorError) { try owner.grant(context, id: id, entitlement: entitlement) }
-        func revoke(id: String, entitlement: String) throws(ConnectorError) { try owner.revoke(context, id: id, entitlement: entitlement) }
-        func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage { try owner.list(cursor: cursor, pageSize: pageSize) }
+        func grant(id: String, entitlement: String) throws(ConnectorError) {
+            try owner.grant(context, id: id, entitlement: entitlement)
+        }
+        func revoke(id: String, entitlement: String) throws(ConnectorError) {
+            try owner.revoke(context, id: id, entitlement: entitlement)
+        }
+        func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage {
+            try owner.list(cursor: cursor, pageSize: pageSize)
+        }
     }
 
     // MARK: - Operations
@@ -136,7 +168,8 @@ public final class LDAPConnector: Connector {
     }
 
     func find(_ x: Context, userName: String) throws(ConnectorError) -> Account? {
-        let filter = "(&(objectClass=\(config.objectClasses[0]))(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
+        let filter =
+            "(&(objectClass=\(config.objectClasses[0]))(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
         guard let e = try searchAccounts(x.c, filter: filter).first else { return nil }
         remember(x, e)
         return try account(x.c, e)
@@ -144,25 +177,38 @@ public final class LDAPConnector: Connector {
 
     func create(_ x: Context, _ spec: AccountSpec) throws(ConnectorError) -> Account {
         let c = x.c
-        let rdnValue = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() ? spec.userName : (spec.attributes[config.rdnAttribute] ?? spec.userName)
+        let rdnValue =
+            config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased()
+            ? spec.userName : (spec.attributes[config.rdnAttribute] ?? spec.userName)
         let parent: String
         if case .move(let base) = config.disable, !spec.enabled { parent = base } else { parent = config.usersBase }
         let dn = "\(config.rdnAttribute)=\(LDAPEscaping.dnValue(rdnValue)),\(parent)"
-        var attrs: [(String, [String])] = [("objectClass", config.objectClasses), (config.userNameAttribute, [spec.userName])]
-        if config.rdnAttribute.lowercased() != config.userNameAttribute.lowercased() { attrs.append((config.rdnAttribute, [rdnValue])) }
-        for (k, v) in spec.attributes.sorted(by: { $0.key < $1.key }) where !v.isEmpty && !attrs.contains(where: { $0.0.lowercased() == k.lowercased() }) {
+        var attrs: [(String, [String])] = [
+            ("objectClass", config.objectClasses), (config.userNameAttribute, [spec.userName]),
+        ]
+        if config.rdnAttribute.lowercased() != config.userNameAttribute.lowercased() {
+            attrs.append((config.rdnAttribute, [rdnValue]))
+        }
+        for (k, v) in spec.attributes.sorted(by: { $0.key < $1.key })
+        where !v.isEmpty && !attrs.contains(where: { $0.0.lowercased() == k.lowercased() }) {
             attrs.append((k, [v]))
         }
         // person (RFC 4519 §3.12) requires cn and sn: the user name stands in when unmapped.
-        if config.objectClasses.contains(where: { ["person", "organizationalperson", "inetorgperson"].contains($0.lowercased()) }) {
-            for required in ["cn", "sn"] where !attrs.contains(where: { $0.0.lowercased() == required }) { attrs.append((required, [spec.userName])) }
+        if config.objectClasses.contains(where: {
+            ["person", "organizationalperson", "inetorgperson"].contains($0.lowercased())
+        }) {
+            for required in ["cn", "sn"] where !attrs.contains(where: { $0.0.lowercased() == required }) {
+                attrs.append((required, [spec.userName]))
+            }
         }
         if !spec.enabled {
             if case .lock = config.disable { attrs.append((Self.lockAttribute, [Self.lockedForever])) }
             if case .attribute(let name, let value) = config.disable { attrs.append((name, [value])) }
         }
         let rc = c.add(dn: dn, attributes: attrs)
-        if rc == LDAPCode.alreadyExists { throw ConnectorError.permanent("create: an entry with this name already exists (LDAP 68)") }
+        if rc == LDAPCode.alreadyExists {
+            throw ConnectorError.permanent("create: an entry with this name already exists (LDAP 68)")
+        }
         guard rc == LDAPCode.success else { throw c.error(rc, "create") }
         for e in spec.entitlements.sorted() { try addMember(c, dn: dn, entitlement: e) }
         let (_, found) = try c.search(base: dn, filter: "(objectClass=*)", attributes: readAttributes)
@@ -175,7 +221,9 @@ public final class LDAPConnector: Connector {
         let c = x.c
         guard var e = try entry(x, id: id) else { throw ConnectorError.permanent("update: no such account") }
         let rdnIsUserName = config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased()
-        if !rdnIsUserName, let newRDN = attributes[config.rdnAttribute], !newRDN.isEmpty, e.values(config.rdnAttribute).first != newRDN {
+        if !rdnIsUserName, let newRDN = attributes[config.rdnAttribute], !newRDN.isEmpty,
+            e.values(config.rdnAttribute).first != newRDN
+        {
             e = try move(x, e, rdnValue: newRDN, parent: parent(of: e.dn))
         }
         var mods: [LDAPModification] = []
@@ -196,7 +244,9 @@ public final class LDAPConnector: Connector {
         if config.rdnAttribute.lowercased() == config.userNameAttribute.lowercased() {
             _ = try move(x, e, rdnValue: userName, parent: parent(of: e.dn))
         } else {
-            let rc = c.modify(dn: e.dn, [LDAPModification(operation: .replace, attribute: config.userNameAttribute, values: [userName])])
+            let rc = c.modify(
+                dn: e.dn,
+                [LDAPModification(operation: .replace, attribute: config.userNameAttribute, values: [userName])])
             guard rc == LDAPCode.success else { throw c.error(rc, "rename") }
         }
     }
@@ -207,16 +257,25 @@ public final class LDAPConnector: Connector {
         let rc: Int32
         switch config.disable {
         case .lock:
-            rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: Self.lockAttribute, values: enabled ? [] : [Self.lockedForever])])
+            rc = c.modify(
+                dn: e.dn,
+                [
+                    LDAPModification(
+                        operation: enabled ? .delete : .replace, attribute: Self.lockAttribute,
+                        values: enabled ? [] : [Self.lockedForever])
+                ])
         case .attribute(let name, let value):
-            rc = c.modify(dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: name, values: [value])])
+            rc = c.modify(
+                dn: e.dn, [LDAPModification(operation: enabled ? .delete : .replace, attribute: name, values: [value])])
         case .move(let base):
             let target = enabled ? config.usersBase : base
             if !Self.sameDN(parent(of: e.dn), target) { _ = try move(x, e, rdnValue: nil, parent: target) }
             return
         }
         // Enabling an account that was never disabled: the attribute is absent, which is fine.
-        guard rc == LDAPCode.success || (enabled && rc == LDAPCode.noSuchAttribute) else { throw c.error(rc, enabled ? "enable" : "disable") }
+        guard rc == LDAPCode.success || (enabled && rc == LDAPCode.noSuchAttribute) else {
+            throw c.error(rc, enabled ? "enable" : "disable")
+        }
     }
 
     func delete(_ x: Context, id: String) throws(ConnectorError) {
@@ -281,7 +340,9 @@ public final class LDAPConnector: Connector {
 
     /// Subtrees holding accounts: the users base, and the disabled subtree when it lies elsewhere.
     private var accountBases: [String] {
-        if case .move(let base) = config.disable, !Self.isUnder(base, config.usersBase) { return [config.usersBase, base] }
+        if case .move(let base) = config.disable, !Self.isUnder(base, config.usersBase) {
+            return [config.usersBase, base]
+        }
         return [config.usersBase]
     }
 
@@ -295,8 +356,14 @@ public final class LDAPConnector: Connector {
     /// from this unit of work's memory when it was located already.
     private func entry(_ x: Context, id: String) throws(ConnectorError) -> LDAPEntry? {
         if let e = x.located[id] { return e }
-        guard id.utf8.count == 36, id.utf8.allSatisfy({ $0 == 0x2D || ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x66) }) else { return nil }
-        guard let e = try searchAccounts(x.c, filter: "(entryUUID=\(LDAPEscaping.filterValue(id)))").first else { return nil }
+        guard id.utf8.count == 36,
+            id.utf8.allSatisfy({
+                $0 == 0x2D || ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x66)
+            })
+        else { return nil }
+        guard let e = try searchAccounts(x.c, filter: "(entryUUID=\(LDAPEscaping.filterValue(id)))").first else {
+            return nil
+        }
         remember(x, e)
         return e
     }
@@ -310,7 +377,9 @@ public final class LDAPConnector: Connector {
     }
 
     func account(_ e: LDAPEntry, entitlements: Set<String>) throws(ConnectorError) -> Account {
-        guard let id = e.values("entryUUID").first else { throw ConnectorError.retryable("LDAP entry without entryUUID") }
+        guard let id = e.values("entryUUID").first else {
+            throw ConnectorError.retryable("LDAP entry without entryUUID")
+        }
         var attrs: [String: String] = [:]
         for a in config.attributes {
             let v = e.values(a)
@@ -322,7 +391,9 @@ public final class LDAPConnector: Connector {
         case .attribute(let name, let value): enabled = !e.values(name).contains(value)
         case .move(let base): enabled = !Self.isUnder(e.dn, base)
         }
-        return Account(id: id, userName: e.values(config.userNameAttribute).first ?? "", attributes: attrs, enabled: enabled, entitlements: entitlements)
+        return Account(
+            id: id, userName: e.values(config.userNameAttribute).first ?? "", attributes: attrs, enabled: enabled,
+            entitlements: entitlements)
     }
 
     private func groupDN(_ entitlement: String) -> String {
@@ -331,21 +402,29 @@ public final class LDAPConnector: Connector {
 
     /// Groups that hold `memberDN`, with their names.
     private func groups(_ c: LDAPConnection, memberDN: String) throws(ConnectorError) -> [(dn: String, name: String)] {
-        let filter = "(&(objectClass=\(config.groupObjectClass))(\(config.memberAttribute)=\(LDAPEscaping.filterValue(memberDN))))"
-        return try c.search(base: config.groupsBase, filter: filter, attributes: [config.groupNameAttribute]).1.compactMap { g in
-            g.values(config.groupNameAttribute).first.map { (g.dn, $0) }
-        }
+        let filter =
+            "(&(objectClass=\(config.groupObjectClass))(\(config.memberAttribute)=\(LDAPEscaping.filterValue(memberDN))))"
+        return try c.search(base: config.groupsBase, filter: filter, attributes: [config.groupNameAttribute]).1
+            .compactMap { g in
+                g.values(config.groupNameAttribute).first.map { (g.dn, $0) }
+            }
     }
 
     private func addMember(_ c: LDAPConnection, dn: String, entitlement: String) throws(ConnectorError) {
         let group = groupDN(entitlement)
         for _ in 0..<2 {
-            let rc = c.modify(dn: group, [LDAPModification(operation: .add, attribute: config.memberAttribute, values: [dn])])
+            let rc = c.modify(
+                dn: group, [LDAPModification(operation: .add, attribute: config.memberAttribute, values: [dn])])
             if rc == LDAPCode.success || rc == LDAPCode.typeOrValueExists { return }
             guard rc == LDAPCode.noSuchObject else { throw c.error(rc, "grant") }
             // First member of a new group. Another worker may create it at the same moment
             // (alreadyExists): then the modify above is tried once more.
-            let added = c.add(dn: group, attributes: [("objectClass", [config.groupObjectClass]), (config.groupNameAttribute, [entitlement]), (config.memberAttribute, [dn])])
+            let added = c.add(
+                dn: group,
+                attributes: [
+                    ("objectClass", [config.groupObjectClass]), (config.groupNameAttribute, [entitlement]),
+                    (config.memberAttribute, [dn]),
+                ])
             if added == LDAPCode.success { return }
             guard added == LDAPCode.alreadyExists else { throw c.error(added, "grant (group create)") }
         }
@@ -353,32 +432,51 @@ public final class LDAPConnector: Connector {
     }
 
     private func removeMember(_ c: LDAPConnection, dn: String, groupDN: String) throws(ConnectorError) {
-        let rc = c.modify(dn: groupDN, [LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [dn])])
+        let rc = c.modify(
+            dn: groupDN, [LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [dn])])
         if rc == LDAPCode.success || rc == LDAPCode.noSuchAttribute || rc == LDAPCode.noSuchObject { return }
         guard rc == LDAPCode.objectClassViolation else { throw c.error(rc, "revoke") }
         // It was the last member: swap in the placeholder in one modify (RFC 4511 §4.6 is atomic).
-        let swap = c.modify(dn: groupDN, [LDAPModification(operation: .add, attribute: config.memberAttribute, values: [config.emptyGroupMember]),
-                                          LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [dn])])
+        let swap = c.modify(
+            dn: groupDN,
+            [
+                LDAPModification(operation: .add, attribute: config.memberAttribute, values: [config.emptyGroupMember]),
+                LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [dn]),
+            ])
         guard swap == LDAPCode.success || swap == LDAPCode.noSuchAttribute else { throw c.error(swap, "revoke") }
     }
 
     /// Renames and/or moves an entry and rewrites its group memberships to the new DN.
-    private func move(_ x: Context, _ e: LDAPEntry, rdnValue: String?, parent newParent: String) throws(ConnectorError) -> LDAPEntry {
+    private func move(_ x: Context, _ e: LDAPEntry, rdnValue: String?, parent newParent: String) throws(ConnectorError)
+        -> LDAPEntry
+    {
         let c = x.c
         let value = rdnValue ?? e.values(config.rdnAttribute).first ?? ""
         let newRDN = "\(config.rdnAttribute)=\(LDAPEscaping.dnValue(value))"
         let memberships = try groups(c, memberDN: e.dn)
         let movesParent = !Self.sameDN(parent(of: e.dn), newParent)
         let rc = c.rename(dn: e.dn, newRDN: newRDN, newParent: movesParent ? newParent : nil)
-        if rc == LDAPCode.alreadyExists { throw ConnectorError.permanent("rename: an entry with the new name already exists (LDAP 68)") }
+        if rc == LDAPCode.alreadyExists {
+            throw ConnectorError.permanent("rename: an entry with the new name already exists (LDAP 68)")
+        }
         guard rc == LDAPCode.success else { throw c.error(rc, "rename") }
-        guard let id = e.values("entryUUID").first else { throw ConnectorError.retryable("rename: the entry has no entryUUID") }
+        guard let id = e.values("entryUUID").first else {
+            throw ConnectorError.retryable("rename: the entry has no entryUUID")
+        }
         x.located[id] = nil
-        guard let moved = try entry(x, id: id) else { throw ConnectorError.retryable("rename: the entry cannot be read back") }
+        guard let moved = try entry(x, id: id) else {
+            throw ConnectorError.retryable("rename: the entry cannot be read back")
+        }
         for g in memberships {
-            let r = c.modify(dn: g.dn, [LDAPModification(operation: .add, attribute: config.memberAttribute, values: [moved.dn]),
-                                        LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [e.dn])])
-            guard r == LDAPCode.success || r == LDAPCode.typeOrValueExists || r == LDAPCode.noSuchAttribute else { throw c.error(r, "rename (group membership)") }
+            let r = c.modify(
+                dn: g.dn,
+                [
+                    LDAPModification(operation: .add, attribute: config.memberAttribute, values: [moved.dn]),
+                    LDAPModification(operation: .delete, attribute: config.memberAttribute, values: [e.dn]),
+                ])
+            guard r == LDAPCode.success || r == LDAPCode.typeOrValueExists || r == LDAPCode.noSuchAttribute else {
+                throw c.error(r, "rename (group membership)")
+            }
         }
         return moved
     }
@@ -393,15 +491,18 @@ public final class LDAPConnector: Connector {
             return Array(old.values)
         }
         _ = stale  // dropping them closes their connections
-        guard listings.withLock({ $0.count }) < Self.maxListings else { throw ConnectorError.retryable("list: too many listings in progress") }
+        guard listings.withLock({ $0.count }) < Self.maxListings else {
+            throw ConnectorError.retryable("list: too many listings in progress")
+        }
         let (c, _) = try pool.checkout()
         do {
             // Every group once, so each page's entitlements come from memory, not a search per account.
             var members: [String: Set<String>] = [:]
             var cookie: [UInt8] = []
             repeat {
-                let (page, next) = try c.searchPage(base: config.groupsBase, filter: "(objectClass=\(config.groupObjectClass))",
-                                                    attributes: [config.groupNameAttribute, config.memberAttribute], pageSize: 1000, cookie: cookie)
+                let (page, next) = try c.searchPage(
+                    base: config.groupsBase, filter: "(objectClass=\(config.groupObjectClass))",
+                    attributes: [config.groupNameAttribute, config.memberAttribute], pageSize: 1000, cookie: cookie)
                 for g in page {
                     guard let name = g.values(config.groupNameAttribute).first else { continue }
                     for m in g.values(config.memberAttribute) { members[Self.normalized(m), default: []].insert(name) }
@@ -433,13 +534,16 @@ public final class LDAPConnector: Connector {
 
         func next(_ owner: LDAPConnector, pageSize: Int) throws(ConnectorError) -> [Account] {
             guard let base = bases.first else { return [] }
-            let (entries, next) = try connection.searchPage(base: base, filter: "(objectClass=\(owner.config.objectClasses[0]))",
-                                                            attributes: owner.readAttributes, pageSize: max(1, pageSize), cookie: cookie)
+            let (entries, next) = try connection.searchPage(
+                base: base, filter: "(objectClass=\(owner.config.objectClasses[0]))",
+                attributes: owner.readAttributes, pageSize: max(1, pageSize), cookie: cookie)
             cookie = next
             if next.isEmpty { bases.removeFirst() }
             var out: [Account] = []
             out.reserveCapacity(entries.count)
-            for e in entries { out.append(try owner.account(e, entitlements: memberships[LDAPConnector.normalized(e.dn)] ?? [])) }
+            for e in entries {
+                out.append(try owner.account(e, entitlements: memberships[LDAPConnector.normalized(e.dn)] ?? []))
+            }
             return out
         }
     }

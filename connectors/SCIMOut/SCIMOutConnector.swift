@@ -54,7 +54,10 @@ public final class SCIMOutConnector: Connector {
     }
 
     public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account {
-        var o = JSONObject(["schemas": .array([.string(Self.userSchema)]), "userName": .string(spec.userName), "active": .bool(spec.enabled)])
+        var o = JSONObject([
+            "schemas": .array([.string(Self.userSchema)]), "userName": .string(spec.userName),
+            "active": .bool(spec.enabled),
+        ])
         for (path, value) in spec.attributes.sorted(by: { $0.key < $1.key }) { Self.set(&o, path, value) }
         let r = try call("POST", "/Users", body: .object(o))
         try expectSuccess(r, "create")
@@ -72,11 +75,21 @@ public final class SCIMOutConnector: Connector {
     }
 
     public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
-        try expectSuccess(try patch("/Users/\(escape(id))", [.object(JSONObject(["op": .string("replace"), "path": .string("active"), "value": .bool(enabled)]))]), "enable/disable")
+        try expectSuccess(
+            try patch(
+                "/Users/\(escape(id))",
+                [.object(JSONObject(["op": .string("replace"), "path": .string("active"), "value": .bool(enabled)]))]),
+            "enable/disable")
     }
 
     public func rename(id: String, userName: String) throws(ConnectorError) {
-        try expectSuccess(try patch("/Users/\(escape(id))", [.object(JSONObject(["op": .string("replace"), "path": .string("userName"), "value": .string(userName)]))]), "rename")
+        try expectSuccess(
+            try patch(
+                "/Users/\(escape(id))",
+                [
+                    .object(
+                        JSONObject(["op": .string("replace"), "path": .string("userName"), "value": .string(userName)]))
+                ]), "rename")
     }
 
     public func delete(id: String) throws(ConnectorError) {
@@ -88,16 +101,22 @@ public final class SCIMOutConnector: Connector {
     public func grant(id: String, entitlement: String) throws(ConnectorError) {
         guard try read(id: id) != nil else { throw ConnectorError.permanent("grant: HTTP 404 no such account") }
         let groupID = try group(named: entitlement, create: true) ?? ""
-        let op: JSONValue = .object(JSONObject(["op": .string("add"), "path": .string("members"),
-                                                "value": .array([.object(JSONObject(["value": .string(id)]))])]))
+        let op: JSONValue = .object(
+            JSONObject([
+                "op": .string("add"), "path": .string("members"),
+                "value": .array([.object(JSONObject(["value": .string(id)]))]),
+            ]))
         try expectSuccess(try patch("/Groups/\(escape(groupID))", [op]), "grant")
     }
 
     public func revoke(id: String, entitlement: String) throws(ConnectorError) {
         guard let groupID = try group(named: entitlement, create: false) else { return }
         // RFC 7644 §3.5.2.2 with a value: removes only this member (no error if absent).
-        let op: JSONValue = .object(JSONObject(["op": .string("remove"), "path": .string("members"),
-                                                "value": .array([.object(JSONObject(["value": .string(id)]))])]))
+        let op: JSONValue = .object(
+            JSONObject([
+                "op": .string("remove"), "path": .string("members"),
+                "value": .array([.object(JSONObject(["value": .string(id)]))]),
+            ]))
         try expectSuccess(try patch("/Groups/\(escape(groupID))", [op]), "revoke")
     }
 
@@ -120,22 +139,31 @@ public final class SCIMOutConnector: Connector {
     private func group(named name: String, create: Bool) throws(ConnectorError) -> String? {
         let r = try call("GET", "/Groups?filter=\(escape("displayName eq \(quote(name))"))&excludedAttributes=members")
         try expectSuccess(r, "group lookup")
-        if let id = try parse(r.body).objectValue?["Resources"]?.arrayValue?.first?.objectValue?["id"]?.stringValue { return id }
+        if let id = try parse(r.body).objectValue?["Resources"]?.arrayValue?.first?.objectValue?["id"]?.stringValue {
+            return id
+        }
         guard create else { return nil }
-        let c = try call("POST", "/Groups", body: .object(JSONObject(["schemas": .array([.string(Self.groupSchema)]), "displayName": .string(name)])))
+        let c = try call(
+            "POST", "/Groups",
+            body: .object(JSONObject(["schemas": .array([.string(Self.groupSchema)]), "displayName": .string(name)])))
         try expectSuccess(c, "group create")
-        guard let id = try parse(c.body).objectValue?["id"]?.stringValue else { throw ConnectorError.retryable("group create: answer has no id") }
+        guard let id = try parse(c.body).objectValue?["id"]?.stringValue else {
+            throw ConnectorError.retryable("group create: answer has no id")
+        }
         return id
     }
 
     private func patch(_ path: String, _ ops: [JSONValue]) throws(ConnectorError) -> CurlResponse {
-        try call("PATCH", path, body: .object(JSONObject(["schemas": .array([.string(Self.patchSchema)]), "Operations": .array(ops)])))
+        try call(
+            "PATCH", path,
+            body: .object(JSONObject(["schemas": .array([.string(Self.patchSchema)]), "Operations": .array(ops)])))
     }
 
     private func call(_ method: String, _ path: String, body: JSONValue? = nil) throws(ConnectorError) -> CurlResponse {
         var headers = ["Accept: application/scim+json", "Authorization: Bearer \(config.bearerToken)"]
         if body != nil { headers.append("Content-Type: application/scim+json") }
-        return try client.perform(method: method, url: config.baseURL + path, headers: headers, body: body.map { JSONWriter().write($0) })
+        return try client.perform(
+            method: method, url: config.baseURL + path, headers: headers, body: body.map { JSONWriter().write($0) })
     }
 
     private func expectSuccess(_ r: CurlResponse, _ what: String) throws(ConnectorError) {
@@ -146,7 +174,9 @@ public final class SCIMOutConnector: Connector {
     }
 
     private func parse(_ body: [UInt8]) throws(ConnectorError) -> JSONValue {
-        do { return try JSONParser().parse(body) } catch { throw ConnectorError.retryable("SCIM target answered with invalid JSON") }
+        do { return try JSONParser().parse(body) } catch {
+            throw ConnectorError.retryable("SCIM target answered with invalid JSON")
+        }
     }
 
     private func account(_ v: JSONValue) throws(ConnectorError) -> Account {
@@ -154,14 +184,17 @@ public final class SCIMOutConnector: Connector {
             throw ConnectorError.retryable("SCIM target answered with a User lacking id or userName")
         }
         var attrs: [String: String] = [:]
-        for m in o.members where !["id", "userName", "active", "schemas", "meta", "groups", "externalId"].contains(m.key) {
+        for m in o.members
+        where !["id", "userName", "active", "schemas", "meta", "groups", "externalId"].contains(m.key) {
             if let s = m.value.stringValue { attrs[m.key] = s }
             if let sub = m.value.objectValue, !m.key.hasPrefix("urn:") {
                 for sm in sub.members { if let s = sm.value.stringValue { attrs["\(m.key).\(sm.key)"] = s } }
             }
         }
         let groups = Set((o["groups"]?.arrayValue ?? []).compactMap { $0.objectValue?["display"]?.stringValue })
-        return Account(id: id, userName: userName, attributes: attrs, enabled: o["active"]?.boolValue ?? true, entitlements: groups)
+        return Account(
+            id: id, userName: userName, attributes: attrs, enabled: o["active"]?.boolValue ?? true, entitlements: groups
+        )
     }
 
     /// Sets `a` or `a.b` in a resource body.

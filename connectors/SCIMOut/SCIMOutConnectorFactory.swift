@@ -17,7 +17,9 @@ public struct SCIMOutConnectorFactory: ConnectorFactory {
     static func config(_ t: TargetSettings) throws(ConnectorSettingsError) -> SCIMOutConfig {
         let s = t.settings, at = t.at
         let base = try t.baseURL()
-        guard let auth = s["auth"]?.objectValue, auth["type"]?.stringValue == "bearer", let token = auth["token"]?.stringValue else {
+        guard let auth = s["auth"]?.objectValue, auth["type"]?.stringValue == "bearer",
+            let token = auth["token"]?.stringValue
+        else {
             throw ConnectorSettingsError("\(at).auth must be {\"type\": \"bearer\", \"tokenEnv\" or \"tokenFile\"}")
         }
         var c = SCIMOutConfig(baseURL: base, bearerToken: token)

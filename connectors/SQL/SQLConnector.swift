@@ -45,8 +45,10 @@ public struct SQLConfig: Sendable {
 /// - `list` [after, limit]: account rows ordered by id after `after` (NULL on the first page)
 /// - `listEntitlements` [after, last]: rows of `id`, `entitlement` for ids in (after, last]
 public final class SQLConnector: Connector {
-    public static let statementKeys = ["find", "read", "create", "update", "rename", "setEnabled", "delete", "grant", "revoke",
-                                       "entitlements", "list", "listEntitlements"]
+    public static let statementKeys = [
+        "find", "read", "create", "update", "rename", "setEnabled", "delete", "grant", "revoke",
+        "entitlements", "list", "listEntitlements",
+    ]
     /// Parameters every statement may use besides the mapped attributes.
     static let builtinParameters: Set<String> = ["id", "userName", "enabled", "entitlement", "after", "limit", "last"]
 
@@ -62,11 +64,14 @@ public final class SQLConnector: Connector {
         let allowed = Self.builtinParameters.union(config.attributes)
         for (key, source) in config.statements {
             guard Self.statementKeys.contains(key) else {
-                throw SQLConfigError("unknown statement '\(key)' (known: \(Self.statementKeys.joined(separator: ", ")))")
+                throw SQLConfigError(
+                    "unknown statement '\(key)' (known: \(Self.statementKeys.joined(separator: ", ")))")
             }
             let s = try SQLStatement(name: key, source: source, dialect: config.dialect)
             for p in s.parameters where !allowed.contains(p) {
-                throw SQLConfigError("statement '\(key)': unknown parameter ':\(p)' (known: \(allowed.sorted().joined(separator: ", ")))")
+                throw SQLConfigError(
+                    "statement '\(key)': unknown parameter ':\(p)' (known: \(allowed.sorted().joined(separator: ", ")))"
+                )
             }
             parsed[key] = s
         }
@@ -77,7 +82,8 @@ public final class SQLConnector: Connector {
         let database = config.database
         pool = ConnectionPool { () throws(ConnectorError) in
             switch database {
-            case .postgresql(let conninfo, let password): return AnySQLDatabase(try PostgresDatabase(conninfo: conninfo, password: password))
+            case .postgresql(let conninfo, let password):
+                return AnySQLDatabase(try PostgresDatabase(conninfo: conninfo, password: password))
             case .sqlite(let path): return AnySQLDatabase(try SQLiteDatabase(path: path))
             }
         }
@@ -87,15 +93,33 @@ public final class SQLConnector: Connector {
 
     // MARK: - Connector: each call on its own connection in autocommit
 
-    public func read(id: String) throws(ConnectorError) -> Account? { try session { s throws(ConnectorError) in try s.read(id: id) } }
-    public func find(userName: String) throws(ConnectorError) -> Account? { try session { s throws(ConnectorError) in try s.find(userName: userName) } }
-    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account { try transaction { s throws(ConnectorError) in try s.create(spec) } }
-    public func update(id: String, attributes: [String: String]) throws(ConnectorError) { try session { s throws(ConnectorError) in try s.update(id: id, attributes: attributes) } }
-    public func rename(id: String, userName: String) throws(ConnectorError) { try session { s throws(ConnectorError) in try s.rename(id: id, userName: userName) } }
-    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) { try session { s throws(ConnectorError) in try s.setEnabled(id: id, enabled) } }
-    public func delete(id: String) throws(ConnectorError) { try transaction { s throws(ConnectorError) in try s.delete(id: id) } }
-    public func grant(id: String, entitlement: String) throws(ConnectorError) { try session { s throws(ConnectorError) in try s.grant(id: id, entitlement: entitlement) } }
-    public func revoke(id: String, entitlement: String) throws(ConnectorError) { try session { s throws(ConnectorError) in try s.revoke(id: id, entitlement: entitlement) } }
+    public func read(id: String) throws(ConnectorError) -> Account? {
+        try session { s throws(ConnectorError) in try s.read(id: id) }
+    }
+    public func find(userName: String) throws(ConnectorError) -> Account? {
+        try session { s throws(ConnectorError) in try s.find(userName: userName) }
+    }
+    public func create(_ spec: AccountSpec) throws(ConnectorError) -> Account {
+        try transaction { s throws(ConnectorError) in try s.create(spec) }
+    }
+    public func update(id: String, attributes: [String: String]) throws(ConnectorError) {
+        try session { s throws(ConnectorError) in try s.update(id: id, attributes: attributes) }
+    }
+    public func rename(id: String, userName: String) throws(ConnectorError) {
+        try session { s throws(ConnectorError) in try s.rename(id: id, userName: userName) }
+    }
+    public func setEnabled(id: String, _ enabled: Bool) throws(ConnectorError) {
+        try session { s throws(ConnectorError) in try s.setEnabled(id: id, enabled) }
+    }
+    public func delete(id: String) throws(ConnectorError) {
+        try transaction { s throws(ConnectorError) in try s.delete(id: id) }
+    }
+    public func grant(id: String, entitlement: String) throws(ConnectorError) {
+        try session { s throws(ConnectorError) in try s.grant(id: id, entitlement: entitlement) }
+    }
+    public func revoke(id: String, entitlement: String) throws(ConnectorError) {
+        try session { s throws(ConnectorError) in try s.revoke(id: id, entitlement: entitlement) }
+    }
     public func list(cursor: String?, pageSize: Int) throws(ConnectorError) -> AccountPage {
         try session { s throws(ConnectorError) in try s.list(cursor: cursor, pageSize: pageSize) }
     }
@@ -121,7 +145,9 @@ public final class SQLConnector: Connector {
 
     private func session<T>(_ body: (SQLSession) throws(ConnectorError) -> T) throws(ConnectorError) -> T {
         try applySchemaOnce()
-        return try pool.with { db throws(ConnectorError) in try body(SQLSession(db: db.base, statements: statements, attributes: config.attributes)) }
+        return try pool.with { db throws(ConnectorError) in
+            try body(SQLSession(db: db.base, statements: statements, attributes: config.attributes))
+        }
     }
 
     /// Runs the configured DDL once, holding the lock so concurrent first calls wait for it
@@ -169,11 +195,15 @@ struct SQLSession: Connector, @unchecked Sendable {
         values["userName"] = spec.userName
         values["enabled"] = spec.enabled ? "1" : "0"
         let rows = try exec("create", values)
-        guard let idColumn = rows.columns.firstIndex(where: { $0.lowercased() == "id" }), let id = rows.rows.first?[idColumn] ?? nil else {
+        guard let idColumn = rows.columns.firstIndex(where: { $0.lowercased() == "id" }),
+            let id = rows.rows.first?[idColumn] ?? nil
+        else {
             throw ConnectorError.permanent("create: the statement must return the new id (RETURNING id)")
         }
         for e in spec.entitlements.sorted() { try grant(id: id, entitlement: e) }
-        guard let created = try read(id: id) else { throw ConnectorError.retryable("create: the new account cannot be read back") }
+        guard let created = try read(id: id) else {
+            throw ConnectorError.retryable("create: the new account cannot be read back")
+        }
         return created
     }
 
@@ -184,7 +214,9 @@ struct SQLSession: Connector, @unchecked Sendable {
     }
 
     func rename(id: String, userName: String) throws(ConnectorError) {
-        guard statements["rename"] != nil else { throw ConnectorError.permanent("rename: no 'rename' statement is configured") }
+        guard statements["rename"] != nil else {
+            throw ConnectorError.permanent("rename: no 'rename' statement is configured")
+        }
         _ = try exec("rename", ["id": id, "userName": userName])
     }
 
@@ -234,8 +266,12 @@ struct SQLSession: Connector, @unchecked Sendable {
 
         init(columns names: [String], values: [String?]) throws(ConnectorError) {
             var byName: [String: String] = [:]
-            for (i, n) in names.enumerated() where i < values.count { if let v = values[i] { byName[n.lowercased()] = v } }
-            guard let id = byName["id"] else { throw ConnectorError.permanent("the account statements must return an 'id' column") }
+            for (i, n) in names.enumerated() where i < values.count {
+                if let v = values[i] { byName[n.lowercased()] = v }
+            }
+            guard let id = byName["id"] else {
+                throw ConnectorError.permanent("the account statements must return an 'id' column")
+            }
             self.id = id
             userName = byName["username"] ?? ""
             enabled = ["1", "t", "true", "yes", "on"].contains((byName["enabled"] ?? "1").lowercased())
@@ -256,7 +292,8 @@ struct SQLSession: Connector, @unchecked Sendable {
     private func account(_ row: Row, entitlements: Set<String>) throws(ConnectorError) -> Account {
         var attrs: [String: String] = [:]
         for a in attributes { if let v = row.columns[a.lowercased()] { attrs[a] = v } }
-        return Account(id: row.id, userName: row.userName, attributes: attrs, enabled: row.enabled, entitlements: entitlements)
+        return Account(
+            id: row.id, userName: row.userName, attributes: attrs, enabled: row.enabled, entitlements: entitlements)
     }
 
     /// Every mapped attribute gets a value (NULL when the person has none), so an update clears what went away.

@@ -41,7 +41,9 @@ final class PostgresDatabase: SQLDatabase {
         guard PQstatus(handle) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(handle)).lowercased()
             PQfinish(handle)
-            if message.contains("password authentication failed") || message.contains("no password supplied") || message.contains("role") && message.contains("does not exist") {
+            if message.contains("password authentication failed") || message.contains("no password supplied")
+                || message.contains("role") && message.contains("does not exist")
+            {
                 throw ConnectorError.permanent("PostgreSQL refused the login: wrong user or password")
             }
             if message.contains("database") && message.contains("does not exist") {
@@ -71,11 +73,14 @@ final class PostgresDatabase: SQLDatabase {
         let cValues: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
         defer { for p in cValues { free(p) } }
         // A statement without parameters (a configured list query, say) passes no array at all.
-        let r = cValues.isEmpty ? PQexecPrepared(conn, statement.name, 0, nil, nil, nil, 0) : cValues.withUnsafeBufferPointer { buf in
-            buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) {
-                PQexecPrepared(conn, statement.name, Int32(values.count), $0, nil, nil, 0)
+        let r =
+            cValues.isEmpty
+            ? PQexecPrepared(conn, statement.name, 0, nil, nil, nil, 0)
+            : cValues.withUnsafeBufferPointer { buf in
+                buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) {
+                    PQexecPrepared(conn, statement.name, Int32(values.count), $0, nil, nil, 0)
+                }
             }
-        }
         defer { PQclear(r) }
         try check(r, statement.name)
         var out = SQLRows()
@@ -102,10 +107,12 @@ final class PostgresDatabase: SQLDatabase {
     private func check(_ r: OpaquePointer?, _ what: String) throws(ConnectorError) {
         let status = r.map(PQresultStatus) ?? PGRES_FATAL_ERROR
         if status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK { return }
-        let state = r.flatMap { PQresultErrorField($0, 67 /* PG_DIAG_SQLSTATE 'C' */) }.map { String(cString: $0) } ?? ""
+        let state =
+            r.flatMap { PQresultErrorField($0, 67 /* PG_DIAG_SQLSTATE 'C' */) }.map { String(cString: $0) } ?? ""
         if PQstatus(conn) != CONNECTION_OK || state.hasPrefix("08") || state.hasPrefix("57P") {
             isUsable = false
-            throw ConnectorError.retryable("\(what): PostgreSQL connection lost" + (state.isEmpty ? "" : " (SQLSTATE \(state))"))
+            throw ConnectorError.retryable(
+                "\(what): PostgreSQL connection lost" + (state.isEmpty ? "" : " (SQLSTATE \(state))"))
         }
         throw Self.classify(state, what)
     }
@@ -113,10 +120,14 @@ final class PostgresDatabase: SQLDatabase {
     /// SQLSTATE classes (PostgreSQL appendix A): retry what passes, refuse what will fail again.
     static func classify(_ state: String, _ what: String) -> ConnectorError {
         let names: [String: String] = [
-            "23505": "unique violation (the account already exists)", "23503": "foreign key violation", "23502": "not-null violation",
-            "23514": "check violation", "22001": "value too long", "22021": "invalid byte sequence (NUL is not allowed in PostgreSQL text)",
-            "22P02": "invalid input syntax", "42P01": "undefined table", "42703": "undefined column", "42601": "syntax error",
-            "42501": "insufficient privilege", "40001": "serialization failure", "40P01": "deadlock detected", "55P03": "lock not available",
+            "23505": "unique violation (the account already exists)", "23503": "foreign key violation",
+            "23502": "not-null violation",
+            "23514": "check violation", "22001": "value too long",
+            "22021": "invalid byte sequence (NUL is not allowed in PostgreSQL text)",
+            "22P02": "invalid input syntax", "42P01": "undefined table", "42703": "undefined column",
+            "42601": "syntax error",
+            "42501": "insufficient privilege", "40001": "serialization failure", "40P01": "deadlock detected",
+            "55P03": "lock not available",
             "53300": "too many connections", "25P02": "transaction aborted",
         ]
         let text = "\(what): SQLSTATE \(state)" + (names[state].map { " \($0)" } ?? "")
@@ -124,7 +135,9 @@ final class PostgresDatabase: SQLDatabase {
         return retryable ? .retryable(text) : .permanent(text)
     }
 
-    private static func withCStringArray<T>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> T) -> T {
+    private static func withCStringArray<T>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> T)
+        -> T
+    {
         let copies: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
         defer { for p in copies { free(p) } }
         return copies.withUnsafeBufferPointer { buf in

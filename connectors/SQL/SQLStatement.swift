@@ -21,12 +21,16 @@ public struct SQLStatement: Sendable, Equatable {
         var out: [UInt8] = []
         var params: [String] = []
         var i = 0
-        func isNameByte(_ c: UInt8) -> Bool { c == 0x5F || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A) }
+        func isNameByte(_ c: UInt8) -> Bool {
+            c == 0x5F || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+        }
         while i < b.count {
             let c = b[i]
             switch c {
             case 0x27, 0x22:  // '...' literal or "..." identifier: copy through the closing quote ('' and "" escape)
-                guard let end = Self.closing(b, from: i, quote: c) else { throw SQLConfigError("statement '\(name)': unterminated quote") }
+                guard let end = Self.closing(b, from: i, quote: c) else {
+                    throw SQLConfigError("statement '\(name)': unterminated quote")
+                }
                 out.append(contentsOf: b[i...end])
                 i = end + 1
             case 0x2D where i + 1 < b.count && b[i + 1] == 0x2D:  // -- comment to end of line
@@ -34,7 +38,9 @@ public struct SQLStatement: Sendable, Equatable {
                 out.append(contentsOf: b[i..<end])
                 i = end
             case 0x2F where i + 1 < b.count && b[i + 1] == 0x2A:  // /* comment */
-                guard let close = Self.find(b, [0x2A, 0x2F], from: i + 2) else { throw SQLConfigError("statement '\(name)': unterminated comment") }
+                guard let close = Self.find(b, [0x2A, 0x2F], from: i + 2) else {
+                    throw SQLConfigError("statement '\(name)': unterminated comment")
+                }
                 out.append(contentsOf: b[i..<close + 2])
                 i = close + 2
             case 0x3A where i + 1 < b.count && b[i + 1] == 0x3A:  // :: cast
@@ -45,7 +51,11 @@ public struct SQLStatement: Sendable, Equatable {
                 while j < b.count && isNameByte(b[j]) { j += 1 }
                 let param = String(decoding: b[(i + 1)..<j], as: UTF8.self)
                 let index: Int
-                if let k = params.firstIndex(of: param) { index = k + 1 } else { params.append(param); index = params.count }
+                if let k = params.firstIndex(of: param) {
+                    index = k + 1
+                } else {
+                    params.append(param); index = params.count
+                }
                 out.append(contentsOf: Array((dialect == .postgresql ? "$\(index)" : "?\(index)").utf8))
                 i = j
             default:

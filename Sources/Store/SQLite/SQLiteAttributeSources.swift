@@ -5,7 +5,8 @@ extension SQLiteSession {
     /// Records that `principal` set these attributes of a person now.
     public func recordAttributeSources(personID: String, attributes: [String], principal: String, now: Double) throws {
         for a in attributes {
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO attribute_sources(person_id, attribute, principal, time) VALUES (?, ?, ?, ?)
                 ON CONFLICT(person_id, attribute) DO UPDATE SET principal = excluded.principal, time = excluded.time
                 """, [.text(personID), .text(a), .text(principal), .real(now)])
@@ -15,7 +16,10 @@ extension SQLiteSession {
     /// Attribute → (principal, time) for a person.
     public func attributeSources(personID: String) throws -> [(attribute: String, principal: String, time: Double)] {
         var out: [(String, String, Double)] = []
-        try db.query("SELECT attribute, principal, time FROM attribute_sources WHERE person_id = ? ORDER BY attribute", [.text(personID)]) { r in
+        try db.query(
+            "SELECT attribute, principal, time FROM attribute_sources WHERE person_id = ? ORDER BY attribute",
+            [.text(personID)]
+        ) { r in
             out.append((r.text(0) ?? "", r.text(1) ?? "", r.value(2).double))
         }
         return out

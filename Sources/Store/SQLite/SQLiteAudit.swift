@@ -2,12 +2,14 @@
 import SQLite
 
 extension SQLiteSession: AuditStore {
-    static let auditColumns = "seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash"
+    static let auditColumns =
+        "seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash"
 
     static func auditEntry(_ r: SQLiteRow) -> AuditEntry {
-        var e = AuditEntry(time: r.text(1) ?? "", principal: r.text(2) ?? "", action: r.text(3) ?? "", resourceType: r.text(4) ?? "",
-                           resourceID: r.text(5) ?? "", attributes: AuditLog.decodeAttributes(r.text(6) ?? ""),
-                           requestID: r.text(7) ?? "", outcome: r.text(8) ?? "")
+        var e = AuditEntry(
+            time: r.text(1) ?? "", principal: r.text(2) ?? "", action: r.text(3) ?? "", resourceType: r.text(4) ?? "",
+            resourceID: r.text(5) ?? "", attributes: AuditLog.decodeAttributes(r.text(6) ?? ""),
+            requestID: r.text(7) ?? "", outcome: r.text(8) ?? "")
         e.seq = r.int64(0)
         e.prevHash = r.blob(9)
         e.hash = r.blob(10)
@@ -18,7 +20,9 @@ extension SQLiteSession: AuditStore {
         try db.query("SELECT \(Self.auditColumns) FROM audit ORDER BY seq") { try body(Self.auditEntry($0)) }
     }
 
-    public func auditEntries(since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int) throws -> [AuditEntry] {
+    public func auditEntries(
+        since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int
+    ) throws -> [AuditEntry] {
         var sql = "SELECT \(Self.auditColumns) FROM audit WHERE seq > ?"
         var params: [SQLiteValue] = [.integer(afterSeq)]
         if let s = since { sql += " AND time >= ?"; params.append(.text(s)) }
@@ -58,12 +62,17 @@ extension SQLiteWriteContext {
         var seq: Int64 = 1
         try db.query("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit") { seq = $0.int64(0) }
         let e = AuditLog.chained(entry, seq: seq, prev: auditHead)
-        try db.run("""
+        try db.run(
+            """
             INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.integer(seq), .text(e.time), .text(e.principal), .text(e.action), .text(e.resourceType),
-                  .text(e.resourceID), .text(AuditLog.encodeAttributes(e.attributes)), .text(e.requestID), .text(e.outcome),
-                  .blob(e.prevHash), .blob(e.hash)])
+            """,
+            [
+                .integer(seq), .text(e.time), .text(e.principal), .text(e.action), .text(e.resourceType),
+                .text(e.resourceID), .text(AuditLog.encodeAttributes(e.attributes)), .text(e.requestID),
+                .text(e.outcome),
+                .blob(e.prevHash), .blob(e.hash),
+            ])
         auditHead = e.hash
     }
 }

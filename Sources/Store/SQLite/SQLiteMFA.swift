@@ -4,7 +4,9 @@ import SQLite
 extension SQLiteSession {
     /// Stores a principal's TOTP secret; false when one is enrolled already.
     public func enrolMFA(principal: String, secret: [UInt8], now: Double) throws -> Bool {
-        try db.run("INSERT OR IGNORE INTO mfa_secrets(principal, secret, created) VALUES (?, ?, ?)", [.text(principal), .blob(secret), .real(now)]) == 1
+        try db.run(
+            "INSERT OR IGNORE INTO mfa_secrets(principal, secret, created) VALUES (?, ?, ?)",
+            [.text(principal), .blob(secret), .real(now)]) == 1
     }
 
     /// The principal's TOTP secret, if enrolled.
@@ -16,7 +18,9 @@ extension SQLiteSession {
 
     /// Accepts a code's time step once: false when this step (or a later one) was used already.
     public func acceptMFAStep(principal: String, step: Int64) throws -> Bool {
-        try db.run("UPDATE mfa_secrets SET last_step = ? WHERE principal = ? AND last_step < ?", [.integer(step), .text(principal), .integer(step)]) == 1
+        try db.run(
+            "UPDATE mfa_secrets SET last_step = ? WHERE principal = ? AND last_step < ?",
+            [.integer(step), .text(principal), .integer(step)]) == 1
     }
 
     public func resetMFA(principal: String) throws -> Bool {

@@ -7,257 +7,293 @@ import SQLite
 /// add the next number.
 enum Migrations {
     static let all: [(version: Int, sql: String)] = [
-        (1, """
-        CREATE TABLE resources (
-            seq INTEGER PRIMARY KEY,            -- stable listing order
-            id TEXT NOT NULL UNIQUE,
-            type TEXT NOT NULL,                 -- 'User' | 'Group'
-            user_name TEXT,                     -- lower-cased userName (RFC 7643 §4.1.1: unique, case-insensitive)
-            external_id TEXT,                   -- caseExact
-            display_name TEXT,
-            display_name_lower TEXT,            -- lower-cased displayName, Groups only (indexed lookup)
-            version INTEGER NOT NULL,
-            created REAL NOT NULL,
-            modified REAL NOT NULL,
-            doc BLOB NOT NULL                   -- canonical JSON without id, meta and computed attributes
-        );
-        CREATE UNIQUE INDEX resources_user_name ON resources(user_name) WHERE user_name IS NOT NULL;
-        CREATE INDEX resources_external_id ON resources(type, external_id) WHERE external_id IS NOT NULL;
-        CREATE INDEX resources_display_name ON resources(type, display_name_lower) WHERE display_name_lower IS NOT NULL;
-        CREATE INDEX resources_type_seq ON resources(type, seq);
-        CREATE TABLE resource_emails (
-            seq INTEGER NOT NULL,               -- resources.seq
-            value TEXT NOT NULL                 -- lower-cased emails.value
-        );
-        CREATE INDEX resource_emails_value ON resource_emails(value);
-        CREATE INDEX resource_emails_seq ON resource_emails(seq);
-        CREATE TABLE group_members (
-            group_seq INTEGER NOT NULL,
-            member_id TEXT NOT NULL,
-            member_type TEXT NOT NULL,
-            display TEXT,                       -- as the client sent it
-            PRIMARY KEY (group_seq, member_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX group_members_member ON group_members(member_id);
-        CREATE TABLE tokens (
-            id TEXT PRIMARY KEY,                -- public key id, part of the token text
-            principal TEXT NOT NULL,
-            scopes TEXT NOT NULL,               -- comma-separated
-            hash BLOB NOT NULL,                 -- SHA-256 of the whole token
-            created REAL NOT NULL,
-            revoked REAL
-        );
-        CREATE TABLE audit (
-            seq INTEGER PRIMARY KEY,
-            time TEXT NOT NULL,
-            principal TEXT NOT NULL,
-            action TEXT NOT NULL,
-            resource_type TEXT NOT NULL,
-            resource_id TEXT NOT NULL,
-            attributes TEXT NOT NULL,           -- changed attribute names, never values
-            request_id TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            prev_hash BLOB NOT NULL,
-            hash BLOB NOT NULL
-        );
-        CREATE INDEX audit_time ON audit(time);
-        CREATE INDEX audit_resource ON audit(resource_id);
-        """),
-        (2, """
-        -- "Converge person P on target T" (one row per pair: coalescing is the primary key).
-        CREATE TABLE provisioning_jobs (
-            person_id TEXT NOT NULL,
-            target TEXT NOT NULL,
-            priority INTEGER NOT NULL,          -- 0 takes access away (runs first), 1 otherwise
-            state TEXT NOT NULL,                -- 'pending' | 'dead'
-            generation INTEGER NOT NULL,        -- bumped by every enqueue; a worker removes only the generation it ran
-            attempts INTEGER NOT NULL,
-            not_before REAL NOT NULL,
-            enqueued REAL NOT NULL,             -- when the oldest unapplied change arrived
-            last_error TEXT,
-            PRIMARY KEY (person_id, target)
-        ) WITHOUT ROWID;
-        CREATE INDEX provisioning_jobs_ready ON provisioning_jobs(target, state, priority, not_before);
-        -- What the worker last applied per pair: the account id and the desired state it converged to.
-        CREATE TABLE provisioning_applied (
-            person_id TEXT NOT NULL,
-            target TEXT NOT NULL,
-            account_id TEXT,
-            state BLOB NOT NULL,                -- JSON of the desired account last applied
-            applied REAL NOT NULL,
-            person_deleted REAL,                -- set when the person was deleted (retention clock)
-            last_result TEXT,
-            PRIMARY KEY (person_id, target)
-        ) WITHOUT ROWID;
-        """),
-        (3, """
-        -- Reconciliation: an account read from a target is matched to its person by account id.
-        CREATE INDEX provisioning_applied_account ON provisioning_applied(target, account_id);
-        CREATE TABLE reconciliation_runs (
-            id TEXT PRIMARY KEY,
-            state TEXT NOT NULL,                -- queued | running | awaiting-confirmation | remediating | done | failed
-            mode TEXT NOT NULL,                 -- report | remediate
-            targets TEXT NOT NULL,              -- JSON array
-            categories TEXT NOT NULL,           -- JSON array
-            requested_by TEXT NOT NULL,
-            created REAL NOT NULL,
-            finished REAL,
-            summary TEXT NOT NULL               -- JSON: per target state, counts, reason, planned changes
-        );
-        CREATE INDEX reconciliation_runs_created ON reconciliation_runs(created);
-        -- What a run found. Only what the report needs: ids, user name, display name,
-        -- category, and the entitlement or attribute name (never values).
-        CREATE TABLE reconciliation_findings (
-            run_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            target TEXT NOT NULL,
-            category TEXT NOT NULL,
-            person_id TEXT,
-            user_name TEXT NOT NULL,
-            display_name TEXT,
-            account_id TEXT,
-            detail TEXT,
-            PRIMARY KEY (run_id, seq)
-        ) WITHOUT ROWID;
-        -- People whose account a run has seen on a target (to find missing accounts without
-        -- holding every id in memory).
-        CREATE TABLE reconciliation_seen (
-            run_id TEXT NOT NULL,
-            target TEXT NOT NULL,
-            person_id TEXT NOT NULL,
-            PRIMARY KEY (run_id, target, person_id)
-        ) WITHOUT ROWID;
-        """),
-        (4, """
-        -- Access reviews: a campaign over a target or a package, one item per (person, package).
-        CREATE TABLE review_campaigns (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            scope_kind TEXT NOT NULL,           -- target | package
-            scope_value TEXT NOT NULL,
-            reviewers TEXT NOT NULL,            -- JSON array of principal names; [] = each person's manager
-            due REAL NOT NULL,
-            default_decision TEXT NOT NULL,     -- approve | revoke, applied to undecided items at the due date
-            state TEXT NOT NULL,                -- open | closed
-            created_by TEXT NOT NULL,
-            created REAL NOT NULL,
-            closed REAL
-        );
-        CREATE INDEX review_campaigns_due ON review_campaigns(state, due);
-        CREATE TABLE review_items (
-            campaign_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            person_id TEXT NOT NULL,
-            user_name TEXT NOT NULL,
-            display_name TEXT,
-            package TEXT NOT NULL,
-            reviewer TEXT,                      -- the manager's user name; NULL: the campaign's reviewers, or admins
-            decision TEXT,                      -- approve | revoke
-            reason TEXT,
-            decided_by TEXT,
-            decided REAL,
-            PRIMARY KEY (campaign_id, seq)
-        ) WITHOUT ROWID;
-        -- Packages a review took away; the policy no longer grants them to the person.
-        CREATE TABLE access_revocations (
-            person_id TEXT NOT NULL,
-            package TEXT NOT NULL,
-            campaign_id TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            created REAL NOT NULL,
-            PRIMARY KEY (person_id, package)
-        ) WITHOUT ROWID;
-        """),
-        (5, """
-        -- Break-glass: a package for a bounded time. Expiry is this row, not a timer, so a
-        -- hub that was down at the expiry takes the access back at start-up.
-        CREATE TABLE break_glass_grants (
-            id TEXT PRIMARY KEY,
-            person_id TEXT NOT NULL,
-            user_name TEXT NOT NULL,
-            package TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            granted_by TEXT NOT NULL,
-            created REAL NOT NULL,
-            expires REAL NOT NULL,
-            ended REAL,                         -- when the access was taken back
-            review_decision TEXT,               -- justified | unjustified (post-use review)
-            review_reason TEXT,
-            reviewed_by TEXT,
-            reviewed REAL
-        );
-        CREATE INDEX break_glass_active ON break_glass_grants(person_id) WHERE ended IS NULL;
-        CREATE INDEX break_glass_expiry ON break_glass_grants(expires) WHERE ended IS NULL;
-        """),
-        (6, """
-        -- Upcoming licence expiries (healthcare extension licenseExpiresAt), kept with every
-        -- write of the person: a durable schedule, so nothing scans everyone to find them.
-        CREATE TABLE credential_expiries (
-            person_id TEXT PRIMARY KEY,
-            expires REAL NOT NULL
-        ) WITHOUT ROWID;
-        CREATE INDEX credential_expiries_time ON credential_expiries(expires);
-        """),
-        (7, """
-        -- Which feed (principal) last set each attribute of a person, and when.
-        CREATE TABLE attribute_sources (
-            person_id TEXT NOT NULL,
-            attribute TEXT NOT NULL,
-            principal TEXT NOT NULL,
-            time REAL NOT NULL,
-            PRIMARY KEY (person_id, attribute)
-        ) WITHOUT ROWID;
-        """),
-        (8, """
-        -- Step-up MFA: a TOTP secret per principal (RFC 6238) and the last time step accepted,
-        -- so a code is accepted once.
-        CREATE TABLE mfa_secrets (
-            principal TEXT PRIMARY KEY,
-            secret BLOB NOT NULL,
-            created REAL NOT NULL,
-            last_step INTEGER NOT NULL DEFAULT 0
-        ) WITHOUT ROWID;
-        """),
-        (9, """
-        -- Identifiers are compared in canonical form (Identifier.canonical: NFKC, case folding), no
-        -- longer lower-cased only: the Swift step below recomputes the indexed columns.
-        """),
-        (10, """
-        -- Separation of duties for tokens: who minted each token (a principal, or 'cli' for the
-        -- host command line) and who approved it; break-glass and multi-role tokens wait in
-        -- token_requests for a second administrator.
-        ALTER TABLE tokens ADD COLUMN minted_by TEXT;
-        ALTER TABLE tokens ADD COLUMN minted_by_token TEXT;   -- the token that minted it (NULL: the host CLI)
-        ALTER TABLE tokens ADD COLUMN approved_by TEXT;
-        -- Tokens from before: their minter from the audit chain (token.create by whom).
-        UPDATE tokens SET minted_by = (SELECT a.principal FROM audit a WHERE a.action = 'token.create' AND a.resource_id = tokens.id
-                                       ORDER BY a.seq LIMIT 1);
-        CREATE TABLE token_requests (
-            id TEXT PRIMARY KEY,
-            principal TEXT NOT NULL,
-            scopes TEXT NOT NULL,               -- comma-separated scope names (no commas in them)
-            requested_by TEXT NOT NULL,
-            requested_by_token TEXT NOT NULL,   -- only this token takes the approved token
-            created REAL NOT NULL,
-            approved_by TEXT,
-            approved REAL,
-            token_id TEXT,                      -- once issued to the requester
-            issued REAL
-        ) WITHOUT ROWID;
-        -- The token a break-glass grant was made with: its minter may not review the use.
-        ALTER TABLE break_glass_grants ADD COLUMN granted_by_token TEXT;
-        """),
-        (11, """
-        -- The dispatcher sleeps until the next pending job falls due: an index for that minimum.
-        CREATE INDEX provisioning_jobs_due ON provisioning_jobs(not_before) WHERE state = 'pending';
-        """),
-        (12, """
-        -- Jobs are claimed in the database: the node running a job holds its lease until
-        -- lease_until; a lease that runs out (the node died) makes the job claimable again.
-        ALTER TABLE provisioning_jobs ADD COLUMN lease_owner TEXT;
-        ALTER TABLE provisioning_jobs ADD COLUMN lease_until REAL;
-        CREATE INDEX provisioning_jobs_leased ON provisioning_jobs(lease_until) WHERE lease_until IS NOT NULL;
-        """),
+        (
+            1,
+            """
+            CREATE TABLE resources (
+                seq INTEGER PRIMARY KEY,            -- stable listing order
+                id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,                 -- 'User' | 'Group'
+                user_name TEXT,                     -- lower-cased userName (RFC 7643 §4.1.1: unique, case-insensitive)
+                external_id TEXT,                   -- caseExact
+                display_name TEXT,
+                display_name_lower TEXT,            -- lower-cased displayName, Groups only (indexed lookup)
+                version INTEGER NOT NULL,
+                created REAL NOT NULL,
+                modified REAL NOT NULL,
+                doc BLOB NOT NULL                   -- canonical JSON without id, meta and computed attributes
+            );
+            CREATE UNIQUE INDEX resources_user_name ON resources(user_name) WHERE user_name IS NOT NULL;
+            CREATE INDEX resources_external_id ON resources(type, external_id) WHERE external_id IS NOT NULL;
+            CREATE INDEX resources_display_name ON resources(type, display_name_lower) WHERE display_name_lower IS NOT NULL;
+            CREATE INDEX resources_type_seq ON resources(type, seq);
+            CREATE TABLE resource_emails (
+                seq INTEGER NOT NULL,               -- resources.seq
+                value TEXT NOT NULL                 -- lower-cased emails.value
+            );
+            CREATE INDEX resource_emails_value ON resource_emails(value);
+            CREATE INDEX resource_emails_seq ON resource_emails(seq);
+            CREATE TABLE group_members (
+                group_seq INTEGER NOT NULL,
+                member_id TEXT NOT NULL,
+                member_type TEXT NOT NULL,
+                display TEXT,                       -- as the client sent it
+                PRIMARY KEY (group_seq, member_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX group_members_member ON group_members(member_id);
+            CREATE TABLE tokens (
+                id TEXT PRIMARY KEY,                -- public key id, part of the token text
+                principal TEXT NOT NULL,
+                scopes TEXT NOT NULL,               -- comma-separated
+                hash BLOB NOT NULL,                 -- SHA-256 of the whole token
+                created REAL NOT NULL,
+                revoked REAL
+            );
+            CREATE TABLE audit (
+                seq INTEGER PRIMARY KEY,
+                time TEXT NOT NULL,
+                principal TEXT NOT NULL,
+                action TEXT NOT NULL,
+                resource_type TEXT NOT NULL,
+                resource_id TEXT NOT NULL,
+                attributes TEXT NOT NULL,           -- changed attribute names, never values
+                request_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                prev_hash BLOB NOT NULL,
+                hash BLOB NOT NULL
+            );
+            CREATE INDEX audit_time ON audit(time);
+            CREATE INDEX audit_resource ON audit(resource_id);
+            """
+        ),
+        (
+            2,
+            """
+            -- "Converge person P on target T" (one row per pair: coalescing is the primary key).
+            CREATE TABLE provisioning_jobs (
+                person_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                priority INTEGER NOT NULL,          -- 0 takes access away (runs first), 1 otherwise
+                state TEXT NOT NULL,                -- 'pending' | 'dead'
+                generation INTEGER NOT NULL,        -- bumped by every enqueue; a worker removes only the generation it ran
+                attempts INTEGER NOT NULL,
+                not_before REAL NOT NULL,
+                enqueued REAL NOT NULL,             -- when the oldest unapplied change arrived
+                last_error TEXT,
+                PRIMARY KEY (person_id, target)
+            ) WITHOUT ROWID;
+            CREATE INDEX provisioning_jobs_ready ON provisioning_jobs(target, state, priority, not_before);
+            -- What the worker last applied per pair: the account id and the desired state it converged to.
+            CREATE TABLE provisioning_applied (
+                person_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                account_id TEXT,
+                state BLOB NOT NULL,                -- JSON of the desired account last applied
+                applied REAL NOT NULL,
+                person_deleted REAL,                -- set when the person was deleted (retention clock)
+                last_result TEXT,
+                PRIMARY KEY (person_id, target)
+            ) WITHOUT ROWID;
+            """
+        ),
+        (
+            3,
+            """
+            -- Reconciliation: an account read from a target is matched to its person by account id.
+            CREATE INDEX provisioning_applied_account ON provisioning_applied(target, account_id);
+            CREATE TABLE reconciliation_runs (
+                id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,                -- queued | running | awaiting-confirmation | remediating | done | failed
+                mode TEXT NOT NULL,                 -- report | remediate
+                targets TEXT NOT NULL,              -- JSON array
+                categories TEXT NOT NULL,           -- JSON array
+                requested_by TEXT NOT NULL,
+                created REAL NOT NULL,
+                finished REAL,
+                summary TEXT NOT NULL               -- JSON: per target state, counts, reason, planned changes
+            );
+            CREATE INDEX reconciliation_runs_created ON reconciliation_runs(created);
+            -- What a run found. Only what the report needs: ids, user name, display name,
+            -- category, and the entitlement or attribute name (never values).
+            CREATE TABLE reconciliation_findings (
+                run_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                target TEXT NOT NULL,
+                category TEXT NOT NULL,
+                person_id TEXT,
+                user_name TEXT NOT NULL,
+                display_name TEXT,
+                account_id TEXT,
+                detail TEXT,
+                PRIMARY KEY (run_id, seq)
+            ) WITHOUT ROWID;
+            -- People whose account a run has seen on a target (to find missing accounts without
+            -- holding every id in memory).
+            CREATE TABLE reconciliation_seen (
+                run_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                person_id TEXT NOT NULL,
+                PRIMARY KEY (run_id, target, person_id)
+            ) WITHOUT ROWID;
+            """
+        ),
+        (
+            4,
+            """
+            -- Access reviews: a campaign over a target or a package, one item per (person, package).
+            CREATE TABLE review_campaigns (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                scope_kind TEXT NOT NULL,           -- target | package
+                scope_value TEXT NOT NULL,
+                reviewers TEXT NOT NULL,            -- JSON array of principal names; [] = each person's manager
+                due REAL NOT NULL,
+                default_decision TEXT NOT NULL,     -- approve | revoke, applied to undecided items at the due date
+                state TEXT NOT NULL,                -- open | closed
+                created_by TEXT NOT NULL,
+                created REAL NOT NULL,
+                closed REAL
+            );
+            CREATE INDEX review_campaigns_due ON review_campaigns(state, due);
+            CREATE TABLE review_items (
+                campaign_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                person_id TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                display_name TEXT,
+                package TEXT NOT NULL,
+                reviewer TEXT,                      -- the manager's user name; NULL: the campaign's reviewers, or admins
+                decision TEXT,                      -- approve | revoke
+                reason TEXT,
+                decided_by TEXT,
+                decided REAL,
+                PRIMARY KEY (campaign_id, seq)
+            ) WITHOUT ROWID;
+            -- Packages a review took away; the policy no longer grants them to the person.
+            CREATE TABLE access_revocations (
+                person_id TEXT NOT NULL,
+                package TEXT NOT NULL,
+                campaign_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                created REAL NOT NULL,
+                PRIMARY KEY (person_id, package)
+            ) WITHOUT ROWID;
+            """
+        ),
+        (
+            5,
+            """
+            -- Break-glass: a package for a bounded time. Expiry is this row, not a timer, so a
+            -- hub that was down at the expiry takes the access back at start-up.
+            CREATE TABLE break_glass_grants (
+                id TEXT PRIMARY KEY,
+                person_id TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                package TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                granted_by TEXT NOT NULL,
+                created REAL NOT NULL,
+                expires REAL NOT NULL,
+                ended REAL,                         -- when the access was taken back
+                review_decision TEXT,               -- justified | unjustified (post-use review)
+                review_reason TEXT,
+                reviewed_by TEXT,
+                reviewed REAL
+            );
+            CREATE INDEX break_glass_active ON break_glass_grants(person_id) WHERE ended IS NULL;
+            CREATE INDEX break_glass_expiry ON break_glass_grants(expires) WHERE ended IS NULL;
+            """
+        ),
+        (
+            6,
+            """
+            -- Upcoming licence expiries (healthcare extension licenseExpiresAt), kept with every
+            -- write of the person: a durable schedule, so nothing scans everyone to find them.
+            CREATE TABLE credential_expiries (
+                person_id TEXT PRIMARY KEY,
+                expires REAL NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX credential_expiries_time ON credential_expiries(expires);
+            """
+        ),
+        (
+            7,
+            """
+            -- Which feed (principal) last set each attribute of a person, and when.
+            CREATE TABLE attribute_sources (
+                person_id TEXT NOT NULL,
+                attribute TEXT NOT NULL,
+                principal TEXT NOT NULL,
+                time REAL NOT NULL,
+                PRIMARY KEY (person_id, attribute)
+            ) WITHOUT ROWID;
+            """
+        ),
+        (
+            8,
+            """
+            -- Step-up MFA: a TOTP secret per principal (RFC 6238) and the last time step accepted,
+            -- so a code is accepted once.
+            CREATE TABLE mfa_secrets (
+                principal TEXT PRIMARY KEY,
+                secret BLOB NOT NULL,
+                created REAL NOT NULL,
+                last_step INTEGER NOT NULL DEFAULT 0
+            ) WITHOUT ROWID;
+            """
+        ),
+        (
+            9,
+            """
+            -- Identifiers are compared in canonical form (Identifier.canonical: NFKC, case folding), no
+            -- longer lower-cased only: the Swift step below recomputes the indexed columns.
+            """
+        ),
+        (
+            10,
+            """
+            -- Separation of duties for tokens: who minted each token (a principal, or 'cli' for the
+            -- host command line) and who approved it; break-glass and multi-role tokens wait in
+            -- token_requests for a second administrator.
+            ALTER TABLE tokens ADD COLUMN minted_by TEXT;
+            ALTER TABLE tokens ADD COLUMN minted_by_token TEXT;   -- the token that minted it (NULL: the host CLI)
+            ALTER TABLE tokens ADD COLUMN approved_by TEXT;
+            -- Tokens from before: their minter from the audit chain (token.create by whom).
+            UPDATE tokens SET minted_by = (SELECT a.principal FROM audit a WHERE a.action = 'token.create' AND a.resource_id = tokens.id
+                                           ORDER BY a.seq LIMIT 1);
+            CREATE TABLE token_requests (
+                id TEXT PRIMARY KEY,
+                principal TEXT NOT NULL,
+                scopes TEXT NOT NULL,               -- comma-separated scope names (no commas in them)
+                requested_by TEXT NOT NULL,
+                requested_by_token TEXT NOT NULL,   -- only this token takes the approved token
+                created REAL NOT NULL,
+                approved_by TEXT,
+                approved REAL,
+                token_id TEXT,                      -- once issued to the requester
+                issued REAL
+            ) WITHOUT ROWID;
+            -- The token a break-glass grant was made with: its minter may not review the use.
+            ALTER TABLE break_glass_grants ADD COLUMN granted_by_token TEXT;
+            """
+        ),
+        (
+            11,
+            """
+            -- The dispatcher sleeps until the next pending job falls due: an index for that minimum.
+            CREATE INDEX provisioning_jobs_due ON provisioning_jobs(not_before) WHERE state = 'pending';
+            """
+        ),
+        (
+            12,
+            """
+            -- Jobs are claimed in the database: the node running a job holds its lease until
+            -- lease_until; a lease that runs out (the node died) makes the job claimable again.
+            ALTER TABLE provisioning_jobs ADD COLUMN lease_owner TEXT;
+            ALTER TABLE provisioning_jobs ADD COLUMN lease_until REAL;
+            CREATE INDEX provisioning_jobs_leased ON provisioning_jobs(lease_until) WHERE lease_until IS NOT NULL;
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
@@ -274,7 +310,9 @@ enum Migrations {
         var after: Int64 = 0
         while true {
             var rows: [(seq: Int64, id: String, type: String, doc: [UInt8])] = []
-            try db.query("SELECT seq, id, type, doc FROM resources WHERE seq > ? ORDER BY seq LIMIT 1000", [.integer(after)]) {
+            try db.query(
+                "SELECT seq, id, type, doc FROM resources WHERE seq > ? ORDER BY seq LIMIT 1000", [.integer(after)]
+            ) {
                 rows.append(($0.int64(0), $0.text(1) ?? "", $0.text(2) ?? "", $0.blob(3)))
             }
             guard let last = rows.last else { return }
@@ -283,27 +321,39 @@ enum Migrations {
         }
     }
 
-    private static func reindex(_ db: SQLiteConnection, _ r: (seq: Int64, id: String, type: String, doc: [UInt8]), _ seen: inout [String: String]) throws {
+    private static func reindex(
+        _ db: SQLiteConnection, _ r: (seq: Int64, id: String, type: String, doc: [UInt8]),
+        _ seen: inout [String: String]
+    ) throws {
         guard case .object(let doc) = try JSONParser().parse(r.doc) else { return }
         if r.type == "User", let u = doc["userName"]?.stringValue {
             let canonical = Identifier.canonical(u)
             if let other = seen[canonical] {
-                throw StoreError("migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
-                                 + "Unicode form; rename one (with the previous version) and start again")
+                throw StoreError(
+                    "migration 9: Users \(other) and \(r.id) have user names that differ only in case, width or "
+                        + "Unicode form; rename one (with the previous version) and start again")
             }
             seen[canonical] = r.id
             try db.run("UPDATE resources SET user_name = ? WHERE seq = ?", [.text(canonical), .integer(r.seq)])
         }
         if r.type != "User", let d = doc["displayName"]?.stringValue {
-            try db.run("UPDATE resources SET display_name_lower = ? WHERE seq = ?", [.text(Identifier.canonical(d)), .integer(r.seq)])
+            try db.run(
+                "UPDATE resources SET display_name_lower = ? WHERE seq = ?",
+                [.text(Identifier.canonical(d)), .integer(r.seq)])
         }
-        let emails = Set((doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(Identifier.canonical) })
-        for e in emails { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)]) }
+        let emails = Set(
+            (doc["emails"]?.arrayValue ?? []).compactMap {
+                $0.objectValue?["value"]?.stringValue.map(Identifier.canonical)
+            })
+        for e in emails {
+            try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(r.seq), .text(e)])
+        }
     }
 
     /// Applies every migration newer than the database's version, each in its own transaction.
     static func run(_ db: SQLiteConnection) throws {
-        try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+        try db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
         var current = 0
         try db.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") { current = Int($0.int64(0)) }
         for m in all where m.version > current {
@@ -311,7 +361,9 @@ enum Migrations {
             do {
                 try db.execute(m.sql)
                 try steps[m.version]?(db)
-                try db.run("INSERT INTO schema_migrations(version, applied) VALUES (?, datetime('now'))", [.integer(Int64(m.version))])
+                try db.run(
+                    "INSERT INTO schema_migrations(version, applied) VALUES (?, datetime('now'))",
+                    [.integer(Int64(m.version))])
                 try db.execute("COMMIT")
             } catch {
                 try? db.execute("ROLLBACK")

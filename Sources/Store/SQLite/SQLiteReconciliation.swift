@@ -6,20 +6,27 @@ extension SQLiteSession {
     private static let runColumns = "id, state, mode, targets, categories, requested_by, created, finished, summary"
 
     private func run(_ r: SQLiteRow) -> ReconciliationRunRecord {
-        ReconciliationRunRecord(id: r.text(0) ?? "", state: RunState(rawValue: r.text(1) ?? ""), mode: r.text(2) ?? "", targets: r.text(3) ?? "[]",
-                                categories: r.text(4) ?? "[]", requestedBy: r.text(5) ?? "", created: r.value(6).double,
-                                finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}")
+        ReconciliationRunRecord(
+            id: r.text(0) ?? "", state: RunState(rawValue: r.text(1) ?? ""), mode: r.text(2) ?? "",
+            targets: r.text(3) ?? "[]",
+            categories: r.text(4) ?? "[]", requestedBy: r.text(5) ?? "", created: r.value(6).double,
+            finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}")
     }
 
     public func insertRun(_ r: ReconciliationRunRecord) throws {
-        try db.run("INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [.text(r.id), .text(r.state.rawValue), .text(r.mode), .text(r.targets), .text(r.categories), .text(r.requestedBy), .real(r.created),
-                    r.finished.map { .real($0) } ?? .null, .text(r.summary)])
+        try db.run(
+            "INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(r.id), .text(r.state.rawValue), .text(r.mode), .text(r.targets), .text(r.categories),
+                .text(r.requestedBy), .real(r.created),
+                r.finished.map { .real($0) } ?? .null, .text(r.summary),
+            ])
     }
 
     public func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws {
-        try db.run("UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ?",
-                   [.text(state.rawValue), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
+        try db.run(
+            "UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ?",
+            [.text(state.rawValue), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
     }
 
     public func reconciliationRun(id: String) throws -> ReconciliationRunRecord? {
@@ -31,13 +38,16 @@ extension SQLiteSession {
     /// Most recent first.
     public func reconciliationRuns(limit: Int) throws -> [ReconciliationRunRecord] {
         var out: [ReconciliationRunRecord] = []
-        try db.query("SELECT \(Self.runColumns) FROM reconciliation_runs ORDER BY created DESC LIMIT ?", [.integer(Int64(limit))]) { out.append(run($0)) }
+        try db.query(
+            "SELECT \(Self.runColumns) FROM reconciliation_runs ORDER BY created DESC LIMIT ?", [.integer(Int64(limit))]
+        ) { out.append(run($0)) }
         return out
     }
 
     /// Runs left `running` by a process that stopped: they are failed at start-up.
     public func interruptRuns(now: Double) throws -> Int {
-        try db.run("""
+        try db.run(
+            """
             UPDATE reconciliation_runs SET state = 'failed', finished = ?,
                 summary = json_set(summary, '$.reason', 'interrupted: the hub stopped during the run')
             WHERE state IN ('queued', 'running', 'remediating')
@@ -46,11 +56,17 @@ extension SQLiteSession {
 
     public func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws {
         for (i, f) in findings.enumerated() {
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO reconciliation_findings(run_id, seq, target, category, person_id, user_name, display_name, account_id, detail)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.text(runID), .integer(firstSeq + Int64(i)), .text(f.target), .text(f.category), f.personID.map { .text($0) } ?? .null,
-                      .text(f.userName), f.displayName.map { .text($0) } ?? .null, f.accountID.map { .text($0) } ?? .null, f.detail.map { .text($0) } ?? .null])
+                """,
+                [
+                    .text(runID), .integer(firstSeq + Int64(i)), .text(f.target), .text(f.category),
+                    f.personID.map { .text($0) } ?? .null,
+                    .text(f.userName), f.displayName.map { .text($0) } ?? .null, f.accountID.map { .text($0) } ?? .null,
+                    f.detail.map { .text($0) } ?? .null,
+                ])
         }
     }
 
@@ -59,15 +75,21 @@ extension SQLiteSession {
     public func findings(runID: String, categoryOrder: [String] = [], _ body: (FindingRecord) throws -> Bool) throws {
         struct Stop: Error {}
         // Only placeholders and positions enter the SQL text; the category names are bound.
-        let rank = categoryOrder.isEmpty ? "" : "CASE category " + categoryOrder.indices.map { "WHEN ? THEN \($0)" }.joined(separator: " ")
-            + " ELSE \(categoryOrder.count) END,"
+        let rank =
+            categoryOrder.isEmpty
+            ? ""
+            : "CASE category " + categoryOrder.indices.map { "WHEN ? THEN \($0)" }.joined(separator: " ")
+                + " ELSE \(categoryOrder.count) END,"
         do {
-            try db.query("""
+            try db.query(
+                """
                 SELECT target, category, person_id, user_name, display_name, account_id, detail FROM reconciliation_findings
                 WHERE run_id = ? ORDER BY target, \(rank) seq
-                """, [.text(runID)] + categoryOrder.map { .text($0) }) { r in
-                let f = FindingRecord(target: r.text(0) ?? "", category: r.text(1) ?? "", personID: r.text(2), userName: r.text(3) ?? "",
-                                      displayName: r.text(4), accountID: r.text(5), detail: r.text(6))
+                """, [.text(runID)] + categoryOrder.map { .text($0) }
+            ) { r in
+                let f = FindingRecord(
+                    target: r.text(0) ?? "", category: r.text(1) ?? "", personID: r.text(2), userName: r.text(3) ?? "",
+                    displayName: r.text(4), accountID: r.text(5), detail: r.text(6))
                 if try !body(f) { throw Stop() }
             }
         } catch is Stop {}
@@ -75,13 +97,18 @@ extension SQLiteSession {
 
     public func markSeen(runID: String, target: String, personIDs: [String]) throws {
         for p in personIDs {
-            try db.run("INSERT OR IGNORE INTO reconciliation_seen(run_id, target, person_id) VALUES (?, ?, ?)", [.text(runID), .text(target), .text(p)])
+            try db.run(
+                "INSERT OR IGNORE INTO reconciliation_seen(run_id, target, person_id) VALUES (?, ?, ?)",
+                [.text(runID), .text(target), .text(p)])
         }
     }
 
     public func wasSeen(runID: String, target: String, personID: String) throws -> Bool {
         var seen = false
-        try db.query("SELECT 1 FROM reconciliation_seen WHERE run_id = ? AND target = ? AND person_id = ?", [.text(runID), .text(target), .text(personID)]) { _ in seen = true }
+        try db.query(
+            "SELECT 1 FROM reconciliation_seen WHERE run_id = ? AND target = ? AND person_id = ?",
+            [.text(runID), .text(target), .text(personID)]
+        ) { _ in seen = true }
         return seen
     }
 
@@ -93,10 +120,12 @@ extension SQLiteSession {
     /// (their user name, or their id when deleted), or nil.
     public func otherClaimant(target: String, accountID: String, personID: String) throws -> String? {
         var out: String?
-        try db.query("""
+        try db.query(
+            """
             SELECT a.person_id, r.doc FROM provisioning_applied a LEFT JOIN resources r ON r.id = a.person_id AND r.type = 'User'
             WHERE a.target = ? AND a.account_id = ? AND a.person_id <> ? LIMIT 1
-            """, [.text(target), .text(accountID), .text(personID)]) { r in
+            """, [.text(target), .text(accountID), .text(personID)]
+        ) { r in
             let doc = r.isNull(1) ? nil : try? JSONParser().parse(r.blob(1))
             out = doc?.objectValue?["userName"]?.stringValue ?? "person \(r.text(0) ?? "")"
         }
@@ -106,18 +135,24 @@ extension SQLiteSession {
     /// Every person linked to `accountID` on `target` (more than one: the account is shared).
     public func claimants(target: String, accountID: String) throws -> [String] {
         var out: [String] = []
-        try db.query("SELECT person_id FROM provisioning_applied WHERE target = ? AND account_id = ? ORDER BY person_id LIMIT 10",
-                     [.text(target), .text(accountID)]) { out.append($0.text(0) ?? "") }
+        try db.query(
+            "SELECT person_id FROM provisioning_applied WHERE target = ? AND account_id = ? ORDER BY person_id LIMIT 10",
+            [.text(target), .text(accountID)]
+        ) { out.append($0.text(0) ?? "") }
         return out
     }
 
     /// The person whose account on `target` has `accountID`, with the applied record.
     public func applied(target: String, accountID: String) throws -> AppliedRecord? {
         var out: AppliedRecord?
-        try db.query("SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE target = ? AND account_id = ? LIMIT 1",
-                     [.text(target), .text(accountID)]) { r in
-            out = AppliedRecord(personID: r.text(0) ?? "", target: r.text(1) ?? "", accountID: r.text(2), state: r.blob(3), applied: r.value(4).double,
-                                personDeleted: r.isNull(5) ? nil : r.value(5).double, lastResult: r.text(6))
+        try db.query(
+            "SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE target = ? AND account_id = ? LIMIT 1",
+            [.text(target), .text(accountID)]
+        ) { r in
+            out = AppliedRecord(
+                personID: r.text(0) ?? "", target: r.text(1) ?? "", accountID: r.text(2), state: r.blob(3),
+                applied: r.value(4).double,
+                personDeleted: r.isNull(5) ? nil : r.value(5).double, lastResult: r.text(6))
         }
         return out
     }

@@ -8,9 +8,12 @@ extension SQLiteSession {
 
     private func decode(_ row: SQLiteRow) throws -> StoredResource {
         let bytes = row.blob(6)
-        guard case .object(let doc) = try JSONParser().parse(bytes) else { throw StoreError("stored document is not an object") }
-        return StoredResource(seq: row.int64(0), id: row.text(1) ?? "", type: ResourceKind(row.text(2) ?? ""), version: row.int64(3),
-                              created: row.value(4).double, modified: row.value(5).double, doc: doc)
+        guard case .object(let doc) = try JSONParser().parse(bytes) else {
+            throw StoreError("stored document is not an object")
+        }
+        return StoredResource(
+            seq: row.int64(0), id: row.text(1) ?? "", type: ResourceKind(row.text(2) ?? ""), version: row.int64(3),
+            created: row.value(4).double, modified: row.value(5).double, doc: doc)
     }
 
     private func resources(_ sql: String, _ params: [SQLiteValue]) throws -> [StoredResource] {
@@ -21,7 +24,9 @@ extension SQLiteSession {
 
     /// The resource of `type` with `id`, or nil.
     public func fetch(type: ResourceKind, id: String) throws -> StoredResource? {
-        try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type.rawValue)]).first
+        try resources(
+            "SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type.rawValue)]
+        ).first
     }
 
     /// The resource with listing position `seq`, or nil.
@@ -40,14 +45,24 @@ extension SQLiteSession {
     public func candidates(type: ResourceKind, hint: IndexHint) throws -> [StoredResource] {
         let cols = "r.seq, r.id, r.type, r.version, r.created, r.modified, r.doc"
         switch hint {
-        case .id(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(v), .text(type.rawValue)])
-        case .userName(let v): return try resources("SELECT \(Self.columns) FROM resources WHERE user_name = ? AND type = ?", [.text(v), .text(type.rawValue)])
+        case .id(let v):
+            return try resources(
+                "SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(v), .text(type.rawValue)])
+        case .userName(let v):
+            return try resources(
+                "SELECT \(Self.columns) FROM resources WHERE user_name = ? AND type = ?",
+                [.text(v), .text(type.rawValue)])
         case .externalId(let v):
-            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND external_id = ? ORDER BY seq", [.text(type.rawValue), .text(v)])
+            return try resources(
+                "SELECT \(Self.columns) FROM resources WHERE type = ? AND external_id = ? ORDER BY seq",
+                [.text(type.rawValue), .text(v)])
         case .displayName(let v):
-            return try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND display_name_lower = ? ORDER BY seq", [.text(type.rawValue), .text(v)])
+            return try resources(
+                "SELECT \(Self.columns) FROM resources WHERE type = ? AND display_name_lower = ? ORDER BY seq",
+                [.text(type.rawValue), .text(v)])
         case .email(let v):
-            return try resources("""
+            return try resources(
+                """
                 SELECT DISTINCT \(cols) FROM resource_emails e JOIN resources r ON r.seq = e.seq
                 WHERE e.value = ? AND r.type = ? ORDER BY r.seq
                 """, [.text(v), .text(type.rawValue)])
@@ -58,7 +73,9 @@ extension SQLiteSession {
     public func scan(type: ResourceKind, _ body: (StoredResource) throws -> Bool) throws {
         var after: Int64 = 0
         while true {
-            let page = try resources("SELECT \(Self.columns) FROM resources WHERE type = ? AND seq > ? ORDER BY seq LIMIT 500", [.text(type.rawValue), .integer(after)])
+            let page = try resources(
+                "SELECT \(Self.columns) FROM resources WHERE type = ? AND seq > ? ORDER BY seq LIMIT 500",
+                [.text(type.rawValue), .integer(after)])
             for r in page { if try !body(r) { return } }
             guard let last = page.last, page.count == 500 else { return }
             after = last.seq
@@ -74,27 +91,32 @@ extension SQLiteSession {
 
     /// One page of resources of `type` in listing order (`offset` is 0-based).
     public func page(type: ResourceKind, offset: Int, limit: Int) throws -> [StoredResource] {
-        try resources("SELECT \(Self.columns) FROM resources WHERE type = ? ORDER BY seq LIMIT ? OFFSET ?",
-                      [.text(type.rawValue), .integer(Int64(limit)), .integer(Int64(offset))])
+        try resources(
+            "SELECT \(Self.columns) FROM resources WHERE type = ? ORDER BY seq LIMIT ? OFFSET ?",
+            [.text(type.rawValue), .integer(Int64(limit)), .integer(Int64(offset))])
     }
 
     /// The groups `memberID` belongs to directly.
     public func groups(ofMember memberID: String) throws -> [GroupRef] {
         var out: [GroupRef] = []
-        try db.query("""
+        try db.query(
+            """
             SELECT g.id, g.display_name FROM group_members m JOIN resources g ON g.seq = m.group_seq
             WHERE m.member_id = ? ORDER BY g.seq
-            """, [.text(memberID)]) { out.append(GroupRef(id: $0.text(0) ?? "", display: $0.text(1))) }
+            """, [.text(memberID)]
+        ) { out.append(GroupRef(id: $0.text(0) ?? "", display: $0.text(1))) }
         return out
     }
 
     /// The members of a group, in the order they joined the hub.
     public func members(ofGroup seq: Int64) throws -> [MemberRef] {
         var out: [MemberRef] = []
-        try db.query("""
+        try db.query(
+            """
             SELECT m.member_id, m.member_type, m.display FROM group_members m LEFT JOIN resources r ON r.id = m.member_id
             WHERE m.group_seq = ? ORDER BY r.seq
-            """, [.integer(seq)]) { out.append(MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))) }
+            """, [.integer(seq)]
+        ) { out.append(MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))) }
         return out
     }
 }
@@ -122,7 +144,9 @@ extension SQLiteSession {
             c.displayName = .text(u)
         }
         if type == .user {
-            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap { $0.objectValue?["value"]?.stringValue.map(Identifier.canonical) }
+            c.emails = (doc["emails"]?.arrayValue ?? []).compactMap {
+                $0.objectValue?["value"]?.stringValue.map(Identifier.canonical)
+            }
         }
         return c
     }
@@ -132,47 +156,70 @@ extension SQLiteSession {
         do {
             return try body()
         } catch let e as SQLiteError where e.isUniqueViolation {
-            throw StoreError(type == .user ? "userName is already in use" : "a resource with this id already exists", kind: .uniqueness)
+            throw StoreError(
+                type == .user ? "userName is already in use" : "a resource with this id already exists",
+                kind: .uniqueness)
         }
     }
 
     /// Inserts a new resource; `members` only for groups. Duplicate `userName` answers 409.
     @discardableResult
-    public func insert(type: ResourceKind, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws -> StoredResource {
+    public func insert(type: ResourceKind, id: String, doc: JSONObject, members: [MemberRef], now: Double) throws
+        -> StoredResource
+    {
         let c = indexColumns(type: type, doc: doc)
         let body = JSONWriter().write(.object(doc))
         try mapUnique(type) {
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version, created, modified, doc)
                 VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
-                """, [.text(id), .text(type.rawValue), c.userName, c.externalId, c.displayName, c.displayNameLower, .real(now), .real(now), .blob(body)])
+                """,
+                [
+                    .text(id), .text(type.rawValue), c.userName, c.externalId, c.displayName, c.displayNameLower,
+                    .real(now), .real(now), .blob(body),
+                ])
         }
         let seq = db.lastInsertRowID
-        for e in Set(c.emails) { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(seq), .text(e)]) }
+        for e in Set(c.emails) {
+            try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(seq), .text(e)])
+        }
         try replaceMembers(groupSeq: seq, groupID: id, members)
         return StoredResource(seq: seq, id: id, type: type, version: 1, created: now, modified: now, doc: doc)
     }
 
     /// Replaces a resource's attributes (and a group's members), bumping its version.
     @discardableResult
-    public func update(_ old: StoredResource, doc: JSONObject, members: [MemberRef]?, now: Double) throws -> StoredResource {
+    public func update(_ old: StoredResource, doc: JSONObject, members: [MemberRef]?, now: Double) throws
+        -> StoredResource
+    {
         let c = indexColumns(type: old.type, doc: doc)
         let body = JSONWriter().write(.object(doc))
         try mapUnique(old.type) {
-            try db.run("""
+            try db.run(
+                """
                 UPDATE resources SET user_name = ?, external_id = ?, display_name = ?, display_name_lower = ?, version = version + 1,
                 modified = ?, doc = ? WHERE seq = ?
-                """, [c.userName, c.externalId, c.displayName, c.displayNameLower, .real(now), .blob(body), .integer(old.seq)])
+                """,
+                [
+                    c.userName, c.externalId, c.displayName, c.displayNameLower, .real(now), .blob(body),
+                    .integer(old.seq),
+                ])
         }
         try db.run("DELETE FROM resource_emails WHERE seq = ?", [.integer(old.seq)])
-        for e in Set(c.emails) { try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(old.seq), .text(e)]) }
+        for e in Set(c.emails) {
+            try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(old.seq), .text(e)])
+        }
         if let m = members { try replaceMembers(groupSeq: old.seq, groupID: old.id, m) }
-        return StoredResource(seq: old.seq, id: old.id, type: old.type, version: old.version + 1, created: old.created, modified: now, doc: doc)
+        return StoredResource(
+            seq: old.seq, id: old.id, type: old.type, version: old.version + 1, created: old.created, modified: now,
+            doc: doc)
     }
 
     /// Deletes a resource and every membership that names it; groups that lose a member get a new version.
     public func delete(_ r: StoredResource, now: Double) throws {
-        try db.run("""
+        try db.run(
+            """
             UPDATE resources SET version = version + 1, modified = ?
             WHERE seq IN (SELECT group_seq FROM group_members WHERE member_id = ?)
             """, [.real(now), .text(r.id)])
@@ -185,25 +232,37 @@ extension SQLiteSession {
     /// Sets a group's member list, checking that every member exists (RFC 7643 §4.2).
     private func replaceMembers(groupSeq: Int64, groupID: String, _ members: [MemberRef]) throws {
         var existing: [String: MemberRef] = [:]
-        try db.query("SELECT member_id, member_type, display FROM group_members WHERE group_seq = ?", [.integer(groupSeq)]) {
+        try db.query(
+            "SELECT member_id, member_type, display FROM group_members WHERE group_seq = ?", [.integer(groupSeq)]
+        ) {
             let m = MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))
             existing[m.id] = m
         }
         var wanted: [String: MemberRef] = [:]
         for m in members {
-            guard m.id != groupID else { throw StoreError("a group cannot be a member of itself", kind: .invalidReference) }
+            guard m.id != groupID else {
+                throw StoreError("a group cannot be a member of itself", kind: .invalidReference)
+            }
             if wanted[m.id] != nil { continue }
-            if let old = existing[m.id] { wanted[m.id] = MemberRef(id: m.id, type: old.type, display: m.display); continue }
-            guard let actual = try typeOf(id: m.id) else { throw StoreError("members: no User or Group has the given value", kind: .invalidReference) }
-            if !m.type.isEmpty, m.type != actual.rawValue { throw StoreError("members: 'type' does not match the member's resource type", kind: .invalidReference) }
+            if let old = existing[m.id] {
+                wanted[m.id] = MemberRef(id: m.id, type: old.type, display: m.display); continue
+            }
+            guard let actual = try typeOf(id: m.id) else {
+                throw StoreError("members: no User or Group has the given value", kind: .invalidReference)
+            }
+            if !m.type.isEmpty, m.type != actual.rawValue {
+                throw StoreError("members: 'type' does not match the member's resource type", kind: .invalidReference)
+            }
             wanted[m.id] = MemberRef(id: m.id, type: actual.rawValue, display: m.display)
         }
         for (id, _) in existing where wanted[id] == nil {
-            try db.run("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?", [.integer(groupSeq), .text(id)])
+            try db.run(
+                "DELETE FROM group_members WHERE group_seq = ? AND member_id = ?", [.integer(groupSeq), .text(id)])
         }
         for (id, m) in wanted where existing[id] != m {
-            try db.run("INSERT OR REPLACE INTO group_members(group_seq, member_id, member_type, display) VALUES (?, ?, ?, ?)",
-                       [.integer(groupSeq), .text(id), .text(m.type), m.display.map { .text($0) } ?? .null])
+            try db.run(
+                "INSERT OR REPLACE INTO group_members(group_seq, member_id, member_type, display) VALUES (?, ?, ?, ?)",
+                [.integer(groupSeq), .text(id), .text(m.type), m.display.map { .text($0) } ?? .null])
         }
     }
 }

@@ -2,44 +2,62 @@
 import SQLite
 
 extension SQLiteSession {
-    private static let campaignColumns = "id, name, scope_kind, scope_value, reviewers, due, default_decision, state, created_by, created, closed"
-    private static let itemColumns = "seq, person_id, user_name, display_name, package, reviewer, decision, reason, decided_by, decided"
+    private static let campaignColumns =
+        "id, name, scope_kind, scope_value, reviewers, due, default_decision, state, created_by, created, closed"
+    private static let itemColumns =
+        "seq, person_id, user_name, display_name, package, reviewer, decision, reason, decided_by, decided"
 
     private func campaign(_ r: SQLiteRow) -> ReviewCampaignRecord {
         let reviewers = (r.text(4) ?? "").split(separator: "\u{1F}").map(String.init)
-        return ReviewCampaignRecord(id: r.text(0) ?? "", name: r.text(1) ?? "", scopeKind: r.text(2) ?? "", scopeValue: r.text(3) ?? "",
-                                    reviewers: reviewers, due: r.value(5).double, defaultDecision: r.text(6) ?? "", state: r.text(7) ?? "",
-                                    createdBy: r.text(8) ?? "", created: r.value(9).double, closed: r.isNull(10) ? nil : r.value(10).double)
+        return ReviewCampaignRecord(
+            id: r.text(0) ?? "", name: r.text(1) ?? "", scopeKind: r.text(2) ?? "", scopeValue: r.text(3) ?? "",
+            reviewers: reviewers, due: r.value(5).double, defaultDecision: r.text(6) ?? "", state: r.text(7) ?? "",
+            createdBy: r.text(8) ?? "", created: r.value(9).double, closed: r.isNull(10) ? nil : r.value(10).double)
     }
 
     private func item(_ r: SQLiteRow) -> ReviewItemRecord {
-        ReviewItemRecord(seq: r.int64(0), personID: r.text(1) ?? "", userName: r.text(2) ?? "", displayName: r.text(3), package: r.text(4) ?? "",
-                         reviewer: r.text(5), decision: r.text(6), reason: r.text(7), decidedBy: r.text(8), decided: r.isNull(9) ? nil : r.value(9).double)
+        ReviewItemRecord(
+            seq: r.int64(0), personID: r.text(1) ?? "", userName: r.text(2) ?? "", displayName: r.text(3),
+            package: r.text(4) ?? "",
+            reviewer: r.text(5), decision: r.text(6), reason: r.text(7), decidedBy: r.text(8),
+            decided: r.isNull(9) ? nil : r.value(9).double)
     }
 
     /// Reviewers are stored unit-separator joined (principal names cannot hold U+001F).
     public func insertCampaign(_ c: ReviewCampaignRecord) throws {
-        try db.run("INSERT INTO review_campaigns(\(Self.campaignColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [.text(c.id), .text(c.name), .text(c.scopeKind), .text(c.scopeValue), .text(c.reviewers.joined(separator: "\u{1F}")), .real(c.due),
-                    .text(c.defaultDecision), .text(c.state), .text(c.createdBy), .real(c.created), c.closed.map { .real($0) } ?? .null])
+        try db.run(
+            "INSERT INTO review_campaigns(\(Self.campaignColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(c.id), .text(c.name), .text(c.scopeKind), .text(c.scopeValue),
+                .text(c.reviewers.joined(separator: "\u{1F}")), .real(c.due),
+                .text(c.defaultDecision), .text(c.state), .text(c.createdBy), .real(c.created),
+                c.closed.map { .real($0) } ?? .null,
+            ])
     }
 
     public func campaign(id: String) throws -> ReviewCampaignRecord? {
         var out: ReviewCampaignRecord?
-        try db.query("SELECT \(Self.campaignColumns) FROM review_campaigns WHERE id = ?", [.text(id)]) { out = campaign($0) }
+        try db.query("SELECT \(Self.campaignColumns) FROM review_campaigns WHERE id = ?", [.text(id)]) {
+            out = campaign($0)
+        }
         return out
     }
 
     public func campaigns(limit: Int) throws -> [ReviewCampaignRecord] {
         var out: [ReviewCampaignRecord] = []
-        try db.query("SELECT \(Self.campaignColumns) FROM review_campaigns ORDER BY created DESC LIMIT ?", [.integer(Int64(limit))]) { out.append(campaign($0)) }
+        try db.query(
+            "SELECT \(Self.campaignColumns) FROM review_campaigns ORDER BY created DESC LIMIT ?",
+            [.integer(Int64(limit))]
+        ) { out.append(campaign($0)) }
         return out
     }
 
     /// Open campaigns whose due date has passed.
     public func overdueCampaigns(now: Double) throws -> [ReviewCampaignRecord] {
         var out: [ReviewCampaignRecord] = []
-        try db.query("SELECT \(Self.campaignColumns) FROM review_campaigns WHERE state = 'open' AND due <= ?", [.real(now)]) { out.append(campaign($0)) }
+        try db.query(
+            "SELECT \(Self.campaignColumns) FROM review_campaigns WHERE state = 'open' AND due <= ?", [.real(now)]
+        ) { out.append(campaign($0)) }
         return out
     }
 
@@ -48,10 +66,12 @@ extension SQLiteSession {
     /// installation, not on an empty roster at the first start.
     public func lastScheduledCampaign() throws -> Double? {
         var out: Double?
-        try db.query("""
+        try db.query(
+            """
             SELECT COALESCE((SELECT MAX(created) FROM review_campaigns WHERE created_by = 'scheduler'),
                             (SELECT CAST(strftime('%s', applied) AS REAL) FROM schema_migrations WHERE version = 4))
-            """) { r in out = r.isNull(0) ? nil : r.value(0).double }
+            """
+        ) { r in out = r.isNull(0) ? nil : r.value(0).double }
         return out
     }
 
@@ -60,41 +80,59 @@ extension SQLiteSession {
     }
 
     public func insertItem(campaignID: String, _ i: ReviewItemRecord) throws {
-        try db.run("INSERT INTO review_items(campaign_id, \(Self.itemColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [.text(campaignID), .integer(i.seq), .text(i.personID), .text(i.userName), i.displayName.map { .text($0) } ?? .null, .text(i.package),
-                    i.reviewer.map { .text($0) } ?? .null, .null, .null, .null, .null])
+        try db.run(
+            "INSERT INTO review_items(campaign_id, \(Self.itemColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(campaignID), .integer(i.seq), .text(i.personID), .text(i.userName),
+                i.displayName.map { .text($0) } ?? .null, .text(i.package),
+                i.reviewer.map { .text($0) } ?? .null, .null, .null, .null, .null,
+            ])
     }
 
     public func items(campaignID: String) throws -> [ReviewItemRecord] {
         var out: [ReviewItemRecord] = []
-        try db.query("SELECT \(Self.itemColumns) FROM review_items WHERE campaign_id = ? ORDER BY seq", [.text(campaignID)]) { out.append(item($0)) }
+        try db.query(
+            "SELECT \(Self.itemColumns) FROM review_items WHERE campaign_id = ? ORDER BY seq", [.text(campaignID)]
+        ) { out.append(item($0)) }
         return out
     }
 
     public func item(campaignID: String, seq: Int64) throws -> ReviewItemRecord? {
         var out: ReviewItemRecord?
-        try db.query("SELECT \(Self.itemColumns) FROM review_items WHERE campaign_id = ? AND seq = ?", [.text(campaignID), .integer(seq)]) { out = item($0) }
+        try db.query(
+            "SELECT \(Self.itemColumns) FROM review_items WHERE campaign_id = ? AND seq = ?",
+            [.text(campaignID), .integer(seq)]
+        ) { out = item($0) }
         return out
     }
 
     /// Records a decision on an undecided item; false when it was decided already.
-    public func decide(campaignID: String, seq: Int64, decision: String, reason: String, by: String, now: Double) throws -> Bool {
-        try db.run("UPDATE review_items SET decision = ?, reason = ?, decided_by = ?, decided = ? WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
-                   [.text(decision), .text(reason), .text(by), .real(now), .text(campaignID), .integer(seq)]) == 1
+    public func decide(campaignID: String, seq: Int64, decision: String, reason: String, by: String, now: Double) throws
+        -> Bool
+    {
+        try db.run(
+            "UPDATE review_items SET decision = ?, reason = ?, decided_by = ?, decided = ? WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
+            [.text(decision), .text(reason), .text(by), .real(now), .text(campaignID), .integer(seq)]) == 1
     }
 
-    public func revokePackage(personID: String, package: String, campaignID: String, reason: String, now: Double) throws {
-        try db.run("INSERT OR REPLACE INTO access_revocations(person_id, package, campaign_id, reason, created) VALUES (?, ?, ?, ?, ?)",
-                   [.text(personID), .text(package), .text(campaignID), .text(reason), .real(now)])
+    public func revokePackage(personID: String, package: String, campaignID: String, reason: String, now: Double) throws
+    {
+        try db.run(
+            "INSERT OR REPLACE INTO access_revocations(person_id, package, campaign_id, reason, created) VALUES (?, ?, ?, ?, ?)",
+            [.text(personID), .text(package), .text(campaignID), .text(reason), .real(now)])
     }
 
     public func liftRevocation(personID: String, package: String) throws -> Bool {
-        try db.run("DELETE FROM access_revocations WHERE person_id = ? AND package = ?", [.text(personID), .text(package)]) == 1
+        try db.run(
+            "DELETE FROM access_revocations WHERE person_id = ? AND package = ?", [.text(personID), .text(package)])
+            == 1
     }
 
     public func revokedPackages(personID: String) throws -> Set<String> {
         var out = Set<String>()
-        try db.query("SELECT package FROM access_revocations WHERE person_id = ?", [.text(personID)]) { if let p = $0.text(0) { out.insert(p) } }
+        try db.query("SELECT package FROM access_revocations WHERE person_id = ?", [.text(personID)]) {
+            if let p = $0.text(0) { out.insert(p) }
+        }
         return out
     }
 }

@@ -9,10 +9,10 @@ extension StoreError {
     public init(_ e: SQLiteError) {
         let kind: Kind
         switch e.code {
-        case 5, 6: kind = .busy                 // SQLITE_BUSY, SQLITE_LOCKED
-        case 13: kind = .full                   // SQLITE_FULL
-        case 10, 11, 14, 26: kind = .io         // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
-        case 19: kind = .constraint             // SQLITE_CONSTRAINT
+        case 5, 6: kind = .busy  // SQLITE_BUSY, SQLITE_LOCKED
+        case 13: kind = .full  // SQLITE_FULL
+        case 10, 11, 14, 26: kind = .io  // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
+        case 19: kind = .constraint  // SQLITE_CONSTRAINT
         default: kind = .unavailable
         }
         self.init("\(kind.rawValue): \(e.description)", kind: kind)
@@ -26,7 +26,6 @@ extension StoreError {
         do { return try body() } catch let e as SQLiteError { throw StoreError(e) }
     }
 }
-
 
 /// The hub's persistent state in one SQLite file in WAL mode. Reads use a pool of
 /// connections; all writes go through one writer thread that groups concurrent requests
@@ -43,8 +42,9 @@ public final class SQLiteStore: HubStore {
 
     /// Opens (creating if needed) `directory/scimhub.sqlite` and runs migrations.
     public init(directory: String, durability: Durability = .full, logger: Logger) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         path = directory + "/scimhub.sqlite"
         self.logger = logger
         let w = try SQLiteConnection(path: path)
@@ -118,7 +118,9 @@ public final class SQLiteStore: HubStore {
     /// making each further write slower. Such a job must throw only when storage fails;
     /// then the whole batch is rolled back.
     @discardableResult
-    public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T {
+    public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T)
+        throws -> T
+    {
         try StoreError.mapping { try writer.submit(isolated: isolated, body) }
     }
 }
@@ -168,7 +170,9 @@ final class SQLiteWriteContext: StoreWriter {
                 throw StoreError.transactionLost
             }
             auditHead = head
-            guard db.isInTransaction else { throw (error as? SQLiteError).map(StoreError.init) ?? StoreError.transactionLost }
+            guard db.isInTransaction else {
+                throw (error as? SQLiteError).map(StoreError.init) ?? StoreError.transactionLost
+            }
             throw error
         }
     }
@@ -314,7 +318,9 @@ final class GroupCommitWriter: @unchecked Sendable {
             // SQLite may have ended the transaction by itself: then every job's work so far
             // is gone, including the ones that succeeded; none may be reported as written.
             guard db.isInTransaction else {
-                logger.error("store: the transaction was rolled back by SQLite; the batch is refused", ["batch.size": String(batch.count)])
+                logger.error(
+                    "store: the transaction was rolled back by SQLite; the batch is refused",
+                    ["batch.size": String(batch.count)])
                 fail(batch, job.result.failureError as? StoreError ?? StoreError.transactionLost)
                 return
             }

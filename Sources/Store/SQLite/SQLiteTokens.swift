@@ -7,28 +7,43 @@ extension SQLiteSession: TokenStore {
     }
 
     public func insertToken(_ t: StoredToken) throws {
-        try db.run("""
+        try db.run(
+            """
             INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(t.id), .text(t.principal), .text(t.scopes.map(\.rawValue).joined(separator: ",")), .blob(t.hash), .real(t.created),
-                  .text(t.mintedBy), t.mintedByToken.map { .text($0) } ?? .null, t.approvedBy.map { .text($0) } ?? .null])
+            """,
+            [
+                .text(t.id), .text(t.principal), .text(t.scopes.map(\.rawValue).joined(separator: ",")), .blob(t.hash),
+                .real(t.created),
+                .text(t.mintedBy), t.mintedByToken.map { .text($0) } ?? .null, t.approvedBy.map { .text($0) } ?? .null,
+            ])
     }
 
     public func token(id: String) throws -> StoredToken? {
         var out: StoredToken?
-        try db.query("SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by FROM tokens WHERE id = ?",
-                     [.text(id)]) { r in
-            out = StoredToken(id: id, principal: r.text(0) ?? "", scopes: Self.scopes(r.text(1)), hash: r.blob(2), created: r.value(3).double,
-                              revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5) ?? "cli", mintedByToken: r.text(6),
-                              approvedBy: r.text(7))
+        try db.query(
+            "SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by FROM tokens WHERE id = ?",
+            [.text(id)]
+        ) { r in
+            out = StoredToken(
+                id: id, principal: r.text(0) ?? "", scopes: Self.scopes(r.text(1)), hash: r.blob(2),
+                created: r.value(3).double,
+                revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5) ?? "cli", mintedByToken: r.text(6),
+                approvedBy: r.text(7))
         }
         return out
     }
 
     public func tokens() throws -> [TokenInfo] {
         var out: [TokenInfo] = []
-        try db.query("SELECT id, principal, scopes, created, revoked, minted_by, approved_by FROM tokens ORDER BY created DESC") { r in
-            out.append(TokenInfo(id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: (r.text(2) ?? "").split(separator: ",").map(String.init),
-                                 created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5), approvedBy: r.text(6)))
+        try db.query(
+            "SELECT id, principal, scopes, created, revoked, minted_by, approved_by FROM tokens ORDER BY created DESC"
+        ) { r in
+            out.append(
+                TokenInfo(
+                    id: r.text(0) ?? "", principal: r.text(1) ?? "",
+                    scopes: (r.text(2) ?? "").split(separator: ",").map(String.init),
+                    created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5),
+                    approvedBy: r.text(6)))
         }
         return out
     }
@@ -38,9 +53,13 @@ extension SQLiteSession: TokenStore {
     }
 
     public func insertTokenRequest(_ r: TokenRequest) throws {
-        try db.run("INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) VALUES (?, ?, ?, ?, ?, ?)",
-                   [.text(r.id), .text(r.principal), .text(r.scopes.map(\.rawValue).joined(separator: ",")), .text(r.requestedBy),
-                    .text(r.requestedByToken), .real(r.created)])
+        try db.run(
+            "INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .text(r.id), .text(r.principal), .text(r.scopes.map(\.rawValue).joined(separator: ",")),
+                .text(r.requestedBy),
+                .text(r.requestedByToken), .real(r.created),
+            ])
     }
 
     public func tokenRequest(id: String, createdAfter: Double) throws -> TokenRequest? {
@@ -53,23 +72,29 @@ extension SQLiteSession: TokenStore {
 
     private func tokenRequests(_ clause: String, _ params: [SQLiteValue]) throws -> [TokenRequest] {
         var out: [TokenRequest] = []
-        try db.query("""
+        try db.query(
+            """
             SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id FROM token_requests WHERE \(clause)
-            """, params) { r in
-            out.append(TokenRequest(id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: Self.scopes(r.text(2)),
-                                    requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
-                                    approvedBy: r.text(6), tokenID: r.text(7)))
+            """, params
+        ) { r in
+            out.append(
+                TokenRequest(
+                    id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: Self.scopes(r.text(2)),
+                    requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
+                    approvedBy: r.text(6), tokenID: r.text(7)))
         }
         return out
     }
 
     public func approveTokenRequest(id: String, by: String, now: Double) throws -> Bool {
-        try db.run("UPDATE token_requests SET approved_by = ?, approved = ? WHERE id = ? AND approved_by IS NULL",
-                   [.text(by), .real(now), .text(id)]) == 1
+        try db.run(
+            "UPDATE token_requests SET approved_by = ?, approved = ? WHERE id = ? AND approved_by IS NULL",
+            [.text(by), .real(now), .text(id)]) == 1
     }
 
     public func markTokenRequestIssued(id: String, tokenID: String, now: Double) throws -> Bool {
-        try db.run("UPDATE token_requests SET token_id = ?, issued = ? WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
-                   [.text(tokenID), .real(now), .text(id)]) == 1
+        try db.run(
+            "UPDATE token_requests SET token_id = ?, issued = ? WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
+            [.text(tokenID), .real(now), .text(id)]) == 1
     }
 }
