@@ -313,7 +313,8 @@ struct HTTPRequestDecoder {
         var phase = startPhase
         var body = startBody
         var trailerBytes = startTrailers
-        state = .head(scanFrom: 0, lineStart: 0, requestLineDone: false)  // avoid holding a second copy of `body` while we work
+        // avoid holding a second copy of `body` while we work
+        state = .head(scanFrom: 0, lineStart: 0, requestLineDone: false)
         while true {
             switch phase {
             case .size:

@@ -229,7 +229,8 @@ extension HubApp {
         }
         if changed.isEmpty { return cur }
         if type.name != "User" && changed.contains("displayName") {
-            try feeds.checkGroup(ctx.principal.name, displayName: doc["displayName"]?.stringValue)  // renamed: the new name too
+            // renamed: the new name too
+            try feeds.checkGroup(ctx.principal.name, displayName: doc["displayName"]?.stringValue)
         }
         if type.name == "User" {
             try feeds.check(ctx.principal.name, writes: changed)

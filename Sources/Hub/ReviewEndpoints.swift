@@ -165,7 +165,8 @@ extension HubApp {
     func liftRevocation(person: String, package: String, _ ctx: RequestContext) throws -> HTTPResponse {
         do {
             try reviewService().lift(
-                personID: person, package: package, principal: ctx.principal, requestID: ctx.requestID)  // the path is decoded once, by the server
+                // the path is decoded once, by the server
+                personID: person, package: package, principal: ctx.principal, requestID: ctx.requestID)
         } catch let e as GovernanceError {
             throw scimError(e)
         }

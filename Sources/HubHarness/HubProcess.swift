@@ -44,7 +44,8 @@ public final class HubProcess: @unchecked Sendable {
             ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
         let argv =
             fileSizeLimitKiB.map { limit in
-                ["/bin/bash", "-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs  // bash counts ulimit -f in KiB
+                // bash counts ulimit -f in KiB
+                ["/bin/bash", "-c", "ulimit -f \(limit) && exec \"$0\" \"$@\"", binary] + serveArgs
             } ?? [binary] + serveArgs
         logPath = NSTemporaryDirectory() + "scimhub-serve-\(UUID().uuidString).log"
         child = try ChildProcess(argv, outputPath: "/dev/null", errorPath: logPath)

@@ -9,7 +9,8 @@ public enum SCIMIdentifier {
     /// ("has leading or trailing white space"), or nil when it is acceptable. Never
     /// quotes the value.
     public static func problem(_ s: String) -> String? {
-        if s.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) { return nil }  // printable ASCII without spaces: the common case
+        // printable ASCII without spaces: the common case
+        if s.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) { return nil }
         let scalars = s.unicodeScalars
         if let first = scalars.first, let last = scalars.last,
             first.properties.isWhitespace || last.properties.isWhitespace

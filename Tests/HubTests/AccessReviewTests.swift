@@ -86,7 +86,8 @@ import TestSupport
         let id = try #require(c["id"]?.stringValue)
         let boss = try hub.makeToken("boss@x.org", [.review])
         let mine = try items(hub, boss, id)
-        #expect(Set(mine.compactMap { $0["userName"]?.stringValue }) == ["ana@x.org", "bruno@x.org"])  // carla has no manager
+        // carla has no manager
+        #expect(Set(mine.compactMap { $0["userName"]?.stringValue }) == ["ana@x.org", "bruno@x.org"])
         let all = try items(hub, hub.admin, id)
         // The manager may not decide carla's item; administrators decide items without a reviewer.
         #expect(try decide(hub, boss, id, try seq(all, "carla@x.org"), "revoke").status == 403)
@@ -152,7 +153,8 @@ import TestSupport
                     "id"]?.stringValue)
         let rita = try hub.makeToken("rita", [.review]), ana = try hub.makeToken("ana@x.org", [.review])
         let itemsB = try items(hub, hub.admin, b)
-        #expect(try decide(hub, rita, b, try seq(itemsB, "bruno@x.org"), "revoke").status == 403)  // outside her campaign
+        // outside her campaign
+        #expect(try decide(hub, rita, b, try seq(itemsB, "bruno@x.org"), "revoke").status == 403)
         let itemsA = try items(hub, rita, a)
         #expect(itemsA.count == 3)
         #expect(try decide(hub, ana, a, try seq(itemsA, "ana@x.org"), "approve").status == 403)  // her own access
@@ -195,7 +197,8 @@ import TestSupport
         let reviews = try #require(hub.server.reviews)
         let now = Date().timeIntervalSince1970
         try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now)
-        #expect(try hub.server.store.read { try $0.campaigns(limit: 10) }.isEmpty)  // not due yet: counted from installation
+        // not due yet: counted from installation
+        #expect(try hub.server.store.read { try $0.campaigns(limit: 10) }.isEmpty)
         try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now + 183 * 86400)
         try reviews.scheduleIfDue(everyDays: 182, dueDays: 14, defaultDecision: "approve", now: now + 184 * 86400)
         let campaigns = try hub.server.store.read { try $0.campaigns(limit: 10) }

@@ -85,7 +85,8 @@ import TestSupport
             (.halfOpen(probeRunning: false), .none, .halfOpen(probeRunning: false), false),
             (.halfOpen(probeRunning: true), .reached, .closed(failures: 0), true),
             (.halfOpen(probeRunning: true), .retryableFailure, opened, false),
-            (.halfOpen(probeRunning: true), .none, .halfOpen(probeRunning: false), false),  // no verdict: the next job probes
+            // no verdict: the next job probes
+            (.halfOpen(probeRunning: true), .none, .halfOpen(probeRunning: false), false),
         ]
         #expect(table.count == Self.states.count * 3)
         for (s, outcome, after, recovered) in table {

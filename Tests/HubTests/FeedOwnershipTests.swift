@@ -93,6 +93,7 @@ import TestSupport
         #expect(c.status == 403)
         #expect(c.object["detail"]?.stringValue?.contains("not a configured feed") == true)
         #expect(try hub.call("GET", "/scim/v2/Users?count=0").object["totalResults"] == .int(0))
-        #expect(try hub.call("GET", "/admin/audit?principal=contractors", token: hub.admin).text.contains("create"))  // the refusal is audited
+        // the refusal is audited
+        #expect(try hub.call("GET", "/admin/audit?principal=contractors", token: hub.admin).text.contains("create"))
     }
 }

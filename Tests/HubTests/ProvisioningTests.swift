@@ -435,7 +435,8 @@ let registryForTests: SchemaRegistry = {
         eventually("everyone converges after restart", timeout: 300) {
             ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == n
         }
-        #expect(ehr.snapshot().count == n)  // one account per person: a create lost in the crash was found, not repeated
+        // one account per person: a create lost in the crash was found, not repeated
+        #expect(ehr.snapshot().count == n)
     }
 }
 

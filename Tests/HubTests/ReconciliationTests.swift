@@ -249,7 +249,8 @@ import TestSupport
     @Test func accessAndConcurrency_areEnforced() throws {
         let hub = try LiveHub(policy: policy())
         defer { hub.stop(); ehr.stop() }
-        #expect(try hub.call("POST", "/admin/reconciliations", token: hub.writer, body: "{}").status == 403)  // a feed token
+        // a feed token
+        #expect(try hub.call("POST", "/admin/reconciliations", token: hub.writer, body: "{}").status == 403)
         #expect(try hub.call("GET", "/admin/reconciliations/nope", token: hub.admin).status == 404)
         #expect(try hub.call("GET", "/admin/reconciliations/nope/report", token: hub.admin).status == 404)
         #expect(try hub.call("POST", "/admin/reconciliations/nope/confirm", token: hub.admin).status == 404)

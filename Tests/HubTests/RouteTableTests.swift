@@ -29,12 +29,14 @@ import TestSupport
         defer { hub.stop() }
         #expect(try hub.call("GET", "/admin/nothing", token: hub.admin).status == 404)
         #expect(try hub.call("GET", "/scim/v2/Devices").status == 404)  // not a resource type the schemas define
-        #expect(try hub.call("GET", "/nowhere", token: "shub_bad").status == 401)  // authentication before 404: no anonymous probing
+        // authentication before 404: no anonymous probing
+        #expect(try hub.call("GET", "/nowhere", token: "shub_bad").status == 401)
         let r = try hub.call("PUT", "/admin/tokens", token: hub.admin, body: "{}")
         #expect(r.status == 405)
         #expect(r.header("Allow") == "GET, POST, HEAD")
         #expect(try hub.call("GET", "/admin/audit", token: hub.writer).status == 403)  // a feed token
-        #expect(try hub.call("POST", "/admin/break-glass", token: hub.admin, body: "{}").status == 403)  // needs the break-glass scope
+        // needs the break-glass scope
+        #expect(try hub.call("POST", "/admin/break-glass", token: hub.admin, body: "{}").status == 403)
         // Monitors' cache-busting parameters are fine on /healthz.
         #expect(try hub.call("GET", "/healthz?ts=123", token: "").status == 200)
         // SCIM endpoints stay lenient about query parameters (RFC 7644 clients send their own).

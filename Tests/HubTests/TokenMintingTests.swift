@@ -90,7 +90,8 @@ import TestSupport
         #expect(bg.status == 202, "\(bg.text)")
         #expect(bg.object["token"] == nil)
         let requestID = try #require(bg.object["request"]?.stringValue)
-        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // not approved yet
+        // not approved yet
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)
         // Alice cannot approve her own request, nor with an admin token she minted (as the
         // host could have done before), nor can one whose token she minted.
         #expect(
@@ -117,13 +118,15 @@ import TestSupport
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: bob).status == 403)
         let aliceTwin = try hub.makeToken("alice", [.admin])
         #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: aliceTwin).status == 403)
-        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 403)  // step-up needed
+        // step-up needed
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 403)
         let issued = try hub.call(
             "POST", "/admin/token-requests/\(requestID)/issue", token: alice,
             headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret, stepOffset: 1))])
         #expect(issued.status == 201, "\(issued.text)")
         let breakGlassToken = try #require(issued.object["token"]?.stringValue)
-        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)  // issued once
+        // issued once
+        #expect(try hub.call("POST", "/admin/token-requests/\(requestID)/issue", token: alice).status == 409)
         let record = try hub.server.store.read { try Tokens.list($0) }.first { $0.principal == "alice-emergency" }
         #expect(record?.mintedBy == "alice" && record?.approvedBy == "bob")
 
@@ -140,9 +143,11 @@ import TestSupport
         let grantID = try #require(grant.object["id"]?.stringValue)
         let verdict = #"{"decision": "justified", "reason": "fine"}"#
         #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: alice, body: verdict).status == 403)
-        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: sock, body: verdict).status == 403)  // a token Alice minted
+        // a token Alice minted
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: sock, body: verdict).status == 403)
         let rosa = try hub.makeToken("rosa@x.org", [.admin])
-        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: rosa, body: verdict).status == 403)  // the grantee
+        // the grantee
+        #expect(try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: rosa, body: verdict).status == 403)
         #expect(
             try hub.call("POST", "/admin/break-glass/\(grantID)/review", token: hub.admin, body: verdict).status == 200)
         let audit = try hub.call("GET", "/admin/audit?principal=bob", token: hub.admin).text
@@ -162,7 +167,8 @@ import TestSupport
     @Test func theManager_decides_butNotWithATokenThePersonMinted() {
         let manager = Principal(name: "boss@x.org", scopes: [.review], tokenID: "t1")
         #expect(AccessReviews.mayDecide(manager, people: ["boss@x.org"], campaign, item))
-        #expect(!AccessReviews.mayDecide(manager, people: ["boss@x.org", "ana@x.org"], campaign, item))  // a token Ana minted
+        // a token Ana minted
+        #expect(!AccessReviews.mayDecide(manager, people: ["boss@x.org", "ana@x.org"], campaign, item))
         #expect(
             !AccessReviews.mayDecide(
                 Principal(name: "Ana@x.org", scopes: [.review], tokenID: "t2"), people: ["ana@x.org"], campaign, item))

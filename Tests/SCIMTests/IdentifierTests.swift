@@ -20,7 +20,8 @@ import SCIM
         #expect(Identifier.canonical(a) == Identifier.canonical(b))
     }
 
-    @Test(arguments: [("ana@x.org", "ana2@x.org"), ("jos\u{E9}", "jose"), ("ana", "an\u{430}")])  // Cyrillic а stays distinct
+    // Cyrillic а stays distinct
+    @Test(arguments: [("ana@x.org", "ana2@x.org"), ("jos\u{E9}", "jose"), ("ana", "an\u{430}")])
     func distinctNames_stayDistinct(a: String, b: String) {
         #expect(Identifier.canonical(a) != Identifier.canonical(b))
     }

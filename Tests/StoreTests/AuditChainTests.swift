@@ -131,7 +131,8 @@ import SQLite
                             try w.connection.insert(
                                 type: .user, id: "u3", doc: JSONObject(["userName": .string("u3")]), members: [], now: 1
                             )
-                            try (w as! SQLiteWriteContext).session.db.run("ROLLBACK")  // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
+                            // what SQLite does itself on SQLITE_FULL or SQLITE_IOERR
+                            try (w as! SQLiteWriteContext).session.db.run("ROLLBACK")
                             throw StoreError("disk full", kind: .full)
                         }
                         try AuditLog.append(
