@@ -7,8 +7,15 @@ import Provisioning
 import SCIM
 import Store
 
+/// Administration of the audit log, targets, the queue, people's access and expiring credentials.
+struct AdminEndpoints: FeatureEndpoints {
+    let hub: HubContext
+    /// The licence-expiry schedule, when a policy is configured.
+    let credentials: CredentialExpiry?
+}
+
 /// `/admin` endpoints (admin scope). State-changing calls are audit entries.
-extension HubApp {
+extension AdminEndpoints {
     /// `GET /admin/audit?since=&until=&principal=&resourceId=&after=&count=`: entries oldest
     /// first; `after` is the last `seq` seen, for paging.
     func listAudit(_ ctx: RequestContext) throws -> HTTPResponse {
@@ -210,21 +217,21 @@ extension HubApp {
     }
 }
 
-extension HubApp {
+extension AdminEndpoints {
     /// Audit, targets, the queue and people's access.
-    static var adminRoutes: [Route] {
+    var routes: [Route] {
         [
             Route.make(
                 "GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]
-            ) { app, ctx, _ in try app.listAudit(ctx) },
-            Route.make("GET", "/admin/targets", .admin) { app, ctx, _ in try app.listTargets(ctx) },
-            Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { app, ctx, _ in
-                try app.listJobs(ctx)
+            ) { ctx, _ in try self.listAudit(ctx) },
+            Route.make("GET", "/admin/targets", .admin) { ctx, _ in try self.listTargets(ctx) },
+            Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { ctx, _ in
+                try self.listJobs(ctx)
             },
-            Route.make("POST", "/admin/jobs/{id}/retry", .admin) { app, ctx, p in try app.retryJob(p[0], ctx) },
-            Route.make("GET", "/admin/people/{id}/access", .admin) { app, ctx, p in try app.personAccess(p[0], ctx) },
-            Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { app, ctx, _ in
-                try app.expiringCredentials(ctx)
+            Route.make("POST", "/admin/jobs/{id}/retry", .admin) { ctx, p in try self.retryJob(p[0], ctx) },
+            Route.make("GET", "/admin/people/{id}/access", .admin) { ctx, p in try self.personAccess(p[0], ctx) },
+            Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { ctx, _ in
+                try self.expiringCredentials(ctx)
             },
         ]
     }

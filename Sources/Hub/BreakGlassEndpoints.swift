@@ -6,9 +6,18 @@ import Provisioning
 import SCIM
 import Store
 
+/// Break-glass grants and their post-use reviews.
+struct BreakGlassEndpoints: FeatureEndpoints {
+    let hub: HubContext
+    /// Break-glass grants, when a policy is configured.
+    let breakGlass: BreakGlass?
+    /// Access reviews (a post-use review may lift a revocation).
+    let reviews: AccessReviews?
+}
+
 /// Break-glass: `POST /admin/break-glass` (scope `break-glass`) grants; administrators list
 /// grants and close their post-use reviews.
-extension HubApp {
+extension BreakGlassEndpoints {
     private func breakGlassService() throws -> BreakGlass {
         guard let b = breakGlass else {
             throw SCIMError(status: 409, detail: "no policy is loaded: there is no package to grant")
@@ -77,18 +86,18 @@ extension HubApp {
     }
 }
 
-extension HubApp {
+extension BreakGlassEndpoints {
     /// Break-glass grants and their reviews. Granting has its own scope: an admin token alone cannot.
-    static var breakGlassRoutes: [Route] {
+    var routes: [Route] {
         [
-            Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { app, ctx, _ in
-                try app.listBreakGlass(ctx)
+            Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { ctx, _ in
+                try self.listBreakGlass(ctx)
             },
-            Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { app, ctx, _ in
-                try app.grantBreakGlass(ctx)
+            Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { ctx, _ in
+                try self.grantBreakGlass(ctx)
             },
-            Route.make("POST", "/admin/break-glass/{id}/review", .admin) { app, ctx, p in
-                try app.reviewBreakGlass(p[0], ctx)
+            Route.make("POST", "/admin/break-glass/{id}/review", .admin) { ctx, p in
+                try self.reviewBreakGlass(p[0], ctx)
             },
         ]
     }

@@ -9,7 +9,7 @@ import Store
 /// `POST /Bulk` (RFC 7644 §3.7). Bodies are validated on the worker thread; the writes then
 /// run as one transaction with a savepoint per operation, so a thousand creates cost one
 /// fsync and a failing operation rolls back alone.
-extension HubApp {
+extension SCIMEndpoints {
     private enum BulkMethod: String { case POST, PUT, PATCH, DELETE }
 
     private enum Prepared {

@@ -5,7 +5,7 @@ import SCIM
 
 /// `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas` (RFC 7644 §4). They advertise
 /// only what the hub actually does, with the limits it actually enforces.
-extension HubApp {
+extension SCIMEndpoints {
     func serviceProviderConfig(_ ctx: RequestContext) -> JSONValue {
         func supported(_ b: Bool) -> JSONValue { .object(JSONObject(["supported": .bool(b)])) }
         return .object(

@@ -10,31 +10,13 @@ import Provisioning
 
 /// The hub's request handling: authentication, routing, and the mapping of every error
 /// to a SCIM error response. One instance serves all worker threads.
-public final class HubApp: Sendable {
-    public let config: HubConfig
-    public let registry: SchemaRegistry
-    public let store: any HubStore
-    let logger: Logger
+public final class HubApp: FeatureEndpoints {
+    /// What every feature's endpoints share.
+    let hub: HubContext
     let throttle: AuthThrottle
     /// Who the client is behind a trusted reverse proxy.
     let clientAddresses: ClientAddressResolver
-    let userType: SCIMResourceType
-    let groupType: SCIMResourceType
-    /// The provisioning engine, when a policy is configured.
-    let engine: ProvisioningEngine?
-    /// Reconciliation runs, when a policy is configured.
-    let reconciliations: ReconciliationRuns?
-    /// Access reviews, when a policy is configured.
-    let reviews: AccessReviews?
-    /// Break-glass grants, when a policy is configured.
-    let breakGlass: BreakGlass?
-    /// The licence-expiry schedule, when a policy is configured.
-    let credentials: CredentialExpiry?
-    /// Which feed owns which User attributes.
-    let feeds: FeedOwnership
-    /// Failed step-up codes per principal (5 in 5 minutes, then 429).
-    let mfaThrottle = AuthThrottle(limit: 5, window: 300)
-    /// Every endpoint (`Routes.swift`).
+    /// Every endpoint: the hub's own (`routes`, in `Routes.swift`) and each feature's.
     let routeTable: RouteTable
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
@@ -48,28 +30,35 @@ public final class HubApp: Sendable {
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
         credentials: CredentialExpiry? = nil
     ) throws {
-        self.config = config
-        self.engine = engine
-        self.reconciliations = reconciliations
-        self.reviews = reviews
-        self.breakGlass = breakGlass
-        self.credentials = credentials
-        feeds = FeedOwnership(owners: config.feeds, groupOwners: config.feedGroups)
-        self.registry = registry
-        self.store = store
-        self.logger = logger
-        throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
-        clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
         }
-        userType = u
-        groupType = g
+        let hub = HubContext(
+            config: config, registry: registry, store: store, logger: logger, engine: engine,
+            feeds: FeedOwnership(owners: config.feeds, groupOwners: config.feedGroups), userType: u, groupType: g,
+            mfaThrottle: AuthThrottle(limit: 5, window: 300))
+        self.hub = hub
+        throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
+        clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
+        // The features, each with its routes and handlers in its own file.
+        let features: [any FeatureEndpoints] = [
+            HealthEndpoints(hub: hub),
+            SCIMEndpoints(hub: hub),
+            MFAEndpoints(hub: hub),
+            AdminEndpoints(hub: hub, credentials: credentials),
+            TokenEndpoints(hub: hub),
+            ReconciliationEndpoints(hub: hub, reconciliations: reconciliations),
+            BreakGlassEndpoints(hub: hub, breakGlass: breakGlass, reviews: reviews),
+            ReviewEndpoints(hub: hub, reviews: reviews),
+        ]
         routeTable = RouteTable(
-            routes: Self.routes(),
+            routes: features.flatMap(\.routes),
             resourceEndpoints: Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) }))
         requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
+
+    /// Every feature's routes.
+    var routes: [Route] { routeTable.routes }
 
     /// Handles one request; never throws, never crashes on input.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
@@ -157,7 +146,6 @@ public final class HubApp: Sendable {
             try checkQuery(r, request)
             let anonymous = Principal(name: "anonymous", scopes: [], tokenID: "")
             return try r.handler(
-                self,
                 RequestContext(principal: anonymous, requestID: requestID, request: request, baseURL: baseURL(request)),
                 params)
         }
@@ -177,16 +165,9 @@ public final class HubApp: Sendable {
             }
             try checkQuery(r, request)
             return try r.handler(
-                self,
                 RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request)),
                 params)
         }
-    }
-
-    /// `GET /readyz`: the store answers.
-    func ready() throws -> HTTPResponse {
-        _ = try store.read { try $0.count(type: .user) }
-        return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
     }
 
     func methodNotAllowed(_ allowed: [String]) -> SCIMError {
@@ -195,63 +176,35 @@ public final class HubApp: Sendable {
             headers: ["Allow": allowed.joined(separator: ", ")])
     }
 
-    /// The SCIM base URL: configured, or from the Host header when it is a plain host[:port].
-    func baseURL(_ request: HTTPRequest) -> String {
-        if let b = config.baseURL { return b.hasSuffix("/") ? String(b.dropLast()) : b }
-        if let host = request.headers["Host"], !host.isEmpty, host.utf8.count <= 255,
-            host.utf8.allSatisfy({
-                ($0 >= 0x30 && $0 <= 0x3A) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D || $0 == 0x2E
-                    || $0 == 0x5B || $0 == 0x5D
-            })
-        {
-            return "http://\(host)/scim/v2"
+}
+
+/// Liveness, readiness, and the SCIM `/Me` endpoint the hub does not offer.
+struct HealthEndpoints: FeatureEndpoints {
+    let hub: HubContext
+
+    var routes: [Route] {
+        var table: [Route] = [
+            // Monitors add their own parameters (cache busting): not checked here.
+            Route.make("GET", "/healthz", .open, query: nil) { _, _ in
+                jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json")
+            },
+            Route.make("GET", "/readyz", .authenticated, query: nil) { _, _ in try ready() },
+        ]
+        // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
+        for m: HTTPMethod in [.get, .post, .put, .patch, .delete] {
+            table.append(
+                Route.make(m, "/scim/v2/Me", .authenticated, query: nil) { _, _ in
+                    throw SCIMError(
+                        status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
+                })
         }
-        return "http://\(config.listen)/scim/v2"
+        return table
     }
 
-    // MARK: - Responses
-
-    func jsonResponse(
-        _ status: Int, _ value: JSONValue, headers: [(String, String)] = [],
-        contentType: String = HubApp.scimContentType
-    ) -> HTTPResponse {
-        HTTPResponse(
-            status: status, headers: [("Content-Type", contentType)] + headers, body: JSONWriter().write(value))
-    }
-
-    func errorResponse(_ e: SCIMError) -> HTTPResponse {
-        var r = jsonResponse(e.status, e.json)
-        for (k, v) in e.headers.sorted(by: { $0.key < $1.key }) { r.headers.append((k, v)) }
-        return r
-    }
-
-    /// Parses a JSON request body after checking its media type (RFC 7644 §3.1).
-    func jsonBody(_ request: HTTPRequest) throws -> JSONObject {
-        if let ct = request.headers["Content-Type"] {
-            let media =
-                ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            guard media == "application/scim+json" || media == "application/json" else {
-                throw SCIMError(status: 415, detail: "Content-Type must be application/scim+json or application/json")
-            }
-        }
-        guard !request.body.isEmpty else { throw SCIMError.invalidSyntax("the request needs a JSON body") }
-        let value: JSONValue
-        do {
-            value = try JSONParser().parse(request.body)
-        } catch {
-            switch error.kind {
-            case .nulCharacter:
-                throw SCIMError.invalidValue("the body contains a NUL character in a string (byte \(error.offset))")
-            case .tooDeep: throw SCIMError.invalidSyntax("the body is nested too deeply")
-            case .numberTooLong:
-                throw SCIMError.invalidValue("the body contains a number too long to represent (byte \(error.offset))")
-            case .invalidUTF8: throw SCIMError.invalidSyntax("the body is not valid UTF-8 (byte \(error.offset))")
-            default:
-                throw SCIMError.invalidSyntax("the body is not valid JSON: \(error.message) at byte \(error.offset)")
-            }
-        }
-        guard let o = value.objectValue else { throw SCIMError.invalidSyntax("the body must be a JSON object") }
-        return o
+    /// `GET /readyz`: the store answers.
+    func ready() throws -> HTTPResponse {
+        _ = try store.read { try $0.count(type: .user) }
+        return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
     }
 }
 

@@ -6,7 +6,7 @@ import SCIM
 import Store
 
 /// Listing, filtering, sorting and paging (RFC 7644 §3.4.2, §3.4.3).
-extension HubApp {
+extension SCIMEndpoints {
     func list(_ type: SCIMResourceType, _ query: ListQuery, _ ctx: RequestContext) throws -> HTTPResponse {
         try runQuery([type], query, ctx, strict: true)
     }

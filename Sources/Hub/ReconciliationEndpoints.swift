@@ -6,9 +6,16 @@ import Provisioning
 import SCIM
 import Store
 
+/// Reconciliation runs, their reports and confirmations, and permission creep.
+struct ReconciliationEndpoints: FeatureEndpoints {
+    let hub: HubContext
+    /// Reconciliation runs, when a policy is configured.
+    let reconciliations: ReconciliationRuns?
+}
+
 /// `/admin/reconciliations` (admin scope): start runs, follow them, read their reports,
 /// confirm a run held by the mass-change guard.
-extension HubApp {
+extension ReconciliationEndpoints {
     private func runs() throws -> ReconciliationRuns {
         guard let r = reconciliations else {
             throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to reconcile")
@@ -143,22 +150,22 @@ extension HubApp {
     }
 }
 
-extension HubApp {
+extension ReconciliationEndpoints {
     /// Reconciliation runs, their reports and permission creep.
-    static var reconciliationRoutes: [Route] {
+    var routes: [Route] {
         [
-            Route.make("GET", "/admin/permission-creep", .admin, query: ["run"]) { app, ctx, _ in
-                try app.permissionCreep(ctx)
+            Route.make("GET", "/admin/permission-creep", .admin, query: ["run"]) { ctx, _ in
+                try self.permissionCreep(ctx)
             },
-            Route.make("GET", "/admin/reconciliations", .admin) { app, ctx, _ in try app.listReconciliations(ctx) },
-            Route.make("POST", "/admin/reconciliations", .admin) { app, ctx, _ in try app.startReconciliation(ctx) },
-            Route.make("GET", "/admin/reconciliations/{id}", .admin) { app, _, p in try app.reconciliationStatus(p[0])
+            Route.make("GET", "/admin/reconciliations", .admin) { ctx, _ in try self.listReconciliations(ctx) },
+            Route.make("POST", "/admin/reconciliations", .admin) { ctx, _ in try self.startReconciliation(ctx) },
+            Route.make("GET", "/admin/reconciliations/{id}", .admin) { _, p in try self.reconciliationStatus(p[0])
             },
-            Route.make("GET", "/admin/reconciliations/{id}/report", .admin, query: ["format"]) { app, ctx, p in
-                try app.reconciliationReport(p[0], ctx)
+            Route.make("GET", "/admin/reconciliations/{id}/report", .admin, query: ["format"]) { ctx, p in
+                try self.reconciliationReport(p[0], ctx)
             },
-            Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { app, ctx, p in
-                try app.confirmReconciliation(p[0], ctx)
+            Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { ctx, p in
+                try self.confirmReconciliation(p[0], ctx)
             },
         ]
     }

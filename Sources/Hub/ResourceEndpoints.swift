@@ -7,11 +7,17 @@ import JSONCore
 import SCIM
 import Store
 
+/// SCIM (RFC 7644): Users and Groups (create, get, replace, patch, delete), lists and searches,
+/// Bulk, and the discovery endpoints.
+struct SCIMEndpoints: FeatureEndpoints {
+    let hub: HubContext
+}
+
 /// A resource ready for the store: attributes, and a group's members kept apart.
 typealias PreparedResource = (doc: JSONObject, members: [MemberRef])
 
 /// `/Users` and `/Groups`: create, read, list, search, replace, patch, delete (RFC 7644 §3).
-extension HubApp {
+extension SCIMEndpoints {
     // MARK: - Create (RFC 7644 §3.3)
 
     func create(_ type: SCIMResourceType, _ ctx: RequestContext) throws -> HTTPResponse {
@@ -467,49 +473,59 @@ func clientErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-extension HubApp {
+extension SCIMEndpoints {
     /// SCIM (RFC 7644 §3): discovery, resources, search and Bulk. Query parameters are not checked:
     /// clients send what the RFC and their own habits suggest.
-    static var scimRoutes: [Route] {
+    var routes: [Route] {
         [
             Route.make("GET", "/scim/v2/ServiceProviderConfig", .anyOf([.scimRead, .admin]), query: nil) {
-                app, ctx, _ in app.jsonResponse(200, app.serviceProviderConfig(ctx))
+                ctx, _ in self.jsonResponse(200, self.serviceProviderConfig(ctx))
             },
-            Route.make("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in
-                try app.discoveryList("ResourceTypes", ctx)
+            Route.make("GET", "/scim/v2/ResourceTypes", .anyOf([.scimRead, .admin]), query: nil) { ctx, _ in
+                try self.discoveryList("ResourceTypes", ctx)
             },
-            Route.make("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, _ in
-                try app.discoveryList("Schemas", ctx)
+            Route.make("GET", "/scim/v2/Schemas", .anyOf([.scimRead, .admin]), query: nil) { ctx, _ in
+                try self.discoveryList("Schemas", ctx)
             },
-            Route.make("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in
-                try app.discoveryItem("ResourceTypes", p[0], ctx)
+            Route.make("GET", "/scim/v2/ResourceTypes/{id}", .anyOf([.scimRead, .admin]), query: nil) { ctx, p in
+                try self.discoveryItem("ResourceTypes", p[0], ctx)
             },
-            Route.make("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { app, ctx, p in
-                try app.discoveryItem("Schemas", p[0], ctx)
+            Route.make("GET", "/scim/v2/Schemas/{id}", .anyOf([.scimRead, .admin]), query: nil) { ctx, p in
+                try self.discoveryItem("Schemas", p[0], ctx)
             },
-            Route.make("POST", "/scim/v2/.search", .read, query: nil) { app, ctx, _ in try app.searchAll(ctx) },
-            Route.make("POST", "/scim/v2/Bulk", .write, query: nil) { app, ctx, _ in try app.bulk(ctx) },
-            Route.make("GET", "/scim/v2/{type}", .read, query: nil) { app, ctx, p in
-                try app.list(try app.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx)
+            Route.make("POST", "/scim/v2/.search", .read, query: nil) { ctx, _ in try self.searchAll(ctx) },
+            Route.make("POST", "/scim/v2/Bulk", .write, query: nil) { ctx, _ in try self.bulk(ctx) },
+            Route.make("GET", "/scim/v2/{type}", .read, query: nil) { ctx, p in
+                try self.list(try self.resourceType(p[0]), ListQuery(query: ctx.request.query), ctx)
             },
-            Route.make("POST", "/scim/v2/{type}", .write, query: nil) { app, ctx, p in
-                try app.create(try app.resourceType(p[0]), ctx)
+            Route.make("POST", "/scim/v2/{type}", .write, query: nil) { ctx, p in
+                try self.create(try self.resourceType(p[0]), ctx)
             },
-            Route.make("POST", "/scim/v2/{type}/.search", .read, query: nil) { app, ctx, p in
-                try app.search(try app.resourceType(p[0]), ctx)
+            Route.make("POST", "/scim/v2/{type}/.search", .read, query: nil) { ctx, p in
+                try self.search(try self.resourceType(p[0]), ctx)
             },
-            Route.make("GET", "/scim/v2/{type}/{id}", .read, query: nil) { app, ctx, p in
-                try app.get(try app.resourceType(p[0]), p[1], ctx)
+            Route.make("GET", "/scim/v2/{type}/{id}", .read, query: nil) { ctx, p in
+                try self.get(try self.resourceType(p[0]), p[1], ctx)
             },
-            Route.make("PUT", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
-                try app.replace(try app.resourceType(p[0]), p[1], ctx)
+            Route.make("PUT", "/scim/v2/{type}/{id}", .write, query: nil) { ctx, p in
+                try self.replace(try self.resourceType(p[0]), p[1], ctx)
             },
-            Route.make("PATCH", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
-                try app.patch(try app.resourceType(p[0]), p[1], ctx)
+            Route.make("PATCH", "/scim/v2/{type}/{id}", .write, query: nil) { ctx, p in
+                try self.patch(try self.resourceType(p[0]), p[1], ctx)
             },
-            Route.make("DELETE", "/scim/v2/{type}/{id}", .write, query: nil) { app, ctx, p in
-                try app.delete(try app.resourceType(p[0]), p[1], ctx)
+            Route.make("DELETE", "/scim/v2/{type}/{id}", .write, query: nil) { ctx, p in
+                try self.delete(try self.resourceType(p[0]), p[1], ctx)
             },
         ]
+    }
+}
+
+extension SCIMEndpoints {
+    /// The resource type served at `/scim/v2/{endpoint}` (the table only matches known ones).
+    func resourceType(_ endpoint: String) throws -> SCIMResourceType {
+        guard let t = registry.resourceType(endpoint: "/" + endpoint) else {
+            throw SCIMError.notFound("no endpoint at this path")
+        }
+        return t
     }
 }

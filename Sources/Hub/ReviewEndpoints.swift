@@ -7,24 +7,21 @@ import Provisioning
 import SCIM
 import Store
 
+/// Access review campaigns and the reviewers' decisions.
+struct ReviewEndpoints: FeatureEndpoints {
+    let hub: HubContext
+    /// Access reviews, when a policy is configured.
+    let reviews: AccessReviews?
+}
+
 /// Access reviews. Administrators create and follow campaigns under `/admin/reviews`;
 /// reviewers (scope `review`) see and decide their own items under `/reviews`.
-extension HubApp {
+extension ReviewEndpoints {
     private func reviewService() throws -> AccessReviews {
         guard let r = reviews else {
             throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to review")
         }
         return r
-    }
-
-    /// The SCIM error for a refused access-review or break-glass request.
-    func scimError(_ e: GovernanceError) -> SCIMError {
-        switch e {
-        case .invalid(let m): return SCIMError.invalidValue(m)
-        case .forbidden(let m): return SCIMError(status: 403, detail: m)
-        case .notFound(let m): return SCIMError.notFound(m)
-        case .conflict(let m): return SCIMError(status: 409, detail: m)
-        }
     }
 
     /// `POST /admin/reviews` `{"name", "target" | "package", "reviewers"?: [...] (default: managers), "dueDays"?: 14, "defaultDecision": "approve"|"revoke"}`.
@@ -174,25 +171,25 @@ extension HubApp {
     }
 }
 
-extension HubApp {
+extension ReviewEndpoints {
     /// Access review campaigns (admins) and reviewers' own items.
-    static var reviewRoutes: [Route] {
+    var routes: [Route] {
         [
-            Route.make("DELETE", "/admin/people/{id}/revocations/{package}", .admin) { app, ctx, p in
-                try app.liftRevocation(person: p[0], package: p[1], ctx)
+            Route.make("DELETE", "/admin/people/{id}/revocations/{package}", .admin) { ctx, p in
+                try self.liftRevocation(person: p[0], package: p[1], ctx)
             },
-            Route.make("GET", "/admin/reviews", .admin) { app, _, _ in try app.listReviews() },
-            Route.make("POST", "/admin/reviews", .admin) { app, ctx, _ in try app.createReview(ctx) },
-            Route.make("GET", "/admin/reviews/{id}", .admin) { app, _, p in try app.reviewStatus(p[0]) },
-            Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { app, ctx, p in
-                try app.reviewReport(p[0], ctx)
+            Route.make("GET", "/admin/reviews", .admin) { _, _ in try self.listReviews() },
+            Route.make("POST", "/admin/reviews", .admin) { ctx, _ in try self.createReview(ctx) },
+            Route.make("GET", "/admin/reviews/{id}", .admin) { _, p in try self.reviewStatus(p[0]) },
+            Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { ctx, p in
+                try self.reviewReport(p[0], ctx)
             },
-            Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { app, ctx, p in
-                try app.myItems(p[0], ctx)
+            Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { ctx, p in
+                try self.myItems(p[0], ctx)
             },
-            Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { app, ctx, p in
+            Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { ctx, p in
                 guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
-                return try app.decideItem(p[0], seq, ctx)
+                return try self.decideItem(p[0], seq, ctx)
             },
         ]
     }

@@ -36,13 +36,13 @@ struct Route: Sendable {
     /// endpoints, where clients send what RFC 7644 and their own habits suggest).
     let query: Set<String>?
     /// Gets the path's resource types and parameters in order.
-    let handler: @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse
+    let handler: @Sendable (RequestContext, [String]) throws -> HTTPResponse
 
     /// A route for `path`, where `{type}` is a SCIM resource type's endpoint and any other
     /// `{name}` a parameter. `query`: the parameters it reads (default none; nil: unchecked).
     static func make(
         _ method: HTTPMethod, _ path: String, _ access: RouteAccess, query: Set<String>? = [],
-        _ handler: @escaping @Sendable (HubApp, RequestContext, [String]) throws -> HTTPResponse
+        _ handler: @escaping @Sendable (RequestContext, [String]) throws -> HTTPResponse
     ) -> Route {
         let pattern: [RouteSegment] = path.split(separator: "/").map { s in
             s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
@@ -113,36 +113,6 @@ struct RouteTable: Sendable {
 }
 
 extension HubApp {
-    /// Every endpoint: each feature's routes live in its own file, next to its handlers
-    /// (`scimRoutes` in ResourceEndpoints.swift, `reviewRoutes` in ReviewEndpoints.swift, …).
-    static func routes() -> [Route] {
-        var table: [Route] = [
-            Route.make("GET", "/healthz", .open, query: nil) { app, _, _ in
-                app.jsonResponse(200, .object(JSONObject(["status": .string("ok")])), contentType: "application/json")
-            },
-            Route.make("GET", "/readyz", .authenticated, query: nil) { app, _, _ in try app.ready() },
-        ]
-        table +=
-            scimRoutes + mfaRoutes + adminRoutes + tokenRoutes + reconciliationRoutes + breakGlassRoutes + reviewRoutes
-        // RFC 7644 §3.11: the hub authenticates feeds, not people; /Me has no subject.
-        for m: HTTPMethod in [.get, .post, .put, .patch, .delete] {
-            table.append(
-                Route.make(m, "/scim/v2/Me", .authenticated, query: nil) { _, _, _ in
-                    throw SCIMError(
-                        status: 501, detail: "/Me is not supported: bearer tokens identify feeds, not users")
-                })
-        }
-        return table
-    }
-
-    /// The resource type served at `/scim/v2/{endpoint}` (the table only matches known ones).
-    func resourceType(_ endpoint: String) throws -> SCIMResourceType {
-        guard let t = registry.resourceType(endpoint: "/" + endpoint) else {
-            throw SCIMError.notFound("no endpoint at this path")
-        }
-        return t
-    }
-
     /// Refuses query parameters the route does not read, naming the first (a misspelt
     /// filter must not silently return everything).
     func checkQuery(_ route: Route, _ request: HTTPRequest) throws {

@@ -6,14 +6,17 @@ import JSONCore
 import SCIM
 import Store
 
+/// Step-up enrolment (`POST /mfa/enrol`).
+struct MFAEndpoints: FeatureEndpoints {
+    let hub: HubContext
+}
+
 /// Step-up MFA for privileged actions (break-glass grants, remediation confirmations, token
 /// creation over the API): a stolen bearer token alone is not enough. The caller also sends
 /// a current TOTP code (RFC 6238: HMAC-SHA-1, 30 s, 6 digits) in `X-ScimHub-TOTP`; one step
 /// of clock skew either way is accepted, a code is accepted once, and failures are audited
 /// and rate-limited per principal.
-extension HubApp {
-    static let stepUpHeader = "X-ScimHub-TOTP"
-
+extension MFAEndpoints {
     /// `POST /mfa/enrol`: creates the caller's TOTP secret and shows it once as an otpauth:// URI.
     func enrolMFA(_ ctx: RequestContext) throws -> HTTPResponse {
         let principal = ctx.principal.name
@@ -44,6 +47,21 @@ extension HubApp {
             ),
             headers: [("Cache-Control", "no-store")], contentType: "application/json")
     }
+
+}
+
+extension MFAEndpoints {
+    /// Step-up enrolment.
+    var routes: [Route] {
+        [
+            Route.make("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { ctx, _ in try self.enrolMFA(ctx) }
+        ]
+    }
+}
+
+/// Step-up checks, shared by every feature whose actions need one.
+extension FeatureEndpoints {
+    static var stepUpHeader: String { "X-ScimHub-TOTP" }
 
     /// Throws unless the request carries a current, unused TOTP code of its principal.
     func requireStepUp(_ ctx: RequestContext, action: String) throws {
@@ -87,14 +105,5 @@ extension HubApp {
                     "\(action) needs a current TOTP code in \(Self.stepUpHeader); this one is missing, wrong, too old or already used"
             )
         }
-    }
-}
-
-extension HubApp {
-    /// Step-up enrolment.
-    static var mfaRoutes: [Route] {
-        [
-            Route.make("POST", "/mfa/enrol", .anyOf([.admin, .breakGlass])) { app, ctx, _ in try app.enrolMFA(ctx) }
-        ]
     }
 }

@@ -7,6 +7,11 @@ import JSONCore
 import SCIM
 import Store
 
+/// Tokens and the requests for them that wait for a second administrator.
+struct TokenEndpoints: FeatureEndpoints {
+    let hub: HubContext
+}
+
 /// Tokens over the admin API, with separation of duties: one administrator must not hold
 /// every role. The API never mints tokens for the hub's reserved principals (`engine`, …)
 /// or for configured feeds (their tokens come from the host: `scimhub token create`).
@@ -17,7 +22,7 @@ import Store
 /// a reviewer named after their manager, and act as two people. Every token records who
 /// minted it (principal and token) and who approved it, and `Tokens.people` follows that
 /// chain, so separation holds however many hops apart two tokens are.
-extension HubApp {
+extension TokenEndpoints {
     /// `POST /admin/tokens` `{"principal", "scopes": [...]}` with step-up: 201 with the token
     /// (shown once), or 202 with a request that a second administrator approves.
     func createToken(_ ctx: RequestContext) throws -> HTTPResponse {
@@ -213,18 +218,18 @@ extension HubApp {
     }
 }
 
-extension HubApp {
+extension TokenEndpoints {
     /// Tokens and the requests that wait for a second administrator.
-    static var tokenRoutes: [Route] {
+    var routes: [Route] {
         [
-            Route.make("GET", "/admin/tokens", .admin) { app, _, _ in try app.listTokens() },
-            Route.make("POST", "/admin/tokens", .admin) { app, ctx, _ in try app.createToken(ctx) },
-            Route.make("GET", "/admin/token-requests", .admin) { app, _, _ in try app.listTokenRequests() },
-            Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { app, ctx, p in
-                try app.approveTokenRequest(p[0], ctx)
+            Route.make("GET", "/admin/tokens", .admin) { _, _ in try self.listTokens() },
+            Route.make("POST", "/admin/tokens", .admin) { ctx, _ in try self.createToken(ctx) },
+            Route.make("GET", "/admin/token-requests", .admin) { _, _ in try self.listTokenRequests() },
+            Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { ctx, p in
+                try self.approveTokenRequest(p[0], ctx)
             },
-            Route.make("POST", "/admin/token-requests/{id}/issue", .admin) { app, ctx, p in
-                try app.issueTokenRequest(p[0], ctx)
+            Route.make("POST", "/admin/token-requests/{id}/issue", .admin) { ctx, p in
+                try self.issueTokenRequest(p[0], ctx)
             },
         ]
     }
