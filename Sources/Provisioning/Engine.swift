@@ -63,10 +63,19 @@ public final class ProvisioningEngine: HubService {
         /// Jobs this process is running. The lease already keeps other workers off them;
         /// this also keeps this dispatcher off a job whose lease a slow call outlived.
         var running = Set<String>()
+        /// Jobs claimed ahead of free slots, per target, leavers first: one claim (a write)
+        /// then feeds several workers. Each keeps its lease until it starts or is given back.
+        var backlog: [String: [ClaimedJob]] = [:]
         var inFlight: [String: Int] = [:]
         var breakers: [String: CircuitBreaker] = [:]
         var started = false
         var woken = false
+    }
+
+    /// A job claimed ahead, and when its lease ends.
+    private struct ClaimedJob {
+        let job: ProvisioningJob
+        let leaseUntil: Double
     }
 
     private let runtime = Mutex(Runtime())
@@ -139,7 +148,7 @@ public final class ProvisioningEngine: HubService {
     public func waitUntilIdle(timeout: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let busy = runtime.withLock { r in !r.running.isEmpty }
+            let busy = runtime.withLock { r in !r.running.isEmpty || r.backlog.values.contains { !$0.isEmpty } }
             let now = clock.now()
             let due =
                 (try? store.read(snapshot: false) { c in
@@ -192,6 +201,9 @@ public final class ProvisioningEngine: HubService {
         wakeDispatcher()
         stopped.wait()
         for q in queues.values { q.waitUntilAllOperationsAreFinished() }
+        // Jobs claimed ahead and never started are free for the next node (or start) at once.
+        let now = clock.now()
+        for t in policy.enabledTargets { giveBack(t, now: now) { _ in true } }
     }
 
     /// Dispatches what is due, then sleeps until the next job falls due (or a lease or a
@@ -226,18 +238,18 @@ public final class ProvisioningEngine: HubService {
             r.breakers[target.name, default: newBreaker()].permits(
                 now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
         }
-        guard slots > 0 else { return }
+        guard slots > 0 else {
+            // Busy workers keep the backlog; a circuit that is not closed gives it back.
+            let stalled = runtime.withLock { r in
+                if case .closed = r.breakers[target.name, default: newBreaker()].state { return false }
+                return true
+            }
+            if stalled { giveBack(target, now: now) { _ in true } }
+            return
+        }
         let jobs: [ProvisioningJob]
         do {
-            // A read first: most passes find nothing due, and a claim is a write.
-            guard
-                try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty })
-            else { return }
-            let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
-            jobs = try store.write {
-                try $0.connection.claimJobs(
-                    target: target.name, limit: slots, owner: owner, leaseUntil: until, now: now)
-            }
+            jobs = try claim(target, slots: slots, now: now)
         } catch {
             // The jobs stay queued; the next pass (at most the poll interval away) tries again.
             logger.error(
@@ -279,12 +291,54 @@ public final class ProvisioningEngine: HubService {
         }
     }
 
+    /// The next `slots` jobs to start on `target`, leavers first: from the backlog, topped up
+    /// with one claim of up to `slots + concurrency` jobs when it runs low (a read first:
+    /// most passes find nothing due, and a claim is a write). A job whose lease is half over
+    /// is given back rather than started: it must never run past its lease.
+    private func claim(_ target: Target, slots: Int, now: Double) throws -> [ProvisioningJob] {
+        giveBack(target, now: now) { $0.leaseUntil - now < options.leaseSeconds / 2 }
+        let held = runtime.withLock { $0.backlog[target.name]?.count ?? 0 }
+        var claimed: [ClaimedJob] = []
+        let want = slots + target.concurrency - held
+        if want > 0,
+            try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty })
+        {
+            let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
+            claimed = try store.write(isolated: true, durable: false) {
+                try $0.connection.claimJobs(target: target.name, limit: want, owner: owner, leaseUntil: until, now: now)
+            }.map { ClaimedJob(job: $0, leaseUntil: until) }
+        }
+        return runtime.withLock { r in
+            var all = (r.backlog[target.name] ?? []) + claimed
+            all.sort { ($0.job.priority, $0.job.notBefore) < ($1.job.priority, $1.job.notBefore) }
+            r.backlog[target.name] = Array(all.dropFirst(slots))
+            return all.prefix(slots).map(\.job)
+        }
+    }
+
+    /// Gives back the leases of backlog jobs that match `which`: they become claimable at
+    /// once (by this node or another) instead of when the lease would end.
+    private func giveBack(_ target: Target, now: Double, which: (ClaimedJob) -> Bool) {
+        let returned = runtime.withLock { r -> [ProvisioningJob] in
+            let all = r.backlog[target.name] ?? []
+            r.backlog[target.name] = all.filter { !which($0) }
+            return all.filter(which).map(\.job)
+        }
+        guard !returned.isEmpty else { return }
+        let owner = coordination.nodeID
+        _ = try? store.write(isolated: true, durable: false) { w in
+            for j in returned {
+                try w.connection.extendLease(personID: j.personID, target: j.target, owner: owner, until: now)
+            }
+        }
+    }
+
     /// The hub's own storage failed during a run: the job keeps its lease for a short
     /// cool-down instead of retrying in a tight loop. If even that cannot be written, the
     /// lease simply runs out later.
     private func coolDown(_ job: ProvisioningJob, until: Double) {
         let owner = coordination.nodeID
-        _ = try? store.write {
+        _ = try? store.write(isolated: true, durable: false) {
             try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until)
         }
     }

@@ -59,7 +59,10 @@ public protocol HubStore: Sendable {
     /// its changes and its audit entries are rolled back and the error rethrown.
     /// `isolated: false` is for jobs that take their own savepoints per item (Bulk); such a
     /// job must throw only when storage fails, and then its whole commit is refused.
-    func write<T: Sendable>(isolated: Bool, _ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T
+    /// `durable: false` is for writes whose loss in a crash does no harm (a job's lease: a
+    /// crash voids it anyway): the store need not wait for the disk for them alone.
+    func write<T: Sendable>(isolated: Bool, durable: Bool, _ body: @escaping @Sendable (any StoreWriter) throws -> T)
+        throws -> T
 
     /// Writes waiting for the writer (a gauge for operators, and for tests that need several
     /// writes in one commit).
@@ -74,7 +77,14 @@ extension HubStore {
 
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) throws -> T {
-        try write(isolated: true, body)
+        try write(isolated: true, durable: true, body)
+    }
+
+    @discardableResult
+    public func write<T: Sendable>(isolated: Bool, _ body: @escaping @Sendable (any StoreWriter) throws -> T) throws
+        -> T
+    {
+        try write(isolated: isolated, durable: true, body)
     }
 }
 

@@ -61,3 +61,31 @@ import TestSupport
         #expect(try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
     }
 }
+
+/// Jobs claimed ahead of free workers hold leases; a hub that stops gives them back, so
+/// they are never stuck behind a lease no one will finish.
+@Suite struct ClaimAheadTests {
+    @Test func aStoppingHub_givesBackTheLeasesOfJobsItNeverStarted() throws {
+        let ehr = try EHRTestServer(timeoutDelay: 1)
+        ehr.start()
+        defer { ehr.stop() }
+        ehr.setFault(.timeout)  // workers busy for a second per call
+        let hub = try LiveHub(policy: ehrPolicy(ehr))
+        let dir = hub.directory.path
+        defer { hub.directory.remove() }
+        for i in 0..<20 {
+            #expect(
+                try hub.call("POST", "/scim/v2/Users", body: person("ahead\(i)@x.org", title: "Receptionist")).status
+                    == 201)
+        }
+        // Four workers busy, more jobs claimed ahead: more leases than running jobs.
+        eventually("jobs claimed ahead of the busy workers") {
+            try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } > 4
+        }
+        hub.server.shutdown()
+        let store = try SQLiteStore(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
+        defer { store.close() }
+        #expect(try store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
+        #expect(try store.read { try $0.jobs(target: "ehr", state: .pending, limit: 100) }.count == 20)  // nothing lost
+    }
+}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Testing
-import Store
+import HubLog
+@testable import Store
 import TestSupport
 
 /// The durable queue's claims: a job is leased to one worker at a time, a lease that runs
@@ -69,5 +70,29 @@ import TestSupport
         #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 2)
         #expect(Set(try claim("me")) == ["a", "b"])
         #expect(try t.store.write { try $0.connection.releaseLeases(notHeldBy: "me") } == 0)  // its own leases stay
+    }
+}
+
+/// Writes whose loss does no harm (leases) commit without waiting for the disk; every
+/// other write still does, also in the batch right after.
+@Suite struct NonDurableWriteTests {
+    @Test func aLeaseOnlyBatch_skipsTheSync_andTheNextBatchSyncsAgain() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path, durability: .full, logger: Logger(label: "t", silent: true))
+        defer { store.close() }
+        func level(durable: Bool) throws -> Int64 {
+            try store.write(isolated: true, durable: durable) { w in
+                var v: Int64 = -1
+                try (w as! SQLiteWriteContext).session.db.query("PRAGMA synchronous") { v = $0.int64(0) }
+                return v
+            }
+        }
+        #expect(try level(durable: false) == 0)  // OFF
+        #expect(try level(durable: true) == 2)  // FULL, as configured
+        try store.write(isolated: true, durable: false) {
+            try $0.connection.enqueue(personID: "p", target: "ehr", priority: 0, now: 1)
+        }
+        #expect(try store.read { try $0.job(personID: "p", target: "ehr") } != nil)  // committed all the same
     }
 }

@@ -60,7 +60,7 @@ public final class SQLiteStore: HubStore {
         try Migrations.run(w)
         // The database holds token hashes and personal data: owner-only permissions.
         chmod(path, 0o600)
-        writer = GroupCommitWriter(connection: w, logger: logger)
+        writer = GroupCommitWriter(connection: w, synchronous: durability == .full ? "FULL" : "NORMAL", logger: logger)
         readerShards = (0..<Self.shardCount).map { _ in ReaderShard() }
     }
 
@@ -118,10 +118,12 @@ public final class SQLiteStore: HubStore {
     /// making each further write slower. Such a job must throw only when storage fails;
     /// then the whole batch is rolled back.
     @discardableResult
-    public func write<T: Sendable>(isolated: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T)
+    public func write<T: Sendable>(
+        isolated: Bool = true, durable: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T
+    )
         throws -> T
     {
-        try StoreError.mapping { try writer.submit(isolated: isolated, body) }
+        try StoreError.mapping { try writer.submit(isolated: isolated, durable: durable, body) }
     }
 }
 
@@ -192,16 +194,20 @@ final class GroupCommitWriter: @unchecked Sendable {
     private final class Job: @unchecked Sendable {
         let body: (SQLiteWriteContext) throws -> Any
         let isolated: Bool
+        let durable: Bool
         var result: Result<Any, any Error> = .failure(StoreError("not run"))
         let done = DispatchSemaphore(value: 0)
-        init(isolated: Bool, _ body: @escaping (SQLiteWriteContext) throws -> Any) {
+        init(isolated: Bool, durable: Bool, _ body: @escaping (SQLiteWriteContext) throws -> Any) {
             self.isolated = isolated
+            self.durable = durable
             self.body = body
         }
     }
 
     private let db: SQLiteConnection
     private let logger: Logger
+    /// The configured `synchronous` level, restored after a batch that needed none.
+    private let synchronous: String
     private let condition = NSCondition()
     private var pending: [Job] = []
     private var stopping = false
@@ -209,8 +215,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Most requests folded into one transaction.
     static let maxBatch = 256
 
-    init(connection: SQLiteConnection, logger: Logger) {
+    init(connection: SQLiteConnection, synchronous: String, logger: Logger) {
         db = connection
+        self.synchronous = synchronous
         self.logger = logger
         let t = Thread { [self] in self.run() }
         t.name = "store-writer"
@@ -223,8 +230,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         return pending.count
     }
 
-    func submit<T>(isolated: Bool, _ body: @escaping (SQLiteWriteContext) throws -> T) throws -> T {
-        let job = Job(isolated: isolated) { try body($0) }
+    func submit<T>(isolated: Bool, durable: Bool, _ body: @escaping (SQLiteWriteContext) throws -> T) throws -> T {
+        let job = Job(isolated: isolated, durable: durable) { try body($0) }
         condition.lock()
         if stopping {
             condition.unlock()
@@ -285,6 +292,11 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Job]) {
+        // A batch of writes whose loss does no harm (leases) commits without an fsync; the
+        // next durable commit's fsync covers its WAL frames too.
+        let durable = batch.contains { $0.durable }
+        if !durable { try? db.execute("PRAGMA synchronous=OFF") }
+        defer { if !durable { try? db.execute("PRAGMA synchronous=\(synchronous)") } }
         do {
             try db.run("BEGIN IMMEDIATE")
         } catch {
