@@ -54,7 +54,9 @@ extension SCIMEndpoints {
             .now(
                 principal: ctx.principal.name, action: "create", resourceType: type.name, resourceID: id,
                 attributes: attributeNames(prepared), requestID: ctx.requestID))
-        try provision(w, type, id, doc: r.doc, members: prepared.members.map(\.id))
+        try provision(
+            w, type, id, doc: r.doc, members: prepared.members.map(\.id),
+            groupNames: [r.doc["displayName"]?.stringValue])
         return r
     }
 
@@ -172,21 +174,26 @@ extension SCIMEndpoints {
             .now(
                 principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id,
                 requestID: ctx.requestID))
-        try provision(w, type, id, doc: nil, members: formerMembers)
+        try provision(w, type, id, doc: nil, members: formerMembers, groupNames: [cur.doc["displayName"]?.stringValue])
     }
 
     // MARK: - Shared write steps
 
     /// Marks the downstream accounts this write may change (transactional outbox): the user
     /// itself, or the users whose group memberships changed.
-    func provision(_ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String])
-        throws
-    {
+    /// For a Group, `groupNames` are its names before and after the write: when the policy
+    /// reads neither, its members' desired state cannot have changed, and the writer skips
+    /// evaluating them (a 5,000-member ward group no longer holds every other write back).
+    func provision(
+        _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String],
+        groupNames: [String?]
+    ) throws {
         guard let engine else { return }
         if type.name == "User" {
             try engine.enqueue(w, personID: id, person: doc)
             return
         }
+        guard groupNames.contains(where: { engine.policy.grantsDepend(onGroupNamed: $0) }) else { return }
         for m in Set(members) {
             guard let user = try w.connection.fetch(type: .user, id: m) else { continue }
             try engine.enqueue(w, personID: m, person: user.doc)
@@ -251,7 +258,9 @@ extension SCIMEndpoints {
             .now(
                 principal: ctx.principal.name, action: action, resourceType: type.name, resourceID: cur.id,
                 attributes: changed, requestID: ctx.requestID))
-        try provision(w, type, cur.id, doc: doc, members: affected)
+        try provision(
+            w, type, cur.id, doc: doc, members: affected,
+            groupNames: [cur.doc["displayName"]?.stringValue, doc["displayName"]?.stringValue])
         return updated
     }
 

@@ -293,6 +293,18 @@ public struct AccountDecision: Sendable, Equatable {
 }
 
 extension Policy {
+    /// Whether membership of the Group named `displayName` can change anyone's packages: a
+    /// package lists the Group, or a rule reads `groups` at all. Membership of any other
+    /// Group changes no desired state, so the writer need not evaluate its members. A Group
+    /// without a name is assumed to matter.
+    public func grantsDepend(onGroupNamed displayName: String?) -> Bool {
+        guard let name = displayName else { return true }
+        let canonical = Identifier.canonical(name)
+        return packages.contains { p in
+            p.groups.contains { Identifier.canonical($0) == canonical } || p.rule?.references("groups") == true
+        }
+    }
+
     /// The one provisioning decision: the account `snapshot`'s person should have on
     /// `target`. Enqueueing, the job runner and the access view all ask this.
     public func decide(_ snapshot: PersonSnapshot, target: Target) -> AccountDecision {

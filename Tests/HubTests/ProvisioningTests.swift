@@ -477,3 +477,30 @@ let registryForTests: SchemaRegistry = {
         #expect(try remote()?["active"] == .bool(false))
     }
 }
+
+/// The writer evaluates a Group's members only when the policy reads that Group.
+@Suite struct GroupEvaluationTests {
+    @Test func membershipOfAGroupNoPackageReads_doesNotTouchTheMembersJobs() throws {
+        let ehr = try EHRTestServer()
+        ehr.start()
+        ehr.setFault(.reject)  // the person's job goes to the dead letter and stays there
+        let hub = try LiveHub(policy: ehrPolicy(ehr))
+        defer { hub.stop(); ehr.stop() }
+        let created = try hub.call("POST", "/scim/v2/Users", body: person("desk@x.org", title: "Receptionist"))
+        let id = try #require(created.object["id"]?.stringValue)
+        func job() throws -> ProvisioningJob? { try hub.server.store.read { try $0.job(personID: id, target: "ehr") } }
+        eventually("dead-lettered") { try job()?.state == .dead }
+        let generation = try job()?.generation
+        func group(_ name: String) throws -> Int {
+            try hub.call(
+                "POST", "/scim/v2/Groups",
+                body:
+                    #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"\#(name)","members":[{"value":"\#(id)"}]}"#
+            ).status
+        }
+        #expect(try group("Book Club") == 201)
+        #expect(try job()?.state == .dead && job()?.generation == generation)  // not evaluated: nothing to redo
+        #expect(try group("Billing On-Call") == 201)  // a package reads this one
+        #expect(try (job()?.generation ?? 0) > (generation ?? 0))  // evaluated and queued again
+    }
+}
