@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["HubBase", "SQLite", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
+        .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),

@@ -69,6 +69,9 @@ public struct HubConfig: Sendable {
     public var auditKeyEnv: String? = nil
     public var auditCheckpointFile: String? = nil
     public var auditCheckpointSeconds: Double = 60
+    /// How many people a policy change may take access from before its rollout waits for an
+    /// administrator. Here, not in the policy: a change must not raise its own limit.
+    public var policyChangeLimit = PolicyChangeLimit()
     /// Where deadlines, reviews, break-glass, backoff and leases read the time. Not a
     /// setting: tests put a `ManualClock` here to move time instead of sleeping.
     public var clock: any WallClock = SystemClock()
@@ -200,6 +203,20 @@ public struct HubConfig: Sendable {
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
+            case "policyChangeLimit":
+                guard let l = v.objectValue else { throw ConfigError("policyChangeLimit must be an object") }
+                for lm in l.members {
+                    let key = "policyChangeLimit.\(lm.key)"
+                    switch lm.key {
+                    case "people": c.policyChangeLimit.people = try int(lm.value, key, 0...10_000_000)
+                    case "share":
+                        guard let d = lm.value.numberValue?.double, d >= 0, d <= 1 else {
+                            throw ConfigError("\(key) must be a number from 0 to 1")
+                        }
+                        c.policyChangeLimit.share = d
+                    default: throw ConfigError("unknown config key \(key)")
+                    }
+                }
             case "http":
                 guard let h = v.objectValue else { throw ConfigError("http must be an object") }
                 for hm in h.members {

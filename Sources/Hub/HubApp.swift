@@ -28,7 +28,7 @@ public final class HubApp: FeatureEndpoints {
         config: HubConfig, registry: SchemaRegistry, store: any HubStore, logger: Logger,
         engine: ProvisioningEngine? = nil,
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
-        credentials: CredentialExpiry? = nil
+        credentials: CredentialExpiry? = nil, connectorTypes: Set<String> = []
     ) throws {
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
@@ -50,6 +50,7 @@ public final class HubApp: FeatureEndpoints {
             ReconciliationEndpoints(hub: hub, reconciliations: reconciliations),
             BreakGlassEndpoints(hub: hub, breakGlass: breakGlass, reviews: reviews),
             ReviewEndpoints(hub: hub, reviews: reviews),
+            PolicyEndpoints(hub: hub, connectorTypes: connectorTypes),
         ]
         routeTable = RouteTable(
             routes: features.flatMap(\.routes),

@@ -51,8 +51,14 @@ public final class HubServer: Sendable {
         var policy: Policy? = nil
         var connectors: [String: any Connector] = [:]
         guard let userType = registry.resourceType(named: "User") else { throw ConfigError("schemas must define User") }
+        var policyText: [UInt8] = []
         if let file = config.policyFile {
-            let p = try Policy.load(path: file, userType: userType, knownTypes: catalog.types)
+            // Read once: the text stored as the policy version is the one parsed.
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw PolicyError("policy file \(file) cannot be read")
+            }
+            policyText = Array(data)
+            let p = try Policy.parse(policyText, userType: userType, knownTypes: catalog.types)
             for t in p.enabledTargets { connectors[t.name] = try catalog.make(t) }
             policy = p
         }
@@ -104,6 +110,12 @@ public final class HubServer: Sendable {
             CredentialExpiry(store: openStore, engine: $0, logger: logger, isLeader: isLeader)
         }
         self.credentials = credentials
+        // A changed policy file is a new version: the people it changes are queued now, or
+        // the rollout is held when it would take access from more people than the limit.
+        if let engine {
+            try PolicyRollout.startUp(
+                text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger)
+        }
         // Break-glass grants and licences that expired, and campaigns that fell due, while the
         // hub was down are taken back and decided now, before anything else runs.
         try breakGlass?.expireDue()
@@ -123,7 +135,7 @@ public final class HubServer: Sendable {
         app = try HubApp(
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
-            breakGlass: breakGlass, credentials: credentials)
+            breakGlass: breakGlass, credentials: credentials, connectorTypes: catalog.types)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))

@@ -115,7 +115,7 @@ public enum ReconciliationReport {
             @media print{body{margin:0}h2{page-break-before:auto}}
             </style></head><body>
             <h1>Reconciliation report</h1>
-            <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) · requested by \(esc(run.requestedBy))
+            <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) · policy version \(run.policyVersion.map(String.init) ?? "unknown") · requested by \(esc(run.requestedBy))
             · started \(esc(d["created"]?.stringValue ?? "")) · finished \(esc(d["finished"]?.stringValue ?? "—"))</p>
             """
         if let reason = summary["reason"]?.stringValue { h += "<p class=\"critical\">\(esc(reason))</p>\n" }

@@ -84,10 +84,12 @@ public final class ReconciliationRuns: Sendable {
         try reserve(names)
         let id = UUIDv7.make()
         let now = Date().timeIntervalSince1970
+        // The version the engine runs: the newest one (the hub records its policy at start).
+        let policyVersion = try? store.read { try $0.latestPolicyVersion()?.version }
         let record = ReconciliationRunRecord(
             id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil,
-            summary: "{}")
+            summary: "{}", policyVersion: policyVersion ?? nil)
         do {
             try store.write { w in
                 try w.connection.insertRun(record)
@@ -171,6 +173,7 @@ public final class ReconciliationRuns: Sendable {
             "created": .string(Self.time(run.created)),
             "finished": run.finished.map { .string(Self.time($0)) } ?? .null,
             "summary": .object(object(run.summary)),
+            "policyVersion": run.policyVersion.map { .number(JSONNumber(Int($0))) } ?? .null,
         ])
     }
 

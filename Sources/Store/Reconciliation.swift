@@ -12,11 +12,14 @@ public struct ReconciliationRunRecord: Sendable, Equatable {
     public let created: Double
     public let finished: Double?
     public let summary: String
+    /// The policy version the run judged by (nil for runs before versions were kept).
+    public var policyVersion: Int64? = nil
 
     public init(
         id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String,
-        created: Double, finished: Double?, summary: String
+        created: Double, finished: Double?, summary: String, policyVersion: Int64? = nil
     ) {
+        self.policyVersion = policyVersion
         self.id = id
         self.state = state
         self.mode = mode

@@ -10,6 +10,7 @@ import HubHarness
 ///   swift build -c release && .build/release/scimhub-bench [--people 10000] [--scales 1000,10000,100000]
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
+///   .build/release/scimhub-bench --policy-preview [--people 100000]
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --break-glass [--people 1000] [--leavers 200]
 ///   .build/release/scimhub-bench --credentials [--people 100000]
@@ -23,6 +24,7 @@ struct Options {
     var connections = 16
     var seconds = 5.0
     var provisioning = false
+    var policyPreview = false
     var leavers = 1000
     var outageSeconds = 300.0
     var connectors = false
@@ -38,6 +40,7 @@ struct Options {
         var it = CommandLine.arguments.dropFirst().makeIterator()
         while let a = it.next() {
             if a == "--provisioning" { provisioning = true; continue }
+            if a == "--policy-preview" { policyPreview = true; continue }
             if a == "--connectors" { connectors = true; continue }
             if a == "--reconcile" { reconcile = true; continue }
             if a == "--break-glass" { breakGlass = true; continue }
@@ -203,6 +206,10 @@ if o.credentials {
 }
 if o.breakGlass {
     do { try runBreakGlassBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.policyPreview {
+    do { try runPolicyPreviewBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.provisioning {

@@ -7,6 +7,7 @@ import Hub
 import Provisioning
 import HubCrypto
 import HubLog
+import JSONCore
 import SCIM
 import Store
 
@@ -20,6 +21,7 @@ let usage = """
       scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
                     [--audit-key FILE --audit-checkpoints FILE]
       scimhub policy check FILE [--schemas DIR]
+      scimhub policy diff OLD NEW --data DIR [--format text|json|csv] [--config FILE]
       scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
       scimhub token list --data DIR
       scimhub token revoke --data DIR TOKEN_ID
@@ -29,7 +31,10 @@ let usage = """
       scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
       scimhub --help
 
-    With --policy, the hub provisions downstream targets (see README, "Provisioning").
+    With --policy, the hub provisions downstream targets (see README, "Provisioning"). A
+    changed policy file is a new policy version at start: the people it changes are queued,
+    or the rollout is held when it takes access from more people than policyChangeLimit.
+    `policy diff` previews a change offline against the people stored in DIR.
     `reconcile` compares the targets with the policy and writes the report to stdout (progress
     on stderr when it is a terminal); remediate mode enqueues fixes for a running hub to apply.
 
@@ -193,14 +198,19 @@ func token(_ args: Arguments) throws -> Int32 {
 
 /// `scimhub policy check FILE`: loads and validates a policy as `serve` would, naming the first problem.
 func policy(_ args: Arguments) throws -> Int32 {
-    guard args.positional.count == 2, args.positional[0] == "check" else {
-        throw ConfigError("usage: scimhub policy check FILE")
+    let usage = "usage: scimhub policy check FILE | scimhub policy diff OLD NEW --data DIR [--format text|json|csv]"
+    guard let verb = args.positional.first,
+        (verb == "check" && args.positional.count == 2)
+            || (verb == "diff" && args.positional.count == 3)
+    else {
+        throw ConfigError(usage)
     }
     guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]),
         let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User")
     else {
         throw ConfigError("cannot find the schemas/ folder; pass --schemas DIR")
     }
+    if verb == "diff" { return try policyDiff(args, userType: userType) }
     do {
         let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: connectorCatalog.types)
         for t in p.enabledTargets { _ = try connectorCatalog.make(t) }
@@ -212,6 +222,47 @@ func policy(_ args: Arguments) throws -> Int32 {
         err("policy invalid: \(e.description)")
         return 1
     }
+}
+
+/// `scimhub policy diff OLD NEW --data DIR`: what replacing OLD by NEW would do to the
+/// people stored in DIR, offline (the same figures as `POST /admin/policy/preview`).
+func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
+    let data = try args.require("data")
+    let format = args.options["format"] ?? "text"
+    guard ["text", "json", "csv"].contains(format) else { throw ConfigError("--format must be text, json or csv") }
+    let (old, new): (Policy, Policy)
+    do {
+        old = try Policy.load(path: args.positional[1], userType: userType, knownTypes: connectorCatalog.types)
+        new = try Policy.load(path: args.positional[2], userType: userType, knownTypes: connectorCatalog.types)
+    } catch let e as PolicyError {
+        err("policy invalid: \(e.description)")
+        return 1
+    }
+    let store = try openStore(data)
+    defer { store.close() }
+    let change = try PolicyChange.compute(store: store, current: old, candidate: new, now: Timestamp.now())
+    let limit = (try? HubConfig.load(path: args.options["config"] ?? "").policyChangeLimit) ?? PolicyChangeLimit()
+    switch format {
+    case "json": out(JSONWriter().string(.object(change.json(limit: limit))))
+    case "csv": FileHandle.standardOutput.write(Data(change.csv().utf8))
+    default:
+        out(
+            "\(change.people) people: \(change.losingAccess.count) would lose access, \(change.gainingAccess.count) would gain it"
+        )
+        for (name, c) in change.packages.sorted(by: { $0.key < $1.key }) {
+            out("  package \(name): +\(c.gained.count) −\(c.lost.count)")
+        }
+        for (name, c) in change.targets.sorted(by: { $0.key < $1.key }) {
+            let lost = c.lost.values.reduce(0) { $0 + $1.count }, gained = c.gained.values.reduce(0) { $0 + $1.count }
+            out(
+                "  target \(name): \(c.enabled.count) accounts enabled, \(c.disabled.count) disabled; entitlements +\(gained) −\(lost)"
+            )
+        }
+        if let held = limit.exceeded(losing: change.losingAccess.count, of: change.people) {
+            out("  the change guard would hold this rollout: \(held)")
+        }
+    }
+    return 0
 }
 
 func audit(_ args: Arguments) throws -> Int32 {
@@ -413,7 +464,7 @@ func main() -> Int32 {
                         "listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints",
                     ]))
         case "policy":
-            return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas"]))
+            return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas", "data", "format", "config"]))
         case "token":
             return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
         case "audit":

@@ -294,6 +294,25 @@ enum Migrations {
             CREATE INDEX provisioning_jobs_leased ON provisioning_jobs(lease_until) WHERE lease_until IS NOT NULL;
             """
         ),
+        (
+            13,
+            """
+            -- Every policy the hub ran, so a change can be previewed, held and audited, and a
+            -- reconciliation says which policy it judged by.
+            CREATE TABLE policy_versions (
+                version INTEGER PRIMARY KEY,
+                hash TEXT NOT NULL,                 -- hex SHA-256 of text
+                text BLOB NOT NULL,                 -- the file (secret references, never secrets)
+                author TEXT NOT NULL,               -- 'policy-file' or who applied it
+                created REAL NOT NULL,
+                state TEXT NOT NULL,                -- 'active' | 'held' (by the change guard)
+                held_reason TEXT,
+                confirmed_by TEXT,
+                rolled_out REAL                     -- everyone it changes was queued
+            );
+            ALTER TABLE reconciliation_runs ADD COLUMN policy_version INTEGER;
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

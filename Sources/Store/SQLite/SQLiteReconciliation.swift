@@ -3,23 +3,25 @@ import JSONCore
 import SQLite
 
 extension SQLiteSession {
-    private static let runColumns = "id, state, mode, targets, categories, requested_by, created, finished, summary"
+    private static let runColumns =
+        "id, state, mode, targets, categories, requested_by, created, finished, summary, policy_version"
 
     private func run(_ r: SQLiteRow) -> ReconciliationRunRecord {
         ReconciliationRunRecord(
             id: r.text(0) ?? "", state: RunState(rawValue: r.text(1) ?? ""), mode: r.text(2) ?? "",
             targets: r.text(3) ?? "[]",
             categories: r.text(4) ?? "[]", requestedBy: r.text(5) ?? "", created: r.value(6).double,
-            finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}")
+            finished: r.isNull(7) ? nil : r.value(7).double, summary: r.text(8) ?? "{}",
+            policyVersion: r.isNull(9) ? nil : r.int64(9))
     }
 
     public func insertRun(_ r: ReconciliationRunRecord) throws {
         try db.run(
-            "INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reconciliation_runs(\(Self.runColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(r.id), .text(r.state.rawValue), .text(r.mode), .text(r.targets), .text(r.categories),
                 .text(r.requestedBy), .real(r.created),
-                r.finished.map { .real($0) } ?? .null, .text(r.summary),
+                r.finished.map { .real($0) } ?? .null, .text(r.summary), r.policyVersion.map { .integer($0) } ?? .null,
             ])
     }
 
