@@ -18,6 +18,8 @@ public final class HubApp: FeatureEndpoints {
     let clientAddresses: ClientAddressResolver
     /// Every endpoint: the hub's own (`routes`, in `Routes.swift`) and each feature's.
     let routeTable: RouteTable
+    /// The policy feature (its apply lock is state a test can hold).
+    let policyEndpoints: PolicyEndpoints
     private let requestCounter = Atomic<UInt64>(0)
     private let requestPrefix: String
 
@@ -40,6 +42,7 @@ public final class HubApp: FeatureEndpoints {
         self.hub = hub
         throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
         clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
+        policyEndpoints = PolicyEndpoints(hub: hub, connectorTypes: connectorTypes)
         // The features, each with its routes and handlers in its own file.
         let features: [any FeatureEndpoints] = [
             HealthEndpoints(hub: hub),
@@ -50,7 +53,7 @@ public final class HubApp: FeatureEndpoints {
             ReconciliationEndpoints(hub: hub, reconciliations: reconciliations),
             BreakGlassEndpoints(hub: hub, breakGlass: breakGlass, reviews: reviews),
             ReviewEndpoints(hub: hub, reviews: reviews),
-            PolicyEndpoints(hub: hub, connectorTypes: connectorTypes),
+            policyEndpoints,
         ]
         routeTable = RouteTable(
             routes: features.flatMap(\.routes),

@@ -82,28 +82,30 @@ public final class HubServer: Sendable {
                 store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds,
                 logger: logger)
         }
-        if let p = policy {
+        // One holder: a version applied over the API takes effect in every service at once.
+        let policies = policy.map(PolicyHolder.init)
+        if let p = policies {
             engine = ProvisioningEngine(
-                policy: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
+                policies: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
                 coordination: coordination)
         }
         self.engine = engine
         var runs: ReconciliationRuns? = nil
-        if let p = policy {
+        if let p = policies {
             let e = engine
             runs = ReconciliationRuns(
-                reconciler: Reconciler(policy: p, store: store, connectors: connectors, clock: clock), store: store,
+                reconciler: Reconciler(policies: p, store: store, connectors: connectors, clock: clock), store: store,
                 logger: logger, wake: { e?.wake() })
             try runs?.failInterrupted()
         }
         reconciliations = runs
         self.logger = logger
         let openStore = store
-        let reviews = policy.map { AccessReviews(policy: $0, store: openStore, engine: engine, clock: clock) }
+        let reviews = policies.map { AccessReviews(policies: $0, store: openStore, engine: engine, clock: clock) }
         self.reviews = reviews
         let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
-        let breakGlass = policy.map {
-            BreakGlass(policy: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
+        let breakGlass = policies.map {
+            BreakGlass(policies: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
         }
         self.breakGlass = breakGlass
         let credentials = engine.map {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import HTTPServer
 import HubBase
 import HubCrypto
@@ -14,11 +15,18 @@ struct PolicyEndpoints: FeatureEndpoints {
     let hub: HubContext
     /// Connector types this build offers: a candidate naming another is refused.
     let connectorTypes: Set<String>
+    /// One `PUT /admin/policy` at a time: a second one meanwhile gets 409.
+    let applying = ApplyLock()
+
+    final class ApplyLock: Sendable {
+        let busy = Atomic<Bool>(false)
+    }
 
     var routes: [Route] {
         [
             Route.make("GET", "/admin/policy", .admin) { _, _ in try current() },
             Route.make("GET", "/admin/policy/versions", .admin, query: ["count"]) { ctx, _ in try versions(ctx) },
+            Route.make("PUT", "/admin/policy", .admin) { ctx, _ in try apply(ctx) },
             Route.make("POST", "/admin/policy/preview", .admin, query: ["format"]) { ctx, _ in try preview(ctx) },
             Route.make("POST", "/admin/policy/versions/{v}/confirm", .admin) { ctx, p in try confirm(p[0], ctx) },
         ]
@@ -66,13 +74,7 @@ struct PolicyEndpoints: FeatureEndpoints {
         let engine = try loadedEngine()
         let format = ctx.request.queryValue("format") ?? "json"
         guard format == "json" || format == "csv" else { throw SCIMError.invalidValue("'format' must be json or csv") }
-        _ = try jsonBody(ctx.request)  // media type, size and JSON checked like every body
-        let candidate: Policy
-        do {
-            candidate = try Policy.parse(ctx.request.body, userType: userType, knownTypes: connectorTypes)
-        } catch let e as PolicyError {
-            throw SCIMError.invalidValue(e.description)
-        }
+        let candidate = try candidate(ctx)
         let change = try PolicyChange.compute(
             store: store, current: engine.policy, candidate: candidate, now: engine.clock.now())
         let (principal, requestID) = (ctx.principal.name, ctx.requestID)
@@ -97,6 +99,41 @@ struct PolicyEndpoints: FeatureEndpoints {
             body["currentVersion"] = .number(JSONNumber(Int(v.version)))
         }
         return jsonResponse(200, .object(body), contentType: "application/json")
+    }
+
+    /// A candidate policy from a request body, or 400 naming what is wrong with it.
+    private func candidate(_ ctx: RequestContext) throws -> Policy {
+        _ = try jsonBody(ctx.request)  // media type, size and JSON checked like every body
+        do {
+            return try Policy.parse(ctx.request.body, userType: userType, knownTypes: connectorTypes)
+        } catch let e as PolicyError {
+            throw SCIMError.invalidValue(e.description)
+        }
+    }
+
+    /// `PUT /admin/policy` (step-up) with the new policy as the body: the next version, in
+    /// force at once and written to the policy file; the people it changes are queued, or the
+    /// rollout is held (202) when it would take access from more people than the limit.
+    func apply(_ ctx: RequestContext) throws -> HTTPResponse {
+        let engine = try loadedEngine()
+        let candidate = try candidate(ctx)
+        try requireStepUp(ctx, action: "applying a policy")
+        guard applying.busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw SCIMError(status: 409, detail: "another policy is being applied; retry when it is done")
+        }
+        defer { applying.busy.store(false, ordering: .releasing) }
+        let result: (version: PolicyVersion, queued: Int)
+        do {
+            result = try PolicyRollout.apply(
+                text: ctx.request.body, candidate: candidate, principal: ctx.principal.name, requestID: ctx.requestID,
+                engine: engine, store: store, limit: config.policyChangeLimit, policyFile: config.policyFile,
+                logger: logger)
+        } catch let e as GovernanceError {
+            throw scimError(e)
+        }
+        var body = Self.describe(result.version)
+        body["queued"] = .int(result.queued)
+        return jsonResponse(result.version.state == .held ? 202 : 200, .object(body), contentType: "application/json")
     }
 
     /// `POST /admin/policy/versions/{v}/confirm` (step-up): rolls out a held version.

@@ -26,15 +26,19 @@ public enum GovernanceError: Error, Equatable, CustomStringConvertible {
 /// takes the package away through the engine; at the due date undecided items get the
 /// campaign's default decision. Everything is durable and audited.
 public final class AccessReviews: Sendable {
-    public let policy: Policy
+    /// The policy in force: read at each use, so a version applied over the API takes
+    /// effect at once.
+    public var policy: Policy { policies.current }
+    public let policies: PolicyHolder
     let store: any HubStore
     let engine: ProvisioningEngine?
     /// Due dates and decisions are on this clock (a test moves it past a due date).
     public let clock: any WallClock
 
-    public init(policy: Policy, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock())
-    {
-        self.policy = policy
+    public init(
+        policies: PolicyHolder, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()
+    ) {
+        self.policies = policies
         self.store = store
         self.engine = engine
         self.clock = clock

@@ -14,7 +14,10 @@ import Store
 /// the person and the one who granted it.
 public final class BreakGlass: HubService {
     public var serviceName: String { "break-glass-expiry" }
-    public let policy: Policy
+    /// The policy in force: read at each use, so a version applied over the API takes
+    /// effect at once.
+    public var policy: Policy { policies.current }
+    public let policies: PolicyHolder
     let store: any HubStore
     let engine: ProvisioningEngine?
     let logger: Logger
@@ -24,11 +27,11 @@ public final class BreakGlass: HubService {
     public static let defaultHours = 1.0
 
     public init(
-        policy: Policy, store: any HubStore, engine: ProvisioningEngine?, logger: Logger,
+        policies: PolicyHolder, store: any HubStore, engine: ProvisioningEngine?, logger: Logger,
         clock: any WallClock = SystemClock(),
         isLeader: @escaping @Sendable () -> Bool = { true }
     ) {
-        self.policy = policy
+        self.policies = policies
         self.store = store
         self.engine = engine
         self.logger = logger

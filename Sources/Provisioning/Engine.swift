@@ -50,7 +50,10 @@ public enum CircuitState: String, Sendable { case closed, open, halfOpen = "half
 /// again elsewhere (or here after a restart).
 public final class ProvisioningEngine: HubService {
     public var serviceName: String { "provisioning" }
-    public let policy: Policy
+    /// The policy in force: read at each use, so a version applied over the API takes
+    /// effect at once.
+    public var policy: Policy { policies.current }
+    public let policies: PolicyHolder
     private let store: any HubStore
     private let connectors: [String: any Connector]
     private let logger: Logger
@@ -85,11 +88,11 @@ public final class ProvisioningEngine: HubService {
     private let stopped = DispatchSemaphore(value: 0)
 
     public init(
-        policy: Policy, store: any HubStore, connectors: [String: any Connector], logger: Logger,
+        policies: PolicyHolder, store: any HubStore, connectors: [String: any Connector], logger: Logger,
         options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
         coordination: any Coordination
     ) {
-        self.policy = policy
+        self.policies = policies
         self.store = store
         self.connectors = connectors
         self.logger = logger
@@ -97,7 +100,7 @@ public final class ProvisioningEngine: HubService {
         self.clock = clock
         self.coordination = coordination
         var qs: [String: OperationQueue] = [:]
-        for t in policy.enabledTargets {
+        for t in policies.current.enabledTargets {
             let q = OperationQueue()
             q.name = "provisioning-\(t.name)"
             q.maxConcurrentOperationCount = t.concurrency

@@ -92,6 +92,65 @@ public enum PolicyRollout {
         return version
     }
 
+    /// Applies `text` (already parsed as `candidate`) over the API: it becomes the next
+    /// version, is written to `policyFile` (so a restart runs it too) and is in force at
+    /// once; the people it changes are queued, or the rollout is held past `limit`. Targets
+    /// cannot change this way: their connectors are built at start.
+    public static func apply(
+        text: [UInt8], candidate: Policy, principal: String, requestID: String, engine: ProvisioningEngine,
+        store: any HubStore, limit: PolicyChangeLimit, policyFile: String?, logger: Logger
+    ) throws -> (version: PolicyVersion, queued: Int) {
+        let hash = hexString(Crypto.sha256(text))
+        let latest = try store.read { try $0.latestPolicyVersion() }
+        if let latest, latest.hash == hash { return (latest, 0) }
+        let currentTargets = latest.flatMap { (try? JSONParser().parse($0.text))?.objectValue?["targets"] }
+        let candidateTargets = (try? JSONParser().parse(text))?.objectValue?["targets"]
+        guard currentTargets == candidateTargets else {
+            throw GovernanceError.conflict(
+                "the targets differ from the running policy's: connectors are built at start, so change targets "
+                    + "in the policy file and restart the hub")
+        }
+        let now = engine.clock.now()
+        let affected = try self.affected(store: store, policy: candidate, now: now)
+        let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
+        if let file = policyFile { try replaceFile(file, with: text) }
+        let version = try store.write { w -> PolicyVersion in
+            let v = try w.connection.insertPolicyVersion(
+                hash: hash, text: text, author: principal, now: now, state: held == nil ? .active : .held,
+                heldReason: held)
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "policy.apply", resourceType: "Policy", resourceID: "v\(v.version)",
+                    attributes: [
+                        "hash:\(hash.prefix(16))", "converge:\(affected.converge.count)",
+                        "losing:\(affected.losing.count)",
+                    ], requestID: requestID, outcome: held.map { "held: \($0)" } ?? "success"))
+            return v
+        }
+        engine.policies.replace(with: candidate)
+        if let held {
+            logger.error(
+                "policy change held: nothing is queued until an administrator confirms it with "
+                    + "POST /admin/policy/versions/\(version.version)/confirm",
+                ["policy.version": String(version.version), "reason": held])
+            return (version, 0)
+        }
+        try converge(affected.converge, version: version.version, engine: engine, store: store)
+        return (version, affected.converge.count)
+    }
+
+    /// Writes `text` to `path` atomically (a temporary file renamed over it).
+    static func replaceFile(_ path: String, with text: [UInt8]) throws {
+        let temporary = path + ".new"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text)),
+            rename(temporary, path) == 0
+        else {
+            unlink(temporary)
+            throw StoreError("the policy file \(path) cannot be written (errno \(errno))", kind: .io)
+        }
+    }
+
     /// An administrator confirms the held version `v` (the newest): it is rolled out now.
     /// Returns how many people were queued.
     public static func confirm(

@@ -52,7 +52,10 @@ public struct TargetComparison: Sendable {
 /// time, findings and "seen" marks written per page, so memory is bounded by the page
 /// size, not by the number of accounts.
 public final class Reconciler: Sendable {
-    public let policy: Policy
+    /// The policy in force: read at each use, so a version applied over the API takes
+    /// effect at once.
+    public var policy: Policy { policies.current }
+    public let policies: PolicyHolder
     let store: any HubStore
     let connectors: [String: any Connector]
     /// Whether a person is active (a contract end) and holds a credential is judged on this clock.
@@ -60,9 +63,10 @@ public final class Reconciler: Sendable {
     public static let pageSize = 500
 
     public init(
-        policy: Policy, store: any HubStore, connectors: [String: any Connector], clock: any WallClock = SystemClock()
+        policies: PolicyHolder, store: any HubStore, connectors: [String: any Connector],
+        clock: any WallClock = SystemClock()
     ) {
-        self.policy = policy
+        self.policies = policies
         self.store = store
         self.connectors = connectors
         self.clock = clock

@@ -422,7 +422,8 @@ func reconcile(_ args: Arguments) throws -> Int32 {
     let store = try SQLiteStore(directory: data, durability: .full, logger: logger)
     defer { store.close() }
     let runs = ReconciliationRuns(
-        reconciler: Reconciler(policy: p, store: store, connectors: connectors), store: store, logger: logger)
+        reconciler: Reconciler(policies: PolicyHolder(p), store: store, connectors: connectors), store: store,
+        logger: logger)
     let targets = args.options["target"].map { $0.split(separator: ",").map(String.init) }
     let tty = isatty(2) == 1
     let id: String

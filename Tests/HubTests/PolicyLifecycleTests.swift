@@ -2,7 +2,7 @@
 import Foundation
 import Testing
 import EHRTestServer
-import Hub
+@testable import Hub
 import JSONCore
 import Store
 import TestSupport
@@ -163,5 +163,46 @@ import TestSupport
         let refused = try HubProcess.runWithStatus(binary, ["policy", "diff", old, broken, "--data", dir.path])
         #expect(refused.status == 1)  // "policy invalid: …" on stderr, nothing on stdout
         #expect(refused.out.isEmpty)
+    }
+    @Test func put_appliesANewVersion_atOnce_andWritesThePolicyFile() throws {
+        let hub = try LiveHub(policy: policy(receptionists: true)) { $0.policyChangeLimit.share = 1 }
+        defer { hub.stop(); ehr.stop() }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("desk@x.org", title: "Receptionist"))
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("files@x.org", title: "Clerk"))
+        eventually("provisioned") { ehr.snapshot().count == 2 }
+        let tighter = policy(receptionists: false)
+        let secret = try hub.enrolTOTP(hub.admin)
+        func put(_ body: String, offset: Int64) throws -> RawResponse {
+            try hub.call(
+                "PUT", "/admin/policy", token: hub.admin, body: body,
+                headers: [("X-ScimHub-TOTP", LiveHub.totp(secret, stepOffset: offset))])
+        }
+        #expect(try hub.call("PUT", "/admin/policy", token: hub.admin, body: tighter).status == 403)  // step-up
+        // Bad candidates change nothing: invalid, or with other targets.
+        let invalid = try put(#"{"targets": [], "packages": [{"name": "a"}]}"#, offset: -1)  // refused before step-up
+        #expect(invalid.status == 400 && invalid.text.contains("packages[0]"))
+        let moved = tighter.replacingOccurrences(of: #""name": "ehr""#, with: #""name": "ehr2""#)
+            .replacingOccurrences(of: #"{"ehr": ["billing"]}"#, with: #"{"ehr2": ["billing"]}"#)
+        let refused = try put(moved, offset: -1)
+        #expect(refused.status == 409 && refused.text.contains("targets"), "\(refused.text)")
+        #expect(
+            try hub.call("GET", "/admin/policy/versions", token: hub.admin).object["versions"]?.arrayValue?.count == 1)
+        // A second apply while one runs is refused.
+        hub.server.app.policyEndpoints.applying.busy.store(true, ordering: .sequentiallyConsistent)
+        #expect(try put(tighter, offset: 0).status == 409)
+        hub.server.app.policyEndpoints.applying.busy.store(false, ordering: .sequentiallyConsistent)
+        // The apply: version 2, in force at once, the receptionist's access gone, the file rewritten.
+        let applied = try hub.call(
+            "PUT", "/admin/policy", token: hub.admin, body: tighter,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret, stepOffset: 1))])
+        #expect(applied.status == 200, "\(applied.text)")
+        #expect(applied.object["version"] == .int(2) && applied.object["queued"] == .int(1))
+        eventually("the receptionist's access is gone") { ehr.snapshot()["desk@x.org"]?.active == false }
+        #expect(ehr.snapshot()["files@x.org"]?.active == true)
+        let file = try #require(hub.server.app.config.policyFile)
+        #expect(FileManager.default.contents(atPath: file) == Data(tighter.utf8))
+        #expect(hub.server.engine?.policy.packages.contains { $0.name == "receptionist" } == false)
+        let audit = try hub.call("GET", "/admin/audit?principal=auditor", token: hub.admin).text
+        #expect(audit.contains("policy.apply"))
     }
 }
