@@ -13,10 +13,12 @@ import JSONCore
 /// API (JSON):
 /// - `POST /oauth/token` (form `grant_type=client_credentials&client_id=…&client_secret=…`)
 /// - `POST /api/users` `{userName, displayName?, email?, active?, roles?}` → 201 user; 409 duplicate; 400 invalid
-/// - `GET /api/users/{id}` · `GET /api/users?userName=…` · `GET /api/users?page=N&pageSize=M` → `{users, nextPage}`
+/// - `GET /api/users/{id}` · `GET /api/users?userName=…` · `GET /api/users?page=N&pageSize=M`
+///   → `{users, nextPage}`
 /// - `PUT /api/users/{id}` attributes · `PATCH /api/users/{id}` `{active?, userName?}` · `DELETE /api/users/{id}`
 /// - `PUT|DELETE /api/users/{id}/roles/{role}` (idempotent; unknown roles are 400)
-/// - `POST /_control/faults` `{mode: none|error5xx|rateLimit|timeout|reject|garbage, retryAfter?, remaining?}` (no auth)
+/// - `POST /_control/faults` `{mode: none|error5xx|rateLimit|timeout|reject|garbage, retryAfter?, remaining?}`
+///   (no auth)
 /// - `GET /_control/stats` → `{users, calls}`
 public final class EHRTestServer: Sendable {
     public enum FaultMode: String, Sendable { case none, error5xx, rateLimit, timeout, reject, garbage }

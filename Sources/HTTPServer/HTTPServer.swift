@@ -16,8 +16,8 @@ public typealias HTTPErrorRenderer = @Sendable (_ status: Int, _ reason: String)
 /// decodes and writes; handlers run on worker pools and hand their responses back
 /// through an eventfd. GET and HEAD run on a small pool sized for the CPU; other methods
 /// run on a larger pool, because a durable write mostly waits for its group commit and
-/// a commit can only group as many writes as there are threads waiting. Keep-alive and pipelining are supported: requests on one
-/// connection are handled one at a time, in order.
+/// a commit can only group as many writes as there are threads waiting. Keep-alive and
+/// pipelining are supported: requests on one connection are handled one at a time, in order.
 ///
 /// `@unchecked Sendable`: the connection table and decoder state are touched only on the
 /// I/O thread; `completions` and `shutdownRequested` are the only state shared with other

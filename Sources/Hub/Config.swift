@@ -258,13 +258,15 @@ public struct HubConfig: Sendable {
         }
         if let checkpoints = auditCheckpointFile, inData(checkpoints) {
             throw ConfigError(
-                "auditCheckpointFile must be outside the data folder \(dataDirectory): whoever can rewrite the database must not also cut the checkpoints"
+                "auditCheckpointFile must be outside the data folder \(dataDirectory): "
+                    + "whoever can rewrite the database must not also cut the checkpoints"
             )
         }
         if let file = auditKeyFile {
             guard !inData(file) else {
                 throw ConfigError(
-                    "auditKeyFile must be outside the data folder \(dataDirectory): the key proves the database was not rewritten"
+                    "auditKeyFile must be outside the data folder \(dataDirectory): "
+                        + "the key proves the database was not rewritten"
                 )
             }
             guard let d = FileManager.default.contents(atPath: file) else {

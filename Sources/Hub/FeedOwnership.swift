@@ -41,7 +41,8 @@ struct FeedOwnership: Sendable {
             throw SCIMError(
                 status: 403,
                 detail:
-                    "feed '\(principal)' does not own the Group '\(String((displayName ?? "").prefix(256)))'; nothing was stored"
+                    "feed '\(principal)' does not own the Group "
+                    + "'\(String((displayName ?? "").prefix(256)))'; nothing was stored"
             )
         }
     }

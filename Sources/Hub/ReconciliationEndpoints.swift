@@ -31,7 +31,8 @@ extension ReconciliationEndpoints {
         }
     }
 
-    /// `POST /admin/reconciliations` `{"targets"?: [...], "mode"?: "report"|"remediate", "categories"?: [...]}` → 202.
+    /// `POST /admin/reconciliations`
+    /// `{"targets"?: [...], "mode"?: "report"|"remediate", "categories"?: [...]}` → 202.
     func startReconciliation(_ ctx: RequestContext) throws -> HTTPResponse {
         let r = try runs()
         let body = ctx.request.body.isEmpty ? JSONObject() : try jsonBody(ctx.request)

@@ -103,7 +103,8 @@ extension SCIMEndpoints {
             type.name == "User"
             ? feeds.merge(ctx.principal.name, stored: cur.doc, into: prepared.doc, type: type) : prepared.doc
         try Self.checkImmutable(type, old: cur.doc, new: doc)
-        // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients cannot echo them.
+        // A PUT without a password keeps the stored hash: writeOnly values are never sent back, so clients
+        // cannot echo them.
         if doc["password"] == nil, let pw = cur.doc["password"] { doc["password"] = pw }
         return try commitChange(w, type, cur, doc, prepared.members, action: "replace", ctx)
     }

@@ -24,7 +24,8 @@ extension ReviewEndpoints {
         return r
     }
 
-    /// `POST /admin/reviews` `{"name", "target" | "package", "reviewers"?: [...] (default: managers), "dueDays"?: 14, "defaultDecision": "approve"|"revoke"}`.
+    /// `POST /admin/reviews` `{"name", "target" | "package", "reviewers"?: [...] (default: managers), "dueDays"?: 14,
+    /// "defaultDecision": "approve"|"revoke"}`.
     func createReview(_ ctx: RequestContext) throws -> HTTPResponse {
         let service = try reviewService()
         let body = try jsonBody(ctx.request)

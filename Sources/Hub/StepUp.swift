@@ -39,7 +39,8 @@ extension MFAEndpoints {
         }
         let label = principal.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "principal"
         let uri =
-            "otpauth://totp/ScimHub:\(label)?secret=\(TOTP.base32(secret))&issuer=ScimHub&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/ScimHub:\(label)?secret=\(TOTP.base32(secret))&issuer=ScimHub"
+            + "&algorithm=SHA1&digits=6&period=30"
         return jsonResponse(
             201,
             .object(
@@ -76,7 +77,8 @@ extension FeatureEndpoints {
             throw SCIMError(
                 status: 403,
                 detail:
-                    "\(action) needs step-up: enrol a TOTP authenticator with POST /mfa/enrol, then send a code in \(Self.stepUpHeader)"
+                    "\(action) needs step-up: enrol a TOTP authenticator with POST /mfa/enrol, "
+                    + "then send a code in \(Self.stepUpHeader)"
             )
         }
         let code = ctx.request.headers[Self.stepUpHeader] ?? ""
@@ -102,7 +104,8 @@ extension FeatureEndpoints {
             throw SCIMError(
                 status: 403,
                 detail:
-                    "\(action) needs a current TOTP code in \(Self.stepUpHeader); this one is missing, wrong, too old or already used"
+                    "\(action) needs a current TOTP code in \(Self.stepUpHeader); "
+                    + "this one is missing, wrong, too old or already used"
             )
         }
     }

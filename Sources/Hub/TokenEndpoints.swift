@@ -80,8 +80,10 @@ extension TokenEndpoints {
                         "request": .string(id), "state": .string("awaiting-approval"), "principal": .string(principal),
                         "scopes": .array(scopes.map { .string($0.rawValue) }),
                         "detail": .string(
-                            "a token that can change access needs a second administrator: POST /admin/token-requests/\(id)/approve, "
-                                + "then the requesting token takes it with POST /admin/token-requests/\(id)/issue (step-up)"
+                            "a token that can change access needs a second administrator: "
+                                + "POST /admin/token-requests/\(id)/approve, "
+                                + "then the requesting token takes it "
+                                + "with POST /admin/token-requests/\(id)/issue (step-up)"
                         ),
                     ])), contentType: "application/json")
         }

@@ -30,8 +30,11 @@ public enum AdminSchema {
     public static let sqliteSchema: [String] = (settings["schema"]?.arrayValue ?? []).compactMap(\.stringValue)
 
     public static let postgresSchema = [
-        "CREATE TABLE IF NOT EXISTS accounts (id BIGSERIAL PRIMARY KEY, user_name TEXT NOT NULL, display_name TEXT, email TEXT, department TEXT, enabled BOOLEAN NOT NULL DEFAULT TRUE)",
+        "CREATE TABLE IF NOT EXISTS accounts (id BIGSERIAL PRIMARY KEY, user_name TEXT NOT NULL, display_name TEXT, "
+            + "email TEXT, department TEXT, enabled BOOLEAN NOT NULL DEFAULT TRUE)",
         "CREATE UNIQUE INDEX IF NOT EXISTS accounts_user_name ON accounts (lower(user_name))",
-        "CREATE TABLE IF NOT EXISTS account_roles (account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, role TEXT NOT NULL, PRIMARY KEY (account_id, role))",
+        "CREATE TABLE IF NOT EXISTS account_roles (account_id BIGINT NOT NULL "
+            + "REFERENCES accounts(id) ON DELETE CASCADE, role TEXT NOT NULL, "
+            + "PRIMARY KEY (account_id, role))",
     ]
 }

@@ -43,7 +43,8 @@ public final class Logger: Sendable {
 
     private func emit(_ level: Level, _ message: String, _ metadata: [String: String]) {
         var line =
-            "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\",\"logger\":\(quote(label)),\"msg\":\(quote(message))"
+            "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.name)\","
+            + "\"logger\":\(quote(label)),\"msg\":\(quote(message))"
         for key in metadata.keys.sorted() {
             line += ",\(quote(key)):\(quote(metadata[key] ?? ""))"
         }

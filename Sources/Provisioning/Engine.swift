@@ -529,7 +529,8 @@ public enum Convergence {
             account = try connector.find(userName: d.userName)
             if let found = account, let other = try claimedBy(found.id) {
                 throw .permanent(
-                    "the account '\(found.userName)' found for '\(d.userName)' is linked to '\(other)': not adopted (the target treats the two names as one)"
+                    "the account '\(found.userName)' found for '\(d.userName)' is linked to '\(other)': "
+                        + "not adopted (the target treats the two names as one)"
                 )
             }
         }
@@ -549,7 +550,8 @@ public enum Convergence {
             try connector.revoke(id: acc.id, entitlement: e)
             actions.append("revoke \(e)")
         }
-        // userName is compared in canonical form (RFC 7643 §4.1.1, Identifier.canonical), so only a real change renames.
+        // userName is compared in canonical form (RFC 7643 §4.1.1, Identifier.canonical), so only a real
+        // change renames.
         if !d.userName.isEmpty && Identifier.canonical(acc.userName) != Identifier.canonical(d.userName) {
             if let clash = try connector.find(userName: d.userName), clash.id != acc.id {
                 let owner = try claimedBy(clash.id) ?? clash.userName

@@ -125,7 +125,9 @@ public struct Policy: Sendable {
             let enabled = to["enabled"]?.boolValue ?? true
             if enabled && !knownTypes.contains(type) {
                 throw PolicyError(
-                    "\(at).type: no connector plugin '\(type)' (available: \(knownTypes.sorted().joined(separator: ", "))); set \"enabled\": false to describe it anyway"
+                    "\(at).type: no connector plugin '\(type)' "
+                        + "(available: \(knownTypes.sorted().joined(separator: ", "))); "
+                        + "set \"enabled\": false to describe it anyway"
                 )
             }
             var concurrency = 4

@@ -109,14 +109,19 @@ public enum ReconciliationReport {
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>ScimHub reconciliation \(esc(run.id))</title>
             <style>
-            body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
-            table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}
+            body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}\
+            h2{font-size:1.15em;margin-top:2em}
+            table{border-collapse:collapse;margin:.5em 0 1em}\
+            th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}
             th{background:#eee}td.n{text-align:right}.critical{background:#fde2e2;font-weight:600}.muted{color:#666}
             @media print{body{margin:0}h2{page-break-before:auto}}
             </style></head><body>
             <h1>Reconciliation report</h1>
-            <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) · policy version \(run.policyVersion.map(String.init) ?? "unknown") · requested by \(esc(run.requestedBy))
-            · started \(esc(d["created"]?.stringValue ?? "")) · finished \(esc(d["finished"]?.stringValue ?? "—"))</p>
+            <p>Run <code>\(esc(run.id))</code> · mode \(esc(run.mode)) · state \(esc(run.state.rawValue)) \
+            · policy version \(run.policyVersion.map(String.init) ?? "unknown") \
+            · requested by \(esc(run.requestedBy))
+            · started \(esc(d["created"]?.stringValue ?? "")) \
+            · finished \(esc(d["finished"]?.stringValue ?? "—"))</p>
             """
         if let reason = summary["reason"]?.stringValue { h += "<p class=\"critical\">\(esc(reason))</p>\n" }
         h += "<h2>Summary</h2>\n<table><tr><th>target</th><th>state</th><th>accounts</th>"
@@ -126,7 +131,9 @@ public enum ReconciliationReport {
             let t = m.value.objectValue ?? JSONObject()
             let counts = t["counts"]?.objectValue ?? JSONObject()
             h +=
-                "<tr><td>\(esc(m.key))</td><td>\(esc(t["state"]?.stringValue ?? ""))\(t["reason"]?.stringValue.map { ": " + esc($0) } ?? "")</td>"
+                "<tr><td>\(esc(m.key))</td><td>"
+                + "\(esc(t["state"]?.stringValue ?? ""))"
+                + "\(t["reason"]?.stringValue.map { ": " + esc($0) } ?? "")</td>"
             h += "<td class=\"n\">\(t["accounts"]?.numberValue?.int64 ?? 0)</td>"
             for c in FindingCategory.allCases {
                 let n = counts[c.rawValue]?.numberValue?.int64 ?? 0
@@ -143,12 +150,16 @@ public enum ReconciliationReport {
                     current = (f.target, f.category)
                     let critical = FindingCategory(rawValue: f.category)?.isCritical == true
                     h +=
-                        "<h2\(critical ? " class=\"critical\"" : "")>\(esc(f.target)): \(esc(f.category))\(critical ? " (critical)" : "")</h2>\n"
+                        "<h2\(critical ? " class=\"critical\"" : "")>\(esc(f.target)): "
+                        + "\(esc(f.category))\(critical ? " (critical)" : "")</h2>\n"
                     h +=
-                        "<table><tr><th>user name</th><th>display name</th><th>person id</th><th>account id</th><th>\(f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail")</th></tr>\n"
+                        "<table><tr><th>user name</th><th>display name</th><th>person id</th><th>account id</th>"
+                        + "<th>\(f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail")"
+                        + "</th></tr>\n"
                 }
                 h +=
-                    "<tr><td>\(esc(f.userName))</td><td>\(esc(f.displayName ?? ""))</td><td class=\"muted\">\(esc(f.personID ?? "—"))</td>"
+                    "<tr><td>\(esc(f.userName))</td><td>\(esc(f.displayName ?? ""))</td>"
+                    + "<td class=\"muted\">\(esc(f.personID ?? "—"))</td>"
                 h += "<td class=\"muted\">\(esc(f.accountID ?? "—"))</td><td>\(esc(f.detail ?? ""))</td></tr>\n"
                 return true
             }
@@ -163,15 +174,19 @@ public enum ReconciliationReport {
             for c in creep {
                 let o = c.objectValue ?? JSONObject()
                 let items = (o["beyondRole"]?.arrayValue ?? []).compactMap(\.objectValue).map {
-                    "\($0["target"]?.stringValue ?? ""): \($0["entitlement"]?.stringValue ?? "")\($0["kind"]?.stringValue == "break-glass" ? " (break-glass)" : "")"
+                    "\($0["target"]?.stringValue ?? ""): \($0["entitlement"]?.stringValue ?? "")"
+                        + "\($0["kind"]?.stringValue == "break-glass" ? " (break-glass)" : "")"
                 }
                 h +=
-                    "<tr><td>\(esc(o["userName"]?.stringValue ?? ""))</td><td>\(esc(o["displayName"]?.stringValue ?? ""))</td><td>\(esc(items.joined(separator: "; ")))</td></tr>\n"
+                    "<tr><td>\(esc(o["userName"]?.stringValue ?? ""))</td>"
+                    + "<td>\(esc(o["displayName"]?.stringValue ?? ""))</td>"
+                    + "<td>\(esc(items.joined(separator: "; ")))</td></tr>\n"
             }
             h += "</table>\n"
         }
         h +=
-            "<p class=\"muted\">Excluded accounts (allow-list) are counted in the summary and not listed. Generated by ScimHub.</p>\n</body></html>\n"
+            "<p class=\"muted\">Excluded accounts (allow-list) are counted in the summary and not listed. "
+            + "Generated by ScimHub.</p>\n</body></html>\n"
         return Array(h.utf8)
     }
 

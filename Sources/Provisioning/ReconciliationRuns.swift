@@ -75,7 +75,8 @@ public final class ReconciliationRuns: Sendable {
             categories = try cs.map { c throws -> FindingCategory in
                 guard let f = FindingCategory(rawValue: c) else {
                     throw ReconciliationRequestError.invalid(
-                        "'categories': unknown category '\(c)' (\(FindingCategory.allCases.map(\.rawValue).joined(separator: ", ")))"
+                        "'categories': unknown category '\(c)' "
+                            + "(\(FindingCategory.allCases.map(\.rawValue).joined(separator: ", ")))"
                     )
                 }
                 return f
@@ -222,7 +223,8 @@ public final class ReconciliationRuns: Sendable {
         }.keys.sorted()
         if !held.isEmpty {
             summary["reason"] = .string(
-                "mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; POST /admin/reconciliations/\(id)/confirm to apply"
+                "mass-change guard: \(held.joined(separator: ", ")) would disable or delete more than allowed; "
+                    + "POST /admin/reconciliations/\(id)/confirm to apply"
             )
             summary["heldTargets"] = .array(held.map { .string($0) })
             update(id, .awaitingConfirmation, summary)

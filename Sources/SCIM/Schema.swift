@@ -378,7 +378,8 @@ public struct SchemaRegistry: Sendable {
         return SchemaRegistry(schemas: schemas, resourceTypes: types)
     }
 
-    /// Finds the `schemas/` folder: an explicit path, `$SCIMHUB_SCHEMAS`, `./schemas`, or next to the executable's package.
+    /// Finds the `schemas/` folder: an explicit path, `$SCIMHUB_SCHEMAS`, `./schemas`, or next to
+    /// the executable's package.
     public static func locateDirectory(explicit: String?) -> String? {
         let fm = FileManager.default
         var candidates: [String] = []

@@ -11,7 +11,8 @@ public struct AppliedRecord: Sendable, Equatable {
     public let lastResult: String?
 }
 
-/// What the engine last applied per (person, target): the account id, the desired state it converged to, and who holds which account.
+/// What the engine last applied per (person, target): the account id, the desired state it converged to, and
+/// who holds which account.
 public protocol AppliedStateStore {
     /// Everything applied for a person, by target.
     func applied(personID: String) throws -> [AppliedRecord]

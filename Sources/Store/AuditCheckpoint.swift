@@ -166,7 +166,8 @@ public final class AuditCheckpointer: HubService {
         }
         if let p = previous, hashAtPrevious.map(hexString) != p.head {
             throw StoreError(
-                "the audit chain no longer reaches the last checkpoint (entry \(p.seq)): not signing; run scimhub audit verify"
+                "the audit chain no longer reaches the last checkpoint (entry \(p.seq)): "
+                    + "not signing; run scimhub audit verify"
             )
         }
         guard head.seq > 0, head.seq > lastSeq.withLock({ $0 }) else { return nil }

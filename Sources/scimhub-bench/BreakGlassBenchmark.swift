@@ -21,7 +21,9 @@ func runBreakGlassBenchmark(_ o: Options) throws {
     defer { dir.remove() }
     // The package grants on all three targets; a grant counts as usable when all three show it.
     let package =
-        #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"], "imaging": ["imaging-emergency"], "admin": ["emergency-access"]}, "breakGlass": {"maxHours": 8}}"#
+        #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"], "#
+        + #""imaging": ["imaging-emergency"], "admin": ["emergency-access"]}, "#
+        + #""breakGlass": {"maxHours": 8}}"#
     let slapd = try SlapdServer()
     defer { slapd.stop() }
     let adminPath = dir.path + "/admin.db"
@@ -55,7 +57,8 @@ func runBreakGlassBenchmark(_ o: Options) throws {
         binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
     defer { hub.stop() }
     say(
-        "scimhub-bench --break-glass: \(o.people) people, \(o.leavers) grants over 4 streams, EHR test server on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "scimhub-bench --break-glass: \(o.people) people, \(o.leavers) grants over 4 streams, "
+            + "EHR test server on loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
     let c = try RawHTTPClient(port: hub.port, timeout: 120)
     _ = try bulkLoad(o, count: o.people, client: c, token: hr)
@@ -102,7 +105,8 @@ func runBreakGlassBenchmark(_ o: Options) throws {
             var pending: [(userName: String, expires: Double)] = []
             for (p, (granter, secret)) in mine {
                 let body =
-                    #"{"personId": "\#(p.id)", "package": "emergency-physician", "reason": "benchmark emergency", "hours": \#(hours)}"#
+                    #"{"personId": "\#(p.id)", "package": "emergency-physician", "#
+                    + #""reason": "benchmark emergency", "hours": \#(hours)}"#
                 let sent = Date().timeIntervalSince1970
                 let code = TOTP.code(secret: secret, step: TOTP.step(at: sent))
                 guard
@@ -132,11 +136,14 @@ func runBreakGlassBenchmark(_ o: Options) throws {
     say(
         String(
             format:
-                "grant → usable in all three targets (request sent → EHR role, directory group and admin role visible), %d grants: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                "grant → usable in all three targets "
+                + "(request sent → EHR role, directory group and admin role visible), "
+                + "%d grants: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
             g.count, pct(g, 0.5), pct(g, 0.99), g.max() ?? Double.nan))
     say(
         String(
             format:
-                "expiry → gone from all three targets (after the stored expiry), %d grants: p50 %.0f ms, p99 %.0f ms, max %.0f ms",
+                "expiry → gone from all three targets (after the stored expiry), %d grants: "
+                + "p50 %.0f ms, p99 %.0f ms, max %.0f ms",
             e.count, pct(e, 0.5), pct(e, 0.99), e.max() ?? Double.nan))
 }

@@ -16,7 +16,8 @@ import HubHarness
 ///    back through the connector's paged `list`.
 func runConnectorBenchmark(_ o: Options) throws {
     say(
-        "scimhub-bench --connectors: \(o.convergences) people per phase, \(o.threads) threads, listing \(o.listAccounts) accounts, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "scimhub-bench --connectors: \(o.convergences) people per phase, \(o.threads) threads, "
+            + "listing \(o.listAccounts) accounts, \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
     if o.only.contains("ldap") { try benchLDAP(o) }
     if o.only.contains("postgresql") { try benchPostgres(o) }
@@ -30,7 +31,8 @@ private func benchLDAP(_ o: Options) throws {
     // directory's own write rate is then the ceiling, so both settings are measured.
     for durable in [true, false] {
         say(
-            "\n== LDAP (slapd \(slapdVersion()), back-mdb \(durable ? "synchronous commits (default)" : "dbnosync"), ppolicy lock, groupOfNames)"
+            "\n== LDAP (slapd \(slapdVersion()), back-mdb \(durable ? "synchronous commits (default)" : "dbnosync"), "
+                + "ppolicy lock, groupOfNames)"
         )
         let server = try SlapdServer(durable: durable)
         var c = LDAPConfig(
@@ -48,7 +50,8 @@ private func benchLDAP(_ o: Options) throws {
     ldif.reserveCapacity(n * 200)
     for i in 0..<n {
         ldif +=
-            "dn: uid=user\(i)@x.org,ou=people,dc=scimhub,dc=test\nobjectClass: inetOrgPerson\nuid: user\(i)@x.org\ncn: User \(i)\nsn: \(i)\nmail: user\(i)@x.org\ntitle: Nurse\n\n"
+            "dn: uid=user\(i)@x.org,ou=people,dc=scimhub,dc=test\nobjectClass: inetOrgPerson\n"
+            + "uid: user\(i)@x.org\ncn: User \(i)\nsn: \(i)\nmail: user\(i)@x.org\ntitle: Nurse\n\n"
     }
     for g in 0..<10 {
         ldif += "dn: cn=role-\(g),ou=groups,dc=scimhub,dc=test\nobjectClass: groupOfNames\ncn: role-\(g)\n"
@@ -80,12 +83,16 @@ private func benchPostgres(_ o: Options) throws {
     try server.psql(
         """
         INSERT INTO accounts (user_name, display_name, email, department, enabled)
-            SELECT 'user' || g || '@x.org', 'User ' || g, 'user' || g || '@x.org', 'Nursing', true FROM generate_series(1, \(o.listAccounts)) g;
+            SELECT 'user' || g || '@x.org', 'User ' || g, 'user' || g || '@x.org', 'Nursing', true
+            FROM generate_series(1, \(o.listAccounts)) g;
         INSERT INTO account_roles (account_id, role) SELECT id, 'role-' || (id % 10) FROM accounts;
         INSERT INTO account_roles (account_id, role) SELECT id, 'viewer' FROM accounts WHERE id % 2 = 0;
         ANALYZE;
         """)
-    say(String(format: "  loaded %d rows with INSERT … SELECT in %.1f s", o.listAccounts, Date().timeIntervalSince(t0)))
+    say(
+        String(
+            format: "  loaded %d rows with INSERT … SELECT in %.1f s", o.listAccounts,
+            Date().timeIntervalSince(t0)))
     listing(connector, expected: o.listAccounts, pageSize: 1000)
     server.stop()
 }
@@ -106,7 +113,8 @@ private func benchSQLite(_ o: Options) throws {
         """
         DELETE FROM account_roles; DELETE FROM accounts;
         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < \(o.listAccounts))
-            INSERT INTO accounts (id, user_name, display_name, email, department, enabled) SELECT n, 'user' || n || '@x.org', 'User ' || n, 'user' || n || '@x.org', 'Nursing', 1 FROM g;
+            INSERT INTO accounts (id, user_name, display_name, email, department, enabled)
+            SELECT n, 'user' || n || '@x.org', 'User ' || n, 'user' || n || '@x.org', 'Nursing', 1 FROM g;
         INSERT INTO account_roles (account_id, role) SELECT id, 'role-' || (id % 10) FROM accounts;
         INSERT INTO account_roles (account_id, role) SELECT id, 'viewer' FROM accounts WHERE id % 2 = 0;
         """)

@@ -18,7 +18,8 @@ func runCredentialBenchmark(_ o: Options) throws {
     try ehrOnlyReferencePolicy(ehr).write(toFile: policyFile, atomically: true, encoding: .utf8)
     let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
     say(
-        "scimhub-bench --credentials: \(o.people) people, reference policy (EHR), release hub, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "scimhub-bench --credentials: \(o.people) people, reference policy (EHR), release hub, "
+            + "\(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
     var hub = try HubProcess(
         binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
@@ -46,6 +47,7 @@ func runCredentialBenchmark(_ o: Options) throws {
     say(
         String(
             format:
-                "  restart with %d people and the schedule: start-up %.2f / %.2f / %.2f s, RSS after start %.1f / %.1f / %.1f MB",
+                "  restart with %d people and the schedule: start-up %.2f / %.2f / %.2f s, "
+                + "RSS after start %.1f / %.1f / %.1f MB",
             o.people, startups[0], startups[1], startups[2], rss[0], rss[1], rss[2]))
 }

@@ -53,7 +53,8 @@ func runPolicyPreviewBenchmark(_ o: Options) throws {
         times.append(Date().timeIntervalSince(t0))
         let o = r.object
         summary =
-            "\(o["people"]?.numberValue?.int64 ?? 0) people, \(o["losingAccess"]?.numberValue?.int64 ?? 0) losing access, "
+            "\(o["people"]?.numberValue?.int64 ?? 0) people, "
+            + "\(o["losingAccess"]?.numberValue?.int64 ?? 0) losing access, "
             + "guard would hold: \(o["guard"]?.objectValue?["wouldHold"]?.boolValue ?? false)"
     }
     times.sort()

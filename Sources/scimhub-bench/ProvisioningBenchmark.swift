@@ -22,7 +22,8 @@ func runProvisioningBenchmark(_ o: Options) throws {
         binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
     defer { hub.stop() }
     say(
-        "scimhub-bench --provisioning: reference policy, EHR test server on loopback, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "scimhub-bench --provisioning: reference policy, EHR test server on loopback, "
+            + "durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
 
     func queueDepth() -> Int {
@@ -51,7 +52,8 @@ func runProvisioningBenchmark(_ o: Options) throws {
     say(
         String(
             format:
-                "onboarding %d people: %.1f s to the last EHR account (Bulk accepted in %.1f s); %d EHR accounts, %.0f accounts/s",
+                "onboarding %d people: %.1f s to the last EHR account (Bulk accepted in %.1f s); "
+                + "%d EHR accounts, %.0f accounts/s",
             o.people, onboarding, loaded, accounts.count, Double(accounts.count) / onboarding))
 
     // MARK: Leaver latency: 200 of PATCH active=false → the EHR shows the account disabled.
@@ -86,7 +88,8 @@ func runProvisioningBenchmark(_ o: Options) throws {
             for name in mine {
                 guard let id = idByName[name] else { continue }
                 let body =
-                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                    + #"[{"op":"replace","path":"active","value":false}]}"#
                 guard
                     let r = client.request(
                         "PATCH", "/scim/v2/Users/\(id)",
@@ -128,7 +131,8 @@ func runProvisioningBenchmark(_ o: Options) throws {
                 guard let id = idByName[name] else { continue }
                 let display = "Renamed \(i)"
                 let body =
-                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"\#(display)"}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                    + #"[{"op":"replace","path":"displayName","value":"\#(display)"}]}"#
                 if let r = client.request(
                     "PATCH", "/scim/v2/Users/\(id)",
                     headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],

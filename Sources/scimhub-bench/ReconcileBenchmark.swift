@@ -12,7 +12,8 @@ import HubHarness
 func runReconcileBenchmark(_ o: Options) throws {
     let n = o.people
     say(
-        "scimhub-bench --reconcile: \(n) people, three targets of ~\(n) accounts, release scimhub reconcile as a child process, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        "scimhub-bench --reconcile: \(n) people, three targets of ~\(n) accounts, "
+            + "release scimhub reconcile as a child process, \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
     let (hub, dir, rate, _, _) = try freshHub(o, count: n)
     say(String(format: "  hub loaded with Bulk at %.0f records/s", rate))
@@ -75,14 +76,19 @@ func runReconcileBenchmark(_ o: Options) throws {
             ])))
     let policy = """
         {"targets": [
-          {"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(secrets)/ehr"}},
+          {"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", \
+        "auth": {"type": "bearer", "tokenFile": "\(secrets)/ehr"}},
            "mapping": {"displayName": "displayName"}},
-          {"name": "imaging", "type": "ldap", "settings": {"url": "\(slapd.url)", "bindDN": "\(slapd.rootDN)", "bindPasswordFile": "\(secrets)/ldap",
-             "usersBase": "\(slapd.usersBase)", "groupsBase": "\(slapd.groupsBase)", "timeoutSeconds": 60}, "mapping": {"cn": "displayName"}},
+          {"name": "imaging", "type": "ldap", "settings": {"url": "\(slapd.url)", "bindDN": "\(slapd.rootDN)", \
+        "bindPasswordFile": "\(secrets)/ldap",
+             "usersBase": "\(slapd.usersBase)", "groupsBase": "\(slapd.groupsBase)", "timeoutSeconds": 60}, \
+        "mapping": {"cn": "displayName"}},
           {"name": "admin", "type": "sql", "settings": \(admin),
-           "mapping": {"displayName": "displayName", "email": "emails.value", "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}}
+           "mapping": {"displayName": "displayName", "email": "emails.value", \
+        "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}}
          ],
-         "packages": [{"name": "staff", "rule": "userName pr", "grants": {"ehr": ["scheduling"], "imaging": ["imaging-viewer"], "admin": ["front-desk"]}}]}
+         "packages": [{"name": "staff", "rule": "userName pr", \
+        "grants": {"ehr": ["scheduling"], "imaging": ["imaging-viewer"], "admin": ["front-desk"]}}]}
         """
     try policy.write(toFile: dir.path + "/policy.json", atomically: true, encoding: .utf8)
 

@@ -14,7 +14,8 @@ import HubHarness
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --break-glass [--people 1000] [--leavers 200]
 ///   .build/release/scimhub-bench --credentials [--people 100000]
-///   .build/release/scimhub-bench --connectors [--convergences 2000] [--threads 8] [--list-accounts 100000] [--only ldap,postgresql,sqlite]
+///   .build/release/scimhub-bench --connectors [--convergences 2000] [--threads 8] [--list-accounts 100000]
+///       [--only ldap,postgresql,sqlite]
 
 struct Options {
     var binary = repoRoot + "/.build/release/scimhub"
@@ -217,7 +218,8 @@ if o.provisioning {
     exit(0)
 }
 say(
-    "scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    "scimhub-bench: \(o.connections) keep-alive connections, \(o.seconds) s per test, durability=full, "
+        + "\(ProcessInfo.processInfo.activeProcessorCount) cores"
 )
 
 // MARK: - Throughput at `people`
@@ -249,14 +251,21 @@ do {
     let create = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
         (
             "POST", "/scim/v2/Users",
-            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"credentialStatus":"active"}}"#
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","#
+                + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"#
+                + #""userName":"bench-\#(t)-\#(i)@clinicas-exemplo.org","externalId":"B\#(t)-\#(i)","#
+                + #""name":{"givenName":"Bench","familyName":"User"},"title":"Registered Nurse","active":true,"#
+                + #""emails":[{"value":"bench-\#(t)-\#(i)@clinicas-exemplo.org","type":"work","primary":true}],"#
+                + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"#
+                + #""credentialStatus":"active"}}"#
         )
     }
     say("POST /Users (durable)      " + create.line)
     let patch = measuredLoad(port: hub.port, connections: o.connections, seconds: o.seconds) { t, i in
         (
             "PATCH", "/scim/v2/Users/\(idList[(t * 7919 + i * 104_729) % n])",
-            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"title","value":"Title \#(t)-\#(i)"}]}"#
         )
     }
     say("PATCH /Users/{id} (durable)" + patch.line)
@@ -284,7 +293,8 @@ for scale in o.scales {
         say(
             String(
                 format:
-                    "\n== %d people: bulk load %.0f records/s; userName eq p50 %.2f ms p99 %.2f ms; RSS %.1f MB (peak %.1f MB)",
+                    "\n== %d people: bulk load %.0f records/s; "
+                    + "userName eq p50 %.2f ms p99 %.2f ms; RSS %.1f MB (peak %.1f MB)",
                 scale, rate, filter.percentile(0.5) * 1000, filter.percentile(0.99) * 1000, Double(mem.rss) / 1024,
                 Double(mem.peak) / 1024))
         hub.stop()

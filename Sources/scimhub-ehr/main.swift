@@ -5,7 +5,8 @@ import HubLog
 
 /// `scimhub-ehr`: the EHR test server as a process, for the demo and benchmarks.
 ///   scimhub-ehr [--port 9100] [--token TOKEN]
-/// Faults: `curl -X POST localhost:9100/_control/faults -d '{"mode":"error5xx"}'` (none|error5xx|rateLimit|timeout|reject|garbage).
+/// Faults: `curl -X POST localhost:9100/_control/faults -d '{"mode":"error5xx"}'`
+/// (none|error5xx|rateLimit|timeout|reject|garbage).
 var port: UInt16 = 9100
 var token = ProcessInfo.processInfo.environment["SCIMHUB_EHR_TOKEN"] ?? "ehr-static-token"
 var it = CommandLine.arguments.dropFirst().makeIterator()

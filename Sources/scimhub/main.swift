@@ -18,7 +18,8 @@ let usage = """
     scimhub: SCIM 2.0 provisioning hub
 
     USAGE
-      scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] [--log-level LEVEL]
+      scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] \
+    [--log-level LEVEL]
                     [--audit-key FILE --audit-checkpoints FILE]
       scimhub policy check FILE [--schemas DIR]
       scimhub policy diff OLD NEW --data DIR [--format text|json|csv] [--config FILE]
@@ -28,7 +29,8 @@ let usage = """
       scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
       scimhub audit keygen --out FILE      (FILE: Ed25519 private key, FILE.pub: its public key)
       scimhub mfa reset --data DIR --principal NAME
-      scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] [--format json|csv|html]
+      scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] \
+    [--format json|csv|html]
       scimhub --help
 
     With --policy, the hub provisions downstream targets (see README, "Provisioning"). A
@@ -158,20 +160,24 @@ func token(_ args: Arguments) throws -> Int32 {
             return t
         }
         err(
-            "created token \(created.id) for principal '\(principal)' with scopes \(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:"
+            "created token \(created.id) for principal '\(principal)' with scopes "
+                + "\(scopes.map(\.rawValue).joined(separator: ",")); it is shown once:"
         )
         out(created.token)
     case "list":
         let tokens = try store.read { try Tokens.list($0) }
         out(
-            "ID                PRINCIPAL            SCOPES                     CREATED                   MINTED BY            STATUS"
+            "ID                PRINCIPAL            SCOPES                     "
+                + "CREATED                   MINTED BY            STATUS"
         )
         for t in tokens {
             let status = t.revoked.map { "revoked \(Timestamp.format($0))" } ?? "active"
             let minted = (t.mintedBy ?? "-") + (t.approvedBy.map { " +\($0)" } ?? "")
             out(
-                "\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
-                    + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))\(Timestamp.format(t.created))  "
+                "\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))"
+                    + "\(t.principal.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                    + "\(t.scopes.joined(separator: ",").padding(toLength: 27, withPad: " ", startingAt: 0))"
+                    + "\(Timestamp.format(t.created))  "
                     + "\(minted.padding(toLength: 21, withPad: " ", startingAt: 0))\(status)")
         }
     case "revoke":
@@ -215,7 +221,8 @@ func policy(_ args: Arguments) throws -> Int32 {
         let p = try Policy.load(path: args.positional[1], userType: userType, knownTypes: connectorCatalog.types)
         for t in p.enabledTargets { _ = try connectorCatalog.make(t) }
         out(
-            "policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), \(p.packages.count) access packages"
+            "policy OK: \(p.targets.count) targets (\(p.enabledTargets.count) enabled), "
+                + "\(p.packages.count) access packages"
         )
         return 0
     } catch let e as PolicyError {
@@ -247,7 +254,8 @@ func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
     case "csv": FileHandle.standardOutput.write(Data(change.csv().utf8))
     default:
         out(
-            "\(change.people) people: \(change.losingAccess.count) would lose access, \(change.gainingAccess.count) would gain it"
+            "\(change.people) people: \(change.losingAccess.count) would lose access, "
+                + "\(change.gainingAccess.count) would gain it"
         )
         for (name, c) in change.packages.sorted(by: { $0.key < $1.key }) {
             out("  package \(name): +\(c.gained.count) −\(c.lost.count)")
@@ -255,7 +263,8 @@ func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
         for (name, c) in change.targets.sorted(by: { $0.key < $1.key }) {
             let lost = c.lost.values.reduce(0) { $0 + $1.count }, gained = c.gained.values.reduce(0) { $0 + $1.count }
             out(
-                "  target \(name): \(c.enabled.count) accounts enabled, \(c.disabled.count) disabled; entitlements +\(gained) −\(lost)"
+                "  target \(name): \(c.enabled.count) accounts enabled, \(c.disabled.count) disabled; "
+                    + "entitlements +\(gained) −\(lost)"
             )
         }
         if let held = limit.exceeded(losing: change.losingAccess.count, of: change.people) {
@@ -322,7 +331,8 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
             guard let keyFile = args.options["public-key"], let pem = FileManager.default.contents(atPath: keyFile)
             else {
                 throw ConfigError(
-                    "--checkpoint FILE needs --public-key FILE (the .pub written by audit keygen) to check the signatures"
+                    "--checkpoint FILE needs --public-key FILE (the .pub written by audit keygen) "
+                        + "to check the signatures"
                 )
             }
             let key = try Ed25519PublicKey(pem: String(decoding: pem, as: UTF8.self))
@@ -350,18 +360,21 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
                 "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): that entry is missing")
         case .cut(let end):
             failures.append(
-                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the log ends at entry \(end): its tail was cut"
+                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): "
+                    + "the log ends at entry \(end): its tail was cut"
             )
         case .rewritten:
             failures.append(
-                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): the entry's hash differs: the chain was rewritten"
+                "checkpoint at entry \(c.seq)\(c.time.isEmpty ? "" : " (\(c.time))"): "
+                    + "the entry's hash differs: the chain was rewritten"
             )
         }
     }
     for f in failures { out("audit CHECKPOINT FAILED: \(f)") }
     guard v.intact, failures.isEmpty else {
         out(
-            "audit chain NOT intact: \(v.breakCount) breaks, \(failures.count) checkpoint failures (\(v.entries) entries read)"
+            "audit chain NOT intact: \(v.breakCount) breaks, "
+                + "\(failures.count) checkpoint failures (\(v.entries) entries read)"
         )
         return 1
     }

@@ -128,7 +128,8 @@ enum SQLChecks {
         try SQLChecks.assertNamesIntact(
             try connector(),
             names: [
-                "João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)"#, "Robert'); DROP TABLE accounts; --", "nul\u{0}byte",
+                "João D'Ávila", "Smith, Jr.", #"q"uote\back*(x)"#, "Robert'); DROP TABLE accounts; --",
+                "nul\u{0}byte",
             ])
     }
 

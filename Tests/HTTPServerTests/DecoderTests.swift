@@ -52,7 +52,9 @@ import Testing
 
     @Test func byteByByte_sameResult() throws {
         let text =
-            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
+            + "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
         let r = try decodeAll(text, split: 1)
         #expect(r.count == 2)
         #expect(r[0].body == Array("abcde".utf8))

@@ -43,7 +43,9 @@ import TestSupport
         defer { s.stop() }
         let c = try RawHTTPClient(port: s.server.port)
         c.send(
-            "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                + "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         #expect(c.readResponse()?.text == "GET /slow 0")
         #expect(c.readResponse()?.text == "POST /b 2")
@@ -163,7 +165,8 @@ extension RawHTTPClient {
             let body = [UInt8](repeating: 0x61, count: 4 * 1024 * 1024)
             #expect(
                 c.send(
-                    "POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+                    "POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(body.count)\r\n\r\n"
                 ))
             let sentAll = c.send(body)
             #expect(sentAll, "the server reset the connection while the body was being sent")

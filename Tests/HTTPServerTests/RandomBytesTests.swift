@@ -7,7 +7,10 @@ import Testing
         var state: UInt64 = 1234
         func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
         let seed = Array(
-            "POST /scim/v2/Users?filter=a%20eq%20%22b%22 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5;x=y\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+            ("POST /scim/v2/Users?filter=a%20eq%20%22b%22 HTTP/1.1\r\nHost: x\r\n"
+                + "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+                + "5;x=y\r\nhello\r\n0\r\n\r\n"
+                + "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
                 .utf8)
         var requests = 0
         for _ in 0..<20_000 {

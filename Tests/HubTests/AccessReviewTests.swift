@@ -21,7 +21,9 @@ import TestSupport
         singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "billing", "rule": "title eq \"Billing Specialist\"", "grants": {"ehr": ["billing"]}}"#
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "billing", "rule": "title eq \"Billing Specialist\"", "#
+                + #""grants": {"ehr": ["billing"]}}"#
         )
     }
 
@@ -31,7 +33,8 @@ import TestSupport
             body = body.replacingOccurrences(
                 of: #""schemas":["#,
                 with:
-                    #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(m)"}},"schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#
+                    #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(m)"}},"#
+                    + #""schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#
             )
         }
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
@@ -106,7 +109,8 @@ import TestSupport
         let patch = try hub.call(
             "PATCH", "/scim/v2/Users/\(s.ana)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ana R."}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"displayName","value":"Ana R."}]}"#
         )
         #expect(patch.status == 200)
         let access = try hub.call("GET", "/admin/people/\(s.ana)/access", token: hub.admin).object
@@ -145,7 +149,8 @@ import TestSupport
         let a = try #require(
             try campaign(
                 hub,
-                #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "defaultDecision": "approve"}"#
+                #"{"name": "A", "package": "receptionist", "reviewers": ["rita", "ana@x.org"], "#
+                    + #""defaultDecision": "approve"}"#
             )["id"]?.stringValue)
         let b = try #require(
             try campaign(

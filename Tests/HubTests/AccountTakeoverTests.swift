@@ -67,7 +67,8 @@ import TestSupport
             try hub.call(
                 "PATCH", "/scim/v2/Users/\(bea)",
                 body:
-                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                    + #"[{"op":"replace","path":"active","value":false}]}"#
             ).status == 200)
         eventually("Bea's leaver job done") {
             try hub.call("GET", "/admin/jobs?state=pending", token: hub.admin).object["jobs"]?.arrayValue?.isEmpty

@@ -99,7 +99,8 @@ import TestSupport
         try db.query("SELECT hash FROM audit WHERE seq = ?", [.integer(seq - 1)]) { prev = $0.blob(0) }
         var rows: [(Int64, [SQLiteValue])] = []
         try db.query(
-            "SELECT seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome FROM audit WHERE seq >= ? ORDER BY seq",
+            "SELECT seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome "
+                + "FROM audit WHERE seq >= ? ORDER BY seq",
             [.integer(seq)]
         ) { r in
             rows.append((r.int64(0), (1...8).map { .text(r.text($0) ?? "") }))

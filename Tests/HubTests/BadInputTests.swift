@@ -131,7 +131,8 @@ import TestSupport
         try assertRefused(
             "PUT", me,
             body:
-                "{\(core),\"userName\":\"ana@x.org\",\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\":{\"departmnt\":\"x\"}}",
+                "{\(core),\"userName\":\"ana@x.org\",\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\":"
+                + "{\"departmnt\":\"x\"}}",
             status: 400, scimType: "invalidValue", detail: "'departmnt'")
     }
 
@@ -220,12 +221,14 @@ import TestSupport
     @Test func bulkOverMaxOperations() throws {
         defer { hub.stop() }
         let ops = (0..<6).map {
-            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bulk\#($0)"}}"#
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":{"schemas":"#
+                + #"["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bulk\#($0)"}}"#
         }
         try assertRefused(
             "POST", "/scim/v2/Bulk",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#,
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                + #"[\#(ops.joined(separator: ","))]}"#,
             status: 413, detail: "maxOperations is 5")
     }
 

@@ -23,7 +23,9 @@ import TestSupport
         singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "#
+                + #""grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#
         )
     }
 
@@ -55,7 +57,8 @@ import TestSupport
         let t0 = Date()
         let r = try grant(
             hub, doctor,
-            #"{"personId": "\#(id)", "package": "emergency-physician", "reason": "cardiac arrest in bay 3, no physician on site", "hours": 1}"#,
+            #"{"personId": "\#(id)", "package": "emergency-physician", "#
+                + #""reason": "cardiac arrest in bay 3, no physician on site", "hours": 1}"#,
             totp: secret)
         #expect(r.status == 201, "\(r.text)")
         let grantID = try #require(r.object["id"]?.stringValue)
@@ -180,7 +183,8 @@ import TestSupport
         _ = try hub.call(
             "PATCH", "/scim/v2/Users/\(leaver)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"active","value":false}]}"#
         )
         let (doctor, secret) = try doctor(hub)
         #expect(try grant(hub, doctor, body.replacingOccurrences(of: id, with: leaver), totp: secret).status == 409)

@@ -24,7 +24,9 @@ import TestSupport
         singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "physician", "rule": "title eq \"Physician\"", "grants": {"ehr": ["physician"]}, "requiresCredential": true}, {"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+                #"{"name": "physician", "rule": "title eq \"Physician\"", "grants": {"ehr": ["physician"]}, "#
+                + #""requiresCredential": true}, {"name": "staff", "rule": "title eq \"Receptionist\"", "#
+                + #""grants": {"ehr": ["scheduling"]}}"#
         )
     }
 
@@ -99,7 +101,10 @@ import TestSupport
         let patch = try hub.call(
             "PATCH", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt","value":"\#(later)"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","#
+                + #""path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt","#
+                + #""value":"\#(later)"}]}"#
         )
         #expect(patch.status == 200, "\(patch.text)")
         clock.advance(by: 3)  // past the old date

@@ -40,14 +40,18 @@ import TestSupport
             {"targets": [
               {"name": "imaging", "type": "ldap", "concurrency": 4,
                "settings": {"url": "\(slapd.url)", "bindDN": "\(slapd.rootDN)", "bindPasswordFile": "\(ldapSecret)",
-                            "usersBase": "\(slapd.usersBase)", "groupsBase": "\(slapd.groupsBase)", "timeoutSeconds": 2, "connectTimeoutSeconds": 1},
+                            "usersBase": "\(slapd.usersBase)", "groupsBase": "\(slapd.groupsBase)", \
+            "timeoutSeconds": 2, "connectTimeoutSeconds": 1},
                "mapping": {"cn": "displayName", "mail": "emails.value", "title": "title"}},
               {"name": "admin", "type": "sql", "concurrency": 4, "settings": \(sqlSettings),
-               "mapping": {"displayName": "displayName", "email": "emails.value", "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}}
+               "mapping": {"displayName": "displayName", "email": "emails.value", \
+            "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}}
              ],
              "packages": [
-              {"name": "physician", "rule": "title eq \\"Physician\\"", "grants": {"imaging": ["imaging-viewer"], "admin": ["clinician-self-service"]}},
-              {"name": "radiographer", "rule": "title eq \\"Radiographer\\"", "grants": {"imaging": ["imaging-technologist"]}},
+              {"name": "physician", "rule": "title eq \\"Physician\\"", "grants": {"imaging": ["imaging-viewer"], \
+            "admin": ["clinician-self-service"]}},
+              {"name": "radiographer", "rule": "title eq \\"Radiographer\\"", \
+            "grants": {"imaging": ["imaging-technologist"]}},
               {"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"admin": ["front-desk"]}}
              ]}
             """
@@ -90,7 +94,8 @@ import TestSupport
     @Test func joinerMoverLeaver_convergeInLDAPAndPostgres() throws {
         let hub = try LiveHub(policy: try policy())
         defer { hub.stop(); secrets.remove() }
-        // mail is IA5String in LDAP (RFC 4524), so the user name (also the email) stays ASCII; the display name carries the rest.
+        // mail is IA5String in LDAP (RFC 4524), so the user name (also the email) stays ASCII; the display name
+        // carries the rest.
         let name = "o'brien+1@x.org"
         let display = "João D'Ávila, Jr. (*) \\ \"x\""
         let body = person(name, title: "Physician").replacingOccurrences(
@@ -105,7 +110,8 @@ import TestSupport
         // Mover: physician → radiographer loses the admin system and changes directory group.
         try patch(
             hub, id,
-            #"[{"op":"replace","path":"title","value":"Radiographer"},{"op":"replace","path":"displayName","value":"Smith, Jr. (\"JD\")"}]"#
+            #"[{"op":"replace","path":"title","value":"Radiographer"},"#
+                + #"{"op":"replace","path":"displayName","value":"Smith, Jr. (\"JD\")"}]"#
         )
         eventually("mover") {
             let l = try ldap.find(userName: name)

@@ -92,7 +92,8 @@ import TestSupport
         for i in 0..<20_000 {
             let name = "u\(i)@x.org"
             let body =
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#(name)","displayName":"\#(padding)","title":"\#(padding)"}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"#
+                + #""userName":"\#(name)","displayName":"\#(padding)","title":"\#(padding)"}"#
             guard let r = c.request("POST", "/scim/v2/Users", headers: auth, body: Array(body.utf8)) else {
                 Issue.record("no response: the hub died"); return
             }

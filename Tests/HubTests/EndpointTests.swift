@@ -69,7 +69,8 @@ import TestSupport
         let g = try hub.call(
             "POST", "/scim/v2/Groups",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(u)","display":"Ana"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":"#
+                + #"[{"value":"\#(u)","display":"Ana"}]}"#
         )
         #expect(g.status == 201)
         let gid = try #require(g.object["id"]?.stringValue)
@@ -102,7 +103,8 @@ import TestSupport
         let desc = try hub.call(
             "POST", "/scim/v2/Users/.search",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"sortBy":"userName","sortOrder":"descending","count":2,"attributes":["userName"]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"#
+                + #""sortBy":"userName","sortOrder":"descending","count":2,"attributes":["userName"]}"#
         )
         #expect(
             desc.object["Resources"]?.arrayValue?.compactMap { $0.objectValue?["userName"]?.stringValue } == [
@@ -115,7 +117,8 @@ import TestSupport
         let all = try hub.call(
             "POST", "/scim/v2/.search",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName eq \"ana\""}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"#
+                + #""filter":"displayName eq \"ana\""}"#
         )
         #expect(all.status == 200)
         #expect(all.object["totalResults"] == .int(2))
@@ -127,11 +130,18 @@ import TestSupport
         defer { hub.stop() }
         let body = #"""
             {"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[
-              {"method":"POST","path":"/Groups","bulkId":"g","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"bulkId:u1"},{"value":"bulkId:u2"}]}},
-              {"method":"POST","path":"/Users","bulkId":"u1","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"one@x.org"}},
-              {"method":"POST","path":"/Users","bulkId":"u2","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"two@x.org"}},
-              {"method":"POST","path":"/Users","bulkId":"dup","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ONE@x.org"}},
-              {"method":"PATCH","path":"/Users/bulkId:u1","data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"title","value":"Nurse"}]}},
+              {"method":"POST","path":"/Groups","bulkId":"g",\#
+            "data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses",\#
+            "members":[{"value":"bulkId:u1"},{"value":"bulkId:u2"}]}},
+              {"method":"POST","path":"/Users","bulkId":"u1",\#
+            "data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"one@x.org"}},
+              {"method":"POST","path":"/Users","bulkId":"u2",\#
+            "data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"two@x.org"}},
+              {"method":"POST","path":"/Users","bulkId":"dup",\#
+            "data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ONE@x.org"}},
+              {"method":"PATCH","path":"/Users/bulkId:u1",\#
+            "data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add",\#
+            "path":"title","value":"Nurse"}]}},
               {"method":"DELETE","path":"/Users/missing"}
             ]}
             """#
@@ -149,12 +159,14 @@ import TestSupport
     @Test func bulk_failOnErrorsStopsProcessing() throws {
         defer { hub.stop() }
         let ops = ["a", "a", "b", "c"].enumerated().map {
-            #"{"method":"POST","path":"/Users","bulkId":"b\#($0.offset)","data":{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#($0.element)"}}"#
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0.offset)","data":{"schemas":"#
+                + #"["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"\#($0.element)"}}"#
         }
         let r = try hub.call(
             "POST", "/scim/v2/Bulk",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"failOnErrors":1,"Operations":[\#(ops.joined(separator: ","))]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"failOnErrors":1,"Operations":"#
+                + #"[\#(ops.joined(separator: ","))]}"#
         )
         #expect(r.object["Operations"]?.arrayValue?.count == 2)
         #expect(try hub.call("GET", "/scim/v2/Users").object["totalResults"] == .int(1))

@@ -30,7 +30,8 @@ import TestSupport
         try hub.call(
             "PATCH", "/scim/v2/Users/\(id)", token: token,
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"\#(path)","value":\#(value)}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"\#(path)","value":\#(value)}]}"#
         )
     }
 
@@ -41,7 +42,8 @@ import TestSupport
         let r = try hub.call(
             "POST", "/scim/v2/Users",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"lia@x.org","title":"Physician","active":true}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"#
+                + #""userName":"lia@x.org","title":"Physician","active":true}"#
         )
         #expect(r.status == 201, "\(r.text)")
         let id = try #require(r.object["id"]?.stringValue)
@@ -64,7 +66,8 @@ import TestSupport
         let put = try hub.call(
             "PUT", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"lia@x.org","title":"Senior Physician","active":true}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"#
+                + #""userName":"lia@x.org","title":"Senior Physician","active":true}"#
         )
         #expect(put.status == 200, "\(put.text)")
         #expect(try stored(id)[Self.healthcare]?.objectValue?["credentialStatus"]?.stringValue == "active")
@@ -82,7 +85,8 @@ import TestSupport
     @Test func createWithForeignAttributes_orByAnUnknownFeed_storesNothing() throws {
         defer { hub.stop() }
         let body =
-            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","\#(Self.healthcare)"],"userName":"max@x.org","\#(Self.healthcare)":{"credentialStatus":"active"}}"#
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","\#(Self.healthcare)"],"#
+            + #""userName":"max@x.org","\#(Self.healthcare)":{"credentialStatus":"active"}}"#
         let r = try hub.call("POST", "/scim/v2/Users", body: body)
         #expect(r.status == 403, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains("credentialStatus") == true)

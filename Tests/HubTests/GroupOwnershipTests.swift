@@ -23,7 +23,9 @@ import TestSupport
         let policy = singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "billing", "groups": ["finance"], "grants": {"ehr": ["billing"]}}, {"name": "front-desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+                #"{"name": "billing", "groups": ["finance"], "grants": {"ehr": ["billing"]}}, "#
+                + #"{"name": "front-desk", "rule": "title eq \"Receptionist\"", "#
+                + #""grants": {"ehr": ["scheduling"]}}"#
         )
         hub = try LiveHub(policy: policy) { c in
             c.feeds = ["hr": ["*"], "credentialing": ["\(Self.healthcare):*"], "wards": []]
@@ -35,7 +37,8 @@ import TestSupport
     }
 
     func groupBody(_ name: String, members: [String]) -> String {
-        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"\#(name)","members":[\#(members.map { #"{"value":"\#($0)"}"# }.joined(separator: ","))]}"#
+        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"\#(name)","members":"#
+            + #"[\#(members.map { #"{"value":"\#($0)"}"# }.joined(separator: ","))]}"#
     }
 
     @Test func feedWithoutGroups_cannotGrantAccessThroughAGroup_onAnyPath() throws {
@@ -51,7 +54,9 @@ import TestSupport
             let bulk = try hub.call(
                 "POST", "/scim/v2/Bulk", token: token,
                 body:
-                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"POST","path":"/Groups","bulkId":"g","data":\#(groupBody("finance", members: [receptionist]))}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                    + #"[{"method":"POST","path":"/Groups","bulkId":"g","#
+                    + #""data":\#(groupBody("finance", members: [receptionist]))}]}"#
             )
             #expect(bulk.text.contains("\"403\""), "\(bulk.text)")
         }
@@ -62,7 +67,8 @@ import TestSupport
         let gid = try #require(created.object["id"]?.stringValue)
         let owned = try hub.snapshot()
         let addMember =
-            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"\#(receptionist)"}]}]}"#
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+            + #"[{"op":"add","path":"members","value":[{"value":"\#(receptionist)"}]}]}"#
         for token in [credentialing, stranger, wards] {
             #expect(try hub.call("PATCH", "/scim/v2/Groups/\(gid)", token: token, body: addMember).status == 403)
             #expect(
@@ -73,7 +79,9 @@ import TestSupport
             let bulk = try hub.call(
                 "POST", "/scim/v2/Bulk", token: token,
                 body:
-                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"PATCH","path":"/Groups/\#(gid)","data":\#(addMember)},{"method":"DELETE","path":"/Groups/\#(gid)"}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                    + #"[{"method":"PATCH","path":"/Groups/\#(gid)","data":\#(addMember)},"#
+                    + #"{"method":"DELETE","path":"/Groups/\#(gid)"}]}"#
             )
             #expect(!bulk.text.contains("\"200\"") && !bulk.text.contains("\"204\""), "\(bulk.text)")
         }
@@ -97,7 +105,8 @@ import TestSupport
         )
         // Renaming its own group into a name it does not own is refused too.
         let rename =
-            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"finance"}]}"#
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+            + #"[{"op":"replace","path":"displayName","value":"finance"}]}"#
         #expect(try hub.call("PATCH", "/scim/v2/Groups/\(gid)", token: wards, body: rename).status == 403)
         #expect(try hub.call("DELETE", "/scim/v2/Groups/\(gid)", token: wards).status == 204)
     }

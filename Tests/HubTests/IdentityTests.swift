@@ -39,7 +39,8 @@ import TestSupport
         let patch = try hub.call(
             "PATCH", "/scim/v2/Users/\(other)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"userName","value":\#(JSONValue.string(second).jsonString)}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"userName","value":\#(JSONValue.string(second).jsonString)}]}"#
         )
         #expect(patch.status == 409, "\(patch.text)")
         // And the filter a client checks existence with finds the stored person.
@@ -81,7 +82,9 @@ import TestSupport
         r = try hub.call(
             "PATCH", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"emails","value":[{"value":"\#(String(repeating: "e", count: 300))@x.org"}]}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"add","path":"emails","value":"#
+                + #"[{"value":"\#(String(repeating: "e", count: 300))@x.org"}]}]}"#
         )
         #expect(r.status == 400)
         #expect(
@@ -90,7 +93,9 @@ import TestSupport
         r = try hub.call(
             "PATCH", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"\#(String(repeating: "x", count: 2000))"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","#
+                + #""value":"\#(String(repeating: "x", count: 2000))"}]}"#
         )
         #expect(r.status == 400)
         #expect(
@@ -101,7 +106,8 @@ import TestSupport
         r = try hub.call(
             "PATCH", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"\#(hc):sites","value":["\#(String(repeating: "S", count: 65))"]}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"add","path":"\#(hc):sites","value":["\#(String(repeating: "S", count: 65))"]}]}"#
         )
         #expect(r.status == 400)
         #expect(
@@ -129,7 +135,8 @@ import TestSupport
         let leave = try hub.call(
             "PATCH", "/scim/v2/Users/legacy-1",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"active","value":false}]}"#
         )
         #expect(leave.status == 200, "\(leave.text)")
         #expect(leave.object["active"]?.boolValue == false)
@@ -137,14 +144,16 @@ import TestSupport
         let put = try hub.call(
             "PUT", "/scim/v2/Users/legacy-1",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jdoe@x.org ","title":"\#(String(repeating: "t", count: 2000))","active":false}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"#
+                + #""userName":"jdoe@x.org ","title":"\#(String(repeating: "t", count: 2000))","active":false}"#
         )
         #expect(put.status == 200, "\(put.text)")
         // A change to one of those values is checked as any new value is.
         let retitle = try hub.call(
             "PATCH", "/scim/v2/Users/legacy-1",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"\#(String(repeating: "u", count: 2000))"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"title","value":"\#(String(repeating: "u", count: 2000))"}]}"#
         )
         #expect(retitle.status == 400)
     }

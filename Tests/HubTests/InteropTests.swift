@@ -36,7 +36,8 @@ import TestSupport
         let id = try hub.createUser("a@x.org", extra: #""active":true,"name":{"familyName":"Silva"}"#)
         let r = try patch(
             id,
-            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ana","id":"x","meta":{},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU"}}]"#
+            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ana","id":"x","meta":{},"#
+                + #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU"}}]"#
         )
         #expect(r.status == 200)
         #expect(r.object["active"] == .bool(false))
@@ -53,7 +54,8 @@ import TestSupport
         let g = try hub.call(
             "POST", "/scim/v2/Groups",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"},{"value":"\#(ids[2])"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Nurses","members":"#
+                + #"[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"},{"value":"\#(ids[2])"}]}"#
         )
         #expect(g.status == 201)
         let gid = try #require(g.object["id"]?.stringValue)
@@ -88,7 +90,8 @@ import TestSupport
                 .objectValue?["value"]?.stringValue == m)
         let r = try patch(
             id,
-            #"[{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"\#(id)"}}]"#
+            #"[{"op":"replace","value":"#
+                + #"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":"\#(id)"}}]"#
         )
         #expect(
             r.object["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?
@@ -100,7 +103,8 @@ import TestSupport
         let r = try hub.call(
             "POST", "/scim/v2/Users",
             body:
-                #"{"SCHEMAS":["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"],"USERNAME":"Ana@X.org","NAME":{"GIVENNAME":"Ana"}}"#
+                #"{"SCHEMAS":["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"],"USERNAME":"Ana@X.org","NAME":"#
+                + #"{"GIVENNAME":"Ana"}}"#
         )
         #expect(r.status == 201)
         #expect(r.object["userName"]?.stringValue == "Ana@X.org")
@@ -199,7 +203,8 @@ import TestSupport
         let narrow = try hub.call(
             "PATCH", "/scim/v2/Users/\(id)?attributes=title",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"nickName","value":"Ju"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"add","path":"nickName","value":"Ju"}]}"#
         )
         #expect(narrow.status == 200)
         #expect(Set(narrow.object.keys) == ["schemas", "id", "title"])

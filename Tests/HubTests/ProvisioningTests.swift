@@ -14,14 +14,19 @@ func ehrPolicy(_ ehr: EHRTestServer, extraPackages: String = "") -> String {
     """
     {"targets": [
       {"name": "ehr", "type": "ehr-rest", "concurrency": 4,
-       "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, "timeoutSeconds": 2},
+       "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, \
+    "timeoutSeconds": 2},
        "mapping": {"displayName": "displayName", "email": "emails.value", "title": "title"}},
       {"name": "imaging", "type": "ldap", "enabled": false}
      ],
      "packages": [
-      {"name": "physician", "rule": "title eq \\"Physician\\" and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
+      {"name": "physician", "rule": \
+    "title eq \\"Physician\\" and \
+    urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
        "grants": {"ehr": ["physician"], "imaging": ["imaging-viewer"]}, "siteScoped": ["ehr"]},
-      {"name": "nurse", "rule": "(title eq \\"Registered Nurse\\" or title eq \\"Nursing Technician\\") and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
+      {"name": "nurse", "rule": \
+    "(title eq \\"Registered Nurse\\" or title eq \\"Nursing Technician\\") and \
+    urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq \\"active\\"",
        "grants": {"ehr": ["nurse"]}, "siteScoped": ["ehr"]},
       {"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}},
       {"name": "on-call-billing", "groups": ["Billing On-Call"], "grants": {"ehr": ["billing"]}}\(extraPackages)
@@ -32,7 +37,8 @@ func ehrPolicy(_ ehr: EHRTestServer, extraPackages: String = "") -> String {
 /// One EHR target (the test server) and `packages` (the members of the packages array).
 func singleEHRPolicy(_ ehr: EHRTestServer, packages: String) -> String {
     """
-    {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
+    {"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "\(ehr.baseURL)", \
+    "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}}}],
      "packages": [\(packages)]}
     """
 }
@@ -49,7 +55,12 @@ func person(
 ) -> String {
     let s = sites.map { "\"\($0)\"" }.joined(separator: ",")
     return
-        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"userName":"\#(userName)","displayName":"\#(userName)","title":"\#(title)","active":\#(active),"emails":[{"value":"\#(userName)","type":"work","primary":true}],"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":[\#(s)],"credentialStatus":"\#(status)"}}"#
+        #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","#
+        + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"#
+        + #""userName":"\#(userName)","displayName":"\#(userName)","title":"\#(title)","active":\#(active),"#
+        + #""emails":[{"value":"\#(userName)","type":"work","primary":true}],"#
+        + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":[\#(s)],"#
+        + #""credentialStatus":"\#(status)"}}"#
 }
 
 /// Polls until `condition` holds (or fails the test after `timeout`).
@@ -72,11 +83,14 @@ func eventually(
             "packages[0].grants: unknown target 'nope'"
         ),
         (
-            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title eq","grants":{"t":["x"]}}]}"#,
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":"#
+                + #"[{"name":"a","rule":"title eq","grants":{"t":["x"]}}]}"#,
             "packages[0].rule (package 'a')"
         ),
         (
-            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]}},{"name":"a","rule":"title pr","grants":{"t":["y"]}}]}"#,
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":"#
+                + #"[{"name":"a","rule":"title pr","grants":{"t":["x"]}},"#
+                + #"{"name":"a","rule":"title pr","grants":{"t":["y"]}}]}"#,
             "duplicate package 'a'"
         ),
         (
@@ -88,7 +102,8 @@ func eventually(
             "needs a 'rule' or 'groups'"
         ),
         (
-            #"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"packages":[]}"#,
+            #"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"#
+                + #""packages":[]}"#,
             "environment variable NO_SUCH_VARIABLE_X is not set"
         ),
         (
@@ -97,11 +112,13 @@ func eventually(
         ),
         (#"{"targets":[],"packages":[],"extra":1}"#, "unknown key 'extra'"),
         (
-            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","rule":"title pr","grants":{"t":["x"]},"breakGlass":{"maxHours":100}}]}"#,
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":"#
+                + #"[{"name":"a","rule":"title pr","grants":{"t":["x"]},"breakGlass":{"maxHours":100}}]}"#,
             "packages[0].breakGlass must be"
         ),
         (
-            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"reconciliation":{"orphans":"burn"}}],"packages":[]}"#,
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"reconciliation":{"orphans":"burn"}}],"#
+                + #""packages":[]}"#,
             "targets[0].reconciliation.orphans must be"
         ),
         ("{\"targets\": [],\n\"packages\": [\n  {\"name\": }\n]}", "line 3"),
@@ -124,7 +141,8 @@ func eventually(
         _ = FileManager.default.createFile(
             atPath: file,
             contents: Data(
-                #"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"/nonexistent"}}}],"packages":[]}"#
+                (#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":"#
+                    + #"{"type":"bearer","tokenFile":"/nonexistent"}}}],"packages":[]}"#)
                     .utf8))
         #expect(throws: PolicyError("targets[0].settings.auth.tokenFile: file /nonexistent cannot be read or is empty"))
         { _ = try LiveHub { $0.policyFile = file } }
@@ -133,7 +151,8 @@ func eventually(
         _ = FileManager.default.createFile(
             atPath: file,
             contents: Data(
-                #"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#
+                (#"{"targets":[{"name":"ehr","type":"ehr-rest","settings":{"baseURL":"http://127.0.0.1:1","auth":"#
+                    + #"{"type":"bearer","tokenFile":"\#(tok)"},"fields":{"colour":"x"}}}],"packages":[]}"#)
                     .utf8))
         #expect(
             throws: PolicyError(
@@ -144,7 +163,8 @@ func eventually(
 
     @Test func disabledTarget_needsNoSecretsYet() throws {
         let text =
-            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"settings":{"bindPasswordEnv":"NOT_SET_ANYWHERE"}}],"packages":[]}"#
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false,"settings":"#
+            + #"{"bindPasswordEnv":"NOT_SET_ANYWHERE"}}],"packages":[]}"#
         let p = try Policy.parse(
             Array(text.utf8), userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ldap"],
             environment: [:])
@@ -247,7 +267,8 @@ let registryForTests: SchemaRegistry = {
         let g = try hub.call(
             "POST", "/scim/v2/Groups",
             body:
-                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Billing On-Call","members":[{"value":"\#(id)"}]}"#
+                #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"#
+                + #""displayName":"Billing On-Call","members":[{"value":"\#(id)"}]}"#
         )
         #expect(g.status == 201)
         eventually("group package granted") { ehr.snapshot()["b@x.org"]?.roles == ["billing"] }
@@ -327,12 +348,14 @@ let registryForTests: SchemaRegistry = {
     @Test func bulkOnboarding_provisionsEveryone() throws {
         defer { stop() }
         let ops = (0..<50).map {
-            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("bulk\($0)@x.org", title: "Receptionist"))}"#
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","#
+                + #""data":\#(person("bulk\($0)@x.org", title: "Receptionist"))}"#
         }
         let r = try hub.call(
             "POST", "/scim/v2/Bulk",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                + #"[\#(ops.joined(separator: ","))]}"#
         )
         #expect(r.status == 200)
         eventually("bulk provisioned") { ehr.snapshot().count == 50 }
@@ -359,9 +382,12 @@ let registryForTests: SchemaRegistry = {
         down.setFault(.error5xx)
         let policy = """
             {"targets": [
-              {"name": "ehr-a", "type": "ehr-rest", "settings": {"baseURL": "\(up.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(up))"}}},
-              {"name": "ehr-b", "type": "ehr-rest", "settings": {"baseURL": "\(down.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(down))"}}}],
-             "packages": [{"name": "reception", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr-a": ["scheduling"], "ehr-b": ["scheduling"]}}]}
+              {"name": "ehr-a", "type": "ehr-rest", "settings": {"baseURL": "\(up.baseURL)", \
+            "auth": {"type": "bearer", "tokenFile": "\(tokenFile(up))"}}},
+              {"name": "ehr-b", "type": "ehr-rest", "settings": {"baseURL": "\(down.baseURL)", \
+            "auth": {"type": "bearer", "tokenFile": "\(tokenFile(down))"}}}],
+             "packages": [{"name": "reception", "rule": "title eq \\"Receptionist\\"", \
+            "grants": {"ehr-a": ["scheduling"], "ehr-b": ["scheduling"]}}]}
             """
         let hub = try LiveHub(policy: policy)
         defer { hub.stop() }
@@ -414,10 +440,12 @@ let registryForTests: SchemaRegistry = {
         let n = 10_000
         for chunk in stride(from: 0, to: n, by: 1000) {
             let ops = (chunk..<(chunk + 1000)).map {
-                #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","data":\#(person("k\($0)@x.org", title: "Receptionist"))}"#
+                #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","#
+                    + #""data":\#(person("k\($0)@x.org", title: "Receptionist"))}"#
             }
             let body =
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[\#(ops.joined(separator: ","))]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                + #"[\#(ops.joined(separator: ","))]}"#
             let r = c.request(
                 "POST", "/scim/v2/Bulk",
                 headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/scim+json")],
@@ -449,9 +477,11 @@ let registryForTests: SchemaRegistry = {
         let tokenPath = b.directory.path + "/token"
         _ = FileManager.default.createFile(atPath: tokenPath, contents: Data(b.writer.utf8))
         let policy = """
-            {"targets": [{"name": "app", "type": "scim", "settings": {"baseURL": "http://127.0.0.1:\(b.port)/scim/v2", "auth": {"type": "bearer", "tokenFile": "\(tokenPath)"}},
+            {"targets": [{"name": "app", "type": "scim", "settings": {"baseURL": "http://127.0.0.1:\(b.port)/scim/v2", \
+            "auth": {"type": "bearer", "tokenFile": "\(tokenPath)"}},
                           "mapping": {"displayName": "displayName", "title": "title"}}],
-             "packages": [{"name": "front-desk", "rule": "title eq \\"Receptionist\\"", "grants": {"app": ["Front Desk"]}}]}
+             "packages": [{"name": "front-desk", "rule": "title eq \\"Receptionist\\"", \
+            "grants": {"app": ["Front Desk"]}}]}
             """
         let a = try LiveHub(policy: policy)
         defer { a.stop() }
@@ -468,7 +498,8 @@ let registryForTests: SchemaRegistry = {
         _ = try a.call(
             "PATCH", "/scim/v2/Users/\(id)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"active","value":false}]}"#
         )
         // Disable comes first, then the memberships are revoked: wait for both.
         eventually("deactivated in hub B, memberships revoked") {
@@ -495,7 +526,8 @@ let registryForTests: SchemaRegistry = {
             try hub.call(
                 "POST", "/scim/v2/Groups",
                 body:
-                    #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"\#(name)","members":[{"value":"\#(id)"}]}"#
+                    #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"\#(name)","members":"#
+                    + #"[{"value":"\#(id)"}]}"#
             ).status
         }
         #expect(try group("Book Club") == 201)

@@ -24,9 +24,11 @@ import TestSupport
         """
         {"targets": [
           {"name": "ehr", "type": "ehr-rest", "concurrency": 4,
-           "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, "timeoutSeconds": 5},
+           "settings": {"baseURL": "\(ehr.baseURL)", "auth": {"type": "bearer", "tokenFile": "\(tokenFile(ehr))"}, \
+        "timeoutSeconds": 5},
            "mapping": {"displayName": "displayName"},
-           "reconciliation": {"orphans": "\(orphans)", "exclude": ["svc-*"], "maxChanges": \(maxChanges), "maxChangeShare": 1}}\(extraTarget)
+           "reconciliation": {"orphans": "\(orphans)", "exclude": ["svc-*"], "maxChanges": \(maxChanges), \
+        "maxChangeShare": 1}}\(extraTarget)
          ],
          "packages": [
           {"name": "receptionist", "rule": "title eq \\"Receptionist\\"", "grants": {"ehr": ["scheduling"]}}
@@ -58,7 +60,8 @@ import TestSupport
         let r = try hub.call(
             "PATCH", "/scim/v2/Users/\(leaver)",
             body:
-                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}"#
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":"#
+                + #"[{"op":"replace","path":"active","value":false}]}"#
         )
         #expect(r.status == 200)
         eventually("leaver disabled") { ehr.snapshot()["leaver@x.org"]?.active == false }
@@ -215,7 +218,8 @@ import TestSupport
     @Test func unreachableTarget_failsAlone_withItsReason() throws {
         let closed = try freeLoopbackPort()
         let extra =
-            #", {"name": "lab", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:\#(closed)", "auth": {"type": "bearer", "tokenFile": "\#(tokenFile(ehr))"}, "connectTimeoutSeconds": 1}}"#
+            #", {"name": "lab", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:\#(closed)", "#
+            + #""auth": {"type": "bearer", "tokenFile": "\#(tokenFile(ehr))"}, "connectTimeoutSeconds": 1}}"#
         let hub = try LiveHub(policy: policy(extraTarget: extra))
         defer { hub.stop(); ehr.stop() }
         _ = try create(hub, "one@x.org")

@@ -58,6 +58,7 @@ import TestSupport
         eventually("the job runs now, not when the dead node's lease would end") {
             ehr.snapshot()["leased@x.org"]?.roles == ["scheduling"]
         }
+        #expect(hub.server.engine?.waitUntilIdle() == true)  // the start-up rollout may queue it once more
         #expect(try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
     }
 }

@@ -22,7 +22,9 @@ import TestSupport
         let policy = singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, {"name": "emergency-physician", "groups": ["Emergency Roster"], "grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "#
+                + #""grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#
         )
         hub = try LiveHub(policy: policy) { c in
             c.feeds = ["hr": ["*"], "credentialing": ["title"]]; c.feedGroups = ["hr": ["*"]]

@@ -34,15 +34,18 @@ import JSONCore
         (#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#, true),
         (#"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites eq "CLN-BAT""#, true),
         (
-            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt gt "2028-10-19T23:59:58Z""#,
+            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt gt "#
+                + #""2028-10-19T23:59:58Z""#,
             true
         ),
         (
-            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt lt "2028-10-20T01:59:59+02:00""#,
+            #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:licenseExpiresAt lt "#
+                + #""2028-10-20T01:59:59+02:00""#,
             false
         ),
         (
-            #"title eq "Registered Nurse" and urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq "active""#,
+            #"title eq "Registered Nurse" and "#
+                + #"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus eq "active""#,
             true
         ),
         (#"title eq "x" or title eq "y" and active eq true"#, false),

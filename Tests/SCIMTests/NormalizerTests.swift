@@ -23,7 +23,9 @@ import JSONCore
     @Test func roster_userNormalizesToCanonicalForm() throws {
         let r = try normalize(
             core
-                + #","USERNAME":"a@b.org","Name":{"GivenName":"Ana"},"ACTIVE":"False","emails":[{"value":"a@b.org","type":"WORK"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:user":{"Department":"Nursing"}"#
+                + #","USERNAME":"a@b.org","Name":{"GivenName":"Ana"},"ACTIVE":"False","emails":"#
+                + #"[{"value":"a@b.org","type":"WORK"}],"#
+                + #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:user":{"Department":"Nursing"}"#
         )
         #expect(r["userName"]?.stringValue == "a@b.org")
         #expect(r["name"]?.objectValue?["givenName"]?.stringValue == "Ana")
@@ -51,7 +53,8 @@ import JSONCore
     @Test func fullyQualifiedAttributeName_isAccepted() throws {
         let r = try normalize(
             core
-                + #","urn:ietf:params:scim:schemas:core:2.0:User:userName":"a","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"X""#
+                + #","urn:ietf:params:scim:schemas:core:2.0:User:userName":"a","#
+                + #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"X""#
         )
         #expect(r["userName"]?.stringValue == "a")
         #expect(
@@ -78,11 +81,13 @@ import JSONCore
         assertError(core + #","userName":"a","displayName":["x"]"#, .invalidValue, "single-valued")
         assertError(
             core
-                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"licenseExpiresAt":"next year"}"#,
+                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":"#
+                + #"{"licenseExpiresAt":"next year"}"#,
             .invalidValue, "xsd:dateTime")
         assertError(
             core
-                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"revoked"}"#,
+                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":"#
+                + #"{"credentialStatus":"revoked"}"#,
             .invalidValue, "none, pending, active, expired, suspended")
         assertError(#""schemas":["urn:example:unknown"],"userName":"a""#, .invalidValue, "not supported")
         assertError(core + #","userName":"a","x509Certificates":[{"value":"not base64!"}]"#, .invalidValue, "base64")
@@ -91,7 +96,8 @@ import JSONCore
     @Test func canonicalValues_matchCaseInsensitively() throws {
         let r = try normalize(
             core
-                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"ACTIVE","sites":"CLN-CEN"}"#
+                + #","userName":"a","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":"#
+                + #"{"credentialStatus":"ACTIVE","sites":"CLN-CEN"}"#
         )
         let hc = r["urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"]?.objectValue
         #expect(hc?["credentialStatus"]?.stringValue == "active")

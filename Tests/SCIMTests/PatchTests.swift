@@ -46,7 +46,10 @@ import JSONCore
 
     @Test func noPathObjectValue_dottedKeysAndURNsAndReadOnlyIgnored_interop3() throws {
         let r = try patch(
-            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ju","id":"evil","meta":{"x":1},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU","urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"credentialStatus":"suspended"}}}]"#
+            #"[{"op":"replace","value":{"active":false,"name.givenName":"Ju","id":"evil","meta":{"x":1},"#
+                + #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"ICU","#
+                + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":"#
+                + #"{"credentialStatus":"suspended"}}}]"#
         )
         #expect(r["active"] == .bool(false))
         #expect(r["name"]?.objectValue?["givenName"]?.stringValue == "Ju")
@@ -59,7 +62,8 @@ import JSONCore
 
     @Test func groupMemberRemovalByValueArray_removesOnlyThose_interop4() throws {
         let g = json(
-            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a"},{"value":"b"},{"value":"c"}]}"#
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","#
+                + #""members":[{"value":"a"},{"value":"b"},{"value":"c"}]}"#
         )
         let r = try patch(#"[{"op":"Remove","path":"members","value":[{"value":"b"}]}]"#, on: g, type: groupType)
         #expect(r["members"]?.arrayValue?.compactMap { $0.objectValue?["value"]?.stringValue } == ["a", "c"])
@@ -79,7 +83,8 @@ import JSONCore
 
     @Test func managerBareString_interop6() throws {
         let r = try patch(
-            #"[{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"m-2"}]"#
+            #"[{"op":"replace","#
+                + #""path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"m-2"}]"#
         )
         #expect(r[Self.ent]?.objectValue?["manager"]?.objectValue?["value"]?.stringValue == "m-2")
     }
@@ -95,14 +100,16 @@ import JSONCore
 
     @Test func replaceMultiValued_withoutFilter_replacesAll() throws {
         let r = try patch(
-            #"[{"op":"replace","path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites","value":["DXC-NOR"]}]"#
+            #"[{"op":"replace","#
+                + #""path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:sites","value":["DXC-NOR"]}]"#
         )
         #expect(r[Self.hc]?.objectValue?["sites"] == .array([.string("DXC-NOR")]))
     }
 
     @Test func removeSubAttribute_andWholeExtension() throws {
         let r = try patch(
-            #"[{"op":"remove","path":"name.givenName"},{"op":"remove","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]"#
+            #"[{"op":"remove","path":"name.givenName"},{"op":"remove","#
+                + #""path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"}]"#
         )
         #expect(r["name"]?.objectValue?["givenName"] == nil)
         #expect(r[Self.ent] == nil)
@@ -129,7 +136,8 @@ import JSONCore
         assertError(#"[{"op":"replace","value":{"nosuch":1}}]"#, 400, .invalidValue, "'nosuch' is not an attribute")
         assertError(#"[]"#, 400, .invalidSyntax, "non-empty")
         let g = json(
-            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"a","type":"User"}]}"#
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":"#
+                + #"[{"value":"a","type":"User"}]}"#
         )
         assertError(
             #"[{"op":"replace","path":"members[value eq \"a\"].value","value":"b"}]"#, 400, .mutability, "immutable",
@@ -147,7 +155,9 @@ import JSONCore
 
     @Test func changedAttributes_namesOnly() throws {
         let r = try patch(
-            #"[{"op":"replace","path":"title","value":"Physician"},{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"ICU"}]"#
+            #"[{"op":"replace","path":"title","value":"Physician"},"#
+                + #"{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","#
+                + #""value":"ICU"}]"#
         )
         let names = ResourceNormalizer(type: userType).changedAttributes(from: stored, to: r)
         #expect(names == ["title", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"])

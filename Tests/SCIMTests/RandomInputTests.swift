@@ -35,7 +35,8 @@ import JSONCore
     @Test func jsonAndNormalizer_randomMutations_neverCrash() {
         var rng = SplitMix(state: 42)
         let seed = Array(
-            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a\u00e9","name":{"givenName":"x"},"emails":[{"value":"a@b","primary":true}],"active":"True","n":-1.5e3}"#
+            (#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a\u00e9","name":"#
+                + #"{"givenName":"x"},"emails":[{"value":"a@b","primary":true}],"active":"True","n":-1.5e3}"#)
                 .utf8)
         var parsed = 0
         for _ in 0..<20_000 {
@@ -52,7 +53,8 @@ import JSONCore
     @Test func filters_randomMutations_neverCrash() {
         var rng = SplitMix(state: 7)
         let seed = Array(
-            #"emails[type eq "work" and not (value co "x")].value sw "a" or (meta.lastModified gt "2020-01-01T00:00:00Z" and active eq true)"#
+            (#"emails[type eq "work" and not (value co "x")].value sw "a" or "#
+                + #"(meta.lastModified gt "2020-01-01T00:00:00Z" and active eq true)"#)
                 .utf8)
         var accepted = 0
         for _ in 0..<20_000 {

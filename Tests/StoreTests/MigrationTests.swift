@@ -16,7 +16,8 @@ import SQLite
                 ])))
         // As an earlier version indexed it: lower-cased only.
         try db.run(
-            "INSERT INTO resources(id, type, user_name, version, created, modified, doc) VALUES (?, 'User', ?, 1, 0, 0, ?)",
+            "INSERT INTO resources(id, type, user_name, version, created, modified, doc) "
+                + "VALUES (?, 'User', ?, 1, 0, 0, ?)",
             [.text(id), .text(userName.lowercased()), .blob(doc)])
     }
 

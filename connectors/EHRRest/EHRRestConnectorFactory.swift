@@ -13,7 +13,8 @@ public struct EHRRestConnectorFactory: ConnectorFactory {
     }
 
     /// `settings` of an `ehr-rest` target:
-    /// `{"baseURL", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"} | {"type": "oauth2", "tokenURL", "clientId", "clientSecretEnv"|"clientSecretFile"},
+    /// `{"baseURL", "auth": {"type": "bearer", "tokenEnv"|"tokenFile"}
+    ///   | {"type": "oauth2", "tokenURL", "clientId", "clientSecretEnv"|"clientSecretFile"},
     ///   "usersPath"?, "fields"?: {"id", "userName", "enabled", "entitlements", "list", "next"},
     ///   "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
     static func config(_ t: TargetSettings) throws(ConnectorSettingsError) -> EHRRestConfig {

@@ -169,7 +169,8 @@ public final class LDAPConnector: Connector {
 
     func find(_ x: Context, userName: String) throws(ConnectorError) -> Account? {
         let filter =
-            "(&(objectClass=\(config.objectClasses[0]))(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
+            "(&(objectClass=\(config.objectClasses[0]))"
+            + "(\(config.userNameAttribute)=\(LDAPEscaping.filterValue(userName))))"
         guard let e = try searchAccounts(x.c, filter: filter).first else { return nil }
         remember(x, e)
         return try account(x.c, e)
@@ -403,7 +404,8 @@ public final class LDAPConnector: Connector {
     /// Groups that hold `memberDN`, with their names.
     private func groups(_ c: LDAPConnection, memberDN: String) throws(ConnectorError) -> [(dn: String, name: String)] {
         let filter =
-            "(&(objectClass=\(config.groupObjectClass))(\(config.memberAttribute)=\(LDAPEscaping.filterValue(memberDN))))"
+            "(&(objectClass=\(config.groupObjectClass))"
+            + "(\(config.memberAttribute)=\(LDAPEscaping.filterValue(memberDN))))"
         return try c.search(base: config.groupsBase, filter: filter, attributes: [config.groupNameAttribute]).1
             .compactMap { g in
                 g.values(config.groupNameAttribute).first.map { (g.dn, $0) }

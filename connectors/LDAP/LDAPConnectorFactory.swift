@@ -25,9 +25,10 @@ public struct LDAPConnectorFactory: ConnectorFactory {
     }
 
     /// `settings` of an `ldap` target:
-    /// `{"url": "ldap://host" | "ldaps://host", "startTLS"?, "bindDN", "bindPasswordEnv"|"bindPasswordFile", "usersBase", "groupsBase",
-    ///   "objectClasses"?, "rdnAttribute"?, "userNameAttribute"?, "groupObjectClass"?: "groupOfNames"|"groupOfUniqueNames",
-    ///   "groupNameAttribute"?, "emptyGroupMember"?, "disable"?: {"method": "lock"} | {"method": "attribute", "attribute", "value"} | {"method": "move", "base"},
+    /// `{"url": "ldap://host" | "ldaps://host", "startTLS"?, "bindDN", "bindPasswordEnv"|"bindPasswordFile",
+    ///   "usersBase", "groupsBase", "objectClasses"?, "rdnAttribute"?, "userNameAttribute"?,
+    ///   "groupObjectClass"?: "groupOfNames"|"groupOfUniqueNames", "groupNameAttribute"?, "emptyGroupMember"?,
+    ///   "disable"?: {"method": "lock"} | {"method": "attribute", "attribute", "value"} | {"method": "move", "base"},
     ///   "pageSize"?, "verifyTLS"?, "caFile"?, "connectTimeoutSeconds"?, "timeoutSeconds"?}`
     /// The mapping's field names are LDAP attribute names.
     static func config(_ t: TargetSettings) throws(ConnectorSettingsError) -> LDAPConfig {

@@ -20,7 +20,8 @@ public struct SQLConnectorFactory: ConnectorFactory {
     }
 
     /// `settings` of a `sql` target:
-    /// `{"dialect": "postgresql", "connection": "host=… port=… dbname=… user=…", "passwordEnv"|"passwordFile"?, "schema"?: [DDL], "statements": {…}}`
+    /// `{"dialect": "postgresql", "connection": "host=… port=… dbname=… user=…", "passwordEnv"|"passwordFile"?,
+    ///   "schema"?: [DDL], "statements": {…}}`
     /// or `{"dialect": "sqlite", "path": "admin.db", "schema"?, "statements"}`. Statement keys and
     /// parameters are in `SQLConnector`; the mapping's field names are the parameter and column names.
     static func config(_ t: TargetSettings) throws(ConnectorSettingsError) -> SQLConfig {

@@ -64,7 +64,8 @@ extension SQLiteWriteContext {
         let e = AuditLog.chained(entry, seq: seq, prev: auditHead)
         try db.run(
             """
-            INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome, prev_hash, hash)
+            INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome,
+            prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [

@@ -3,7 +3,8 @@ import SQLite
 
 extension SQLiteSession {
     private static let breakGlassColumns =
-        "id, person_id, user_name, package, reason, granted_by, created, expires, ended, review_decision, review_reason, reviewed_by, reviewed, granted_by_token"
+        "id, person_id, user_name, package, reason, granted_by, created, expires, ended, review_decision, "
+        + "review_reason, reviewed_by, reviewed, granted_by_token"
 
     private func breakGlass(_ r: SQLiteRow) -> BreakGlassRecord {
         var g = BreakGlassRecord(
@@ -30,7 +31,8 @@ extension SQLiteSession {
     public func insertBreakGlass(_ g: BreakGlassRecord) throws {
         try db.run(
             """
-            INSERT INTO break_glass_grants(id, person_id, user_name, package, reason, granted_by, created, expires, granted_by_token)
+            INSERT INTO break_glass_grants(id, person_id, user_name, package, reason, granted_by, created, expires,
+            granted_by_token)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
@@ -83,7 +85,8 @@ extension SQLiteSession {
 
     public func reviewBreakGlass(id: String, decision: String, reason: String, by: String, now: Double) throws -> Bool {
         try db.run(
-            "UPDATE break_glass_grants SET review_decision = ?, review_reason = ?, reviewed_by = ?, reviewed = ? WHERE id = ? AND review_decision IS NULL",
+            "UPDATE break_glass_grants SET review_decision = ?, review_reason = ?, reviewed_by = ?, reviewed = ? "
+                + "WHERE id = ? AND review_decision IS NULL",
             [.text(decision), .text(reason), .text(by), .real(now), .text(id)]) == 1
     }
 }

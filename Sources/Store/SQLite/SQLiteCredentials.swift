@@ -6,7 +6,8 @@ extension SQLiteSession {
     public func setCredentialExpiry(personID: String, expires: Double?) throws {
         if let e = expires {
             try db.run(
-                "INSERT INTO credential_expiries(person_id, expires) VALUES (?, ?) ON CONFLICT(person_id) DO UPDATE SET expires = excluded.expires",
+                "INSERT INTO credential_expiries(person_id, expires) VALUES (?, ?) "
+                    + "ON CONFLICT(person_id) DO UPDATE SET expires = excluded.expires",
                 [.text(personID), .real(e)])
         } else {
             try db.run("DELETE FROM credential_expiries WHERE person_id = ?", [.text(personID)])
@@ -38,7 +39,8 @@ extension SQLiteSession {
     )] {
         var out: [(String, Double)] = []
         try db.query(
-            "SELECT person_id, expires FROM credential_expiries WHERE expires >= ? AND expires <= ? ORDER BY expires LIMIT ?",
+            "SELECT person_id, expires FROM credential_expiries WHERE expires >= ? AND expires <= ? "
+                + "ORDER BY expires LIMIT ?",
             [.real(from), .real(to), .integer(Int64(limit))]
         ) { r in out.append((r.text(0) ?? "", r.value(1).double)) }
         return out

@@ -19,7 +19,8 @@ extension SQLiteSession {
     public func enqueue(personID: String, target: String, priority: Int, now: Double) throws {
         try db.run(
             """
-            INSERT INTO provisioning_jobs(person_id, target, priority, state, generation, attempts, not_before, enqueued)
+            INSERT INTO provisioning_jobs(person_id, target, priority, state, generation, attempts, not_before,
+            enqueued)
             VALUES (?, ?, ?, 'pending', 1, 0, ?, ?)
             ON CONFLICT(person_id, target) DO UPDATE SET
                 priority = MIN(priority, excluded.priority),
@@ -33,7 +34,8 @@ extension SQLiteSession {
     /// Runs a pair's job before everything else, now (break-glass: an emergency does not wait out a backoff).
     public func expedite(personID: String, target: String, now: Double) throws {
         try db.run(
-            "UPDATE provisioning_jobs SET priority = -1, not_before = ? WHERE person_id = ? AND target = ? AND state = 'pending'",
+            "UPDATE provisioning_jobs SET priority = -1, not_before = ? "
+                + "WHERE person_id = ? AND target = ? AND state = 'pending'",
             [.real(now), .text(personID), .text(target)])
     }
 
@@ -83,7 +85,8 @@ extension SQLiteSession {
     @discardableResult
     public func releaseLeases(notHeldBy owner: String) throws -> Int {
         try db.run(
-            "UPDATE provisioning_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_until IS NOT NULL AND lease_owner IS NOT ?",
+            "UPDATE provisioning_jobs SET lease_owner = NULL, lease_until = NULL "
+                + "WHERE lease_until IS NOT NULL AND lease_owner IS NOT ?",
             [.text(owner)])
     }
 
@@ -146,7 +149,8 @@ extension SQLiteSession {
         }
         try db.run(
             """
-            UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL
+            UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = NULL, lease_owner = NULL,
+            lease_until = NULL
             WHERE person_id = ? AND target = ?
             """, [.real(now), .text(personID), .text(target)])
         return false
@@ -156,7 +160,8 @@ extension SQLiteSession {
     public func deferJob(personID: String, target: String, until: Double, attempts: Int?, error: String?) throws {
         try db.run(
             """
-            UPDATE provisioning_jobs SET not_before = ?, attempts = COALESCE(?, attempts), last_error = ?, lease_owner = NULL, lease_until = NULL
+            UPDATE provisioning_jobs SET not_before = ?, attempts = COALESCE(?, attempts), last_error = ?,
+            lease_owner = NULL, lease_until = NULL
             WHERE person_id = ? AND target = ?
             """,
             [
@@ -170,22 +175,24 @@ extension SQLiteSession {
     @discardableResult
     public func releaseBackoff(target: String, now: Double) throws -> Int {
         try db.run(
-            "UPDATE provisioning_jobs SET not_before = ? WHERE target = ? AND state = 'pending' AND attempts > 0 AND not_before > ?",
+            "UPDATE provisioning_jobs SET not_before = ? "
+                + "WHERE target = ? AND state = 'pending' AND attempts > 0 AND not_before > ?",
             [.real(now), .text(target), .real(now)])
     }
 
     /// Moves a job to the dead letter with the target's reason.
     public func deadLetter(personID: String, target: String, attempts: Int, error: String) throws {
         try db.run(
-            "UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "
-                + "WHERE person_id = ? AND target = ?",
+            "UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ?, lease_owner = NULL, "
+                + "lease_until = NULL WHERE person_id = ? AND target = ?",
             [.integer(Int64(attempts)), .text(error), .text(personID), .text(target)])
     }
 
     /// Admin re-drive: a dead job runs again now. False when there is no dead job.
     public func redrive(personID: String, target: String, now: Double) throws -> Bool {
         try db.run(
-            "UPDATE provisioning_jobs SET state = 'pending', attempts = 0, not_before = ? WHERE person_id = ? AND target = ? AND state = 'dead'",
+            "UPDATE provisioning_jobs SET state = 'pending', attempts = 0, not_before = ? "
+                + "WHERE person_id = ? AND target = ? AND state = 'dead'",
             [.real(now), .text(personID), .text(target)]) == 1
     }
 
@@ -218,7 +225,8 @@ extension SQLiteSession {
     public func applied(personID: String) throws -> [AppliedRecord] {
         var out: [AppliedRecord] = []
         try db.query(
-            "SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE person_id = ?",
+            "SELECT person_id, target, account_id, state, applied, person_deleted, last_result "
+                + "FROM provisioning_applied WHERE person_id = ?",
             [.text(personID)]
         ) { out.append(applied($0)) }
         return out
@@ -229,7 +237,8 @@ extension SQLiteSession {
     ) throws {
         try db.run(
             """
-            INSERT INTO provisioning_applied(person_id, target, account_id, state, applied, last_result) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO provisioning_applied(person_id, target, account_id, state, applied, last_result)
+            VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT(person_id, target) DO UPDATE SET account_id = excluded.account_id, state = excluded.state,
                 applied = excluded.applied, last_result = excluded.last_result
             """,

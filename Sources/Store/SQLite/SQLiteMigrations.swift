@@ -25,7 +25,8 @@ enum Migrations {
             );
             CREATE UNIQUE INDEX resources_user_name ON resources(user_name) WHERE user_name IS NOT NULL;
             CREATE INDEX resources_external_id ON resources(type, external_id) WHERE external_id IS NOT NULL;
-            CREATE INDEX resources_display_name ON resources(type, display_name_lower) WHERE display_name_lower IS NOT NULL;
+            CREATE INDEX resources_display_name ON resources(type, display_name_lower)
+            WHERE display_name_lower IS NOT NULL;
             CREATE INDEX resources_type_seq ON resources(type, seq);
             CREATE TABLE resource_emails (
                 seq INTEGER NOT NULL,               -- resources.seq
@@ -75,7 +76,8 @@ enum Migrations {
                 target TEXT NOT NULL,
                 priority INTEGER NOT NULL,          -- 0 takes access away (runs first), 1 otherwise
                 state TEXT NOT NULL,                -- 'pending' | 'dead'
-                generation INTEGER NOT NULL,        -- bumped by every enqueue; a worker removes only the generation it ran
+                generation INTEGER NOT NULL,        -- bumped by every enqueue; a worker removes
+                                                    -- only the generation it ran
                 attempts INTEGER NOT NULL,
                 not_before REAL NOT NULL,
                 enqueued REAL NOT NULL,             -- when the oldest unapplied change arrived
@@ -103,7 +105,8 @@ enum Migrations {
             CREATE INDEX provisioning_applied_account ON provisioning_applied(target, account_id);
             CREATE TABLE reconciliation_runs (
                 id TEXT PRIMARY KEY,
-                state TEXT NOT NULL,                -- queued | running | awaiting-confirmation | remediating | done | failed
+                state TEXT NOT NULL,                -- queued | running | awaiting-confirmation |
+                                                    -- remediating | done | failed
                 mode TEXT NOT NULL,                 -- report | remediate
                 targets TEXT NOT NULL,              -- JSON array
                 categories TEXT NOT NULL,           -- JSON array
@@ -162,7 +165,8 @@ enum Migrations {
                 user_name TEXT NOT NULL,
                 display_name TEXT,
                 package TEXT NOT NULL,
-                reviewer TEXT,                      -- the manager's user name; NULL: the campaign's reviewers, or admins
+                reviewer TEXT,                      -- the manager's user name;
+                                                    -- NULL: the campaign's reviewers, or admins
                 decision TEXT,                      -- approve | revoke
                 reason TEXT,
                 decided_by TEXT,
@@ -259,7 +263,8 @@ enum Migrations {
             ALTER TABLE tokens ADD COLUMN minted_by_token TEXT;   -- the token that minted it (NULL: the host CLI)
             ALTER TABLE tokens ADD COLUMN approved_by TEXT;
             -- Tokens from before: their minter from the audit chain (token.create by whom).
-            UPDATE tokens SET minted_by = (SELECT a.principal FROM audit a WHERE a.action = 'token.create' AND a.resource_id = tokens.id
+            UPDATE tokens SET minted_by = (SELECT a.principal FROM audit a
+                                           WHERE a.action = 'token.create' AND a.resource_id = tokens.id
                                            ORDER BY a.seq LIMIT 1);
             CREATE TABLE token_requests (
                 id TEXT PRIMARY KEY,

@@ -60,7 +60,8 @@ extension SQLiteSession {
         for (i, f) in findings.enumerated() {
             try db.run(
                 """
-                INSERT INTO reconciliation_findings(run_id, seq, target, category, person_id, user_name, display_name, account_id, detail)
+                INSERT INTO reconciliation_findings(run_id, seq, target, category, person_id, user_name, display_name,
+                account_id, detail)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
@@ -85,7 +86,8 @@ extension SQLiteSession {
         do {
             try db.query(
                 """
-                SELECT target, category, person_id, user_name, display_name, account_id, detail FROM reconciliation_findings
+                SELECT target, category, person_id, user_name, display_name, account_id, detail
+                FROM reconciliation_findings
                 WHERE run_id = ? ORDER BY target, \(rank) seq
                 """, [.text(runID)] + categoryOrder.map { .text($0) }
             ) { r in
@@ -124,7 +126,8 @@ extension SQLiteSession {
         var out: String?
         try db.query(
             """
-            SELECT a.person_id, r.doc FROM provisioning_applied a LEFT JOIN resources r ON r.id = a.person_id AND r.type = 'User'
+            SELECT a.person_id, r.doc FROM provisioning_applied a
+            LEFT JOIN resources r ON r.id = a.person_id AND r.type = 'User'
             WHERE a.target = ? AND a.account_id = ? AND a.person_id <> ? LIMIT 1
             """, [.text(target), .text(accountID), .text(personID)]
         ) { r in
@@ -138,7 +141,8 @@ extension SQLiteSession {
     public func claimants(target: String, accountID: String) throws -> [String] {
         var out: [String] = []
         try db.query(
-            "SELECT person_id FROM provisioning_applied WHERE target = ? AND account_id = ? ORDER BY person_id LIMIT 10",
+            "SELECT person_id FROM provisioning_applied WHERE target = ? AND account_id = ? "
+                + "ORDER BY person_id LIMIT 10",
             [.text(target), .text(accountID)]
         ) { out.append($0.text(0) ?? "") }
         return out
@@ -148,7 +152,8 @@ extension SQLiteSession {
     public func applied(target: String, accountID: String) throws -> AppliedRecord? {
         var out: AppliedRecord?
         try db.query(
-            "SELECT person_id, target, account_id, state, applied, person_deleted, last_result FROM provisioning_applied WHERE target = ? AND account_id = ? LIMIT 1",
+            "SELECT person_id, target, account_id, state, applied, person_deleted, last_result "
+                + "FROM provisioning_applied WHERE target = ? AND account_id = ? LIMIT 1",
             [.text(target), .text(accountID)]
         ) { r in
             out = AppliedRecord(

@@ -113,7 +113,8 @@ extension SQLiteSession {
         var out: [MemberRef] = []
         try db.query(
             """
-            SELECT m.member_id, m.member_type, m.display FROM group_members m LEFT JOIN resources r ON r.id = m.member_id
+            SELECT m.member_id, m.member_type, m.display FROM group_members m
+            LEFT JOIN resources r ON r.id = m.member_id
             WHERE m.group_seq = ? ORDER BY r.seq
             """, [.integer(seq)]
         ) { out.append(MemberRef(id: $0.text(0) ?? "", type: $0.text(1) ?? "User", display: $0.text(2))) }
@@ -172,7 +173,8 @@ extension SQLiteSession {
         try mapUnique(type) {
             try db.run(
                 """
-                INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version, created, modified, doc)
+                INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version,
+                created, modified, doc)
                 VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
                 """,
                 [
@@ -198,7 +200,8 @@ extension SQLiteSession {
         try mapUnique(old.type) {
             try db.run(
                 """
-                UPDATE resources SET user_name = ?, external_id = ?, display_name = ?, display_name_lower = ?, version = version + 1,
+                UPDATE resources SET user_name = ?, external_id = ?, display_name = ?, display_name_lower = ?,
+                version = version + 1,
                 modified = ?, doc = ? WHERE seq = ?
                 """,
                 [

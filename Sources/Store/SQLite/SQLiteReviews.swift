@@ -111,14 +111,16 @@ extension SQLiteSession {
         -> Bool
     {
         try db.run(
-            "UPDATE review_items SET decision = ?, reason = ?, decided_by = ?, decided = ? WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
+            "UPDATE review_items SET decision = ?, reason = ?, decided_by = ?, decided = ? "
+                + "WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
             [.text(decision), .text(reason), .text(by), .real(now), .text(campaignID), .integer(seq)]) == 1
     }
 
     public func revokePackage(personID: String, package: String, campaignID: String, reason: String, now: Double) throws
     {
         try db.run(
-            "INSERT OR REPLACE INTO access_revocations(person_id, package, campaign_id, reason, created) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO access_revocations(person_id, package, campaign_id, reason, created) "
+                + "VALUES (?, ?, ?, ?, ?)",
             [.text(personID), .text(package), .text(campaignID), .text(reason), .real(now)])
     }
 

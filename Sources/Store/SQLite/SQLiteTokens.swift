@@ -9,7 +9,8 @@ extension SQLiteSession: TokenStore {
     public func insertToken(_ t: StoredToken) throws {
         try db.run(
             """
-            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(t.id), .text(t.principal), .text(t.scopes.map(\.rawValue).joined(separator: ",")), .blob(t.hash),
@@ -21,7 +22,8 @@ extension SQLiteSession: TokenStore {
     public func token(id: String) throws -> StoredToken? {
         var out: StoredToken?
         try db.query(
-            "SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by FROM tokens WHERE id = ?",
+            "SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by FROM tokens "
+                + "WHERE id = ?",
             [.text(id)]
         ) { r in
             out = StoredToken(
@@ -54,7 +56,8 @@ extension SQLiteSession: TokenStore {
 
     public func insertTokenRequest(_ r: TokenRequest) throws {
         try db.run(
-            "INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) "
+                + "VALUES (?, ?, ?, ?, ?, ?)",
             [
                 .text(r.id), .text(r.principal), .text(r.scopes.map(\.rawValue).joined(separator: ",")),
                 .text(r.requestedBy),
@@ -74,7 +77,8 @@ extension SQLiteSession: TokenStore {
         var out: [TokenRequest] = []
         try db.query(
             """
-            SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id FROM token_requests WHERE \(clause)
+            SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id
+            FROM token_requests WHERE \(clause)
             """, params
         ) { r in
             out.append(
@@ -94,7 +98,8 @@ extension SQLiteSession: TokenStore {
 
     public func markTokenRequestIssued(id: String, tokenID: String, now: Double) throws -> Bool {
         try db.run(
-            "UPDATE token_requests SET token_id = ?, issued = ? WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
+            "UPDATE token_requests SET token_id = ?, issued = ? "
+                + "WHERE id = ? AND token_id IS NULL AND approved_by IS NOT NULL",
             [.text(tokenID), .real(now), .text(id)]) == 1
     }
 }
