@@ -76,6 +76,7 @@ extension AdminEndpoints {
                             .number(JSONNumber(($0 * 1000).rounded() / 1000))
                         } ?? .null,
                         "deadLetters": .int(stats.dead),
+                        "heldJobs": .int(stats.held),
                     ]))
             }
         }

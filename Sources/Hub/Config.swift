@@ -203,6 +203,27 @@ public struct HubConfig: Sendable {
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
+            case "feedGuard":
+                guard let g = v.objectValue else { throw ConfigError("feedGuard must be an object") }
+                for gm in g.members {
+                    let key = "feedGuard.\(gm.key)"
+                    switch gm.key {
+                    case "enabled":
+                        guard let b = gm.value.boolValue else { throw ConfigError("\(key) must be true or false") }
+                        c.engine.feedGuard.enabled = b
+                    case "windowMinutes": c.engine.feedGuard.window = Double(try int(gm.value, key, 1...1440)) * 60
+                    case "people": c.engine.feedGuard.limit.people = try int(gm.value, key, 0...10_000_000)
+                    case "share":
+                        guard let d = gm.value.numberValue?.double, d >= 0, d <= 1 else {
+                            throw ConfigError("\(key) must be a number from 0 to 1")
+                        }
+                        c.engine.feedGuard.limit.share = d
+                    case "twoPerson":
+                        guard let b = gm.value.boolValue else { throw ConfigError("\(key) must be true or false") }
+                        c.engine.feedGuard.twoPerson = b
+                    default: throw ConfigError("unknown config key \(key)")
+                    }
+                }
             case "policyChangeLimit":
                 guard let l = v.objectValue else { throw ConfigError("policyChangeLimit must be an object") }
                 for lm in l.members {

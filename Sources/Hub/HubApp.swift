@@ -54,6 +54,7 @@ public final class HubApp: FeatureEndpoints {
             BreakGlassEndpoints(hub: hub, breakGlass: breakGlass, reviews: reviews),
             ReviewEndpoints(hub: hub, reviews: reviews),
             policyEndpoints,
+            HoldEndpoints(hub: hub),
         ]
         routeTable = RouteTable(
             routes: features.flatMap(\.routes),

@@ -4,6 +4,7 @@ import Foundation
 import HTTPServer
 import HubCrypto
 import JSONCore
+import Provisioning
 import SCIM
 import Store
 
@@ -56,7 +57,8 @@ extension SCIMEndpoints {
                 attributes: attributeNames(prepared), requestID: ctx.requestID))
         try provision(
             w, type, id, doc: r.doc, members: prepared.members.map(\.id),
-            groupNames: [r.doc["displayName"]?.stringValue])
+            groupNames: [r.doc["displayName"]?.stringValue],
+            origin: ChangeOrigin(feed: ctx.principal.name, tokenID: ctx.principal.tokenID))
         return r
     }
 
@@ -175,7 +177,9 @@ extension SCIMEndpoints {
             .now(
                 principal: ctx.principal.name, action: "delete", resourceType: type.name, resourceID: id,
                 requestID: ctx.requestID))
-        try provision(w, type, id, doc: nil, members: formerMembers, groupNames: [cur.doc["displayName"]?.stringValue])
+        try provision(
+            w, type, id, doc: nil, members: formerMembers, groupNames: [cur.doc["displayName"]?.stringValue],
+            origin: ChangeOrigin(feed: ctx.principal.name, tokenID: ctx.principal.tokenID))
     }
 
     // MARK: - Shared write steps
@@ -187,17 +191,17 @@ extension SCIMEndpoints {
     /// evaluating them (a 5,000-member ward group no longer holds every other write back).
     func provision(
         _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String],
-        groupNames: [String?]
+        groupNames: [String?], origin: ChangeOrigin
     ) throws {
         guard let engine else { return }
         if type.name == "User" {
-            try engine.enqueue(w, personID: id, person: doc)
+            try engine.enqueue(w, personID: id, person: doc, origin: origin)
             return
         }
         guard groupNames.contains(where: { engine.policy.grantsDepend(onGroupNamed: $0) }) else { return }
         for m in Set(members) {
             guard let user = try w.connection.fetch(type: .user, id: m) else { continue }
-            try engine.enqueue(w, personID: m, person: user.doc)
+            try engine.enqueue(w, personID: m, person: user.doc, origin: origin)
         }
     }
 
@@ -261,7 +265,8 @@ extension SCIMEndpoints {
                 attributes: changed, requestID: ctx.requestID))
         try provision(
             w, type, cur.id, doc: doc, members: affected,
-            groupNames: [cur.doc["displayName"]?.stringValue, doc["displayName"]?.stringValue])
+            groupNames: [cur.doc["displayName"]?.stringValue, doc["displayName"]?.stringValue],
+            origin: ChangeOrigin(feed: ctx.principal.name, tokenID: ctx.principal.tokenID))
         return updated
     }
 

@@ -31,6 +31,8 @@ public struct EngineOptions: Sendable {
     /// take (their timeouts are shorter), so a live worker never loses its job; a node
     /// that dies frees its jobs when this runs out.
     public var leaseSeconds: Double = 300
+    /// The guard on each feed's mass removals.
+    public var feedGuard = FeedGuard()
 
     public init() {}
 }
@@ -56,7 +58,7 @@ public final class ProvisioningEngine: HubService {
     public let policies: PolicyHolder
     private let store: any HubStore
     private let connectors: [String: any Connector]
-    private let logger: Logger
+    let logger: Logger
     public let options: EngineOptions
     /// Where deadlines, backoff and leases read the time (a test moves it by hand).
     public let clock: any WallClock
@@ -116,18 +118,34 @@ public final class ProvisioningEngine: HubService {
     /// Marks every target whose desired account for `personID` differs from what was last
     /// applied. Called in the same transaction as the SCIM write (transactional outbox), so
     /// a 2xx means the downstream change will happen. `person` nil means deleted.
-    public func enqueue(_ w: any StoreWriter, personID: String, person: JSONObject?) throws {
+    /// `origin`: the feed whose write this is, for its guard; nil for the hub's own changes
+    /// (deadlines, reviews, break-glass), which no feed guard holds.
+    public func enqueue(_ w: any StoreWriter, personID: String, person: JSONObject?, origin: ChangeOrigin? = nil) throws
+    {
         let conn = w.connection
         let now = clock.now()
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
         // Keep the schedule of deadlines (licence expiry, contract end) in step with the person.
         try conn.setCredentialExpiry(personID: personID, expires: Policy.nextDeadline(person, after: now))
         let snapshot = try PersonSnapshot.load(conn, personID: personID, person: person, now: now)
-        for t in policy.enabledTargets {
-            let decision = policy.decide(snapshot, target: t)
+        let policy = self.policy
+        let decisions = policy.enabledTargets.map { ($0, policy.decide(snapshot, target: $0)) }
+        // A person the feed takes all access from counts against the feed's guard.
+        var holdID: String? = nil
+        if let origin, options.feedGuard.enabled,
+            decisions.contains(where: { $0.1.lastApplied?.enabled == true }),
+            !decisions.contains(where: { $0.1.desired?.enabled == true })
+        {
+            holdID = try feedHold(w, origin: origin, personID: personID, now: now)
+        }
+        for (t, decision) in decisions {
             guard decision.needsJob(personDeleted: person == nil) else { continue }
             let priority = decision.removesAccess || person == nil ? 0 : 1
-            try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
+            if let holdID, decision.removesAccess {
+                try conn.holdJob(personID: personID, target: t.name, priority: priority, holdID: holdID, now: now)
+            } else {
+                try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
+            }
         }
     }
 

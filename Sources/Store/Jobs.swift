@@ -17,6 +17,8 @@ public struct ProvisioningJob: Sendable, Equatable {
 public struct QueueStats: Sendable {
     public let pending: Int
     public let dead: Int
+    /// Jobs a feed hold keeps (they run when the hold is released).
+    public var held: Int = 0
     public let oldestPending: Double?
 }
 

@@ -18,8 +18,12 @@ func runProvisioningBenchmark(_ o: Options) throws {
     let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
     let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
     token = hr
+    // The leaver phase is a burst by design: the feed guard (measured on its own) is off here.
+    let configFile = dir.path + "/config.json"
+    _ = FileManager.default.createFile(atPath: configFile, contents: Data(#"{"feedGuard": {"enabled": false}}"#.utf8))
     let hub = try HubProcess(
-        binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
+        binary: o.binary, data: dir.path,
+        extraArguments: ["--policy", policyFile, "--config", configFile, "--log-level", "error"])
     defer { hub.stop() }
     say(
         "scimhub-bench --provisioning: reference policy, EHR test server on loopback, "

@@ -27,7 +27,7 @@ extension SQLiteSession {
                 generation = generation + 1,
                 attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
                 not_before = CASE WHEN state = 'dead' THEN excluded.not_before ELSE not_before END,
-                state = 'pending'
+                state = CASE WHEN state = 'held' THEN 'held' ELSE 'pending' END
             """, [.text(personID), .text(target), .integer(Int64(priority)), .real(now), .real(now)])
     }
 
@@ -197,7 +197,7 @@ extension SQLiteSession {
     }
 
     public func queueStats(target: String, now: Double) throws -> QueueStats {
-        var pending = 0, dead = 0
+        var pending = 0, dead = 0, held = 0
         var oldest: Double?
         try db.query(
             "SELECT state, COUNT(*), MIN(enqueued) FROM provisioning_jobs WHERE target = ? GROUP BY state",
@@ -205,11 +205,13 @@ extension SQLiteSession {
         ) { r in
             if r.text(0) == "dead" {
                 dead = Int(r.int64(1))
+            } else if r.text(0) == "held" {
+                held = Int(r.int64(1))
             } else {
                 pending = Int(r.int64(1)); oldest = r.value(2).double
             }
         }
-        return QueueStats(pending: pending, dead: dead, oldestPending: oldest.map { now - $0 })
+        return QueueStats(pending: pending, dead: dead, held: held, oldestPending: oldest.map { now - $0 })
     }
 
     // MARK: - Applied state

@@ -318,6 +318,32 @@ enum Migrations {
             ALTER TABLE reconciliation_runs ADD COLUMN policy_version INTEGER;
             """
         ),
+        (
+            14,
+            """
+            -- The feed guard: people each feed took access from (a sliding window), and the
+            -- holds that keep removals past the limit as 'held' jobs until someone decides.
+            CREATE TABLE feed_removals (
+                feed TEXT NOT NULL,
+                person_id TEXT NOT NULL,
+                time REAL NOT NULL
+            );
+            CREATE INDEX feed_removals_window ON feed_removals(feed, time);
+            CREATE TABLE holds (
+                id TEXT PRIMARY KEY,
+                feed TEXT NOT NULL,
+                feed_token TEXT,
+                created REAL NOT NULL,
+                reason TEXT NOT NULL,
+                state TEXT NOT NULL,                -- 'open' | 'released' | 'discarded'
+                decided_by TEXT,
+                decided REAL
+            ) WITHOUT ROWID;
+            CREATE UNIQUE INDEX holds_open_per_feed ON holds(feed) WHERE state = 'open';
+            ALTER TABLE provisioning_jobs ADD COLUMN hold_id TEXT;
+            CREATE INDEX provisioning_jobs_held ON provisioning_jobs(hold_id) WHERE hold_id IS NOT NULL;
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
