@@ -11,6 +11,7 @@ import HubHarness
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
+///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --break-glass [--people 1000] [--leavers 200]
 ///   .build/release/scimhub-bench --credentials [--people 100000]
@@ -26,6 +27,7 @@ struct Options {
     var seconds = 5.0
     var provisioning = false
     var policyPreview = false
+    var feedGuard = false
     var leavers = 1000
     var outageSeconds = 300.0
     var connectors = false
@@ -42,6 +44,7 @@ struct Options {
         while let a = it.next() {
             if a == "--provisioning" { provisioning = true; continue }
             if a == "--policy-preview" { policyPreview = true; continue }
+            if a == "--feed-guard" { feedGuard = true; continue }
             if a == "--connectors" { connectors = true; continue }
             if a == "--reconcile" { reconcile = true; continue }
             if a == "--break-glass" { breakGlass = true; continue }
@@ -207,6 +210,10 @@ if o.credentials {
 }
 if o.breakGlass {
     do { try runBreakGlassBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.feedGuard {
+    do { try runFeedGuardBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.policyPreview {
