@@ -38,7 +38,9 @@ public struct HubConfig: Sendable {
     public var reviewEveryDays: Double = 182
     /// Days reviewers get, and the decision for items still undecided at the due date.
     public var reviewDueDays: Double = 14
-    public var reviewDefaultDecision = "approve"
+    /// What undecided review items become at the due date: `keep-and-flag` (kept, listed as
+    /// flagged), `keep`, or `revoke` (which waits for confirmation when risky).
+    public var reviewDefaultDecision = "keep-and-flag"
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -140,8 +142,8 @@ public struct HubConfig: Sendable {
                 c.reviewDueDays = d
             case "reviewDefaultDecision":
                 let d = try string(v, m.key)
-                guard d == "approve" || d == "revoke" else {
-                    throw ConfigError("reviewDefaultDecision must be approve or revoke")
+                guard AccessReviews.dueDateRules.contains(d) else {
+                    throw ConfigError("reviewDefaultDecision must be keep-and-flag, keep or revoke")
                 }
                 c.reviewDefaultDecision = d
             case "reconcileEveryHours":

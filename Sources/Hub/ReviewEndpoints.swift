@@ -34,8 +34,11 @@ extension ReviewEndpoints {
                 "unknown key '\(k)' (name, target, package, reviewers, dueDays, defaultDecision)")
         }
         guard let name = body["name"]?.stringValue else { throw SCIMError.invalidValue("'name' is required") }
-        guard let decision = body["defaultDecision"]?.stringValue else {
-            throw SCIMError.invalidValue("'defaultDecision' (approve or revoke) is required")
+        guard
+            let decision = body["defaultDecision"]?.stringValue
+                ?? (body["defaultDecision"] == nil ? "keep-and-flag" : nil)
+        else {
+            throw SCIMError.invalidValue("'defaultDecision' must be keep-and-flag (the default), keep or revoke")
         }
         var reviewers: [String]? = nil
         if let v = body["reviewers"] {
@@ -173,6 +176,28 @@ extension ReviewEndpoints {
 }
 
 extension ReviewEndpoints {
+    /// `POST /admin/reviews/{id}/confirm` (step-up): applies the revokes a campaign's due
+    /// date held because they were risky (someone left with no access, or too many people).
+    func confirmReview(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        guard let reviews else {
+            throw SCIMError(status: 409, detail: "no policy is loaded: there is nothing to review")
+        }
+        guard try store.read({ try $0.campaign(id: id) }) != nil else {
+            throw SCIMError.notFound("no review campaign with this id")
+        }
+        try requireStepUp(ctx, action: "confirming a review's revokes")
+        do {
+            let n = try reviews.confirmOverdue(campaignID: id, principal: ctx.principal.name, requestID: ctx.requestID)
+            return jsonResponse(
+                200, .object(JSONObject(["id": .string(id), "state": .string("closed"), "revoked": .int(n)])),
+                contentType: "application/json")
+        } catch let e as GovernanceError {
+            throw scimError(e)
+        }
+    }
+}
+
+extension ReviewEndpoints {
     /// Access review campaigns (admins) and reviewers' own items.
     var routes: [Route] {
         [
@@ -181,6 +206,7 @@ extension ReviewEndpoints {
             },
             Route.make("GET", "/admin/reviews", .admin) { _, _ in try self.listReviews() },
             Route.make("POST", "/admin/reviews", .admin) { ctx, _ in try self.createReview(ctx) },
+            Route.make("POST", "/admin/reviews/{id}/confirm", .admin) { ctx, p in try self.confirmReview(p[0], ctx) },
             Route.make("GET", "/admin/reviews/{id}", .admin) { _, p in try self.reviewStatus(p[0]) },
             Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { ctx, p in
                 try self.reviewReport(p[0], ctx)

@@ -87,8 +87,8 @@ public final class AccessReviews: Sendable {
         guard r.dueDays > 0, r.dueDays <= 366 else {
             throw GovernanceError.invalid("'dueDays' must be more than 0 and at most 366")
         }
-        guard ["approve", "revoke"].contains(r.defaultDecision) else {
-            throw GovernanceError.invalid("'defaultDecision' must be approve or revoke")
+        guard Self.dueDateRules.contains(r.defaultDecision) else {
+            throw GovernanceError.invalid("'defaultDecision' must be keep-and-flag, keep or revoke")
         }
         if let list = r.reviewers {
             guard !list.isEmpty, list.count <= 100,
@@ -245,31 +245,110 @@ public final class AccessReviews: Sendable {
 
     // MARK: - Due dates and the schedule
 
-    /// Applies the default decision to every undecided item of overdue campaigns and closes them.
+    /// What undecided items become at the due date. `keep-and-flag` keeps the access and lists
+    /// the item as flagged (nobody vouched for it); `keep` keeps it; `revoke` takes it away,
+    /// but only when that is safe (see `closeOverdue`). `approve` is the old name of `keep`.
+    public static let dueDateRules: Set<String> = ["keep-and-flag", "keep", "revoke", "approve"]
+
+    /// Auto-revokes at a due date beyond this many people wait for confirmation.
+    public static let autoRevokeLimit = 10
+
+    /// Applies each overdue campaign's due-date rule to its undecided items and closes it.
     /// Durable: driven by the stored due dates, so a hub that was down catches up at start-up.
+    /// A `revoke` rule never takes access silently where it could stop care: when the revokes
+    /// would leave someone with no access on a target, or touch more than `autoRevokeLimit`
+    /// people, nothing is revoked and the campaign waits (`awaiting-confirmation`) for an
+    /// administrator (`confirmOverdue`), with the reason in the audit chain.
     @discardableResult
     public func closeOverdue(now: Double? = nil) throws -> Int {
         let now = now ?? clock.now()
         let due = try store.read { try $0.overdueCampaigns(now: now) }
         for c in due {
-            for item in try store.read({ try $0.items(campaignID: c.id) }) where item.decision == nil {
-                do {
-                    try apply(
-                        c, item, decision: c.defaultDecision, reason: "due date passed: default decision",
-                        by: "default-decision", requestID: "review-due")
-                } catch GovernanceError.conflict {}
+            let undecided = try store.read({ try $0.items(campaignID: c.id) }).filter { $0.decision == nil }
+            if c.defaultDecision == "revoke", let why = try revokeRisk(undecided, now: now) {
+                try store.write { w in
+                    try w.connection.setCampaignState(id: c.id, state: "awaiting-confirmation")
+                    try AuditLog.append(
+                        w,
+                        .now(
+                            principal: "scheduler", action: "review.held", resourceType: "Review", resourceID: c.id,
+                            attributes: [why], requestID: "review-due", outcome: "held"))
+                }
+                continue
             }
-            try store.write { w in
-                try w.connection.closeCampaign(id: c.id, now: now)
-                try AuditLog.append(
-                    w,
-                    .now(
-                        principal: "scheduler", action: "review.close", resourceType: "Review", resourceID: c.id,
-                        requestID: "review-due"))
-            }
+            try closeApplying(c, undecided, now: now, by: "default-decision", requestID: "review-due")
         }
         if !due.isEmpty { engine?.wake() }
         return due.count
+    }
+
+    /// An administrator confirms the revokes of a campaign held at its due date.
+    public func confirmOverdue(campaignID: String, principal: String, requestID: String) throws -> Int {
+        guard let c = try store.read({ try $0.campaign(id: campaignID) }) else {
+            throw GovernanceError.notFound("no review campaign with this id")
+        }
+        guard c.state == "awaiting-confirmation" else {
+            throw GovernanceError.conflict("the campaign is \(c.state), not awaiting confirmation")
+        }
+        let undecided = try store.read({ try $0.items(campaignID: c.id) }).filter { $0.decision == nil }
+        try closeApplying(c, undecided, now: clock.now(), by: principal, requestID: requestID)
+        engine?.wake()
+        return undecided.count
+    }
+
+    private func closeApplying(
+        _ c: ReviewCampaignRecord, _ undecided: [ReviewItemRecord], now: Double, by: String, requestID: String
+    ) throws {
+        let (decision, reason) =
+            switch c.defaultDecision {
+            case "revoke": ("revoke", "due date passed: revoked (nobody decided)")
+            case "keep", "approve": ("approve", "due date passed: kept (nobody decided)")
+            default: ("flagged", "due date passed: kept and flagged (nobody decided)")
+            }
+        for item in undecided {
+            do {
+                try apply(c, item, decision: decision, reason: reason, by: by, requestID: requestID)
+            } catch GovernanceError.conflict {}
+        }
+        try store.write { w in
+            try w.connection.closeCampaign(id: c.id, now: now)
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: "scheduler", action: "review.close", resourceType: "Review", resourceID: c.id,
+                    attributes: ["\(undecided.count) undecided: \(decision)"], requestID: requestID))
+        }
+    }
+
+    /// Why revoking `items` unattended is unsafe, or nil: too many people, or someone would
+    /// be left with no access on a target where they have an account.
+    func revokeRisk(_ items: [ReviewItemRecord], now: Double) throws -> String? {
+        let people = Set(items.map(\.personID))
+        if people.count > Self.autoRevokeLimit {
+            return "\(people.count) people would lose access (limit \(Self.autoRevokeLimit)): confirm or decide"
+        }
+        let policy = self.policy
+        for personID in people.sorted() {
+            let packages = Set(items.filter { $0.personID == personID }.map(\.package))
+            let cut = try store.read { conn -> Bool in
+                let s = try PersonSnapshot.load(
+                    conn, personID: personID, person: try conn.fetch(type: .user, id: personID)?.doc, now: now)
+                var overrides = s.overrides
+                overrides.revoked.formUnion(packages)
+                let after = PersonSnapshot(
+                    personID: s.personID, document: s.document, groupNames: s.groupNames, overrides: overrides,
+                    applied: s.applied, now: s.now)
+                return policy.enabledTargets.contains { t in
+                    policy.decide(s, target: t).desired?.enabled == true
+                        && policy.decide(after, target: t).desired?.enabled != true
+                }
+            }
+            if cut {
+                let userName = items.first { $0.personID == personID }?.userName ?? personID
+                return "revoking would leave \(userName) with no access on a target: confirm or decide"
+            }
+        }
+        return nil
     }
 
     /// Starts the periodic campaigns (one per enabled target, managers review) when the last
@@ -300,6 +379,7 @@ public final class AccessReviews: Sendable {
             "items": .int(items.count), "decided": .int(decided.count),
             "approved": .int(decided.filter { $0.decision == "approve" }.count),
             "revoked": .int(decided.filter { $0.decision == "revoke" }.count),
+            "flagged": .int(decided.filter { $0.decision == "flagged" }.count),
         ])
     }
 

@@ -69,6 +69,9 @@ public protocol ReviewStore {
 
     func closeCampaign(id: String, now: Double) throws
 
+    /// Sets an open campaign's state (`awaiting-confirmation` when its due-date revokes wait).
+    func setCampaignState(id: String, state: String) throws
+
     func insertItem(campaignID: String, _ i: ReviewItemRecord) throws
 
     func items(campaignID: String) throws -> [ReviewItemRecord]

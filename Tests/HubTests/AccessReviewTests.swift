@@ -169,6 +169,22 @@ import TestSupport
         #expect(try decide(hub, rita, "nope", 1, "approve").status == 404)
     }
 
+    @Test func dueDate_byDefault_keepsAccess_andFlagsTheUndecidedItems() throws {
+        let clock = ManualClock()
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let id = try #require(
+            try campaign(hub, #"{"name": "Quiet", "target": "ehr", "dueDays": 1}"#)["id"]?.stringValue)
+        clock.advance(by: 86401)
+        #expect(try hub.server.reviews?.closeOverdue() == 1)
+        let c = try hub.call("GET", "/admin/reviews/\(id)", token: hub.admin).object
+        #expect(c["state"]?.stringValue == "closed" && c["flagged"] == .int(3) && c["revoked"] == .int(0))
+        #expect(c["defaultDecision"]?.stringValue == "keep-and-flag")
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles != [] })
+    }
+
     @Test func dueDate_appliesTheDefaultDecision_evenAcrossARestart() throws {
         let clock = ManualClock()
         let hub = try LiveHub(policy: policy) { $0.clock = clock }
@@ -184,11 +200,22 @@ import TestSupport
             $0.dataDirectory = dir; $0.clock = clock
         }
         defer { again.stop(); hub.directory.remove() }
+        // Revoking would leave all three with no EHR access: nothing is taken unattended.
+        #expect(again.server.engine?.waitUntilIdle() == true)
+        #expect(["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles != [] })
+        let held = try again.call("GET", "/admin/reviews/\(id)", token: again.admin).object
+        #expect(held["state"]?.stringValue == "awaiting-confirmation" && held["revoked"] == .int(0))
+        #expect(try again.call("POST", "/admin/reviews/\(id)/confirm", token: again.admin).status == 403)  // step-up
+        let secret = try again.enrolTOTP(again.admin)
+        let confirmed = try again.call(
+            "POST", "/admin/reviews/\(id)/confirm", token: again.admin,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
+        #expect(confirmed.status == 200 && confirmed.object["revoked"] == .int(3), "\(confirmed.text)")
         let c = try again.call("GET", "/admin/reviews/\(id)", token: again.admin).object
         #expect(c["state"]?.stringValue == "closed")
         #expect(c["revoked"] == .int(3))
         #expect(
-            c["itemList"]?.arrayValue?.allSatisfy { $0.objectValue?["decidedBy"]?.stringValue == "default-decision" }
+            c["itemList"]?.arrayValue?.allSatisfy { $0.objectValue?["decidedBy"]?.stringValue == "auditor" }
                 == true)
         eventually("everyone's package revoked downstream") {
             ["ana", "bruno", "carla"].allSatisfy { ehr.snapshot()["\($0)@x.org"]?.roles == [] }
@@ -217,7 +244,6 @@ import TestSupport
         (#"{"name": "x", "target": "nope", "defaultDecision": "approve"}"#, "no enabled target named 'nope'"),
         (#"{"name": "x", "package": "nope", "defaultDecision": "approve"}"#, "no package named 'nope'"),
         (#"{"name": "x", "target": "ehr", "dueDays": 0, "defaultDecision": "approve"}"#, "'dueDays'"),
-        (#"{"name": "x", "target": "ehr"}"#, "'defaultDecision'"),
         (#"{"name": "x", "target": "ehr", "defaultDecision": "shrug"}"#, "'defaultDecision'"),
         (#"{"name": "x", "target": "ehr", "reviewers": [], "defaultDecision": "approve"}"#, "'reviewers'"),
         (#"{"name": "x", "target": "ehr", "defaultDecision": "approve", "colour": 1}"#, "unknown key 'colour'"),

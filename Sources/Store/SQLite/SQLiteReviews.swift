@@ -75,6 +75,10 @@ extension SQLiteSession {
         return out
     }
 
+    public func setCampaignState(id: String, state: String) throws {
+        try db.run("UPDATE review_campaigns SET state = ? WHERE id = ?", [.text(state), .text(id)])
+    }
+
     public func closeCampaign(id: String, now: Double) throws {
         try db.run("UPDATE review_campaigns SET state = 'closed', closed = ? WHERE id = ?", [.real(now), .text(id)])
     }
