@@ -116,7 +116,8 @@ public final class HubServer: Sendable {
         // the rollout is held when it would take access from more people than the limit.
         if let engine {
             try PolicyRollout.startUp(
-                text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger)
+                text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
+                parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
         }
         // Break-glass grants and licences that expired, and campaigns that fell due, while the
         // hub was down are taken back and decided now, before anything else runs.

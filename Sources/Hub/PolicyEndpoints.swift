@@ -20,6 +20,8 @@ struct PolicyEndpoints: FeatureEndpoints {
 
     final class ApplyLock: Sendable {
         let busy = Atomic<Bool>(false)
+        /// One preview at a time: each reads every person.
+        let previewing = Atomic<Bool>(false)
     }
 
     var routes: [Route] {
@@ -74,7 +76,11 @@ struct PolicyEndpoints: FeatureEndpoints {
         let engine = try loadedEngine()
         let format = ctx.request.queryValue("format") ?? "json"
         guard format == "json" || format == "csv" else { throw SCIMError.invalidValue("'format' must be json or csv") }
-        let candidate = try candidate(ctx)
+        let candidate = try candidate(ctx, resolveSecrets: false)
+        guard applying.previewing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw SCIMError(status: 409, detail: "another preview is running; retry when it is done")
+        }
+        defer { applying.previewing.store(false, ordering: .releasing) }
         let change = try PolicyChange.compute(
             store: store, current: engine.policy, candidate: candidate, now: engine.clock.now())
         let (principal, requestID) = (ctx.principal.name, ctx.requestID)
@@ -101,14 +107,33 @@ struct PolicyEndpoints: FeatureEndpoints {
         return jsonResponse(200, .object(body), contentType: "application/json")
     }
 
-    /// A candidate policy from a request body, or 400 naming what is wrong with it.
-    private func candidate(_ ctx: RequestContext) throws -> Policy {
+    /// A candidate policy from a request body, or 400 naming what is wrong with it. With
+    /// `resolveSecrets: false` (a preview), secret files are not read: a candidate cannot make
+    /// the hub read an arbitrary file, and the preview needs no secret.
+    private func candidate(_ ctx: RequestContext, resolveSecrets: Bool) throws -> Policy {
         _ = try jsonBody(ctx.request)  // media type, size and JSON checked like every body
         do {
-            return try Policy.parse(ctx.request.body, userType: userType, knownTypes: connectorTypes)
+            return resolveSecrets
+                ? try parse(ctx.request.body)
+                : try Policy.parse(
+                    ctx.request.body, userType: userType, knownTypes: connectorTypes, readFile: { _ in "not-read" })
         } catch let e as PolicyError {
             throw SCIMError.invalidValue(e.description)
         }
+    }
+
+    /// Parses a stored or applied policy text as the hub runs it.
+    func parse(_ text: [UInt8]) throws -> Policy {
+        try Policy.parse(text, userType: userType, knownTypes: connectorTypes)
+    }
+
+    /// Runs `body` holding the apply lock: one apply or confirmation at a time, else 409.
+    private func exclusively<T>(_ body: () throws -> T) throws -> T {
+        guard applying.busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw SCIMError(status: 409, detail: "another policy is being applied or confirmed; retry when it is done")
+        }
+        defer { applying.busy.store(false, ordering: .releasing) }
+        return try body()
     }
 
     /// `PUT /admin/policy` (step-up) with the new policy as the body: the next version, in
@@ -116,23 +141,26 @@ struct PolicyEndpoints: FeatureEndpoints {
     /// rollout is held (202) when it would take access from more people than the limit.
     func apply(_ ctx: RequestContext) throws -> HTTPResponse {
         let engine = try loadedEngine()
-        let candidate = try candidate(ctx)
-        try requireStepUp(ctx, action: "applying a policy")
-        guard applying.busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            throw SCIMError(status: 409, detail: "another policy is being applied; retry when it is done")
+        // Busy: refused before the step-up code is spent. Step-up before parsing: the body
+        // names secret files the hub reads.
+        guard !applying.busy.load(ordering: .acquiring) else {
+            throw SCIMError(status: 409, detail: "another policy is being applied or confirmed; retry when it is done")
         }
-        defer { applying.busy.store(false, ordering: .releasing) }
-        let result: (version: PolicyVersion, queued: Int)
-        do {
-            result = try PolicyRollout.apply(
-                text: ctx.request.body, candidate: candidate, principal: ctx.principal.name, requestID: ctx.requestID,
-                engine: engine, store: store, limit: config.policyChangeLimit, policyFile: config.policyFile,
-                logger: logger)
-        } catch let e as GovernanceError {
-            throw scimError(e)
+        try requireStepUp(ctx, action: "applying a policy")
+        let candidate = try candidate(ctx, resolveSecrets: true)
+        let result = try exclusively { () throws -> (version: PolicyVersion, queued: Int, fileError: String?) in
+            do {
+                return try PolicyRollout.apply(
+                    text: ctx.request.body, candidate: candidate, principal: ctx.principal.name,
+                    requestID: ctx.requestID, engine: engine, store: store, limit: config.policyChangeLimit,
+                    policyFile: config.policyFile, logger: logger)
+            } catch let e as GovernanceError {
+                throw scimError(e)
+            }
         }
         var body = Self.describe(result.version)
         body["queued"] = .int(result.queued)
+        if let e = result.fileError { body["policyFileError"] = .string(e) }
         return jsonResponse(result.version.state == .held ? 202 : 200, .object(body), contentType: "application/json")
     }
 
@@ -144,13 +172,14 @@ struct PolicyEndpoints: FeatureEndpoints {
             throw SCIMError.notFound("no policy version \(v)")
         }
         try requireStepUp(ctx, action: "confirming a held policy rollout")
-        let queued: Int
-        do {
-            queued = try PolicyRollout.confirm(
-                v, principal: ctx.principal.name, requestID: ctx.requestID, engine: engine, store: store, logger: logger
-            )
-        } catch let e as GovernanceError {
-            throw scimError(e)
+        let queued = try exclusively { () throws -> Int in
+            do {
+                return try PolicyRollout.confirm(
+                    v, principal: ctx.principal.name, requestID: ctx.requestID, engine: engine, store: store,
+                    logger: logger, parse: parse)
+            } catch let e as GovernanceError {
+                throw scimError(e)
+            }
         }
         return jsonResponse(
             200,

@@ -300,6 +300,10 @@ extension Policy {
     public func grantsDepend(onGroupNamed displayName: String?) -> Bool {
         guard let name = displayName else { return true }
         let canonical = Identifier.canonical(name)
+        // A target mapping that reads `groups` (e.g. a unit field) changes with any membership too.
+        if enabledTargets.contains(where: { $0.mapping.contains { $0.path.attribute.name == "groups" } }) {
+            return true
+        }
         return packages.contains { p in
             p.groups.contains { Identifier.canonical($0) == canonical } || p.rule?.references("groups") == true
         }

@@ -278,6 +278,8 @@ public final class ProvisioningEngine: HubService {
                 ["target": target.name, "error": String(describing: error).prefix(200).description])
             return
         }
+        var busy: [ProvisioningJob] = []
+        defer { returnLeases(busy, now: now) }
         for job in jobs {
             let key = job.personID + "\u{0}" + job.target
             let fresh = runtime.withLock { r -> Bool in
@@ -286,7 +288,12 @@ public final class ProvisioningEngine: HubService {
                 r.breakers[target.name, default: newBreaker()].started()
                 return true
             }
-            guard fresh else { continue }
+            // Its previous run is still finishing here (a newer change made it due again):
+            // the lease goes back at once, so the job is not stuck behind it.
+            guard fresh else {
+                busy.append(job)
+                continue
+            }
             queue.addOperation { [self] in
                 let outcome = self.run(job, target)
                 let now = clock.now()
@@ -345,12 +352,24 @@ public final class ProvisioningEngine: HubService {
             r.backlog[target.name] = all.filter { !which($0) }
             return all.filter(which).map(\.job)
         }
-        guard !returned.isEmpty else { return }
+        returnLeases(returned, now: now)
+    }
+
+    /// Ends this node's leases on `jobs` now: they are claimable again at once.
+    private func returnLeases(_ jobs: [ProvisioningJob], now: Double) {
+        guard !jobs.isEmpty else { return }
         let owner = coordination.nodeID
-        _ = try? store.write(isolated: true, durable: false) { w in
-            for j in returned {
-                try w.connection.extendLease(personID: j.personID, target: j.target, owner: owner, until: now)
+        do {
+            try store.write(isolated: true, durable: false) { w in
+                for j in jobs {
+                    try w.connection.extendLease(personID: j.personID, target: j.target, owner: owner, until: now)
+                }
             }
+        } catch {
+            // The leases run out by themselves (at most `leaseSeconds` later).
+            logger.error(
+                "provisioning: cannot give leases back",
+                ["jobs": String(jobs.count), "error": "\(error)".prefix(200).description])
         }
     }
 
@@ -468,7 +487,8 @@ public final class ProvisioningEngine: HubService {
         _ = try? store.write { w in
             if dead {
                 try w.connection.deadLetter(
-                    personID: job.personID, target: target.name, attempts: attempts, error: reason)
+                    personID: job.personID, target: target.name, attempts: attempts, error: reason,
+                    generation: job.generation, now: now)
             } else {
                 try w.connection.deferJob(
                     personID: job.personID, target: target.name, until: now + delay, attempts: attempts, error: reason)

@@ -95,13 +95,14 @@ public struct PolicyChange: Sendable {
             let old = current.target(name).flatMap { $0.enabled ? current.decide(s, target: $0).desired : nil }
             let new = candidate.target(name).flatMap { $0.enabled ? candidate.decide(s, target: $0).desired : nil }
             let wasEnabled = old?.enabled ?? false, isEnabled = new?.enabled ?? false
-            var t = self.targets[name] ?? TargetChange()
-            if wasEnabled && !isEnabled { t.disabled.append(ref); loses = true }
-            if !wasEnabled && isEnabled { t.enabled.append(ref); gains = true }
+            // In place: a copy of the change would copy its lists on every person (quadratic
+            // exactly for the mass changes a preview is for).
+            if self.targets[name] == nil { self.targets[name] = TargetChange() }
+            if wasEnabled && !isEnabled { self.targets[name]!.disabled.append(ref); loses = true }
+            if !wasEnabled && isEnabled { self.targets[name]!.enabled.append(ref); gains = true }
             let oldE = wasEnabled ? old?.entitlements ?? [] : [], newE = isEnabled ? new?.entitlements ?? [] : []
-            for e in oldE.subtracting(newE) { t.lost[e, default: []].append(ref); loses = true }
-            for e in newE.subtracting(oldE) { t.gained[e, default: []].append(ref); gains = true }
-            self.targets[name] = t
+            for e in oldE.subtracting(newE) { self.targets[name]!.lost[e, default: []].append(ref); loses = true }
+            for e in newE.subtracting(oldE) { self.targets[name]!.gained[e, default: []].append(ref); gains = true }
         }
         if loses { losingAccess.append(ref) }
         if gains { gainingAccess.append(ref) }

@@ -46,13 +46,39 @@ public enum PolicyRollout {
     /// At start: records `text` (the policy file) as a new version when it differs from the
     /// newest stored one and rolls it out, or holds it; finishes a rollout a crash cut short.
     @discardableResult
+    /// While a version is held, the hub keeps running the newest active one (`parse` reads a
+    /// stored text); a held version whose targets differ cannot be run that way, so the hub
+    /// refuses to start and says how to proceed.
     public static func startUp(
-        text: [UInt8], engine: ProvisioningEngine, store: any HubStore, limit: PolicyChangeLimit, logger: Logger
+        text: [UInt8], engine: ProvisioningEngine, store: any HubStore, limit: PolicyChangeLimit, logger: Logger,
+        parse: ([UInt8]) throws -> Policy
     ) throws -> PolicyVersion {
         let hash = hexString(Crypto.sha256(text))
         let now = engine.clock.now()
+        // A file that matches an older version (an API apply whose file write was lost): the
+        // database's newest version stays in force, if it runs on the same targets.
+        if let latest = try store.read({ try $0.latestPolicyVersion() }), latest.hash != hash,
+            try store.read({ try $0.policyVersions(limit: 1000) }).contains(where: { $0.hash == hash })
+        {
+            let targets = { (t: [UInt8]) in (try? JSONParser().parse(t))?.objectValue?["targets"] }
+            guard targets(latest.text) == targets(text) else {
+                throw PolicyError(
+                    "the policy file is an older version than the database's newest (\(latest.version)), with other "
+                        + "targets: write GET /admin/policy's text to the file, or start with a new policy")
+            }
+            logger.error(
+                "the policy file is an older version than the database's newest; running the newest: "
+                    + "rewrite the file from GET /admin/policy", ["policy.version": String(latest.version)])
+            if latest.state == .held {
+                try keepRunningLastActive(text: text, engine: engine, store: store, parse: parse)
+            } else {
+                engine.policies.replace(with: try parse(latest.text))
+            }
+            return latest
+        }
         if let latest = try store.read({ try $0.latestPolicyVersion() }), latest.hash == hash {
             if latest.state == .held {
+                try keepRunningLastActive(text: text, engine: engine, store: store, parse: parse)
                 logger.error(
                     "policy rollout held; confirm it with POST /admin/policy/versions/\(latest.version)/confirm",
                     ["policy.version": String(latest.version), "reason": latest.heldReason ?? ""])
@@ -79,6 +105,7 @@ public enum PolicyRollout {
             return v
         }
         if let held {
+            try keepRunningLastActive(text: text, engine: engine, store: store, parse: parse)
             logger.error(
                 "policy change held: nothing is queued until an administrator confirms it with "
                     + "POST /admin/policy/versions/\(version.version)/confirm",
@@ -99,10 +126,10 @@ public enum PolicyRollout {
     public static func apply(
         text: [UInt8], candidate: Policy, principal: String, requestID: String, engine: ProvisioningEngine,
         store: any HubStore, limit: PolicyChangeLimit, policyFile: String?, logger: Logger
-    ) throws -> (version: PolicyVersion, queued: Int) {
+    ) throws -> (version: PolicyVersion, queued: Int, fileError: String?) {
         let hash = hexString(Crypto.sha256(text))
         let latest = try store.read { try $0.latestPolicyVersion() }
-        if let latest, latest.hash == hash { return (latest, 0) }
+        if let latest, latest.hash == hash { return (latest, 0, nil) }
         let currentTargets = latest.flatMap { (try? JSONParser().parse($0.text))?.objectValue?["targets"] }
         let candidateTargets = (try? JSONParser().parse(text))?.objectValue?["targets"]
         guard currentTargets == candidateTargets else {
@@ -111,9 +138,9 @@ public enum PolicyRollout {
                     + "in the policy file and restart the hub")
         }
         let now = engine.clock.now()
+        let scanStart = Timestamp.now() - 1  // resources keep system time; a second of margin
         let affected = try self.affected(store: store, policy: candidate, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
-        if let file = policyFile { try replaceFile(file, with: text) }
         let version = try store.write { w -> PolicyVersion in
             let v = try w.connection.insertPolicyVersion(
                 hash: hash, text: text, author: principal, now: now, state: held == nil ? .active : .held,
@@ -128,39 +155,93 @@ public enum PolicyRollout {
                     ], requestID: requestID, outcome: held.map { "held: \($0)" } ?? "success"))
             return v
         }
-        engine.policies.replace(with: candidate)
+        // After the commit: a file that does not match the newest version is noticed at the
+        // next start (the database wins); a version without its file would not be.
+        var fileError: String? = nil
+        if let file = policyFile {
+            do {
+                try replaceFile(file, with: text)
+            } catch {
+                fileError = "\(error)"
+                logger.error("policy applied but the policy file was not rewritten", ["error": "\(error)"])
+            }
+        }
         if let held {
             logger.error(
                 "policy change held: nothing is queued until an administrator confirms it with "
                     + "POST /admin/policy/versions/\(version.version)/confirm",
                 ["policy.version": String(version.version), "reason": held])
-            return (version, 0)
+            return (version, 0, fileError)
         }
-        try converge(affected.converge, version: version.version, engine: engine, store: store)
-        return (version, affected.converge.count)
+        engine.policies.replace(with: candidate)
+        // People written while the scan ran were decided under the old policy: queue them too.
+        let late = try store.read { conn -> [String] in
+            var ids = Set(try conn.modifiedIDs(type: .user, since: scanStart))
+            for g in try conn.modifiedGroups(since: scanStart) { ids.formUnion(try conn.members(ofGroup: g).map(\.id)) }
+            return ids.sorted()
+        }
+        let all = Array(Set(affected.converge).union(late))
+        try converge(all, version: version.version, engine: engine, store: store)
+        return (version, affected.converge.count, fileError)
     }
 
-    /// Writes `text` to `path` atomically (a temporary file renamed over it).
+    /// Writes `text` to `path` atomically and durably: a temporary file, synced, renamed
+    /// over it, and the folder synced so the rename survives a power cut.
     static func replaceFile(_ path: String, with text: [UInt8]) throws {
         let temporary = path + ".new"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text)),
-            rename(temporary, path) == 0
-        else {
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw StoreError("the policy file \(temporary) cannot be created (errno \(errno))") }
+        let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == text.count, synced, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw StoreError("the policy file \(path) cannot be written (errno \(errno))", kind: .io)
         }
+        let parent = (path as NSString).deletingLastPathComponent
+        let folder = open(parent.isEmpty ? "." : parent, O_RDONLY | O_CLOEXEC)
+        if folder >= 0 {
+            _ = fsync(folder)
+            close(folder)
+        }
+    }
+
+    /// Puts the newest active version back in force while a newer one is held: a held
+    /// policy must not reach anyone, not even one person at a time through their next change.
+    static func keepRunningLastActive(
+        text: [UInt8], engine: ProvisioningEngine, store: any HubStore, parse: ([UInt8]) throws -> Policy
+    ) throws {
+        let versions = try store.read { try $0.policyVersions(limit: 1000) }
+        guard let active = versions.first(where: { $0.state == .active }),
+            let stored = try store.read({ try $0.policyVersion(active.version) })
+        else {
+            throw PolicyError(
+                "the policy file's change is held and no earlier version was ever active: raise policyChangeLimit "
+                    + "for this start, or start with a policy that takes access from fewer people")
+        }
+        let targets = { (t: [UInt8]) in (try? JSONParser().parse(t))?.objectValue?["targets"] }
+        guard targets(stored.text) == targets(text) else {
+            throw PolicyError(
+                "the policy file's change is held (it takes access from more people than policyChangeLimit) and it "
+                    + "changes targets, so version \(active.version) cannot run meanwhile: restore the previous "
+                    + "policy file, or raise policyChangeLimit for this start")
+        }
+        engine.policies.replace(with: try parse(stored.text))
     }
 
     /// An administrator confirms the held version `v` (the newest): it is rolled out now.
     /// Returns how many people were queued.
     public static func confirm(
         _ v: Int64, principal: String, requestID: String, engine: ProvisioningEngine, store: any HubStore,
-        logger: Logger
+        logger: Logger, parse: ([UInt8]) throws -> Policy
     ) throws -> Int {
         guard let latest = try store.read({ try $0.latestPolicyVersion() }), latest.version == v else {
             throw GovernanceError.conflict("only the newest policy version can be confirmed")
         }
+        let policy = try parse(latest.text)
         let confirmed = try store.write { w -> Bool in
+            // Still the newest inside the write: an apply may have added a version meanwhile.
+            guard try w.connection.latestPolicyVersion()?.version == v else { return false }
             guard try w.connection.confirmPolicyVersion(v, by: principal) else { return false }
             try AuditLog.append(
                 w,
@@ -169,7 +250,8 @@ public enum PolicyRollout {
                     attributes: [latest.heldReason ?? ""], requestID: requestID))
             return true
         }
-        guard confirmed else { throw GovernanceError.conflict("policy version \(v) is not held") }
+        guard confirmed else { throw GovernanceError.conflict("policy version \(v) is not the newest held one") }
+        engine.policies.replace(with: policy)
         return try rollOut(latest, engine: engine, store: store, logger: logger)
     }
 

@@ -76,8 +76,12 @@ public protocol JobQueue {
     @discardableResult
     func releaseBackoff(target: String, now: Double) throws -> Int
 
-    /// Moves a job to the dead letter with the target's reason.
-    func deadLetter(personID: String, target: String, attempts: Int, error: String) throws
+    /// Moves the job of `generation` to the dead letter with the target's reason. When a
+    /// newer change arrived meanwhile (a leaver, say) the job is not dead: it runs again now
+    /// with a fresh count. Returns true when it was dead-lettered.
+    @discardableResult
+    func deadLetter(personID: String, target: String, attempts: Int, error: String, generation: Int64, now: Double)
+        throws -> Bool
 
     /// Admin re-drive: a dead job runs again now. False when there is no dead job.
     func redrive(personID: String, target: String, now: Double) throws -> Bool

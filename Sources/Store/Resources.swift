@@ -49,6 +49,12 @@ public enum IndexHint: Sendable, Equatable {
 
 /// SCIM resources (Users, Groups), their indexes and group memberships.
 public protocol ResourceStore {
+    /// Ids of resources of `type` written at or after `since` (system time).
+    func modifiedIDs(type: ResourceKind, since: Double) throws -> [String]
+
+    /// Sequence numbers of Groups written at or after `since`, for their members.
+    func modifiedGroups(since: Double) throws -> [Int64]
+
     /// The resource of `type` with `id`, or nil.
     func fetch(type: ResourceKind, id: String) throws -> StoredResource?
 

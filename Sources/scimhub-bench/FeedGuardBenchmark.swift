@@ -55,7 +55,8 @@ func runFeedGuardBenchmark(_ o: Options) throws {
     let leavers = Array(ids.prefix(o.leavers))
     let before = ehr.snapshot().values.filter { !$0.active }.count
     let ops = leavers.enumerated().map { i, id in
-        #"{"method":"PATCH","path":"/Users/\#(id)","bulkId":"b\#(i)","data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+        #"{"method":"PATCH","path":"/Users/\#(id)","bulkId":"b\#(i)","#
+            + #""data":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
             + #""Operations":[{"op":"replace","path":"active","value":false}]}}"#
     }
     let body =

@@ -75,7 +75,7 @@ import TestSupport
     }
 
     @Test func aChangeOverTheLimit_isHeld_untilAnAdministratorConfirmsWithStepUp() throws {
-        let (dir, _) = try provisionedStaff()
+        let (dir, ids) = try provisionedStaff()
         let hub = try restartTighter(dir) {
             $0.policyChangeLimit.people = 0
             $0.policyChangeLimit.share = 0
@@ -83,6 +83,14 @@ import TestSupport
         defer { hub.stop(); dir.remove(); ehr.stop() }
         #expect(hub.server.engine?.waitUntilIdle() == true)
         #expect(ehr.snapshot()["desk@x.org"]?.roles == ["scheduling"])  // nothing removed while held
+        // The held version is not in force, not even for the next change to one person.
+        #expect(hub.server.engine?.policy.packages.contains { $0.name == "receptionist" } == true)
+        let rename =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+            + #""Operations":[{"op":"replace","path":"displayName","value":"Front Desk"}]}"#
+        #expect(try hub.call("PATCH", "/scim/v2/Users/\(ids[0])", body: rename).status == 200)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(ehr.snapshot()["desk@x.org"]?.roles == ["scheduling"])
         let current = try hub.call("GET", "/admin/policy", token: hub.admin).object
         #expect(current["state"]?.stringValue == "held")
         #expect(current["heldReason"]?.stringValue?.hasPrefix("1 of 2 people would lose access (limit 0") == true)
@@ -179,17 +187,17 @@ import TestSupport
         }
         #expect(try hub.call("PUT", "/admin/policy", token: hub.admin, body: tighter).status == 403)  // step-up
         // Bad candidates change nothing: invalid, or with other targets.
-        let invalid = try put(#"{"targets": [], "packages": [{"name": "a"}]}"#, offset: -1)  // refused before step-up
+        let invalid = try put(#"{"targets": [], "packages": [{"name": "a"}]}"#, offset: -1)
         #expect(invalid.status == 400 && invalid.text.contains("packages[0]"))
         let moved = tighter.replacingOccurrences(of: #""name": "ehr""#, with: #""name": "ehr2""#)
             .replacingOccurrences(of: #"{"ehr": ["billing"]}"#, with: #"{"ehr2": ["billing"]}"#)
-        let refused = try put(moved, offset: -1)
+        let refused = try put(moved, offset: 0)
         #expect(refused.status == 409 && refused.text.contains("targets"), "\(refused.text)")
         #expect(
             try hub.call("GET", "/admin/policy/versions", token: hub.admin).object["versions"]?.arrayValue?.count == 1)
         // A second apply while one runs is refused.
         hub.server.app.policyEndpoints.applying.busy.store(true, ordering: .sequentiallyConsistent)
-        #expect(try put(tighter, offset: 0).status == 409)
+        #expect(try put(tighter, offset: 1).status == 409)  // refused before its code is spent
         hub.server.app.policyEndpoints.applying.busy.store(false, ordering: .sequentiallyConsistent)
         // The apply: version 2, in force at once, the receptionist's access gone, the file rewritten.
         let applied = try hub.call(

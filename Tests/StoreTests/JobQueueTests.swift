@@ -54,11 +54,29 @@ import TestSupport
         #expect(gone == false)
         try t.store.write { w in
             try w.connection.deferJob(personID: "b", target: "ehr", until: 200, attempts: 1, error: "timeout")
-            try w.connection.deadLetter(personID: "c", target: "ehr", attempts: 20, error: "refused")
+            try w.connection.deadLetter(
+                personID: "c", target: "ehr", attempts: 20, error: "refused", generation: 1, now: 101)
         }
         #expect(try claim("other", now: 101, lease: 1000) == ["a"])  // runs again with the newer change
         #expect(try claim("other", now: 201) == ["b"])  // after its backoff, not its lease
         #expect(try t.store.read { try $0.job(personID: "c", target: "ehr")?.state } == .dead)
+    }
+
+    @Test func aFailureOfAnOlderRun_doesNotDeadLetterANewerChange() throws {
+        try enqueue(["leaver"])
+        let job = try #require(
+            try t.store.write {
+                try $0.connection.claimJobs(target: "ehr", limit: 1, owner: "n", leaseUntil: 1000, now: 100)
+            }.first)
+        try enqueue(["leaver"], priority: 0)  // the leaver change arrives while the old run fails
+        let dead = try t.store.write {
+            try $0.connection.deadLetter(
+                personID: "leaver", target: "ehr", attempts: 20, error: "refused", generation: job.generation, now: 102)
+        }
+        #expect(dead == false)
+        let after = try t.store.read { try $0.job(personID: "leaver", target: "ehr") }
+        #expect(after?.state == .pending && after?.attempts == 0 && after?.notBefore == 102)
+        #expect(try claim("n", now: 102) == ["leaver"])  // runs again at once
     }
 
     @Test func aSoleNode_dropsLeasesLeftByADeadProcess() throws {
@@ -81,15 +99,18 @@ import TestSupport
         defer { dir.remove() }
         let store = try SQLiteStore(directory: dir.path, durability: .full, logger: Logger(label: "t", silent: true))
         defer { store.close() }
-        func level(durable: Bool) throws -> Int64 {
+        func pragma(_ name: String, durable: Bool) throws -> Int64 {
             try store.write(isolated: true, durable: durable) { w in
                 var v: Int64 = -1
-                try (w as! SQLiteWriteContext).session.db.query("PRAGMA synchronous") { v = $0.int64(0) }
+                try (w as! SQLiteWriteContext).session.db.query("PRAGMA \(name)") { v = $0.int64(0) }
                 return v
             }
         }
-        #expect(try level(durable: false) == 0)  // OFF
-        #expect(try level(durable: true) == 2)  // FULL, as configured
+        #expect(try pragma("synchronous", durable: false) == 0)  // OFF
+        // No checkpoint may copy acknowledged frames into the database without a sync.
+        #expect(try pragma("wal_autocheckpoint", durable: false) == 0)
+        #expect(try pragma("synchronous", durable: true) == 2)  // FULL, as configured
+        #expect(try pragma("wal_autocheckpoint", durable: true) == 8000)
         try store.write(isolated: true, durable: false) {
             try $0.connection.enqueue(personID: "p", target: "ehr", priority: 0, now: 1)
         }

@@ -181,11 +181,22 @@ extension SQLiteSession {
     }
 
     /// Moves a job to the dead letter with the target's reason.
-    public func deadLetter(personID: String, target: String, attempts: Int, error: String) throws {
-        try db.run(
+    @discardableResult
+    public func deadLetter(
+        personID: String, target: String, attempts: Int, error: String, generation: Int64, now: Double
+    ) throws -> Bool {
+        if try db.run(
             "UPDATE provisioning_jobs SET state = 'dead', attempts = ?, last_error = ?, lease_owner = NULL, "
-                + "lease_until = NULL WHERE person_id = ? AND target = ?",
-            [.integer(Int64(attempts)), .text(error), .text(personID), .text(target)])
+                + "lease_until = NULL WHERE person_id = ? AND target = ? AND generation = ?",
+            [.integer(Int64(attempts)), .text(error), .text(personID), .text(target), .integer(generation)]) == 1
+        {
+            return true
+        }
+        try db.run(
+            "UPDATE provisioning_jobs SET attempts = 0, not_before = ?, last_error = ?, lease_owner = NULL, "
+                + "lease_until = NULL WHERE person_id = ? AND target = ? AND state = 'pending'",
+            [.real(now), .text(error), .text(personID), .text(target)])
+        return false
     }
 
     /// Admin re-drive: a dead job runs again now. False when there is no dead job.

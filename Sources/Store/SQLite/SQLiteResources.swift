@@ -70,6 +70,23 @@ extension SQLiteSession {
     }
 
     /// Calls `body` for every resource of `type` in listing order, in pages, until it returns false.
+    public func modifiedIDs(type: ResourceKind, since: Double) throws -> [String] {
+        var out: [String] = []
+        try db.query("SELECT id FROM resources WHERE type = ? AND modified >= ?", [.text(type.rawValue), .real(since)])
+        {
+            out.append($0.text(0) ?? "")
+        }
+        return out
+    }
+
+    public func modifiedGroups(since: Double) throws -> [Int64] {
+        var out: [Int64] = []
+        try db.query("SELECT seq FROM resources WHERE type = 'Group' AND modified >= ?", [.real(since)]) {
+            out.append($0.int64(0))
+        }
+        return out
+    }
+
     public func scan(type: ResourceKind, _ body: (StoredResource) throws -> Bool) throws {
         var after: Int64 = 0
         while true {

@@ -208,6 +208,25 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let logger: Logger
     /// The configured `synchronous` level, restored after a batch that needed none.
     private let synchronous: String
+    /// Set when restoring `synchronous` or the checkpoint interval failed (writer thread only).
+    private var durabilityLost = false
+
+    /// Puts back the durable settings and checks they took; false (and every commit refused
+    /// until it succeeds) when they did not.
+    private func restoreDurability() -> Bool {
+        do {
+            try db.execute("PRAGMA synchronous=\(synchronous)")
+            try db.execute("PRAGMA wal_autocheckpoint=8000")
+            var level: Int64 = -1
+            try db.query("PRAGMA synchronous") { level = $0.int64(0) }
+            guard level == (synchronous == "FULL" ? 2 : 1) else { throw StoreError("synchronous is \(level)") }
+            durabilityLost = false
+        } catch {
+            durabilityLost = true
+            logger.error("store: durable settings cannot be restored; writes are refused", ["error": "\(error)"])
+        }
+        return !durabilityLost
+    }
     private let condition = NSCondition()
     private var pending: [Job] = []
     private var stopping = false
@@ -292,11 +311,28 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Job]) {
+        // The writer could not restore its durable settings after a lease-only batch: nothing
+        // commits until it can (a 2xx must mean the disk has it).
+        if durabilityLost {
+            guard restoreDurability() else {
+                fail(batch, StoreError("storage cannot guarantee durable commits; retry later", kind: .io))
+                return
+            }
+        }
         // A batch of writes whose loss does no harm (leases) commits without an fsync; the
-        // next durable commit's fsync covers its WAL frames too.
-        let durable = batch.contains { $0.durable }
-        if !durable { try? db.execute("PRAGMA synchronous=OFF") }
-        defer { if !durable { try? db.execute("PRAGMA synchronous=\(synchronous)") } }
+        // next durable commit's fsync covers its WAL frames too. No checkpoint may run in
+        // such a commit: it would copy acknowledged frames into the database unsynced.
+        var durable = batch.contains { $0.durable }
+        if !durable {
+            do {
+                try db.execute("PRAGMA wal_autocheckpoint=0")
+                try db.execute("PRAGMA synchronous=OFF")
+            } catch {
+                durable = true
+                if !restoreDurability() { fail(batch, StoreError("storage settings cannot be set", kind: .io)); return }
+            }
+        }
+        defer { if !durable { _ = restoreDurability() } }
         do {
             try db.run("BEGIN IMMEDIATE")
         } catch {
