@@ -30,6 +30,9 @@ public final class HubServer: Sendable {
     /// Signalled when `run` has stopped everything and released the store.
     private let finished = DispatchSemaphore(value: 0)
     private let running = Atomic<Bool>(false)
+    private let startFailed = Atomic<Bool>(false)
+    /// True when `run` returned because a background service could not start (exit non-zero).
+    public var failedToStart: Bool { startFailed.load(ordering: .sequentiallyConsistent) }
     /// Signs the audit chain's head periodically and at shutdown, when a key is configured.
     public let checkpointer: AuditCheckpointer?
     /// Who leads scheduled work and how commits wake the dispatchers (one node on SQLite).
@@ -167,6 +170,10 @@ public final class HubServer: Sendable {
         } catch {
             logger.error(
                 "a service failed to start; stopping", ["error": String(describing: error).prefix(200).description])
+            startFailed.store(true, ordering: .sequentiallyConsistent)
+            // The listener never served: let its loop end at once so `shutdown()` returns.
+            http.shutdown()
+            http.run()
             store.close()
             coordination.close()
             return

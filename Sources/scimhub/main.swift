@@ -124,7 +124,7 @@ func serve(_ args: Arguments) throws -> Int32 {
         "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
     server.run()
     _ = sources
-    return 0
+    return server.failedToStart ? 1 : 0
 }
 
 func token(_ args: Arguments) throws -> Int32 {
