@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit", "JSONCore"], path: "connectors/SQL", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
-        .target(name: "Provisioning", dependencies: ["HubBase", "SCIM", "Store", "ConnectorKit", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
+        .target(name: "Provisioning", dependencies: ["HubBase", "SCIM", "Store", "ConnectorKit", "CurlHTTP", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),

@@ -9,3 +9,4 @@ static inline CURLcode scimhub_curl_set_slist(CURL *h, CURLoption o, struct curl
 typedef size_t (*scimhub_curl_write_cb)(char *, size_t, size_t, void *);
 static inline CURLcode scimhub_curl_set_write_function(CURL *h, CURLoption o, scimhub_curl_write_cb f) { return curl_easy_setopt(h, o, f); }
 static inline CURLcode scimhub_curl_get_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode scimhub_curl_set_off(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }

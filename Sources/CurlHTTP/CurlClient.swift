@@ -138,6 +138,82 @@ public final class CurlClient: Sendable {
         return CurlResponse(status: status, body: sink.body, retryAfter: sink.retryAfter)
     }
 
+    /// How an SMTP session must be protected: STARTTLS required, tried, or not at all (a
+    /// relay on loopback).
+    public enum MailTLS: String, Sendable { case required, optional, none }
+
+    /// Sends one message over SMTP (RFC 5321): `url` is `smtp://host:port` or
+    /// `smtps://host:port`; `message` is the whole RFC 5322 text with CRLF line ends.
+    public func sendMail(
+        url: String, from: String, to recipients: [String], message: [UInt8], tls: MailTLS, username: String?,
+        password: String?
+    ) throws(ConnectorError) {
+        guard let handle = idle.withLock({ $0.popLast() }) ?? Handle() else {
+            throw ConnectorError.retryable("cannot create a curl handle")
+        }
+        defer { idle.withLock { if $0.count < 32 { $0.append(handle) } } }
+        let h = handle.raw
+        curl_easy_reset(h)
+        var rcpt: UnsafeMutablePointer<curl_slist>? = nil
+        for r in recipients { rcpt = curl_slist_append(rcpt, "<\(r)>") }
+        defer { curl_slist_free_all(rcpt) }
+        let source = MailSource(message)
+        _ = scimhub_curl_set_string(h, CURLOPT_URL, url)
+        _ = scimhub_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = scimhub_curl_set_string(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps")
+        _ = scimhub_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout * 1000))
+        _ = scimhub_curl_set_long(h, CURLOPT_TIMEOUT_MS, Int(options.totalTimeout * 1000))
+        _ = scimhub_curl_set_long(h, CURLOPT_SSL_VERIFYPEER, options.verifyTLS ? 1 : 0)
+        _ = scimhub_curl_set_long(h, CURLOPT_SSL_VERIFYHOST, options.verifyTLS ? 2 : 0)
+        if let ca = options.caFile { _ = scimhub_curl_set_string(h, CURLOPT_CAINFO, ca) }
+        let ssl: Int =
+            switch tls {
+            case .required: Int(CURLUSESSL_ALL.rawValue)
+            case .optional: Int(CURLUSESSL_TRY.rawValue)
+            case .none: Int(CURLUSESSL_NONE.rawValue)
+            }
+        _ = scimhub_curl_set_long(h, CURLOPT_USE_SSL, ssl)
+        if let u = username { _ = scimhub_curl_set_string(h, CURLOPT_USERNAME, u) }
+        if let p = password { _ = scimhub_curl_set_string(h, CURLOPT_PASSWORD, p) }
+        _ = scimhub_curl_set_string(h, CURLOPT_MAIL_FROM, "<\(from)>")
+        _ = scimhub_curl_set_slist(h, CURLOPT_MAIL_RCPT, rcpt)
+        _ = scimhub_curl_set_long(h, CURLOPT_UPLOAD, 1)
+        _ = scimhub_curl_set_off(h, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count))
+        _ = scimhub_curl_set_write_function(
+            h, CURLOPT_READFUNCTION,
+            { ptr, size, n, ud in
+                guard let ud, let ptr else { return 0 }
+                let source = Unmanaged<MailSource>.fromOpaque(ud).takeUnretainedValue()
+                let count = min(size * n, source.bytes.count - source.offset)
+                guard count > 0 else { return 0 }
+                ptr.withMemoryRebound(to: UInt8.self, capacity: count) { dst in
+                    source.bytes.withUnsafeBufferPointer { src in
+                        dst.update(from: src.baseAddress! + source.offset, count: count)
+                    }
+                }
+                source.offset += count
+                return count
+            })
+        _ = scimhub_curl_set_pointer(h, CURLOPT_READDATA, Unmanaged.passUnretained(source).toOpaque())
+        let rc = curl_easy_perform(h)
+        guard rc == CURLE_OK else {
+            var code = 0
+            _ = scimhub_curl_get_long(h, CURLINFO_RESPONSE_CODE, &code)
+            // 5xx replies (a refused recipient, a refused login) will not change by retrying.
+            if (500..<600).contains(code) || rc == CURLE_LOGIN_DENIED {
+                throw ConnectorError.permanent("smtp: \(String(cString: curl_easy_strerror(rc))) (reply \(code))")
+            }
+            throw ConnectorError.retryable("smtp: \(String(cString: curl_easy_strerror(rc)))")
+        }
+    }
+
+    /// The message being uploaded; reached from C through Unmanaged.
+    private final class MailSource {
+        let bytes: [UInt8]
+        var offset = 0
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+    }
+
     /// Transport errors: network trouble is worth retrying; configuration problems are not.
     private static func classify(_ rc: CURLcode) -> ConnectorError {
         let message = String(cString: curl_easy_strerror(rc))

@@ -219,6 +219,23 @@ extension AdminEndpoints {
 }
 
 extension AdminEndpoints {
+    /// `GET /admin/notifications`: the outbox, newest first (pending ones show their last error).
+    func listNotifications() throws -> HTTPResponse {
+        let list = try store.read { try $0.notifications(limit: 200) }
+        let items: [JSONValue] = list.map { n in
+            .object(
+                JSONObject([
+                    "id": .string(n.id), "event": .string(n.event), "channel": .string(n.channel),
+                    "recipient": .string(n.recipient), "subject": .string(n.subject), "state": .string(n.state),
+                    "attempts": .int(n.attempts), "created": .string(Timestamp.format(n.created)),
+                    "lastError": n.lastError.map { .string($0) } ?? .null,
+                ]))
+        }
+        return jsonResponse(200, .object(JSONObject(["notifications": .array(items)])), contentType: "application/json")
+    }
+}
+
+extension AdminEndpoints {
     /// Audit, targets, the queue and people's access.
     var routes: [Route] {
         [
@@ -231,6 +248,7 @@ extension AdminEndpoints {
             },
             Route.make("POST", "/admin/jobs/{id}/retry", .admin) { ctx, p in try self.retryJob(p[0], ctx) },
             Route.make("GET", "/admin/people/{id}/access", .admin) { ctx, p in try self.personAccess(p[0], ctx) },
+            Route.make("GET", "/admin/notifications", .admin) { _, _ in try self.listNotifications() },
             Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { ctx, _ in
                 try self.expiringCredentials(ctx)
             },

@@ -74,6 +74,8 @@ public struct HubConfig: Sendable {
     /// How many people a policy change may take access from before its rollout waits for an
     /// administrator. Here, not in the policy: a change must not raise its own limit.
     public var policyChangeLimit = PolicyChangeLimit()
+    /// E-mail and webhooks for holds, held rollouts, break-glass, dead letters and outages.
+    public var notifications = NotificationSettings()
     /// Where deadlines, reviews, break-glass, backoff and leases read the time. Not a
     /// setting: tests put a `ManualClock` here to move time instead of sleeping.
     public var clock: any WallClock = SystemClock()
@@ -205,6 +207,7 @@ public struct HubConfig: Sendable {
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
+            case "notifications": c.notifications = try notificationSettings(v)
             case "feedGuard":
                 guard let g = v.objectValue else { throw ConfigError("feedGuard must be an object") }
                 for gm in g.members {
@@ -316,6 +319,91 @@ public struct HubConfig: Sendable {
             guard let a = x.stringValue, !a.isEmpty else { throw ConfigError("\(key) must hold non-empty strings") }
             return a
         }
+    }
+
+    /// `notifications`: `{"email": {"url", "from", "tls"?, "username"?, "passwordEnv"? | "passwordFile"?},
+    /// "webhooks": [{"url", "secretEnv" | "secretFile", "events"?}], "recipients": {"event" | "*": [addresses]},
+    /// "backoffBaseSeconds"?}`. Secrets by reference only.
+    public static func notificationSettings(_ v: JSONValue) throws -> NotificationSettings {
+        guard let o = v.objectValue else { throw ConfigError("notifications must be an object") }
+        var n = NotificationSettings()
+        let events = Set(NotificationEvent.all.map(\.rawValue))
+        func secret(_ o: JSONObject, _ key: String, _ at: String) throws -> String? {
+            if let env = o[key + "Env"]?.stringValue {
+                guard let value = ProcessInfo.processInfo.environment[env], !value.isEmpty else {
+                    throw ConfigError("\(at).\(key)Env: environment variable \(env) is not set")
+                }
+                return value
+            }
+            if let file = o[key + "File"]?.stringValue {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ConfigError("\(at).\(key)File: \(file) cannot be read")
+                }
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return nil
+        }
+        for m in o.members {
+            let at = "notifications.\(m.key)"
+            switch m.key {
+            case "email":
+                guard let e = m.value.objectValue, let url = e["url"]?.stringValue, let from = e["from"]?.stringValue,
+                    url.hasPrefix("smtp://") || url.hasPrefix("smtps://"), Notifier.isAddress(from)
+                else { throw ConfigError("\(at) needs 'url' (smtp:// or smtps://) and 'from' (an address)") }
+                var email = NotificationSettings.Email(url: url, from: from)
+                if let t = e["tls"]?.stringValue {
+                    guard let tls = NotificationSettings.MailTLS(rawValue: t) else {
+                        throw ConfigError("\(at).tls must be required, optional or none")
+                    }
+                    email.tls = tls
+                }
+                email.username = e["username"]?.stringValue
+                email.password = try secret(e, "password", at)
+                for k in e.keys where !["url", "from", "tls", "username", "passwordEnv", "passwordFile"].contains(k) {
+                    throw ConfigError("unknown config key \(at).\(k)")
+                }
+                n.email = email
+            case "webhooks":
+                guard let list = m.value.arrayValue else { throw ConfigError("\(at) must be an array") }
+                for (i, item) in list.enumerated() {
+                    let wat = "\(at)[\(i)]"
+                    guard let h = item.objectValue, let url = h["url"]?.stringValue,
+                        url.hasPrefix("https://") || url.hasPrefix("http://")
+                    else { throw ConfigError("\(wat).url must be an http(s) URL") }
+                    guard let key = try secret(h, "secret", wat), key.utf8.count >= 16 else {
+                        throw ConfigError("\(wat) needs secretEnv or secretFile (at least 16 characters)")
+                    }
+                    var hook = NotificationSettings.Webhook(url: url, secret: Array(key.utf8))
+                    let wanted = (h["events"]?.arrayValue ?? []).compactMap(\.stringValue)
+                    if let bad = wanted.first(where: { !events.contains($0) }) {
+                        throw ConfigError("\(wat).events: unknown event '\(bad)'")
+                    }
+                    hook.events = Set(wanted)
+                    n.webhooks.append(hook)
+                }
+            case "recipients":
+                guard let r = m.value.objectValue else { throw ConfigError("\(at) must be an object") }
+                for rm in r.members {
+                    guard rm.key == "*" || events.contains(rm.key) else {
+                        throw ConfigError(
+                            "\(at): unknown event '\(rm.key)' (\(events.sorted().joined(separator: ", ")), *)")
+                    }
+                    let list = (rm.value.arrayValue ?? []).compactMap(\.stringValue)
+                    guard !list.isEmpty, list.allSatisfy(Notifier.isAddress) else {
+                        throw ConfigError("\(at).\(rm.key) must be a non-empty array of e-mail addresses")
+                    }
+                    n.recipients[rm.key] = list
+                }
+            case "backoffBaseSeconds":
+                guard let d = m.value.numberValue?.double, d > 0, d <= 3600 else {
+                    throw ConfigError("\(at) must be a number of seconds from 0 to 3600")
+                }
+                n.backoffBase = d
+            default:
+                throw ConfigError("unknown config key \(at)")
+            }
+        }
+        return n
     }
 
     private static func string(_ v: JSONValue, _ key: String) throws -> String {

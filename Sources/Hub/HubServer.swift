@@ -87,10 +87,18 @@ public final class HubServer: Sendable {
         }
         // One holder: a version applied over the API takes effect in every service at once.
         let policies = policy.map(PolicyHolder.init)
+        // The notification outbox's sender, and the notifier every feature announces through.
+        let sender =
+            config.notifications.isEmpty
+            ? nil : NotificationSender(store: opened, settings: config.notifications, clock: clock, logger: logger)
+        let notifier = sender.map { s in
+            Notifier(settings: config.notifications, clock: clock, wakeSender: { s.poke() })
+        }
         if let p = policies {
             engine = ProvisioningEngine(
                 policies: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
-                coordination: coordination)
+                coordination: coordination, notifier: notifier)
+            if let sender { engine?.addWakeListener { sender.poke() } }
         }
         self.engine = engine
         var runs: ReconciliationRuns? = nil
@@ -136,7 +144,7 @@ public final class HubServer: Sendable {
                 coordination: coordination, logger: logger)
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
-        let services: [(any HubService)?] = [checkpointer, engine, breakGlass, credentials, schedule]
+        let services: [(any HubService)?] = [checkpointer, sender, engine, breakGlass, credentials, schedule]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,

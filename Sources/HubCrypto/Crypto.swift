@@ -19,6 +19,21 @@ public enum Crypto {
     public static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 
     /// `count` bytes from the operating system's CSPRNG via OpenSSL.
+    /// HMAC-SHA-256 (RFC 2104): the signature of a webhook body.
+    public static func hmacSHA256(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 32
+        key.withUnsafeBufferPointer { k in
+            data.withUnsafeBufferPointer { d in
+                out.withUnsafeMutableBufferPointer { o in
+                    _ = HMAC(
+                        EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, o.baseAddress, &length)
+                }
+            }
+        }
+        return out
+    }
+
     public static func randomBytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }

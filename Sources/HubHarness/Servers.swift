@@ -313,3 +313,59 @@ public final class PostgresServer: @unchecked Sendable {
         directory.remove()
     }
 }
+
+/// A real SMTP server (`aiosmtpd`, from the test virtualenv that `scripts/test` creates) on a
+/// free loopback port, storing every message it accepts in a Maildir.
+public final class SMTPServer: @unchecked Sendable {
+    // @unchecked Sendable: configuration set in init; the child process is started and stopped from the test.
+    public let port: Int
+    public let directory = TemporaryDirectory()
+    public var url: String { "smtp://127.0.0.1:\(port)" }
+    private var process: ChildProcess?
+
+    public static var python: String { repoRoot + "/.venv/bin/python" }
+
+    public init() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            throw TestError("the test virtualenv is missing (.venv): run scripts/test, which installs aiosmtpd into it")
+        }
+        port = try freeLoopbackPort()
+        try start()
+    }
+
+    /// Starts (or restarts) the server on the same port with the same mailbox.
+    public func start() throws {
+        let log = directory.path + "/smtpd.log"
+        let p = try ChildProcess(
+            [
+                Self.python, "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:\(port)", "-c", "aiosmtpd.handlers.Mailbox",
+                directory.path + "/Maildir",
+            ], outputPath: log)
+        process = p
+        try waitForPort(port, timeout: 20, process: p, log: log)
+    }
+
+    public func stop() {
+        guard let p = process else { return }
+        p.signal(SIGTERM)
+        p.wait()
+        process = nil
+    }
+
+    /// Every message received so far, as text.
+    public func messages() -> [String] {
+        var out: [String] = []
+        for sub in ["new", "cur"] {
+            let dir = directory.path + "/Maildir/" + sub
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                if let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8) { out.append(text) }
+            }
+        }
+        return out
+    }
+
+    deinit {
+        stop()
+        directory.remove()
+    }
+}

@@ -273,6 +273,13 @@ public final class AccessReviews: Sendable {
                         .now(
                             principal: "scheduler", action: "review.held", resourceType: "Review", resourceID: c.id,
                             attributes: [why], requestID: "review-due", outcome: "held"))
+                    try self.engine?.notifier?.announce(
+                        w, .reviewHeld, subject: "ScimHub: review '\(c.name)' waits for confirmation",
+                        text: """
+                            The access review '\(c.name)' reached its due date with undecided items and the rule
+                            'revoke', but \(why).
+                            Nothing was revoked. Confirm (POST /admin/reviews/\(c.id)/confirm) or decide the items.
+                            """)
                 }
                 continue
             }

@@ -95,6 +95,14 @@ public final class BreakGlass: HubService {
                 .now(
                     principal: principal, action: "break-glass.grant", resourceType: "User", resourceID: personID,
                     attributes: [name, "until \(Timestamp.format(stored.expires))"], requestID: requestID))
+            // Names and the package only: the reason may describe a patient.
+            try engine?.notifier?.announce(
+                w, .breakGlassGranted, subject: "ScimHub: break-glass access granted to \(stored.userName)",
+                text: """
+                    \(principal) granted \(stored.userName) the package '\(name)' by break-glass until \
+                    \(Timestamp.format(stored.expires)).
+                    Its use is to be reviewed afterwards: POST /admin/break-glass/\(stored.id)/review.
+                    """)
         }
         engine?.wake()
         poke()
@@ -123,6 +131,12 @@ public final class BreakGlass: HubService {
                         principal: "scheduler", action: "break-glass.expire", resourceType: "User",
                         resourceID: g.personID,
                         attributes: [g.package], requestID: g.id))
+                try engine?.notifier?.announce(
+                    w, .breakGlassExpired, subject: "ScimHub: break-glass access of \(g.userName) ended",
+                    text: """
+                        The break-glass grant of '\(g.package)' to \(g.userName) ended; the access is being taken back.
+                        Its use awaits review: POST /admin/break-glass/\(g.id)/review.
+                        """)
             }
         }
         if !due.isEmpty { engine?.wake() }

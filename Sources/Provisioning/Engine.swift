@@ -63,6 +63,8 @@ public final class ProvisioningEngine: HubService {
     /// Where deadlines, backoff and leases read the time (a test moves it by hand).
     public let clock: any WallClock
     private let coordination: any Coordination
+    /// Announces holds, dead letters and outages, when notifications are configured.
+    public let notifier: Notifier?
 
     private struct Runtime {
         /// Jobs this process is running. The lease already keeps other workers off them;
@@ -73,6 +75,8 @@ public final class ProvisioningEngine: HubService {
         var backlog: [String: [ClaimedJob]] = [:]
         var inFlight: [String: Int] = [:]
         var breakers: [String: CircuitBreaker] = [:]
+        /// Targets whose outage was announced, until it is announced over.
+        var announcedDown = Set<String>()
         var started = false
         var woken = false
     }
@@ -92,8 +96,9 @@ public final class ProvisioningEngine: HubService {
     public init(
         policies: PolicyHolder, store: any HubStore, connectors: [String: any Connector], logger: Logger,
         options: EngineOptions = EngineOptions(), clock: any WallClock = SystemClock(),
-        coordination: any Coordination
+        coordination: any Coordination, notifier: Notifier? = nil
     ) {
+        self.notifier = notifier
         self.policies = policies
         self.store = store
         self.connectors = connectors
@@ -298,22 +303,36 @@ public final class ProvisioningEngine: HubService {
                 let outcome = self.run(job, target)
                 let now = clock.now()
                 if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
-                let (recovered, opened) = runtime.withLock { r -> (Bool, Bool) in
+                let (recovered, opened, back) = runtime.withLock { r -> (Bool, Bool, Bool) in
                     r.running.remove(key)
                     r.inFlight[target.name, default: 1] -= 1
                     var b = r.breakers[target.name, default: newBreaker()]
                     let before = b.state
                     let recovered = b.finished(outcome, now: now)
                     r.breakers[target.name] = b
-                    if case .open = b.state, b.state != before { return (recovered, true) }
-                    return (recovered, false)
+                    // Announced once per outage: when a closed circuit opens, and when it closes again.
+                    var opened = false
+                    if case .open = b.state, case .closed = before {
+                        opened = r.announcedDown.insert(target.name).inserted
+                    }
+                    let back = recovered && r.announcedDown.remove(target.name) != nil
+                    return (recovered, opened, back)
                 }
                 if opened {
                     logger.warning(
                         "circuit opened: target unreachable, jobs wait",
                         ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
+                    announce(
+                        .targetUnavailable, subject: "ScimHub: target \(target.name) is unavailable",
+                        text: "The target \(target.name) stopped answering; its changes wait in the queue and are "
+                            + "applied when it is back. Health: GET /admin/targets.")
                 }
                 if recovered { targetRecovered(target.name) }
+                if back {
+                    announce(
+                        .targetRecovered, subject: "ScimHub: target \(target.name) is back",
+                        text: "The target \(target.name) answers again; the changes that waited are being applied.")
+                }
                 wakeDispatcher()
             }
         }
@@ -370,6 +389,18 @@ public final class ProvisioningEngine: HubService {
             logger.error(
                 "provisioning: cannot give leases back",
                 ["jobs": String(jobs.count), "error": "\(error)".prefix(200).description])
+        }
+    }
+
+    /// Announces an event outside any other write (a target's outage); failures are logged.
+    private func announce(_ event: NotificationEvent, subject: String, text: String) {
+        guard let notifier else { return }
+        do {
+            try store.write { w in _ = try notifier.announce(w, event, subject: subject, text: text) }
+            notifier.wake()
+        } catch {
+            logger.error(
+                "notification cannot be queued", ["event": event.rawValue, "error": "\(error)".prefix(200).description])
         }
     }
 
@@ -486,9 +517,19 @@ public final class ProvisioningEngine: HubService {
             ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
         _ = try? store.write { w in
             if dead {
-                try w.connection.deadLetter(
+                let isDead = try w.connection.deadLetter(
                     personID: job.personID, target: target.name, attempts: attempts, error: reason,
                     generation: job.generation, now: now)
+                if isDead, let notifier = self.notifier {
+                    let userName = try w.connection.fetch(type: .user, id: job.personID)?.doc["userName"]?.stringValue
+                    try notifier.announce(
+                        w, .deadLetter,
+                        subject:
+                            "ScimHub: a change for \(userName ?? "a deleted person") on \(target.name) needs attention",
+                        text: "The change for \(userName ?? "person \(job.personID)") on the target \(target.name) "
+                            + "failed \(attempts) times (\(e.kind.rawValue)) and was set aside. "
+                            + "Reason and retry: GET /admin/jobs?state=dead.")
+                }
             } else {
                 try w.connection.deferJob(
                     personID: job.personID, target: target.name, until: now + delay, attempts: attempts, error: reason)

@@ -102,6 +102,16 @@ public enum PolicyRollout {
                         "hash:\(hash.prefix(16))", "converge:\(affected.converge.count)",
                         "losing:\(affected.losing.count)",
                     ], requestID: "start", outcome: held.map { "held: \($0)" } ?? "success"))
+            if let held {
+                try engine.notifier?.announce(
+                    w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
+                    text: """
+                        Policy version \(v.version) would take access from more people than the change limit allows:
+                        \(held).
+                        Nothing is queued and the previous version stays in force until an administrator confirms it
+                        (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
+                        """)
+            }
             return v
         }
         if let held {
@@ -153,6 +163,16 @@ public enum PolicyRollout {
                         "hash:\(hash.prefix(16))", "converge:\(affected.converge.count)",
                         "losing:\(affected.losing.count)",
                     ], requestID: requestID, outcome: held.map { "held: \($0)" } ?? "success"))
+            if let held {
+                try engine.notifier?.announce(
+                    w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
+                    text: """
+                        Policy version \(v.version) would take access from more people than the change limit allows:
+                        \(held).
+                        Nothing is queued and the previous version stays in force until an administrator confirms it
+                        (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
+                        """)
+            }
             return v
         }
         // After the commit: a file that does not match the newest version is noticed at the

@@ -344,6 +344,28 @@ enum Migrations {
             CREATE INDEX provisioning_jobs_held ON provisioning_jobs(hold_id) WHERE hold_id IS NOT NULL;
             """
         ),
+        (
+            15,
+            """
+            -- The notification outbox: written with the event it announces, sent with retries.
+            CREATE TABLE notifications (
+                id TEXT PRIMARY KEY,
+                event TEXT NOT NULL,
+                channel TEXT NOT NULL,              -- 'email' | 'webhook'
+                recipient TEXT NOT NULL,            -- an address, or the webhook URL
+                subject TEXT NOT NULL,
+                body TEXT NOT NULL,                 -- names and packages only, never other personal data
+                created REAL NOT NULL,
+                state TEXT NOT NULL,                -- 'pending' | 'sent' | 'dead'
+                attempts INTEGER NOT NULL,
+                not_before REAL NOT NULL,
+                last_error TEXT,
+                sent REAL
+            ) WITHOUT ROWID;
+            CREATE INDEX notifications_due ON notifications(not_before) WHERE state = 'pending';
+            CREATE INDEX notifications_created ON notifications(created);
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

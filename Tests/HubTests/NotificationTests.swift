@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Testing
+import EHRTestServer
+import HTTPServer
+import Hub
+import HubCrypto
+import HubLog
+import JSONCore
+import Provisioning
+import Store
+import TestSupport
+
+/// Notifications: a durable outbox, e-mail to a real SMTP server (aiosmtpd), signed
+/// webhooks; nothing lost while a server is down.
+@Suite struct NotificationTests {
+    let ehr: EHRTestServer
+
+    init() throws {
+        ehr = try EHRTestServer()
+        ehr.start()
+    }
+
+    var policy: String {
+        singleEHRPolicy(
+            ehr, packages: #"{"name": "desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#)
+    }
+
+    /// A hub whose feed guard trips after 3 leavers, announcing to `notifications`.
+    func hub(_ notifications: String) throws -> LiveHub {
+        let settings = try HubConfig.notificationSettings(try JSONParser().parse(Array(notifications.utf8)))
+        return try LiveHub(policy: policy) {
+            $0.engine.feedGuard.limit = PolicyChangeLimit(people: 3, share: 0)
+            $0.notifications = settings
+        }
+    }
+
+    /// Six provisioned receptionists made inactive by the feed: the last three are held.
+    func tripTheGuard(_ hub: LiveHub) throws {
+        var ids: [String] = []
+        for i in 1...6 {
+            let r = try hub.call("POST", "/scim/v2/Users", body: person("desk\(i)@x.org", title: "Receptionist"))
+            ids.append(try #require(r.object["id"]?.stringValue))
+        }
+        eventually("provisioned") { (1...6).allSatisfy { ehr.snapshot()["desk\($0)@x.org"]?.active == true } }
+        let leave =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+            + #""Operations":[{"op":"replace","path":"active","value":false}]}"#
+        for id in ids { #expect(try hub.call("PATCH", "/scim/v2/Users/\(id)", body: leave).status == 200) }
+    }
+
+    func outbox(_ hub: LiveHub) throws -> [JSONObject] {
+        (try hub.call("GET", "/admin/notifications", token: hub.admin).object["notifications"]?.arrayValue ?? [])
+            .compactMap(\.objectValue)
+    }
+
+    @Test func aFeedHold_isMailedToItsRecipients_overSMTP() throws {
+        let smtp = try SMTPServer()
+        let hub = try hub(
+            #"{"email": {"url": "\#(smtp.url)", "from": "hub@clinic.example", "tls": "none"},"#
+                + #""recipients": {"feed.hold": ["security@clinic.example"]}}"#)
+        defer { hub.stop(); ehr.stop(); smtp.stop() }
+        try tripTheGuard(hub)
+        eventually("the hold was mailed") { smtp.messages().count == 1 }
+        let mail = try #require(smtp.messages().first)
+        #expect(mail.contains("Subject: ScimHub: access removals held for feed hr"))
+        #expect(mail.contains("To: <security@clinic.example>") && mail.contains("From: ScimHub <hub@clinic.example>"))
+        #expect(mail.contains("/admin/holds/") && mail.contains("lost access"))
+        eventually("recorded as sent") { try outbox(hub).first?["state"]?.stringValue == "sent" }
+    }
+
+    @Test func nothingIsLost_whileTheSMTPServerIsDown() throws {
+        let smtp = try SMTPServer()
+        smtp.stop()
+        let hub = try hub(
+            #"{"email": {"url": "\#(smtp.url)", "from": "hub@clinic.example", "tls": "none"},"#
+                + #""recipients": {"*": ["identity@clinic.example"]}, "backoffBaseSeconds": 0.2}"#)
+        defer { hub.stop(); ehr.stop(); smtp.stop() }
+        try tripTheGuard(hub)
+        eventually("a failed attempt is recorded") {
+            try outbox(hub).contains {
+                ($0["attempts"]?.numberValue?.int64 ?? 0) > 0 && $0["state"]?.stringValue == "pending"
+            }
+        }
+        #expect(smtp.messages().isEmpty)
+        try smtp.start()
+        eventually("delivered once the server is back", timeout: 20) { smtp.messages().count == 1 }
+        eventually("recorded as sent") { try outbox(hub).allSatisfy { $0["state"]?.stringValue == "sent" } }
+    }
+
+    @Test func webhooks_carryAnHMACSignature_overTheTimestampAndBody() throws {
+        let secretDir = TemporaryDirectory()
+        defer { secretDir.remove() }
+        let secret = "webhook-secret-0123456789"
+        _ = FileManager.default.createFile(atPath: secretDir.path + "/hook", contents: Data(secret.utf8))
+        let received = Mutex<[HTTPRequest]>([])
+        let receiver = try HTTPServer(
+            address: ListenAddress("127.0.0.1:0")!, logger: Logger(label: "hook", silent: true)
+        ) { request in
+            received.withLock { $0.append(request) }
+            return HTTPResponse(status: 204)
+        }
+        Thread { receiver.run() }.start()
+        defer {
+            receiver.shutdown()
+            receiver.waitUntilStopped()
+        }
+        let hub = try hub(
+            #"{"webhooks": [{"url": "http://127.0.0.1:\#(receiver.port)/hooks", "#
+                + #""secretFile": "\#(secretDir.path)/hook","#
+                + #""events": ["feed.hold"]}]}"#)
+        defer { hub.stop(); ehr.stop() }
+        try tripTheGuard(hub)
+        eventually("the webhook was called") { received.withLock { $0.count } == 1 }
+        let request = try #require(received.withLock { $0.first })
+        #expect(request.method == .post && request.path == "/hooks")
+        #expect(request.headers["X-ScimHub-Event"] == "feed.hold")
+        let timestamp = try #require(request.headers["X-ScimHub-Timestamp"])
+        let expected =
+            "sha256="
+            + hexString(
+                Crypto.hmacSHA256(key: Array(secret.utf8), data: Array((timestamp + ".").utf8) + request.body))
+        #expect(request.headers["X-ScimHub-Signature"] == expected)
+        let body = try JSONParser().parse(request.body).objectValue
+        #expect(body?["event"]?.stringValue == "feed.hold" && body?["subject"]?.stringValue?.contains("hr") == true)
+    }
+
+    @Test func badSettings_areRefusedNamingTheKey() throws {
+        for (text, fragment) in [
+            (#"{"email": {"url": "http://x", "from": "a@b"}}"#, "notifications.email"),
+            (#"{"recipients": {"nonsense": ["a@b"]}}"#, "unknown event 'nonsense'"),
+            (#"{"recipients": {"*": ["not an address"]}}"#, "notifications.recipients.*"),
+            (#"{"webhooks": [{"url": "https://x"}]}"#, "secretEnv or secretFile"),
+            (#"{"webhooks": [{"url": "https://x", "secretEnv": "NO_SUCH_VARIABLE_Q"}]}"#, "NO_SUCH_VARIABLE_Q"),
+            (#"{"sms": {}}"#, "unknown config key notifications.sms"),
+        ] {
+            let error = #expect(throws: ConfigError.self) {
+                _ = try HubConfig.notificationSettings(try JSONParser().parse(Array(text.utf8)))
+            }
+            #expect(error?.description.contains(fragment) == true, "\(text): \(error?.description ?? "")")
+        }
+    }
+}
