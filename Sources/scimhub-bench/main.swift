@@ -12,6 +12,7 @@ import HubHarness
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
 ///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
+///   .build/release/scimhub-bench --notifications [--people 1000]   (after scripts/test made .venv)
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
 ///   .build/release/scimhub-bench --break-glass [--people 1000] [--leavers 200]
 ///   .build/release/scimhub-bench --credentials [--people 100000]
@@ -28,6 +29,7 @@ struct Options {
     var provisioning = false
     var policyPreview = false
     var feedGuard = false
+    var notifications = false
     var leavers = 1000
     var outageSeconds = 300.0
     var connectors = false
@@ -45,6 +47,7 @@ struct Options {
             if a == "--provisioning" { provisioning = true; continue }
             if a == "--policy-preview" { policyPreview = true; continue }
             if a == "--feed-guard" { feedGuard = true; continue }
+            if a == "--notifications" { notifications = true; continue }
             if a == "--connectors" { connectors = true; continue }
             if a == "--reconcile" { reconcile = true; continue }
             if a == "--break-glass" { breakGlass = true; continue }
@@ -192,6 +195,10 @@ func percentEncode(_ s: String) -> String {
 }
 
 let o = Options()
+if o.notifications {
+    do { try runNotificationBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
 if o.connectors {
     do { try runConnectorBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
