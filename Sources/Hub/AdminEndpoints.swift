@@ -163,6 +163,11 @@ extension AdminEndpoints {
                     engine.policy.grants(
                         person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now)
                 } ?? []
+            out["sodConflicts"] = .array(
+                (snapshot.document.map {
+                    engine.policy.sodConflicts(
+                        person: $0, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now)
+                } ?? []).map(\.json))
             out["revokedByReview"] = .array(snapshot.overrides.revoked.sorted().map { .string($0) })
             out["breakGlass"] = .array(
                 try conn.activeBreakGlass(personID: id, now: now).map { BreakGlass.json($0, now: now) })

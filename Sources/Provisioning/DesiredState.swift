@@ -89,6 +89,20 @@ extension Policy {
         person: JSONObject, groupNames: [String], overrides: AccessOverrides = AccessOverrides(),
         now: Double
     ) -> [PackageGrant] {
+        grants(person: person, groupNames: groupNames, overrides: overrides, now: now, applySoD: true)
+    }
+
+    /// The separation-of-duties conflicts of what `person`'s rules and groups would grant.
+    public func sodConflicts(person: JSONObject, groupNames: [String], overrides: AccessOverrides, now: Double)
+        -> [SoDConflict]
+    {
+        let held = grants(person: person, groupNames: groupNames, overrides: overrides, now: now, applySoD: false)
+        return sodConflicts(holding: Set(held.filter { !$0.reason.hasPrefix("break-glass") }.map(\.package)))
+    }
+
+    func grants(
+        person: JSONObject, groupNames: [String], overrides: AccessOverrides, now: Double, applySoD: Bool
+    ) -> [PackageGrant] {
         var out: [PackageGrant] = []
         let lowerGroups = Set(groupNames.map(Identifier.canonical))
         let credentialInForce = Self.credentialInForce(person, now: now)
@@ -98,6 +112,12 @@ extension Policy {
             } else if let g = p.groups.first(where: { lowerGroups.contains(Identifier.canonical($0)) }) {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
+        }
+        // Separation of duties: an `enforce` rule withholds its last package from whoever would
+        // hold all of its packages (break-glass below is not withheld: it is reviewed instead).
+        if applySoD {
+            let withheld = withheldBySoD(Set(out.map(\.package)))
+            if !withheld.isEmpty { out.removeAll { withheld.contains($0.package) } }
         }
         for (name, why) in overrides.breakGlass.sorted(by: { $0.key < $1.key })
         where !out.contains(where: { $0.package == name }) {

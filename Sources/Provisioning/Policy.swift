@@ -75,6 +75,8 @@ public struct AccessPackage: Sendable {
 public struct Policy: Sendable {
     public let targets: [Target]
     public let packages: [AccessPackage]
+    /// Packages (and entitlements) no one may hold together.
+    public var separationOfDuties: [SoDRule] = []
 
     /// Targets that receive jobs.
     public var enabledTargets: [Target] { targets.filter(\.enabled) }
@@ -98,7 +100,9 @@ public struct Policy: Sendable {
         guard let o = root.objectValue else {
             throw PolicyError("policy: the top level must be an object with 'targets' and 'packages'")
         }
-        for k in o.keys where k != "targets" && k != "packages" { throw PolicyError("policy: unknown key '\(k)'") }
+        for k in o.keys where !["targets", "packages", "separationOfDuties"].contains(k) {
+            throw PolicyError("policy: unknown key '\(k)'")
+        }
         guard let rawTargets = o["targets"]?.arrayValue else { throw PolicyError("policy: 'targets' must be an array") }
         guard let rawPackages = o["packages"]?.arrayValue else {
             throw PolicyError("policy: 'packages' must be an array")
@@ -252,7 +256,11 @@ public struct Policy: Sendable {
             }
             packages.append(package)
         }
-        return Policy(targets: targets, packages: packages)
+        var policy = Policy(targets: targets, packages: packages)
+        if let sod = o["separationOfDuties"] {
+            policy.separationOfDuties = try SoDRule.parse(sod, packages: packages, targets: targets)
+        }
+        return policy
     }
 
     /// `{"orphans": "report"|"disable"|"delete", "exclude": ["svc-*"], "maxChanges": 50, "maxChangeShare": 0.05}`

@@ -61,6 +61,9 @@ public struct PolicyChange: Sendable {
     /// People who would lose a package, an account or an entitlement.
     public var losingAccess: [PersonRef] = []
     public var gainingAccess: [PersonRef] = []
+    /// Separation-of-duties conflicts the candidate creates (rule → people): the person holds
+    /// all of a rule's packages under the candidate and did not under the current policy.
+    public var newConflicts: [String: [PersonRef]] = [:]
 
     /// Compares the two policies for every stored person at `now`.
     public static func compute(store: any HubStore, current: Policy, candidate: Policy, now: Double) throws
@@ -89,6 +92,15 @@ public struct PolicyChange: Sendable {
             s.document.map {
                 candidate.grants(person: $0, groupNames: s.groupNames, overrides: s.overrides, now: s.now)
             }?.map(\.package) ?? [])
+        if let doc = s.document {
+            let old = Set(
+                current.sodConflicts(person: doc, groupNames: s.groupNames, overrides: s.overrides, now: s.now)
+                    .map(\.rule))
+            for c in candidate.sodConflicts(person: doc, groupNames: s.groupNames, overrides: s.overrides, now: s.now)
+            where !old.contains(c.rule) {
+                newConflicts[c.rule, default: []].append(ref)
+            }
+        }
         for p in before.subtracting(after) { packages[p, default: PackageChange()].lost.append(ref); loses = true }
         for p in after.subtracting(before) { packages[p, default: PackageChange()].gained.append(ref); gains = true }
         for name in targets {
@@ -143,12 +155,17 @@ public struct PolicyChange: Sendable {
                     "enabled": refs(c.enabled), "disabled": refs(c.disabled), "entitlements": .object(ents),
                 ]))
         }
+        var conflicts = JSONObject()
+        for (rule, people) in newConflicts.sorted(by: { $0.key < $1.key }) {
+            conflicts[rule] = .object(JSONObject(["people": count(people.count), "names": refs(people)]))
+        }
         let held = limit.exceeded(losing: losingAccess.count, of: people)
         return JSONObject([
             "people": count(people),
             "losingAccess": count(losingAccess.count), "gainingAccess": count(gainingAccess.count),
             "losing": refs(losingAccess), "gaining": refs(gainingAccess),
             "packages": .object(pk), "targets": .object(tg),
+            "newSoDConflicts": .object(conflicts),
             "guard": .object(
                 JSONObject([
                     "limitPeople": count(limit.people), "limitShare": .number(JSONNumber(limit.share)),

@@ -14,6 +14,10 @@ public enum FindingCategory: String, CaseIterable, Sendable, Comparable {
     /// other: the target folds their user names together). Critical: a leaver action on one
     /// disables the other. Reported for a person to untangle, never remediated automatically.
     case sharedAccount = "shared-account"
+    /// An account holding entitlements a separation-of-duties rule forbids together, by the
+    /// policy or by hand downstream (detail: the rule). Critical; remediation converges the
+    /// account to the policy, so an entitlement granted by hand goes.
+    case sodViolation = "sod-violation"
     /// Access held through an active break-glass grant (detail: the package): always flagged, never "fixed".
     case breakGlass = "break-glass"
     /// No person in the hub owns the account.
@@ -31,7 +35,7 @@ public enum FindingCategory: String, CaseIterable, Sendable, Comparable {
     case excluded
 
     /// Shown first and marked critical in reports.
-    public var isCritical: Bool { self == .leaverEnabled || self == .sharedAccount }
+    public var isCritical: Bool { self == .leaverEnabled || self == .sharedAccount || self == .sodViolation }
 
     public static func < (a: FindingCategory, b: FindingCategory) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -197,6 +201,11 @@ public final class Reconciler: Sendable {
                 }
             }
             if !acc.enabled && d.enabled { finding(.disabledShouldBeEnabled, p.id, display) }
+            if acc.enabled {
+                for c in policy.sodConflicts(target: t.name, entitlements: acc.entitlements) {
+                    finding(.sodViolation, p.id, display, c.rule)
+                }
+            }
             for e in acc.entitlements.subtracting(d.entitlements).sorted() {
                 finding(.overPrivileged, p.id, display, e)
             }

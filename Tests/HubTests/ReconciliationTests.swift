@@ -111,7 +111,8 @@ import TestSupport
         let run = try waitFor(hub, id)
         #expect(
             counts(run) == [
-                "leaver-enabled": 1, "shared-account": 0, "break-glass": 0, "orphan": 1, "missing": 1,
+                "leaver-enabled": 1, "shared-account": 0, "sod-violation": 0, "break-glass": 0, "orphan": 1,
+                "missing": 1,
                 "disabled-should-be-enabled": 0, "over-privileged": 1,
                 "under-privileged": 1, "attribute-drift": 1, "excluded": 1,
             ])
