@@ -218,11 +218,7 @@ public struct HubConfig: Sendable {
                         c.engine.feedGuard.enabled = b
                     case "windowMinutes": c.engine.feedGuard.window = Double(try int(gm.value, key, 1...1440)) * 60
                     case "people": c.engine.feedGuard.limit.people = try int(gm.value, key, 0...10_000_000)
-                    case "share":
-                        guard let d = gm.value.numberValue?.double, d >= 0, d <= 1 else {
-                            throw ConfigError("\(key) must be a number from 0 to 1")
-                        }
-                        c.engine.feedGuard.limit.share = d
+                    case "share": c.engine.feedGuard.limit.share = try share(gm.value, key)
                     case "twoPerson":
                         guard let b = gm.value.boolValue else { throw ConfigError("\(key) must be true or false") }
                         c.engine.feedGuard.twoPerson = b
@@ -235,11 +231,7 @@ public struct HubConfig: Sendable {
                     let key = "policyChangeLimit.\(lm.key)"
                     switch lm.key {
                     case "people": c.policyChangeLimit.people = try int(lm.value, key, 0...10_000_000)
-                    case "share":
-                        guard let d = lm.value.numberValue?.double, d >= 0, d <= 1 else {
-                            throw ConfigError("\(key) must be a number from 0 to 1")
-                        }
-                        c.policyChangeLimit.share = d
+                    case "share": c.policyChangeLimit.share = try share(lm.value, key)
                     default: throw ConfigError("unknown config key \(key)")
                     }
                 }
@@ -404,6 +396,14 @@ public struct HubConfig: Sendable {
             }
         }
         return n
+    }
+
+    /// A share of everyone, from 0 to 1.
+    private static func share(_ v: JSONValue, _ key: String) throws -> Double {
+        guard let d = v.numberValue?.double, d >= 0, d <= 1 else {
+            throw ConfigError("\(key) must be a number from 0 to 1")
+        }
+        return d
     }
 
     private static func string(_ v: JSONValue, _ key: String) throws -> String {

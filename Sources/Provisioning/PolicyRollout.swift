@@ -102,16 +102,7 @@ public enum PolicyRollout {
                         "hash:\(hash.prefix(16))", "converge:\(affected.converge.count)",
                         "losing:\(affected.losing.count)",
                     ], requestID: "start", outcome: held.map { "held: \($0)" } ?? "success"))
-            if let held {
-                try engine.notifier?.announce(
-                    w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
-                    text: """
-                        Policy version \(v.version) would take access from more people than the change limit allows:
-                        \(held).
-                        Nothing is queued and the previous version stays in force until an administrator confirms it
-                        (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
-                        """)
-            }
+            if let held { try announceHeld(w, v, held, engine: engine) }
             return v
         }
         if let held {
@@ -163,16 +154,7 @@ public enum PolicyRollout {
                         "hash:\(hash.prefix(16))", "converge:\(affected.converge.count)",
                         "losing:\(affected.losing.count)",
                     ], requestID: requestID, outcome: held.map { "held: \($0)" } ?? "success"))
-            if let held {
-                try engine.notifier?.announce(
-                    w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
-                    text: """
-                        Policy version \(v.version) would take access from more people than the change limit allows:
-                        \(held).
-                        Nothing is queued and the previous version stays in force until an administrator confirms it
-                        (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
-                        """)
-            }
+            if let held { try announceHeld(w, v, held, engine: engine) }
             return v
         }
         // After the commit: a file that does not match the newest version is noticed at the
@@ -224,6 +206,22 @@ public enum PolicyRollout {
             _ = fsync(folder)
             close(folder)
         }
+    }
+
+    /// Announces a held version, in the write that stores it.
+    private static func announceHeld(
+        _ w: any StoreWriter, _ v: PolicyVersion, _ held: String, engine: ProvisioningEngine
+    )
+        throws
+    {
+        try engine.notifier?.announce(
+            w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
+            text: """
+                Policy version \(v.version) would take access from more people than the change limit allows:
+                \(held).
+                Nothing is queued and the previous version stays in force until an administrator confirms it
+                (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
+                """)
     }
 
     /// Puts the newest active version back in force while a newer one is held: a held

@@ -46,6 +46,18 @@ import TestSupport
         return id
     }
 
+    /// A report run's findings.
+    func reconcile(_ hub: LiveHub) throws -> [JSONValue] {
+        let run = try #require(
+            try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").object["id"]?.stringValue)
+        eventually("run done") {
+            try hub.call("GET", "/admin/reconciliations/\(run)", token: hub.admin).object["state"]?.stringValue
+                == "done"
+        }
+        return try hub.call("GET", "/admin/reconciliations/\(run)/report", token: hub.admin).object["findings"]?
+            .arrayValue ?? []
+    }
+
     func access(_ hub: LiveHub, _ id: String) throws -> JSONObject {
         try hub.call("GET", "/admin/people/\(id)/access", token: hub.admin).object
     }
@@ -73,15 +85,7 @@ import TestSupport
         let conflict = try access(hub, id)["sodConflicts"]?.arrayValue?.first?.objectValue
         #expect(conflict?["mode"]?.stringValue == "record" && conflict?["withheld"] == .null)
         // Reconciliation finds the pair downstream, critical.
-        let run = try #require(
-            try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").object["id"]?.stringValue)
-        eventually("run done") {
-            try hub.call("GET", "/admin/reconciliations/\(run)", token: hub.admin).object["state"]?.stringValue
-                == "done"
-        }
-        let findings =
-            try hub.call("GET", "/admin/reconciliations/\(run)/report", token: hub.admin).object["findings"]?
-            .arrayValue ?? []
+        let findings = try reconcile(hub)
         let f = findings.first { $0.objectValue?["category"]?.stringValue == "sod-violation" }?.objectValue
         #expect(f?["detail"]?.stringValue == "billing-vs-prescribing" && f?["severity"]?.stringValue == "critical")
     }
@@ -94,15 +98,7 @@ import TestSupport
         let hand = EHRRestConnector(config: EHRRestConfig(baseURL: ehr.baseURL, auth: .bearer(ehr.staticToken)))
         let account = try #require(try hand.find(userName: "clerk@x.org"))
         try hand.grant(id: account.id, entitlement: "physician")  // behind the hub's back
-        let run = try #require(
-            try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").object["id"]?.stringValue)
-        eventually("run done") {
-            try hub.call("GET", "/admin/reconciliations/\(run)", token: hub.admin).object["state"]?.stringValue
-                == "done"
-        }
-        let findings =
-            try hub.call("GET", "/admin/reconciliations/\(run)/report", token: hub.admin).object["findings"]?
-            .arrayValue ?? []
+        let findings = try reconcile(hub)
         #expect(findings.contains { $0.objectValue?["category"]?.stringValue == "sod-violation" })
     }
 
