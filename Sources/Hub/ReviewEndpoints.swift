@@ -198,6 +198,98 @@ extension ReviewEndpoints {
 }
 
 extension ReviewEndpoints {
+    /// Runs a governance call, its refusals as SCIM errors.
+    private func governed<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as GovernanceError { throw scimError(e) }
+    }
+
+    private func keys(_ body: JSONObject, _ allowed: [String]) throws {
+        for k in body.keys where !allowed.contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k.prefix(64))' (\(allowed.joined(separator: ", ")))")
+        }
+    }
+
+    /// `POST /admin/reviews/{id}/cancel`: nothing more is decided or applied.
+    func cancelReview(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        try governed { try service.cancel(campaignID: id, principal: ctx.principal.name, requestID: ctx.requestID) }
+        return jsonResponse(
+            200, .object(JSONObject(["id": .string(id), "state": .string("cancelled")])),
+            contentType: "application/json")
+    }
+
+    /// `POST /admin/reviews/{id}/extend` `{"dueDays": N}`: the due date moves N days from now.
+    func extendReview(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        try keys(body, ["dueDays"])
+        guard let days = body["dueDays"]?.numberValue?.double else {
+            throw SCIMError.invalidValue("'dueDays' is required")
+        }
+        let due = try governed {
+            try service.extend(campaignID: id, days: days, principal: ctx.principal.name, requestID: ctx.requestID)
+        }
+        return jsonResponse(
+            200, .object(JSONObject(["id": .string(id), "due": .string(Timestamp.format(due))])),
+            contentType: "application/json")
+    }
+
+    /// `POST /admin/reviews/{id}/items/{seq}/reassign` `{"reviewer": "name"}`.
+    func reassign(_ id: String, _ seq: Int64, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        try keys(body, ["reviewer"])
+        try governed {
+            try service.reassign(
+                campaignID: id, seq: seq, reviewer: body["reviewer"]?.stringValue ?? "", principal: ctx.principal.name,
+                requestID: ctx.requestID)
+        }
+        guard let item = try store.read({ try $0.item(campaignID: id, seq: seq) }) else {
+            throw SCIMError.notFound("no such item")
+        }
+        return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
+    }
+
+    /// `POST /reviews/{id}/decisions` `{"items": [seq, ...], "decision", "reason"}`: one
+    /// decision and reason for many items (at most 1,000). Each item is decided on its own;
+    /// the answer lists each one's result.
+    func decideMany(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        try keys(body, ["items", "decision", "reason"])
+        guard let list = body["items"]?.arrayValue, !list.isEmpty, list.count <= 1000 else {
+            throw SCIMError.invalidValue("'items' must be an array of 1 to 1,000 item numbers")
+        }
+        let seqs = try list.map { v throws -> Int64 in
+            guard let n = v.numberValue?.int64, n > 0 else {
+                throw SCIMError.invalidValue("'items' must hold item numbers")
+            }
+            return n
+        }
+        var results: [JSONValue] = []
+        var decided = 0
+        for seq in seqs {
+            do {
+                try service.decide(
+                    campaignID: id, seq: seq, decision: body["decision"]?.stringValue ?? "",
+                    reason: body["reason"]?.stringValue ?? "", principal: ctx.principal, requestID: ctx.requestID)
+                decided += 1
+                results.append(.object(JSONObject(["seq": .int(Int(seq)), "status": .int(200)])))
+            } catch let e as GovernanceError {
+                let s = scimError(e)
+                // A bad decision or reason is the same for every item: refuse the request at the first.
+                if case .invalid = e, decided == 0 { throw s }
+                results.append(
+                    .object(JSONObject(["seq": .int(Int(seq)), "status": .int(s.status), "detail": .string(s.detail)])))
+            }
+        }
+        return jsonResponse(
+            200, .object(JSONObject(["decided": .int(decided), "results": .array(results)])),
+            contentType: "application/json")
+    }
+}
+
+extension ReviewEndpoints {
     /// Access review campaigns (admins) and reviewers' own items.
     var routes: [Route] {
         [
@@ -207,6 +299,15 @@ extension ReviewEndpoints {
             Route.make("GET", "/admin/reviews", .admin) { _, _ in try self.listReviews() },
             Route.make("POST", "/admin/reviews", .admin) { ctx, _ in try self.createReview(ctx) },
             Route.make("POST", "/admin/reviews/{id}/confirm", .admin) { ctx, p in try self.confirmReview(p[0], ctx) },
+            Route.make("POST", "/admin/reviews/{id}/cancel", .admin) { ctx, p in try self.cancelReview(p[0], ctx) },
+            Route.make("POST", "/admin/reviews/{id}/extend", .admin) { ctx, p in try self.extendReview(p[0], ctx) },
+            Route.make("POST", "/admin/reviews/{id}/items/{seq}/reassign", .admin) { ctx, p in
+                guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
+                return try self.reassign(p[0], seq, ctx)
+            },
+            Route.make("POST", "/reviews/{id}/decisions", .anyOf([.review, .admin])) { ctx, p in
+                try self.decideMany(p[0], ctx)
+            },
             Route.make("GET", "/admin/reviews/{id}", .admin) { _, p in try self.reviewStatus(p[0]) },
             Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { ctx, p in
                 try self.reviewReport(p[0], ctx)

@@ -289,6 +289,76 @@ public final class AccessReviews: Sendable {
         return due.count
     }
 
+    // MARK: - An administrator's hand on a campaign
+
+    /// Cancels an open campaign: nothing more is decided, nothing is applied.
+    public func cancel(campaignID: String, principal: String, requestID: String) throws {
+        let c = try openCampaign(campaignID)
+        let now = clock.now()
+        try store.write { w in
+            try w.connection.closeCampaign(id: c.id, now: now)
+            try w.connection.setCampaignState(id: c.id, state: "cancelled")
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "review.cancel", resourceType: "Review", resourceID: c.id,
+                    requestID: requestID))
+        }
+    }
+
+    /// Moves an open campaign's due date `days` from now (reviewers need more time).
+    public func extend(campaignID: String, days: Double, principal: String, requestID: String) throws -> Double {
+        guard days > 0, days <= 366 else {
+            throw GovernanceError.invalid("'dueDays' must be more than 0 and at most 366")
+        }
+        let c = try openCampaign(campaignID)
+        let due = clock.now() + days * 86400
+        try store.write { w in
+            try w.connection.setCampaignDue(id: c.id, due: due)
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "review.extend", resourceType: "Review", resourceID: c.id,
+                    attributes: ["due \(Timestamp.format(due))"], requestID: requestID))
+        }
+        return due
+    }
+
+    /// Gives an undecided item to another reviewer (the manager left, or is on leave).
+    public func reassign(campaignID: String, seq: Int64, reviewer: String, principal: String, requestID: String) throws
+    {
+        let name = reviewer.trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, name.utf8.count <= 256, !name.contains("\u{1F}") else {
+            throw GovernanceError.invalid("'reviewer' must be a principal name")
+        }
+        let c = try openCampaign(campaignID)
+        guard let item = try store.read({ try $0.item(campaignID: c.id, seq: seq) }) else {
+            throw GovernanceError.notFound("no item \(seq) in this campaign")
+        }
+        // Nobody reviews their own access.
+        guard Identifier.canonical(name) != Identifier.canonical(item.userName) else {
+            throw GovernanceError.forbidden("nobody reviews their own access")
+        }
+        try store.write { w in
+            guard try w.connection.reassignItem(campaignID: c.id, seq: seq, reviewer: name) else {
+                throw GovernanceError.conflict("the item was decided already")
+            }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "review.reassign", resourceType: "User", resourceID: item.personID,
+                    attributes: ["\(item.package)", "to \(name)"], requestID: requestID))
+        }
+    }
+
+    private func openCampaign(_ id: String) throws -> ReviewCampaignRecord {
+        guard let c = try store.read({ try $0.campaign(id: id) }) else {
+            throw GovernanceError.notFound("no review campaign with this id")
+        }
+        guard c.state == "open" else { throw GovernanceError.conflict("the campaign is \(c.state)") }
+        return c
+    }
+
     /// An administrator confirms the revokes of a campaign held at its due date.
     public func confirmOverdue(campaignID: String, principal: String, requestID: String) throws -> Int {
         guard let c = try store.read({ try $0.campaign(id: campaignID) }) else {

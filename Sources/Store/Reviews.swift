@@ -72,6 +72,12 @@ public protocol ReviewStore {
     /// Sets an open campaign's state (`awaiting-confirmation` when its due-date revokes wait).
     func setCampaignState(id: String, state: String) throws
 
+    /// Moves an open campaign's due date.
+    func setCampaignDue(id: String, due: Double) throws
+
+    /// Gives an undecided item to another reviewer; false when it is decided or absent.
+    func reassignItem(campaignID: String, seq: Int64, reviewer: String) throws -> Bool
+
     func insertItem(campaignID: String, _ i: ReviewItemRecord) throws
 
     func items(campaignID: String) throws -> [ReviewItemRecord]

@@ -169,6 +169,65 @@ import TestSupport
         #expect(try decide(hub, rita, "nope", 1, "approve").status == 404)
     }
 
+    @Test func bulkDecisions_oneReasonForManyItems_eachWithItsResult() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let id = try #require(try campaign(hub, #"{"name": "Bulk", "target": "ehr"}"#)["id"]?.stringValue)
+        let boss = try hub.makeToken("boss@x.org", [.review])
+        let all = try items(hub, hub.admin, id)
+        let (ana, bruno, carla) = (try seq(all, "ana@x.org"), try seq(all, "bruno@x.org"), try seq(all, "carla@x.org"))
+        func bulk(_ seqs: [Int], _ decision: String) throws -> RawResponse {
+            try hub.call(
+                "POST", "/reviews/\(id)/decisions", token: boss,
+                body: #"{"items": \#(seqs), "decision": "\#(decision)", "reason": "still on the front desk"}"#)
+        }
+        // A bad decision is refused before anything is decided.
+        #expect(try bulk([ana, bruno], "maybe").status == 400)
+        #expect(try items(hub, hub.admin, id).allSatisfy { $0["decision"] == .null })
+        let r = try bulk([ana, bruno, carla], "approve")
+        #expect(r.status == 200 && r.object["decided"] == .int(2), "\(r.text)")
+        let results = r.object["results"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(results.map { $0["status"] } == [.int(200), .int(200), .int(403)])  // carla is not boss's
+        #expect(try bulk([ana], "approve").object["results"]?.arrayValue?.first?.objectValue?["status"] == .int(409))
+    }
+
+    @Test func administrators_reassignExtendAndCancel() throws {
+        let clock = ManualClock()
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let c = try campaign(hub, #"{"name": "Handover", "target": "ehr", "dueDays": 1}"#)
+        let id = try #require(c["id"]?.stringValue)
+        let ana = try seq(try items(hub, hub.admin, id), "ana@x.org")
+        // The manager left: the item goes to her deputy, who may decide it; the manager no longer may.
+        let reassign = try hub.call(
+            "POST", "/admin/reviews/\(id)/items/\(ana)/reassign", token: hub.admin,
+            body: #"{"reviewer": "deputy@x.org"}"#)
+        #expect(
+            reassign.status == 200 && reassign.object["reviewer"]?.stringValue == "deputy@x.org", "\(reassign.text)")
+        let selfReview = try hub.call(
+            "POST", "/admin/reviews/\(id)/items/\(ana)/reassign", token: hub.admin, body: #"{"reviewer": "ana@x.org"}"#)
+        #expect(selfReview.status == 403)
+        #expect(try decide(hub, try hub.makeToken("boss@x.org", [.review]), id, ana, "approve").status == 403)
+        #expect(try decide(hub, try hub.makeToken("deputy@x.org", [.review]), id, ana, "approve").status == 200)
+        // More time: the due date moves, so the day passing closes nothing.
+        let extended = try hub.call("POST", "/admin/reviews/\(id)/extend", token: hub.admin, body: #"{"dueDays": 7}"#)
+        #expect(extended.status == 200, "\(extended.text)")
+        #expect(
+            try hub.call("POST", "/admin/reviews/\(id)/extend", token: hub.admin, body: #"{"dueDays": 0}"#).status
+                == 400)
+        clock.advance(by: 2 * 86400)
+        #expect(try hub.server.reviews?.closeOverdue() == 0)
+        // Cancelled: nothing more is decided or applied.
+        #expect(try hub.call("POST", "/admin/reviews/\(id)/cancel", token: hub.admin).status == 200)
+        #expect(
+            try hub.call("GET", "/admin/reviews/\(id)", token: hub.admin).object["state"]?.stringValue == "cancelled")
+        let carla = try seq(try items(hub, hub.admin, id), "carla@x.org")  // no manager: administrators decide
+        #expect(try decide(hub, hub.admin, id, carla, "revoke").status == 409)
+        #expect(try hub.call("POST", "/admin/reviews/\(id)/cancel", token: hub.admin).status == 409)
+    }
+
     @Test func dueDate_byDefault_keepsAccess_andFlagsTheUndecidedItems() throws {
         let clock = ManualClock()
         let hub = try LiveHub(policy: policy) { $0.clock = clock }

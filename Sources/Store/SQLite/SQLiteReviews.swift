@@ -79,6 +79,16 @@ extension SQLiteSession {
         try db.run("UPDATE review_campaigns SET state = ? WHERE id = ?", [.text(state), .text(id)])
     }
 
+    public func setCampaignDue(id: String, due: Double) throws {
+        try db.run("UPDATE review_campaigns SET due = ? WHERE id = ?", [.real(due), .text(id)])
+    }
+
+    public func reassignItem(campaignID: String, seq: Int64, reviewer: String) throws -> Bool {
+        try db.run(
+            "UPDATE review_items SET reviewer = ? WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
+            [.text(reviewer), .text(campaignID), .integer(seq)]) == 1
+    }
+
     public func closeCampaign(id: String, now: Double) throws {
         try db.run("UPDATE review_campaigns SET state = 'closed', closed = ? WHERE id = ?", [.real(now), .text(id)])
     }
