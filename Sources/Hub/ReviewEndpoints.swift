@@ -131,12 +131,19 @@ extension ReviewEndpoints {
         let mine =
             ctx.principal.scopes.contains(.admin)
             ? items : items.filter { AccessReviews.mayDecide(ctx.principal, people: people, c, $0) }
+        // Each item with what a reviewer needs to decide it (the package, the person, their peers).
+        let context = try reviewService().context(for: mine)
+        let described: [JSONValue] = mine.map { i in
+            guard case .object(var o) = AccessReviews.itemJSON(i) else { return AccessReviews.itemJSON(i) }
+            o["context"] = context[i.seq].map { .object($0) } ?? .null
+            return .object(o)
+        }
         return jsonResponse(
             200,
             .object(
                 JSONObject([
                     "campaign": .string(c.id), "name": .string(c.name), "state": .string(c.state),
-                    "due": .string(Timestamp.format(c.due)), "items": .array(mine.map(AccessReviews.itemJSON)),
+                    "due": .string(Timestamp.format(c.due)), "items": .array(described),
                 ])),
             contentType: "application/json")
     }

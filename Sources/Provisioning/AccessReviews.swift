@@ -289,6 +289,67 @@ public final class AccessReviews: Sendable {
         return due.count
     }
 
+    // MARK: - Context for reviewers
+
+    /// What a reviewer needs to decide each item: the package in plain words, the person's
+    /// title, sites, manager and licence status, and what their peers hold (the share of
+    /// people with the same title at the same first site who hold the package).
+    public func context(for items: [ReviewItemRecord]) throws -> [Int64: JSONObject] {
+        let policy = self.policy, now = clock.now()
+        let ext = "urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"
+        func profile(_ doc: JSONObject) -> (title: String, site: String) {
+            let sites = (doc[ext]?.objectValue?["sites"]?.arrayValue ?? []).compactMap(\.stringValue)
+            return (doc["title"]?.stringValue ?? "", sites.first ?? "")
+        }
+        return try store.read { conn in
+            var people: [String: JSONObject] = [:]
+            for i in items where people[i.personID] == nil {
+                people[i.personID] = try conn.fetch(type: .user, id: i.personID)?.doc
+            }
+            // Peers: one pass over everyone, counting by (title, first site) who holds what.
+            let wanted = Set(people.values.map { p in "\(profile(p).title)\u{1F}\(profile(p).site)" })
+            var peers: [String: Int] = [:], holders: [String: Int] = [:]
+            try conn.scan(type: .user) { person in
+                let (title, site) = profile(person.doc)
+                let key = "\(title)\u{1F}\(site)"
+                guard wanted.contains(key), Policy.isActive(person.doc, now: now) else { return true }
+                peers[key, default: 0] += 1
+                let snap = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
+                guard let doc = snap.document else { return true }
+                for g in policy.grants(person: doc, groupNames: snap.groupNames, overrides: snap.overrides, now: now) {
+                    holders[key + "\u{1F}" + g.package, default: 0] += 1
+                }
+                return true
+            }
+            var out: [Int64: JSONObject] = [:]
+            for i in items {
+                guard let doc = people[i.personID] else { continue }
+                let (title, site) = profile(doc)
+                let key = "\(title)\u{1F}\(site)"
+                var manager: JSONValue = .null
+                if let mid = doc["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]?.objectValue?["manager"]?
+                    .objectValue?["value"]?.stringValue, let m = try conn.fetch(type: .user, id: mid)?.doc["userName"]
+                {
+                    manager = m
+                }
+                let total = peers[key] ?? 0, holding = holders[key + "\u{1F}" + i.package] ?? 0
+                out[i.seq] = JSONObject([
+                    "packageDescription": .string(policy.packages.first { $0.name == i.package }?.description ?? ""),
+                    "title": title.isEmpty ? .null : .string(title), "site": site.isEmpty ? .null : .string(site),
+                    "manager": manager,
+                    "credentialStatus": doc[ext]?.objectValue?["credentialStatus"] ?? .null,
+                    "peers": .object(
+                        JSONObject([
+                            "people": .int(total), "holding": .int(holding),
+                            "share": .number(
+                                JSONNumber(total == 0 ? 0 : (Double(holding) / Double(total) * 100).rounded() / 100)),
+                        ])),
+                ])
+            }
+            return out
+        }
+    }
+
     // MARK: - An administrator's hand on a campaign
 
     /// Cancels an open campaign: nothing more is decided, nothing is applied.

@@ -21,7 +21,8 @@ import TestSupport
         singleEHRPolicy(
             ehr,
             packages:
-                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                #"{"name": "receptionist", "description": "Front desk: appointments only", "#
+                + #""rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
                 + #"{"name": "billing", "rule": "title eq \"Billing Specialist\"", "#
                 + #""grants": {"ehr": ["billing"]}}"#
         )
@@ -167,6 +168,22 @@ import TestSupport
         #expect(try hub.call("GET", "/reviews/\(a)/items", token: hub.writer).status == 403)  // a feed token
         #expect(try decide(hub, rita, a, 999, "approve").status == 404)
         #expect(try decide(hub, rita, "nope", 1, "approve").status == 404)
+    }
+
+    @Test func items_showWhatAReviewerNeedsToDecide() throws {
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop(); ehr.stop() }
+        _ = try staff(hub)
+        let id = try #require(try campaign(hub, #"{"name": "Context", "target": "ehr"}"#)["id"]?.stringValue)
+        let mine = try items(hub, try hub.makeToken("boss@x.org", [.review]), id)
+        let ana = try #require(mine.first { $0["userName"]?.stringValue == "ana@x.org" }?["context"]?.objectValue)
+        #expect(ana["packageDescription"]?.stringValue == "Front desk: appointments only")
+        #expect(ana["title"]?.stringValue == "Receptionist" && ana["site"]?.stringValue == "CLN-CEN")
+        #expect(ana["manager"]?.stringValue == "boss@x.org" && ana["credentialStatus"]?.stringValue == "active")
+        // All three receptionists at CLN-CEN hold the package: a revoke would make ana the odd one out.
+        #expect(
+            ana["peers"]
+                == .object(JSONObject(["people": .int(3), "holding": .int(3), "share": .number(JSONNumber(1.0))])))
     }
 
     @Test func bulkDecisions_oneReasonForManyItems_eachWithItsResult() throws {
