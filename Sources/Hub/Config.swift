@@ -41,6 +41,8 @@ public struct HubConfig: Sendable {
     /// What undecided review items become at the due date: `keep-and-flag` (kept, listed as
     /// flagged), `keep`, or `revoke` (which waits for confirmation when risky).
     public var reviewDefaultDecision = "keep-and-flag"
+    /// Days before a campaign's due date its reviewers are reminded (with notifications; 0: never).
+    public var reviewReminderDays: Double = 3
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -142,6 +144,11 @@ public struct HubConfig: Sendable {
                     throw ConfigError("reviewDueDays must be a number of days in 0...366")
                 }
                 c.reviewDueDays = d
+            case "reviewReminderDays":
+                guard let d = v.numberValue?.double, d >= 0, d <= 366 else {
+                    throw ConfigError("reviewReminderDays must be a number of days in 0...366")
+                }
+                c.reviewReminderDays = d
             case "reviewDefaultDecision":
                 let d = try string(v, m.key)
                 guard AccessReviews.dueDateRules.contains(d) else {

@@ -14,6 +14,7 @@ final class HubSchedule: HubService {
     private let reconcileEveryHours: Double?
     private let reviews: AccessReviews?
     private let review: (every: Double, due: Double, decision: String)
+    private let reminderDays: Double
     private let coordination: any Coordination
     private let logger: Logger
     private let stopping = DispatchSemaphore(value: 0)
@@ -22,8 +23,9 @@ final class HubSchedule: HubService {
     init(
         reconciliations: ReconciliationRuns?, reconcileEveryHours: Double?, reviews: AccessReviews?,
         reviewEvery: Double, reviewDue: Double,
-        reviewDecision: String, coordination: any Coordination, logger: Logger
+        reviewDecision: String, reminderDays: Double, coordination: any Coordination, logger: Logger
     ) {
+        self.reminderDays = reminderDays
         self.reconciliations = reconciliations
         self.reconcileEveryHours = reconcileEveryHours
         self.reviews = reviews
@@ -45,6 +47,7 @@ final class HubSchedule: HubService {
                     nextReconcile = Date().addingTimeInterval(hours * 3600)
                 }
                 do {
+                    try reviews?.remindDue(days: reminderDays)
                     try reviews?.closeOverdue()
                     if review.every > 0 {
                         try reviews?.scheduleIfDue(

@@ -140,7 +140,7 @@ public final class HubServer: Sendable {
             ? HubSchedule(
                 reconciliations: runs, reconcileEveryHours: config.reconcileEveryHours, reviews: reviews,
                 reviewEvery: config.reviewEveryDays, reviewDue: config.reviewDueDays,
-                reviewDecision: config.reviewDefaultDecision,
+                reviewDecision: config.reviewDefaultDecision, reminderDays: config.reviewReminderDays,
                 coordination: coordination, logger: logger)
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.

@@ -289,6 +289,45 @@ public final class AccessReviews: Sendable {
         return due.count
     }
 
+    // MARK: - Reminders
+
+    /// Reminds the reviewers of campaigns due within `days` who still have undecided items,
+    /// once per campaign (again after an extension): each reviewer whose principal name is
+    /// an e-mail address, plus the configured recipients of `review.reminder`. Returns how
+    /// many campaigns were reminded.
+    @discardableResult
+    public func remindDue(days: Double, now: Double? = nil) throws -> Int {
+        guard days > 0, let notifier = engine?.notifier else { return 0 }
+        let now = now ?? clock.now()
+        let due = try store.read { try $0.campaignsToRemind(dueBy: now + days * 86400) }
+        for c in due {
+            let undecided = try store.read({ try $0.items(campaignID: c.id) }).filter { $0.decision == nil }
+            var byReviewer: [String: Int] = [:]
+            for i in undecided { byReviewer[i.reviewer ?? "", default: 0] += 1 }
+            let counts = byReviewer.sorted(by: { $0.key < $1.key })
+            try store.write { w in
+                try w.connection.markCampaignReminded(id: c.id, now: now)
+                let outcome = c.defaultDecision == "revoke" ? "revoked" : "kept and flagged"
+                for (reviewer, count) in counts {
+                    let to = Notifier.isAddress(reviewer) ? [reviewer] : []
+                    let whose = reviewer.isEmpty ? "without a reviewer (administrators decide them)" : "for \(reviewer)"
+                    try notifier.announce(
+                        w, .reviewReminder,
+                        subject: "ScimHub: \(count) access review items due \(Timestamp.format(c.due))",
+                        text: """
+                            The access review '\(c.name)' is due \(Timestamp.format(c.due)); \(count) item(s) \
+                            \(whose) \
+                            are undecided.
+                            At the due date undecided items are \(outcome).
+                            Decide them: GET /reviews/\(c.id)/items.
+                            """, to: to)
+                }
+            }
+        }
+        if !due.isEmpty { notifier.wake() }
+        return due.count
+    }
+
     // MARK: - Context for reviewers
 
     /// What a reviewer needs to decide each item: the package in plain words, the person's

@@ -16,13 +16,15 @@ public struct NotificationEvent: RawRepresentable, Hashable, Sendable, CustomStr
     public static let feedHold = NotificationEvent(rawValue: "feed.hold")
     public static let policyHeld = NotificationEvent(rawValue: "policy.held")
     public static let reviewHeld = NotificationEvent(rawValue: "review.held")
+    public static let reviewReminder = NotificationEvent(rawValue: "review.reminder")
     public static let breakGlassGranted = NotificationEvent(rawValue: "break-glass.granted")
     public static let breakGlassExpired = NotificationEvent(rawValue: "break-glass.expired")
     public static let targetUnavailable = NotificationEvent(rawValue: "target.unavailable")
     public static let targetRecovered = NotificationEvent(rawValue: "target.recovered")
     public static let deadLetter = NotificationEvent(rawValue: "job.dead-letter")
     public static let all: [NotificationEvent] = [
-        .feedHold, .policyHeld, .reviewHeld, .breakGlassGranted, .breakGlassExpired, .targetUnavailable,
+        .feedHold, .policyHeld, .reviewHeld, .reviewReminder, .breakGlassGranted, .breakGlassExpired,
+        .targetUnavailable,
         .targetRecovered, .deadLetter,
     ]
 }

@@ -72,8 +72,13 @@ public protocol ReviewStore {
     /// Sets an open campaign's state (`awaiting-confirmation` when its due-date revokes wait).
     func setCampaignState(id: String, state: String) throws
 
-    /// Moves an open campaign's due date.
+    /// Moves an open campaign's due date (and reminds its reviewers again before the new one).
     func setCampaignDue(id: String, due: Double) throws
+
+    /// Open campaigns due by `dueBy` whose reviewers were not reminded yet.
+    func campaignsToRemind(dueBy: Double) throws -> [ReviewCampaignRecord]
+
+    func markCampaignReminded(id: String, now: Double) throws
 
     /// Gives an undecided item to another reviewer; false when it is decided or absent.
     func reassignItem(campaignID: String, seq: Int64, reviewer: String) throws -> Bool

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import EHRTestServer
 import HTTPServer
+import HubBase
 import Hub
 import HubCrypto
 import HubLog
@@ -124,6 +125,42 @@ import TestSupport
         #expect(request.headers["X-ScimHub-Signature"] == expected)
         let body = try JSONParser().parse(request.body).objectValue
         #expect(body?["event"]?.stringValue == "feed.hold" && body?["subject"]?.stringValue?.contains("hr") == true)
+    }
+
+    @Test func reviewers_areRemindedBeforeTheDueDate_once() throws {
+        let smtp = try SMTPServer()
+        let clock = ManualClock()
+        let settings = try HubConfig.notificationSettings(
+            try JSONParser().parse(
+                Array(
+                    (#"{"email": {"url": "\#(smtp.url)", "from": "hub@clinic.example", "tls": "none"},"#
+                        + #""recipients": {"review.reminder": ["identity@clinic.example"]}}"#).utf8)))
+        let hub = try LiveHub(policy: policy) {
+            $0.clock = clock
+            $0.notifications = settings
+        }
+        defer { hub.stop(); ehr.stop(); smtp.stop() }
+        let boss = try #require(
+            try hub.call("POST", "/scim/v2/Users", body: person("boss@x.org", title: "Manager")).object["id"]?
+                .stringValue)
+        let ana = person("ana@x.org", title: "Receptionist").replacingOccurrences(
+            of: #""schemas":["#,
+            with: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(boss)"}},"#
+                + #""schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#)
+        #expect(try hub.call("POST", "/scim/v2/Users", body: ana).status == 201)
+        eventually("provisioned") { ehr.snapshot()["ana@x.org"]?.roles == ["scheduling"] }
+        let review = try hub.call(
+            "POST", "/admin/reviews", token: hub.admin, body: #"{"name": "Front desk", "target": "ehr", "dueDays": 7}"#)
+        #expect(review.status == 201, "\(review.text)")
+        #expect(try hub.server.reviews?.remindDue(days: 3) == 0)  // a week away
+        clock.advance(by: 5 * 86400)
+        #expect(try hub.server.reviews?.remindDue(days: 3) == 1)
+        #expect(try hub.server.reviews?.remindDue(days: 3) == 0)  // once
+        eventually("the manager and the identity team were reminded") { smtp.messages().count == 2 }
+        let mails = smtp.messages()
+        #expect(mails.contains { $0.contains("To: <boss@x.org>") && $0.contains("1 item(s) for boss@x.org") })
+        #expect(mails.contains { $0.contains("To: <identity@clinic.example>") })
+        #expect(mails.allSatisfy { $0.contains("Subject: ScimHub: 1 access review items due") })
     }
 
     @Test func badSettings_areRefusedNamingTheKey() throws {

@@ -366,6 +366,13 @@ enum Migrations {
             CREATE INDEX notifications_created ON notifications(created);
             """
         ),
+        (
+            16,
+            """
+            -- When a campaign's reviewers were reminded of its due date (once per campaign).
+            ALTER TABLE review_campaigns ADD COLUMN reminded REAL;
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

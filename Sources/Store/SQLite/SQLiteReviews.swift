@@ -80,7 +80,21 @@ extension SQLiteSession {
     }
 
     public func setCampaignDue(id: String, due: Double) throws {
-        try db.run("UPDATE review_campaigns SET due = ? WHERE id = ?", [.real(due), .text(id)])
+        try db.run("UPDATE review_campaigns SET due = ?, reminded = NULL WHERE id = ?", [.real(due), .text(id)])
+    }
+
+    public func campaignsToRemind(dueBy: Double) throws -> [ReviewCampaignRecord] {
+        var out: [ReviewCampaignRecord] = []
+        try db.query(
+            "SELECT \(Self.campaignColumns) FROM review_campaigns "
+                + "WHERE state = 'open' AND reminded IS NULL AND due <= ?",
+            [.real(dueBy)]
+        ) { out.append(campaign($0)) }
+        return out
+    }
+
+    public func markCampaignReminded(id: String, now: Double) throws {
+        try db.run("UPDATE review_campaigns SET reminded = ? WHERE id = ?", [.real(now), .text(id)])
     }
 
     public func reassignItem(campaignID: String, seq: Int64, reviewer: String) throws -> Bool {
