@@ -83,7 +83,7 @@ struct HoldEndpoints: FeatureEndpoints {
         try requireStepUp(ctx, action: "discarding a feed hold")
         do {
             let n = try FeedHolds.discard(
-                id, by: ctx.principal.name, requestID: ctx.requestID, engine: engine, store: store)
+                id, by: ctx.principal, requestID: ctx.requestID, engine: engine, store: store)
             return jsonResponse(
                 200, .object(JSONObject(["id": .string(id), "state": .string("discarded"), "people": .int(n)])),
                 contentType: "application/json")

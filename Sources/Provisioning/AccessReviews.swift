@@ -155,10 +155,11 @@ public final class AccessReviews: Sendable {
     ) -> Bool {
         let person = Identifier.canonical(item.userName)
         if Identifier.canonical(p.name) == person || people.contains(person) { return false }
+        // An item's own reviewer (its manager, or whoever an administrator reassigned it to) first.
+        if let r = item.reviewer { return Identifier.canonical(r) == Identifier.canonical(p.name) }
         if !c.reviewers.isEmpty {
             return c.reviewers.contains { Identifier.canonical($0) == Identifier.canonical(p.name) }
         }
-        if let r = item.reviewer { return Identifier.canonical(r) == Identifier.canonical(p.name) }
         return p.scopes.contains(.admin)
     }
 
@@ -182,7 +183,10 @@ public final class AccessReviews: Sendable {
         guard Self.mayDecide(principal, people: people, c, item) else {
             throw GovernanceError.forbidden("this item is not yours to review")
         }
-        guard c.state == "open" else { throw GovernanceError.conflict("the campaign is closed") }
+        // A campaign whose due-date revokes wait for confirmation can still be decided item by item.
+        guard c.state == "open" || c.state == "awaiting-confirmation" else {
+            throw GovernanceError.conflict("the campaign is closed")
+        }
         try apply(c, item, decision: decision, reason: trimmed, by: principal.name, requestID: requestID)
         engine?.wake()
     }
@@ -415,6 +419,8 @@ public final class AccessReviews: Sendable {
         let due = clock.now() + days * 86400
         try store.write { w in
             try w.connection.setCampaignDue(id: c.id, due: due)
+            // Held at its due date: more time reopens it for the reviewers.
+            if c.state == "awaiting-confirmation" { try w.connection.setCampaignState(id: c.id, state: "open") }
             try AuditLog.append(
                 w,
                 .now(
@@ -427,9 +433,11 @@ public final class AccessReviews: Sendable {
     /// Gives an undecided item to another reviewer (the manager left, or is on leave).
     public func reassign(campaignID: String, seq: Int64, reviewer: String, principal: String, requestID: String) throws
     {
-        let name = reviewer.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.utf8.count <= 256, !name.contains("\u{1F}") else {
-            throw GovernanceError.invalid("'reviewer' must be a principal name")
+        let name = reviewer
+        do {
+            try PrincipalName.validate(name, what: "reviewer")
+        } catch {
+            throw GovernanceError.invalid("'reviewer': \(error.description)")
         }
         let c = try openCampaign(campaignID)
         guard let item = try store.read({ try $0.item(campaignID: c.id, seq: seq) }) else {
@@ -455,7 +463,9 @@ public final class AccessReviews: Sendable {
         guard let c = try store.read({ try $0.campaign(id: id) }) else {
             throw GovernanceError.notFound("no review campaign with this id")
         }
-        guard c.state == "open" else { throw GovernanceError.conflict("the campaign is \(c.state)") }
+        guard c.state == "open" || c.state == "awaiting-confirmation" else {
+            throw GovernanceError.conflict("the campaign is \(c.state)")
+        }
         return c
     }
 

@@ -55,7 +55,10 @@ public final class CredentialExpiry: HubService {
                     // schedule row to the person's next deadline, or removes it.
                     let person = try w.connection.fetch(type: .user, id: id)?.doc
                     try w.connection.setCredentialExpiry(personID: id, expires: nil)
-                    try engine.enqueue(w, personID: id, person: person)
+                    // Deadlines are a feed of their own for the guard: a bad export that sets
+                    // thousands of contract ends to the same minute is held, not applied.
+                    try engine.enqueue(
+                        w, personID: id, person: person, origin: ChangeOrigin(feed: "deadlines", tokenID: nil))
                     try AuditLog.append(
                         w,
                         .now(

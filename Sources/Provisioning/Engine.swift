@@ -137,9 +137,10 @@ public final class ProvisioningEngine: HubService {
         let decisions = policy.enabledTargets.map { ($0, policy.decide(snapshot, target: $0)) }
         // A person the feed takes all access from counts against the feed's guard.
         var holdID: String? = nil
+        // Any change that takes access away counts (a disable, or fewer entitlements on a
+        // target): a deleted group takes a package from thousands who keep other access.
         if let origin, options.feedGuard.enabled,
-            decisions.contains(where: { $0.1.lastApplied?.enabled == true }),
-            !decisions.contains(where: { $0.1.desired?.enabled == true })
+            decisions.contains(where: { $0.1.needsJob(personDeleted: person == nil) && $0.1.removesAccess })
         {
             holdID = try feedHold(w, origin: origin, personID: personID, now: now)
         }
@@ -425,6 +426,9 @@ public final class ProvisioningEngine: HubService {
         guard let connector = connectors[target.name] else { return .none }
         let now = clock.now()
         do {
+            // Claimed before a feed's guard held it (it sat in the backlog): it waits for the release.
+            let current = try store.read(snapshot: false) { try $0.job(personID: job.personID, target: target.name) }
+            guard let current, current.state == .pending else { return .none }
             let snapshot = try store.read { conn in
                 try PersonSnapshot.load(
                     conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)

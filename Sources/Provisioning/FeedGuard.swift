@@ -42,6 +42,7 @@ extension ProvisioningEngine {
     func feedHold(_ w: any StoreWriter, origin: ChangeOrigin, personID: String, now: Double) throws -> String? {
         let g = options.feedGuard
         let conn = w.connection
+        try conn.pruneFeedRemovals(feed: origin.feed, before: now - g.window)
         try conn.recordFeedRemoval(feed: origin.feed, personID: personID, now: now)
         if let open = try conn.openHold(feed: origin.feed) { return open.id }
         let n = try conn.feedRemovals(feed: origin.feed, since: now - g.window)
@@ -83,13 +84,7 @@ public enum FeedHolds {
         _ id: String, by principal: Principal, requestID: String, engine: ProvisioningEngine, store: any HubStore
     ) throws -> Int {
         let hold = try openHold(id, store: store)
-        if engine.options.feedGuard.twoPerson, let token = hold.feedToken {
-            let feedPeople = try store.read { try Tokens.people($0, tokenID: token) }
-            let releaser = try store.read { try Tokens.people($0, tokenID: principal.tokenID) }
-            guard feedPeople.isDisjoint(with: releaser) else {
-                throw GovernanceError.forbidden("the feed's own people cannot release its hold (two-person rule)")
-            }
-        }
+        try checkTwoPerson(hold, principal, engine: engine, store: store)
         let now = engine.clock.now()
         let released = try store.write { w -> Int in
             guard try w.connection.decideHold(id: id, state: .released, by: principal.name, now: now) else {
@@ -108,39 +103,48 @@ public enum FeedHolds {
     }
 
     /// Discards hold `id`: its held jobs are dropped and each person is judged again from
-    /// their current state, through the guard (people the feed has since restored get their
-    /// access; people still leaving are held again). Returns how many people were judged.
+    /// their current state, through the guard (people the feed has since restored keep their
+    /// access; people still leaving count again and may be held again), all in one
+    /// transaction, so a crash never leaves a leaver without a job. Discarding can let
+    /// removals through, so it takes the same two people as a release. Returns how many
+    /// people were judged.
     public static func discard(
-        _ id: String, by principal: String, requestID: String, engine: ProvisioningEngine, store: any HubStore
+        _ id: String, by principal: Principal, requestID: String, engine: ProvisioningEngine, store: any HubStore
     ) throws -> Int {
         let hold = try openHold(id, store: store)
+        try checkTwoPerson(hold, principal, engine: engine, store: store)
         let now = engine.clock.now()
-        let people = try store.write { w -> [String] in
-            guard try w.connection.decideHold(id: id, state: .discarded, by: principal, now: now) else {
+        let origin = ChangeOrigin(feed: hold.feed, tokenID: hold.feedToken)
+        let judged = try store.write(isolated: true) { w -> Int in
+            guard try w.connection.decideHold(id: id, state: .discarded, by: principal.name, now: now) else {
                 throw GovernanceError.conflict("the hold is no longer open")
             }
             let people = try w.connection.dropHeldJobs(holdID: id)
             try AuditLog.append(
                 w,
                 .now(
-                    principal: principal, action: "hold.discard", resourceType: "Hold", resourceID: id,
+                    principal: principal.name, action: "hold.discard", resourceType: "Hold", resourceID: id,
                     attributes: [hold.feed, "people:\(people.count)"], requestID: requestID))
-            return people
-        }
-        let origin = ChangeOrigin(feed: hold.feed, tokenID: hold.feedToken)
-        var start = 0
-        while start < people.count {
-            let batch = Array(people[start..<min(people.count, start + 500)])
-            try store.write { w in
-                for p in batch {
-                    try engine.enqueue(
-                        w, personID: p, person: try w.connection.fetch(type: .user, id: p)?.doc, origin: origin)
-                }
+            for p in people {
+                try engine.enqueue(
+                    w, personID: p, person: try w.connection.fetch(type: .user, id: p)?.doc, origin: origin)
             }
-            start += batch.count
+            return people.count
         }
         engine.wake()
-        return people.count
+        return judged
+    }
+
+    /// With `twoPerson`, nobody behind the feed's token decides its hold.
+    private static func checkTwoPerson(
+        _ hold: HoldRecord, _ principal: Principal, engine: ProvisioningEngine, store: any HubStore
+    ) throws {
+        guard engine.options.feedGuard.twoPerson, let token = hold.feedToken else { return }
+        let feedPeople = try store.read { try Tokens.people($0, tokenID: token) }
+        let decider = try store.read { try Tokens.people($0, tokenID: principal.tokenID) }
+        guard feedPeople.isDisjoint(with: decider) else {
+            throw GovernanceError.forbidden("the feed's own people cannot decide its hold (two-person rule)")
+        }
     }
 
     private static func openHold(_ id: String, store: any HubStore) throws -> HoldRecord {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import ConnectorKit
 import CurlHTTP
 import HubBase
@@ -139,6 +140,7 @@ public final class NotificationSender: HubService {
     private let logger: Logger
     private let curl = CurlClient(options: CurlClient.Options(connectTimeout: 5, totalTimeout: 30))
     private let timer: DeadlineThread
+    private let stopping = Atomic<Bool>(false)
 
     public init(store: any HubStore, settings: NotificationSettings, clock: any WallClock, logger: Logger) {
         self.store = store
@@ -160,7 +162,11 @@ public final class NotificationSender: HubService {
     }
 
     public func start() { timer.start() }
-    public func stop() { timer.stop() }
+    /// Stops after the message being sent (each is bounded by curl's timeouts).
+    public func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        timer.stop()
+    }
     /// Something was queued: look now.
     public func poke() { timer.poke() }
 
@@ -168,12 +174,12 @@ public final class NotificationSender: HubService {
     @discardableResult
     public func sendDue() -> Int {
         var sent = 0
-        while true {
+        while !stopping.load(ordering: .sequentiallyConsistent) {
             let now = clock.now()
             guard let due = try? store.read({ try $0.dueNotifications(now: now, limit: 50) }), !due.isEmpty else {
                 return sent
             }
-            for n in due {
+            for n in due where !stopping.load(ordering: .sequentiallyConsistent) {
                 let result: ConnectorError?
                 do {
                     try deliver(n)
@@ -204,6 +210,7 @@ public final class NotificationSender: HubService {
                 }
             }
         }
+        return sent
     }
 
     private func deliver(_ n: NotificationRecord) throws(ConnectorError) {

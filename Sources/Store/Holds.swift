@@ -44,6 +44,9 @@ public struct HoldState: RawRepresentable, Hashable, Sendable, CustomStringConve
 public protocol HoldStore {
     /// Counts `personID` as a person `feed` took access from at `now` (once per window).
     func recordFeedRemoval(feed: String, personID: String, now: Double) throws
+    /// Forgets removals older than the window.
+    func pruneFeedRemovals(feed: String, before: Double) throws
+
     /// People `feed` took access from since `since`.
     func feedRemovals(feed: String, since: Double) throws -> Int
     /// The feed's open hold, if any.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HubBase
 import Testing
 import EHRTestServer
 import Hub
@@ -104,6 +105,31 @@ import TestSupport
         #expect(holds.count == 2)
         #expect(
             holds.first?.objectValue?["state"]?.stringValue == "open" && holds.first?.objectValue?["people"] == .int(1))
+    }
+
+    @Test func deadlinesThatFallTogether_areGuardedToo() throws {
+        let clock = ManualClock()
+        let hub = try LiveHub(policy: policy) {
+            $0.engine.feedGuard.limit = PolicyChangeLimit(people: 3, share: 0)
+            $0.clock = clock
+        }
+        defer { hub.stop(); ehr.stop() }
+        // A bad export: six contractors whose engagement ends in the same minute.
+        let ends = Timestamp.format(clock.now() + 60)
+        for i in 1...6 {
+            let body = person("desk\(i)@x.org", title: "Receptionist").replacingOccurrences(
+                of: #""credentialStatus":"active""#, with: #""credentialStatus":"active","contractEndsAt":"\#(ends)""#)
+            #expect(try hub.call("POST", "/scim/v2/Users", body: body).status == 201)
+        }
+        eventually("six provisioned") { (1...6).allSatisfy { ehr.snapshot()["desk\($0)@x.org"]?.active == true } }
+        clock.advance(by: 120)
+        eventually("the deadlines were processed") {
+            try hub.server.store.read { try $0.credentialScheduleSize() } == 0
+        }
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(stillActive() == 3)
+        let hold = try hub.call("GET", "/admin/holds", token: hub.admin).object["holds"]?.arrayValue?.first?.objectValue
+        #expect(hold?["feed"]?.stringValue == "deadlines" && hold?["people"] == .int(3))
     }
 
     @Test func anOpenHold_survivesARestart_andItsRemovalsStayHeld() throws {

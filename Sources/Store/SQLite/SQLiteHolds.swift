@@ -17,6 +17,10 @@ extension SQLiteSession: HoldStore {
             [.text(feed), .text(personID), .real(now)])
     }
 
+    public func pruneFeedRemovals(feed: String, before: Double) throws {
+        try db.run("DELETE FROM feed_removals WHERE feed = ? AND time <= ?", [.text(feed), .real(before)])
+    }
+
     public func feedRemovals(feed: String, since: Double) throws -> Int {
         var n = 0
         try db.query(
