@@ -356,6 +356,14 @@ public struct HubConfig: Sendable {
                     }
                     email.tls = tls
                 }
+                // Cleartext SMTP only to a relay on this machine: a password must not cross the network in clear.
+                let host =
+                    url.split(separator: "/").dropFirst(1).first.map { $0.split(separator: ":").first ?? "" } ?? ""
+                if email.tls == .none, url.hasPrefix("smtp://"),
+                    !["127.0.0.1", "localhost", "[::1]"].contains(String(host))
+                {
+                    throw ConfigError("\(at).tls: none is only for a relay on 127.0.0.1 or localhost")
+                }
                 email.username = e["username"]?.stringValue
                 email.password = try secret(e, "password", at)
                 for k in e.keys where !["url", "from", "tls", "username", "passwordEnv", "passwordFile"].contains(k) {

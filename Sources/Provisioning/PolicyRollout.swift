@@ -73,6 +73,7 @@ public enum PolicyRollout {
                 try keepRunningLastActive(text: text, engine: engine, store: store, parse: parse)
             } else {
                 engine.policies.replace(with: try parse(latest.text))
+                if latest.rolledOut == nil { try rollOut(latest, engine: engine, store: store, logger: logger) }
             }
             return latest
         }

@@ -32,7 +32,10 @@ public struct SoDRule: Sendable, Equatable {
             guard !rules.contains(where: { $0.name == name }) else {
                 throw PolicyError("\(at): duplicate rule '\(name)'")
             }
-            let names = (o["packages"]?.arrayValue ?? []).compactMap(\.stringValue)
+            var names: [String] = []
+            for n in (o["packages"]?.arrayValue ?? []).compactMap(\.stringValue) where !names.contains(n) {
+                names.append(n)  // a package named twice is one package, not a conflict with itself
+            }
             if let unknown = names.first(where: { n in !packages.contains { $0.name == n } }) {
                 throw PolicyError("\(at).packages: no package named '\(unknown)'")
             }
@@ -47,7 +50,7 @@ public struct SoDRule: Sendable, Equatable {
                 }
                 ents[m.key] = list
             }
-            guard Set(names).count >= 2 || !ents.isEmpty else {
+            guard names.count >= 2 || !ents.isEmpty else {
                 throw PolicyError("\(at) needs at least two 'packages' or an 'entitlements' pair")
             }
             let severity = o["severity"]?.stringValue ?? "high"
@@ -93,9 +96,19 @@ extension Policy {
         }
     }
 
-    /// The packages `enforce` rules withhold from someone who would hold `packages`.
+    /// The packages `enforce` rules withhold from someone who would hold `packages`: rule by
+    /// rule, each against what is still held, so overlapping rules withhold no more than needed.
     func withheldBySoD(_ packages: Set<String>) -> Set<String> {
-        Set(sodConflicts(holding: packages).compactMap(\.withheld))
+        var held = packages
+        var withheld = Set<String>()
+        for r in separationOfDuties
+        where r.mode == .enforce && r.packages.count >= 2 && Set(r.packages).isSubset(of: held) {
+            if let last = r.packages.last {
+                held.remove(last)
+                withheld.insert(last)
+            }
+        }
+        return withheld
     }
 
     /// The conflicts in an account's entitlements on `target` (also ones granted by hand).

@@ -171,6 +171,7 @@ import TestSupport
             (#"{"webhooks": [{"url": "https://x"}]}"#, "secretEnv or secretFile"),
             (#"{"webhooks": [{"url": "https://x", "secretEnv": "NO_SUCH_VARIABLE_Q"}]}"#, "NO_SUCH_VARIABLE_Q"),
             (#"{"sms": {}}"#, "unknown config key notifications.sms"),
+            (#"{"email": {"url": "smtp://mail.example:25", "from": "a@b", "tls": "none"}}"#, "only for a relay"),
         ] {
             let error = #expect(throws: ConfigError.self) {
                 _ = try HubConfig.notificationSettings(try JSONParser().parse(Array(text.utf8)))
