@@ -77,6 +77,9 @@ public final class ProvisioningEngine: HubService {
         var breakers: [String: CircuitBreaker] = [:]
         /// Targets whose outage was announced, until it is announced over.
         var announcedDown = Set<String>()
+        /// When each target's last dead letter was announced: a burst (an outage that outlives
+        /// the retries) makes one message per quarter hour, not one per person.
+        var deadLetterAnnounced: [String: Double] = [:]
         var started = false
         var woken = false
     }
@@ -515,6 +518,13 @@ public final class ProvisioningEngine: HubService {
         let delay = Self.backoff(
             attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
         let reason = e.description
+        let announceDead =
+            dead
+            && runtime.withLock { r in
+                guard now - (r.deadLetterAnnounced[target.name] ?? -.infinity) >= 900 else { return false }
+                r.deadLetterAnnounced[target.name] = now
+                return true
+            }
         // The reason may name people (user names): it goes to /admin/jobs, not to the log.
         logger.warning(
             dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
@@ -524,15 +534,16 @@ public final class ProvisioningEngine: HubService {
                 let isDead = try w.connection.deadLetter(
                     personID: job.personID, target: target.name, attempts: attempts, error: reason,
                     generation: job.generation, now: now)
-                if isDead, let notifier = self.notifier {
+                if isDead, announceDead, let notifier = self.notifier {
                     let userName = try w.connection.fetch(type: .user, id: job.personID)?.doc["userName"]?.stringValue
                     try notifier.announce(
                         w, .deadLetter,
                         subject:
                             "ScimHub: a change for \(userName ?? "a deleted person") on \(target.name) needs attention",
                         text: "The change for \(userName ?? "person \(job.personID)") on the target \(target.name) "
-                            + "failed \(attempts) times (\(e.kind.rawValue)) and was set aside. "
-                            + "Reason and retry: GET /admin/jobs?state=dead.")
+                            + "failed \(attempts) times (\(e.kind.rawValue)) and was set aside. Others that fail "
+                            + "in the next 15 minutes are not announced one by one. "
+                            + "Reasons and retry: GET /admin/jobs?state=dead.")
                 }
             } else {
                 try w.connection.deferJob(

@@ -163,6 +163,23 @@ import TestSupport
         #expect(mails.allSatisfy { $0.contains("Subject: ScimHub: 1 access review items due") })
     }
 
+    @Test func aBurstOfDeadLetters_isOneMessage_notOnePerPerson() throws {
+        ehr.setFault(.reject)  // every change refused: each person's job goes to the dead letter
+        let hub = try hub(
+            #"{"email": {"url": "smtp://127.0.0.1:9", "from": "hub@clinic.example", "tls": "none"},"#
+                + #""recipients": {"job.dead-letter": ["identity@clinic.example"]}}"#)
+        defer { hub.stop(); ehr.stop() }
+        for i in 1...3 {
+            #expect(
+                try hub.call("POST", "/scim/v2/Users", body: person("desk\(i)@x.org", title: "Receptionist")).status
+                    == 201)
+        }
+        eventually("three dead letters") {
+            try hub.server.store.read { try $0.jobs(target: "ehr", state: .dead, limit: 10) }.count == 3
+        }
+        #expect(try outbox(hub).filter { $0["subject"]?.stringValue?.contains("needs attention") == true }.count == 1)
+    }
+
     @Test func badSettings_areRefusedNamingTheKey() throws {
         for (text, fragment) in [
             (#"{"email": {"url": "http://x", "from": "a@b"}}"#, "notifications.email"),

@@ -502,7 +502,8 @@ let registryForTests: SchemaRegistry = {
                 + #"[{"op":"replace","path":"active","value":false}]}"#
         )
         // Disable comes first, then the memberships are revoked: wait for both.
-        eventually("deactivated in hub B, memberships revoked") {
+        // Two hubs in one test process, beside the other suites: give the two calls room.
+        eventually("deactivated in hub B, memberships revoked", timeout: 20) {
             try remote()?["active"] == .bool(false) && remote()?["groups"] == nil
         }
         #expect(try remote()?["active"] == .bool(false))
