@@ -142,9 +142,14 @@ public final class ProvisioningEngine: HubService {
         var holdID: String? = nil
         // Any change that takes access away counts (a disable, or fewer entitlements on a
         // target): a deleted group takes a package from thousands who keep other access.
-        if let origin, options.feedGuard.enabled,
-            decisions.contains(where: { $0.1.needsJob(personDeleted: person == nil) && $0.1.removesAccess })
-        {
+        let removals = decisions.filter { $0.1.needsJob(personDeleted: person == nil) && $0.1.removesAccess }
+        // A removal already queued (counted when it was, or released from a hold) is not counted
+        // or held again when the feed sends the person once more.
+        let queued = try removals.allSatisfy { t, _ in
+            guard let j = try conn.job(personID: personID, target: t.name) else { return false }
+            return j.state == .pending && j.priority <= 0
+        }
+        if let origin, options.feedGuard.enabled, !removals.isEmpty, !queued {
             holdID = try feedHold(w, origin: origin, personID: personID, now: now)
         }
         for (t, decision) in decisions {

@@ -82,6 +82,32 @@ import TestSupport
         #expect(audit.contains("feed.hold") && audit.contains("hold.release"))
     }
 
+    @Test func aReleasedHold_isNotUndone_whenTheFeedSendsThePeopleAgain() throws {
+        let (hub, ids) = try staffedHub()
+        defer { hub.stop(); ehr.stop() }
+        for i in 1...6 { try leave(hub, ids["desk\(i)@x.org"]!) }
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        let hold = try #require(
+            try hub.call("GET", "/admin/holds", token: hub.admin).object["holds"]?.arrayValue?.first?.objectValue)
+        let held = (hold["held"]?.arrayValue ?? []).compactMap { $0.objectValue?["userName"]?.stringValue }
+        ehr.setFault(.error5xx)  // the target is down when the hold is released: the removals wait in the queue
+        let secret = try hub.enrolTOTP(hub.admin)
+        let released = try hub.call(
+            "POST", "/admin/holds/\(try #require(hold["id"]?.stringValue))/release", token: hub.admin,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
+        #expect(released.status == 200)
+        // The feed's next sync sends the same leavers with another change.
+        let rename =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+            + #""Operations":[{"op":"replace","path":"displayName","value":"Left"}]}"#
+        for name in held {
+            #expect(try hub.call("PATCH", "/scim/v2/Users/\(ids[name]!)", body: rename).status == 200)
+        }
+        #expect(try hub.call("GET", "/admin/holds", token: hub.admin).object["holds"]?.arrayValue?.count == 1)
+        ehr.setFault(.none)
+        eventually("the released removals ran", timeout: 20) { stillActive() == 0 }
+    }
+
     @Test func discard_judgesEachPersonAgain_fromTheirCurrentState() throws {
         let (hub, ids) = try staffedHub()
         defer { hub.stop(); ehr.stop() }
