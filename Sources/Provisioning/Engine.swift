@@ -81,6 +81,8 @@ public final class ProvisioningEngine: HubService {
         /// the retries) makes one message per quarter hour, not one per person.
         var deadLetterAnnounced: [String: Double] = [:]
         var started = false
+        /// Dispatch passes under way: jobs they claimed are leased but not yet in `running`.
+        var dispatching = 0
         var woken = false
     }
 
@@ -183,7 +185,9 @@ public final class ProvisioningEngine: HubService {
     public func waitUntilIdle(timeout: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let busy = runtime.withLock { r in !r.running.isEmpty || r.backlog.values.contains { !$0.isEmpty } }
+            let busy = runtime.withLock { r in
+                r.dispatching > 0 || !r.running.isEmpty || r.backlog.values.contains { !$0.isEmpty }
+            }
             let now = clock.now()
             let due =
                 (try? store.read(snapshot: false) { c in
@@ -268,6 +272,9 @@ public final class ProvisioningEngine: HubService {
 
     private func dispatch(_ target: Target, now: Double) {
         guard let queue = queues[target.name] else { return }
+        // Idle means nothing claimed either: a claim is leased before its jobs are running.
+        runtime.withLock { $0.dispatching += 1 }
+        defer { runtime.withLock { $0.dispatching -= 1 } }
         // Slots free on this target, as the circuit breaker allows.
         let slots: Int = runtime.withLock { r in
             r.breakers[target.name, default: newBreaker()].permits(

@@ -152,6 +152,7 @@ import TestSupport
         eventually("the deadlines were processed") {
             try hub.server.store.read { try $0.credentialScheduleSize() } == 0
         }
+        eventually("three removed, three held") { stillActive() == 3 }
         #expect(hub.server.engine?.waitUntilIdle() == true)
         #expect(stillActive() == 3)
         let hold = try hub.call("GET", "/admin/holds", token: hub.admin).object["holds"]?.arrayValue?.first?.objectValue
