@@ -60,6 +60,11 @@ public struct SoDRule: Sendable, Equatable {
             guard let mode = Mode(rawValue: o["mode"]?.stringValue ?? "record") else {
                 throw PolicyError("\(at).mode must be record or enforce")
             }
+            // Enforcing withholds a package; a rule of entitlements alone has none to withhold.
+            guard mode == .record || names.count >= 2 else {
+                throw PolicyError(
+                    "\(at): enforce needs at least two 'packages' (entitlements alone can only be recorded)")
+            }
             rules.append(SoDRule(name: name, packages: names, entitlements: ents, severity: severity, mode: mode))
         }
         return rules

@@ -123,6 +123,7 @@ import TestSupport
         ),
         (#"[{"name": "r", "entitlements": {"lab": ["a", "b"]}}]"#, "unknown target 'lab'"),
         (#"[{"name": "r", "packages": ["billing", "prescriber"], "severity": "dire"}]"#, "severity must be"),
+        (#"[{"name": "r", "entitlements": {"ehr": ["a", "b"]}, "mode": "enforce"}]"#, "enforce needs at least two"),
     ])
     func badRules_areRefusedNamingTheKey(rules: String, fragment: String) throws {
         let text = policy(mode: nil).replacingOccurrences(
