@@ -220,15 +220,11 @@ public struct HubConfig: Sendable {
                 for gm in g.members {
                     let key = "feedGuard.\(gm.key)"
                     switch gm.key {
-                    case "enabled":
-                        guard let b = gm.value.boolValue else { throw ConfigError("\(key) must be true or false") }
-                        c.engine.feedGuard.enabled = b
+                    case "enabled": c.engine.feedGuard.enabled = try bool(gm.value, key)
                     case "windowMinutes": c.engine.feedGuard.window = Double(try int(gm.value, key, 1...1440)) * 60
                     case "people": c.engine.feedGuard.limit.people = try int(gm.value, key, 0...10_000_000)
                     case "share": c.engine.feedGuard.limit.share = try share(gm.value, key)
-                    case "twoPerson":
-                        guard let b = gm.value.boolValue else { throw ConfigError("\(key) must be true or false") }
-                        c.engine.feedGuard.twoPerson = b
+                    case "twoPerson": c.engine.feedGuard.twoPerson = try bool(gm.value, key)
                     default: throw ConfigError("unknown config key \(key)")
                     }
                 }
@@ -411,6 +407,11 @@ public struct HubConfig: Sendable {
             }
         }
         return n
+    }
+
+    private static func bool(_ v: JSONValue, _ key: String) throws -> Bool {
+        guard let b = v.boolValue else { throw ConfigError("\(key) must be true or false") }
+        return b
     }
 
     /// A share of everyone, from 0 to 1.

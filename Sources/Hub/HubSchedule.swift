@@ -42,8 +42,13 @@ final class HubSchedule: HubService {
                 guard coordination.isLeader() else { continue }  // another node runs the schedule
                 if let next = nextReconcile, Date() >= next, let runs = reconciliations, let hours = reconcileEveryHours
                 {
-                    _ = try? runs.start(
-                        targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+                    do {
+                        _ = try runs.start(
+                            targets: nil, mode: .report, categories: nil, principal: "scheduler", requestID: "schedule")
+                    } catch {
+                        logger.error(
+                            "scheduled reconciliation did not start", ["error": "\(error)".prefix(200).description])
+                    }
                     nextReconcile = Date().addingTimeInterval(hours * 3600)
                 }
                 do {

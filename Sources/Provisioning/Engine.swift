@@ -425,8 +425,14 @@ public final class ProvisioningEngine: HubService {
     /// lease simply runs out later.
     private func coolDown(_ job: ProvisioningJob, until: Double) {
         let owner = coordination.nodeID
-        _ = try? store.write(isolated: true, durable: false) {
-            try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until)
+        do {
+            try store.write(isolated: true, durable: false) {
+                try $0.connection.extendLease(personID: job.personID, target: job.target, owner: owner, until: until)
+            }
+        } catch {
+            logger.error(
+                "provisioning: cannot set a job's cool-down; it waits for its lease to end",
+                ["target": job.target, "error": "\(error)".prefix(200).description])
         }
     }
 
@@ -529,7 +535,6 @@ public final class ProvisioningEngine: HubService {
         let dead = !e.isRetryable || attempts >= options.maxAttempts || now - job.enqueued >= options.maxAge
         let delay = Self.backoff(
             attempt: attempts, base: options.backoffBase, cap: options.backoffCap, retryAfter: e.retryAfter)
-        let reason = e.description
         let announceDead =
             dead
             && runtime.withLock { r in
@@ -541,7 +546,26 @@ public final class ProvisioningEngine: HubService {
         logger.warning(
             dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
             ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
-        _ = try? store.write { w in
+        do {
+            try recordFailure(
+                job, target, e, dead: dead, attempts: attempts, delay: delay, announceDead: announceDead, now: now)
+        } catch {
+            // Nothing of the failure stands (not its backoff, not its audit entry): the job
+            // stays queued under this node's lease and runs again when the lease ends.
+            logger.error(
+                "provisioning: a failed job's outcome cannot be recorded; it runs again when its lease ends",
+                ["target": target.name, "error": "\(error)".prefix(200).description])
+        }
+    }
+
+    /// The failure's outcome in one transaction: backoff or dead letter, the last result,
+    /// the audit entry and, for a dead letter, the announcement.
+    private func recordFailure(
+        _ job: ProvisioningJob, _ target: Target, _ e: ConnectorError, dead: Bool, attempts: Int, delay: Double,
+        announceDead: Bool, now: Double
+    ) throws {
+        let reason = e.description
+        try store.write { w in
             if dead {
                 let isDead = try w.connection.deadLetter(
                     personID: job.personID, target: target.name, attempts: attempts, error: reason,

@@ -176,9 +176,15 @@ public final class NotificationSender: HubService {
         var sent = 0
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let now = clock.now()
-            guard let due = try? store.read({ try $0.dueNotifications(now: now, limit: 50) }), !due.isEmpty else {
+            let due: [NotificationRecord]
+            do {
+                due = try store.read { try $0.dueNotifications(now: now, limit: 50) }
+            } catch {
+                // Nothing is lost: the outbox is read again at the next check.
+                logger.error("notification outbox cannot be read", ["error": "\(error)".prefix(200).description])
                 return sent
             }
+            guard !due.isEmpty else { return sent }
             for n in due where !stopping.load(ordering: .sequentiallyConsistent) {
                 let result: ConnectorError?
                 do {

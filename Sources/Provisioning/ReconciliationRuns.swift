@@ -82,15 +82,16 @@ public final class ReconciliationRuns: Sendable {
                 return f
             }
         }
+        // The version the engine runs: the newest one (the hub records its policy at start).
+        // Read before the targets are reserved, so a storage failure leaves nothing reserved.
+        let policyVersion = try store.read { try $0.latestPolicyVersion()?.version }
         try reserve(names)
         let id = UUIDv7.make()
         let now = Date().timeIntervalSince1970
-        // The version the engine runs: the newest one (the hub records its policy at start).
-        let policyVersion = try? store.read { try $0.latestPolicyVersion()?.version }
         let record = ReconciliationRunRecord(
             id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil,
-            summary: "{}", policyVersion: policyVersion ?? nil)
+            summary: "{}", policyVersion: policyVersion)
         do {
             try store.write { w in
                 try w.connection.insertRun(record)

@@ -10,20 +10,9 @@ import HubHarness
 /// or 2 % when that is more). Figures: time from sending the Bulk to the hold being visible,
 /// removals downstream before the release (only those under the limit), and the drain after it.
 func runFeedGuardBenchmark(_ o: Options) throws {
-    let ehr = try startBenchEHR()
-    defer { ehr.stop() }
-    let dir = TemporaryDirectory()
-    defer { dir.remove() }
-    let policyFile = dir.path + "/policy.json", configFile = dir.path + "/config.json"
-    _ = FileManager.default.createFile(atPath: policyFile, contents: Data(try ehrOnlyReferencePolicy(ehr).utf8))
-    let config = #"{"bulkMaxOperations": 10000, "bulkMaxPayloadBytes": 33554432}"#
-    _ = FileManager.default.createFile(atPath: configFile, contents: Data(config.utf8))
-    let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
-    let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
-    let hub = try HubProcess(
-        binary: o.binary, data: dir.path,
-        extraArguments: ["--policy", policyFile, "--config", configFile, "--log-level", "error"])
-    defer { hub.stop() }
+    let ref = try ReferenceHub(o, config: #"{"bulkMaxOperations": 10000, "bulkMaxPayloadBytes": 33554432}"#)
+    defer { ref.stop() }
+    let (ehr, hub, hr, admin) = (ref.ehr, ref.hub, ref.hr, ref.admin)
     say("scimhub-bench --feed-guard: \(o.people) people, \(o.leavers) leavers in one Bulk, guard defaults, release hub")
     let c = try RawHTTPClient(port: hub.port, timeout: 600)
     let auth = [("Authorization", "Bearer \(admin)")]

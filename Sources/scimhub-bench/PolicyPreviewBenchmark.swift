@@ -8,18 +8,9 @@ import HubHarness
 /// drained): `POST /admin/policy/preview` with the reference policy minus the receptionist
 /// package, three times; the median is the figure (target ≤ 10 s at 100,000 people).
 func runPolicyPreviewBenchmark(_ o: Options) throws {
-    let ehr = try startBenchEHR()
-    defer { ehr.stop() }
-    let dir = TemporaryDirectory()
-    defer { dir.remove() }
-    let policyText = try ehrOnlyReferencePolicy(ehr)
-    let policyFile = dir.path + "/policy.json"
-    _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policyText.utf8))
-    let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
-    let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
-    let hub = try HubProcess(
-        binary: o.binary, data: dir.path, extraArguments: ["--policy", policyFile, "--log-level", "error"])
-    defer { hub.stop() }
+    let ref = try ReferenceHub(o)
+    defer { ref.stop() }
+    let (hub, hr, admin, policyText) = (ref.hub, ref.hr, ref.admin, ref.policyText)
     say(
         "scimhub-bench --policy-preview: \(o.people) people, reference policy (EHR), release hub, "
             + "\(ProcessInfo.processInfo.activeProcessorCount) cores")

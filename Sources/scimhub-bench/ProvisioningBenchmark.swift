@@ -8,23 +8,11 @@ import HubHarness
 /// Onboarding, leaver latency and an outage, against the EHR test server (in this process)
 /// and the real hub binary with the reference policy.
 func runProvisioningBenchmark(_ o: Options) throws {
-    let ehr = try startBenchEHR()
-    defer { ehr.stop() }  // the policy reads the EHR token from here
-    let dir = TemporaryDirectory()
-    defer { dir.remove() }
-    let policyText = try ehrOnlyReferencePolicy(ehr)
-    let policyFile = dir.path + "/policy.json"
-    _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policyText.utf8))
-    let hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
-    let admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
-    token = hr
     // The leaver phase is a burst by design: the feed guard (measured on its own) is off here.
-    let configFile = dir.path + "/config.json"
-    _ = FileManager.default.createFile(atPath: configFile, contents: Data(#"{"feedGuard": {"enabled": false}}"#.utf8))
-    let hub = try HubProcess(
-        binary: o.binary, data: dir.path,
-        extraArguments: ["--policy", policyFile, "--config", configFile, "--log-level", "error"])
-    defer { hub.stop() }
+    let ref = try ReferenceHub(o, config: #"{"feedGuard": {"enabled": false}}"#)
+    defer { ref.stop() }
+    let (ehr, hub, hr, admin) = (ref.ehr, ref.hub, ref.hr, ref.admin)
+    token = hr
     say(
         "scimhub-bench --provisioning: reference policy, EHR test server on loopback, "
             + "durability=full, \(ProcessInfo.processInfo.activeProcessorCount) cores"
@@ -163,6 +151,43 @@ func runProvisioningBenchmark(_ o: Options) throws {
                 "outage %.0f s with %d people changed (queue %d at recovery): jobs lost %d, drained %@ after recovery",
             o.outageSeconds, expected.count, depthAtRecovery, lost,
             drain.map { String(format: "%.1f s", $0) } ?? "NOT within 600 s"))
+}
+
+/// The release hub with the reference policy (its EHR target only) on an in-process EHR
+/// test server, in a temporary data folder, with `config` as its config file and an `hr`
+/// feed token and an admin token: where several benchmarks start.
+final class ReferenceHub {
+    let ehr: EHRTestServer
+    let dir = TemporaryDirectory()
+    let hub: HubProcess
+    let policyText: String
+    let hr: String
+    let admin: String
+
+    init(_ o: Options, config: String = "{}") throws {
+        ehr = try startBenchEHR()  // the policy reads the EHR token from it
+        do {
+            policyText = try ehrOnlyReferencePolicy(ehr)
+            let policyFile = dir.path + "/policy.json", configFile = dir.path + "/config.json"
+            _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policyText.utf8))
+            _ = FileManager.default.createFile(atPath: configFile, contents: Data(config.utf8))
+            hr = try HubProcess.createToken(o.binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+            admin = try HubProcess.createToken(o.binary, data: dir.path, principal: "bench-admin", scopes: "admin")
+            hub = try HubProcess(
+                binary: o.binary, data: dir.path,
+                extraArguments: ["--policy", policyFile, "--config", configFile, "--log-level", "error"])
+        } catch {
+            dir.remove()
+            ehr.stop()
+            throw error
+        }
+    }
+
+    func stop() {
+        _ = hub.stop()
+        dir.remove()
+        ehr.stop()
+    }
 }
 
 /// The reference policy pointed at an in-process EHR test server, with the directory and

@@ -248,7 +248,8 @@ func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
     let store = try openStore(data)
     defer { store.close() }
     let change = try PolicyChange.compute(store: store, current: old, candidate: new, now: Timestamp.now())
-    let limit = (try? HubConfig.load(path: args.options["config"] ?? "").policyChangeLimit) ?? PolicyChangeLimit()
+    // The hub's change limit, from its config file when given (a bad one is an error, not the default).
+    let limit = try args.options["config"].map { try HubConfig.load(path: $0).policyChangeLimit } ?? PolicyChangeLimit()
     switch format {
     case "json": out(JSONWriter().string(.object(change.json(limit: limit))))
     case "csv": FileHandle.standardOutput.write(Data(change.csv().utf8))
