@@ -392,8 +392,13 @@ public struct HubConfig: Sendable {
                             "\(at): unknown event '\(rm.key)' (\(events.sorted().joined(separator: ", ")), *)")
                     }
                     let list = (rm.value.arrayValue ?? []).compactMap(\.stringValue)
-                    guard !list.isEmpty, list.allSatisfy(Notifier.isAddress) else {
-                        throw ConfigError("\(at).\(rm.key) must be a non-empty array of e-mail addresses")
+                    let valid: (String) -> Bool = { a in
+                        Notifier.isAddress(a)
+                            || (a.hasPrefix("group:") && a.count > 6 && !a.contains(where: \.isNewline))
+                    }
+                    guard !list.isEmpty, list.allSatisfy(valid) else {
+                        throw ConfigError(
+                            "\(at).\(rm.key) must be a non-empty array of e-mail addresses or group:<displayName>")
                     }
                     n.recipients[rm.key] = list
                 }

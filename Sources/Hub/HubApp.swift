@@ -30,7 +30,8 @@ public final class HubApp: FeatureEndpoints {
         config: HubConfig, registry: SchemaRegistry, store: any HubStore, logger: Logger,
         engine: ProvisioningEngine? = nil,
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
-        credentials: CredentialExpiry? = nil, connectorTypes: Set<String> = []
+        credentials: CredentialExpiry? = nil, requests: AccessRequests? = nil, sodExceptions: SoDExceptions? = nil,
+        connectorTypes: Set<String> = []
     ) throws {
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
@@ -55,6 +56,7 @@ public final class HubApp: FeatureEndpoints {
             ReviewEndpoints(hub: hub, reviews: reviews),
             policyEndpoints,
             HoldEndpoints(hub: hub),
+            RequestEndpoints(hub: hub, requests: requests, exceptions: sodExceptions),
         ]
         routeTable = RouteTable(
             routes: features.flatMap(\.routes),

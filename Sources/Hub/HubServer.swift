@@ -24,6 +24,9 @@ public final class HubServer: Sendable {
     public let breakGlass: BreakGlass?
     /// The licence-expiry schedule, when a policy is configured.
     public let credentials: CredentialExpiry?
+    /// Access requests and separation-of-duties exceptions, when a policy is configured.
+    public let requests: AccessRequests?
+    public let sodExceptions: SoDExceptions?
     private let logger: Logger
     /// The background services, started in this order and stopped in reverse.
     private let services: ServiceRunner
@@ -123,6 +126,16 @@ public final class HubServer: Sendable {
             CredentialExpiry(store: openStore, engine: $0, logger: logger, isLeader: isLeader)
         }
         self.credentials = credentials
+        let requests = policies.map {
+            AccessRequests(
+                policies: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
+        }
+        self.requests = requests
+        let sodExceptions = policies.map {
+            SoDExceptions(
+                policies: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
+        }
+        self.sodExceptions = sodExceptions
         // A changed policy file is a new version: the people it changes are queued now, or
         // the rollout is held when it would take access from more people than the limit.
         if let engine {
@@ -134,6 +147,8 @@ public final class HubServer: Sendable {
         // hub was down are taken back and decided now, before anything else runs.
         try breakGlass?.expireDue()
         try credentials?.processDue()
+        try requests?.processDue()
+        try sodExceptions?.expireDue()
         try reviews?.closeOverdue()
         let schedule =
             (runs != nil || reviews != nil)
@@ -144,12 +159,15 @@ public final class HubServer: Sendable {
                 coordination: coordination, logger: logger)
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
-        let services: [(any HubService)?] = [checkpointer, sender, engine, breakGlass, credentials, schedule]
+        let services: [(any HubService)?] = [
+            checkpointer, sender, engine, breakGlass, credentials, requests, sodExceptions, schedule,
+        ]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
-            breakGlass: breakGlass, credentials: credentials, connectorTypes: catalog.types)
+            breakGlass: breakGlass, credentials: credentials, requests: requests, sodExceptions: sodExceptions,
+            connectorTypes: catalog.types)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))

@@ -59,14 +59,23 @@ public struct DesiredAccount: Sendable, Equatable {
     }
 }
 
-/// Per-person exceptions to the rules: packages an access review revoked, and packages held
-/// through an active break-glass grant (package → the grant's reason and expiry, for the "why").
+/// Per-person exceptions to the rules: packages an access review revoked, packages held
+/// through an active break-glass grant or an approved request (package → the "why": the
+/// grant's reason or the request, and its expiry), and separation-of-duties rules waived
+/// for the person by a time-limited exception.
 public struct AccessOverrides: Sendable, Equatable {
     public var revoked: Set<String> = []
     public var breakGlass: [String: String] = [:]
-    public init(revoked: Set<String> = [], breakGlass: [String: String] = [:]) {
+    public var requested: [String: String] = [:]
+    public var sodExceptions: Set<String> = []
+    public init(
+        revoked: Set<String> = [], breakGlass: [String: String] = [:], requested: [String: String] = [:],
+        sodExceptions: Set<String> = []
+    ) {
         self.revoked = revoked
         self.breakGlass = breakGlass
+        self.requested = requested
+        self.sodExceptions = sodExceptions
     }
 }
 
@@ -98,6 +107,11 @@ extension Policy {
     {
         let held = grants(person: person, groupNames: groupNames, overrides: overrides, now: now, applySoD: false)
         return sodConflicts(holding: Set(held.filter { !$0.reason.hasPrefix("break-glass") }.map(\.package)))
+            .map { c in
+                var c = c
+                if overrides.sodExceptions.contains(c.rule) { (c.excepted, c.withheld) = (true, nil) }
+                return c
+            }
     }
 
     func grants(
@@ -113,10 +127,17 @@ extension Policy {
                 out.append(PackageGrant(package: p.name, reason: "group: \(g)"))
             }
         }
+        // Approved requests count like rules: separation of duties applies to them (the request
+        // was checked when made, but the policy may have changed since).
+        for (name, why) in overrides.requested.sorted(by: { $0.key < $1.key })
+        where !out.contains(where: { $0.package == name }) && packages.contains(where: { $0.name == name }) {
+            out.append(PackageGrant(package: name, reason: "request: \(why)"))
+        }
         // Separation of duties: an `enforce` rule withholds its last package from whoever would
-        // hold all of its packages (break-glass below is not withheld: it is reviewed instead).
+        // hold all of its packages, unless an exception waives the rule for this person
+        // (break-glass below is not withheld: it is reviewed instead).
         if applySoD {
-            let withheld = withheldBySoD(Set(out.map(\.package)))
+            let withheld = withheldBySoD(Set(out.map(\.package)), except: overrides.sodExceptions)
             if !withheld.isEmpty { out.removeAll { withheld.contains($0.package) } }
         }
         for (name, why) in overrides.breakGlass.sorted(by: { $0.key < $1.key })
@@ -274,7 +295,13 @@ public struct PersonSnapshot: Sendable {
         for g in try conn.activeBreakGlass(personID: personID, now: now) {
             breakGlass[g.package] = "\(g.reason) (until \(Timestamp.format(g.expires)))"
         }
-        let overrides = AccessOverrides(revoked: try conn.revokedPackages(personID: personID), breakGlass: breakGlass)
+        var requested: [String: String] = [:]
+        for r in try conn.activeRequestGrants(personID: personID, now: now) {
+            requested[r.package] = "\(r.id) (until \(Timestamp.format(r.expires ?? now)))"
+        }
+        let overrides = AccessOverrides(
+            revoked: try conn.revokedPackages(personID: personID), breakGlass: breakGlass, requested: requested,
+            sodExceptions: Set(try conn.activeSoDExceptions(personID: personID, now: now).map(\.rule)))
         return PersonSnapshot(
             personID: personID, document: doc, groupNames: groups.compactMap(\.display), overrides: overrides,
             applied: applied, now: now)

@@ -23,10 +23,23 @@ public struct NotificationEvent: RawRepresentable, Hashable, Sendable, CustomStr
     public static let targetUnavailable = NotificationEvent(rawValue: "target.unavailable")
     public static let targetRecovered = NotificationEvent(rawValue: "target.recovered")
     public static let deadLetter = NotificationEvent(rawValue: "job.dead-letter")
+    /// A request awaits approval (to the stage's approvers).
+    public static let requestSubmitted = NotificationEvent(rawValue: "request.submitted")
+    /// Granted, denied, cancelled or lapsed (to the person and the requester).
+    public static let requestDecided = NotificationEvent(rawValue: "request.decided")
+    /// A granted request ends soon (to the person and their manager).
+    public static let requestExpiring = NotificationEvent(rawValue: "request.expiring")
+    /// A granted request expired or was ended early.
+    public static let requestExpired = NotificationEvent(rawValue: "request.expired")
+    /// A separation-of-duties exception ended.
+    public static let sodExceptionExpired = NotificationEvent(rawValue: "sod.exception-expired")
+    /// A reconciliation run found `leaver-enabled` or `sod-violation` accounts.
+    public static let reconciliationFindings = NotificationEvent(rawValue: "reconciliation.findings")
     public static let all: [NotificationEvent] = [
         .feedHold, .policyHeld, .reviewHeld, .reviewReminder, .breakGlassGranted, .breakGlassExpired,
         .targetUnavailable,
-        .targetRecovered, .deadLetter,
+        .targetRecovered, .deadLetter, .requestSubmitted, .requestDecided, .requestExpiring, .requestExpired,
+        .sodExceptionExpired, .reconciliationFindings,
     ]
 }
 
@@ -99,7 +112,9 @@ public final class Notifier: Sendable {
         var count = 0
         let subject = String(subject.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.prefix(200))
         if settings.email != nil {
-            let addresses = Set((settings.recipients[event.rawValue] ?? []) + (settings.recipients["*"] ?? []) + extra)
+            // Configured recipients may name a Group (`group:<displayName>`): its active members' addresses.
+            let configured = (settings.recipients[event.rawValue] ?? []) + (settings.recipients["*"] ?? [])
+            let addresses = Set(try People.addresses(w.connection, of: configured, now: now) + extra)
             for a in addresses.sorted() where Self.isAddress(a) {
                 try w.connection.insertNotification(
                     NotificationRecord(

@@ -69,6 +69,91 @@ public struct AccessPackage: Sendable {
     /// Held only while the person's credential is in force: `credentialStatus` is `active`
     /// and `licenseExpiresAt`, when given, has not passed.
     public var requiresCredential = false
+    /// When set, people may ask for the package (`POST /admin/requests`) under these terms.
+    public var requestable: RequestPolicy? = nil
+}
+
+/// The terms on which a package may be requested (Entra's access-package assignment policy):
+/// who may ask, who approves in which order, how long it may be held, whether it may be extended.
+public struct RequestPolicy: Sendable {
+    /// One approval stage: the beneficiary's manager, or any active member of a named Group.
+    public enum Stage: Sendable, Equatable {
+        case manager
+        case group(String)
+    }
+
+    /// Who may request, in SCIM filter syntax over the beneficiary (nil: any active person).
+    public var requesters: SCIMFilter?
+    public var requestersText: String?
+    /// One or two stages, in order.
+    public var approval: [Stage]
+    public var justificationRequired = true
+    public var maxDays: Double
+    public var extensionAllowed = false
+    /// Days before expiry the holder and their manager are told (`request.expiring`).
+    public var noticeDays: Double = 7
+    /// Days a request may wait for its approvals; then it lapses.
+    public var approvalDays: Double = 14
+
+    static let keys: Set<String> = [
+        "requesters", "approval", "justification", "maxDays", "extension", "noticeDays", "approvalDays",
+    ]
+
+    /// `{"requesters"?: filter, "approval": ["manager" | "group:<displayName>", ...1-2],
+    /// "justification"?: true, "maxDays": N, "extension"?: false, "noticeDays"?: 7, "approvalDays"?: 14}`
+    static func parse(_ v: JSONValue, at: String, userType: SCIMResourceType) throws -> RequestPolicy {
+        guard let o = v.objectValue else { throw PolicyError("\(at) must be an object") }
+        for k in o.keys where !keys.contains(k) {
+            throw PolicyError("\(at): unknown key '\(k)' (\(keys.sorted().joined(separator: ", ")))")
+        }
+        guard let maxDays = o["maxDays"]?.numberValue?.double, maxDays > 0, maxDays <= 366 else {
+            throw PolicyError("\(at).maxDays must be a number of days in (0, 366]")
+        }
+        guard let list = o["approval"]?.arrayValue, (1...2).contains(list.count) else {
+            throw PolicyError("\(at).approval must list one or two stages (\"manager\" or \"group:<displayName>\")")
+        }
+        var stages: [Stage] = []
+        for (i, s) in list.enumerated() {
+            guard let text = s.stringValue else { throw PolicyError("\(at).approval[\(i)] must be a string") }
+            if text == "manager" {
+                stages.append(.manager)
+            } else if text.hasPrefix("group:"), case let name = String(text.dropFirst(6)), !name.isEmpty,
+                name.utf8.count <= 256, !name.contains(where: \.isNewline)
+            {
+                stages.append(.group(name))
+            } else {
+                throw PolicyError("\(at).approval[\(i)] must be \"manager\" or \"group:<displayName>\"")
+            }
+        }
+        guard Set(stages.map { "\($0)" }).count == stages.count else {
+            throw PolicyError("\(at).approval names the same stage twice")
+        }
+        var r = RequestPolicy(approval: stages, maxDays: maxDays)
+        if let text = o["requesters"] {
+            guard let t = text.stringValue else { throw PolicyError("\(at).requesters must be a SCIM filter string") }
+            do { r.requesters = try SCIMFilter.parse(t, for: userType) } catch {
+                throw PolicyError("\(at).requesters: \(error.detail)")
+            }
+            r.requestersText = t
+        }
+        for (key, flag) in [("justification", \RequestPolicy.justificationRequired), ("extension", \.extensionAllowed)]
+        {
+            guard let value = o[key] else { continue }
+            guard let b = value.boolValue else { throw PolicyError("\(at).\(key) must be true or false") }
+            r[keyPath: flag] = b
+        }
+        for (key, field, limit) in [
+            ("noticeDays", \RequestPolicy.noticeDays, maxDays), ("approvalDays", \.approvalDays, 90),
+        ] {
+            guard let value = o[key] else { continue }
+            guard let d = value.numberValue?.double, d >= 0, d <= limit else {
+                throw PolicyError("\(at).\(key) must be a number of days in 0...\(Int(limit))")
+            }
+            r[keyPath: field] = d
+        }
+        if r.approvalDays == 0 { throw PolicyError("\(at).approvalDays must be more than 0") }
+        return r
+    }
 }
 
 /// The policy: targets and packages, loaded at start and validated completely.
@@ -186,6 +271,7 @@ public struct Policy: Sendable {
             for k in po.keys
             where ![
                 "name", "description", "rule", "groups", "grants", "siteScoped", "breakGlass", "requiresCredential",
+                "requestable",
             ].contains(k) {
                 throw PolicyError("\(at): unknown key '\(k)'")
             }
@@ -210,8 +296,9 @@ public struct Policy: Sendable {
                 }
                 return s
             }
-            guard rule != nil || !groups.isEmpty else {
-                throw PolicyError("\(at) (package '\(name)') needs a 'rule' or 'groups'")
+            // A package nobody qualifies for by rule or group is held only by request or break-glass.
+            guard rule != nil || !groups.isEmpty || po["requestable"] != nil || po["breakGlass"] != nil else {
+                throw PolicyError("\(at) (package '\(name)') needs a 'rule', 'groups', 'requestable' or 'breakGlass'")
             }
             guard let go = po["grants"]?.objectValue, !go.isEmpty else {
                 throw PolicyError("\(at).grants must be an object of target: [entitlements]")
@@ -253,6 +340,9 @@ public struct Policy: Sendable {
             if let rc = po["requiresCredential"] {
                 guard let b = rc.boolValue else { throw PolicyError("\(at).requiresCredential must be true or false") }
                 package.requiresCredential = b
+            }
+            if let rq = po["requestable"] {
+                package.requestable = try RequestPolicy.parse(rq, at: "\(at).requestable", userType: userType)
             }
             packages.append(package)
         }

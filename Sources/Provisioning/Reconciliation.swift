@@ -202,7 +202,8 @@ public final class Reconciler: Sendable {
             }
             if !acc.enabled && d.enabled { finding(.disabledShouldBeEnabled, p.id, display) }
             if acc.enabled {
-                for c in policy.sodConflicts(target: t.name, entitlements: acc.entitlements) {
+                for c in policy.sodConflicts(target: t.name, entitlements: acc.entitlements)
+                where !s.overrides.sodExceptions.contains(c.rule) {
                     finding(.sodViolation, p.id, display, c.rule)
                 }
             }

@@ -79,13 +79,16 @@ public struct SoDConflict: Sendable, Equatable {
     /// The packages (or, downstream, the entitlements) held together.
     public let holding: [String]
     /// The package an `enforce` rule withholds.
-    public let withheld: String?
+    public var withheld: String?
+    /// A time-limited exception waives the rule for this person (nothing is withheld).
+    public var excepted = false
 
     public var json: JSONValue {
         .object(
             JSONObject([
                 "rule": .string(rule), "severity": .string(severity), "mode": .string(mode.rawValue),
                 "holding": .array(holding.map { .string($0) }), "withheld": withheld.map { .string($0) } ?? .null,
+                "excepted": .bool(excepted),
             ]))
     }
 }
@@ -103,11 +106,13 @@ extension Policy {
 
     /// The packages `enforce` rules withhold from someone who would hold `packages`: rule by
     /// rule, each against what is still held, so overlapping rules withhold no more than needed.
-    func withheldBySoD(_ packages: Set<String>) -> Set<String> {
+    func withheldBySoD(_ packages: Set<String>, except excepted: Set<String> = []) -> Set<String> {
         var held = packages
         var withheld = Set<String>()
         for r in separationOfDuties
-        where r.mode == .enforce && r.packages.count >= 2 && Set(r.packages).isSubset(of: held) {
+        where r.mode == .enforce && !excepted.contains(r.name) && r.packages.count >= 2
+            && Set(r.packages).isSubset(of: held)
+        {
             if let last = r.packages.last {
                 held.remove(last)
                 withheld.insert(last)

@@ -16,11 +16,20 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let review = Scope(rawValue: "review")
     /// `POST /admin/break-glass`: grant a package for a bounded time in an emergency.
     public static let breakGlass = Scope(rawValue: "break-glass")
-    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass]
+    /// `/admin/requests`: ask for requestable packages, and approve the requests assigned to this principal.
+    public static let request = Scope(rawValue: "request")
+    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass, .request]
 
-    /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, `review` or
-    /// `break-glass`. A token spanning two roles lets one person act as two.
-    public var role: String { self == .scimRead || self == .scimWrite ? "feed" : rawValue }
+    /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, a person
+    /// acting for themselves (`review`, `request`) or `break-glass`. A token spanning two
+    /// roles lets one person act as two.
+    public var role: String {
+        switch self {
+        case .scimRead, .scimWrite: return "feed"
+        case .review, .request: return "person"
+        default: return rawValue
+        }
+    }
 }
 
 /// The one rule for principal names, on every path (CLI, `POST /admin/tokens`, config):

@@ -99,7 +99,7 @@ func eventually(
         ),
         (
             #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]}}]}"#,
-            "needs a 'rule' or 'groups'"
+            "needs a 'rule', 'groups', 'requestable' or 'breakGlass'"
         ),
         (
             #"{"targets":[{"name":"t","type":"ehr-rest","settings":{"auth":{"tokenEnv":"NO_SUCH_VARIABLE_X"}}}],"#
@@ -122,6 +122,26 @@ func eventually(
             "targets[0].reconciliation.orphans must be"
         ),
         ("{\"targets\": [],\n\"packages\": [\n  {\"name\": }\n]}", "line 3"),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]},"#
+                + #""requestable":{"approval":["manager","group:A","group:B"],"maxDays":5}}]}"#,
+            "packages[0].requestable.approval must list one or two stages"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]},"#
+                + #""requestable":{"approval":["boss"],"maxDays":5}}]}"#,
+            "packages[0].requestable.approval[0] must be"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]},"#
+                + #""requestable":{"approval":["manager"],"maxDays":500}}]}"#,
+            "packages[0].requestable.maxDays must be"
+        ),
+        (
+            #"{"targets":[{"name":"t","type":"ldap","enabled":false}],"packages":[{"name":"a","grants":{"t":["x"]},"#
+                + #""requestable":{"approval":["manager"],"maxDays":5,"requesters":"title eq"}}]}"#,
+            "packages[0].requestable.requesters"
+        ),
     ])
     func invalidPolicy_isRefusedNamingTheProblem(text: String, fragment: String) {
         do {

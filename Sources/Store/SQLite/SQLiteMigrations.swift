@@ -373,6 +373,54 @@ enum Migrations {
             ALTER TABLE review_campaigns ADD COLUMN reminded REAL;
             """
         ),
+        (
+            17,
+            """
+            -- Access requests: a package asked for, approved stage by stage, held until it expires.
+            CREATE TABLE access_requests (
+                id TEXT PRIMARY KEY,
+                person_id TEXT NOT NULL,            -- the beneficiary
+                user_name TEXT NOT NULL,
+                package TEXT NOT NULL,
+                requested_by TEXT NOT NULL,
+                requested_by_token TEXT,
+                justification TEXT NOT NULL,
+                days REAL NOT NULL,
+                created REAL NOT NULL,
+                stages TEXT NOT NULL,               -- JSON [{kind, value}], fixed at request time
+                sod_rules TEXT NOT NULL,            -- conflicting rules, unit-separated
+                extends TEXT,                       -- the request an extension continues
+                lapses REAL NOT NULL,
+                state TEXT NOT NULL,                -- pending | granted | denied | cancelled | lapsed | expired | ...
+                stage INTEGER NOT NULL,
+                approvals TEXT NOT NULL,            -- JSON [{stage, by, reason, at}]
+                decided_by TEXT,
+                decision_reason TEXT,
+                decided REAL,
+                granted REAL,
+                expires REAL,
+                notice_at REAL
+            ) WITHOUT ROWID;
+            CREATE INDEX access_requests_person ON access_requests(person_id, state);
+            CREATE INDEX access_requests_open ON access_requests(state, expires) WHERE state IN ('pending', 'granted');
+            CREATE INDEX access_requests_created ON access_requests(created);
+            -- Time-limited exceptions to a separation-of-duties rule for one person.
+            CREATE TABLE sod_exceptions (
+                id TEXT PRIMARY KEY,
+                rule TEXT NOT NULL,
+                person_id TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created REAL NOT NULL,
+                expires REAL NOT NULL,
+                ended REAL
+            ) WITHOUT ROWID;
+            CREATE INDEX sod_exceptions_person ON sod_exceptions(person_id) WHERE ended IS NULL;
+            CREATE INDEX sod_exceptions_expiry ON sod_exceptions(expires) WHERE ended IS NULL;
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
