@@ -318,7 +318,7 @@ public struct HubConfig: Sendable {
 
     /// `notifications`: `{"email": {"url", "from", "tls"?, "username"?, "passwordEnv"? | "passwordFile"?},
     /// "webhooks": [{"url", "secretEnv" | "secretFile", "events"?}], "recipients": {"event" | "*": [addresses]},
-    /// "backoffBaseSeconds"?}`. Secrets by reference only.
+    /// "templates"?: folder, "backoffBaseSeconds"?}`. Secrets by reference only.
     public static func notificationSettings(_ v: JSONValue) throws -> NotificationSettings {
         guard let o = v.objectValue else { throw ConfigError("notifications must be an object") }
         var n = NotificationSettings()
@@ -401,6 +401,14 @@ public struct HubConfig: Sendable {
                             "\(at).\(rm.key) must be a non-empty array of e-mail addresses or group:<displayName>")
                     }
                     n.recipients[rm.key] = list
+                }
+            case "templates":
+                // A folder of `<event>.txt` files replacing the built-in wording.
+                guard let dir = m.value.stringValue, !dir.isEmpty else {
+                    throw ConfigError("\(at) must be the path of a folder of <event>.txt templates")
+                }
+                do { n.templates = try NotificationTemplates.load(directory: dir) } catch let e as TemplateError {
+                    throw ConfigError(e.description)
                 }
             case "backoffBaseSeconds":
                 guard let d = m.value.numberValue?.double, d > 0, d <= 3600 else {

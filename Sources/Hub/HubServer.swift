@@ -109,7 +109,7 @@ public final class HubServer: Sendable {
             let e = engine
             runs = ReconciliationRuns(
                 reconciler: Reconciler(policies: p, store: store, connectors: connectors, clock: clock), store: store,
-                logger: logger, wake: { e?.wake() })
+                logger: logger, notifier: notifier, wake: { e?.wake() })
             try runs?.failInterrupted()
         }
         reconciliations = runs

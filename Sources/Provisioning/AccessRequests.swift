@@ -572,13 +572,12 @@ public final class AccessRequests: HubService {
         let s = r.stages[r.stage]
         let names = s.kind == "group" ? ["group:\(s.value)"] : s.value.isEmpty ? [] : [s.value]
         try notifier.announce(
-            w, .requestSubmitted, subject: "ScimHub: \(r.userName) requests '\(r.package)'",
-            text: """
-                \(r.requestedBy) requested the package '\(r.package)' for \(r.userName) for \(Self.number(r.days)) days.
-                It awaits \(Self.approvers(r)) (stage \(r.stage + 1) of \(r.stages.count)) until \
-                \(Timestamp.format(r.lapses)).
-                Approve or deny: POST /admin/requests/\(r.id)/approve or /deny.
-                """, to: try People.addresses(w.connection, of: names, now: now))
+            w, .requestSubmitted,
+            [
+                "requester": r.requestedBy, "userName": r.userName, "package": r.package,
+                "days": Self.number(r.days), "approvers": Self.approvers(r), "stage": String(r.stage + 1),
+                "stages": String(r.stages.count), "lapses": Timestamp.format(r.lapses), "requestId": r.id,
+            ], to: try People.addresses(w.connection, of: names, now: now))
     }
 
     private func announceOutcome(_ w: any StoreWriter, _ r: AccessRequestRecord, now: Double) throws {
@@ -595,9 +594,11 @@ public final class AccessRequests: HubService {
         }
         let event: NotificationEvent = r.state == .expired || r.state == .ended ? .requestExpired : .requestDecided
         try notifier.announce(
-            w, event, subject: "ScimHub: the request for '\(r.package)' for \(r.userName) \(r.state)",
-            text: "The request for the package '\(r.package)' for \(r.userName) \(what).\nDetails: "
-                + "GET /admin/requests/\(r.id).", to: to)
+            w, event,
+            [
+                "userName": r.userName, "package": r.package, "state": r.state.rawValue, "outcome": what,
+                "requestId": r.id,
+            ], to: to)
     }
 
     private func announceExpiring(_ w: any StoreWriter, _ r: AccessRequestRecord, now: Double) throws {
@@ -610,12 +611,11 @@ public final class AccessRequests: HubService {
             (try? requestable(r.package).1.extensionAllowed) == true
             ? "To keep it, ask for an extension: POST /admin/requests/\(r.id)/extend." : "It cannot be extended."
         try notifier.announce(
-            w, .requestExpiring, subject: "ScimHub: '\(r.package)' of \(r.userName) ends soon",
-            text: """
-                The package '\(r.package)' granted to \(r.userName) by request ends \
-                \(Timestamp.format(r.expires ?? now)).
-                \(extend)
-                """, to: try People.addresses(w.connection, of: names, now: now))
+            w, .requestExpiring,
+            [
+                "userName": r.userName, "package": r.package, "expires": Timestamp.format(r.expires ?? now),
+                "extension": extend, "requestId": r.id,
+            ], to: try People.addresses(w.connection, of: names, now: now))
     }
 
     // MARK: - Helpers

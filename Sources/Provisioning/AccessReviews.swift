@@ -278,12 +278,7 @@ public final class AccessReviews: Sendable {
                             principal: "scheduler", action: "review.held", resourceType: "Review", resourceID: c.id,
                             attributes: [why], requestID: "review-due", outcome: "held"))
                     try self.engine?.notifier?.announce(
-                        w, .reviewHeld, subject: "ScimHub: review '\(c.name)' waits for confirmation",
-                        text: """
-                            The access review '\(c.name)' reached its due date with undecided items and the rule
-                            'revoke', but \(why).
-                            Nothing was revoked. Confirm (POST /admin/reviews/\(c.id)/confirm) or decide the items.
-                            """)
+                        w, .reviewHeld, ["campaign": c.name, "campaignId": c.id, "reason": why])
                 }
                 continue
             }
@@ -317,14 +312,10 @@ public final class AccessReviews: Sendable {
                     let whose = reviewer.isEmpty ? "without a reviewer (administrators decide them)" : "for \(reviewer)"
                     try notifier.announce(
                         w, .reviewReminder,
-                        subject: "ScimHub: \(count) access review items due \(Timestamp.format(c.due))",
-                        text: """
-                            The access review '\(c.name)' is due \(Timestamp.format(c.due)); \(count) item(s) \
-                            \(whose) \
-                            are undecided.
-                            At the due date undecided items are \(outcome).
-                            Decide them: GET /reviews/\(c.id)/items.
-                            """, to: to)
+                        [
+                            "campaign": c.name, "campaignId": c.id, "due": Timestamp.format(c.due),
+                            "count": String(count), "whose": whose, "outcome": outcome,
+                        ], to: to)
                 }
             }
         }

@@ -97,12 +97,11 @@ public final class BreakGlass: HubService {
                     attributes: [name, "until \(Timestamp.format(stored.expires))"], requestID: requestID))
             // Names and the package only: the reason may describe a patient.
             try engine?.notifier?.announce(
-                w, .breakGlassGranted, subject: "ScimHub: break-glass access granted to \(stored.userName)",
-                text: """
-                    \(principal) granted \(stored.userName) the package '\(name)' by break-glass until \
-                    \(Timestamp.format(stored.expires)).
-                    Its use is to be reviewed afterwards: POST /admin/break-glass/\(stored.id)/review.
-                    """)
+                w, .breakGlassGranted,
+                [
+                    "granter": principal, "userName": stored.userName, "package": name,
+                    "expires": Timestamp.format(stored.expires), "grantId": stored.id,
+                ])
         }
         engine?.wake()
         poke()
@@ -132,11 +131,7 @@ public final class BreakGlass: HubService {
                         resourceID: g.personID,
                         attributes: [g.package], requestID: g.id))
                 try engine?.notifier?.announce(
-                    w, .breakGlassExpired, subject: "ScimHub: break-glass access of \(g.userName) ended",
-                    text: """
-                        The break-glass grant of '\(g.package)' to \(g.userName) ended; the access is being taken back.
-                        Its use awaits review: POST /admin/break-glass/\(g.id)/review.
-                        """)
+                    w, .breakGlassExpired, ["userName": g.userName, "package": g.package, "grantId": g.id])
             }
         }
         if !due.isEmpty { engine?.wake() }

@@ -338,16 +338,11 @@ public final class ProvisioningEngine: HubService {
                     logger.warning(
                         "circuit opened: target unreachable, jobs wait",
                         ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
-                    announce(
-                        .targetUnavailable, subject: "ScimHub: target \(target.name) is unavailable",
-                        text: "The target \(target.name) stopped answering; its changes wait in the queue and are "
-                            + "applied when it is back. Health: GET /admin/targets.")
+                    announce(.targetUnavailable, ["target": target.name])
                 }
                 if recovered { targetRecovered(target.name) }
                 if back {
-                    announce(
-                        .targetRecovered, subject: "ScimHub: target \(target.name) is back",
-                        text: "The target \(target.name) answers again; the changes that waited are being applied.")
+                    announce(.targetRecovered, ["target": target.name])
                 }
                 wakeDispatcher()
             }
@@ -409,10 +404,10 @@ public final class ProvisioningEngine: HubService {
     }
 
     /// Announces an event outside any other write (a target's outage); failures are logged.
-    private func announce(_ event: NotificationEvent, subject: String, text: String) {
+    private func announce(_ event: NotificationEvent, _ values: [String: String]) {
         guard let notifier else { return }
         do {
-            try store.write { w in _ = try notifier.announce(w, event, subject: subject, text: text) }
+            try store.write { w in _ = try notifier.announce(w, event, values) }
             notifier.wake()
         } catch {
             logger.error(
@@ -574,12 +569,10 @@ public final class ProvisioningEngine: HubService {
                     let userName = try w.connection.fetch(type: .user, id: job.personID)?.doc["userName"]?.stringValue
                     try notifier.announce(
                         w, .deadLetter,
-                        subject:
-                            "ScimHub: a change for \(userName ?? "a deleted person") on \(target.name) needs attention",
-                        text: "The change for \(userName ?? "person \(job.personID)") on the target \(target.name) "
-                            + "failed \(attempts) times (\(e.kind.rawValue)) and was set aside. Others that fail "
-                            + "in the next 15 minutes are not announced one by one. "
-                            + "Reasons and retry: GET /admin/jobs?state=dead.")
+                        [
+                            "userName": userName ?? "a deleted person (\(job.personID))", "target": target.name,
+                            "attempts": String(attempts), "errorKind": e.kind.rawValue,
+                        ])
                 }
             } else {
                 try w.connection.deferJob(

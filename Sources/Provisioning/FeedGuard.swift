@@ -61,15 +61,7 @@ extension ProvisioningEngine {
             .now(
                 principal: origin.feed, action: "feed.hold", resourceType: "Hold", resourceID: hold.id,
                 attributes: [hold.reason], requestID: "feed-guard", outcome: "held"))
-        try notifier?.announce(
-            w, .feedHold, subject: "ScimHub: access removals held for feed \(origin.feed)",
-            text: """
-                The feed '\(origin.feed)' took all access from more people than its guard allows:
-                \(hold.reason).
-                Its writes are stored; the access removals are held until an administrator releases them
-                (POST /admin/holds/\(hold.id)/release) or discards them (POST /admin/holds/\(hold.id)/discard).
-                The people held: GET /admin/holds/\(hold.id).
-                """)
+        try notifier?.announce(w, .feedHold, ["feed": origin.feed, "reason": hold.reason, "holdId": hold.id])
         logger.error(
             "feed guard: access removals held; release or discard at /admin/holds/\(hold.id)",
             ["feed": origin.feed, "hold": hold.id, "reason": why])

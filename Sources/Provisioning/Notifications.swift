@@ -81,6 +81,8 @@ public struct NotificationSettings: Sendable {
     public var backoffBase: Double = 2
     public var backoffCap: Double = 300
     public var maxAge: Double = 7 * 86400
+    /// Every event's wording: the built-in templates, with any from `notifications.templates`.
+    public var templates = NotificationTemplates()
 
     public init() {}
 
@@ -101,16 +103,18 @@ public final class Notifier: Sendable {
         self.wakeSender = wakeSender
     }
 
-    /// Queues `event` for every configured recipient of it (and `to`, extra addresses) and
-    /// every webhook that takes it. Returns how many messages were queued.
+    /// Queues `event`, worded by its template filled with `values`, for every configured
+    /// recipient of it (and `to`, extra addresses) and every webhook that takes it. Returns
+    /// how many messages were queued.
     @discardableResult
     public func announce(
-        _ w: any StoreWriter, _ event: NotificationEvent, subject: String, text: String, to extra: [String] = []
+        _ w: any StoreWriter, _ event: NotificationEvent, _ values: [String: String], to extra: [String] = []
     ) throws -> Int {
         guard !settings.isEmpty else { return 0 }
         let now = clock.now()
         var count = 0
-        let subject = String(subject.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.prefix(200))
+        let (filled, text) = settings.templates.template(event).render(values)
+        let subject = String(filled.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.prefix(200))
         if settings.email != nil {
             // Configured recipients may name a Group (`group:<displayName>`): its active members' addresses.
             let configured = (settings.recipients[event.rawValue] ?? []) + (settings.recipients["*"] ?? [])

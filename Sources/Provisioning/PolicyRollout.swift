@@ -215,14 +215,7 @@ public enum PolicyRollout {
     )
         throws
     {
-        try engine.notifier?.announce(
-            w, .policyHeld, subject: "ScimHub: policy version \(v.version) held",
-            text: """
-                Policy version \(v.version) would take access from more people than the change limit allows:
-                \(held).
-                Nothing is queued and the previous version stays in force until an administrator confirms it
-                (POST /admin/policy/versions/\(v.version)/confirm) or applies another.
-                """)
+        try engine.notifier?.announce(w, .policyHeld, ["version": String(v.version), "reason": held])
     }
 
     /// Puts the newest active version back in force while a newer one is held: a held

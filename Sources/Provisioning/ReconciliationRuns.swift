@@ -33,14 +33,19 @@ public final class ReconciliationRuns: Sendable {
     let logger: Logger
     /// Wakes the engine after remediation enqueued jobs.
     let wake: @Sendable () -> Void
+    /// Announces runs that found leavers still enabled or separation-of-duties violations.
+    let notifier: Notifier?
     private let busyTargets = Mutex<Set<String>>([])
     private let progress = Mutex<[String: [String: Int]]>([:])
 
-    public init(reconciler: Reconciler, store: any HubStore, logger: Logger, wake: @escaping @Sendable () -> Void = {})
-    {
+    public init(
+        reconciler: Reconciler, store: any HubStore, logger: Logger, notifier: Notifier? = nil,
+        wake: @escaping @Sendable () -> Void = {}
+    ) {
         self.reconciler = reconciler
         self.store = store
         self.logger = logger
+        self.notifier = notifier
         self.wake = wake
     }
 
@@ -261,14 +266,33 @@ public final class ReconciliationRuns: Sendable {
                 $0.value.objectValue?["state"]?.stringValue == "failed"
             } ?? false
         let text = JSONWriter().string(.object(summary))
-        _ = try? store.write { w in
-            try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
-            try AuditLog.append(
-                w,
-                .now(
-                    principal: principal, action: "reconcile.finish", resourceType: "Reconciliation", resourceID: id,
-                    attributes: targets, requestID: id, outcome: failed ? "done with failed targets" : "done"))
+        let notifier = self.notifier
+        let finished = Result {
+            try store.write { w in
+                try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: principal, action: "reconcile.finish", resourceType: "Reconciliation",
+                        resourceID: id, attributes: targets, requestID: id,
+                        outcome: failed ? "done with failed targets" : "done"))
+                let (leavers, sod) = (Self.total(summary, .leaverEnabled), Self.total(summary, .sodViolation))
+                if leavers + sod > 0, let notifier {
+                    let version = try w.connection.reconciliationRun(id: id)?.policyVersion
+                    try notifier.announce(
+                        w, .reconciliationFindings,
+                        [
+                            "runId": id, "leaverEnabled": String(leavers), "sodViolations": String(sod),
+                            "policyVersion": version.map { String($0) } ?? "none",
+                        ])
+                }
+            }
         }
+        if case .failure(let error) = finished {
+            logger.error(
+                "reconciliation result cannot be stored", ["run": id, "error": "\(error)".prefix(200).description])
+        }
+        notifier?.wake()
         release(targets)
     }
 
@@ -293,6 +317,13 @@ public final class ReconciliationRuns: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The findings of `category` over every target of a run's summary.
+    static func total(_ summary: JSONObject, _ category: FindingCategory) -> Int {
+        (summary["targets"]?.objectValue?.members ?? []).reduce(0) { sum, t in
+            sum + Int(t.value.objectValue?["counts"]?.objectValue?[category.rawValue]?.numberValue?.int64 ?? 0)
+        }
+    }
 
     static func describe(_ c: TargetComparison) -> JSONObject {
         var counts = JSONObject()

@@ -150,12 +150,7 @@ public final class SoDExceptions: HubService {
             try engine?.enqueue(w, personID: e.personID, person: person?.doc)
             let to = try People.addresses(w.connection, of: [e.owner], now: now)
             try engine?.notifier?.announce(
-                w, .sodExceptionExpired,
-                subject: "ScimHub: separation-of-duties exception for \(e.userName) ended",
-                text: """
-                    The exception to the separation-of-duties rule '\(e.rule)' for \(e.userName) (owner \(e.owner)) \
-                    ended; the rule applies again.
-                    """, to: to)
+                w, .sodExceptionExpired, ["rule": e.rule, "userName": e.userName, "owner": e.owner], to: to)
         }
     }
 

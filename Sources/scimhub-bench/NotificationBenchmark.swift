@@ -31,8 +31,8 @@ func runNotificationBenchmark(_ o: Options) throws {
         try store.write { w in
             for i in first..<(first + batch) {
                 try notifier.announce(
-                    w, .deadLetter, subject: "ScimHub: benchmark message \(i)",
-                    text: "A change for user\(i)@x.org on the target ehr needs attention.")
+                    w, .deadLetter,
+                    ["userName": "user\(i)@x.org", "target": "ehr", "attempts": "5", "errorKind": "unavailable"])
             }
         }
         start += batch

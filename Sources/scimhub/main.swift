@@ -31,6 +31,7 @@ let usage = """
       scimhub mfa reset --data DIR --principal NAME
       scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] \
     [--format json|csv|html]
+      scimhub notification-templates DIR   (writes the built-in message templates there, to edit)
       scimhub --help
 
     With --policy, the hub provisions downstream targets (see README, "Provisioning"). A
@@ -47,6 +48,8 @@ let usage = """
       review       /reviews: decide the access-review items assigned to this principal (a
                    manager's token carries their userName as the principal)
       break-glass  POST /admin/break-glass: emergency access to an eligible package, bounded in time
+      request      /admin/requests: ask for requestable packages (for oneself, or a report) and
+                   approve the requests assigned to this principal (a person's userName)
 
     The new token is the last line of `token create`'s stdout; it is shown once and stored
     only as a SHA-256 hash.
@@ -486,6 +489,14 @@ func main() -> Int32 {
             return try audit(Arguments(argv.dropFirst(2), allowed: ["data", "checkpoint", "public-key", "out"]))
         case "mfa":
             return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
+        case "notification-templates":
+            // Writes the built-in message templates as files to edit (`notifications.templates`).
+            let a = try Arguments(argv.dropFirst(2), allowed: [])
+            guard a.positional.count == 1 else { throw ConfigError("usage: scimhub notification-templates DIR") }
+            let written = try NotificationTemplates.writeDefaults(to: a.positional[0])
+            for path in written { out(path) }
+            err("\(written.count) template(s) written; existing files were left as they were")
+            return 0
         case "reconcile":
             return try reconcile(
                 Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))

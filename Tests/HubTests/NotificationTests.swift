@@ -180,6 +180,49 @@ import TestSupport
         #expect(try outbox(hub).filter { $0["subject"]?.stringValue?.contains("needs attention") == true }.count == 1)
     }
 
+    @Test func templateFiles_replaceTheWording() throws {
+        let smtp = try SMTPServer()
+        let dir = TemporaryDirectory()
+        _ = FileManager.default.createFile(
+            atPath: dir.path + "/feed.hold.txt",
+            contents: Data("Subject: HOLD: feed {{feed}}\n\nHeld because {{reason}}.\nSee hold {{holdId}}.\n".utf8))
+        let hub = try hub(
+            #"{"email": {"url": "\#(smtp.url)", "from": "hub@clinic.example", "tls": "none"},"#
+                + #""recipients": {"feed.hold": ["security@clinic.example"]}, "templates": "\#(dir.path)"}"#)
+        defer { hub.stop(); ehr.stop(); smtp.stop(); dir.remove() }
+        try tripTheGuard(hub)
+        eventually("mailed") { smtp.messages().count == 1 }
+        let mail = try #require(smtp.messages().first)
+        #expect(mail.contains("Subject: HOLD: feed hr") && mail.contains("Held because hr: "), "\(mail)")
+        #expect(!mail.contains("{{"), "every placeholder filled")
+    }
+
+    @Test func badTemplateFiles_areRefusedNamingTheFile() throws {
+        for (name, text, fragment) in [
+            ("feed.hold.txt", "Subject: {{nmae}}\n\nbody\n", "feed.hold.txt uses {{nmae}}"),
+            ("feed.hold.txt", "no subject line\n", "must start with 'Subject: …'"),
+            ("holiday.txt", "Subject: x\n\ny\n", "holiday.txt is not <event>.txt"),
+        ] {
+            let dir = TemporaryDirectory()
+            defer { dir.remove() }
+            _ = FileManager.default.createFile(atPath: dir.path + "/" + name, contents: Data(text.utf8))
+            let error = #expect(throws: ConfigError.self) {
+                _ = try HubConfig.notificationSettings(
+                    try JSONParser().parse(Array(#"{"templates": "\#(dir.path)"}"#.utf8)))
+            }
+            #expect(error?.description.contains(fragment) == true, "\(name): \(error?.description ?? "")")
+        }
+        // The built-in templates, written out, load back unchanged.
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let written = try NotificationTemplates.writeDefaults(to: dir.path)
+        #expect(written.count == NotificationTemplates.defaults.count)
+        #expect(try NotificationTemplates.load(directory: dir.path).byEvent == NotificationTemplates.defaults)
+        #expect(
+            Set(NotificationTemplates.defaults.keys).isSuperset(of: NotificationEvent.all.map(\.rawValue)),
+            "every event has a default template")
+    }
+
     @Test func badSettings_areRefusedNamingTheKey() throws {
         for (text, fragment) in [
             (#"{"email": {"url": "http://x", "from": "a@b"}}"#, "notifications.email"),

@@ -4,6 +4,7 @@ import Testing
 import ConnectorKit
 import EHRRestConnector
 import EHRTestServer
+import Hub
 import JSONCore
 import Provisioning
 import TestSupport
@@ -88,6 +89,24 @@ import TestSupport
         let findings = try reconcile(hub)
         let f = findings.first { $0.objectValue?["category"]?.stringValue == "sod-violation" }?.objectValue
         #expect(f?["detail"]?.stringValue == "billing-vs-prescribing" && f?["severity"]?.stringValue == "critical")
+    }
+
+    @Test func aRunThatFindsAViolation_isAnnouncedByEmail() throws {
+        let smtp = try SMTPServer()
+        let settings = try HubConfig.notificationSettings(
+            try JSONParser().parse(
+                Array(
+                    (#"{"email": {"url": "\#(smtp.url)", "from": "hub@clinic.example", "tls": "none"},"#
+                        + #""recipients": {"reconciliation.findings": ["compliance@clinic.example"]}}"#).utf8)))
+        let hub = try LiveHub(policy: policy(mode: "record")) { $0.notifications = settings }
+        defer { hub.stop(); ehr.stop(); smtp.stop() }
+        _ = try clerkWhoPrescribes(hub)
+        eventually("both granted") { ehr.snapshot()["clerk@x.org"]?.roles == ["billing", "physician"] }
+        _ = try reconcile(hub)
+        eventually("compliance is told") { smtp.messages().count == 1 }
+        let mail = try #require(smtp.messages().first)
+        #expect(mail.contains("To: <compliance@clinic.example>"), "\(mail)")
+        #expect(mail.contains("found 0 enabled leavers, 1 SoD violations") && mail.contains("/report"), "\(mail)")
     }
 
     @Test func entitlementsGrantedByHand_areFoundByReconciliation() throws {
