@@ -159,6 +159,50 @@ import TestSupport
         #expect(hold?["feed"]?.stringValue == "deadlines" && hold?["people"] == .int(3))
     }
 
+    @Test func anOpenHold_survivesKill9_ofTheRealProcess() throws {
+        let binary = repoRoot + "/.build/debug/scimhub"
+        let dir = TemporaryDirectory()
+        defer { dir.remove(); ehr.stop() }
+        let policyFile = dir.path + "/policy.json", configFile = dir.path + "/hub.json"
+        _ = FileManager.default.createFile(atPath: policyFile, contents: Data(policy.utf8))
+        _ = FileManager.default.createFile(
+            atPath: configFile, contents: Data(#"{"feedGuard": {"people": 3, "share": 0}}"#.utf8))
+        let token = try HubProcess.createToken(binary, data: dir.path, principal: "hr", scopes: "scim:read,scim:write")
+        let admin = try HubProcess.createToken(binary, data: dir.path, principal: "auditor", scopes: "admin")
+        let args = ["--policy", policyFile, "--config", configFile]
+        func call(_ port: UInt16, _ method: String, _ path: String, _ t: String, _ body: String? = nil) throws
+            -> RawResponse
+        {
+            let c = try RawHTTPClient(port: port)
+            var h = [("Authorization", "Bearer \(t)")]
+            if body != nil { h.append(("Content-Type", "application/scim+json")) }
+            return try #require(c.request(method, path, headers: h, body: body.map { Array($0.utf8) }))
+        }
+        let hub = try HubProcess(binary: binary, data: dir.path, extraArguments: args)
+        var ids: [String] = []
+        for i in 1...6 {
+            let r = try call(hub.port, "POST", "/scim/v2/Users", token, person("desk\(i)@x.org", title: "Receptionist"))
+            ids.append(try #require(r.object["id"]?.stringValue))
+        }
+        eventually("provisioned") { stillActive() == 6 }
+        let leave =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+            + #""Operations":[{"op":"replace","path":"active","value":false}]}"#
+        for id in ids { #expect(try call(hub.port, "PATCH", "/scim/v2/Users/\(id)", token, leave).status == 200) }
+        eventually("three removals flowed, three held") { stillActive() == 3 }
+        hub.kill9()
+        let again = try HubProcess(binary: binary, data: dir.path, extraArguments: args)
+        defer { _ = again.stop() }
+        let holds = try call(again.port, "GET", "/admin/holds", admin).object["holds"]?.arrayValue ?? []
+        #expect(holds.count == 1 && holds.first?.objectValue?["state"]?.stringValue == "open", "\(holds)")
+        #expect(holds.first?.objectValue?["people"] == .int(3))
+        // The held jobs are still held (not pending): nothing will remove those three.
+        let targets = try call(again.port, "GET", "/admin/targets", admin).object["targets"]?.arrayValue
+        let ehrTarget = targets?.first?.objectValue
+        #expect(ehrTarget?["heldJobs"] == .int(3) && ehrTarget?["queueDepth"] == .int(0), "\(targets ?? [])")
+        #expect(stillActive() == 3)
+    }
+
     @Test func anOpenHold_survivesARestart_andItsRemovalsStayHeld() throws {
         let (hub, ids) = try staffedHub()
         defer { ehr.stop() }
