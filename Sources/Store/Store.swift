@@ -91,7 +91,8 @@ extension HubStore {
 /// Every feature's queries and mutations on one connection: what a read or a write body gets.
 public protocol StoreSession: ResourceStore, JobQueue, AppliedStateStore, AuditStore, TokenStore, ReconciliationStore,
     ReviewStore,
-    BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore, PolicyStore, HoldStore, NotificationStore
+    BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore, PolicyStore, HoldStore, NotificationStore,
+    PackageHoldingStore
 {}
 
 /// The writer's view of one write: the session, nested savepoints, and the audit chain,
