@@ -43,6 +43,12 @@ public struct HubConfig: Sendable {
     public var reviewDefaultDecision = "keep-and-flag"
     /// Days before a campaign's due date its reviewers are reminded (with notifications; 0: never).
     public var reviewReminderDays: Double = 3
+    /// Days before a campaign's due date its items still undecided with the manager go up to
+    /// the manager's manager, else the fallback group, else administrators (0: never).
+    public var reviewEscalationDays: Double = 2
+    /// The displayName of the Group whose active members review items of people without a
+    /// usable manager, and escalated items whose manager has none; nil: administrators do.
+    public var reviewFallbackGroup: String? = nil
     public var durability: Durability = .full
     public var logLevel: Logger.Level = .info
     /// Threads that run GET handlers (CPU-bound: about twice the cores).
@@ -149,6 +155,19 @@ public struct HubConfig: Sendable {
                     throw ConfigError("reviewReminderDays must be a number of days in 0...366")
                 }
                 c.reviewReminderDays = d
+            case "reviewEscalationDays":
+                guard let d = v.numberValue?.double, d >= 0, d <= 366 else {
+                    throw ConfigError("reviewEscalationDays must be a number of days in 0...366 (0: never escalate)")
+                }
+                c.reviewEscalationDays = d
+            case "reviewFallbackGroup":
+                guard let g = v.stringValue, !g.isEmpty, g.unicodeScalars.count <= 256, SCIMIdentifier.problem(g) == nil
+                else {
+                    throw ConfigError(
+                        "reviewFallbackGroup must be a Group's displayName: 1 to 256 characters, no control characters "
+                            + "or leading and trailing spaces")
+                }
+                c.reviewFallbackGroup = g
             case "reviewDefaultDecision":
                 let d = try string(v, m.key)
                 guard AccessReviews.dueDateRules.contains(d) else {

@@ -6,8 +6,8 @@ import Provisioning
 import Store
 
 /// The schedule: reconciliation every `reconcileEveryHours`; access reviews every
-/// `reviewEvery` days and their due dates, checked every minute. All state is in the store,
-/// so nothing is lost while the hub is down; only the leader runs it.
+/// `reviewEvery` days, their reminders, escalations and due dates, checked every minute.
+/// All state is in the store, so nothing is lost while the hub is down; only the leader runs it.
 final class HubSchedule: HubService {
     var serviceName: String { "schedule" }
     private let reconciliations: ReconciliationRuns?
@@ -15,6 +15,7 @@ final class HubSchedule: HubService {
     private let reviews: AccessReviews?
     private let review: (every: Double, due: Double, decision: String)
     private let reminderDays: Double
+    private let escalationDays: Double
     private let coordination: any Coordination
     private let logger: Logger
     private let stopping = DispatchSemaphore(value: 0)
@@ -23,9 +24,11 @@ final class HubSchedule: HubService {
     init(
         reconciliations: ReconciliationRuns?, reconcileEveryHours: Double?, reviews: AccessReviews?,
         reviewEvery: Double, reviewDue: Double,
-        reviewDecision: String, reminderDays: Double, coordination: any Coordination, logger: Logger
+        reviewDecision: String, reminderDays: Double, escalationDays: Double, coordination: any Coordination,
+        logger: Logger
     ) {
         self.reminderDays = reminderDays
+        self.escalationDays = escalationDays
         self.reconciliations = reconciliations
         self.reconcileEveryHours = reconcileEveryHours
         self.reviews = reviews
@@ -53,6 +56,7 @@ final class HubSchedule: HubService {
                 }
                 do {
                     try reviews?.remindDue(days: reminderDays)
+                    try reviews?.escalateDue(days: escalationDays)
                     try reviews?.closeOverdue()
                     if review.every > 0 {
                         try reviews?.scheduleIfDue(

@@ -115,7 +115,10 @@ public final class HubServer: Sendable {
         reconciliations = runs
         self.logger = logger
         let openStore = store
-        let reviews = policies.map { AccessReviews(policies: $0, store: openStore, engine: engine, clock: clock) }
+        let reviews = policies.map {
+            AccessReviews(
+                policies: $0, store: openStore, engine: engine, clock: clock, fallbackGroup: config.reviewFallbackGroup)
+        }
         self.reviews = reviews
         let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
         let breakGlass = policies.map {
@@ -156,7 +159,7 @@ public final class HubServer: Sendable {
                 reconciliations: runs, reconcileEveryHours: config.reconcileEveryHours, reviews: reviews,
                 reviewEvery: config.reviewEveryDays, reviewDue: config.reviewDueDays,
                 reviewDecision: config.reviewDefaultDecision, reminderDays: config.reviewReminderDays,
-                coordination: coordination, logger: logger)
+                escalationDays: config.reviewEscalationDays, coordination: coordination, logger: logger)
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [

@@ -257,6 +257,23 @@ extension ReviewEndpoints {
         return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
     }
 
+    /// `POST /reviews/{id}/items/{seq}/delegate` `{"to": "principal", "reason": "..."}`: the
+    /// item's reviewer hands it on.
+    func delegate(_ id: String, _ seq: Int64, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try reviewService()
+        let body = try jsonBody(ctx.request)
+        try keys(body, ["to", "reason"])
+        guard let to = body["to"]?.stringValue else {
+            throw SCIMError.invalidValue("'to' is required: a principal name")
+        }
+        let item = try governed {
+            try service.delegate(
+                campaignID: id, seq: seq, to: to, reason: body["reason"]?.stringValue ?? "", principal: ctx.principal,
+                requestID: ctx.requestID)
+        }
+        return jsonResponse(200, AccessReviews.itemJSON(item), contentType: "application/json")
+    }
+
     /// `POST /reviews/{id}/decisions` `{"items": [seq, ...], "decision", "reason"}`: one
     /// decision and reason for many items (at most 1,000). Each item is decided on its own;
     /// the answer lists each one's result.
@@ -325,6 +342,10 @@ extension ReviewEndpoints {
             Route.make("POST", "/reviews/{id}/items/{seq}/decision", .anyOf([.review, .admin])) { ctx, p in
                 guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
                 return try self.decideItem(p[0], seq, ctx)
+            },
+            Route.make("POST", "/reviews/{id}/items/{seq}/delegate", .anyOf([.review, .admin])) { ctx, p in
+                guard let seq = Int64(p[1]), seq > 0 else { throw SCIMError.notFound("no such item") }
+                return try self.delegate(p[0], seq, ctx)
             },
         ]
     }

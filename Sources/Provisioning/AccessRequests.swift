@@ -330,6 +330,24 @@ public final class AccessRequests: HubService {
         try self.announceOutcome(w, r, now: now)
     }
 
+    /// Ends, in the caller's write, the grants by request of `package` to a person (an access
+    /// review revoked it). The caller re-converges the person.
+    static func endGrants(
+        _ w: any StoreWriter, personID: String, package: String, by: String, reason: String, requestID: String,
+        now: Double
+    ) throws {
+        for var r in try w.connection.activeRequestGrants(personID: personID, now: now) where r.package == package {
+            let stage = r.stage
+            (r.state, r.decidedBy, r.decisionReason, r.decided, r.noticeAt) = (.ended, by, reason, now, nil)
+            guard try w.connection.updateAccessRequest(r, ifState: .granted, stage: stage) else { continue }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: by, action: "request.end", resourceType: "User", resourceID: personID,
+                    attributes: [package, reason], requestID: requestID))
+        }
+    }
+
     // MARK: - Deadlines
 
     /// Expires grants whose time is up, tells holders whose end is near, and lapses requests

@@ -22,9 +22,11 @@ public enum GovernanceError: Error, Equatable, CustomStringConvertible {
 
 /// Access reviews: a campaign asks, for every person holding a package (on a target, or one
 /// package), whether they still need it. Reviewers are named, or each person's manager
-/// (enterprise `manager.value`, whose user name is their principal name). A revoke decision
-/// takes the package away through the engine; at the due date undecided items get the
-/// campaign's default decision. Everything is durable and audited.
+/// (enterprise `manager.value`, whose user name is their principal name); people without a
+/// usable manager go to the fallback group, administrators being the last resort. Items
+/// still with their manager close to the due date are escalated; a reviewer may delegate.
+/// A revoke decision takes the package away through the engine; at the due date undecided
+/// items get the campaign's default decision. Everything is durable and audited.
 public final class AccessReviews: Sendable {
     /// The policy in force: read at each use, so a version applied over the API takes
     /// effect at once.
@@ -34,14 +36,19 @@ public final class AccessReviews: Sendable {
     let engine: ProvisioningEngine?
     /// Due dates and decisions are on this clock (a test moves it past a due date).
     public let clock: any WallClock
+    /// The displayName of the Group whose active members review items that have no usable
+    /// manager, and escalated items whose manager has none (`reviewFallbackGroup`).
+    public let fallbackGroup: String?
 
     public init(
-        policies: PolicyHolder, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock()
+        policies: PolicyHolder, store: any HubStore, engine: ProvisioningEngine?, clock: any WallClock = SystemClock(),
+        fallbackGroup: String? = nil
     ) {
         self.policies = policies
         self.store = store
         self.engine = engine
         self.clock = clock
+        self.fallbackGroup = fallbackGroup
     }
 
     public struct CampaignRequest: Sendable {
@@ -97,70 +104,91 @@ public final class AccessReviews: Sendable {
                 throw GovernanceError.invalid("'reviewers' must be a non-empty array of principal names")
             }
         }
-        let inScope: (AccessPackage) -> Bool = { p in
-            r.package.map { $0 == p.name } ?? (p.grants[r.target ?? ""] != nil)
-        }
+        // The packages the campaign covers: the one named, or every package granting on the target.
+        let inScope = Set(
+            r.package.map { [$0] } ?? policy.packages.filter { $0.grants[r.target ?? ""] != nil }.map(\.name))
         let campaign = ReviewCampaignRecord(
             id: UUIDv7.make(), name: r.name, scopeKind: r.target != nil ? "target" : "package",
             scopeValue: r.target ?? r.package ?? "", reviewers: r.reviewers ?? [], due: now + r.dueDays * 86400,
             defaultDecision: r.defaultDecision, state: "open", createdBy: principal, created: now, closed: nil)
-        // One item per (person, package held in scope); reviewers from the manager when not named.
+        // One item per (person, package held in scope); reviewers by `route`, once per person.
         var items: [ReviewItemRecord] = []
         try store.read { conn in
+            var router = try Router(self, conn, now: now)
             try conn.scan(type: .user) { person in
                 let snapshot = try PersonSnapshot.load(conn, personID: person.id, person: person.doc, now: now)
                 guard let d = snapshot.document, Policy.isActive(d, now: now) else { return true }
                 let held = policy.grants(
                     person: d, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: now
-                ).map(\.package)
-                for name in held where policy.packages.first(where: { $0.name == name }).map(inScope) == true {
-                    var reviewer: String? = nil
-                    if r.reviewers == nil,
-                        let managerID = d[SCIMSchemaURN.enterpriseUser]?.objectValue?["manager"]?.objectValue?["value"]?
-                            .stringValue
-                    {
-                        reviewer = try conn.fetch(type: .user, id: managerID)?.doc["userName"]?.stringValue
-                    }
+                ).map(\.package).filter(inScope.contains)
+                guard !held.isEmpty else { return true }
+                let userName = d["userName"]?.stringValue ?? ""
+                let route = try router.route(person: d, userName: userName, named: r.reviewers)
+                for name in held {
                     items.append(
                         ReviewItemRecord(
-                            seq: Int64(items.count + 1), personID: person.id,
-                            userName: d["userName"]?.stringValue ?? "",
-                            displayName: d["displayName"]?.stringValue, package: name, reviewer: reviewer))
+                            seq: Int64(items.count + 1), personID: person.id, userName: userName,
+                            displayName: d["displayName"]?.stringValue, package: name, reviewers: route.reviewers,
+                            assignment: route.assignment))
                 }
                 return true
             }
         }
-        let rows = items
+        try record(campaign, items, principal: principal, requestID: requestID, now: now)
+        return campaign
+    }
+
+    /// Stores the campaign and its items, first observations of tenure, the audit entry (with
+    /// how many items went where) and each reviewer's `review.assigned` message, in one write.
+    private func record(
+        _ campaign: ReviewCampaignRecord, _ rows: [ReviewItemRecord], principal: String, requestID: String,
+        now: Double
+    ) throws {
+        var routed: [ReviewAssignment: Int] = [:]
+        for i in rows { routed[i.assignment ?? .named, default: 0] += 1 }
+        let attributes =
+            ["\(campaign.scopeKind):\(campaign.scopeValue)", "items:\(rows.count)"]
+            + routed.sorted(by: { $0.key.rawValue < $1.key.rawValue }).map { a, n in
+                a == .admins ? "admins:\(n) (no manager, no fallback reviewer)" : "\(a):\(n)"
+            }
         try store.write { w in
             try w.connection.insertCampaign(campaign)
-            for i in rows { try w.connection.insertItem(campaignID: campaign.id, i) }
+            for i in rows {
+                try w.connection.insertItem(campaignID: campaign.id, i)
+                // A holding from before tenure was kept is first observed here.
+                try w.connection.recordHolding(personID: i.personID, package: i.package, since: now)
+            }
             try AuditLog.append(
                 w,
                 .now(
                     principal: principal, action: "review.create", resourceType: "Review", resourceID: campaign.id,
-                    attributes: ["\(campaign.scopeKind):\(campaign.scopeValue)", "items:\(rows.count)"],
-                    requestID: requestID))
+                    attributes: attributes, requestID: requestID))
+            try self.announceAssigned(w, campaign, rows)
         }
-        return campaign
+        engine?.notifier?.wake()
     }
 
     // MARK: - Decisions
 
-    /// Who may decide an item: a named reviewer of the campaign; else the item's reviewer
-    /// (the manager); items without one go to administrators. Nobody reviews their own
-    /// access, also not through a token minted by them (`people`: `Tokens.people` of the
-    /// caller's token).
+    /// Who decides an item: its own reviewers (the manager, a delegate, a fallback group's
+    /// members, whoever an escalation or an administrator gave it to), any one of them; else
+    /// the campaign's named reviewers; nil: administrators.
+    public static func deciders(_ c: ReviewCampaignRecord, _ item: ReviewItemRecord) -> [String]? {
+        if !item.reviewers.isEmpty { return item.reviewers }
+        // Items routed to administrators stay theirs even in a campaign with named reviewers.
+        let named = !c.reviewers.isEmpty && (item.assignment == nil || item.assignment == .named)
+        return named ? c.reviewers : nil
+    }
+
+    /// Whether `p` may decide the item (see `deciders`). Nobody reviews their own access,
+    /// also not through a token minted by them (`people`: `Tokens.people` of the caller's token).
     public static func mayDecide(
         _ p: Principal, people: Set<String> = [], _ c: ReviewCampaignRecord, _ item: ReviewItemRecord
     ) -> Bool {
-        let person = Identifier.canonical(item.userName)
-        if Identifier.canonical(p.name) == person || people.contains(person) { return false }
-        // An item's own reviewer (its manager, or whoever an administrator reassigned it to) first.
-        if let r = item.reviewer { return Identifier.canonical(r) == Identifier.canonical(p.name) }
-        if !c.reviewers.isEmpty {
-            return c.reviewers.contains { Identifier.canonical($0) == Identifier.canonical(p.name) }
-        }
-        return p.scopes.contains(.admin)
+        let person = Identifier.canonical(item.userName), me = Identifier.canonical(p.name)
+        if me == person || people.contains(person) { return false }
+        guard let names = deciders(c, item) else { return p.scopes.contains(.admin) }
+        return names.contains { Identifier.canonical($0) == me }
     }
 
     public func decide(
@@ -207,6 +235,10 @@ public final class AccessReviews: Sendable {
             if decision == "revoke" {
                 try w.connection.revokePackage(
                     personID: item.personID, package: item.package, campaignID: c.id, reason: reason, now: now)
+                // A package held by request goes too: the review is the newer decision.
+                try AccessRequests.endGrants(
+                    w, personID: item.personID, package: item.package, by: by, reason: "revoked by access review",
+                    requestID: requestID, now: now)
                 // Through the engine: the person's accounts converge without the package.
                 try engine?.enqueue(
                     w, personID: item.personID, person: try w.connection.fetch(type: .user, id: item.personID)?.doc)
@@ -291,9 +323,9 @@ public final class AccessReviews: Sendable {
     // MARK: - Reminders
 
     /// Reminds the reviewers of campaigns due within `days` who still have undecided items,
-    /// once per campaign (again after an extension): each reviewer whose principal name is
-    /// an e-mail address, plus the configured recipients of `review.reminder`. Returns how
-    /// many campaigns were reminded.
+    /// once per campaign (again after an extension): each reviewer at their address (see
+    /// `addresses`), plus the configured recipients of `review.reminder`. Returns how many
+    /// campaigns were reminded.
     @discardableResult
     public func remindDue(days: Double, now: Double? = nil) throws -> Int {
         guard days > 0, let notifier = engine?.notifier else { return 0 }
@@ -301,14 +333,18 @@ public final class AccessReviews: Sendable {
         let due = try store.read { try $0.campaignsToRemind(dueBy: now + days * 86400) }
         for c in due {
             let undecided = try store.read({ try $0.items(campaignID: c.id) }).filter { $0.decision == nil }
+            // Each reviewer of each item (every member of a fallback group); "": administrators.
             var byReviewer: [String: Int] = [:]
-            for i in undecided { byReviewer[i.reviewer ?? "", default: 0] += 1 }
+            for i in undecided {
+                let names = Self.deciders(c, i)?.filter { Identifier.canonical($0) != Identifier.canonical(i.userName) }
+                for r in names ?? [""] { byReviewer[r, default: 0] += 1 }
+            }
             let counts = byReviewer.sorted(by: { $0.key < $1.key })
             try store.write { w in
                 try w.connection.markCampaignReminded(id: c.id, now: now)
                 let outcome = c.defaultDecision == "revoke" ? "revoked" : "kept and flagged"
                 for (reviewer, count) in counts {
-                    let to = Notifier.isAddress(reviewer) ? [reviewer] : []
+                    let to = reviewer.isEmpty ? [] : try People.addresses(w.connection, of: [reviewer], now: now)
                     let whose = reviewer.isEmpty ? "without a reviewer (administrators decide them)" : "for \(reviewer)"
                     try notifier.announce(
                         w, .reviewReminder,
@@ -326,8 +362,9 @@ public final class AccessReviews: Sendable {
     // MARK: - Context for reviewers
 
     /// What a reviewer needs to decide each item: the package in plain words, the person's
-    /// title, sites, manager and licence status, and what their peers hold (the share of
-    /// people with the same title at the same first site who hold the package).
+    /// title, sites, manager and licence status, how long they have held the package
+    /// (`heldSince`, `heldDays`: see `PackageHoldings`), and what their peers hold (the share
+    /// of people with the same title at the same first site who hold the package).
     public func context(for items: [ReviewItemRecord]) throws -> [Int64: JSONObject] {
         let policy = self.policy, now = clock.now()
         let ext = "urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"
@@ -367,7 +404,10 @@ public final class AccessReviews: Sendable {
                     manager = m
                 }
                 let total = peers[key] ?? 0, holding = holders[key + "\u{1F}" + i.package] ?? 0
+                let since = try conn.holdingSince(personID: i.personID, package: i.package)
                 out[i.seq] = JSONObject([
+                    "heldSince": since.map { .string(Timestamp.format($0)) } ?? .null,
+                    "heldDays": since.map { .int(max(0, Int((now - $0) / 86400))) } ?? .null,
                     "packageDescription": .string(policy.packages.first { $0.name == i.package }?.description ?? ""),
                     "title": title.isEmpty ? .null : .string(title), "site": site.isEmpty ? .null : .string(site),
                     "manager": manager,
@@ -562,26 +602,35 @@ public final class AccessReviews: Sendable {
     }
 
     public static func itemJSON(_ i: ReviewItemRecord) -> JSONValue {
-        .object(
-            JSONObject([
-                "seq": .int(Int(i.seq)), "personId": .string(i.personID), "userName": .string(i.userName),
-                "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
-                "reviewer": i.reviewer.map { .string($0) } ?? .null,
-                "decision": i.decision.map { .string($0) } ?? .null,
-                "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
-                "decided": i.decided.map { .string(Timestamp.format($0)) } ?? .null,
-            ]))
+        var o = JSONObject([
+            "seq": .int(Int(i.seq)), "personId": .string(i.personID), "userName": .string(i.userName),
+            "displayName": i.displayName.map { .string($0) } ?? .null, "package": .string(i.package),
+            "reviewer": i.reviewer.map { .string($0) } ?? .null,
+            "decision": i.decision.map { .string($0) } ?? .null,
+            "reason": i.reason.map { .string($0) } ?? .null, "decidedBy": i.decidedBy.map { .string($0) } ?? .null,
+            "decided": i.decided.map { .string(Timestamp.format($0)) } ?? .null,
+        ])
+        // Everyone who may decide it ([]: the campaign's reviewers, or administrators), and how.
+        o["reviewers"] = .array(i.reviewers.map { .string($0) })
+        o["assignment"] = i.assignment.map { .string($0.rawValue) } ?? .null
+        o["escalated"] = .bool(i.escalated != nil)
+        o["originalReviewer"] = i.originalReviewer.map { .string($0) } ?? .null
+        o["delegatedBy"] = i.delegatedBy.map { .string($0) } ?? .null
+        o["delegationReason"] = i.delegationReason.map { .string($0) } ?? .null
+        return .object(o)
     }
 
     /// The campaign report as CSV (RFC 4180, formula-safe).
     public static func csv(_ c: ReviewCampaignRecord, items: [ReviewItemRecord]) -> [UInt8] {
-        var out = "campaign,package,personId,userName,displayName,reviewer,decision,reason,decidedBy,decided\r\n"
+        var out = "campaign,package,personId,userName,displayName,reviewer,decision,reason,decidedBy,decided,"
+        out += "escalatedFrom,delegatedBy\r\n"
         for i in items {
             out +=
                 [
-                    c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewer ?? "",
+                    c.name, i.package, i.personID, i.userName, i.displayName ?? "", i.reviewers.joined(separator: "; "),
                     i.decision ?? "pending", i.reason ?? "",
-                    i.decidedBy ?? "", i.decided.map { Timestamp.format($0) } ?? "",
+                    i.decidedBy ?? "", i.decided.map { Timestamp.format($0) } ?? "", i.originalReviewer ?? "",
+                    i.delegatedBy ?? "",
                 ].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
         }
         return Array(out.utf8)

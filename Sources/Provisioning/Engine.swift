@@ -139,6 +139,8 @@ public final class ProvisioningEngine: HubService {
         try conn.setCredentialExpiry(personID: personID, expires: Policy.nextDeadline(person, after: now))
         let snapshot = try PersonSnapshot.load(conn, personID: personID, person: person, now: now)
         let policy = self.policy
+        // Tenure for reviewers: since when each package is held, in this same transaction.
+        try PackageHoldings.update(conn, snapshot, policy: policy)
         let decisions = policy.enabledTargets.map { ($0, policy.decide(snapshot, target: $0)) }
         // A person the feed takes all access from counts against the feed's guard.
         var holdID: String? = nil

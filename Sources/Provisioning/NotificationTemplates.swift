@@ -157,6 +157,27 @@ public struct NotificationTemplates: Sendable {
             At the due date undecided items are {{outcome}}.
             Decide them: GET /reviews/{{campaignId}}/items.
             """),
+        "review.assigned": t(
+            "ScimHub: {{count}} access review item(s) in '{{campaign}}', due {{due}}",
+            """
+            Access review '{{campaign}}', due {{due}}: {{whose}}.
+            {{packages}}
+            Decide them: GET /reviews/{{campaignId}}/items.
+            """),
+        "review.escalated": t(
+            "ScimHub: {{count}} access review item(s) escalated in '{{campaign}}'",
+            """
+            Access review '{{campaign}}', due {{due}}: {{count}} item(s) still undecided with {{from}} went {{to}}.
+            {{packages}}
+            Decide them: GET /reviews/{{campaignId}}/items.
+            """),
+        "review.delegated": t(
+            "ScimHub: an access review item for you in '{{campaign}}', due {{due}}",
+            """
+            Access review '{{campaign}}', due {{due}}: {{by}} handed 1 item to {{delegate}}.
+            {{packages}}
+            Decide it: GET /reviews/{{campaignId}}/items (item {{item}}).
+            """),
         "break-glass.granted": t(
             "ScimHub: break-glass access granted to {{userName}}",
             """

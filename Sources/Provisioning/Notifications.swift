@@ -18,6 +18,12 @@ public struct NotificationEvent: RawRepresentable, Hashable, Sendable, CustomStr
     public static let policyHeld = NotificationEvent(rawValue: "policy.held")
     public static let reviewHeld = NotificationEvent(rawValue: "review.held")
     public static let reviewReminder = NotificationEvent(rawValue: "review.reminder")
+    /// A campaign gave a reviewer items (one message per reviewer, with the count).
+    public static let reviewAssigned = NotificationEvent(rawValue: "review.assigned")
+    /// Undecided items went up from their manager (to the new reviewers and the old one).
+    public static let reviewEscalated = NotificationEvent(rawValue: "review.escalated")
+    /// A reviewer handed an item on (to the delegate).
+    public static let reviewDelegated = NotificationEvent(rawValue: "review.delegated")
     public static let breakGlassGranted = NotificationEvent(rawValue: "break-glass.granted")
     public static let breakGlassExpired = NotificationEvent(rawValue: "break-glass.expired")
     public static let targetUnavailable = NotificationEvent(rawValue: "target.unavailable")
@@ -36,10 +42,10 @@ public struct NotificationEvent: RawRepresentable, Hashable, Sendable, CustomStr
     /// A reconciliation run found `leaver-enabled` or `sod-violation` accounts.
     public static let reconciliationFindings = NotificationEvent(rawValue: "reconciliation.findings")
     public static let all: [NotificationEvent] = [
-        .feedHold, .policyHeld, .reviewHeld, .reviewReminder, .breakGlassGranted, .breakGlassExpired,
-        .targetUnavailable,
-        .targetRecovered, .deadLetter, .requestSubmitted, .requestDecided, .requestExpiring, .requestExpired,
-        .sodExceptionExpired, .reconciliationFindings,
+        .feedHold, .policyHeld, .reviewHeld, .reviewReminder, .reviewAssigned, .reviewEscalated, .reviewDelegated,
+        .breakGlassGranted, .breakGlassExpired, .targetUnavailable, .targetRecovered, .deadLetter,
+        .requestSubmitted, .requestDecided, .requestExpiring, .requestExpired, .sodExceptionExpired,
+        .reconciliationFindings,
     ]
 }
 

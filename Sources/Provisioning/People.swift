@@ -10,7 +10,11 @@ import Store
 public enum People {
     /// The User whose user name is `name` (canonical comparison), if any.
     public static func user(_ conn: any StoreSession, userName name: String) throws -> StoredResource? {
-        try conn.candidates(type: .user, hint: .userName(Identifier.canonical(name))).first
+        let canonical = Identifier.canonical(name)
+        guard !canonical.isEmpty else { return nil }
+        return try conn.candidates(type: .user, hint: .userName(canonical)).first {
+            ($0.doc["userName"]?.stringValue).map(Identifier.canonical) == canonical
+        }
     }
 
     /// The User `person` names as manager (enterprise `manager.value`), if it exists.

@@ -233,6 +233,29 @@ import TestSupport
         _ = (rosaID, peterID)
     }
 
+    @Test func anAccessReviewRevoke_endsAGrantByRequest() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let (rosa, mike, _, _) = try ward(hub)
+        let id = try #require(
+            try post(hub, "/admin/requests", rosa, #"{"package": "clinic-reports", "justification": "x"}"#).object[
+                "id"]?.stringValue)
+        #expect(try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "ok"}"#).status == 200)
+        eventually("granted") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "clinic-reporting"] }
+        let campaign = try post(
+            hub, "/admin/reviews", hub.admin,
+            #"{"name": "Reports", "package": "clinic-reports", "reviewers": ["vera@x.org"], "dueDays": 7}"#)
+        #expect(campaign.status == 201, "\(campaign.text)")
+        let cid = try #require(campaign.object["id"]?.stringValue)
+        let vera = try hub.makeToken("vera@x.org", [.review])
+        let revoke = try post(
+            hub, "/reviews/\(cid)/items/1/decision", vera, #"{"decision": "revoke", "reason": "no longer covering"}"#)
+        #expect(revoke.status == 200, "\(revoke.text)")
+        eventually("taken back") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let r = try hub.call("GET", "/admin/requests/\(id)", token: rosa).object
+        #expect(r["state"]?.stringValue == "ended" && r["decisionReason"]?.stringValue == "revoked by access review")
+    }
+
     @Test func aPendingRequest_lapses_whenNobodyDecides() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }

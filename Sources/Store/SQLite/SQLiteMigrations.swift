@@ -421,7 +421,43 @@ enum Migrations {
             CREATE INDEX sod_exceptions_expiry ON sod_exceptions(expires) WHERE ended IS NULL;
             """
         ),
+        (
+            18,
+            """
+            -- Reviews people can finish: escalation, delegation and tenure.
+            -- review_items.reviewer now holds one or more principal names joined by U+001F (a
+            -- fallback group's members); NULL: the campaign's named reviewers, or administrators.
+            ALTER TABLE review_items ADD COLUMN assignment TEXT;       -- manager | named | fallback | admins |
+                                                                      -- reassigned | delegated | escalated;
+                                                                      -- NULL: before 18 (never escalated)
+            ALTER TABLE review_items ADD COLUMN original_reviewer TEXT; -- whom an escalation took it from
+            ALTER TABLE review_items ADD COLUMN escalated REAL;
+            ALTER TABLE review_items ADD COLUMN delegated_by TEXT;
+            ALTER TABLE review_items ADD COLUMN delegation_reason TEXT;
+            -- The minute's escalation sweep reads only the items it may escalate.
+            CREATE INDEX review_items_to_escalate ON review_items(campaign_id, seq)
+            WHERE assignment = 'manager' AND decision IS NULL;
+            -- Since when each person holds each package (what the hub decided), kept with
+            -- every enqueue: the tenure a reviewer sees, read by key, never by a scan.
+            CREATE TABLE package_holdings (
+                person_id TEXT NOT NULL,
+                package TEXT NOT NULL,
+                since REAL NOT NULL,
+                PRIMARY KEY (person_id, package)
+            ) WITHOUT ROWID;
+            """ + holdingsBackfill
+        ),
     ]
+
+    /// Migration 18: holdings from before are first observed at the upgrade, from the
+    /// packages last applied to each living person's enabled accounts (the engine corrects
+    /// them at the person's next change).
+    static let holdingsBackfill = """
+        INSERT OR IGNORE INTO package_holdings(person_id, package, since)
+        SELECT a.person_id, p.value, CAST(strftime('%s', 'now') AS REAL)
+        FROM provisioning_applied a, json_each(CAST(a.state AS TEXT), '$.packages') p
+        WHERE a.person_deleted IS NULL AND json_extract(CAST(a.state AS TEXT), '$.enabled') = 1;
+        """
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
     static let steps: [Int: @Sendable (SQLiteConnection) throws -> Void] = [9: recomputeCanonicalIdentifiers]
@@ -477,13 +513,15 @@ enum Migrations {
         }
     }
 
-    /// Applies every migration newer than the database's version, each in its own transaction.
-    static func run(_ db: SQLiteConnection) throws {
+    /// Applies every migration the database has not recorded, in order, each in its own
+    /// transaction. Recorded versions, not the highest one: a number left free for a branch
+    /// still runs when it lands after a higher one did.
+    static func run(_ db: SQLiteConnection, migrations: [(version: Int, sql: String)] = all) throws {
         try db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
-        var current = 0
-        try db.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") { current = Int($0.int64(0)) }
-        for m in all where m.version > current {
+        var applied = Set<Int>()
+        try db.query("SELECT version FROM schema_migrations") { applied.insert(Int($0.int64(0))) }
+        for m in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(m.version) {
             try db.execute("BEGIN IMMEDIATE")
             do {
                 try db.execute(m.sql)

@@ -5,7 +5,14 @@ extension SQLiteSession {
     private static let campaignColumns =
         "id, name, scope_kind, scope_value, reviewers, due, default_decision, state, created_by, created, closed"
     private static let itemColumns =
-        "seq, person_id, user_name, display_name, package, reviewer, decision, reason, decided_by, decided"
+        "seq, person_id, user_name, display_name, package, reviewer, decision, reason, decided_by, decided, "
+        + "assignment, original_reviewer, escalated, delegated_by, delegation_reason"
+
+    /// An item's reviewers are stored unit-separator joined in `reviewer` (principal names and
+    /// user names cannot hold U+001F); NULL when there are none.
+    private static func reviewerValue(_ names: [String]) -> SQLiteValue {
+        names.isEmpty ? .null : .text(names.joined(separator: "\u{1F}"))
+    }
 
     private func campaign(_ r: SQLiteRow) -> ReviewCampaignRecord {
         let reviewers = (r.text(4) ?? "").split(separator: "\u{1F}").map(String.init)
@@ -16,11 +23,15 @@ extension SQLiteSession {
     }
 
     private func item(_ r: SQLiteRow) -> ReviewItemRecord {
-        ReviewItemRecord(
+        var i = ReviewItemRecord(
             seq: r.int64(0), personID: r.text(1) ?? "", userName: r.text(2) ?? "", displayName: r.text(3),
-            package: r.text(4) ?? "",
-            reviewer: r.text(5), decision: r.text(6), reason: r.text(7), decidedBy: r.text(8),
-            decided: r.isNull(9) ? nil : r.value(9).double)
+            package: r.text(4) ?? "", reviewers: (r.text(5) ?? "").split(separator: "\u{1F}").map(String.init),
+            assignment: r.text(10).map(ReviewAssignment.init(rawValue:)))
+        i.decision = r.text(6); i.reason = r.text(7); i.decidedBy = r.text(8)
+        i.decided = r.isNull(9) ? nil : r.value(9).double
+        i.originalReviewer = r.text(11); i.escalated = r.isNull(12) ? nil : r.value(12).double
+        i.delegatedBy = r.text(13); i.delegationReason = r.text(14)
+        return i
     }
 
     /// Reviewers are stored unit-separator joined (principal names cannot hold U+001F).
@@ -99,8 +110,49 @@ extension SQLiteSession {
 
     public func reassignItem(campaignID: String, seq: Int64, reviewer: String) throws -> Bool {
         try db.run(
-            "UPDATE review_items SET reviewer = ? WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
+            "UPDATE review_items SET reviewer = ?, assignment = 'reassigned' "
+                + "WHERE campaign_id = ? AND seq = ? AND decision IS NULL",
             [.text(reviewer), .text(campaignID), .integer(seq)]) == 1
+    }
+
+    public func delegateItem(campaignID: String, seq: Int64, from: [String], to: String, by: String, reason: String)
+        throws -> Bool
+    {
+        // `reviewer IS ?` also matches NULL: the item must still be where the delegator found it.
+        try db.run(
+            "UPDATE review_items SET reviewer = ?, assignment = 'delegated', delegated_by = ?, delegation_reason = ? "
+                + "WHERE campaign_id = ? AND seq = ? AND decision IS NULL AND reviewer IS ?",
+            [
+                .text(to), .text(by), .text(reason), .text(campaignID), .integer(seq), Self.reviewerValue(from),
+            ]) == 1
+    }
+
+    public func campaignsToEscalate(now: Double, window: Double) throws -> [ReviewCampaignRecord] {
+        var out: [ReviewCampaignRecord] = []
+        try db.query(
+            "SELECT \(Self.campaignColumns) FROM review_campaigns c WHERE state = 'open' AND due > ? AND due <= ? "
+                + "AND due - created > ? AND EXISTS (SELECT 1 FROM review_items i WHERE i.campaign_id = c.id "
+                + "AND i.assignment = 'manager' AND i.decision IS NULL)",
+            [.real(now), .real(now + window), .real(window)]
+        ) { out.append(campaign($0)) }
+        return out
+    }
+
+    public func itemsToEscalate(campaignID: String) throws -> [ReviewItemRecord] {
+        var out: [ReviewItemRecord] = []
+        try db.query(
+            "SELECT \(Self.itemColumns) FROM review_items WHERE campaign_id = ? "
+                + "AND assignment = 'manager' AND decision IS NULL ORDER BY seq",
+            [.text(campaignID)]
+        ) { out.append(item($0)) }
+        return out
+    }
+
+    public func escalateItem(campaignID: String, seq: Int64, reviewers: [String], now: Double) throws -> Bool {
+        try db.run(
+            "UPDATE review_items SET original_reviewer = reviewer, reviewer = ?, assignment = 'escalated', "
+                + "escalated = ? WHERE campaign_id = ? AND seq = ? AND assignment = 'manager' AND decision IS NULL",
+            [Self.reviewerValue(reviewers), .real(now), .text(campaignID), .integer(seq)]) == 1
     }
 
     public func closeCampaign(id: String, now: Double) throws {
@@ -109,11 +161,12 @@ extension SQLiteSession {
 
     public func insertItem(campaignID: String, _ i: ReviewItemRecord) throws {
         try db.run(
-            "INSERT INTO review_items(campaign_id, \(Self.itemColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO review_items(campaign_id, seq, person_id, user_name, display_name, package, reviewer, "
+                + "assignment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(campaignID), .integer(i.seq), .text(i.personID), .text(i.userName),
-                i.displayName.map { .text($0) } ?? .null, .text(i.package),
-                i.reviewer.map { .text($0) } ?? .null, .null, .null, .null, .null,
+                i.displayName.map { .text($0) } ?? .null, .text(i.package), Self.reviewerValue(i.reviewers),
+                i.assignment.map { .text($0.rawValue) } ?? .null,
             ])
     }
 
@@ -164,5 +217,34 @@ extension SQLiteSession {
             if let p = $0.text(0) { out.insert(p) }
         }
         return out
+    }
+}
+
+extension SQLiteSession {
+    public func holdings(personID: String) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        try db.query("SELECT package, since FROM package_holdings WHERE person_id = ?", [.text(personID)]) {
+            out[$0.text(0) ?? ""] = $0.value(1).double
+        }
+        return out
+    }
+
+    public func holdingSince(personID: String, package: String) throws -> Double? {
+        var out: Double?
+        try db.query(
+            "SELECT since FROM package_holdings WHERE person_id = ? AND package = ?", [.text(personID), .text(package)]
+        ) { out = $0.value(0).double }
+        return out
+    }
+
+    public func recordHolding(personID: String, package: String, since: Double) throws {
+        try db.run(
+            "INSERT OR IGNORE INTO package_holdings(person_id, package, since) VALUES (?, ?, ?)",
+            [.text(personID), .text(package), .real(since)])
+    }
+
+    public func removeHolding(personID: String, package: String) throws {
+        try db.run(
+            "DELETE FROM package_holdings WHERE person_id = ? AND package = ?", [.text(personID), .text(package)])
     }
 }
