@@ -196,8 +196,17 @@ func eventually(
         let p = try Policy.parse(
             Array(bytes), userType: registryForTests.resourceType(named: "User")!, knownTypes: testConnectors.types,
             environment: ["SCIMHUB_EHR_TOKEN": "t", "SCIMHUB_LDAP_PASSWORD": "p"])
-        #expect(p.packages.count == 10)
+        #expect(p.packages.count == 13)
         #expect(p.enabledTargets.map(\.name) == ["ehr", "imaging", "admin"])
+        // What the README and the demo name: a break-glass package, requestable packages with one
+        // and two stages, separation-of-duties rules in both modes, and a description on every package.
+        #expect(p.packages.first { $0.name == "emergency-physician" }?.breakGlassMaxHours == 8)
+        #expect(p.packages.first { $0.name == "clinic-reports" }?.requestable?.approval == [.manager])
+        #expect(
+            p.packages.first { $0.name == "billing-cover" }?.requestable?.approval
+                == [.manager, .group("Finance Approvers")])
+        #expect(Set(p.separationOfDuties.map(\.mode)) == [.record, .enforce])
+        #expect(p.packages.allSatisfy { !$0.description.isEmpty })
         // Every target's settings are valid for its plugin (statements parse, parameters are known).
         for t in p.enabledTargets { _ = try testConnectors.make(t) }
     }
