@@ -41,7 +41,7 @@ extension RequestEndpoints {
 
     private func days(_ o: JSONObject) throws -> Double? {
         guard let v = o["days"] else { return nil }
-        guard let d = v.numberValue?.double else { throw SCIMError.invalidValue("'days' must be a number") }
+        guard let d = v.numberValue?.double, d.isFinite else { throw SCIMError.invalidValue("'days' must be a number") }
         return d
     }
 
@@ -110,11 +110,11 @@ extension RequestEndpoints {
     /// `{"days"?, "justification"}` → 201 with the extension request.
     func extend(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         let s = try service()
-        let o = try body(ctx, keys: ["days", "justification"])
+        let o = try body(ctx, keys: ["days", "justification", "sodReason"])
         let r = try governed {
             try s.extend(
                 id: id, days: try days(o), justification: o["justification"]?.stringValue ?? "",
-                principal: ctx.principal, requestID: ctx.requestID)
+                sodReason: o["sodReason"]?.stringValue, principal: ctx.principal, requestID: ctx.requestID)
         }
         return ok(201, r)
     }
@@ -144,7 +144,7 @@ extension RequestEndpoints {
             ) { try self.requireStepUp(ctx, action: "a separation-of-duties exception") }
         }
         return jsonResponse(
-            201, SoDExceptions.json(e, now: Date().timeIntervalSince1970), contentType: "application/json")
+            201, SoDExceptions.json(e, now: s.clock.now()), contentType: "application/json")
     }
 
     func listExceptions(_ ctx: RequestContext) throws -> HTTPResponse {
@@ -152,7 +152,7 @@ extension RequestEndpoints {
         let state = ctx.request.queryValue("state")
         guard state == nil || state == "active" else { throw SCIMError.invalidValue("'state' must be 'active'") }
         let list = try store.read { try $0.sodExceptions(activeOnly: state != nil, limit: 500) }
-        let now = Date().timeIntervalSince1970
+        let now = try exceptionService().clock.now()
         return jsonResponse(
             200, .object(JSONObject(["exceptions": .array(list.map { SoDExceptions.json($0, now: now) })])),
             contentType: "application/json")
@@ -162,7 +162,7 @@ extension RequestEndpoints {
         let s = try exceptionService()
         let e = try governed { try s.end(id: id, principal: ctx.principal, requestID: ctx.requestID) }
         return jsonResponse(
-            200, SoDExceptions.json(e, now: Date().timeIntervalSince1970), contentType: "application/json")
+            200, SoDExceptions.json(e, now: s.clock.now()), contentType: "application/json")
     }
 }
 

@@ -129,8 +129,12 @@ extension Policy {
         }
         // Approved requests count like rules: separation of duties applies to them (the request
         // was checked when made, but the policy may have changed since).
+        // A review's revocation does not apply: any revocation seen here is older than the
+        // grant (a later one ends the request). A credential requirement does.
         for (name, why) in overrides.requested.sorted(by: { $0.key < $1.key })
-        where !out.contains(where: { $0.package == name }) && packages.contains(where: { $0.name == name }) {
+        where !out.contains(where: { $0.package == name })
+            && packages.contains(where: { $0.name == name && (!$0.requiresCredential || credentialInForce) })
+        {
             out.append(PackageGrant(package: name, reason: "request: \(why)"))
         }
         // Separation of duties: an `enforce` rule withholds its last package from whoever would

@@ -29,17 +29,32 @@ public struct NotificationTemplate: Sendable, Equatable {
     /// The file form.
     public var file: String { "Subject: \(subject)\n\n\(body)\n" }
 
-    /// Fills the placeholders; a value never spans lines in the subject (it is a header).
+    /// Fills the placeholders in one pass over the template, so a value that itself holds
+    /// `{{…}}` (a user name a feed chose) stays text; a subject (a header) gets no control or
+    /// line-separator characters from any value. Unknown placeholders stay as written.
     public func render(_ values: [String: String]) -> (subject: String, body: String) {
-        func fill(_ s: String, singleLine: Bool) -> String {
-            var out = s
-            for (k, v) in values {
-                let value = singleLine ? String(v.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }) : v
-                out = out.replacingOccurrences(of: "{{\(k)}}", with: value)
+        func fill(_ s: String, header: Bool) -> String {
+            var out = ""
+            var rest = Substring(s)
+            while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
+                out += rest[..<open.lowerBound]
+                let key = String(rest[open.upperBound..<close.lowerBound])
+                if let v = values[key] {
+                    out += header ? String(v.unicodeScalars.filter { !Self.breaksHeader($0) }) : v
+                } else {
+                    out += rest[open.lowerBound..<close.upperBound]
+                }
+                rest = rest[close.upperBound...]
             }
-            return out
+            return out + rest
         }
-        return (fill(subject, singleLine: true), fill(body, singleLine: false))
+        return (fill(subject, header: true), fill(body, header: false))
+    }
+
+    /// Control characters and line or paragraph separators (NEL, U+2028, U+2029).
+    static func breaksHeader(_ u: Unicode.Scalar) -> Bool {
+        let c = u.properties.generalCategory
+        return c == .control || c == .lineSeparator || c == .paragraphSeparator
     }
 
     static func placeholders(in s: String) -> Set<String> {

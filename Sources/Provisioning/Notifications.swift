@@ -124,7 +124,7 @@ public final class Notifier: Sendable {
         if settings.email != nil {
             // Configured recipients may name a Group (`group:<displayName>`): its active members' addresses.
             let configured = (settings.recipients[event.rawValue] ?? []) + (settings.recipients["*"] ?? [])
-            let addresses = Set(try People.addresses(w.connection, of: configured, now: now) + extra)
+            let addresses = Set(try People.addresses(w.connection, of: configured, now: now, groups: true) + extra)
             for a in addresses.sorted() where Self.isAddress(a) {
                 try w.connection.insertNotification(
                     NotificationRecord(

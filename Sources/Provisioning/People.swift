@@ -74,11 +74,14 @@ public enum People {
     }
 
     /// Where to write to the people named: a name that is an address is used as is; a user
-    /// name gives that User's e-mail; `group:<displayName>` gives its active members'.
-    public static func addresses(_ conn: any StoreSession, of names: [String], now: Double) throws -> [String] {
+    /// name gives that User's e-mail. With `groups` (names from the configuration or the
+    /// policy, never from a feed), `group:<displayName>` gives its active members'.
+    public static func addresses(_ conn: any StoreSession, of names: [String], now: Double, groups: Bool = false)
+        throws -> [String]
+    {
         var out: [String] = []
         for name in names where !name.isEmpty {
-            if name.hasPrefix("group:") {
+            if groups, name.hasPrefix("group:") {
                 out += try members(conn, ofGroup: String(name.dropFirst(6)), now: now).compactMap { email($0.doc) }
             } else if Notifier.isAddress(name) {
                 out.append(name)

@@ -125,7 +125,11 @@ public struct RequestPolicy: Sendable {
                 throw PolicyError("\(at).approval[\(i)] must be \"manager\" or \"group:<displayName>\"")
             }
         }
-        guard Set(stages.map { "\($0)" }).count == stages.count else {
+        let canonicalStages = stages.map { s -> String in
+            if case .group(let g) = s { return "group:" + Identifier.canonical(g) }
+            return "manager"
+        }
+        guard Set(canonicalStages).count == stages.count else {
             throw PolicyError("\(at).approval names the same stage twice")
         }
         var r = RequestPolicy(approval: stages, maxDays: maxDays)

@@ -19,7 +19,7 @@ public final class SoDExceptions: HubService {
     let store: any HubStore
     let engine: ProvisioningEngine?
     let logger: Logger
-    let clock: any WallClock
+    public let clock: any WallClock
     private let timer: DeadlineThread
 
     /// The longest exception: a year, then it is decided again.
@@ -66,7 +66,7 @@ public final class SoDExceptions: HubService {
         guard !why.isEmpty, why.utf8.count <= 1000 else {
             throw GovernanceError.invalid("'reason' is required (at most 1,000 characters)")
         }
-        guard days > 0, days <= Self.maxDays else {
+        guard days.isFinite, days > 0, days <= Self.maxDays else {
             throw GovernanceError.invalid("'days' must be more than 0 and at most \(Int(Self.maxDays))")
         }
         let target = try store.read { conn -> StoredResource in
@@ -79,7 +79,13 @@ public final class SoDExceptions: HubService {
             return p
         }
         let userName = target.doc["userName"]?.stringValue ?? target.id
-        guard Identifier.canonical(userName) != Identifier.canonical(principal.name) else {
+        // By people and tokens: not the person, nor anyone whose token chain leads to them.
+        let (people, me) = try store.read { c in
+            (try Tokens.people(c, tokenID: principal.tokenID), try People.user(c, userName: principal.name))
+        }
+        guard Identifier.canonical(userName) != Identifier.canonical(principal.name),
+            !people.contains(Identifier.canonical(userName)), me?.id != target.id
+        else {
             throw GovernanceError.forbidden("nobody grants an exception for themselves")
         }
         try authorize()
@@ -87,19 +93,28 @@ public final class SoDExceptions: HubService {
             id: UUIDv7.make(), rule: rule, personID: target.id, userName: userName, owner: owner, reason: why,
             createdBy: principal.name, created: now, expires: now + days * 86400)
         let engine = self.engine
-        try store.write { w in
-            try w.connection.insertSoDException(record)
-            try AuditLog.append(
-                w,
-                .now(
-                    principal: principal.name, action: "sod.exception", resourceType: "User", resourceID: target.id,
-                    attributes: [rule, "owner \(owner)", "until \(Timestamp.format(record.expires))"],
-                    requestID: requestID))
-            try engine?.enqueue(w, personID: target.id, person: target.doc)
+        try AccessRequests.oneAtATime("an exception to '\(rule)' for this person is already in force") {
+            try store.write { w in
+                try Self.insert(w, record, target: target, principal: principal, engine: engine, requestID: requestID)
+            }
         }
         engine?.wake()
         timer.poke()
         return record
+    }
+
+    private static func insert(
+        _ w: any StoreWriter, _ record: SoDExceptionRecord, target: StoredResource, principal: Principal,
+        engine: ProvisioningEngine?, requestID: String
+    ) throws {
+        try w.connection.insertSoDException(record)
+        try AuditLog.append(
+            w,
+            .now(
+                principal: principal.name, action: "sod.exception", resourceType: "User", resourceID: target.id,
+                attributes: [record.rule, "owner \(record.owner)", "until \(Timestamp.format(record.expires))"],
+                requestID: requestID))
+        try engine?.enqueue(w, personID: target.id, person: target.doc)
     }
 
     /// Ends an exception before its expiry.

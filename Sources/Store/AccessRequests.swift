@@ -38,17 +38,20 @@ public struct ApprovalStageRecord: Sendable, Equatable {
     }
 }
 
-/// One approval given.
+/// One approval given, with the token it was given through (whoever minted that token may
+/// not approve another stage).
 public struct RequestApproval: Sendable, Equatable {
     public let stage: Int
     public let by: String
     public let reason: String
     public let at: Double
-    public init(stage: Int, by: String, reason: String, at: Double) {
+    public let token: String?
+    public init(stage: Int, by: String, reason: String, at: Double, token: String? = nil) {
         self.stage = stage
         self.by = by
         self.reason = reason
         self.at = at
+        self.token = token
     }
 }
 
@@ -62,6 +65,8 @@ public struct AccessRequestRecord: Sendable, Equatable {
     /// Who asked: the beneficiary, or their manager; and the token used.
     public let requestedBy: String
     public let requestedByToken: String?
+    /// The requester's User id: four eyes compare people, not names a feed may change.
+    public var requesterID: String?
     public let justification: String
     public let days: Double
     public let created: Double

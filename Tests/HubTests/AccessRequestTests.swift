@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import HubBase
+import Synchronization
 import Testing
 import EHRTestServer
 import Hub
@@ -27,7 +28,9 @@ import TestSupport
         + #""grants": {"ehr": ["clinic-reporting"]}, "requestable": {"requesters": "title eq \"Receptionist\" or "#
         + #"title eq \"Manager\"", "approval": ["manager"], "maxDays": 30, "extension": true, "noticeDays": 7}}, "#
         + #"{"name": "billing", "groups": ["Billing Office"], "grants": {"ehr": ["billing"]}, "#
-        + #""requestable": {"approval": ["manager", "group:Finance Approvers"], "maxDays": 90}}"#
+        + #""requestable": {"approval": ["manager", "group:Finance Approvers"], "maxDays": 90}}, "#
+        + #"{"name": "lab-cover", "grants": {"ehr": ["lab-results"]}, "requiresCredential": true, "#
+        + #""requestable": {"approval": ["manager"], "maxDays": 7}}"#
 
     /// `enforce`: nobody prescribes and bills; `record`: reports with billing is reported.
     static let sod =
@@ -165,8 +168,8 @@ import TestSupport
         #expect(filed.status == 201, "\(filed.text)")
         let id = try #require(filed.object["id"]?.stringValue)
         #expect(filed.object["days"]?.numberValue?.double == 90, "the package's maximum by default")
-        // Fiona is an approver, but not of the first stage.
-        #expect(try post(hub, "/admin/requests/\(id)/approve", fiona, #"{"reason": "ok"}"#).status == 403)
+        // Fiona is an approver, but not of the first stage: to her it does not exist yet.
+        #expect(try post(hub, "/admin/requests/\(id)/approve", fiona, #"{"reason": "ok"}"#).status == 404)
         #expect(try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "ok"}"#).status == 200)
         // Mike is in the group too, but nobody approves two stages.
         let twice = try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "again"}"#)
@@ -256,6 +259,138 @@ import TestSupport
         #expect(r["state"]?.stringValue == "ended" && r["decisionReason"]?.stringValue == "revoked by access review")
     }
 
+    @Test func endingAGrant_cancelsItsPendingExtension_andExtensionsKeepToTheTerms() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let (rosa, mike, _, _) = try ward(hub)
+        let id = try #require(
+            try post(hub, "/admin/requests", rosa, #"{"package": "clinic-reports", "justification": "x", "days": 10}"#)
+                .object["id"]?.stringValue)
+        #expect(try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "ok"}"#).status == 200)
+        // Held at most 30 days from now: 10 still run, so at most 20 more.
+        let long = try post(hub, "/admin/requests/\(id)/extend", rosa, #"{"days": 21, "justification": "x"}"#)
+        #expect(long.status == 400 && long.text.contains("at most 20"), "\(long.text)")
+        let ext = try post(hub, "/admin/requests/\(id)/extend", rosa, #"{"days": 5, "justification": "x"}"#)
+        #expect(ext.status == 201, "\(ext.text)")
+        let extID = try #require(ext.object["id"]?.stringValue)
+        let again = try post(hub, "/admin/requests/\(id)/extend", rosa, #"{"days": 5, "justification": "x"}"#)
+        #expect(again.status == 409, "one extension waits at a time: \(again.text)")
+        // The manager ends the grant: the extension has nothing left to extend.
+        let ended = try post(hub, "/admin/requests/\(id)/end", mike, #"{"reason": "cover no longer needed"}"#)
+        #expect(ended.status == 200 && ended.object["state"]?.stringValue == "ended", "\(ended.text)")
+        eventually("taken back") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        #expect(
+            try hub.call("GET", "/admin/requests/\(extID)", token: rosa).object["state"]?.stringValue == "cancelled")
+        #expect(try post(hub, "/admin/requests/\(extID)/approve", mike, #"{"reason": "ok"}"#).status == 409)
+        #expect(try post(hub, "/admin/requests/\(id)/extend", rosa, #"{"justification": "x"}"#).status == 409)
+        #expect(ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"])
+        // A package that allows no extension.
+        let fionaID = try staff(hub, "fiona@x.org", title: "Accountant")
+        try group(hub, "Finance Approvers", members: [fionaID])
+        let billing = try #require(
+            try post(hub, "/admin/requests", rosa, #"{"package": "billing", "justification": "x"}"#).object["id"]?
+                .stringValue)
+        #expect(try post(hub, "/admin/requests/\(billing)/approve", mike, #"{"reason": "ok"}"#).status == 200)
+        let fiona = try hub.makeToken("fiona@x.org", [.request])
+        #expect(try post(hub, "/admin/requests/\(billing)/approve", fiona, #"{"reason": "ok"}"#).status == 200)
+        let noExt = try post(hub, "/admin/requests/\(billing)/extend", rosa, #"{"justification": "x"}"#)
+        #expect(noExt.status == 409 && noExt.text.contains("does not allow extensions"), "\(noExt.text)")
+    }
+
+    @Test func fourEyes_holdAcrossTokenChains_andManagersAskingForReports() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let directorID = try staff(hub, "dora@x.org", title: "Manager")
+        let mikeID = try staff(hub, "mike@x.org", title: "Manager", manager: directorID)
+        try staff(hub, "rosa@x.org", title: "Receptionist", manager: mikeID)
+        try staff(hub, "nina@x.org", title: "Receptionist")  // no manager: administrators approve
+        let mike = try hub.makeToken("mike@x.org", [.request])
+        let dora = try hub.makeToken("dora@x.org", [.request])
+        // A manager asking for a report: their own manager approves, not they.
+        let forRosa = try post(
+            hub, "/admin/requests", mike, #"{"package": "clinic-reports", "justification": "x", "for": "rosa@x.org"}"#)
+        #expect(forRosa.object["awaiting"]?.stringValue == "the manager, dora@x.org", "\(forRosa.text)")
+        let forID = try #require(forRosa.object["id"]?.stringValue)
+        #expect(try post(hub, "/admin/requests/\(forID)/approve", mike, #"{"reason": "mine"}"#).status == 403)
+        #expect(try post(hub, "/admin/requests/\(forID)/approve", dora, #"{"reason": "ok"}"#).status == 200)
+        // An administrator who minted Nina's token cannot approve what was asked through it.
+        let carol = try hub.makeToken("carol", [.admin])
+        let carolID = try #require(Tokens.publicID(carol))
+        let nina = try hub.server.store.write { w in
+            try Tokens.create(
+                w, principal: "nina@x.org", scopes: [.request], now: 0, mintedBy: "carol", mintedByToken: carolID
+            ).token
+        }
+        let filed = try post(hub, "/admin/requests", nina, #"{"package": "clinic-reports", "justification": "x"}"#)
+        let id = try #require(filed.object["id"]?.stringValue, "\(filed.text)")
+        #expect(filed.object["awaiting"]?.stringValue?.contains("no active manager") == true)
+        let own = try post(hub, "/admin/requests/\(id)/approve", carol, #"{"reason": "fine"}"#)
+        #expect(own.status == 403 && own.text.contains("nobody approves"), "\(own.text)")
+        // Two administrators at once: one wins, the other is told it was decided.
+        let other = try hub.makeToken("olga", [.admin])
+        let results = Mutex<[Int]>([])
+        let group = DispatchGroup()
+        for token in [hub.admin, other] {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                let status = (try? post(hub, "/admin/requests/\(id)/approve", token, #"{"reason": "ok"}"#))?.status
+                results.withLock { $0.append(status ?? 0) }
+            }.start()
+        }
+        group.wait()
+        #expect(results.withLock { $0.sorted() } == [200, 409])
+    }
+
+    @Test func strangers_cannotSeeOrTouch_someoneElsesRequest() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let (rosa, mike, _, _) = try ward(hub)
+        try staff(hub, "peter@x.org", title: "Physician")
+        let peter = try hub.makeToken("peter@x.org", [.request])
+        let id = try #require(
+            try post(hub, "/admin/requests", rosa, #"{"package": "clinic-reports", "justification": "x"}"#).object[
+                "id"]?.stringValue)
+        for action in ["approve", "deny", "cancel", "end", "extend"] {
+            let r = try post(hub, "/admin/requests/\(id)/\(action)", peter, #"{"reason": "x"}"#)
+            #expect(r.status == 404 || (action == "extend" && r.status == 400), "\(action): \(r.status) \(r.text)")
+        }
+        #expect(try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "ok"}"#).status == 200)
+        #expect(try post(hub, "/admin/requests/\(id)/end", peter, #"{"reason": "x"}"#).status == 404)
+        let list = try hub.call("GET", "/admin/requests", token: peter).object["requests"]?.arrayValue
+        #expect(list?.isEmpty == true)
+        #expect(try hub.call("GET", "/admin/requests", token: rosa).object["requests"]?.arrayValue?.count == 1)
+    }
+
+    @Test func aRequestedPackage_thatNeedsACredential_isHeldOnlyWhileItIsInForce() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let mikeID = try staff(hub, "mike@x.org", title: "Manager")
+        var body = person("lia@x.org", title: "Receptionist", status: "suspended")
+        body =
+            String(body.dropLast()) + #","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":"#
+            + #"{"manager":{"value":"\#(mikeID)"}}}"#
+        let created = try hub.call("POST", "/scim/v2/Users", body: body)
+        let liaID = try #require(created.object["id"]?.stringValue, "\(created.text)")
+        eventually("provisioned") { ehr.snapshot()["lia@x.org"]?.roles == ["scheduling"] }
+        let lia = try hub.makeToken("lia@x.org", [.request])
+        let mike = try hub.makeToken("mike@x.org", [.request])
+        let id = try #require(
+            try post(hub, "/admin/requests", lia, #"{"package": "lab-cover", "justification": "x"}"#).object["id"]?
+                .stringValue)
+        #expect(try post(hub, "/admin/requests/\(id)/approve", mike, #"{"reason": "ok"}"#).status == 200)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(ehr.snapshot()["lia@x.org"]?.roles == ["scheduling"], "no lab results while suspended")
+        let restore =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","#
+            + #""path":"urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User:credentialStatus","#
+            + #""value":"active"}]}"#
+        #expect(try hub.call("PATCH", "/scim/v2/Users/\(liaID)", body: restore).status == 200)
+        eventually("lab results once the credential is in force") {
+            ehr.snapshot()["lia@x.org"]?.roles == ["scheduling", "lab-results"]
+        }
+    }
+
     @Test func aPendingRequest_lapses_whenNobodyDecides() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }
@@ -335,6 +470,22 @@ import TestSupport
         eventually("withheld again at expiry") { ehr.snapshot()["peter@x.org"]?.roles == ["physician"] }
         let listed = try hub.call("GET", "/admin/sod/exceptions", token: hub.admin).object["exceptions"]?.arrayValue
         #expect(listed?.first?.objectValue?["state"]?.stringValue == "ended")
+        // Not for oneself, also not through a token named otherwise but minted by the person.
+        let peterAdmin = try hub.makeToken("peter@x.org", [.admin])
+        let peterSecret = try hub.enrolTOTP(peterAdmin)
+        let selfGrant = try post(
+            hub, "/admin/sod/exceptions", peterAdmin, body, headers: [("X-ScimHub-TOTP", LiveHub.totp(peterSecret))])
+        #expect(selfGrant.status == 403 && selfGrant.text.contains("nobody grants"), "\(selfGrant.text)")
+        // Ended early by an administrator: withheld again at once.
+        let again = try post(
+            hub, "/admin/sod/exceptions", hub.admin, body,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret, stepOffset: 1))])
+        #expect(again.status == 201, "\(again.text)")
+        eventually("billing again") { ehr.snapshot()["peter@x.org"]?.roles == ["billing", "physician"] }
+        let exceptionID = try #require(again.object["id"]?.stringValue)
+        let end = try post(hub, "/admin/sod/exceptions/\(exceptionID)/end", hub.admin, "{}")
+        #expect(end.status == 200 && end.object["state"]?.stringValue == "ended", "\(end.text)")
+        eventually("withheld after the early end") { ehr.snapshot()["peter@x.org"]?.roles == ["physician"] }
         let audit = try hub.call("GET", "/admin/audit?resourceId=\(peterID)", token: hub.admin).text
         #expect(audit.contains("sod.exception") && audit.contains("sod.exception-expire"))
     }

@@ -6,7 +6,7 @@ extension SQLiteSession {
     private static let requestColumns =
         "id, person_id, user_name, package, requested_by, requested_by_token, justification, days, created, stages, "
         + "sod_rules, extends, lapses, state, stage, approvals, decided_by, decision_reason, decided, granted, "
-        + "expires, notice_at"
+        + "expires, notice_at, requester_id"
 
     private func request(_ r: SQLiteRow) -> AccessRequestRecord {
         let stages = Self.jsonArray(r.text(9)).compactMap { v -> ApprovalStageRecord? in
@@ -25,7 +25,7 @@ extension SQLiteSession {
             guard let o = v.objectValue, let by = o["by"]?.stringValue else { return nil }
             return RequestApproval(
                 stage: Int(o["stage"]?.numberValue?.int64 ?? 0), by: by, reason: o["reason"]?.stringValue ?? "",
-                at: o["at"]?.numberValue?.double ?? 0)
+                at: o["at"]?.numberValue?.double ?? 0, token: o["token"]?.stringValue)
         }
         out.decidedBy = r.text(16)
         out.decisionReason = r.text(17)
@@ -33,6 +33,7 @@ extension SQLiteSession {
         out.granted = r.isNull(19) ? nil : r.value(19).double
         out.expires = r.isNull(20) ? nil : r.value(20).double
         out.noticeAt = r.isNull(21) ? nil : r.value(21).double
+        out.requesterID = r.text(22)
         return out
     }
 
@@ -56,7 +57,7 @@ extension SQLiteSession {
                         .object(
                             JSONObject([
                                 "stage": .int($0.stage), "by": .string($0.by), "reason": .string($0.reason),
-                                "at": .number(JSONNumber($0.at)),
+                                "at": .number(JSONNumber($0.at)), "token": $0.token.map { .string($0) } ?? .null,
                             ]))
                     })), as: UTF8.self)
     }
@@ -76,7 +77,7 @@ extension SQLiteSession {
         try db.run(
             """
             INSERT INTO access_requests(\(Self.requestColumns))
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(r.id), .text(r.personID), .text(r.userName), .text(r.package), .text(r.requestedBy),
@@ -85,7 +86,7 @@ extension SQLiteSession {
                 Self.optional(r.extends), .real(r.lapses), .text(r.state.rawValue), .integer(Int64(r.stage)),
                 .text(Self.approvalsText(r.approvals)), Self.optional(r.decidedBy), Self.optional(r.decisionReason),
                 Self.optional(r.decided), Self.optional(r.granted), Self.optional(r.expires),
-                Self.optional(r.noticeAt),
+                Self.optional(r.noticeAt), Self.optional(r.requesterID),
             ])
     }
 

@@ -447,6 +447,21 @@ enum Migrations {
             ) WITHOUT ROWID;
             """ + holdingsBackfill
         ),
+        (
+            19,
+            """
+            -- Four eyes compare people: the requester's User id, not only a name a feed may change.
+            ALTER TABLE access_requests ADD COLUMN requester_id TEXT;
+            -- At most one pending and one granted request per person and package (an extension
+            -- waits beside its grant); one exception in force per person and rule. Two requests
+            -- racing each other: the second insert fails and is answered 409.
+            CREATE UNIQUE INDEX access_requests_one_pending ON access_requests(person_id, package)
+                WHERE state = 'pending';
+            CREATE UNIQUE INDEX access_requests_one_granted ON access_requests(person_id, package)
+                WHERE state = 'granted';
+            CREATE UNIQUE INDEX sod_exceptions_one_in_force ON sod_exceptions(person_id, rule) WHERE ended IS NULL;
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the
