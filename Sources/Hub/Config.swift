@@ -150,6 +150,11 @@ public struct HubConfig: Sendable {
                     throw ConfigError("reviewDueDays must be a number of days in 0...366")
                 }
                 c.reviewDueDays = d
+            case "targetUnavailableMinutes":
+                guard let d = v.numberValue?.double, d >= 0, d <= 1440 else {
+                    throw ConfigError("targetUnavailableMinutes must be a number of minutes in 0...1440")
+                }
+                c.engine.unavailableNoticeSeconds = d * 60
             case "reviewReminderDays":
                 guard let d = v.numberValue?.double, d >= 0, d <= 366 else {
                     throw ConfigError("reviewReminderDays must be a number of days in 0...366")

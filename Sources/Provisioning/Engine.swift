@@ -24,6 +24,9 @@ public struct EngineOptions: Sendable {
     /// open before one probe job is let through (half-open).
     public var breakerThreshold = 5
     public var breakerOpenSeconds: Double = 10
+    /// A target whose circuit has been open this long is announced unavailable
+    /// (`target.unavailable`); a shorter blip is not. Its recovery is announced only after that.
+    public var unavailableNoticeSeconds: Double = 300
     /// The dispatcher sleeps until the next due job or a wake-up; this is the longest it
     /// sleeps, for jobs another process (the CLI's remediation) enqueued without waking it.
     public var pollInterval: Double = 5
@@ -77,6 +80,8 @@ public final class ProvisioningEngine: HubService {
         var breakers: [String: CircuitBreaker] = [:]
         /// Targets whose outage was announced, until it is announced over.
         var announcedDown = Set<String>()
+        /// When each target's circuit opened, until it closes again.
+        var downSince: [String: Double] = [:]
         /// When each target's last dead letter was announced: a burst (an outage that outlives
         /// the retries) makes one message per quarter hour, not one per person.
         var deadLetterAnnounced: [String: Double] = [:]
@@ -321,25 +326,40 @@ public final class ProvisioningEngine: HubService {
                 let outcome = self.run(job, target)
                 let now = clock.now()
                 if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
-                let (recovered, opened, back) = runtime.withLock { r -> (Bool, Bool, Bool) in
+                let (recovered, opened, back, tripped) = runtime.withLock { r -> (Bool, Bool, Bool, Bool) in
                     r.running.remove(key)
                     r.inFlight[target.name, default: 1] -= 1
                     var b = r.breakers[target.name, default: newBreaker()]
                     let before = b.state
                     let recovered = b.finished(outcome, now: now)
                     r.breakers[target.name] = b
-                    // Announced once per outage: when a closed circuit opens, and when it closes again.
-                    var opened = false
+                    // Announced once per outage that lasts `unavailableNoticeSeconds`: at the first
+                    // outcome after that long (the half-open probes keep coming while work waits),
+                    // and its end once the circuit closes again.
+                    var tripped = false
                     if case .open = b.state, case .closed = before {
+                        r.downSince[target.name] = now
+                        tripped = true
+                    }
+                    var opened = false
+                    if !recovered, let since = r.downSince[target.name],
+                        now - since >= options.unavailableNoticeSeconds
+                    {
                         opened = r.announcedDown.insert(target.name).inserted
                     }
+                    if recovered { r.downSince[target.name] = nil }
                     let back = recovered && r.announcedDown.remove(target.name) != nil
-                    return (recovered, opened, back)
+                    return (recovered, opened, back, tripped)
                 }
-                if opened {
+                if tripped {
                     logger.warning(
                         "circuit opened: target unreachable, jobs wait",
                         ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
+                }
+                if opened {
+                    logger.warning(
+                        "target unavailable: its circuit has been open for a while, jobs wait",
+                        ["target": target.name, "notice.seconds": String(options.unavailableNoticeSeconds)])
                     announce(.targetUnavailable, ["target": target.name])
                 }
                 if recovered { targetRecovered(target.name) }

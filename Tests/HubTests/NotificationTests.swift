@@ -182,6 +182,54 @@ import TestSupport
         #expect(try outbox(hub).filter { $0["subject"]?.stringValue?.contains("needs attention") == true }.count == 1)
     }
 
+    @Test func anOutage_isAnnouncedOnceItLastsTheNoticeTime_andItsEnd() throws {
+        ehr.setFault(.error5xx)
+        let settings = try HubConfig.notificationSettings(
+            try JSONParser().parse(
+                Array(
+                    (#"{"email": {"url": "smtp://127.0.0.1:9", "from": "hub@clinic.example", "tls": "none"},"#
+                        + #""recipients": {"*": ["identity@clinic.example"]}}"#).utf8)))
+        let hub = try LiveHub(policy: policy) {
+            $0.notifications = settings
+            $0.engine.breakerThreshold = 2
+            $0.engine.unavailableNoticeSeconds = 1
+        }
+        defer { hub.stop(); ehr.stop() }
+        #expect(
+            try hub.call("POST", "/scim/v2/Users", body: person("desk1@x.org", title: "Receptionist")).status == 201)
+        eventually("announced after a second of outage") {
+            try outbox(hub).contains { $0["event"]?.stringValue == "target.unavailable" }
+        }
+        ehr.setFault(.none)
+        eventually("provisioned once back") { ehr.snapshot()["desk1@x.org"]?.active == true }
+        eventually("its end announced") { try outbox(hub).contains { $0["event"]?.stringValue == "target.recovered" } }
+        #expect(try outbox(hub).filter { $0["event"]?.stringValue == "target.unavailable" }.count == 1)
+    }
+
+    @Test func aBlipShorterThanTheNoticeTime_isNotAnnounced() throws {
+        ehr.setFault(.error5xx)
+        let settings = try HubConfig.notificationSettings(
+            try JSONParser().parse(
+                Array(
+                    (#"{"email": {"url": "smtp://127.0.0.1:9", "from": "hub@clinic.example", "tls": "none"},"#
+                        + #""recipients": {"*": ["identity@clinic.example"]}}"#).utf8)))
+        let hub = try LiveHub(policy: policy) {
+            $0.notifications = settings
+            $0.engine.breakerThreshold = 2
+        }
+        defer { hub.stop(); ehr.stop() }
+        #expect(
+            try hub.call("POST", "/scim/v2/Users", body: person("desk1@x.org", title: "Receptionist")).status == 201)
+        eventually("the circuit opens") {
+            try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?.first?
+                .objectValue?["circuit"]?.stringValue.map { $0 != "closed" } == true
+        }
+        ehr.setFault(.none)
+        eventually("provisioned once back") { ehr.snapshot()["desk1@x.org"]?.active == true }
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(try outbox(hub).allSatisfy { !($0["event"]?.stringValue ?? "").hasPrefix("target.") })
+    }
+
     @Test func templateFiles_replaceTheWording() throws {
         let smtp = try SMTPServer()
         let dir = TemporaryDirectory()
