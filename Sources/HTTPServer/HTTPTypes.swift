@@ -235,3 +235,36 @@ public struct HTTPLimits: Sendable {
 
     public init() {}
 }
+
+/// `application/x-www-form-urlencoded` bodies (HTML forms), decoded as query strings are.
+public enum HTTPForm {
+    /// The fields in order, or nil for a malformed escape, invalid UTF-8 or an encoded NUL.
+    public static func parse(_ body: [UInt8]) -> [(name: String, value: String)]? {
+        guard let text = String(validating: body, as: UTF8.self) else { return nil }
+        var out: [(String, String)] = []
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let k = percentDecode(kv[0], plusIsSpace: true),
+                let v = percentDecode(kv.count > 1 ? kv[1] : "", plusIsSpace: true)
+            else { return nil }
+            out.append((k, v))
+        }
+        return out
+    }
+
+    /// `s` escaped for a query string or form value (RFC 3986 unreserved characters kept).
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                out += String(format: "%%%02X", b)
+            }
+        }
+        return out
+    }
+}

@@ -132,15 +132,4 @@ extension HubApp {
             status: 401, detail: "invalid or revoked bearer token",
             headers: ["WWW-Authenticate": "Bearer realm=\"scimhub\", error=\"invalid_token\""])
     }
-    /// Throws 403 unless the principal holds `scope`.
-    func require(_ scope: Scope, _ principal: Principal) throws {
-        guard principal.scopes.contains(scope) else {
-            throw SCIMError(
-                status: 403, detail: "this token lacks the '\(scope.rawValue)' scope",
-                headers: [
-                    "WWW-Authenticate":
-                        "Bearer realm=\"scimhub\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""
-                ])
-        }
-    }
 }

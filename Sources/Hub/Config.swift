@@ -84,6 +84,8 @@ public struct HubConfig: Sendable {
     public var policyChangeLimit = PolicyChangeLimit()
     /// E-mail and webhooks for holds, held rollouts, break-glass, dead letters and outages.
     public var notifications = NotificationSettings()
+    /// The web console: sign-in and sessions.
+    public var console = ConsoleSettings()
     /// Where deadlines, reviews, break-glass, backoff and leases read the time. Not a
     /// setting: tests put a `ManualClock` here to move time instead of sleeping.
     public var clock: any WallClock = SystemClock()
@@ -239,6 +241,7 @@ public struct HubConfig: Sendable {
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
             case "notifications": c.notifications = try notificationSettings(v)
+            case "console": c.console = try ConsoleSettings.parse(v)
             case "feedGuard":
                 guard let g = v.objectValue else { throw ConfigError("feedGuard must be an object") }
                 for gm in g.members {

@@ -58,9 +58,15 @@ public final class HubApp: FeatureEndpoints {
             HoldEndpoints(hub: hub),
             RequestEndpoints(hub: hub, requests: requests, exceptions: sodExceptions),
         ]
+        let resourceEndpoints = Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) })
+        // The console renders the other features' endpoints, called as the signed-in person.
+        let api = ConsoleAPI(
+            routes: RouteTable(routes: features.flatMap(\.routes), resourceEndpoints: resourceEndpoints))
+        let console = ConsoleEndpoints(
+            hub: hub, sessions: ConsoleSessions(store: store, settings: config.console, clock: config.clock), api: api,
+            signInThrottle: AuthThrottle(limit: 5, window: 300), clientAddresses: clientAddresses)
         routeTable = RouteTable(
-            routes: features.flatMap(\.routes),
-            resourceEndpoints: Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) }))
+            routes: features.flatMap(\.routes) + console.routes, resourceEndpoints: resourceEndpoints)
         requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
@@ -150,7 +156,7 @@ public final class HubApp: FeatureEndpoints {
     private func route(_ request: HTTPRequest, requestID: String, onAuth: (Principal) -> Void) throws -> HTTPResponse {
         let match = routeTable.match(method: request.method, path: request.path)
         if case .found(let r, let params) = match, case .open = r.access {
-            try checkQuery(r, request)
+            try r.checkQuery(request)
             let anonymous = Principal(name: "anonymous", scopes: [], tokenID: "")
             return try r.handler(
                 RequestContext(principal: anonymous, requestID: requestID, request: request, baseURL: baseURL(request)),
@@ -165,12 +171,8 @@ public final class HubApp: FeatureEndpoints {
             throw methodNotAllowed(
                 (allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed).map(\.rawValue))
         case .found(let r, let params):
-            if case .anyOf(let scopes) = r.access, !scopes.contains(where: principal.scopes.contains),
-                let first = scopes.first
-            {
-                try require(first, principal)
-            }
-            try checkQuery(r, request)
+            try r.authorize(request, principal)
+            try r.checkQuery(request)
             return try r.handler(
                 RequestContext(principal: principal, requestID: requestID, request: request, baseURL: baseURL(request)),
                 params)

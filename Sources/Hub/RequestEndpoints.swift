@@ -62,6 +62,28 @@ extension RequestEndpoints {
         return ok(201, try governed { try s.submit(submission, principal: ctx.principal, requestID: ctx.requestID) })
     }
 
+    /// `GET /admin/requests/packages`: what may be requested, on what terms (for the request form).
+    func packages(_ ctx: RequestContext) throws -> HTTPResponse {
+        let s = try service()
+        let list: [JSONValue] = s.policy.packages.compactMap { p in
+            guard let t = p.requestable else { return nil }
+            return .object(
+                JSONObject([
+                    "name": .string(p.name), "description": .string(p.description),
+                    "maxDays": .number(JSONNumber(t.maxDays)), "extension": .bool(t.extensionAllowed),
+                    "justificationRequired": .bool(t.justificationRequired),
+                    "approval": .array(
+                        t.approval.map {
+                            switch $0 {
+                            case .manager: return .string("manager")
+                            case .group(let g): return .string("group:" + g)
+                            }
+                        }),
+                ]))
+        }
+        return jsonResponse(200, .object(JSONObject(["packages": .array(list)])), contentType: "application/json")
+    }
+
     /// `GET /admin/requests?state=…&awaiting=me`.
     func list(_ ctx: RequestContext) throws -> HTTPResponse {
         let s = try service()
@@ -174,6 +196,7 @@ extension RequestEndpoints {
             Route.make("GET", "/admin/requests", people, query: ["state", "awaiting"]) { ctx, _ in
                 try self.list(ctx)
             },
+            Route.make("GET", "/admin/requests/packages", people) { ctx, _ in try self.packages(ctx) },
             Route.make("GET", "/admin/requests/{id}", people) { ctx, p in try self.show(p[0], ctx) },
             Route.make("POST", "/admin/requests/{id}/approve", people) { ctx, p in
                 try self.decide(p[0], "approve", ctx)

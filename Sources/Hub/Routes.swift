@@ -112,14 +112,29 @@ struct RouteTable: Sendable {
     }
 }
 
-extension HubApp {
+extension Route {
     /// Refuses query parameters the route does not read, naming the first (a misspelt
     /// filter must not silently return everything).
-    func checkQuery(_ route: Route, _ request: HTTPRequest) throws {
-        guard let known = route.query else { return }
+    func checkQuery(_ request: HTTPRequest) throws {
+        guard let known = query else { return }
         for q in request.query where !known.contains(q.name) {
             let list = known.isEmpty ? "this endpoint takes none" : "known: " + known.sorted().joined(separator: ", ")
             throw SCIMError.invalidValue("unknown query parameter '\(q.name.prefix(64))' (\(list))")
         }
+    }
+
+    /// Throws 403 unless the principal holds one of the route's scopes. An auditor reads what
+    /// an administrator reads, and changes nothing.
+    func authorize(_ request: HTTPRequest, _ principal: Principal) throws {
+        let reads = request.method == .get || request.method == .head
+        guard case .anyOf(let scopes) = access, !scopes.contains(where: principal.scopes.contains),
+            !(reads && scopes.contains(.admin) && principal.scopes.contains(.auditor)), let scope = scopes.first
+        else { return }
+        throw SCIMError(
+            status: 403, detail: "this token lacks the '\(scope.rawValue)' scope",
+            headers: [
+                "WWW-Authenticate":
+                    "Bearer realm=\"scimhub\", error=\"insufficient_scope\", scope=\"\(scope.rawValue)\""
+            ])
     }
 }

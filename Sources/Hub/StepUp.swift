@@ -66,7 +66,15 @@ extension FeatureEndpoints {
 
     /// Throws unless the request carries a current, unused TOTP code of its principal.
     func requireStepUp(_ ctx: RequestContext, action: String) throws {
-        let principal = ctx.principal.name
+        try requireTOTP(
+            principal: ctx.principal.name, code: ctx.request.headers[Self.stepUpHeader] ?? "", action: action,
+            requestID: ctx.requestID, where: "in \(Self.stepUpHeader)")
+    }
+
+    /// Throws unless `code` is a current, unused TOTP code of `principal` (one step of skew
+    /// either way; each step accepted once and in order). Failures are audited and
+    /// throttled per principal: 5 in 5 minutes, then 429.
+    func requireTOTP(principal: String, code: String, action: String, requestID: String, where place: String) throws {
         let now = Date().timeIntervalSince1970
         if let wait = mfaThrottle.retryAfter(principal, now: now) {
             throw SCIMError(
@@ -78,10 +86,9 @@ extension FeatureEndpoints {
                 status: 403,
                 detail:
                     "\(action) needs step-up: enrol a TOTP authenticator with POST /mfa/enrol, "
-                    + "then send a code in \(Self.stepUpHeader)"
+                    + "then send a code \(place)"
             )
         }
-        let code = ctx.request.headers[Self.stepUpHeader] ?? ""
         let step = TOTP.step(at: now)
         let matched =
             code.utf8.count == TOTP.digits
@@ -93,7 +100,6 @@ extension FeatureEndpoints {
             ?? false
         guard accepted else {
             mfaThrottle.recordFailure(principal, now: now)
-            let requestID = ctx.requestID
             _ = try? store.write { w in
                 try AuditLog.append(
                     w,
@@ -104,7 +110,7 @@ extension FeatureEndpoints {
             throw SCIMError(
                 status: 403,
                 detail:
-                    "\(action) needs a current TOTP code in \(Self.stepUpHeader); "
+                    "\(action) needs a current TOTP code \(place); "
                     + "this one is missing, wrong, too old or already used"
             )
         }

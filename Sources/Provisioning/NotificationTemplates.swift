@@ -252,6 +252,13 @@ public struct NotificationTemplates: Sendable {
             The exception to the separation-of-duties rule '{{rule}}' for {{userName}} (owner {{owner}}) ended;
             the rule applies again.
             """),
+        "console.emergency-sign-in": t(
+            "ScimHub: emergency sign-in to the console by {{account}}",
+            """
+            The local emergency account {{account}} signed in to the ScimHub console at {{time}}, bypassing the
+            identity provider. If the provider is not down, find out why: the audit log has the entry
+            (action console.sign-in).
+            """),
         "reconciliation.findings": t(
             "ScimHub: reconciliation found {{leaverEnabled}} enabled leavers, {{sodViolations}} SoD violations",
             """

@@ -41,11 +41,13 @@ public struct NotificationEvent: RawRepresentable, Hashable, Sendable, CustomStr
     public static let sodExceptionExpired = NotificationEvent(rawValue: "sod.exception-expired")
     /// A reconciliation run found `leaver-enabled` or `sod-violation` accounts.
     public static let reconciliationFindings = NotificationEvent(rawValue: "reconciliation.findings")
+    /// Someone signed in to the console with a local emergency account.
+    public static let emergencySignIn = NotificationEvent(rawValue: "console.emergency-sign-in")
     public static let all: [NotificationEvent] = [
         .feedHold, .policyHeld, .reviewHeld, .reviewReminder, .reviewAssigned, .reviewEscalated, .reviewDelegated,
         .breakGlassGranted, .breakGlassExpired, .targetUnavailable, .targetRecovered, .deadLetter,
         .requestSubmitted, .requestDecided, .requestExpiring, .requestExpired, .sodExceptionExpired,
-        .reconciliationFindings,
+        .reconciliationFindings, .emergencySignIn,
     ]
 }
 

@@ -18,7 +18,9 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let breakGlass = Scope(rawValue: "break-glass")
     /// `/admin/requests`: ask for requestable packages, and approve the requests assigned to this principal.
     public static let request = Scope(rawValue: "request")
-    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass, .request]
+    /// Read-only access to every `/admin` GET endpoint: reports, audit, people (the compliance officer).
+    public static let auditor = Scope(rawValue: "auditor")
+    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass, .request, .auditor]
 
     /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, a person
     /// acting for themselves (`review`, `request`) or `break-glass`. A token spanning two

@@ -29,6 +29,7 @@ let usage = """
       scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
       scimhub audit keygen --out FILE      (FILE: Ed25519 private key, FILE.pub: its public key)
       scimhub mfa reset --data DIR --principal NAME
+      scimhub console local-account add|disable|enable --data DIR --name NAME
       scimhub reconcile --data DIR --policy FILE [--target NAME[,NAME...]] [--mode report|remediate] \
     [--format json|csv|html]
       scimhub notification-templates DIR   (writes the built-in message templates there, to edit)
@@ -388,6 +389,59 @@ func auditVerify(_ args: Arguments) throws -> Int32 {
 }
 
 /// `scimhub mfa reset`: removes a principal's TOTP authenticator (lost phone); they enrol again.
+/// `scimhub console local-account add|disable|enable --data DIR --name NAME`: local accounts
+/// for emergency sign-in to the console when the identity provider is down. `add` prints a
+/// new random password and the TOTP secret (as an otpauth:// URI) once; the sign-in needs both.
+func console(_ args: Arguments) throws -> Int32 {
+    guard args.positional.count == 2, args.positional[0] == "local-account",
+        ["add", "disable", "enable"].contains(args.positional[1])
+    else { throw ConfigError("usage: scimhub console local-account add|disable|enable --data DIR --name NAME") }
+    let name = try args.require("name")
+    do { try PrincipalName.validate(name, what: "--name") } catch { throw ConfigError(error.description) }
+    guard !PrincipalName.isReserved(name) else { throw ConfigError("--name '\(name)' is reserved for the hub itself") }
+    let store = try openStore(try args.require("data"))
+    defer { store.close() }
+    let now = Date().timeIntervalSince1970
+    if args.positional[1] != "add" {
+        let disabled = args.positional[1] == "disable"
+        let changed = try store.write { w -> Bool in
+            guard try w.connection.setLocalAccountDisabled(name: name, disabled: disabled) else { return false }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: "cli",
+                    action: disabled ? "console.local-account-disable" : "console.local-account-enable",
+                    resourceType: "Principal", resourceID: name, requestID: "cli"))
+            return true
+        }
+        guard changed else { throw ConfigError("no local account named '\(name)'") }
+        err("local account \(name) \(disabled ? "disabled" : "enabled")")
+        return 0
+    }
+    let password = base64URLString(Crypto.randomBytes(18))
+    let secret = Crypto.randomBytes(20)
+    try store.write { w in
+        guard try w.connection.localAccount(name: name) == nil else {
+            throw ConfigError("a local account named '\(name)' exists already")
+        }
+        try w.connection.insertLocalAccount(
+            LocalAccountRecord(name: name, passwordHash: PasswordHash.make(password), created: now))
+        _ = try w.connection.resetMFA(principal: name)
+        guard try w.connection.enrolMFA(principal: name, secret: secret, now: now) else {
+            throw ConfigError("the TOTP secret could not be stored")
+        }
+        try AuditLog.append(
+            w,
+            .now(
+                principal: "cli", action: "console.local-account-add", resourceType: "Principal", resourceID: name,
+                requestID: "cli"))
+    }
+    err("local account \(name) created; the password and authenticator secret are shown once:")
+    out("password: \(password)")
+    out("otpauth://totp/ScimHub:\(name)?secret=\(TOTP.base32(secret))&issuer=ScimHub&algorithm=SHA1&digits=6&period=30")
+    return 0
+}
+
 func mfa(_ args: Arguments) throws -> Int32 {
     guard args.positional == ["reset"] else {
         throw ConfigError("usage: scimhub mfa reset --data DIR --principal NAME")
@@ -489,6 +543,8 @@ func main() -> Int32 {
             return try audit(Arguments(argv.dropFirst(2), allowed: ["data", "checkpoint", "public-key", "out"]))
         case "mfa":
             return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
+        case "console":
+            return try console(Arguments(argv.dropFirst(2), allowed: ["data", "name"]))
         case "notification-templates":
             // Writes the built-in message templates as files to edit (`notifications.templates`).
             let a = try Arguments(argv.dropFirst(2), allowed: [])

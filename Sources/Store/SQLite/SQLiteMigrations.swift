@@ -462,6 +462,40 @@ enum Migrations {
             CREATE UNIQUE INDEX sod_exceptions_one_in_force ON sod_exceptions(person_id, rule) WHERE ended IS NULL;
             """
         ),
+        (
+            20,
+            """
+            -- The web console: people's sessions (the cookie's SHA-256, never the cookie), sign-ins
+            -- under way at the identity provider (state, nonce, PKCE verifier; used once), and
+            -- local accounts for emergency sign-in (PBKDF2 password; TOTP in mfa_secrets).
+            CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                user_name TEXT NOT NULL,
+                person_id TEXT,
+                roles TEXT NOT NULL,                -- space-separated
+                method TEXT NOT NULL,               -- 'oidc' | 'local'
+                csrf TEXT NOT NULL,
+                created REAL NOT NULL,
+                last_seen REAL NOT NULL,
+                expires REAL NOT NULL,
+                ended REAL
+            ) WITHOUT ROWID;
+            CREATE INDEX console_sessions_user ON console_sessions(user_name) WHERE ended IS NULL;
+            CREATE TABLE console_sign_ins (
+                state_hash TEXT PRIMARY KEY,
+                nonce TEXT NOT NULL,
+                verifier TEXT NOT NULL,
+                return_to TEXT NOT NULL,
+                created REAL NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE console_local_accounts (
+                name TEXT PRIMARY KEY,
+                password_hash TEXT NOT NULL,
+                created REAL NOT NULL,
+                disabled INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the

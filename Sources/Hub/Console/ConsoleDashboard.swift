@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+import HTTPServer
+import HubBase
+import JSONCore
+import SCIM
+import Store
+
+/// `GET /console`: the person's work first (approvals waiting, their requests), then what an
+/// administrator or auditor watches (targets, holds, break-glass in force, reconciliations).
+/// Each section renders one admin endpoint and is left out when the person may not read it.
+extension ConsoleEndpoints {
+    func dashboard(_ ctx: RequestContext) throws -> HTTPResponse {
+        try signedIn(ctx) { s in
+            let p = s.principal, rid = ctx.requestID
+            var sections: [HTML] = []
+            if let awaiting = try api.read("/admin/requests", query: [("awaiting", "me")], as: p, requestID: rid) {
+                let n = awaiting["requests"]?.arrayValue?.count ?? 0
+                sections.append(
+                    """
+                    <section class="card" aria-labelledby="approvals"><h2 id="approvals">Approvals waiting for you</h2>
+                    <p class="figure">\(n)</p><p><a href="/console/requests#inbox">Open the approvals</a></p></section>
+                    """)
+            }
+            if let mine = try api.read("/admin/requests", as: p, requestID: rid) {
+                let open = (mine["requests"]?.arrayValue ?? []).filter {
+                    $0.objectValue?["userName"]?.stringValue.map(Identifier.canonical) == Identifier.canonical(p.name)
+                        && ["pending", "granted"].contains($0.objectValue?["state"]?.stringValue ?? "")
+                }
+                sections.append(
+                    """
+                    <section class="card" aria-labelledby="mine"><h2 id="mine">Your requests in progress</h2>
+                    <p class="figure">\(open.count)</p><p><a href="/console/requests">Request access</a></p></section>
+                    """)
+            }
+            var content: HTML = "<div class=\"cards\">\(sections)</div>"
+            if let targets = try api.read("/admin/targets", as: p, requestID: rid) {
+                content = "\(content)\(targetsTable(targets["targets"]?.arrayValue ?? []))"
+            }
+            if let holds = try api.read("/admin/holds", as: p, requestID: rid) {
+                let open = (holds["holds"]?.arrayValue ?? []).compactMap(\.objectValue).filter {
+                    $0["state"]?.stringValue == "open"
+                }
+                content = "\(content)\(holdsSection(open))"
+            }
+            if let grants = try api.read("/admin/break-glass", query: [("state", "active")], as: p, requestID: rid) {
+                content = "\(content)\(breakGlassSection(grants["grants"]?.arrayValue ?? []))"
+            }
+            return page("Dashboard", s, content)
+        }
+    }
+
+    private func targetsTable(_ targets: [JSONValue]) -> HTML {
+        let rows: [HTML] = targets.compactMap(\.objectValue).map { t in
+            let health = t["health"]?.stringValue ?? "unknown"
+            let cls = health == "healthy" ? "status-ok" : health == "degraded" ? "status-warning" : "status-critical"
+            let oldest = t["oldestPendingSeconds"]?.numberValue?.double.map { "\(Int($0)) s" } ?? "none"
+            return """
+                <tr><th scope="row">\(t["name"]?.stringValue ?? "")</th><td class="\(cls)">\(health)</td>
+                <td class="num">\(Int(t["queueDepth"]?.numberValue?.int64 ?? 0))</td>
+                <td class="num">\(Int(t["deadLetters"]?.numberValue?.int64 ?? 0))</td>
+                <td class="num">\(Int(t["heldJobs"]?.numberValue?.int64 ?? 0))</td><td>\(oldest)</td></tr>
+                """
+        }
+        return """
+            <h2>Targets</h2><div class="table-wrap"><table><thead><tr><th scope="col">Target</th>
+            <th scope="col">Health</th><th scope="col" class="num">Queued</th>
+            <th scope="col" class="num">Dead letters</th>
+            <th scope="col" class="num">Held</th><th scope="col">Oldest pending change</th></tr></thead>
+            <tbody>\(rows)</tbody></table></div>
+            """
+    }
+
+    private func holdsSection(_ open: [JSONObject]) -> HTML {
+        guard !open.isEmpty else { return "<h2>Feed holds</h2><p class=\"status-ok\">No access removals are held.</p>" }
+        let items: [HTML] = open.map { h in
+            "<li class=\"status-critical\">\(h["feed"]?.stringValue ?? ""): \(h["reason"]?.stringValue ?? "")</li>"
+        }
+        return "<h2>Feed holds</h2><ul>\(items)</ul>"
+    }
+
+    private func breakGlassSection(_ grants: [JSONValue]) -> HTML {
+        let rows: [HTML] = grants.compactMap(\.objectValue).map { g in
+            """
+            <tr><td>\(g["userName"]?.stringValue ?? "")</td><td>\(g["package"]?.stringValue ?? "")</td>
+            <td>\(g["grantedBy"]?.stringValue ?? "")</td><td>\(g["expires"]?.stringValue ?? "")</td></tr>
+            """
+        }
+        guard !rows.isEmpty else { return "<h2>Break-glass in force</h2><p>None.</p>" }
+        return """
+            <h2>Break-glass in force</h2><div class="table-wrap"><table><thead><tr><th scope="col">Person</th>
+            <th scope="col">Package</th><th scope="col">Granted by</th><th scope="col">Until</th></tr></thead>
+            <tbody>\(rows)</tbody></table></div>
+            """
+    }
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import HubBase
+import Testing
+import EHRTestServer
+import Hub
+import HubCrypto
+import JSONCore
+import Store
+import TestSupport
+
+/// The web console's server side over HTTP: emergency sign-in, sessions and their limits,
+/// CSRF, the auditor's read-only reach, escaping, and a request made and approved in pages.
+/// (The browser tests drive the same pages in Chromium.)
+@Suite struct ConsoleTests {
+    let ehr: EHRTestServer
+    let clock = ManualClock()
+
+    init() throws {
+        ehr = try EHRTestServer()
+        ehr.start()
+    }
+
+    var policy: String {
+        singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "clinic-reports", "description": "Clinic activity reports", "#
+                + #""grants": {"ehr": ["clinic-reporting"]}, "requestable": {"approval": ["manager"], "maxDays": 30}}"#)
+    }
+
+    func hub() throws -> LiveHub { try LiveHub(policy: policy) { $0.clock = clock } }
+
+    /// A session for `userName` with `roles`, as a sign-in would make it; returns the cookie.
+    func session(_ hub: LiveHub, _ userName: String, roles: [String], personID: String? = nil) throws -> (
+        cookie: String, csrf: String
+    ) {
+        let id = base64URLString(Crypto.randomBytes(32)), csrf = base64URLString(Crypto.randomBytes(24))
+        let now = clock.now()
+        try hub.server.store.write { w in
+            try w.connection.insertConsoleSession(
+                ConsoleSessionRecord(
+                    idHash: hexString(Crypto.sha256(id)), userName: userName, personID: personID, roles: roles,
+                    method: "oidc", csrf: csrf, created: now, lastSeen: now, expires: now + 8 * 3600))
+        }
+        return ("scimhub-session=\(id)", csrf)
+    }
+
+    func get(_ hub: LiveHub, _ path: String, cookie: String? = nil) throws -> RawResponse {
+        let c = try RawHTTPClient(port: hub.port)
+        return try #require(c.request("GET", path, headers: cookie.map { [("Cookie", $0)] } ?? []))
+    }
+
+    func post(_ hub: LiveHub, _ path: String, cookie: String?, form: [(String, String)], origin: String? = nil)
+        throws -> RawResponse
+    {
+        let body = form.map { "\(HTTPFormEscape.escape($0.0))=\(HTTPFormEscape.escape($0.1))" }.joined(separator: "&")
+        var h = [("Content-Type", "application/x-www-form-urlencoded")]
+        if let cookie { h.append(("Cookie", cookie)) }
+        if let origin { h.append(("Origin", origin)) }
+        let c = try RawHTTPClient(port: hub.port)
+        return try #require(c.request("POST", path, headers: h, body: Array(body.utf8)))
+    }
+
+    @Test func withoutASession_pagesGoToSignIn_andAssetsAreServedUnderAStrictPolicy() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let r = try get(hub, "/console/requests")
+        #expect(r.status == 303 && r.header("Location") == "/console/login?next=%2Fconsole%2Frequests")
+        let login = try get(hub, "/console/login")
+        #expect(login.status == 200 && login.text.contains("Emergency sign-in"))
+        let csp = try #require(login.header("Content-Security-Policy"))
+        #expect(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"))
+        #expect(!login.text.contains("<script>"), "no inline script")
+        #expect(try get(hub, "/console/static/console.css").status == 200)
+        #expect(try get(hub, "/console/static/console.js").header("Content-Type")?.hasPrefix("text/javascript") == true)
+    }
+
+    @Test func emergencySignIn_needsPasswordAndCode_isAudited_andThrottled() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let secret = Crypto.randomBytes(20)
+        try hub.server.store.write { w in
+            try w.connection.insertLocalAccount(
+                LocalAccountRecord(name: "break.admin", passwordHash: PasswordHash.make("correct horse"), created: 0))
+            _ = try w.connection.enrolMFA(principal: "break.admin", secret: secret, now: 0)
+        }
+        func attempt(password: String, code: String) throws -> RawResponse {
+            let page = try get(hub, "/console/login")
+            let token = try #require(page.text.firstMatch(of: /name="_login" value="([^"]+)"/)?.1)
+            let cookie = try #require(page.header("Set-Cookie")?.split(separator: ";").first)
+            return try post(
+                hub, "/console/login/local", cookie: String(cookie),
+                form: [("_login", String(token)), ("name", "break.admin"), ("password", password), ("code", code)])
+        }
+        let wrong = try attempt(password: "wrong", code: LiveHub.totp(secret))
+        #expect(wrong.status == 401 && wrong.header("Set-Cookie")?.contains("scimhub-session") != true)
+        let ok = try attempt(password: "correct horse", code: LiveHub.totp(secret))
+        #expect(ok.status == 303 && ok.header("Location") == "/console", "\(ok.status) \(ok.text)")
+        let cookie = try #require(ok.header("Set-Cookie"))
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"))
+        let dashboard = try get(hub, "/console", cookie: String(cookie.split(separator: ";")[0]))
+        #expect(dashboard.status == 200 && dashboard.text.contains("Targets"), "\(dashboard.text.prefix(300))")
+        let audit = try hub.call("GET", "/admin/audit?count=50", token: hub.admin).text
+        #expect(audit.contains("console.sign-in") && audit.contains("emergency"))
+        // Five failures from one place, then even the right password waits.
+        for _ in 0..<4 { _ = try attempt(password: "nope", code: "000000") }
+        let throttled = try attempt(password: "correct horse", code: LiveHub.totp(secret, stepOffset: 1))
+        #expect(throttled.status == 429, "\(throttled.status)")
+    }
+
+    @Test func sessions_endWhenIdle_atTheirLimit_andAtSignOut() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let (cookie, csrf) = try session(hub, "ada@x.org", roles: ["admin"])
+        #expect(try get(hub, "/console", cookie: cookie).status == 200)
+        clock.advance(by: 14 * 60)
+        #expect(try get(hub, "/console", cookie: cookie).status == 200, "still active within 15 minutes")
+        clock.advance(by: 15 * 60 + 1)
+        #expect(try get(hub, "/console", cookie: cookie).status == 303, "idle for more than 15 minutes")
+        let (second, csrf2) = try session(hub, "ada@x.org", roles: ["admin"])
+        let (third, _) = try session(hub, "ada@x.org", roles: ["admin"])
+        // CSRF: a sign-out without the token, or from another origin, is refused.
+        #expect(try post(hub, "/console/logout/everywhere", cookie: second, form: []).status == 403)
+        let foreign = try post(
+            hub, "/console/logout/everywhere", cookie: second, form: [("_csrf", csrf2)], origin: "https://evil.example")
+        #expect(foreign.status == 403 && foreign.text.contains("another site"))
+        #expect(try get(hub, "/console", cookie: third).status == 200)
+        let out = try post(hub, "/console/logout/everywhere", cookie: second, form: [("_csrf", csrf2)])
+        #expect(out.status == 303)
+        #expect(try get(hub, "/console", cookie: third).status == 303, "signed out everywhere")
+        _ = csrf
+    }
+
+    @Test func anAuditor_readsEverything_andChangesNothing() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let auditor = try hub.makeToken("compliance", [.auditor])
+        #expect(try hub.call("GET", "/admin/targets", token: auditor).status == 200)
+        #expect(try hub.call("GET", "/admin/audit?count=5", token: auditor).status == 200)
+        let start = try hub.call("POST", "/admin/reconciliations", token: auditor, body: "{}")
+        #expect(start.status == 403, "\(start.text)")
+        let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
+        let dashboard = try get(hub, "/console", cookie: cookie)
+        #expect(dashboard.status == 200 && dashboard.text.contains("Targets"))
+    }
+
+    @Test func aRequest_madeAndApprovedInPages_andEveryValueIsEscaped() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let boss = try #require(
+            try hub.call("POST", "/scim/v2/Users", body: person("boss@x.org", title: "Manager")).object["id"]?
+                .stringValue)
+        let rosa = person("rosa@x.org", title: "Receptionist").replacingOccurrences(
+            of: #""schemas":["#,
+            with: #""urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"\#(boss)"}},"#
+                + #""schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#)
+        #expect(try hub.call("POST", "/scim/v2/Users", body: rosa).status == 201)
+        eventually("provisioned") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let (staff, staffCSRF) = try session(hub, "rosa@x.org", roles: [])
+        let page = try get(hub, "/console/requests", cookie: staff)
+        #expect(page.text.contains("clinic-reports: Clinic activity reports"), "\(page.text.prefix(500))")
+        let sent = try post(
+            hub, "/console/requests", cookie: staff,
+            form: [
+                ("_csrf", staffCSRF), ("package", "clinic-reports"), ("days", "10"),
+                ("justification", "<script>alert(1)</script> =HYPERLINK(\"x\")"),
+            ])
+        #expect(sent.status == 303, "\(sent.text)")
+        let (manager, managerCSRF) = try session(hub, "boss@x.org", roles: ["approver"])
+        let inbox = try get(hub, "/console/requests", cookie: manager)
+        #expect(inbox.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !inbox.text.contains("<script>alert"))
+        let id = try #require(inbox.text.firstMatch(of: /\/console\/requests\/([0-9a-f-]+)\/decide/)?.1)
+        let approved = try post(
+            hub, "/console/requests/\(id)/decide", cookie: manager,
+            form: [("_csrf", managerCSRF), ("decision", "approve"), ("reason", "ok for a month")])
+        #expect(approved.status == 303 && approved.header("Location")?.contains("granted") == true, "\(approved.text)")
+        eventually("granted downstream") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "clinic-reporting"] }
+        // Refusals come back as a page, with the API's status and message.
+        let again = try post(
+            hub, "/console/requests/\(id)/decide", cookie: manager,
+            form: [("_csrf", managerCSRF), ("decision", "approve"), ("reason", "again")])
+        #expect(again.status == 409 && again.text.contains("role=\"alert\""), "\(again.status)")
+    }
+}
+
+/// Form encoding for the tests (the hub's own is in HTTPServer).
+enum HTTPFormEscape {
+    static func escape(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+}
