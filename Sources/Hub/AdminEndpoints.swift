@@ -248,11 +248,15 @@ extension AdminEndpoints {
                 "GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]
             ) { ctx, _ in try self.listAudit(ctx) },
             Route.make("GET", "/admin/targets", .admin) { ctx, _ in try self.listTargets(ctx) },
-            Route.make("GET", "/admin/jobs", .admin, query: ["target", "state", "count"]) { ctx, _ in
-                try self.listJobs(ctx)
+            Route.make("GET", "/admin/jobs", .anyOf([.admin, .helpdesk]), query: ["target", "state", "count"]) {
+                ctx, _ in try self.listJobs(ctx)
             },
-            Route.make("POST", "/admin/jobs/{id}/retry", .admin) { ctx, p in try self.retryJob(p[0], ctx) },
-            Route.make("GET", "/admin/people/{id}/access", .admin) { ctx, p in try self.personAccess(p[0], ctx) },
+            Route.make("POST", "/admin/jobs/{id}/retry", .anyOf([.admin, .helpdesk])) { ctx, p in
+                try self.retryJob(p[0], ctx)
+            },
+            Route.make("GET", "/admin/people/{id}/access", .anyOf([.admin, .helpdesk])) { ctx, p in
+                try self.personAccess(p[0], ctx)
+            },
             Route.make("GET", "/admin/notifications", .admin) { _, _ in try self.listNotifications() },
             Route.make("GET", "/admin/credentials/expiring", .admin, query: ["within"]) { ctx, _ in
                 try self.expiringCredentials(ctx)

@@ -56,6 +56,7 @@ public final class HubApp: FeatureEndpoints {
             ReviewEndpoints(hub: hub, reviews: reviews),
             policyEndpoints,
             HoldEndpoints(hub: hub),
+            PeopleEndpoints(hub: hub),
             RequestEndpoints(hub: hub, requests: requests, exceptions: sodExceptions),
         ]
         let resourceEndpoints = Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) })

@@ -73,6 +73,10 @@ public protocol ResourceStore {
     /// Number of resources of `type`.
     func count(type: ResourceKind) throws -> Int
 
+    /// Users whose canonical user name starts with `prefix` (canonical), in user name order:
+    /// one range scan of the user name index.
+    func users(userNamePrefix prefix: String, limit: Int) throws -> [StoredResource]
+
     /// One page of resources of `type` in listing order (`offset` is 0-based).
     func page(type: ResourceKind, offset: Int, limit: Int) throws -> [StoredResource]
 

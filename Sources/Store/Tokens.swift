@@ -20,7 +20,11 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let request = Scope(rawValue: "request")
     /// Read-only access to every `/admin` GET endpoint: reports, audit, people (the compliance officer).
     public static let auditor = Scope(rawValue: "auditor")
-    public static let known: [Scope] = [.scimRead, .scimWrite, .admin, .review, .breakGlass, .request, .auditor]
+    /// People, their access and the job queue: look up, re-converge, re-drive (helpdesk staff).
+    public static let helpdesk = Scope(rawValue: "helpdesk")
+    public static let known: [Scope] = [
+        .scimRead, .scimWrite, .admin, .review, .breakGlass, .request, .auditor, .helpdesk,
+    ]
 
     /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, a person
     /// acting for themselves (`review`, `request`) or `break-glass`. A token spanning two

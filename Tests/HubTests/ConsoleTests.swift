@@ -146,6 +146,36 @@ import TestSupport
         #expect(dashboard.status == 200 && dashboard.text.contains("Targets"))
     }
 
+    @Test func people_areFoundByUserNameOrEmail_andAPersonsPageSaysWhatTheyHoldAndWhy() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let id = try #require(
+            try hub.call("POST", "/scim/v2/Users", body: person("rosa.lima@x.org", title: "Receptionist")).object["id"]?
+                .stringValue)
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("rosana@x.org", title: "Receptionist"))
+        eventually("provisioned") { ehr.snapshot()["rosa.lima@x.org"]?.roles == ["scheduling"] }
+        // The API an administrator (or helpdesk) looks people up with; a reader cannot.
+        let found = try hub.call("GET", "/admin/people?q=ROSA", token: hub.admin).object["people"]?.arrayValue
+        #expect(found?.count == 2)
+        let helpdesk = try hub.makeToken("desk.help", [.helpdesk])
+        #expect(try hub.call("GET", "/admin/people?q=rosa.l", token: helpdesk).object["people"]?.arrayValue?.count == 1)
+        #expect(try hub.call("GET", "/admin/people?q=rosa", token: hub.reader).status == 403)
+        #expect(try hub.call("GET", "/admin/people?q=rosa&count=0", token: hub.admin).status == 400)
+        let (cookie, csrf) = try session(hub, "desk.help", roles: ["helpdesk"])
+        let list = try get(hub, "/console/people?q=rosa.l", cookie: cookie)
+        #expect(list.status == 200 && list.text.contains("/console/people/\(id)"), "\(list.text.prefix(400))")
+        let person = try get(hub, "/console/people/\(id)", cookie: cookie)
+        #expect(person.status == 200 && person.text.contains("rule: title eq &quot;Receptionist&quot;"))
+        #expect(person.text.contains("Re-converge now"))
+        let again = try post(hub, "/console/people/\(id)/reconverge", cookie: cookie, form: [("_csrf", csrf)])
+        #expect(again.status == 303, "\(again.status) \(again.text)")
+        let audit = try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text
+        #expect(audit.contains("person.reconverge"))
+        // Someone with no role to look people up gets the API's refusal as a page.
+        let (staff, _) = try session(hub, "rosana@x.org", roles: [])
+        #expect(try get(hub, "/console/people?q=rosa", cookie: staff).status == 403)
+    }
+
     @Test func aRequest_madeAndApprovedInPages_andEveryValueIsEscaped() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }

@@ -178,6 +178,13 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/logout/everywhere", .open) { ctx, _ in
                 try self.signOut(ctx, everywhere: true)
             },
+            Route.make("GET", "/console/people", .open, query: ["q"]) { ctx, _ in try self.peoplePage(ctx) },
+            Route.make("GET", "/console/people/{id}", .open, query: ["done"]) { ctx, p in
+                try self.personPage(p[0], ctx)
+            },
+            Route.make("POST", "/console/people/{id}/reconverge", .open) { ctx, p in
+                try self.reconvergePerson(p[0], ctx)
+            },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },

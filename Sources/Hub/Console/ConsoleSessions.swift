@@ -74,6 +74,7 @@ struct ConsoleSessions: Sendable {
             case "admin": scopes.insert(.admin)
             case "auditor": scopes.insert(.auditor)
             case "break-glass": scopes.insert(.breakGlass)
+            case "helpdesk": scopes.insert(.helpdesk)
             default: break
             }
         }

@@ -22,6 +22,13 @@ extension SQLiteSession {
         return out
     }
 
+    public func users(userNamePrefix prefix: String, limit: Int) throws -> [StoredResource] {
+        // The half-open range [prefix, prefix + U+10FFFF) is every user name with the prefix.
+        try resources(
+            "SELECT \(Self.columns) FROM resources WHERE user_name >= ? AND user_name < ? AND type = 'User' "
+                + "ORDER BY user_name LIMIT ?", [.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))])
+    }
+
     /// The resource of `type` with `id`, or nil.
     public func fetch(type: ResourceKind, id: String) throws -> StoredResource? {
         try resources(
