@@ -19,9 +19,10 @@ extension ConsoleEndpoints {
                     .json.objectValue?["people"]?.arrayValue ?? []
                 let rows: [HTML] = found.compactMap(\.objectValue).map { p in
                     let sites = (p["sites"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+                    let (id, user) = (p["id"]?.stringValue ?? "", p["userName"]?.stringValue ?? "")
+                    let (name, title) = (p["displayName"]?.stringValue ?? "", p["title"]?.stringValue ?? "")
                     return """
-                        <tr><td><a href="/console/people/\(p["id"]?.stringValue ?? "")">\(p["userName"]?.stringValue ?? "")\
-                        </a></td><td>\(p["displayName"]?.stringValue ?? "")</td><td>\(p["title"]?.stringValue ?? "")</td>
+                        <tr><td><a href="/console/people/\(id)">\(user)</a></td><td>\(name)</td><td>\(title)</td>
                         <td>\(sites)</td><td>\(p["active"]?.boolValue == false ? "inactive" : "active")</td></tr>
                         """
                 }
