@@ -138,7 +138,10 @@ public final class RawHTTPClient {
     public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil)
         -> RawResponse?
     {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\n"
+        // A Host header of the caller's replaces the default: servers that build URLs from it
+        // (an OpenID provider's issuer, chromedriver's DNS-rebinding check) need the port too.
+        if !headers.contains(where: { $0.0.lowercased() == "host" }) { head += "Host: 127.0.0.1\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let b = body { head += "Content-Length: \(b.count)\r\n" }
         head += "\r\n"
