@@ -32,6 +32,8 @@ let package = Package(
         /// Canonical identifiers, RFC 3339 timestamps and the clock: shared by every layer.
         .target(name: "HubBase", swiftSettings: swiftSettings),
         .target(name: "HubCrypto", dependencies: ["CCrypto"], swiftSettings: swiftSettings),
+        /// OpenID Connect sign-in, the relying party's checks: JWS, JWK, ID tokens, PKCE (no HTTP).
+        .target(name: "OIDC", dependencies: ["HubCrypto", "JSONCore", "CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
 
@@ -78,6 +80,8 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .testTarget(name: "HubBaseTests", dependencies: ["HubBase"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONCoreTests", dependencies: ["JSONCore"], swiftSettings: swiftSettings),
+        /// CCrypto: the tests make their own keys and sign their own tokens with libcrypto.
+        .testTarget(name: "OIDCTests", dependencies: ["OIDC", "HubCrypto", "JSONCore", "CCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["HubBase", "SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["HubBase", "Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
