@@ -61,7 +61,7 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["HubBase", "SQLite", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit"],
+        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),

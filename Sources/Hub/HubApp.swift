@@ -65,6 +65,7 @@ public final class HubApp: FeatureEndpoints {
             routes: RouteTable(routes: features.flatMap(\.routes), resourceEndpoints: resourceEndpoints))
         let console = ConsoleEndpoints(
             hub: hub, sessions: ConsoleSessions(store: store, settings: config.console, clock: config.clock), api: api,
+            oidc: config.console.oidc.map { OIDCClient(settings: $0) },
             signInThrottle: AuthThrottle(limit: 5, window: 300), clientAddresses: clientAddresses)
         routeTable = RouteTable(
             routes: features.flatMap(\.routes) + console.routes, resourceEndpoints: resourceEndpoints)
@@ -120,16 +121,17 @@ public final class HubApp: FeatureEndpoints {
     /// allows nothing, so a JSON body opened in a browser can never run as a page. Responses
     /// hold personal data: nothing is cached unless a handler says otherwise.
     static func addSecurityHeaders(_ response: inout HTTPResponse) {
-        var hasCSP = false, hasCache = false
+        var hasCSP = false, hasCache = false, hasReferrer = false
         for h in response.headers {
             let n = h.name.utf8.count  // lengths first: most names match neither
             if n == 23 && asciiCaseInsensitiveEquals(h.name, "Content-Security-Policy") { hasCSP = true }
             if n == 13 && asciiCaseInsensitiveEquals(h.name, "Cache-Control") { hasCache = true }
+            if n == 15 && asciiCaseInsensitiveEquals(h.name, "Referrer-Policy") { hasReferrer = true }
         }
         response.headers.reserveCapacity(response.headers.count + 5)
         response.headers.append(("X-Content-Type-Options", "nosniff"))
         response.headers.append(("X-Frame-Options", "DENY"))
-        response.headers.append(("Referrer-Policy", "no-referrer"))
+        if !hasReferrer { response.headers.append(("Referrer-Policy", "no-referrer")) }
         if !hasCSP {
             response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
         }

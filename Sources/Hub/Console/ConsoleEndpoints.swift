@@ -18,6 +18,8 @@ struct ConsoleEndpoints: FeatureEndpoints {
     let sessions: ConsoleSessions
     /// Every other feature's endpoints, called as the signed-in person.
     let api: ConsoleAPI
+    /// The group's identity provider, when configured.
+    let oidc: OIDCClient?
     /// Failed sign-ins per account name and per client address: 5 in 5 minutes, then refused.
     let signInThrottle: AuthThrottle
     let clientAddresses: ClientAddressResolver
@@ -36,6 +38,9 @@ extension ConsoleEndpoints {
             status: status,
             headers: [
                 ("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", Self.contentSecurityPolicy),
+                // Same-origin: the browser then sends its real Origin with forms (with no-referrer it
+                // sends `null`), which the CSRF check compares; nothing leaves for other sites.
+                ("Referrer-Policy", "same-origin"),
             ] + headers,
             body: Array(page.text.utf8))
     }
@@ -112,8 +117,8 @@ extension ConsoleEndpoints {
             let back = ctx.request.method == .get ? ctx.request.path : "/console"
             return redirect("/console/login?next=" + HTTPForm.escape(back))
         }
-        if ctx.request.method != .get && ctx.request.method != .head { try checkCSRF(ctx.request, s) }
         do {
+            if ctx.request.method != .get && ctx.request.method != .head { try checkCSRF(ctx.request, s) }
             return try body(s)
         } catch let e as GovernanceError {
             return errorPage(scimError(e), s)
@@ -174,6 +179,9 @@ extension ConsoleEndpoints {
             Route.make("GET", "/console", .open) { ctx, _ in try self.dashboard(ctx) },
             Route.make("GET", "/console/login", .open, query: ["next"]) { ctx, _ in try self.loginPage(ctx) },
             Route.make("POST", "/console/login/local", .open) { ctx, _ in try self.localSignIn(ctx) },
+            Route.make("GET", "/console/login/oidc", .open, query: ["next"]) { ctx, _ in try self.startOIDC(ctx) },
+            // The provider adds what it likes (session_state, iss): not checked here.
+            Route.make("GET", "/console/callback", .open, query: nil) { ctx, _ in try self.finishOIDC(ctx) },
             Route.make("POST", "/console/logout", .open) { ctx, _ in try self.signOut(ctx, everywhere: false) },
             Route.make("POST", "/console/logout/everywhere", .open) { ctx, _ in
                 try self.signOut(ctx, everywhere: true)

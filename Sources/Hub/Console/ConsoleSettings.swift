@@ -81,11 +81,16 @@ extension ConsoleSettings {
         return c
     }
 
+    /// `http://127.0.0.1[:port][/…]`, `http://localhost…` or `http://[::1]…`: the host exactly, not a prefix of it.
+    static func isLoopback(_ url: String) -> Bool {
+        ["http://127.0.0.1", "http://localhost", "http://[::1]"].contains { base in
+            url == base || url.hasPrefix(base + ":") || url.hasPrefix(base + "/")
+        }
+    }
+
     private static func oidc(_ v: JSONValue, at: String) throws -> OIDCSettings {
         guard let o = v.objectValue, let issuer = o["issuer"]?.stringValue, let client = o["clientId"]?.stringValue,
-            issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1")
-                || issuer.hasPrefix("http://localhost"),
-            !client.isEmpty
+            issuer.hasPrefix("https://") || isLoopback(issuer), !client.isEmpty
         else {
             throw ConfigError("\(at) needs an https \"issuer\" (http only on loopback) and a \"clientId\"")
         }
