@@ -162,7 +162,12 @@ public final class ProvisioningEngine: HubService {
             holdID = try feedHold(w, origin: origin, personID: personID, now: now)
         }
         for (t, decision) in decisions {
-            guard decision.needsJob(personDeleted: person == nil) else { continue }
+            guard decision.needsJob(personDeleted: person == nil) else {
+                // Nothing differs from what was last applied, but a run under way may be applying
+                // what this change just took back (a grant ended while it is provisioned): it runs again.
+                try conn.touchJob(personID: personID, target: t.name)
+                continue
+            }
             let priority = decision.removesAccess || person == nil ? 0 : 1
             if let holdID, decision.removesAccess {
                 try conn.holdJob(personID: personID, target: t.name, priority: priority, holdID: holdID, now: now)

@@ -28,6 +28,10 @@ public protocol JobQueue {
     /// ran only bumps the generation and keeps the higher priority (lower number).
     /// A dead-lettered pair comes back to life: the change may be what fixes it.
     func enqueue(personID: String, target: String, priority: Int, now: Double) throws
+    /// A queued or running job of the pair runs again (its generation moves on), though the
+    /// decision now equals what was last applied: a run under way may be applying a state
+    /// this change has already made stale. Dead letters stay as they are.
+    func touchJob(personID: String, target: String) throws
 
     /// Runs a pair's job before everything else, now (break-glass: an emergency does not wait out a backoff).
     func expedite(personID: String, target: String, now: Double) throws

@@ -34,6 +34,26 @@ import TestSupport
         #expect(Set(try claim("node-2", now: 161)).count == 3)
     }
 
+    @Test func aTouchedJob_runsAgain_afterTheRunUnderWayFinishes() throws {
+        try enqueue(["a"])
+        let running = try #require(
+            try t.store.write {
+                try $0.connection.claimJobs(target: "ehr", limit: 1, owner: "n", leaseUntil: 160, now: 100)
+            }.first)
+        // A change lands while the run applies the old state: nothing to do by the decision, but
+        // the run under way is stale, so the job must stay.
+        try t.store.write { w in
+            try w.connection.touchJob(personID: "a", target: "ehr")
+            try w.connection.touchJob(personID: "nobody", target: "ehr")  // no job: nothing happens
+        }
+        let finished = try t.store.write {
+            try $0.connection.finishJob(personID: "a", target: "ehr", generation: running.generation, now: 101)
+        }
+        #expect(!finished, "a newer generation keeps the job")
+        #expect(try t.store.read { try $0.job(personID: "a", target: "ehr") }?.state == .pending)
+        #expect(try t.store.read { try $0.job(personID: "nobody", target: "ehr") } == nil)
+    }
+
     @Test func leaversAreClaimedFirst() throws {
         try enqueue(["joiner"], priority: 1, now: 90)
         try enqueue(["leaver"], priority: 0, now: 99)

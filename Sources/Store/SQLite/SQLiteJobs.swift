@@ -31,6 +31,14 @@ extension SQLiteSession {
             """, [.text(personID), .text(target), .integer(Int64(priority)), .real(now), .real(now)])
     }
 
+    public func touchJob(personID: String, target: String) throws {
+        try db.run(
+            "UPDATE provisioning_jobs SET generation = generation + 1, "
+                + "state = CASE WHEN state = 'held' THEN 'held' ELSE 'pending' END "
+                + "WHERE person_id = ? AND target = ? AND state != 'dead'",
+            [.text(personID), .text(target)])
+    }
+
     /// Runs a pair's job before everything else, now (break-glass: an emergency does not wait out a backoff).
     public func expedite(personID: String, target: String, now: Double) throws {
         try db.run(
