@@ -117,6 +117,31 @@ extension ReviewEndpoints {
         return jsonResponse(200, .object(o), contentType: "application/json")
     }
 
+    /// `GET /reviews`: the caller's inbox across open campaigns: each campaign with items for
+    /// them, how many and how many are still undecided (every item for an administrator).
+    func inbox(_ ctx: RequestContext) throws -> HTTPResponse {
+        _ = try reviewService()
+        let p = ctx.principal
+        let list: [JSONValue] = try store.read { conn in
+            let people = try Tokens.people(conn, tokenID: p.tokenID)
+            return try conn.campaigns(limit: 200).filter { $0.state == "open" || $0.state == "awaiting-confirmation" }
+                .compactMap { c -> JSONValue? in
+                    let items = try conn.items(campaignID: c.id)
+                    let mine =
+                        p.scopes.contains(.admin)
+                        ? items : items.filter { AccessReviews.mayDecide(p, people: people, c, $0) }
+                    guard !mine.isEmpty else { return nil }
+                    return .object(
+                        JSONObject([
+                            "id": .string(c.id), "name": .string(c.name), "due": .string(Timestamp.format(c.due)),
+                            "state": .string(c.state), "items": .int(mine.count),
+                            "undecided": .int(mine.filter { $0.decision == nil }.count),
+                        ]))
+                }
+        }
+        return jsonResponse(200, .object(JSONObject(["campaigns": .array(list)])), contentType: "application/json")
+    }
+
     /// `GET /reviews/{id}/items`: the caller's items (all of them for an administrator).
     func myItems(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
         _ = try reviewService()
@@ -336,6 +361,7 @@ extension ReviewEndpoints {
             Route.make("GET", "/admin/reviews/{id}/report", .admin, query: ["format"]) { ctx, p in
                 try self.reviewReport(p[0], ctx)
             },
+            Route.make("GET", "/reviews", .anyOf([.review, .admin])) { ctx, _ in try self.inbox(ctx) },
             Route.make("GET", "/reviews/{id}/items", .anyOf([.review, .admin])) { ctx, p in
                 try self.myItems(p[0], ctx)
             },

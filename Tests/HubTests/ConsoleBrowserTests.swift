@@ -126,7 +126,31 @@ import TestSupport
         try browser.click(try browser.find(css: "button[value=approve]"))
         try browser.waitUntil(timeout: 10, "granted") { try browser.pageSource.contains("The request is now granted") }
         eventually("the EHR role") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "clinic-reporting"] }
+        try browser.open(url(hub, "/console"))
         try screenshot(browser, "dashboard")
+    }
+
+    @Test func aManagerReviewsTheirStaff_selectsAll_andKeepsWithOneReason() throws {
+        let hub = try hub()
+        let browser = try Browser.start()
+        defer { browser.stop(); hub.stop(); ehr.stop(); provider.stop() }
+        let campaign = try hub.call(
+            "POST", "/admin/reviews", token: hub.admin,
+            body: #"{"name": "Front desk, spring", "target": "ehr", "dueDays": 14}"#)
+        #expect(campaign.status == 201, "\(campaign.text)")
+        try signIn(browser, hub, as: "boss")
+        try browser.open(url(hub, "/console/reviews"))
+        try checkAccessibility(browser, "reviews")
+        try browser.click(try browser.find(css: "a[href^='/console/reviews/']"))
+        try browser.waitUntil(timeout: 10, "the items") { try browser.pageSource.contains("Front desk: appointments") }
+        try checkAccessibility(browser, "review items")
+        try screenshot(browser, "review")
+        try browser.click(try browser.find(css: "#all"))
+        try browser.type(try browser.find(css: "#reason"), "Works the front desk every day")
+        try browser.click(try browser.find(css: "button[value=approve]"))
+        try browser.waitUntil(timeout: 10, "decided") { try browser.pageSource.contains("1 of 1 decided") }
+        let items = try hub.call("GET", "/reviews/\(campaign.object["id"]?.stringValue ?? "")/items", token: hub.admin)
+        #expect(items.object["items"]?.arrayValue?.first?.objectValue?["decision"]?.stringValue == "approve")
     }
 
     @Test func anAuditorReadsEverything_andChangesNothing() throws {

@@ -60,8 +60,10 @@ extension ConsoleEndpoints {
     static func document(_ title: String, _ session: ConsoleSessions.Current?, _ content: HTML) -> HTML {
         var nav: [HTML] = []
         if let s = session {
-            var links = [("Dashboard", "/console"), ("People", "/console/people"), ("Requests", "/console/requests")]
-            if s.has("admin") || s.has("auditor") { links.append(("Audit", "/console/audit")) }
+            var links = [("Dashboard", "/console"), ("Reviews", "/console/reviews"), ("Requests", "/console/requests")]
+            if s.has("admin") || s.has("auditor") || s.has("helpdesk") {
+                links.insert(("People", "/console/people"), at: 2)
+            }
             nav = links.map { "<li><a href=\"\($0.1)\">\($0.0)</a></li>" }
         }
         let signOut: HTML =
@@ -193,6 +195,11 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/people/{id}/reconverge", .open) { ctx, p in
                 try self.reconvergePerson(p[0], ctx)
             },
+            Route.make("GET", "/console/reviews", .open) { ctx, _ in try self.reviewsPage(ctx) },
+            Route.make("GET", "/console/reviews/{id}", .open, query: ["done"]) { ctx, p in
+                try self.reviewPage(p[0], ctx)
+            },
+            Route.make("POST", "/console/reviews/{id}/decide", .open) { ctx, p in try self.decideReview(p[0], ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },
