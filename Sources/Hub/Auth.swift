@@ -116,8 +116,17 @@ extension HubApp {
         if parts.count == 2, parts[0].lowercased() == "bearer" {
             presented = parts[1].trimmingCharacters(in: .whitespaces)
         }
-        if let token = presented, let p = try store.read(snapshot: false, { try Tokens.verify($0, token: token) }) {
-            return p
+        if let token = presented,
+            let found = try store.read(snapshot: false, { try Tokens.check($0, token: token, now: now) })
+        {
+            // When it was last used, to the minute; a lost update costs nothing (no fsync).
+            if found.recordUse {
+                let id = found.principal.tokenID
+                _ = try? store.write(isolated: false, durable: false) {
+                    try $0.connection.recordTokenUse(id: id, now: now)
+                }
+            }
+            return found.principal
         }
         let client = clientAddresses.clientAddress(request)
         let keys = ["addr:" + client] + (presented.flatMap(Tokens.publicID).map { ["token:" + $0] } ?? [])

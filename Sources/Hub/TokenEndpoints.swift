@@ -27,8 +27,14 @@ extension TokenEndpoints {
     /// (shown once), or 202 with a request that a second administrator approves.
     func createToken(_ ctx: RequestContext) throws -> HTTPResponse {
         let body = try jsonBody(ctx.request)
-        for k in body.keys where k != "principal" && k != "scopes" {
-            throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes)")
+        for k in body.keys where !["principal", "scopes", "expiresInDays"].contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k)' (principal, scopes, expiresInDays)")
+        }
+        let days = try body["expiresInDays"].map { v throws -> Double in
+            guard let d = v.numberValue?.double, d > 0, d <= 3650 else {
+                throw SCIMError.invalidValue("'expiresInDays' must be a number of days in (0, 3650]")
+            }
+            return d
         }
         guard let principal = body["principal"]?.stringValue else {
             throw SCIMError.invalidValue("'principal' is required")
@@ -65,7 +71,9 @@ extension TokenEndpoints {
         if scopes.contains(where: { $0 != .scimRead }) {
             let id = UUIDv7.make()
             try store.write { w in
-                try Tokens.request(w, id: id, principal: principal, scopes: scopes, requestedBy: requester, now: now)
+                try Tokens.request(
+                    w, id: id, principal: principal, scopes: scopes, requestedBy: requester, now: now,
+                    expiresInDays: days)
                 try AuditLog.append(
                     w,
                     .now(
@@ -89,7 +97,8 @@ extension TokenEndpoints {
         }
         let token = try store.write { w -> String in
             let t = try Tokens.create(
-                w, principal: principal, scopes: scopes, now: now, mintedBy: by, mintedByToken: requester.tokenID)
+                w, principal: principal, scopes: scopes, now: now, mintedBy: by, mintedByToken: requester.tokenID,
+                expires: days.map { now + $0 * 86400 })
             try AuditLog.append(
                 w,
                 .now(
@@ -117,6 +126,8 @@ extension TokenEndpoints {
                                     "revoked": t.revoked.map { .string(Timestamp.format($0)) } ?? .null,
                                     "mintedBy": t.mintedBy.map { .string($0) } ?? .null,
                                     "approvedBy": t.approvedBy.map { .string($0) } ?? .null,
+                                    "expires": t.expires.map { .string(Timestamp.format($0)) } ?? .null,
+                                    "lastUsed": t.lastUsed.map { .string(Timestamp.format($0)) } ?? .null,
                                 ]))
                         })
                 ])), contentType: "application/json")
@@ -185,7 +196,8 @@ extension TokenEndpoints {
         let token = try store.write { w -> String? in
             let t = try Tokens.create(
                 w, principal: r.principal, scopes: r.scopes, now: now, mintedBy: r.requestedBy,
-                mintedByToken: r.requestedByToken, approvedBy: approver)
+                mintedByToken: r.requestedByToken, approvedBy: approver,
+                expires: r.expiresInDays.map { now + $0 * 86400 })
             guard try Tokens.markIssued(w, requestID: id, tokenID: t.id, now: now) else {
                 throw SCIMError(status: 409, detail: "this token was issued already")
             }

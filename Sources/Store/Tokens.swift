@@ -96,6 +96,9 @@ public struct TokenInfo: Sendable {
     public let mintedBy: String?
     /// The second administrator who approved it, for break-glass and multi-role tokens.
     public let approvedBy: String?
+    /// When it stops working (nil: never), and when it last authenticated (to the minute).
+    public var expires: Double? = nil
+    public var lastUsed: Double? = nil
 }
 
 /// A request for a break-glass or multi-role token, waiting for a second administrator.
@@ -108,6 +111,8 @@ public struct TokenRequest: Sendable {
     public let created: Double
     public let approvedBy: String?
     public let tokenID: String?
+    /// The issued token's lifetime in days (nil: it does not expire).
+    public var expiresInDays: Double? = nil
 
     /// How long a request may wait for approval and issue.
     public static let lifetime: Double = 24 * 3600
@@ -123,14 +128,15 @@ public enum Tokens {
     /// (`cli` for the host), `mintedByToken` the token it used (nil for the host).
     public static func create(
         _ ctx: any StoreWriter, principal: String, scopes: [Scope], now: Double, mintedBy: String,
-        mintedByToken: String? = nil, approvedBy: String? = nil
+        mintedByToken: String? = nil, approvedBy: String? = nil, expires: Double? = nil
     ) throws -> (id: String, token: String) {
         let id = hexString(Crypto.randomBytes(8))
         let token = prefix + id + "_" + base64URLString(Crypto.randomBytes(32))
-        try ctx.connection.insertToken(
-            StoredToken(
-                id: id, principal: principal, scopes: scopes, hash: Crypto.sha256(token), created: now,
-                mintedBy: mintedBy, mintedByToken: mintedByToken, approvedBy: approvedBy))
+        var stored = StoredToken(
+            id: id, principal: principal, scopes: scopes, hash: Crypto.sha256(token), created: now,
+            mintedBy: mintedBy, mintedByToken: mintedByToken, approvedBy: approvedBy)
+        stored.expires = expires
+        try ctx.connection.insertToken(stored)
         return (id, token)
     }
 
@@ -158,12 +164,14 @@ public enum Tokens {
     // MARK: - Requests awaiting a second administrator
 
     public static func request(
-        _ ctx: any StoreWriter, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double
+        _ ctx: any StoreWriter, id: String, principal: String, scopes: [Scope], requestedBy: Principal, now: Double,
+        expiresInDays: Double? = nil
     ) throws {
-        try ctx.connection.insertTokenRequest(
-            TokenRequest(
-                id: id, principal: principal, scopes: scopes, requestedBy: requestedBy.name,
-                requestedByToken: requestedBy.tokenID, created: now, approvedBy: nil, tokenID: nil))
+        var r = TokenRequest(
+            id: id, principal: principal, scopes: scopes, requestedBy: requestedBy.name,
+            requestedByToken: requestedBy.tokenID, created: now, approvedBy: nil, tokenID: nil)
+        r.expiresInDays = expiresInDays
+        try ctx.connection.insertTokenRequest(r)
     }
 
     /// A request still within its lifetime, or nil.
@@ -210,7 +218,15 @@ public enum Tokens {
     }
 
     /// The principal for a presented token, or nil when unknown, malformed or revoked.
-    public static func verify(_ conn: any StoreSession, token: String) throws -> Principal? {
+    public static func verify(_ conn: any StoreSession, token: String, now: Double) throws -> Principal? {
+        try check(conn, token: token, now: now)?.principal
+    }
+
+    /// The principal of a live, unexpired token, and whether its last use should be recorded
+    /// (once a minute at most: authentication stays a read).
+    public static func check(_ conn: any StoreSession, token: String, now: Double) throws -> (
+        principal: Principal, recordUse: Bool
+    )? {
         let u = Array(token.utf8)
         guard let id = publicID(token) else { return nil }
         let found = try conn.token(id: id)
@@ -218,7 +234,8 @@ public enum Tokens {
         let presented = Crypto.sha256(u)
         guard let f = found else { _ = Crypto.constantTimeEquals(presented, presented); return nil }
         guard Crypto.constantTimeEquals(presented, f.hash), f.revoked == nil else { return nil }
-        return Principal(name: f.principal, scopes: Set(f.scopes), tokenID: id)
+        if let end = f.expires, end <= now { return nil }
+        return (Principal(name: f.principal, scopes: Set(f.scopes), tokenID: id), now - (f.lastUsed ?? 0) >= 60)
     }
 }
 
@@ -234,6 +251,8 @@ public struct StoredToken: Sendable, Equatable {
     public let mintedBy: String
     public let mintedByToken: String?
     public let approvedBy: String?
+    public var expires: Double? = nil
+    public var lastUsed: Double? = nil
 }
 
 /// Bearer tokens and the requests for them that wait for a second administrator.
@@ -243,6 +262,8 @@ public protocol TokenStore {
     func token(id: String) throws -> StoredToken?
     /// Every token, newest first.
     func tokens() throws -> [TokenInfo]
+    /// Records that the token authenticated at `now`.
+    func recordTokenUse(id: String, now: Double) throws
     /// Revokes a live token; false when there is none.
     func revokeToken(id: String, now: Double) throws -> Bool
 

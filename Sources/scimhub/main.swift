@@ -23,7 +23,7 @@ let usage = """
                     [--audit-key FILE --audit-checkpoints FILE]
       scimhub policy check FILE [--schemas DIR]
       scimhub policy diff OLD NEW --data DIR [--format text|json|csv] [--config FILE]
-      scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...]
+      scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...] [--expires-days N]
       scimhub token list --data DIR
       scimhub token revoke --data DIR TOKEN_ID
       scimhub audit verify --data DIR [--checkpoint FILE|HASH@SEQ] [--public-key FILE]
@@ -152,10 +152,19 @@ func token(_ args: Arguments) throws -> Int32 {
             if !scopes.contains(s) { scopes.append(s) }
         }
         let granted = scopes
+        var expires: Double? = nil
+        if let text = args.options["expires-days"] {
+            guard let d = Double(text), d > 0, d <= 3650 else {
+                throw ConfigError("--expires-days must be a number of days in (0, 3650]")
+            }
+            expires = Date().timeIntervalSince1970 + d * 86400
+        }
+        let until = expires
         let created = try store.write { w in
             // The host command line is the trusted path: it may mint any token, recorded as minted by `cli`.
             let t = try Tokens.create(
-                w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970, mintedBy: "cli")
+                w, principal: principal, scopes: granted, now: Date().timeIntervalSince1970, mintedBy: "cli",
+                expires: until)
             try AuditLog.append(
                 w,
                 .now(
@@ -175,7 +184,10 @@ func token(_ args: Arguments) throws -> Int32 {
                 + "CREATED                   MINTED BY            STATUS"
         )
         for t in tokens {
-            let status = t.revoked.map { "revoked \(Timestamp.format($0))" } ?? "active"
+            let expired = t.expires.map { $0 <= Date().timeIntervalSince1970 } ?? false
+            let status =
+                t.revoked.map { "revoked \(Timestamp.format($0))" }
+                ?? (expired ? "expired" : t.expires.map { "active until \(Timestamp.format($0))" } ?? "active")
             let minted = (t.mintedBy ?? "-") + (t.approvedBy.map { " +\($0)" } ?? "")
             out(
                 "\(t.id.padding(toLength: 18, withPad: " ", startingAt: 0))"
@@ -538,7 +550,7 @@ func main() -> Int32 {
         case "policy":
             return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas", "data", "format", "config"]))
         case "token":
-            return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope"]))
+            return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope", "expires-days"]))
         case "audit":
             return try audit(Arguments(argv.dropFirst(2), allowed: ["data", "checkpoint", "public-key", "out"]))
         case "mfa":

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import HubBase
 import Testing
 import EHRTestServer
 import JSONCore
@@ -58,6 +59,35 @@ import TestSupport
         #expect(r.status == status, "\(r.text)")
         #expect(r.object["detail"]?.stringValue?.contains(fragment) == true, "\(r.text)")
         #expect(try hub.server.store.read { try Tokens.list($0).count } == before)
+    }
+
+    @Test func tokens_mayExpire_andRecordTheirLastUse() throws {
+        defer { hub.stop(); ehr.stop() }
+        let minted = try hub.call(
+            "POST", "/admin/tokens", token: alice,
+            body: #"{"principal": "dashboards", "scopes": ["scim:read"], "expiresInDays": 30}"#,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret))])
+        #expect(minted.status == 201, "\(minted.text)")
+        let text = try #require(minted.object["token"]?.stringValue)
+        #expect(try hub.call("GET", "/scim/v2/Users?count=1", token: text).status == 200)
+        let listed = try hub.call("GET", "/admin/tokens", token: hub.admin).object["tokens"]?.arrayValue?
+            .compactMap(\.objectValue).first { $0["principal"]?.stringValue == "dashboards" }
+        let expires = try #require(listed?["expires"]?.stringValue.flatMap(Timestamp.parse))
+        #expect(abs(expires - (Date().timeIntervalSince1970 + 30 * 86400)) < 120)
+        #expect(listed?["lastUsed"]?.stringValue != nil, "its use was recorded")
+        // Past its end it authenticates nothing.
+        let old = try hub.server.store.write { w in
+            try Tokens.create(
+                w, principal: "old-dash", scopes: [.scimRead], now: 0, mintedBy: "cli",
+                expires: Date().timeIntervalSince1970 - 1
+            ).token
+        }
+        #expect(try hub.call("GET", "/scim/v2/Users?count=1", token: old).status == 401)
+        let bad = try hub.call(
+            "POST", "/admin/tokens", token: alice,
+            body: #"{"principal": "x", "scopes": ["scim:read"], "expiresInDays": 0}"#,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(aliceSecret, stepOffset: 1))])
+        #expect(bad.status == 400 && bad.text.contains("expiresInDays"), "\(bad.text)")
     }
 
     @Test func oneAdmin_cannotHoldEveryRole() throws {

@@ -151,14 +151,14 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         let (id, token) = try t.store.write {
             try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1, mintedBy: "cli")
         }
-        let p = try t.store.read { try Tokens.verify($0, token: token) }
+        let p = try t.store.read { try Tokens.verify($0, token: token, now: 0) }
         #expect(p?.name == "hr")
         #expect(p?.scopes == [.scimRead])
-        #expect(try t.store.read { try Tokens.verify($0, token: token + "x") } == nil)
-        #expect(try t.store.read { try Tokens.verify($0, token: "shub_\(id)_wrong") } == nil)
+        #expect(try t.store.read { try Tokens.verify($0, token: token + "x", now: 0) } == nil)
+        #expect(try t.store.read { try Tokens.verify($0, token: "shub_\(id)_wrong", now: 0) } == nil)
         let revoked = try t.store.write { try Tokens.revoke($0, id: id, now: 2) }
         #expect(revoked)
-        #expect(try t.store.read { try Tokens.verify($0, token: token) } == nil)
+        #expect(try t.store.read { try Tokens.verify($0, token: token, now: 0) } == nil)
         // The stored row holds a hash, never the token.
         let raw = try SQLiteConnection(path: t.store.path)
         var stored: [UInt8] = []

@@ -496,6 +496,15 @@ enum Migrations {
             ) WITHOUT ROWID;
             """
         ),
+        (
+            21,
+            """
+            -- Bearer tokens may expire, and record when they were last used (to the minute).
+            ALTER TABLE tokens ADD COLUMN expires REAL;
+            ALTER TABLE tokens ADD COLUMN last_used REAL;
+            ALTER TABLE token_requests ADD COLUMN expires_in_days REAL;
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the

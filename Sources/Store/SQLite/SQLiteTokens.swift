@@ -9,28 +9,30 @@ extension SQLiteSession: TokenStore {
     public func insertToken(_ t: StoredToken) throws {
         try db.run(
             """
-            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO tokens(id, principal, scopes, hash, created, minted_by, minted_by_token, approved_by, expires)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(t.id), .text(t.principal), .text(t.scopes.map(\.rawValue).joined(separator: ",")), .blob(t.hash),
                 .real(t.created),
                 .text(t.mintedBy), t.mintedByToken.map { .text($0) } ?? .null, t.approvedBy.map { .text($0) } ?? .null,
+                t.expires.map { .real($0) } ?? .null,
             ])
     }
 
     public func token(id: String) throws -> StoredToken? {
         var out: StoredToken?
         try db.query(
-            "SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by FROM tokens "
-                + "WHERE id = ?",
+            "SELECT principal, scopes, hash, created, revoked, minted_by, minted_by_token, approved_by, expires, "
+                + "last_used FROM tokens WHERE id = ?",
             [.text(id)]
         ) { r in
             out = StoredToken(
                 id: id, principal: r.text(0) ?? "", scopes: Self.scopes(r.text(1)), hash: r.blob(2),
                 created: r.value(3).double,
                 revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5) ?? "cli", mintedByToken: r.text(6),
-                approvedBy: r.text(7))
+                approvedBy: r.text(7), expires: r.isNull(8) ? nil : r.value(8).double,
+                lastUsed: r.isNull(9) ? nil : r.value(9).double)
         }
         return out
     }
@@ -38,16 +40,22 @@ extension SQLiteSession: TokenStore {
     public func tokens() throws -> [TokenInfo] {
         var out: [TokenInfo] = []
         try db.query(
-            "SELECT id, principal, scopes, created, revoked, minted_by, approved_by FROM tokens ORDER BY created DESC"
+            "SELECT id, principal, scopes, created, revoked, minted_by, approved_by, expires, last_used FROM tokens "
+                + "ORDER BY created DESC"
         ) { r in
             out.append(
                 TokenInfo(
                     id: r.text(0) ?? "", principal: r.text(1) ?? "",
                     scopes: (r.text(2) ?? "").split(separator: ",").map(String.init),
                     created: r.value(3).double, revoked: r.isNull(4) ? nil : r.value(4).double, mintedBy: r.text(5),
-                    approvedBy: r.text(6)))
+                    approvedBy: r.text(6), expires: r.isNull(7) ? nil : r.value(7).double,
+                    lastUsed: r.isNull(8) ? nil : r.value(8).double))
         }
         return out
+    }
+
+    public func recordTokenUse(id: String, now: Double) throws {
+        try db.run("UPDATE tokens SET last_used = ? WHERE id = ?", [.real(now), .text(id)])
     }
 
     public func revokeToken(id: String, now: Double) throws -> Bool {
@@ -56,12 +64,12 @@ extension SQLiteSession: TokenStore {
 
     public func insertTokenRequest(_ r: TokenRequest) throws {
         try db.run(
-            "INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created) "
-                + "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO token_requests(id, principal, scopes, requested_by, requested_by_token, created, "
+                + "expires_in_days) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(r.id), .text(r.principal), .text(r.scopes.map(\.rawValue).joined(separator: ",")),
                 .text(r.requestedBy),
-                .text(r.requestedByToken), .real(r.created),
+                .text(r.requestedByToken), .real(r.created), r.expiresInDays.map { .real($0) } ?? .null,
             ])
     }
 
@@ -77,15 +85,16 @@ extension SQLiteSession: TokenStore {
         var out: [TokenRequest] = []
         try db.query(
             """
-            SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id
-            FROM token_requests WHERE \(clause)
+            SELECT id, principal, scopes, requested_by, requested_by_token, created, approved_by, token_id,
+            expires_in_days FROM token_requests WHERE \(clause)
             """, params
         ) { r in
-            out.append(
-                TokenRequest(
-                    id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: Self.scopes(r.text(2)),
-                    requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
-                    approvedBy: r.text(6), tokenID: r.text(7)))
+            var request = TokenRequest(
+                id: r.text(0) ?? "", principal: r.text(1) ?? "", scopes: Self.scopes(r.text(2)),
+                requestedBy: r.text(3) ?? "", requestedByToken: r.text(4) ?? "", created: r.value(5).double,
+                approvedBy: r.text(6), tokenID: r.text(7))
+            request.expiresInDays = r.isNull(8) ? nil : r.value(8).double
+            out.append(request)
         }
         return out
     }
