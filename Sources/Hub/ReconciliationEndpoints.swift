@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
 import HubBase
 import HTTPServer
 import JSONCore
@@ -73,6 +74,19 @@ extension ReconciliationEndpoints {
             JSONValue.object(ReconciliationRuns.describe($0))
         }
         return jsonResponse(200, .object(JSONObject(["runs": .array(items)])), contentType: "application/json")
+    }
+
+    /// `POST /admin/reconciliations/{id}/sign-off` `{"comment"}`: once per finished run.
+    func signOff(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let r = try runs()
+        let body = try jsonBody(ctx.request)
+        for k in body.keys where k != "comment" { throw SCIMError.invalidValue("unknown key '\(k)' (comment)") }
+        do {
+            try r.signOff(
+                id: id, comment: body["comment"]?.stringValue ?? "", principal: ctx.principal.name,
+                requestID: ctx.requestID, now: Date().timeIntervalSince1970)
+            return jsonResponse(200, .object(try r.status(id: id)), contentType: "application/json")
+        } catch let e as ReconciliationRequestError { throw scim(e) }
     }
 
     func reconciliationStatus(_ id: String) throws -> HTTPResponse {
@@ -167,6 +181,11 @@ extension ReconciliationEndpoints {
             },
             Route.make("POST", "/admin/reconciliations/{id}/confirm", .admin) { ctx, p in
                 try self.confirmReconciliation(p[0], ctx)
+            },
+            // The compliance officer's attestation: evidence, not a change to anyone's access,
+            // so an auditor may give it.
+            Route.make("POST", "/admin/reconciliations/{id}/sign-off", .anyOf([.auditor, .admin])) { ctx, p in
+                try self.signOff(p[0], ctx)
             },
         ]
     }

@@ -38,6 +38,7 @@ public enum ReconciliationReport {
             }
         }
         var body = ReconciliationRuns.describe(run)
+        body["signOff"] = try ReconciliationRuns.signOffJSON(run.id, store)
         body["findings"] = .array(items)
         body["permissionCreep"] = .array(try permissionCreep(run, store: store))
         return JSONWriter().write(.object(body))

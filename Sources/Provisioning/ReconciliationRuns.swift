@@ -161,12 +161,45 @@ public final class ReconciliationRuns: Sendable {
             throw ReconciliationRequestError.notFound
         }
         var o = Self.describe(run)
+        o["signOff"] = try Self.signOffJSON(id, store)
         if let live = progress.withLock({ $0[id] }) {
             var p = JSONObject()
             for (k, v) in live.sorted(by: { $0.key < $1.key }) { p[k] = .int(v) }
             o["accountsListed"] = .object(p)
         }
         return o
+    }
+
+    /// Signs off a finished run: the compliance officer attests to having read the report.
+    /// Once per run; audited.
+    public func signOff(id: String, comment: String, principal: String, requestID: String, now: Double) throws {
+        let text = comment.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty, text.utf8.count <= 2000 else {
+            throw ReconciliationRequestError.invalid("'comment' is required (at most 2,000 characters)")
+        }
+        guard let run = try store.read({ try $0.reconciliationRun(id: id) }) else {
+            throw ReconciliationRequestError.notFound
+        }
+        guard run.state == .done else {
+            throw ReconciliationRequestError.conflict(
+                "only a finished run can be signed off (this one is \(run.state))")
+        }
+        try store.write { w in
+            guard try w.connection.signOffRun(id: id, by: principal, at: now, comment: text) else {
+                throw ReconciliationRequestError.conflict("this run was signed off already")
+            }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "reconcile.sign-off", resourceType: "Reconciliation",
+                    resourceID: id, requestID: requestID))
+        }
+    }
+
+    static func signOffJSON(_ id: String, _ store: any HubStore) throws -> JSONValue {
+        guard let s = try store.read({ try $0.runSignOff(id: id) }) else { return .null }
+        return .object(
+            JSONObject(["by": .string(s.by), "at": .string(time(s.at)), "comment": .string(s.comment)]))
     }
 
     public static func describe(_ run: ReconciliationRunRecord) -> JSONObject {

@@ -58,6 +58,11 @@ public struct FindingRecord: Sendable, Equatable {
 
 /// Reconciliation runs, their findings and the accounts each run has seen.
 public protocol ReconciliationStore {
+    /// The compliance officer's sign-off of a finished run: once, with who, when and a comment.
+    /// False when the run was signed off already.
+    func signOffRun(id: String, by: String, at: Double, comment: String) throws -> Bool
+    func runSignOff(id: String) throws -> (by: String, at: Double, comment: String)?
+
     func insertRun(_ r: ReconciliationRunRecord) throws
 
     func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws

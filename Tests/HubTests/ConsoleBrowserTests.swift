@@ -55,9 +55,11 @@ import TestSupport
                 + #""schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","#)
         #expect(try hub.call("POST", "/scim/v2/Users", body: rosa).status == 201)
         #expect(try hub.call("POST", "/scim/v2/Users", body: person("audrey@x.org", title: "Auditor")).status == 201)
+        #expect(try hub.call("POST", "/scim/v2/Users", body: person("ada@x.org", title: "IAM Engineer")).status == 201)
         for (sub, user, groups) in [
             ("rosa", "rosa@x.org", [String]()), ("boss", "boss@x.org", ["managers"]),
             ("audrey", "audrey@x.org", ["compliance"]), ("ghost", "ghost@x.org", []),
+            ("ada", "ada@x.org", ["iam-admins"]),
         ] {
             try provider.setUser(
                 sub: sub,
@@ -128,6 +130,32 @@ import TestSupport
         eventually("the EHR role") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "clinic-reporting"] }
         try browser.open(url(hub, "/console"))
         try screenshot(browser, "dashboard")
+    }
+
+    @Test func anAdminStartsAReconciliation_andTheComplianceOfficerSignsItOff() throws {
+        let hub = try hub()
+        let browser = try Browser.start()
+        defer { browser.stop(); hub.stop(); ehr.stop(); provider.stop() }
+        try signIn(browser, hub, as: "ada")
+        try browser.open(url(hub, "/console/reconciliations"))
+        try checkAccessibility(browser, "reconciliations")
+        try browser.click(try browser.find(css: "form[action='/console/reconciliations'] button"))
+        try browser.waitUntil(timeout: 20, "the report") {
+            if try browser.pageSource.contains("Reload") { try browser.open(try browser.currentURL) }
+            return try browser.pageSource.contains("Findings")
+        }
+        let report = try browser.currentURL
+        #expect(try browser.pageSource.contains("policy version 1"))
+        try signIn(browser, hub, as: "audrey")
+        try browser.open(report)
+        try checkAccessibility(browser, "reconciliation report")
+        try browser.type(try browser.find(css: "#comment"), "Read in full; no critical finding. <b>ok</b>")
+        try browser.click(try browser.find(css: "form[action$='/sign-off'] button"))
+        try browser.waitUntil(timeout: 10, "the sign-off") { try browser.pageSource.contains("Signed off by") }
+        #expect(try browser.pageSource.contains("audrey@x.org") && browser.pageSource.contains("&lt;b&gt;ok&lt;/b&gt;"))
+        try screenshot(browser, "reconciliation")
+        let audit = try hub.call("GET", "/admin/audit?count=100", token: hub.admin).text
+        #expect(audit.contains("reconcile.sign-off"))
     }
 
     @Test func aManagerReviewsTheirStaff_selectsAll_andKeepsWithOneReason() throws {

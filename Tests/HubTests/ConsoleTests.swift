@@ -133,6 +133,28 @@ import TestSupport
         _ = csrf
     }
 
+    @Test func aFinishedRun_isSignedOffOnce_withAComment() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let auditor = try hub.makeToken("compliance", [.auditor])
+        let run = try #require(
+            try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").object["id"]?.stringValue)
+        eventually("done") {
+            try hub.call("GET", "/admin/reconciliations/\(run)", token: auditor).object["state"]?.stringValue == "done"
+        }
+        let path = "/admin/reconciliations/\(run)/sign-off"
+        #expect(try hub.call("POST", path, token: auditor, body: #"{"comment": " "}"#).status == 400)
+        #expect(try hub.call("POST", path, token: hub.reader, body: #"{"comment": "x"}"#).status == 403)
+        #expect(
+            try hub.call("POST", "/admin/reconciliations/nope/sign-off", token: auditor, body: #"{"comment": "x"}"#)
+                .status == 404)
+        let signed = try hub.call("POST", path, token: auditor, body: #"{"comment": "read in full"}"#)
+        #expect(signed.status == 200 && signed.object["signOff"]?.objectValue?["by"]?.stringValue == "compliance")
+        #expect(try hub.call("POST", path, token: hub.admin, body: #"{"comment": "again"}"#).status == 409)
+        let report = try hub.call("GET", "/admin/reconciliations/\(run)/report", token: auditor).object
+        #expect(report["signOff"]?.objectValue?["comment"]?.stringValue == "read in full")
+    }
+
     @Test func anAuditor_readsEverything_andChangesNothing() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }

@@ -64,6 +64,7 @@ extension ConsoleEndpoints {
             if s.has("admin") || s.has("auditor") || s.has("helpdesk") {
                 links.insert(("People", "/console/people"), at: 2)
             }
+            if s.has("admin") || s.has("auditor") { links.append(("Reconciliation", "/console/reconciliations")) }
             nav = links.map { "<li><a href=\"\($0.1)\">\($0.0)</a></li>" }
         }
         let signOut: HTML =
@@ -200,6 +201,16 @@ extension ConsoleEndpoints {
                 try self.reviewPage(p[0], ctx)
             },
             Route.make("POST", "/console/reviews/{id}/decide", .open) { ctx, p in try self.decideReview(p[0], ctx) },
+            Route.make("GET", "/console/reconciliations", .open) { ctx, _ in try self.reconciliationsPage(ctx) },
+            Route.make("POST", "/console/reconciliations", .open) { ctx, _ in
+                try self.startReconciliationFromPage(ctx)
+            },
+            Route.make("GET", "/console/reconciliations/{id}", .open) { ctx, p in
+                try self.reconciliationPage(p[0], ctx)
+            },
+            Route.make("POST", "/console/reconciliations/{id}/sign-off", .open) { ctx, p in
+                try self.signOffFromPage(p[0], ctx)
+            },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },

@@ -505,6 +505,18 @@ enum Migrations {
             ALTER TABLE token_requests ADD COLUMN expires_in_days REAL;
             """
         ),
+        (
+            22,
+            """
+            -- A finished run signed off by the compliance officer: evidence, once per run.
+            CREATE TABLE reconciliation_sign_offs (
+                run_id TEXT PRIMARY KEY,
+                signed_by TEXT NOT NULL,
+                signed_at REAL NOT NULL,
+                comment TEXT NOT NULL
+            ) WITHOUT ROWID;
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the

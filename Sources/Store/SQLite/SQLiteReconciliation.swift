@@ -3,6 +3,20 @@ import JSONCore
 import SQLite
 
 extension SQLiteSession {
+    public func signOffRun(id: String, by: String, at: Double, comment: String) throws -> Bool {
+        try db.run(
+            "INSERT INTO reconciliation_sign_offs(run_id, signed_by, signed_at, comment) VALUES (?, ?, ?, ?) "
+                + "ON CONFLICT(run_id) DO NOTHING", [.text(id), .text(by), .real(at), .text(comment)]) == 1
+    }
+
+    public func runSignOff(id: String) throws -> (by: String, at: Double, comment: String)? {
+        var out: (String, Double, String)?
+        try db.query(
+            "SELECT signed_by, signed_at, comment FROM reconciliation_sign_offs WHERE run_id = ?", [.text(id)]
+        ) { r in out = (r.text(0) ?? "", r.value(1).double, r.text(2) ?? "") }
+        return out
+    }
+
     private static let runColumns =
         "id, state, mode, targets, categories, requested_by, created, finished, summary, policy_version"
 
