@@ -11,6 +11,7 @@ import HubHarness
 ///       [--connections 16] [--seconds 5] [--binary .build/release/scimhub]
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
+///   .build/release/scimhub-bench --console [--people 100000]
 ///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
 ///   .build/release/scimhub-bench --notifications [--people 1000]   (after scripts/test made .venv)
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
@@ -36,6 +37,7 @@ struct Options {
     var reconcile = false
     var breakGlass = false
     var credentials = false
+    var console = false
     var convergences = 2000
     var threads = 8
     var listAccounts = 100_000
@@ -52,6 +54,7 @@ struct Options {
             if a == "--reconcile" { reconcile = true; continue }
             if a == "--break-glass" { breakGlass = true; continue }
             if a == "--credentials" { credentials = true; continue }
+            if a == "--console" { console = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -221,6 +224,10 @@ if o.breakGlass {
 }
 if o.feedGuard {
     do { try runFeedGuardBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.console {
+    do { try runConsoleBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.policyPreview {

@@ -24,9 +24,12 @@ extension SQLiteSession {
 
     public func users(userNamePrefix prefix: String, limit: Int) throws -> [StoredResource] {
         // The half-open range [prefix, prefix + U+10FFFF) is every user name with the prefix.
+        // Only Users have a user name; a `type` term would tempt the planner to the type index
+        // and a sort of every User (seen: 68 ms at 100,000 people instead of well under one).
         try resources(
-            "SELECT \(Self.columns) FROM resources WHERE user_name >= ? AND user_name < ? AND type = 'User' "
-                + "ORDER BY user_name LIMIT ?", [.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))])
+            "SELECT \(Self.columns) FROM resources WHERE user_name >= ? AND user_name < ? ORDER BY user_name LIMIT ?",
+            [.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]
+        ).filter { $0.type == .user }
     }
 
     /// The resource of `type` with `id`, or nil.
