@@ -2,6 +2,7 @@
 import HubBase
 import Foundation
 import HTTPServer
+import HubCrypto
 import JSONCore
 import Provisioning
 import SCIM
@@ -36,15 +37,54 @@ extension AdminEndpoints {
             after = n
         }
         let count = try countParameter(q)
+        let format = q.queryValue("format") ?? "json"
+        guard format == "json" || format == "csv" else { throw SCIMError.invalidValue("'format' must be json or csv") }
         let entries = try store.read {
             try AuditLog.list(
                 $0, since: since, until: until, principal: q.queryValue("principal"),
-                resourceID: q.queryValue("resourceId"),
+                resourceID: q.queryValue("resourceId"), action: q.queryValue("action"),
                 afterSeq: after, limit: count)
+        }
+        if format == "csv" {
+            return HTTPResponse(
+                status: 200,
+                headers: [
+                    ("Content-Type", "text/csv; charset=utf-8"),
+                    ("Content-Disposition", "attachment; filename=\"scimhub-audit.csv\""),
+                ], body: Array(Self.csv(entries).utf8))
         }
         var body = JSONObject(["itemsPerPage": .int(entries.count), "entries": .array(entries.map(\.json))])
         if let last = entries.last, entries.count == count { body["next"] = .string("after=\(last.seq)") }
         return jsonResponse(200, .object(body), contentType: "application/json")
+    }
+
+    /// Audit entries as CSV (RFC 4180; cells that a spreadsheet would run as formulas are quoted inert).
+    static func csv(_ entries: [AuditEntry]) -> String {
+        var out = "seq,time,principal,action,resourceType,resourceId,attributes,requestId,outcome,hash\r\n"
+        for e in entries {
+            out +=
+                [
+                    String(e.seq), e.time, e.principal, e.action, e.resourceType, e.resourceID,
+                    e.attributes.joined(separator: "; "), e.requestID, e.outcome, hexString(e.hash),
+                ].map(ReconciliationReport.csvField).joined(separator: ",") + "\r\n"
+        }
+        return out
+    }
+
+    /// `GET /admin/audit/verify`: walks the whole chain; the head to publish, and any break.
+    func verifyAudit() throws -> HTTPResponse {
+        let v = try store.read { try AuditLog.verify($0) }
+        return jsonResponse(
+            200,
+            .object(
+                JSONObject([
+                    "intact": .bool(v.intact), "entries": .int(v.entries), "headSeq": .int(Int(v.headSeq)),
+                    "headHash": .string(v.headHash), "breakCount": .int(v.breakCount),
+                    "breaks": .array(
+                        v.breaks.prefix(20).map {
+                            .object(JSONObject(["seq": .int(Int($0.seq)), "reason": .string($0.reason)]))
+                        }),
+                ])), contentType: "application/json")
     }
 
     private func countParameter(_ q: HTTPRequest) throws -> Int {
@@ -245,8 +285,10 @@ extension AdminEndpoints {
     var routes: [Route] {
         [
             Route.make(
-                "GET", "/admin/audit", .admin, query: ["since", "until", "principal", "resourceId", "after", "count"]
+                "GET", "/admin/audit", .admin,
+                query: ["since", "until", "principal", "resourceId", "action", "after", "count", "format"]
             ) { ctx, _ in try self.listAudit(ctx) },
+            Route.make("GET", "/admin/audit/verify", .admin) { _, _ in try self.verifyAudit() },
             Route.make("GET", "/admin/targets", .admin) { ctx, _ in try self.listTargets(ctx) },
             Route.make("GET", "/admin/jobs", .anyOf([.admin, .helpdesk]), query: ["target", "state", "count"]) {
                 ctx, _ in try self.listJobs(ctx)

@@ -156,10 +156,11 @@ public enum AuditLog {
     /// Entries matching the filters, oldest first (`time` bounds are ISO timestamps).
     public static func list(
         _ conn: any StoreSession, since: String?, until: String?, principal: String?, resourceID: String?,
-        afterSeq: Int64, limit: Int
+        action: String? = nil, afterSeq: Int64, limit: Int
     ) throws -> [AuditEntry] {
         try conn.auditEntries(
-            since: since, until: until, principal: principal, resourceID: resourceID, afterSeq: afterSeq, limit: limit)
+            since: since, until: until, principal: principal, resourceID: resourceID, action: action,
+            afterSeq: afterSeq, limit: limit)
     }
 }
 
@@ -170,7 +171,8 @@ public protocol AuditStore {
 
     /// Entries matching the filters, oldest first, after `afterSeq`.
     func auditEntries(
-        since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int
+        since: String?, until: String?, principal: String?, resourceID: String?, action: String?, afterSeq: Int64,
+        limit: Int
     ) throws -> [AuditEntry]
 
     /// The hash of entry `seq`, or nil when there is none.

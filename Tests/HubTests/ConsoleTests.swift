@@ -155,6 +155,29 @@ import TestSupport
         #expect(report["signOff"]?.objectValue?["comment"]?.stringValue == "read in full")
     }
 
+    @Test func theAuditLog_isSearched_exported_andVerified() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        // A value a spreadsheet would run as a formula, in an audited name.
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("=cmd@x.org", title: "Receptionist"))
+        let creates =
+            try hub.call("GET", "/admin/audit?action=create&count=10", token: hub.admin).object["entries"]?
+            .arrayValue ?? []
+        #expect(!creates.isEmpty && creates.allSatisfy { $0.objectValue?["action"]?.stringValue == "create" })
+        let verify = try hub.call("GET", "/admin/audit/verify", token: hub.admin).object
+        #expect(verify["intact"]?.boolValue == true && (verify["headSeq"]?.numberValue?.int64 ?? 0) > 0)
+        let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
+        let page = try get(hub, "/console/audit?action=create", cookie: cookie)
+        #expect(page.status == 200 && page.text.contains(">create<"), "\(page.text.prefix(300))")
+        let csv = try get(hub, "/console/audit.csv?action=create", cookie: cookie)
+        #expect(csv.status == 200 && csv.header("Content-Type")?.hasPrefix("text/csv") == true)
+        #expect(csv.text.hasPrefix("seq,time,principal,action"), "\(csv.text.prefix(200))")
+        let checked = try get(hub, "/console/audit/verify", cookie: cookie)
+        #expect(checked.text.contains("The chain is intact") && checked.text.contains("<code>"))
+        let (staff, _) = try session(hub, "rosa@x.org", roles: [])
+        #expect(try get(hub, "/console/audit", cookie: staff).status == 403)
+    }
+
     @Test func anAuditor_readsEverything_andChangesNothing() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }

@@ -13,7 +13,8 @@ import TestSupport
     @Test(arguments: [
         (
             "/admin/audit?principal=hr&princpal=x",
-            "unknown query parameter 'princpal' (known: after, count, principal, resourceId, since, until)"
+            "unknown query parameter 'princpal' (known: action, after, count, format, principal, resourceId, since, "
+                + "until)"
         ),
         ("/admin/jobs?stat=dead", "unknown query parameter 'stat' (known: count, state, target)"),
         ("/admin/targets?verbose=1", "unknown query parameter 'verbose' (this endpoint takes none)"),

@@ -62,7 +62,7 @@ extension ConsoleEndpoints {
                 """
         }
         return """
-            <h2>Targets</h2><div class="table-wrap"><table><thead><tr><th scope="col">Target</th>
+            <h2>Targets</h2>\(Self.tableOpen)<thead><tr><th scope="col">Target</th>
             <th scope="col">Health</th><th scope="col" class="num">Queued</th>
             <th scope="col" class="num">Dead letters</th>
             <th scope="col" class="num">Held</th><th scope="col">Oldest pending change</th></tr></thead>
@@ -87,7 +87,7 @@ extension ConsoleEndpoints {
         }
         guard !rows.isEmpty else { return "<h2>Break-glass in force</h2><p>None.</p>" }
         return """
-            <h2>Break-glass in force</h2><div class="table-wrap"><table><thead><tr><th scope="col">Person</th>
+            <h2>Break-glass in force</h2>\(Self.tableOpen)<thead><tr><th scope="col">Person</th>
             <th scope="col">Package</th><th scope="col">Granted by</th><th scope="col">Until</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>
             """

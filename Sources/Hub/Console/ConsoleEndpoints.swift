@@ -64,7 +64,9 @@ extension ConsoleEndpoints {
             if s.has("admin") || s.has("auditor") || s.has("helpdesk") {
                 links.insert(("People", "/console/people"), at: 2)
             }
-            if s.has("admin") || s.has("auditor") { links.append(("Reconciliation", "/console/reconciliations")) }
+            if s.has("admin") || s.has("auditor") {
+                links += [("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit")]
+            }
             nav = links.map { "<li><a href=\"\($0.1)\">\($0.0)</a></li>" }
         }
         let signOut: HTML =
@@ -89,6 +91,10 @@ extension ConsoleEndpoints {
             </main></body></html>
             """
     }
+
+    /// Tables scroll sideways on a phone; a scrollable region must take keyboard focus (WCAG
+    /// 2.1.1, axe `scrollable-region-focusable`).
+    static let tableOpen: HTML = "<div class=\"table-wrap\" tabindex=\"0\"><table>"
 
     /// A form's hidden CSRF field.
     static func csrfField(_ s: ConsoleSessions.Current) -> HTML {
@@ -211,6 +217,15 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/reconciliations/{id}/sign-off", .open) { ctx, p in
                 try self.signOffFromPage(p[0], ctx)
             },
+            Route.make("GET", "/console/audit", .open, query: ["principal", "resourceId", "action", "since", "until"]) {
+                ctx, _ in try self.auditPage(ctx)
+            },
+            Route.make(
+                "GET", "/console/audit.csv", .open, query: ["principal", "resourceId", "action", "since", "until"]
+            ) {
+                ctx, _ in try self.auditCSV(ctx)
+            },
+            Route.make("GET", "/console/audit/verify", .open) { ctx, _ in try self.auditVerifyPage(ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },

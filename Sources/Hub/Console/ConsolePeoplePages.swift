@@ -30,7 +30,7 @@ extension ConsoleEndpoints {
                     rows.isEmpty
                     ? "<p role=\"status\">Nobody's user name starts with that.</p>"
                     : """
-                    <div class="table-wrap"><table><thead><tr><th scope="col">User name</th><th scope="col">Name</th>
+                    \(Self.tableOpen)<thead><tr><th scope="col">User name</th><th scope="col">Name</th>
                     <th scope="col">Title</th><th scope="col">Sites</th><th scope="col">Status</th></tr></thead>
                     <tbody>\(rows)</tbody></table></div>
                     """
@@ -90,10 +90,10 @@ extension ConsoleEndpoints {
                 """
                 \(done)<p>\(access["active"]?.boolValue == false ? "Inactive" : "Active")</p>
                 <h2>Packages and why</h2><ul>\(packages)</ul>
-                <h2>Accounts</h2><div class="table-wrap"><table><thead><tr><th scope="col">Target</th>
+                <h2>Accounts</h2>\(Self.tableOpen)<thead><tr><th scope="col">Target</th>
                 <th scope="col">Should be</th><th scope="col">Last applied</th><th scope="col">Last result</th>
                 <th scope="col">Queued</th></tr></thead><tbody>\(targets)</tbody></table></div>\(action)
-                <h2>History</h2><div class="table-wrap"><table><thead><tr><th scope="col">Time</th>
+                <h2>History</h2>\(Self.tableOpen)<thead><tr><th scope="col">Time</th>
                 <th scope="col">Action</th><th scope="col">By</th><th scope="col">What</th></tr></thead>
                 <tbody>\(history)</tbody></table></div>
                 """)

@@ -34,7 +34,7 @@ extension ConsoleEndpoints {
             return page(
                 "Reconciliation", s,
                 """
-                \(start)<div class="table-wrap"><table><thead><tr><th scope="col">Started</th><th scope="col">State</th>
+                \(start)\(Self.tableOpen)<thead><tr><th scope="col">Started</th><th scope="col">State</th>
                 <th scope="col">Mode</th><th scope="col">Policy</th><th scope="col">By</th></tr></thead>
                 <tbody>\(rows)</tbody></table></div>
                 """)
@@ -92,7 +92,7 @@ extension ConsoleEndpoints {
                 """
         }
         return """
-            <div class="table-wrap"><table><thead><tr><th scope="col">Target</th><th scope="col">State</th>
+            \(Self.tableOpen)<thead><tr><th scope="col">Target</th><th scope="col">State</th>
             <th scope="col" class="num">Accounts</th><th scope="col">Findings</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>
             """
@@ -116,7 +116,7 @@ extension ConsoleEndpoints {
         let more: HTML =
             findings.count > 2000 ? "<p>Only the first 2,000 findings are shown; the CSV report has all.</p>" : .empty
         return """
-            <div class="table-wrap"><table><thead><tr><th scope="col">Severity</th><th scope="col">Category</th>
+            \(Self.tableOpen)<thead><tr><th scope="col">Severity</th><th scope="col">Category</th>
             <th scope="col">Target</th><th scope="col">Account</th><th scope="col">Detail</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>\(more)
             """

@@ -68,7 +68,7 @@ extension ConsoleEndpoints {
                 """
         }
         return """
-            <div class="table-wrap"><table><thead><tr><th scope="col">Person</th><th scope="col">Package</th>
+            \(Self.tableOpen)<thead><tr><th scope="col">Person</th><th scope="col">Package</th>
             <th scope="col">Justification</th><th scope="col" class="num">Days</th><th scope="col">Decision</th></tr>
             </thead><tbody>\(rows)</tbody></table></div>
             """
@@ -95,7 +95,7 @@ extension ConsoleEndpoints {
                 """
         }
         return """
-            <div class="table-wrap"><table><thead><tr><th scope="col">For</th><th scope="col">Package</th>
+            \(Self.tableOpen)<thead><tr><th scope="col">For</th><th scope="col">Package</th>
             <th scope="col">State</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
             <tbody>\(rows)</tbody></table></div>
             """

@@ -27,7 +27,7 @@ extension ConsoleEndpoints {
                 rows.isEmpty
                 ? "<p>No access review is waiting for you.</p>"
                 : """
-                <div class="table-wrap"><table><thead><tr><th scope="col">Review</th><th scope="col">Due</th>
+                \(Self.tableOpen)<thead><tr><th scope="col">Review</th><th scope="col">Due</th>
                 <th scope="col" class="num">Decided</th></tr></thead><tbody>\(rows)</tbody></table></div>
                 """
             return page("Access reviews", s, content)
@@ -47,7 +47,7 @@ extension ConsoleEndpoints {
                 with a reason. The recommendation compares the person with colleagues of the same title and site;
                 it is never applied by itself.</p>
                 <form method="post" action="/console/reviews/\(id)/decide">\(Self.csrfField(s))
-                <div class="table-wrap"><table><thead><tr>
+                \(Self.tableOpen)<thead><tr>
                 <th scope="col"><input type="checkbox" id="all" data-select-all="item">
                 <label for="all" class="visually-hidden">Select every undecided item</label></th>
                 <th scope="col">Person</th><th scope="col">Package</th><th scope="col">Context</th>

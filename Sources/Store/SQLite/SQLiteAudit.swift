@@ -21,7 +21,8 @@ extension SQLiteSession: AuditStore {
     }
 
     public func auditEntries(
-        since: String?, until: String?, principal: String?, resourceID: String?, afterSeq: Int64, limit: Int
+        since: String?, until: String?, principal: String?, resourceID: String?, action: String?, afterSeq: Int64,
+        limit: Int
     ) throws -> [AuditEntry] {
         var sql = "SELECT \(Self.auditColumns) FROM audit WHERE seq > ?"
         var params: [SQLiteValue] = [.integer(afterSeq)]
@@ -29,6 +30,7 @@ extension SQLiteSession: AuditStore {
         if let u = until { sql += " AND time < ?"; params.append(.text(u)) }
         if let p = principal { sql += " AND principal = ?"; params.append(.text(p)) }
         if let r = resourceID { sql += " AND resource_id = ?"; params.append(.text(r)) }
+        if let a = action { sql += " AND action = ?"; params.append(.text(a)) }
         sql += " ORDER BY seq LIMIT ?"
         params.append(.integer(Int64(limit)))
         var out: [AuditEntry] = []
