@@ -95,7 +95,7 @@ extension AdminEndpoints {
 
     /// `GET /admin/targets`: every target with its health, circuit, queue depth and oldest pending job age.
     func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
-        let now = Date().timeIntervalSince1970
+        let now = engine?.clock.now() ?? Date().timeIntervalSince1970
         let targets = engine?.policy.targets ?? []
         let items: [JSONValue] = try store.read { conn in
             try targets.map { t in
@@ -135,11 +135,20 @@ extension AdminEndpoints {
             throw SCIMError.invalidValue("'state' must be pending or dead")
         }
         let jobs = try store.read { try $0.jobs(target: target, state: state, limit: try countParameter(q)) }
+        // Whose job it is, by name: a dead letter is acted on by people, not by ids.
+        let names: [String: String] = try store.read { conn in
+            var out: [String: String] = [:]
+            for id in Set(jobs.map(\.personID)) {
+                if let n = try conn.fetch(type: .user, id: id)?.doc["userName"]?.stringValue { out[id] = n }
+            }
+            return out
+        }
         let items: [JSONValue] = jobs.map { j in
             .object(
                 JSONObject([
                     "id": .string("\(j.personID):\(j.target)"),
                     "personId": .string(j.personID),
+                    "userName": names[j.personID].map { .string($0) } ?? .null,
                     "target": .string(j.target),
                     "state": .string(j.state.rawValue),
                     "priority": .string(j.priority == 0 ? "removes-access" : "normal"),
@@ -160,9 +169,11 @@ extension AdminEndpoints {
             throw SCIMError.notFound("job ids look like <personId>:<target>")
         }
         let person = String(id[..<colon]), target = String(id[id.index(after: colon)...])
+        // Due on the engine's clock: the queue is judged by it.
+        let now = engine?.clock.now() ?? Date().timeIntervalSince1970
         let principal = ctx.principal.name, requestID = ctx.requestID
         let redriven = try store.write { w -> Bool in
-            let ok = try w.connection.redrive(personID: person, target: target, now: Date().timeIntervalSince1970)
+            let ok = try w.connection.redrive(personID: person, target: target, now: now)
             if ok {
                 try AuditLog.append(
                     w,
@@ -289,7 +300,7 @@ extension AdminEndpoints {
                 query: ["since", "until", "principal", "resourceId", "action", "after", "count", "format"]
             ) { ctx, _ in try self.listAudit(ctx) },
             Route.make("GET", "/admin/audit/verify", .admin) { _, _ in try self.verifyAudit() },
-            Route.make("GET", "/admin/targets", .admin) { ctx, _ in try self.listTargets(ctx) },
+            Route.make("GET", "/admin/targets", .anyOf([.admin, .helpdesk])) { ctx, _ in try self.listTargets(ctx) },
             Route.make("GET", "/admin/jobs", .anyOf([.admin, .helpdesk]), query: ["target", "state", "count"]) {
                 ctx, _ in try self.listJobs(ctx)
             },

@@ -155,6 +155,28 @@ import TestSupport
         #expect(report["signOff"]?.objectValue?["comment"]?.stringValue == "read in full")
     }
 
+    @Test func deadLetters_showWhoAndWhy_andAreRetriedFromThePage() throws {
+        ehr.setFault(.reject)
+        let hub = try LiveHub(policy: policy) {
+            $0.clock = clock
+            $0.engine.maxAttempts = 1
+        }
+        defer { hub.stop(); ehr.stop() }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("nadia@x.org", title: "Receptionist"))
+        eventually("a dead letter") {
+            try hub.server.store.read { try $0.jobs(target: "ehr", state: .dead, limit: 10) }.count == 1
+        }
+        ehr.setFault(.none)
+        let (cookie, csrf) = try session(hub, "desk.help", roles: ["helpdesk"])
+        let page = try get(hub, "/console/targets", cookie: cookie)
+        #expect(page.status == 200 && page.text.contains("nadia@x.org"), "\(page.text.prefix(400))")
+        let job = try #require(page.text.firstMatch(of: /name="job" value="([^"]+)"/)?.1)
+        let retried = try post(
+            hub, "/console/targets/retry", cookie: cookie, form: [("_csrf", csrf), ("job", String(job))])
+        #expect(retried.status == 303 && retried.header("Location")?.contains("queued") == true)
+        eventually("provisioned after the retry") { ehr.snapshot()["nadia@x.org"]?.roles == ["scheduling"] }
+    }
+
     @Test func theAuditLog_isSearched_exported_andVerified() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }

@@ -49,7 +49,7 @@ extension ConsoleEndpoints {
         }
     }
 
-    private func targetsTable(_ targets: [JSONValue]) -> HTML {
+    func targetsTable(_ targets: [JSONValue]) -> HTML {
         let rows: [HTML] = targets.compactMap(\.objectValue).map { t in
             let health = t["health"]?.stringValue ?? "unknown"
             let cls = health == "healthy" ? "status-ok" : health == "degraded" ? "status-warning" : "status-critical"

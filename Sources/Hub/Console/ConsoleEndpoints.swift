@@ -63,6 +63,7 @@ extension ConsoleEndpoints {
             var links = [("Dashboard", "/console"), ("Reviews", "/console/reviews"), ("Requests", "/console/requests")]
             if s.has("admin") || s.has("auditor") || s.has("helpdesk") {
                 links.insert(("People", "/console/people"), at: 2)
+                links.insert(("Targets", "/console/targets"), at: 3)
             }
             if s.has("admin") || s.has("auditor") {
                 links += [("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit")]
@@ -226,6 +227,8 @@ extension ConsoleEndpoints {
                 ctx, _ in try self.auditCSV(ctx)
             },
             Route.make("GET", "/console/audit/verify", .open) { ctx, _ in try self.auditVerifyPage(ctx) },
+            Route.make("GET", "/console/targets", .open, query: ["done"]) { ctx, _ in try self.targetsPage(ctx) },
+            Route.make("POST", "/console/targets/retry", .open) { ctx, _ in try self.retryJobs(ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },
