@@ -211,6 +211,12 @@ import TestSupport
         let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
         let dashboard = try get(hub, "/console", cookie: cookie)
         #expect(dashboard.status == 200 && dashboard.text.contains("Targets"))
+        #expect(
+            dashboard.text.contains("Last reconciliation") && dashboard.text.contains("Licences expiring in 30 days"))
+        // A staff member's dashboard has their own work only.
+        let (staff, _) = try session(hub, "rosa@x.org", roles: [])
+        let own = try get(hub, "/console", cookie: staff).text
+        #expect(own.contains("Review items waiting for you") && !own.contains("Licences") && !own.contains("Targets"))
     }
 
     @Test func people_areFoundByUserNameOrEmail_andAPersonsPageSaysWhatTheyHoldAndWhy() throws {

@@ -32,6 +32,24 @@ extension ConsoleEndpoints {
                     <p class="figure">\(open.count)</p><p><a href="/console/requests">Request access</a></p></section>
                     """)
             }
+            if let inbox = try api.read("/reviews", as: p, requestID: rid) {
+                let undecided = (inbox["campaigns"]?.arrayValue ?? []).reduce(0) {
+                    $0 + Int($1.objectValue?["undecided"]?.numberValue?.int64 ?? 0)
+                }
+                sections.append(
+                    card(
+                        "reviews", "Review items waiting for you", "\(undecided)", "/console/reviews",
+                        "Open your reviews"))
+            }
+            if let runs = try api.read("/admin/reconciliations", as: p, requestID: rid) {
+                sections.append(lastRun(runs["runs"]?.arrayValue?.first?.objectValue))
+            }
+            if let expiring = try api.read(
+                "/admin/credentials/expiring", query: [("within", "30d")], as: p, requestID: rid)
+            {
+                let n = expiring["people"]?.arrayValue?.count ?? 0
+                sections.append(card("licences", "Licences expiring in 30 days", "\(n)", nil, nil))
+            }
             var content: HTML = "<div class=\"cards\">\(sections)</div>"
             if let targets = try api.read("/admin/targets", as: p, requestID: rid) {
                 content = "\(content)\(targetsTable(targets["targets"]?.arrayValue ?? []))"
@@ -47,6 +65,34 @@ extension ConsoleEndpoints {
             }
             return page("Dashboard", s, content)
         }
+    }
+
+    private func card(_ id: String, _ title: String, _ figure: String, _ link: String?, _ label: String?) -> HTML {
+        let action: HTML = link.map { "<p><a href=\"\($0)\">\(label ?? "Open")</a></p>" } ?? .empty
+        return """
+            <section class="card" aria-labelledby="\(id)"><h2 id="\(id)">\(title)</h2>
+            <p class="figure">\(figure)</p>\(action)</section>
+            """
+    }
+
+    /// The last reconciliation: when, and its critical findings (leavers enabled, SoD, shared accounts).
+    private func lastRun(_ run: JSONObject?) -> HTML {
+        guard let run else {
+            return card("last-run", "Last reconciliation", "none yet", "/console/reconciliations", "Start one")
+        }
+        var critical = 0
+        for t in run["summary"]?.objectValue?["targets"]?.objectValue?.members ?? [] {
+            for c in ["leaver-enabled", "sod-violation", "shared-account"] {
+                critical += Int(t.value.objectValue?["counts"]?.objectValue?[c]?.numberValue?.int64 ?? 0)
+            }
+        }
+        let id = run["id"]?.stringValue ?? ""
+        return """
+            <section class="card" aria-labelledby="last-run"><h2 id="last-run">Last reconciliation</h2>
+            <p>\(run["created"]?.stringValue ?? "") (\(run["state"]?.stringValue ?? ""))</p>
+            <p class="\(critical > 0 ? "status-critical" : "status-ok")">\(critical) critical finding(s)</p>
+            <p><a href="/console/reconciliations/\(id)">Read the report</a></p></section>
+            """
     }
 
     func targetsTable(_ targets: [JSONValue]) -> HTML {
