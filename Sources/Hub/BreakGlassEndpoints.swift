@@ -29,12 +29,16 @@ extension BreakGlassEndpoints {
     func grantBreakGlass(_ ctx: RequestContext) throws -> HTTPResponse {
         let service = try breakGlassService()
         let body = try jsonBody(ctx.request)
-        for k in body.keys where !["personId", "package", "reason", "hours"].contains(k) {
-            throw SCIMError.invalidValue("unknown key '\(k)' (personId, package, reason, hours)")
+        for k in body.keys where !["personId", "userName", "package", "reason", "hours"].contains(k) {
+            throw SCIMError.invalidValue("unknown key '\(k)' (personId or userName, package, reason, hours)")
         }
-        guard let person = body["personId"]?.stringValue, !person.isEmpty else {
-            throw SCIMError.invalidValue("'personId' is required")
+        // The on-call clinician knows a colleague's user name, not their id.
+        var person = body["personId"]?.stringValue ?? ""
+        if person.isEmpty, let name = body["userName"]?.stringValue, !name.isEmpty {
+            person = try store.read { try People.user($0, userName: name)?.id } ?? ""
+            guard !person.isEmpty else { throw SCIMError.notFound("no person with this user name") }
         }
+        guard !person.isEmpty else { throw SCIMError.invalidValue("'personId' or 'userName' is required") }
         guard let package = body["package"]?.stringValue else { throw SCIMError.invalidValue("'package' is required") }
         guard let reason = body["reason"]?.stringValue else { throw SCIMError.invalidValue("'reason' is required") }
         var hours: Double? = nil
@@ -50,6 +54,17 @@ extension BreakGlassEndpoints {
                 try self.requireStepUp(ctx, action: "a break-glass grant")
             }
             return jsonResponse(201, BreakGlass.json(g), contentType: "application/json")
+        } catch let e as GovernanceError {
+            throw scimError(e)
+        }
+    }
+
+    /// `POST /admin/break-glass/{id}/end`: the emergency is over before the grant's time.
+    func endBreakGlass(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        let service = try breakGlassService()
+        do {
+            let g = try service.endEarly(id: id, principal: ctx.principal, requestID: ctx.requestID)
+            return jsonResponse(200, BreakGlass.json(g), contentType: "application/json")
         } catch let e as GovernanceError {
             throw scimError(e)
         }
@@ -90,8 +105,12 @@ extension BreakGlassEndpoints {
     /// Break-glass grants and their reviews. Granting has its own scope: an admin token alone cannot.
     var routes: [Route] {
         [
-            Route.make("GET", "/admin/break-glass", .admin, query: ["state"]) { ctx, _ in
+            // The on-call clinician sees the grants in force too.
+            Route.make("GET", "/admin/break-glass", .anyOf([.admin, .breakGlass]), query: ["state"]) { ctx, _ in
                 try self.listBreakGlass(ctx)
+            },
+            Route.make("POST", "/admin/break-glass/{id}/end", .anyOf([.admin, .breakGlass])) { ctx, p in
+                try self.endBreakGlass(p[0], ctx)
             },
             Route.make("POST", "/admin/break-glass", .anyOf([.breakGlass])) { ctx, _ in
                 try self.grantBreakGlass(ctx)

@@ -117,6 +117,41 @@ public final class BreakGlass: HubService {
         try Self.expire(store: store, engine: engine, now: now ?? clock.now())
     }
 
+    /// Ends a grant before its time (the emergency is over): an administrator or whoever
+    /// granted it. The access is taken back at once; the use still awaits its review.
+    public func endEarly(id: String, principal: Principal, requestID: String) throws -> BreakGlassRecord {
+        guard let g = try store.read({ try $0.breakGlass(id: id) }) else {
+            throw GovernanceError.notFound("no break-glass grant with this id")
+        }
+        guard
+            principal.scopes.contains(.admin)
+                || Identifier.canonical(principal.name) == Identifier.canonical(g.grantedBy)
+        else {
+            throw GovernanceError.forbidden("only an administrator or whoever granted it may end a grant early")
+        }
+        let now = clock.now(), engine = self.engine
+        try store.write { w in
+            guard try w.connection.endBreakGlass(id: g.id, now: now) else {
+                throw GovernanceError.conflict("this grant has ended already")
+            }
+            let person = try w.connection.fetch(type: .user, id: g.personID)?.doc
+            try engine?.enqueue(w, personID: g.personID, person: person)
+            for t in self.policy.enabledTargets {
+                try w.connection.expedite(personID: g.personID, target: t.name, now: now)
+            }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal.name, action: "break-glass.end", resourceType: "User", resourceID: g.personID,
+                    attributes: [g.package], requestID: requestID))
+            try engine?.notifier?.announce(
+                w, .breakGlassExpired, ["userName": g.userName, "package": g.package, "grantId": g.id])
+        }
+        engine?.wake()
+        engine?.notifier?.wake()
+        return try store.read { try $0.breakGlass(id: id) } ?? g
+    }
+
     static func expire(store: any HubStore, engine: ProvisioningEngine?, now: Double) throws -> Int {
         let due = try store.read { try $0.expiredBreakGlass(now: now) }
         for g in due {

@@ -147,7 +147,7 @@ import TestSupport
     }
 
     @Test(arguments: [
-        (#"{"package": "emergency-physician", "reason": "x"}"#, 400, "'personId' is required"),
+        (#"{"package": "emergency-physician", "reason": "x"}"#, 400, "'personId' or 'userName' is required"),
         (#"{"personId": "PID", "package": "emergency-physician"}"#, 400, "'reason' is required"),
         (#"{"personId": "PID", "package": "emergency-physician", "reason": "   "}"#, 400, "'reason' is required"),
         (#"{"personId": "PID", "package": "emergency-physician", "reason": "x", "hours": 9}"#, 400, "at most 8.0"),

@@ -155,6 +155,43 @@ import TestSupport
         #expect(report["signOff"]?.objectValue?["comment"]?.stringValue == "read in full")
     }
 
+    @Test func theOnCallDoctor_grantsBreakGlassWithACode_andEndsItEarly() throws {
+        let policy = singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "emergency", "description": "Physician access in an emergency", "#
+                + #""grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#)
+        let hub = try LiveHub(policy: policy) { $0.clock = clock }
+        defer { hub.stop(); ehr.stop() }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("rosa@x.org", title: "Receptionist"))
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("dr.on@x.org", title: "Physician"))
+        eventually("provisioned") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let (cookie, csrf) = try session(hub, "dr.on@x.org", roles: ["break-glass"])
+        let enrolled = try post(hub, "/console/mfa", cookie: cookie, form: [("_csrf", csrf)])
+        let uri = try #require(enrolled.text.firstMatch(of: /secret=([A-Z2-7]+)/)?.1, "\(enrolled.text.prefix(300))")
+        let secret = try #require(TOTP.base32Decode(String(uri)))
+        let form: [(String, String)] = [
+            ("_csrf", csrf), ("userName", "rosa@x.org"), ("package", "emergency"),
+            ("reason", "arrest in bay 3"), ("hours", "1"),
+        ]
+        let wrong = try post(hub, "/console/break-glass", cookie: cookie, form: form + [("code", "000000")])
+        #expect(wrong.status == 403 && wrong.text.contains("TOTP"), "\(wrong.status)")
+        let granted = try post(
+            hub, "/console/break-glass", cookie: cookie, form: form + [("code", LiveHub.totp(secret))])
+        #expect(granted.status == 303, "\(granted.status) \(granted.text.prefix(300))")
+        eventually("physician at once") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling", "physician"] }
+        let page = try get(hub, "/console/break-glass", cookie: cookie)
+        #expect(page.text.contains("rosa@x.org") && page.text.contains("min"), "\(page.text.prefix(400))")
+        let id = try #require(page.text.firstMatch(of: /\/console\/break-glass\/([0-9a-f-]+)\/end/)?.1)
+        let ended = try post(hub, "/console/break-glass/\(id)/end", cookie: cookie, form: [("_csrf", csrf)])
+        #expect(ended.status == 303)
+        eventually("taken back") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let audit = try hub.call("GET", "/admin/audit?action=break-glass.end", token: hub.admin).object["entries"]?
+            .arrayValue
+        #expect(audit?.count == 1)
+    }
+
     @Test func deadLetters_showWhoAndWhy_andAreRetriedFromThePage() throws {
         ehr.setFault(.reject)
         let hub = try LiveHub(policy: policy) {

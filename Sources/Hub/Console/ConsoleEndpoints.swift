@@ -68,6 +68,7 @@ extension ConsoleEndpoints {
             if s.has("admin") || s.has("auditor") {
                 links += [("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit")]
             }
+            if s.has("admin") || s.has("break-glass") { links.append(("Break-glass", "/console/break-glass")) }
             nav = links.map { "<li><a href=\"\($0.1)\">\($0.0)</a></li>" }
         }
         let signOut: HTML =
@@ -229,6 +230,14 @@ extension ConsoleEndpoints {
             Route.make("GET", "/console/audit/verify", .open) { ctx, _ in try self.auditVerifyPage(ctx) },
             Route.make("GET", "/console/targets", .open, query: ["done"]) { ctx, _ in try self.targetsPage(ctx) },
             Route.make("POST", "/console/targets/retry", .open) { ctx, _ in try self.retryJobs(ctx) },
+            Route.make("GET", "/console/break-glass", .open, query: ["done"]) { ctx, _ in try self.breakGlassPage(ctx)
+            },
+            Route.make("POST", "/console/break-glass", .open) { ctx, _ in try self.grantBreakGlassFromPage(ctx) },
+            Route.make("POST", "/console/break-glass/{id}/end", .open) { ctx, p in
+                try self.endBreakGlassFromPage(p[0], ctx)
+            },
+            Route.make("GET", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
+            Route.make("POST", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },
