@@ -192,6 +192,29 @@ import TestSupport
         #expect(audit?.count == 1)
     }
 
+    @Test func aPolicyChange_isPreviewedThenAppliedWithACode() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("rosa@x.org", title: "Receptionist"))
+        eventually("provisioned") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let secret = Crypto.randomBytes(20)
+        _ = try hub.server.store.write { try $0.connection.enrolMFA(principal: "ada@x.org", secret: secret, now: 0) }
+        let (cookie, csrf) = try session(hub, "ada@x.org", roles: ["admin"])
+        let page = try get(hub, "/console/policy", cookie: cookie)
+        #expect(page.text.contains("In force: version 1"), "\(page.text.prefix(400))")
+        // The candidate: receptionists no longer get the front desk.
+        let candidate = policy.replacingOccurrences(of: #"title eq \"Receptionist\""#, with: #"title eq \"Nobody\""#)
+        let preview = try post(
+            hub, "/console/policy/preview", cookie: cookie, form: [("_csrf", csrf), ("policy", candidate)])
+        #expect(preview.status == 200 && preview.text.contains("1 would lose"), "\(preview.text.prefix(600))")
+        #expect(ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"], "a preview changes nothing")
+        let applied = try post(
+            hub, "/console/policy/apply", cookie: cookie,
+            form: [("_csrf", csrf), ("policy", candidate), ("code", LiveHub.totp(secret))])
+        #expect(applied.text.contains("Stored as version 2 (active)"), "\(applied.text.prefix(400))")
+        eventually("the change reaches the EHR") { ehr.snapshot()["rosa@x.org"]?.active == false }
+    }
+
     @Test func deadLetters_showWhoAndWhy_andAreRetriedFromThePage() throws {
         ehr.setFault(.reject)
         let hub = try LiveHub(policy: policy) {

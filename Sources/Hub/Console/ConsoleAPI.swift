@@ -13,16 +13,17 @@ struct ConsoleAPI: Sendable {
 
     /// Calls `method path` with `query` and a JSON `body` as `principal`; returns the status
     /// and the parsed JSON (an empty object for an empty body). Refusals throw as the API would.
+    /// `bytes`: a body sent as it is (a policy's text keeps its own layout and hash).
     func call(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil,
-        as principal: Principal, requestID: String, headers: [(String, String)] = []
+        bytes: [UInt8]? = nil, as principal: Principal, requestID: String, headers: [(String, String)] = []
     ) throws -> (status: Int, json: JSONValue) {
         var h = HTTPHeaders()
         for (k, v) in headers { h.add(k, v) }
-        if body != nil { h.add("Content-Type", "application/json") }
+        if body != nil || bytes != nil { h.add("Content-Type", "application/json") }
         let request = HTTPRequest(
             method: method, target: path, path: path, query: query.map { (name: $0.0, value: $0.1) }, headers: h,
-            body: body.map { JSONWriter().write($0) } ?? [])
+            body: bytes ?? body.map { JSONWriter().write($0) } ?? [])
         guard case .found(let route, let params) = routes.match(method: method, path: path) else {
             throw SCIMError.notFound("no endpoint at \(path)")
         }

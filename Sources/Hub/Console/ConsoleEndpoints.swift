@@ -66,7 +66,10 @@ extension ConsoleEndpoints {
                 links.insert(("Targets", "/console/targets"), at: 3)
             }
             if s.has("admin") || s.has("auditor") {
-                links += [("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit")]
+                links += [
+                    ("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit"),
+                    ("Policy", "/console/policy"),
+                ]
             }
             if s.has("admin") || s.has("break-glass") { links.append(("Break-glass", "/console/break-glass")) }
             nav = links.map { "<li><a href=\"\($0.1)\">\($0.0)</a></li>" }
@@ -238,6 +241,9 @@ extension ConsoleEndpoints {
             },
             Route.make("GET", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
             Route.make("POST", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
+            Route.make("GET", "/console/policy", .open) { ctx, _ in try self.policyPage(ctx) },
+            Route.make("POST", "/console/policy/preview", .open) { ctx, _ in try self.previewPolicyFromPage(ctx) },
+            Route.make("POST", "/console/policy/apply", .open) { ctx, _ in try self.applyPolicyFromPage(ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },
