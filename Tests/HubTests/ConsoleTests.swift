@@ -110,6 +110,32 @@ import TestSupport
         #expect(throttled.status == 429, "\(throttled.status)")
     }
 
+    @Test func withTheIdentityProviderDown_emergencySignInStillWorks() throws {
+        let hub = try LiveHub(policy: policy) {
+            $0.clock = clock
+            $0.console.oidc = OIDCSettings(issuer: "http://127.0.0.1:9", clientID: "scimhub")
+        }
+        defer { hub.stop(); ehr.stop() }
+        let down = try get(hub, "/console/login/oidc")
+        #expect(down.status == 503 && down.text.contains("use emergency sign-in"), "\(down.status)")
+        let secret = Crypto.randomBytes(20)
+        try hub.server.store.write { w in
+            try w.connection.insertLocalAccount(
+                LocalAccountRecord(name: "break.admin", passwordHash: PasswordHash.make("correct horse"), created: 0))
+            _ = try w.connection.enrolMFA(principal: "break.admin", secret: secret, now: 0)
+        }
+        let page = try get(hub, "/console/login")
+        let token = try #require(page.text.firstMatch(of: /name="_login" value="([^"]+)"/)?.1)
+        let cookie = try #require(page.header("Set-Cookie")?.split(separator: ";").first)
+        let ok = try post(
+            hub, "/console/login/local", cookie: String(cookie),
+            form: [
+                ("_login", String(token)), ("name", "break.admin"), ("password", "correct horse"),
+                ("code", LiveHub.totp(secret)),
+            ])
+        #expect(ok.status == 303 && ok.header("Set-Cookie")?.contains("scimhub-session") == true)
+    }
+
     @Test func sessions_endWhenIdle_atTheirLimit_andAtSignOut() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }
