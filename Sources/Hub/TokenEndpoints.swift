@@ -133,6 +133,28 @@ extension TokenEndpoints {
                 ])), contentType: "application/json")
     }
 
+    /// `POST /admin/tokens/{id}/revoke` (step-up): the token stops working at once; audited.
+    /// Not one's own token (that would lock the administrator out mid-request).
+    func revokeToken(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        guard id != ctx.principal.tokenID else {
+            throw SCIMError(status: 409, detail: "a token cannot revoke itself; use another administrator's")
+        }
+        guard try store.read({ try $0.token(id: id) }) != nil else { throw SCIMError.notFound("no token with this id") }
+        try requireStepUp(ctx, action: "revoking a token")
+        let by = ctx.principal.name, requestID = ctx.requestID, now = Date().timeIntervalSince1970
+        let revoked = try store.write { w -> Bool in
+            guard try Tokens.revoke(w, id: id, now: now) else { return false }
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: by, action: "token.revoke", resourceType: "Token", resourceID: id, requestID: requestID))
+            return true
+        }
+        guard revoked else { throw SCIMError(status: 409, detail: "this token was revoked already") }
+        return jsonResponse(
+            200, .object(JSONObject(["id": .string(id), "state": .string("revoked")])), contentType: "application/json")
+    }
+
     /// `GET /admin/token-requests`: requests not yet issued (24 hours at most).
     func listTokenRequests() throws -> HTTPResponse {
         let requests = try store.read { try Tokens.openRequests($0, now: Date().timeIntervalSince1970) }
@@ -238,6 +260,7 @@ extension TokenEndpoints {
         [
             Route.make("GET", "/admin/tokens", .admin) { _, _ in try self.listTokens() },
             Route.make("POST", "/admin/tokens", .admin) { ctx, _ in try self.createToken(ctx) },
+            Route.make("POST", "/admin/tokens/{id}/revoke", .admin) { ctx, p in try self.revokeToken(p[0], ctx) },
             Route.make("GET", "/admin/token-requests", .admin) { _, _ in try self.listTokenRequests() },
             Route.make("POST", "/admin/token-requests/{id}/approve", .admin) { ctx, p in
                 try self.approveTokenRequest(p[0], ctx)

@@ -241,6 +241,39 @@ import TestSupport
         eventually("the change reaches the EHR") { ehr.snapshot()["rosa@x.org"]?.active == false }
     }
 
+    @Test func tokens_areCreatedShownOnce_andRevoked_withACode() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        let secret = Crypto.randomBytes(20)
+        _ = try hub.server.store.write { try $0.connection.enrolMFA(principal: "ada@x.org", secret: secret, now: 0) }
+        let (cookie, csrf) = try session(hub, "ada@x.org", roles: ["admin"])
+        let made = try post(
+            hub, "/console/tokens", cookie: cookie,
+            form: [
+                ("_csrf", csrf), ("principal", "dashboards"), ("scope", "scim:read"), ("days", "30"),
+                ("code", LiveHub.totp(secret, stepOffset: -1)),
+            ])
+        let token = try #require(
+            made.text.firstMatch(of: /<code>(shub_[A-Za-z0-9_-]+)<\/code>/)?.1, "\(made.text.prefix(500))")
+        #expect(try hub.call("GET", "/scim/v2/Users?count=1", token: String(token)).status == 200)
+        let id = try #require(Tokens.publicID(String(token)))
+        let page = try get(hub, "/console/tokens", cookie: cookie)
+        #expect(page.text.contains("dashboards") && page.text.contains("/console/tokens/\(id)/revoke"))
+        // The API: not without a code, not one's own token, not twice.
+        #expect(try hub.call("POST", "/admin/tokens/\(id)/revoke", token: hub.admin).status == 403)
+        let own = try #require(Tokens.publicID(hub.admin))
+        #expect(try hub.call("POST", "/admin/tokens/\(own)/revoke", token: hub.admin).status == 409)
+        let revoked = try post(
+            hub, "/console/tokens/\(id)/revoke", cookie: cookie,
+            form: [("_csrf", csrf), ("code", LiveHub.totp(secret))])
+        #expect(revoked.status == 303, "\(revoked.status) \(revoked.text.prefix(300))")
+        #expect(try hub.call("GET", "/scim/v2/Users?count=1", token: String(token)).status == 401)
+        let again = try post(
+            hub, "/console/tokens/\(id)/revoke", cookie: cookie,
+            form: [("_csrf", csrf), ("code", LiveHub.totp(secret, stepOffset: 1))])
+        #expect(again.status == 409)
+    }
+
     @Test func deadLetters_showWhoAndWhy_andAreRetriedFromThePage() throws {
         ehr.setFault(.reject)
         let hub = try LiveHub(policy: policy) {

@@ -68,7 +68,7 @@ extension ConsoleEndpoints {
             if s.has("admin") || s.has("auditor") {
                 links += [
                     ("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit"),
-                    ("Policy", "/console/policy"),
+                    ("Policy", "/console/policy"), ("Tokens", "/console/tokens"),
                 ]
             }
             if s.has("admin") || s.has("break-glass") { links.append(("Break-glass", "/console/break-glass")) }
@@ -244,6 +244,11 @@ extension ConsoleEndpoints {
             Route.make("GET", "/console/policy", .open) { ctx, _ in try self.policyPage(ctx) },
             Route.make("POST", "/console/policy/preview", .open) { ctx, _ in try self.previewPolicyFromPage(ctx) },
             Route.make("POST", "/console/policy/apply", .open) { ctx, _ in try self.applyPolicyFromPage(ctx) },
+            Route.make("GET", "/console/tokens", .open) { ctx, _ in try self.tokensPage(ctx) },
+            Route.make("POST", "/console/tokens", .open) { ctx, _ in try self.createTokenFromPage(ctx) },
+            Route.make("POST", "/console/tokens/{id}/revoke", .open) { ctx, p in
+                try self.revokeTokenFromPage(p[0], ctx)
+            },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },
