@@ -216,6 +216,50 @@ import TestSupport
         let audit = try hub.call("GET", "/admin/audit?action=break-glass.end", token: hub.admin).object["entries"]?
             .arrayValue
         #expect(audit?.count == 1)
+        // The post-use review, by an administrator who neither granted nor received it.
+        let (admin, adminCSRF) = try session(hub, "ada@x.org", roles: ["admin"])
+        let reviewPage = try get(hub, "/console/break-glass", cookie: admin)
+        #expect(reviewPage.text.contains("Awaiting review") && reviewPage.text.contains("arrest in bay 3"))
+        let reviewed = try post(
+            hub, "/console/break-glass/\(id)/review", cookie: admin,
+            form: [("_csrf", adminCSRF), ("decision", "justified"), ("reason", "documented in the notes")])
+        #expect(reviewed.status == 303, "\(reviewed.status) \(reviewed.text.prefix(300))")
+        let listed = try hub.call("GET", "/admin/break-glass?state=reviewed", token: hub.admin).object["grants"]?
+            .arrayValue?.first?.objectValue
+        #expect(listed?["review"]?.objectValue?["decision"]?.stringValue == "justified")
+    }
+
+    @Test func anAdministrator_opensExtendsReassignsAndCancelsAReview() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("rosa@x.org", title: "Receptionist"))
+        eventually("provisioned") { ehr.snapshot()["rosa@x.org"]?.roles == ["scheduling"] }
+        let (cookie, csrf) = try session(hub, "ada@x.org", roles: ["admin"])
+        let opened = try post(
+            hub, "/console/campaigns", cookie: cookie,
+            form: [
+                ("_csrf", csrf), ("name", "Desk <2026>"), ("scope", "target:ehr"), ("reviewers", "vera@x.org"),
+                ("dueDays", "14"), ("defaultDecision", "keep-and-flag"),
+            ])
+        #expect(opened.status == 303 && opened.header("Location")?.contains("1%20item") == true, "\(opened.text)")
+        let page = try get(hub, "/console/campaigns", cookie: cookie)
+        #expect(page.text.contains("Desk &lt;2026&gt;"))
+        let id = try #require(page.text.firstMatch(of: /\/console\/campaigns\/([0-9a-f-]+)\/extend/)?.1)
+        #expect(
+            try post(
+                hub, "/console/campaigns/\(id)/extend", cookie: cookie, form: [("_csrf", csrf), ("dueDays", "21")]
+            )
+            .status == 303)
+        let moved = try post(
+            hub, "/console/campaigns/\(id)/reassign", cookie: cookie,
+            form: [("_csrf", csrf), ("seq", "1"), ("reviewer", "wanda@x.org")])
+        #expect(moved.status == 303, "\(moved.text.prefix(300))")
+        let item = try hub.call("GET", "/reviews/\(id)/items", token: hub.admin).object["items"]?.arrayValue?.first?
+            .objectValue
+        #expect(item?["reviewer"]?.stringValue == "wanda@x.org", "\(String(describing: item))")
+        #expect(try post(hub, "/console/campaigns/\(id)/cancel", cookie: cookie, form: [("_csrf", csrf)]).status == 303)
+        #expect(
+            try hub.call("GET", "/admin/reviews/\(id)", token: hub.admin).object["state"]?.stringValue == "cancelled")
     }
 
     @Test func aPolicyChange_isPreviewedThenAppliedWithACode() throws {

@@ -39,8 +39,49 @@ extension ConsoleEndpoints {
                 """
             let done: HTML =
                 ctx.request.queryValue("done").map { "<p class=\"notice\" role=\"status\">\($0)</p>" } ?? .empty
+            let reviews: HTML = s.has("admin") ? try reviewSection(s, ctx) : .empty
             return page(
-                "Break-glass", s, "\(done)\(s.has("break-glass") ? grantForm(s) : .empty)<h2>In force</h2>\(grants)")
+                "Break-glass", s,
+                "\(done)\(s.has("break-glass") ? grantForm(s) : .empty)<h2>In force</h2>\(grants)\(reviews)")
+        }
+    }
+
+    /// Ended grants whose use awaits its review (by someone other than the person and the granter).
+    private func reviewSection(_ s: ConsoleSessions.Current, _ ctx: RequestContext) throws -> HTML {
+        let pending =
+            try api.read(
+                "/admin/break-glass", query: [("state", "pending-review")], as: s.principal, requestID: ctx.requestID
+            )?["grants"]?.arrayValue ?? []
+        let rows: [HTML] = pending.compactMap(\.objectValue).filter { $0["state"]?.stringValue == "ended" }.map { g in
+            let id = g["id"]?.stringValue ?? ""
+            return """
+                <tr><td>\(g["userName"]?.stringValue ?? "")</td><td>\(g["package"]?.stringValue ?? "")</td>
+                <td>\(g["grantedBy"]?.stringValue ?? "")</td><td>\(g["reason"]?.stringValue ?? "")</td>
+                <td><form method="post" action="/console/break-glass/\(id)/review" class="stack">\(Self.csrfField(s))
+                <label for="why-\(id)">Review note</label>
+                <input id="why-\(id)" name="reason" type="text" maxlength="1000" required>
+                <button type="submit" name="decision" value="justified">Justified</button>
+                <button type="submit" name="decision" value="unjustified" class="danger">Not justified</button>
+                </form></td></tr>
+                """
+        }
+        guard !rows.isEmpty else { return "<h2>Awaiting review</h2><p>No use awaits its review.</p>" }
+        return """
+            <h2>Awaiting review</h2>\(Self.tableOpen)<thead><tr><th scope="col">Person</th><th scope="col">Package</th>
+            <th scope="col">Granted by</th><th scope="col">Reason given</th><th scope="col">Review</th></tr></thead>
+            <tbody>\(rows)</tbody></table></div>
+            """
+    }
+
+    func reviewBreakGlassFromPage(_ id: String, _ ctx: RequestContext) throws -> HTTPResponse {
+        try signedIn(ctx) { s in
+            let f = try form(ctx.request)
+            _ = try api.call(
+                .post, "/admin/break-glass/\(id)/review",
+                body: .object(
+                    JSONObject(["decision": .string(f["decision"] ?? ""), "reason": .string(f["reason"] ?? "")])),
+                as: s.principal, requestID: ctx.requestID)
+            return redirect("/console/break-glass?done=" + HTTPForm.escape("The use was reviewed."))
         }
     }
 

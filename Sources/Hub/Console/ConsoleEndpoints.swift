@@ -68,7 +68,7 @@ extension ConsoleEndpoints {
             if s.has("admin") || s.has("auditor") {
                 links += [
                     ("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit"),
-                    ("Policy", "/console/policy"), ("Tokens", "/console/tokens"),
+                    ("Campaigns", "/console/campaigns"), ("Policy", "/console/policy"), ("Tokens", "/console/tokens"),
                 ]
             }
             if s.has("admin") || s.has("break-glass") { links.append(("Break-glass", "/console/break-glass")) }
@@ -239,6 +239,9 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/break-glass/{id}/end", .open) { ctx, p in
                 try self.endBreakGlassFromPage(p[0], ctx)
             },
+            Route.make("POST", "/console/break-glass/{id}/review", .open) { ctx, p in
+                try self.reviewBreakGlassFromPage(p[0], ctx)
+            },
             Route.make("GET", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
             Route.make("POST", "/console/mfa", .open) { ctx, _ in try self.mfaPage(ctx) },
             Route.make("GET", "/console/policy", .open) { ctx, _ in try self.policyPage(ctx) },
@@ -248,6 +251,17 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/tokens", .open) { ctx, _ in try self.createTokenFromPage(ctx) },
             Route.make("POST", "/console/tokens/{id}/revoke", .open) { ctx, p in
                 try self.revokeTokenFromPage(p[0], ctx)
+            },
+            Route.make("GET", "/console/campaigns", .open, query: ["done"]) { ctx, _ in try self.campaignsPage(ctx) },
+            Route.make("POST", "/console/campaigns", .open) { ctx, _ in try self.createCampaign(ctx) },
+            Route.make("POST", "/console/campaigns/{id}/extend", .open) { ctx, p in
+                try self.changeCampaign(p[0], "extend", ctx)
+            },
+            Route.make("POST", "/console/campaigns/{id}/cancel", .open) { ctx, p in
+                try self.changeCampaign(p[0], "cancel", ctx)
+            },
+            Route.make("POST", "/console/campaigns/{id}/reassign", .open) { ctx, p in
+                try self.changeCampaign(p[0], "reassign", ctx)
             },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
