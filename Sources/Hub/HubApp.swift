@@ -57,6 +57,7 @@ public final class HubApp: FeatureEndpoints {
             policyEndpoints,
             HoldEndpoints(hub: hub),
             PeopleEndpoints(hub: hub),
+            AccessEndpoints(hub: hub),
             RequestEndpoints(hub: hub, requests: requests, exceptions: sodExceptions),
         ]
         let resourceEndpoints = Set(registry.resourceTypes.map { String($0.endpoint.dropFirst()) })

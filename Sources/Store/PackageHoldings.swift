@@ -17,4 +17,10 @@ public protocol PackageHoldingStore {
 
     /// The person no longer holds `package`.
     func removeHolding(personID: String, package: String) throws
+
+    /// How many people hold each package ("who has what", in numbers).
+    func holdingCounts() throws -> [String: Int]
+
+    /// Who holds `package` and since when, at most `limit`, longest held first.
+    func holders(package: String, limit: Int) throws -> [(personID: String, since: Double)]
 }

@@ -318,6 +318,27 @@ import TestSupport
         #expect(again.status == 409)
     }
 
+    @Test func whoHasWhat_listsEachPackagesHolders() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        for name in ["rosa@x.org", "<b>ana</b>@x.org"] {
+            _ = try hub.call("POST", "/scim/v2/Users", body: person(name, title: "Receptionist"))
+        }
+        _ = try hub.call("POST", "/scim/v2/Users", body: person("mia@x.org", title: "Nurse"))
+        let packages =
+            try hub.call("GET", "/admin/access/packages", token: hub.admin).object["packages"]?.arrayValue?
+            .compactMap(\.objectValue) ?? []
+        let desk = packages.first { $0["name"]?.stringValue == "desk" }
+        #expect(desk?["holders"] == .int(2) && desk?["grants"]?.objectValue?["ehr"] != nil, "\(packages)")
+        #expect(try hub.call("GET", "/admin/access/packages/nope", token: hub.admin).status == 404)
+        let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
+        let page = try get(hub, "/console/access", cookie: cookie)
+        #expect(page.status == 200 && page.text.contains("/console/access/desk"))
+        let holders = try get(hub, "/console/access/desk", cookie: cookie)
+        #expect(holders.text.contains("rosa@x.org") && holders.text.contains("&lt;b&gt;ana&lt;/b&gt;@x.org"))
+        #expect(!holders.text.contains("mia@x.org"))
+    }
+
     @Test func deadLetters_showWhoAndWhy_andAreRetriedFromThePage() throws {
         ehr.setFault(.reject)
         let hub = try LiveHub(policy: policy) {

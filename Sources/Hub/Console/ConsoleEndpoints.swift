@@ -67,7 +67,8 @@ extension ConsoleEndpoints {
             }
             if s.has("admin") || s.has("auditor") {
                 links += [
-                    ("Reconciliation", "/console/reconciliations"), ("Audit", "/console/audit"),
+                    ("Who has what", "/console/access"), ("Reconciliation", "/console/reconciliations"),
+                    ("Audit", "/console/audit"),
                     ("Campaigns", "/console/campaigns"), ("Policy", "/console/policy"), ("Tokens", "/console/tokens"),
                 ]
             }
@@ -263,6 +264,8 @@ extension ConsoleEndpoints {
             Route.make("POST", "/console/campaigns/{id}/reassign", .open) { ctx, p in
                 try self.changeCampaign(p[0], "reassign", ctx)
             },
+            Route.make("GET", "/console/access", .open) { ctx, _ in try self.accessPage(ctx) },
+            Route.make("GET", "/console/access/{package}", .open) { ctx, p in try self.accessPackagePage(p[0], ctx) },
             Route.make("GET", "/console/requests", .open, query: ["done"]) { ctx, _ in try self.requestsPage(ctx) },
             Route.make("POST", "/console/requests", .open) { ctx, _ in try self.submitRequest(ctx) },
             Route.make("POST", "/console/requests/{id}/decide", .open) { ctx, p in try self.decideRequest(p[0], ctx) },

@@ -517,6 +517,13 @@ enum Migrations {
             ) WITHOUT ROWID;
             """
         ),
+        (
+            23,
+            """
+            -- "Who has what": the holders of one package, read by package.
+            CREATE INDEX package_holdings_package ON package_holdings(package, since);
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the

@@ -247,4 +247,21 @@ extension SQLiteSession {
         try db.run(
             "DELETE FROM package_holdings WHERE person_id = ? AND package = ?", [.text(personID), .text(package)])
     }
+
+    public func holdingCounts() throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        try db.query("SELECT package, COUNT(*) FROM package_holdings GROUP BY package") {
+            out[$0.text(0) ?? ""] = Int($0.int64(1))
+        }
+        return out
+    }
+
+    public func holders(package: String, limit: Int) throws -> [(personID: String, since: Double)] {
+        var out: [(String, Double)] = []
+        try db.query(
+            "SELECT person_id, since FROM package_holdings WHERE package = ? ORDER BY since, person_id LIMIT ?",
+            [.text(package), .integer(Int64(limit))]
+        ) { out.append(($0.text(0) ?? "", $0.value(1).double)) }
+        return out
+    }
 }
