@@ -34,15 +34,9 @@ public final class AccessRequests: HubService {
         self.clock = clock
         let box = Box()
         timer = DeadlineThread(
-            name: "access-requests", clock: clock, isLeader: isLeader,
-            next: { (try? store.read { try $0.nextAccessRequestDeadline() }) ?? nil },
-            process: {
-                do { _ = try box.service?.processDue() } catch {
-                    logger.error(
-                        "access request deadlines failed; retried at the next check",
-                        ["error": String(describing: error).prefix(200).description])
-                }
-            })
+            name: "access-requests", clock: clock, isLeader: isLeader, logger: logger, what: "access request deadlines",
+            next: { try store.read { try $0.nextAccessRequestDeadline() } },
+            process: { _ = try box.service?.processDue() })
         box.service = self
     }
 

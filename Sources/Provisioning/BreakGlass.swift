@@ -37,15 +37,9 @@ public final class BreakGlass: HubService {
         self.logger = logger
         self.clock = clock
         timer = DeadlineThread(
-            name: "break-glass-expiry", clock: clock, isLeader: isLeader,
-            next: { (try? store.read { try $0.nextBreakGlassExpiry() }) ?? nil },
-            process: {
-                do { _ = try BreakGlass.expire(store: store, engine: engine, now: clock.now()) } catch {
-                    logger.error(
-                        "break-glass expiry failed; retried at the next check",
-                        ["error": String(describing: error).prefix(200).description])
-                }
-            })
+            name: "break-glass-expiry", clock: clock, isLeader: isLeader, logger: logger, what: "break-glass expiry",
+            next: { try store.read { try $0.nextBreakGlassExpiry() } },
+            process: { _ = try BreakGlass.expire(store: store, engine: engine, now: clock.now()) })
     }
 
     // MARK: - Granting

@@ -26,15 +26,9 @@ public final class CredentialExpiry: HubService {
         self.engine = engine
         let clock = engine.clock
         timer = DeadlineThread(
-            name: "credential-expiry", clock: clock, isLeader: isLeader,
-            next: { (try? store.read { try $0.nextCredentialExpiry() }) ?? nil },
-            process: {
-                do { _ = try CredentialExpiry.process(store: store, engine: engine, now: clock.now()) } catch {
-                    logger.error(
-                        "credential expiry failed; retried at the next check",
-                        ["error": String(describing: error).prefix(200).description])
-                }
-            })
+            name: "credential-expiry", clock: clock, isLeader: isLeader, logger: logger, what: "credential expiry",
+            next: { try store.read { try $0.nextCredentialExpiry() } },
+            process: { _ = try CredentialExpiry.process(store: store, engine: engine, now: clock.now()) })
     }
 
     /// Converges everyone whose licence expired by `now`; returns how many.

@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import HubBase
+import HubLog
 
 /// A thread that sleeps until the next deadline stored in the database (or until poked
 /// about a new one), then processes whatever is due. The deadlines live in the store, not
@@ -31,6 +32,26 @@ final class DeadlineThread: Sendable {
         self.clock = clock
         self.isLeader = isLeader
         clock.onChange { [weak self] in self?.poke() }
+    }
+
+    /// A timer whose reads and passes may fail (the store is busy or down): the failure is
+    /// logged as `what` and the work is tried again at the next check; nothing is lost, the
+    /// deadlines stay in the store.
+    convenience init(
+        name: String, clock: any WallClock, isLeader: @escaping @Sendable () -> Bool = { true }, logger: Logger,
+        what: String, next: @escaping @Sendable () throws -> Double?, process: @escaping @Sendable () throws -> Void
+    ) {
+        @Sendable func logged<T>(_ body: () throws -> T?) -> T? {
+            do { return try body() } catch {
+                logger.error(
+                    "\(what) failed; retried at the next check",
+                    ["error": String(describing: error).prefix(200).description])
+                return nil
+            }
+        }
+        self.init(
+            name: name, clock: clock, isLeader: isLeader, next: { logged(next) ?? nil },
+            process: { _ = logged { try process() } })
     }
 
     func start() {

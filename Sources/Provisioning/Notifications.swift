@@ -176,8 +176,8 @@ public final class NotificationSender: HubService {
         self.logger = logger
         let box = SenderBox()
         timer = DeadlineThread(
-            name: "notifications", clock: clock,
-            next: { (try? store.read { try $0.nextNotificationDue(after: clock.now()) }) ?? nil },
+            name: "notifications", clock: clock, logger: logger, what: "reading the notification outbox",
+            next: { try store.read { try $0.nextNotificationDue(after: clock.now()) } },
             process: { box.sender?.sendDue() })
         box.sender = self
     }

@@ -35,15 +35,10 @@ public final class SoDExceptions: HubService {
         self.logger = logger
         self.clock = clock
         timer = DeadlineThread(
-            name: "sod-exceptions", clock: clock, isLeader: isLeader,
-            next: { (try? store.read { try $0.nextSoDExceptionExpiry() }) ?? nil },
-            process: {
-                do { _ = try SoDExceptions.expire(store: store, engine: engine, now: clock.now()) } catch {
-                    logger.error(
-                        "separation-of-duties exception expiry failed; retried at the next check",
-                        ["error": String(describing: error).prefix(200).description])
-                }
-            })
+            name: "sod-exceptions", clock: clock, isLeader: isLeader, logger: logger,
+            what: "separation-of-duties exception expiry",
+            next: { try store.read { try $0.nextSoDExceptionExpiry() } },
+            process: { _ = try SoDExceptions.expire(store: store, engine: engine, now: clock.now()) })
     }
 
     public func start() { timer.start() }

@@ -182,18 +182,24 @@ import TestSupport
         #expect(try outbox(hub).filter { $0["subject"]?.stringValue?.contains("needs attention") == true }.count == 1)
     }
 
-    @Test func anOutage_isAnnouncedOnceItLastsTheNoticeTime_andItsEnd() throws {
-        ehr.setFault(.error5xx)
+    /// A hub whose circuit opens after two failures, announcing everything to one address
+    /// (an unreachable mail server: the outbox is what is checked).
+    func outageHub(noticeSeconds: Double) throws -> LiveHub {
         let settings = try HubConfig.notificationSettings(
             try JSONParser().parse(
                 Array(
                     (#"{"email": {"url": "smtp://127.0.0.1:9", "from": "hub@clinic.example", "tls": "none"},"#
                         + #""recipients": {"*": ["identity@clinic.example"]}}"#).utf8)))
-        let hub = try LiveHub(policy: policy) {
+        return try LiveHub(policy: policy) {
             $0.notifications = settings
             $0.engine.breakerThreshold = 2
-            $0.engine.unavailableNoticeSeconds = 1
+            $0.engine.unavailableNoticeSeconds = noticeSeconds
         }
+    }
+
+    @Test func anOutage_isAnnouncedOnceItLastsTheNoticeTime_andItsEnd() throws {
+        ehr.setFault(.error5xx)
+        let hub = try outageHub(noticeSeconds: 1)
         defer { hub.stop(); ehr.stop() }
         #expect(
             try hub.call("POST", "/scim/v2/Users", body: person("desk1@x.org", title: "Receptionist")).status == 201)
@@ -208,15 +214,7 @@ import TestSupport
 
     @Test func aBlipShorterThanTheNoticeTime_isNotAnnounced() throws {
         ehr.setFault(.error5xx)
-        let settings = try HubConfig.notificationSettings(
-            try JSONParser().parse(
-                Array(
-                    (#"{"email": {"url": "smtp://127.0.0.1:9", "from": "hub@clinic.example", "tls": "none"},"#
-                        + #""recipients": {"*": ["identity@clinic.example"]}}"#).utf8)))
-        let hub = try LiveHub(policy: policy) {
-            $0.notifications = settings
-            $0.engine.breakerThreshold = 2
-        }
+        let hub = try outageHub(noticeSeconds: 300)
         defer { hub.stop(); ehr.stop() }
         #expect(
             try hub.call("POST", "/scim/v2/Users", body: person("desk1@x.org", title: "Receptionist")).status == 201)

@@ -81,10 +81,13 @@ extension ConsoleEndpoints {
         }
         var codeOK = false
         if passwordOK == true {
-            codeOK =
-                (try? requireTOTP(
+            // A wrong, used or throttled code refuses the sign-in; a storage failure stays one (503).
+            do {
+                try requireTOTP(
                     principal: name, code: f["code"] ?? "", action: "emergency sign-in", requestID: ctx.requestID,
-                    where: "")) != nil
+                    where: "")
+                codeOK = true
+            } catch is SCIMError {}
         }
         guard let account, passwordOK == true, codeOK else {
             for k in keys { signInThrottle.recordFailure(k, now: now) }
