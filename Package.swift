@@ -19,6 +19,8 @@ let package = Package(
         // MARK: - C libraries from Debian -dev packages
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /// libssl: TLS on the hub's own listener.
+        .systemLibrary(name: "CTLS", pkgConfig: "libssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -35,7 +37,7 @@ let package = Package(
         /// OpenID Connect sign-in, the relying party's checks: JWS, JWK, ID tokens, PKCE (no HTTP).
         .target(name: "OIDC", dependencies: ["HubCrypto", "JSONCore", "CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
-        .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "HTTPServer", dependencies: ["CLinux", "CTLS", "HubLog"], swiftSettings: swiftSettings),
 
         // MARK: - Provisioning
         /// The connector plugin API and its conformance kit.

@@ -14,6 +14,9 @@ import Provisioning
 public struct HubConfig: Sendable {
     /// `HOST:PORT` to listen on.
     public var listen = "127.0.0.1:8080"
+    /// TLS on the hub's own listener: a PEM certificate chain and its PEM key (both or neither).
+    public var tlsCertFile: String? = nil
+    public var tlsKeyFile: String? = nil
     /// Folder for the database.
     public var dataDirectory = "./data"
     /// Public base URL of the SCIM API (`https://hub.example.org/scim/v2`) for `meta.location`
@@ -109,6 +112,8 @@ public struct HubConfig: Sendable {
             let v = m.value
             switch m.key {
             case "listen": c.listen = try string(v, m.key)
+            case "tlsCertFile": c.tlsCertFile = try string(v, m.key)
+            case "tlsKeyFile": c.tlsKeyFile = try string(v, m.key)
             case "data": c.dataDirectory = try string(v, m.key)
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)

@@ -54,9 +54,9 @@ extension FeatureEndpoints {
                     || $0 == 0x5B || $0 == 0x5D
             })
         {
-            return "http://\(host)/scim/v2"
+            return "\(request.isSecure ? "https" : "http")://\(host)/scim/v2"
         }
-        return "http://\(config.listen)/scim/v2"
+        return "\(request.isSecure ? "https" : "http")://\(config.listen)/scim/v2"
     }
 
     func jsonResponse(

@@ -20,7 +20,7 @@ let usage = """
     USAGE
       scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] \
     [--log-level LEVEL]
-                    [--audit-key FILE --audit-checkpoints FILE]
+                    [--audit-key FILE --audit-checkpoints FILE] [--tls-cert FILE --tls-key FILE]
       scimhub policy check FILE [--schemas DIR]
       scimhub policy diff OLD NEW --data DIR [--format text|json|csv] [--config FILE]
       scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...] [--expires-days N]
@@ -94,6 +94,8 @@ func serve(_ args: Arguments) throws -> Int32 {
     var config = HubConfig()
     if let file = args.options["config"] { config = try HubConfig.load(path: file) }
     if let v = args.options["listen"] { config.listen = v }
+    if let v = args.options["tls-cert"] { config.tlsCertFile = v }
+    if let v = args.options["tls-key"] { config.tlsKeyFile = v }
     if let v = args.options["data"] { config.dataDirectory = v }
     if let v = args.options["schemas"] { config.schemasDirectory = v }
     if let v = args.options["policy"] { config.policyFile = v }
@@ -125,6 +127,12 @@ func serve(_ args: Arguments) throws -> Int32 {
         s.resume()
         sources.append(s)
     }
+    // SIGHUP: a renewed certificate, without a restart and without dropping connections.
+    signal(SIGHUP, SIG_IGN)
+    let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+    hup.setEventHandler { server.reloadTLS() }
+    hup.resume()
+    sources.append(hup)
     // Always emitted, whatever the level: scripts and operators read the URL from it.
     logger.notice(
         "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
@@ -571,6 +579,7 @@ func main() -> Int32 {
                     argv.dropFirst(2),
                     allowed: [
                         "listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints",
+                        "tls-cert", "tls-key",
                     ]))
         case "policy":
             return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas", "data", "format", "config"]))
