@@ -367,7 +367,10 @@ public final class ProvisioningEngine: HubService {
                 if tripped {
                     logger.warning(
                         "circuit opened: target unreachable, jobs wait",
-                        ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
+                        [
+                            "event": "circuit.open", "target": target.name,
+                            "open.seconds": String(options.breakerOpenSeconds),
+                        ])
                 }
                 if opened {
                     logger.warning(
@@ -577,7 +580,10 @@ public final class ProvisioningEngine: HubService {
         // The reason may name people (user names): it goes to /admin/jobs, not to the log.
         logger.warning(
             dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
-            ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
+            [
+                "event": dead ? "job.dead-letter" : "job.retry", "target": target.name, "attempts": String(attempts),
+                "error.kind": e.kind.rawValue,
+            ])
         do {
             try recordFailure(
                 job, target, e, dead: dead, attempts: attempts, delay: delay, announceDead: announceDead, now: now)
@@ -640,7 +646,8 @@ public final class ProvisioningEngine: HubService {
         let now = clock.now()
         do {
             let released = try store.write { try $0.connection.releaseBackoff(target: target, now: now) }
-            logger.info("target recovered", ["target": target, "jobs.released": String(released)])
+            logger.info(
+                "target recovered", ["event": "circuit.close", "target": target, "jobs.released": String(released)])
         } catch {
             // The jobs still run when their backoff ends (at most backoffCap later).
             logger.error(
