@@ -23,7 +23,7 @@ import SQLite
 
     @Test func storedIdentifiers_areReindexedInCanonicalForm() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "\u{FF41}na@x.org", email: "Stra\u{DF}e@x.org")
         try insertLegacy(db, id: "u2", userName: "bea@x.org", email: "bea@x.org")
         try db.run("BEGIN")
@@ -36,7 +36,7 @@ import SQLite
 
     @Test func collidingPeople_stopTheMigration_namingBothIds() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "ana@x.org", email: "a@x.org")
         try insertLegacy(db, id: "u2", userName: "\u{FF41}na@x.org", email: "b@x.org")
         try db.run("BEGIN")

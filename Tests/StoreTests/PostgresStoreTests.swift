@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Testing
+import HubLog
+import JSONCore
+import Postgres
+@testable import Store
+import TestSupport
+
+/// What only a shared PostgreSQL store must get right: several stores (nodes) on one
+/// database migrate once, settle races through the database, keep one audit chain, claim
+/// each job once; and a store survives losing its connections.
+@Suite struct PostgresStoreTests {
+    private func open(_ settings: PostgresSettings, connections: Int = 4) throws -> PostgresStore {
+        try PostgresStore(settings: settings, maxConnections: connections, logger: Logger(label: "t", silent: true))
+    }
+
+    @Test func twoNodesStartingAtOnce_migrateOnce() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let results = Mutex<[Result<PostgresStore, any Error>]>([])
+        let start = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        for _ in 0..<3 {
+            group.enter()
+            Thread {
+                start.wait()
+                let r = Result { try open(db.settings) }
+                results.withLock { $0.append(r) }
+                group.leave()
+            }.start()
+        }
+        for _ in 0..<3 { start.signal() }
+        group.wait()
+        let stores = try results.withLock { try $0.map { try $0.get() } }
+        defer { for s in stores { s.close() } }
+        let conn = try PostgresConnection(conninfo: db.settings.conninfo, password: db.settings.password)
+        var versions: [Int64] = []
+        try conn.query("SELECT version FROM schema_migrations ORDER BY version") { versions.append($0.int64(0)) }
+        #expect(versions == PostgresMigrations.all.map { Int64($0.version) })
+        var heads = 0
+        try conn.query("SELECT COUNT(*) FROM audit_chain_head") { heads = Int($0.int64(0)) }
+        #expect(heads == 1)
+    }
+
+    @Test func reopen_runsNoMigrationAgain_andKeepsData() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let first = try open(db.settings)
+        try first.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
+        first.close()
+        let again = try open(db.settings)
+        defer { again.close() }
+        #expect(try again.read { try $0.count(type: .user) } == 1)
+    }
+
+    /// Two nodes insert the same user name at the same instant: the second insert waits on
+    /// the unique index for the first transaction, then fails as `.uniqueness` (SCIM 409).
+    @Test func sameUserNameFromTwoNodes_oneWins_theOtherGetsUniqueness() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let a = try open(db.settings), b = try open(db.settings)
+        defer { a.close(); b.close() }
+        let inserted = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        let first = Mutex<Result<Void, any Error>?>(nil)
+        let second = Mutex<Result<Void, any Error>?>(nil)
+        group.enter()
+        Thread {
+            let r = Result {
+                try a.write { w in
+                    try w.connection.insert(type: .user, id: "a1", doc: user("ana@x.org"), members: [], now: 1)
+                    inserted.signal()
+                    release.wait()  // holds its transaction open while b tries
+                }
+            }
+            first.withLock { $0 = r }
+            group.leave()
+        }.start()
+        inserted.wait()
+        group.enter()
+        Thread {
+            let r = Result {
+                try b.write { w -> Void in
+                    try w.connection.insert(type: .user, id: "b1", doc: user("ANA@x.org"), members: [], now: 1)
+                }
+            }
+            second.withLock { $0 = r }
+            group.leave()
+        }.start()
+        // b's insert is really waiting on a's uncommitted key before a commits.
+        try waitUntil("the second insert waits for the first transaction") {
+            try waitingOnLocks(db.settings) >= 1
+        }
+        release.signal()
+        group.wait()
+        #expect(throws: Never.self) { try first.withLock { $0 }!.get() }
+        #expect {
+            try second.withLock { $0 }!.get()
+        } throws: { ($0 as? StoreError)?.kind == .uniqueness }
+        #expect(try a.read { try $0.count(type: .user) } == 1)
+    }
+
+    /// Two nodes append to the audit chain concurrently: one chain, no fork, nothing lost.
+    @Test func auditFromTwoNodesAtOnce_verifiesAsOneChain() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let nodes = [try open(db.settings), try open(db.settings)]
+        defer { for n in nodes { n.close() } }
+        let perThread = 25, threads = 8
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { i in
+            let node = nodes[i % 2]
+            for k in 0..<perThread {
+                do {
+                    try node.write { w in
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "node\(i % 2)", action: "create", resourceType: "User",
+                                resourceID: "u\(i)-\(k)", requestID: "r"))
+                        // Two entries in one transaction stay adjacent in the chain.
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "node\(i % 2)", action: "grant", resourceType: "User",
+                                resourceID: "u\(i)-\(k)", requestID: "r"))
+                    }
+                } catch {
+                    failures.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        let v = try nodes[0].read { try AuditLog.verify($0) }
+        #expect(v.intact, "\(v.breaks)")
+        #expect(v.entries == threads * perThread * 2)
+        let head = try nodes[1].read { try $0.auditHead() }
+        #expect(head.seq == Int64(threads * perThread * 2))
+    }
+
+    /// Nodes claiming the same target at once never take the same job (SKIP LOCKED + lease).
+    @Test func concurrentClaimsFromTwoNodes_takeEachJobOnce() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let nodes = [try open(db.settings), try open(db.settings)]
+        defer { for n in nodes { n.close() } }
+        try nodes[0].write { w in
+            for p in 0..<200 { try w.connection.enqueue(personID: "p\(p)", target: "ehr", priority: 1, now: 100) }
+        }
+        let claimed = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            while true {
+                let got =
+                    (try? nodes[i % 2].write(durable: false) {
+                        try $0.connection.claimJobs(
+                            target: "ehr", limit: 7, owner: "node\(i)", leaseUntil: 200, now: 100)
+                    }) ?? []
+                if got.isEmpty { return }
+                claimed.withLock { $0 += got.map(\.personID) }
+            }
+        }
+        let all = claimed.withLock { $0 }
+        #expect(all.count == 200)
+        #expect(Set(all).count == 200)
+    }
+
+    @Test func aWriteThatNeedNotBeDurable_commitsWithoutWaitingForTheFlush() throws {
+        let t = try TempStore(.postgres)
+        // The test cluster runs with synchronous_commit off everywhere; this database waits.
+        let database = try #require(t.postgres?.value("dbname"))
+        try t.raw("ALTER DATABASE \(database) SET synchronous_commit = on")
+        t.store.close()
+        let store = try open(try #require(t.postgres))
+        defer { store.close() }
+        func setting(durable: Bool) throws -> String {
+            try store.write(isolated: true, durable: durable) { w in
+                var v = ""
+                try (w as! PostgresWriteContext).session.db.query("SHOW synchronous_commit") { v = $0.text(0) ?? "" }
+                return v
+            }
+        }
+        #expect(try setting(durable: false) == "off")
+        #expect(try setting(durable: true) == "on")
+    }
+
+    /// The server ends the store's sessions (as a restart or failover does): the write under
+    /// way fails as unavailable, never as a client error, and the next one reconnects.
+    @Test func lostConnections_failAsUnavailable_andTheNextWriteReconnects() throws {
+        let t = try TempStore(.postgres)
+        let settings = try #require(t.postgres)
+        try t.store.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
+        let adminInfo = try SharedPostgres.server().connectionString
+        let database = try #require(settings.value("dbname"))
+        #expect {
+            try t.store.write { w in
+                try w.connection.insert(type: .user, id: "u2", doc: user("b"), members: [], now: 1)
+                // Every session of this database, including this write's, is ended mid-transaction.
+                let admin = try PostgresConnection(conninfo: adminInfo, password: nil)
+                try admin.run(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    [.text(database)])
+                try w.connection.insert(type: .user, id: "u3", doc: user("c"), members: [], now: 1)
+            }
+        } throws: { ($0 as? StoreError)?.kind == .unavailable && ($0 as? StoreError)?.isInputError == false }
+        try t.store.write { try $0.connection.insert(type: .user, id: "u4", doc: user("d"), members: [], now: 1) }
+        #expect(
+            try t.store.read { c in try ["u1", "u2", "u3", "u4"].filter { try c.fetch(type: .user, id: $0) != nil } }
+                == ["u1", "u4"])
+    }
+
+    /// PostgreSQL stops and starts again: writes in between fail as unavailable, and the
+    /// store works again afterwards without being reopened. A cluster of its own: restarting
+    /// the shared one would fail the tests running beside this one.
+    @Test func postgresRestart_writesFailAsUnavailable_thenRecover() throws {
+        let server = try PostgresServer()
+        let settings = try SharedPostgres.settings(server, database: server.database)
+        let store = try open(settings)
+        defer { store.close() }
+        try store.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
+        server.stop()
+        #expect {
+            try store.write { try $0.connection.insert(type: .user, id: "u2", doc: user("b"), members: [], now: 1) }
+        } throws: { ($0 as? StoreError)?.kind == .unavailable }
+        #expect {
+            try store.read { try $0.count(type: .user) }
+        } throws: { ($0 as? StoreError)?.kind == .unavailable }
+        try server.start()
+        try store.write { try $0.connection.insert(type: .user, id: "u3", doc: user("c"), members: [], now: 1) }
+        #expect(try store.read { try $0.count(type: .user) } == 2)
+    }
+
+    @Test(arguments: [
+        ("23505", "uniqueness"), ("23503", "invalid-reference"), ("53100", "full"), ("40001", "busy"),
+        ("40P01", "busy"), ("23502", "constraint"), ("XX001", "io"), ("42P01", "unavailable"),
+    ])
+    func sqlStates_becomeTypedStoreErrors(state: String, kind: String) {
+        let e = StoreError(PostgresError(sqlState: state, context: "insert", constraint: "resources_user_name"))
+        #expect(e.kind.rawValue == kind)
+        #expect(e.description.contains(state))
+    }
+
+    @Test func connectionLoss_isUnavailable_whateverItsSQLState() {
+        for state in ["08006", "57P01", ""] {
+            let e = StoreError(PostgresError(sqlState: state, context: "commit", isConnectionLost: true))
+            #expect(e.kind == .unavailable)
+        }
+    }
+
+    /// A value that made a statement fail never appears in the error.
+    @Test func errors_neverQuoteBoundValues() throws {
+        let t = try TempStore(.postgres)
+        try t.store.write {
+            try $0.connection.insert(type: .user, id: "u1", doc: user("secret.person@x.org"), members: [], now: 1)
+        }
+        let e = #expect(throws: StoreError.self) {
+            try t.store.write {
+                try $0.connection.insert(type: .user, id: "u1", doc: user("other@x.org"), members: [], now: 1)
+            }
+        }
+        #expect(e?.kind == .uniqueness)
+        #expect(e?.description.contains("u1") == false)
+        let wrongType = #expect(throws: StoreError.self) {
+            try t.store.write { w in
+                try (w as! PostgresWriteContext).session.db.run(
+                    "UPDATE resources SET version = CAST(? AS BIGINT)", [.text("secret.person@x.org")])
+            }
+        }
+        #expect(wrongType?.description.contains("secret") == false, "\(String(describing: wrongType))")
+    }
+
+    private func waitingOnLocks(_ settings: PostgresSettings) throws -> Int {
+        let c = try PostgresConnection(conninfo: settings.conninfo, password: settings.password)
+        var n = 0
+        try c.query(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ) { n = Int($0.int64(0)) }
+        return n
+    }
+
+    /// Polls `condition` until it holds (a bounded wait for something that must happen).
+    private func waitUntil(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            guard Date() < deadline else { throw TestError("timed out: \(what)") }
+            usleep(10_000)
+        }
+    }
+}
+
+/// Connection settings: a string or URL without a password, the password by reference.
+@Suite struct PostgresSettingsTests {
+    @Test(arguments: [
+        "host=db.example port=5432 dbname=scimhub user=hub sslmode=verify-full",
+        "postgres://hub@db.example:5432/scimhub?sslmode=verify-full",
+        "postgresql://hub@db.example/scimhub",
+    ])
+    func connectionStringsAndURLs_areAccepted(conninfo: String) throws {
+        let s = try PostgresSettings(conninfo: conninfo, password: "pw")
+        #expect(s.value("dbname") == "scimhub")
+        #expect(s.value("user") == "hub")
+    }
+
+    @Test func sslmodeVerifyFull_passesThroughToLibpq() throws {
+        let s = try PostgresSettings(conninfo: "postgres://hub@db.example/scimhub?sslmode=verify-full&sslrootcert=/ca")
+        #expect(s.value("sslmode") == "verify-full")
+        #expect(s.value("sslrootcert") == "/ca")
+    }
+
+    @Test(arguments: [
+        "host=db.example dbname=scimhub user=hub password=hunter2",
+        "postgres://hub:hunter2@db.example/scimhub",
+        "postgres://hub@db.example/scimhub?password=hunter2",
+    ])
+    func aPasswordInTheConnection_isRefused_withoutQuotingIt(conninfo: String) {
+        let e = #expect(throws: PostgresSettingsError.self) { try PostgresSettings(conninfo: conninfo) }
+        #expect(e?.description.contains("passwordEnv") == true)
+        #expect(e?.description.contains("hunter2") == false)
+    }
+
+    @Test func passwordByReference_fromTheEnvironmentOrAFile() throws {
+        let fromEnv = try PostgresSettings(
+            conninfo: "dbname=x", passwordEnv: "PGPW", passwordFile: nil, environment: ["PGPW": "s3cret"],
+            readFile: { _ in nil })
+        #expect(fromEnv.password == "s3cret")
+        let fromFile = try PostgresSettings(
+            conninfo: "dbname=x", passwordEnv: nil, passwordFile: "/run/secrets/pg", environment: [:],
+            readFile: { $0 == "/run/secrets/pg" ? "  filepw\n" : nil })
+        #expect(fromFile.password == "filepw")
+        #expect(throws: PostgresSettingsError.self) {
+            try PostgresSettings(
+                conninfo: "dbname=x", passwordEnv: "MISSING", passwordFile: nil, environment: [:],
+                readFile: { _ in nil })
+        }
+        #expect(throws: PostgresSettingsError.self) { try PostgresSettings(conninfo: "not a == connection '") }
+    }
+}
