@@ -101,6 +101,11 @@ import SQLite
     ])
     func driverErrors_becomeTypedStoreErrors(code: Int32, kind: String) {
         #expect(StoreError(SQLiteError(code: code, extendedCode: code, message: "m", sql: nil)).kind.rawValue == kind)
+        // SQLITE_CONSTRAINT_UNIQUE and _PRIMARYKEY: a unique key, as PostgreSQL's 23505.
+        for extended in [Int32(2067), 1555] {
+            #expect(
+                StoreError(SQLiteError(code: 19, extendedCode: extended, message: "m", sql: nil)).kind == .uniqueness)
+        }
     }
 }
 
