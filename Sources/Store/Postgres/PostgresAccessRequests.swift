@@ -141,7 +141,7 @@ extension PostgresSession {
             SELECT MIN(t) FROM (
               SELECT MIN(expires) AS t FROM access_requests WHERE state = 'granted'
               UNION ALL SELECT MIN(notice_at) FROM access_requests WHERE state = 'granted'
-              UNION ALL SELECT MIN(lapses) FROM access_requests WHERE state = 'pending')
+              UNION ALL SELECT MIN(lapses) FROM access_requests WHERE state = 'pending') AS deadlines
             """
         ) { r in out = r.isNull(0) ? nil : r.double(0) }
         return out
