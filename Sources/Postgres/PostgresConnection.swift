@@ -98,9 +98,14 @@ public final class PostgresConnection {
 
     /// `conninfo` is a libpq connection string (`host=… dbname=…`) or URL (`postgres://…`);
     /// the password travels as its own keyword so it is never part of a string we build.
-    public init(conninfo: String, password: String?) throws(PostgresConnectError) {
-        var keys = ["dbname"]
-        var values = [conninfo]
+    /// `defaults` are keywords (`connect_timeout`, `application_name`) that apply unless
+    /// `conninfo` sets them: libpq lets a later keyword override an earlier one, and the
+    /// connection string comes after them.
+    public init(conninfo: String, password: String?, defaults: [(String, String)] = [])
+        throws(PostgresConnectError)
+    {
+        var keys = defaults.map(\.0) + ["dbname"]
+        var values = defaults.map(\.1) + [conninfo]
         if let p = password { keys.append("password"); values.append(p) }
         // expand_dbname = 1: the `dbname` value is parsed as a whole connection string or URL.
         let c = withCStringArray(keys) { k in withCStringArray(values) { v in PQconnectdbParams(k, v, 1) } }

@@ -181,6 +181,25 @@ import TestSupport
         #expect(try setting(durable: true) == "on")
     }
 
+    @Test func sessions_nameThemselves_andGiveUpOnALockAfterAWhile_unlessTheConnectionSaysOtherwise() throws {
+        let db = try SharedPostgres.freshDatabase()
+        func show(_ settings: PostgresSettings) throws -> [String] {
+            let store = try open(settings)
+            defer { store.close() }
+            return try store.read { s in
+                var out: [String] = []
+                for name in ["application_name", "lock_timeout"] {
+                    try (s as! PostgresSession).db.query("SHOW \(name)") { out.append($0.text(0) ?? "") }
+                }
+                return out
+            }
+        }
+        #expect(try show(db.settings) == ["scimhub", "30s"])
+        let named = try PostgresSettings(
+            conninfo: db.settings.conninfo + " application_name=hub-node-2", password: db.settings.password)
+        #expect(try show(named) == ["hub-node-2", "30s"])
+    }
+
     /// The server ends the store's sessions (as a restart or failover does): the write under
     /// way fails as unavailable, never as a client error, and the next one reconnects.
     @Test func lostConnections_failAsUnavailable_andTheNextWriteReconnects() throws {

@@ -150,6 +150,10 @@ final class PostgresPool: @unchecked Sendable {
     private var open = 0
     private var closed = false
 
+    /// A server that does not answer fails the connection in seconds, not minutes; the name
+    /// shows in `pg_stat_activity`. A connection string may set either itself.
+    static let defaults = [("connect_timeout", "10"), ("application_name", "scimhub")]
+
     init(settings: PostgresSettings, limit: Int) {
         self.settings = settings
         self.limit = limit
@@ -174,7 +178,18 @@ final class PostgresPool: @unchecked Sendable {
         open += 1
         condition.unlock()
         do {
-            return try PostgresConnection(conninfo: settings.conninfo, password: settings.password)
+            let c = try PostgresConnection(
+                conninfo: settings.conninfo, password: settings.password, defaults: Self.defaults)
+            // A write waiting on a row lock (the audit chain head, a job) that another node holds
+            // too long fails as busy (55P03), as SQLite's busy timeout does, instead of hanging.
+            try c.execute("SET lock_timeout = '30s'", "session settings")
+            return c
+        } catch let e as PostgresError {
+            condition.lock()
+            open -= 1
+            condition.signal()
+            condition.unlock()
+            throw StoreError(e)
         } catch {
             condition.lock()
             open -= 1
