@@ -35,6 +35,8 @@ public struct ConformanceKit {
             do { return try body() } catch { failures.append("\(name): \(error)"); return nil }
         }
         let (e1, e2) = entitlements
+        // A live target answers its probe, before and whatever the accounts.
+        _ = attempt("probe") { () throws(ConnectorError) in try connector.probe() }
         guard
             let created = attempt(
                 "create",

@@ -124,9 +124,21 @@ public protocol Connector: Sendable {
     /// runs them in one database transaction on one connection and hands `body` a connector
     /// bound to it. Targets without transactions call `body(self)`.
     func transaction<T>(_ body: (any Connector) throws(ConnectorError) -> T) throws(ConnectorError) -> T
+    /// A cheap call that proves the target answers and accepts the hub's credentials, made
+    /// on a schedule so a down target shows before a change is queued for it. Throws what
+    /// any other call would (retryable: unreachable; permanent: refused credentials).
+    func probe() throws(ConnectorError)
 }
 
 extension Connector {
+    /// The default probe: an indexed lookup of a user name no account has, answered with
+    /// "none" by a target that is up. A connector overrides it with a cheaper call if its
+    /// target has one (a health endpoint, `SELECT 1`).
+    public func probe() throws(ConnectorError) { _ = try find(userName: Self.probeUserName) }
+
+    /// Not a valid SCIM user name the hub would ever send (it has a space and a colon).
+    public static var probeUserName: String { "scimhub probe:none" }
+
     /// No transactions: each call stands alone (REST, SCIM, LDAP).
     public func transaction<T>(_ body: (any Connector) throws(ConnectorError) -> T) throws(ConnectorError) -> T {
         try body(self)

@@ -93,6 +93,17 @@ extension AdminEndpoints {
         return min(1000, max(0, n))
     }
 
+    /// A target's last probe: `{"up", "checkedAt", "milliseconds", "error"}`, or null before the first.
+    static func probeJSON(_ r: ProbeResult?) -> JSONValue {
+        guard let r else { return .null }
+        return .object(
+            JSONObject([
+                "up": .bool(r.up), "checkedAt": .string(Timestamp.format(r.checkedAt)),
+                "milliseconds": .int(Int((r.seconds * 1000).rounded())),
+                "error": r.error.map { .string($0) } ?? .null,
+            ]))
+    }
+
     /// `GET /admin/targets`: every target with its health, circuit, queue depth and oldest pending job age.
     func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
         let now = engine?.clock.now() ?? Date().timeIntervalSince1970
@@ -101,9 +112,7 @@ extension AdminEndpoints {
             try targets.map { t in
                 let stats = try conn.queueStats(target: t.name, now: now)
                 let circuit = t.enabled ? (engine?.circuit(t.name) ?? .closed) : nil
-                let health =
-                    !t.enabled
-                    ? "disabled" : circuit == .closed ? (stats.dead > 0 ? "degraded" : "healthy") : "unavailable"
+                let health = t.enabled ? (engine?.health(t.name, deadLetters: stats.dead) ?? "healthy") : "disabled"
                 return .object(
                     JSONObject([
                         "name": .string(t.name),
@@ -111,6 +120,7 @@ extension AdminEndpoints {
                         "enabled": .bool(t.enabled),
                         "health": .string(health),
                         "circuit": circuit.map { .string($0.rawValue) } ?? .null,
+                        "probe": Self.probeJSON(t.enabled ? engine?.probes.last(t.name) : nil),
                         "queueDepth": .int(stats.pending),
                         "oldestPendingSeconds": stats.oldestPending.map {
                             .number(JSONNumber(($0 * 1000).rounded() / 1000))
@@ -121,6 +131,18 @@ extension AdminEndpoints {
             }
         }
         return jsonResponse(200, .object(JSONObject(["targets": .array(items)])), contentType: "application/json")
+    }
+
+    /// `POST /admin/targets/{name}/probe`: probes the target now (the console's "check now")
+    /// and answers its result; reading a target changes nothing, so no audit entry.
+    func probeTarget(_ name: String) throws -> HTTPResponse {
+        guard let t = engine?.policy.target(name) else { throw SCIMError.notFound("no target with this name") }
+        guard t.enabled, let r = engine?.probes.probeNow(t.name) else {
+            throw SCIMError(status: 409, detail: "target '\(t.name)' is disabled: nothing to probe")
+        }
+        return jsonResponse(
+            200, .object(JSONObject(["name": .string(t.name), "probe": Self.probeJSON(r)])),
+            contentType: "application/json")
     }
 
     /// `GET /admin/jobs?target=&state=pending|dead&count=`.
@@ -301,6 +323,9 @@ extension AdminEndpoints {
             ) { ctx, _ in try self.listAudit(ctx) },
             Route.make("GET", "/admin/audit/verify", .admin) { _, _ in try self.verifyAudit() },
             Route.make("GET", "/admin/targets", .anyOf([.admin, .helpdesk])) { ctx, _ in try self.listTargets(ctx) },
+            Route.make("POST", "/admin/targets/{name}/probe", .anyOf([.admin, .helpdesk])) { _, p in
+                try self.probeTarget(p[0])
+            },
             Route.make("GET", "/admin/jobs", .anyOf([.admin, .helpdesk]), query: ["target", "state", "count"]) {
                 ctx, _ in try self.listJobs(ctx)
             },

@@ -157,6 +157,11 @@ public struct HubConfig: Sendable {
                     throw ConfigError("targetUnavailableMinutes must be a number of minutes in 0...1440")
                 }
                 c.engine.unavailableNoticeSeconds = d * 60
+            case "targetProbeSeconds":
+                guard let d = v.numberValue?.double, d == 0 || (1...3600).contains(d) else {
+                    throw ConfigError("targetProbeSeconds must be a number of seconds in 1...3600, or 0 (no probes)")
+                }
+                c.engine.probeInterval = d
             case "reviewReminderDays":
                 guard let d = v.numberValue?.double, d >= 0, d <= 366 else {
                     throw ConfigError("reviewReminderDays must be a number of days in 0...366")

@@ -214,10 +214,24 @@ struct HealthEndpoints: FeatureEndpoints {
         return table
     }
 
-    /// `GET /readyz`: the store answers.
+    /// `GET /readyz`: ready means the store answers (a store that fails answers 503 through
+    /// the usual error path). Targets are reported, not gating: a load balancer must not take
+    /// every node out because the EHR is down.
     func ready() throws -> HTTPResponse {
         _ = try store.read { try $0.count(type: .user) }
-        return jsonResponse(200, .object(JSONObject(["status": .string("ready")])), contentType: "application/json")
+        var targets = JSONObject()
+        for t in engine?.policy.enabledTargets ?? [] {
+            let probe = engine?.probes.last(t.name)
+            targets[t.name] = .object(
+                JSONObject([
+                    "circuit": .string((engine?.circuit(t.name) ?? .closed).rawValue),
+                    "probe": .string(probe.map { $0.up ? "up" : "down" } ?? "unknown"),
+                ]))
+        }
+        return jsonResponse(
+            200,
+            .object(JSONObject(["status": .string("ready"), "store": .string("ok"), "targets": .object(targets)])),
+            contentType: "application/json")
     }
 }
 

@@ -163,7 +163,7 @@ public final class HubServer: Sendable {
             : nil
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [
-            checkpointer, sender, engine, breakGlass, credentials, requests, sodExceptions, schedule,
+            checkpointer, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions, schedule,
         ]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(

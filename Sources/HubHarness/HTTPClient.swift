@@ -52,7 +52,10 @@ public final class RawHTTPClient {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard rc == 0 else { close(fd); throw TestError("connect failed: errno \(scimhub_errno())") }
+        // No close here: every stored property is set, so a throw runs deinit, which closes
+        // the socket. Closing it here as well closed whatever file the number was given to
+        // next, on another thread: SQLite's files, seen as "disk I/O error" in other tests.
+        guard rc == 0 else { throw TestError("connect failed: errno \(scimhub_errno())") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int(timeout.truncatingRemainder(dividingBy: 1) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1

@@ -36,6 +36,8 @@ public struct EngineOptions: Sendable {
     public var leaseSeconds: Double = 300
     /// The guard on each feed's mass removals.
     public var feedGuard = FeedGuard()
+    /// Seconds between probes of each target (`TargetProbes`); 0 turns them off.
+    public var probeInterval: Double = 30
 
     public init() {}
 }
@@ -68,6 +70,9 @@ public final class ProvisioningEngine: HubService {
     private let coordination: any Coordination
     /// Announces holds, dead letters and outages, when notifications are configured.
     public let notifier: Notifier?
+    /// Each target's last active probe: health before any job runs. A service of its own,
+    /// started by the server after the engine.
+    public let probes: TargetProbes
 
     private struct Runtime {
         /// Jobs this process is running. The lease already keeps other workers off them;
@@ -116,6 +121,7 @@ public final class ProvisioningEngine: HubService {
         self.options = options
         self.clock = clock
         self.coordination = coordination
+        probes = TargetProbes(connectors: connectors, interval: options.probeInterval, logger: logger)
         var qs: [String: OperationQueue] = [:]
         for t in policies.current.enabledTargets {
             let q = OperationQueue()
@@ -637,6 +643,14 @@ public final class ProvisioningEngine: HubService {
                 "target recovered; releasing backed-off jobs failed",
                 ["target": target, "error": String(describing: error).prefix(200).description])
         }
+    }
+
+    /// A target's health for people: `unavailable` when its circuit is not closed or its last
+    /// probe failed (so a down target shows before a job fails), `degraded` with dead
+    /// letters waiting, else `healthy`. `deadLetters` comes from the store.
+    public func health(_ target: String, deadLetters: Int) -> String {
+        if circuit(target) != .closed || probes.last(target)?.up == false { return "unavailable" }
+        return deadLetters > 0 ? "degraded" : "healthy"
     }
 
     /// The circuit state of a target.

@@ -139,11 +139,14 @@ public final class Reconciler: Sendable {
         var out: [FindingRecord] = []
         var seen: [String] = []
         for acc in accounts {
-            func finding(_ c: FindingCategory, _ personID: String?, _ display: String?, _ detail: String? = nil) {
+            func finding(
+                _ c: FindingCategory, _ personID: String?, _ display: String?, _ detail: String? = nil,
+                entitlements: [String] = []
+            ) {
                 out.append(
                     FindingRecord(
                         target: t.name, category: c.rawValue, personID: personID, userName: acc.userName,
-                        displayName: display, accountID: acc.id, detail: detail))
+                        displayName: display, accountID: acc.id, detail: detail, entitlements: entitlements))
             }
             if t.reconciliation.isExcluded(acc.userName) {
                 finding(.excluded, nil, nil)
@@ -176,7 +179,10 @@ public final class Reconciler: Sendable {
                     if acc.enabled { finding(.leaverEnabled, r.personID, nil, "person deleted") }
                     for e in acc.entitlements.sorted() { finding(.overPrivileged, r.personID, nil, e) }
                 } else {
-                    finding(.orphan, nil, nil, acc.enabled ? "enabled" : "disabled")
+                    // What nobody answers for is what an auditor asks about first.
+                    finding(
+                        .orphan, nil, nil, acc.enabled ? "enabled" : "disabled", entitlements: acc.entitlements.sorted()
+                    )
                 }
                 continue
             }

@@ -33,6 +33,7 @@ public enum ReconciliationReport {
                 if let v = f.detail {
                     o[f.category == FindingCategory.attributeDrift.rawValue ? "attribute" : "detail"] = .string(v)
                 }
+                if !f.entitlements.isEmpty { o["entitlements"] = .array(f.entitlements.map { .string($0) }) }
                 items.append(.object(o))
                 return true
             }
@@ -78,20 +79,26 @@ public enum ReconciliationReport {
     }
 
     static func csv(_ run: ReconciliationRunRecord, _ store: any HubStore) throws -> [UInt8] {
-        var out = "target,severity,category,personId,userName,displayName,accountId,detail\r\n"
+        var out = "target,severity,category,personId,userName,displayName,accountId,detail,entitlements\r\n"
         try store.read { conn in
             try conn.findings(runID: run.id, categoryOrder: order) { f in
                 let severity = FindingCategory(rawValue: f.category)?.isCritical == true ? "critical" : "normal"
                 out +=
                     [
                         f.target, severity, f.category, f.personID ?? "", f.userName, f.displayName ?? "",
-                        f.accountID ?? "", f.detail ?? "",
+                        f.accountID ?? "", f.detail ?? "", f.entitlements.joined(separator: "; "),
                     ]
                     .map(csvField).joined(separator: ",") + "\r\n"
                 return true
             }
         }
         return Array(out.utf8)
+    }
+
+    /// A finding's detail for people: an orphan also says what it holds.
+    static func detail(_ f: FindingRecord) -> String {
+        guard !f.entitlements.isEmpty else { return f.detail ?? "" }
+        return (f.detail.map { $0 + "; " } ?? "") + "holds " + f.entitlements.joined(separator: ", ")
     }
 
     /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet
@@ -161,7 +168,7 @@ public enum ReconciliationReport {
                 h +=
                     "<tr><td>\(esc(f.userName))</td><td>\(esc(f.displayName ?? ""))</td>"
                     + "<td class=\"muted\">\(esc(f.personID ?? "—"))</td>"
-                h += "<td class=\"muted\">\(esc(f.accountID ?? "—"))</td><td>\(esc(f.detail ?? ""))</td></tr>\n"
+                h += "<td class=\"muted\">\(esc(f.accountID ?? "—"))</td><td>\(esc(Self.detail(f)))</td></tr>\n"
                 return true
             }
         }

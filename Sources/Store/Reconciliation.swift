@@ -41,10 +41,13 @@ public struct FindingRecord: Sendable, Equatable {
     public let displayName: String?
     public let accountID: String?
     public let detail: String?
+    /// What the account holds, for findings where no person explains it (orphans): the
+    /// entitlement names as the target reports them; empty otherwise.
+    public let entitlements: [String]
 
     public init(
         target: String, category: String, personID: String?, userName: String, displayName: String?, accountID: String?,
-        detail: String?
+        detail: String?, entitlements: [String] = []
     ) {
         self.target = target
         self.category = category
@@ -53,6 +56,7 @@ public struct FindingRecord: Sendable, Equatable {
         self.displayName = displayName
         self.accountID = accountID
         self.detail = detail
+        self.entitlements = entitlements
     }
 }
 
@@ -92,5 +96,19 @@ extension ReconciliationStore {
     /// Findings by target, then in the order they were recorded.
     public func findings(runID: String, _ body: (FindingRecord) throws -> Bool) throws {
         try findings(runID: runID, categoryOrder: [], body)
+    }
+}
+
+extension FindingRecord {
+    /// Entitlements as stored: a JSON array of strings, nil for none.
+    public static func encode(_ entitlements: [String]) -> String? {
+        entitlements.isEmpty
+            ? nil : String(decoding: JSONWriter().write(.array(entitlements.map { .string($0) })), as: UTF8.self)
+    }
+
+    /// The stored form back; what cannot be read is no entitlement (a report is not refused for it).
+    public static func decode(_ text: String?) -> [String] {
+        guard let text, case .array(let a)? = try? JSONParser().parse(Array(text.utf8)) else { return [] }
+        return a.compactMap(\.stringValue)
     }
 }

@@ -77,6 +77,10 @@ public protocol ResourceStore {
     /// one range scan of the user name index.
     func users(userNamePrefix prefix: String, limit: Int) throws -> [StoredResource]
 
+    /// Users with a search word (`PeopleSearch.terms`) starting with `prefix`, in word order,
+    /// at most `limit` rows of the index read (a person found by two words appears once).
+    func users(termPrefix prefix: String, limit: Int) throws -> [StoredResource]
+
     /// One page of resources of `type` in listing order (`offset` is 0-based).
     func page(type: ResourceKind, offset: Int, limit: Int) throws -> [StoredResource]
 

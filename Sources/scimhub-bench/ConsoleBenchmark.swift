@@ -29,7 +29,9 @@ func runConsoleBenchmark(_ o: Options) throws {
             "GET", "/admin/people?q=a&count=1", headers: [("Authorization", "Bearer \(admin)")]
         )?.object["people"]?.arrayValue?.first?.objectValue?["id"]?.stringValue ?? ""
     let pages = [
-        ("dashboard", "/console"), ("people search", "/console/people?q=mar"), ("person", "/console/people/\(someone)"),
+        ("dashboard", "/console"), ("people search", "/console/people?q=mar"),
+        ("search: family name", "/console/people?q=silva"),
+        ("search: 3 words", "/console/people?q=juliana%20nurse%20cln-bot"), ("person", "/console/people/\(someone)"),
         ("requests", "/console/requests"), ("reviews", "/console/reviews"),
         ("reconciliations", "/console/reconciliations"), ("reconciliation report", "/console/reconciliations/\(run)"),
     ]

@@ -42,6 +42,20 @@ import EHRTestServer
         #expect(failures.isEmpty, "\(failures)")
     }
 
+    /// The probe: up when the target answers, retryable when it does not, permanent when it
+    /// refuses the hub's credentials.
+    @Test func probe_saysUp_down_orRefused() throws {
+        defer { ehr.stop() }
+        try connector().probe()
+        ehr.setFault(.error5xx)
+        #expect(throws: ConnectorError.self) { try connector().probe() }
+        do { try connector().probe() } catch { #expect(error.isRetryable, "\(error)") }
+        ehr.setFault(.none)
+        do { try connector(.bearer("wrong")).probe(); Issue.record("accepted") } catch {
+            #expect(!error.isRetryable && error.reason.contains("credentials"), "\(error)")
+        }
+    }
+
     @Test func wrongCredentials_arePermanentWithAClearReason() {
         defer { ehr.stop() }
         do { _ = try connector(.bearer("wrong")).find(userName: "x"); Issue.record("accepted") } catch {

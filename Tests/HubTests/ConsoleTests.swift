@@ -4,6 +4,7 @@ import HubBase
 import Testing
 import EHRTestServer
 import Hub
+import HTTPServer
 import HubCrypto
 import JSONCore
 import Store
@@ -159,10 +160,54 @@ import TestSupport
         _ = csrf
     }
 
+    /// People are found by the words of their name, title and site, every word of the query
+    /// narrowing; a renamed person is found by the new name only, a deleted one not at all.
+    @Test func people_areFoundByName_title_andSite_fromTheIndex() throws {
+        let hub = try hub()
+        defer { hub.stop(); ehr.stop() }
+        func create(_ userName: String, _ display: String, title: String, site: String) throws -> String {
+            let base = person(userName, title: title, sites: [site])
+            var body = try #require(JSONParser().parse(Array(base.utf8)).objectValue)
+            body["displayName"] = .string(display)
+            let text = String(decoding: JSONWriter().write(.object(body)), as: UTF8.self)
+            let r = try hub.call("POST", "/scim/v2/Users", body: text)
+            return try #require(r.object["id"]?.stringValue, "\(r.text)")
+        }
+        let jose = try create("jsm@x.org", "José Smith-Jones", title: "Registered Nurse", site: "CLN-NORTH")
+        let ana = try create("alima@x.org", "Ana Lima", title: "Registered Nurse", site: "CLN-CEN")
+        _ = try create("bob@x.org", "Bob Stone", title: "Receptionist", site: "CLN-NORTH")
+        func found(_ q: String) throws -> Set<String> {
+            let r = try hub.call("GET", "/admin/people?q=\(HTTPForm.escape(q))", token: hub.admin)
+            #expect(r.status == 200, "\(r.text)")
+            return Set((r.object["people"]?.arrayValue ?? []).compactMap { $0.objectValue?["id"]?.stringValue })
+        }
+        #expect(try found("jones") == [jose])
+        #expect(try found("jose sm") == [jose])
+        #expect(try found("JOSÉ") == [jose])
+        #expect(try found("nurse") == [jose, ana])
+        #expect(try found("nurse north") == [jose])
+        #expect(try found("north").count == 2)
+        #expect(try found("nurse bob").isEmpty)
+        #expect(try found("alima") == [ana])  // the user name still finds
+        let rename = try hub.call(
+            "PATCH", "/scim/v2/Users/\(ana)",
+            body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+                + #""Operations":[{"op":"replace","path":"displayName","value":"Ana Souza"}]}"#)
+        #expect(rename.status == 200)
+        #expect(try found("souza") == [ana] && found("lima").isEmpty)
+        #expect(try hub.call("DELETE", "/scim/v2/Users/\(jose)").status == 204)
+        #expect(try found("jones").isEmpty && found("nurse") == [ana])
+        let (cookie, _) = try session(hub, "desk.help", roles: ["helpdesk"])
+        let list = try get(hub, "/console/people?q=souza", cookie: cookie)
+        #expect(list.text.contains("/console/people/\(ana)"))
+    }
+
     @Test func aFinishedRun_isSignedOffOnce_withAComment() throws {
         let hub = try hub()
         defer { hub.stop(); ehr.stop() }
         let auditor = try hub.makeToken("compliance", [.auditor])
+        // An account nobody owns, with a role whose name is markup: listed with what it holds, inert.
+        ehr.seed([(userName: "ghost@x.org", attributes: [:], roles: ["<b>root</b>", "billing"])])
         let run = try #require(
             try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").object["id"]?.stringValue)
         eventually("done") {
@@ -179,6 +224,11 @@ import TestSupport
         #expect(try hub.call("POST", path, token: hub.admin, body: #"{"comment": "again"}"#).status == 409)
         let report = try hub.call("GET", "/admin/reconciliations/\(run)/report", token: auditor).object
         #expect(report["signOff"]?.objectValue?["comment"]?.stringValue == "read in full")
+        let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
+        let page = try get(hub, "/console/reconciliations/\(run)", cookie: cookie).text
+        #expect(
+            page.contains("holds:<ul class=\"compact\"><li>&lt;b&gt;root&lt;/b&gt;</li><li>billing</li></ul>"),
+            "\(page.prefix(3000))")
     }
 
     @Test func theOnCallDoctor_grantsBreakGlassWithACode_andEndsItEarly() throws {
@@ -359,6 +409,14 @@ import TestSupport
             hub, "/console/targets/retry", cookie: cookie, form: [("_csrf", csrf), ("job", String(job))])
         #expect(retried.status == 303 && retried.header("Location")?.contains("queued") == true)
         eventually("provisioned after the retry") { ehr.snapshot()["nadia@x.org"]?.roles == ["scheduling"] }
+        // "Probe every target now" says what answered; an auditor may not press it.
+        ehr.setFault(.error5xx)
+        let probed = try post(hub, "/console/targets/probe", cookie: cookie, form: [("_csrf", csrf)])
+        #expect(probed.header("Location")?.contains(HTTPForm.escape("Probed: ehr: down.")) == true, "\(probed.text)")
+        let (auditor, auditorCSRF) = try session(hub, "compliance", roles: ["auditor"])
+        #expect(!(try get(hub, "/console/targets", cookie: auditor).text.contains("Probe every target now")))
+        #expect(try post(hub, "/console/targets/probe", cookie: auditor, form: [("_csrf", auditorCSRF)]).status == 403)
+        ehr.setFault(.none)
     }
 
     @Test func theAuditLog_isSearched_exported_andVerified() throws {
@@ -393,8 +451,10 @@ import TestSupport
         let start = try hub.call("POST", "/admin/reconciliations", token: auditor, body: "{}")
         #expect(start.status == 403, "\(start.text)")
         let (cookie, _) = try session(hub, "compliance", roles: ["auditor"])
+        #expect(try hub.call("POST", "/admin/targets/ehr/probe", token: hub.admin).status == 200)
         let dashboard = try get(hub, "/console", cookie: cookie)
         #expect(dashboard.status == 200 && dashboard.text.contains("Targets"))
+        #expect(dashboard.text.contains("Last probe") && dashboard.text.contains("<td>up, "), "from the active probe")
         #expect(
             dashboard.text.contains("Last reconciliation") && dashboard.text.contains("Licences expiring in 30 days"))
         // A staff member's dashboard has their own work only.

@@ -404,6 +404,37 @@ let registryForTests: SchemaRegistry = {
         }
     }
 
+    /// A target that goes down shows as unavailable from its scheduled probe, before any
+    /// change is queued for it; `/readyz` reports it without failing; "probe now" sees it come back.
+    @Test func aDownTargetShowsBeforeAnyChange_fromItsProbe() throws {
+        let ehr = try EHRTestServer()
+        ehr.start()
+        let hub = try LiveHub(policy: ehrPolicy(ehr)) { $0.engine.probeInterval = 0.2 }
+        defer { hub.stop(); ehr.stop() }
+        func ehrTarget() throws -> JSONObject? {
+            try hub.call("GET", "/admin/targets", token: hub.admin).object["targets"]?.arrayValue?
+                .first { $0.objectValue?["name"]?.stringValue == "ehr" }?.objectValue
+        }
+        eventually("first probe up") { try ehrTarget()?["probe"]?.objectValue?["up"] == .bool(true) }
+        #expect(try ehrTarget()?["health"]?.stringValue == "healthy")
+        ehr.setFault(.error5xx)
+        eventually("the probe sees the outage") { try ehrTarget()?["health"]?.stringValue == "unavailable" }
+        let t = try #require(try ehrTarget())
+        #expect(t["circuit"]?.stringValue == "closed" && t["queueDepth"] == .int(0))
+        #expect(t["probe"]?.objectValue?["error"]?.stringValue?.contains("503") == true, "\(t)")
+        let ready = try hub.call("GET", "/readyz", token: hub.reader)
+        #expect(ready.status == 200)
+        #expect(ready.object["targets"]?.objectValue?["ehr"]?.objectValue?["probe"]?.stringValue == "down")
+        #expect(ready.object["store"]?.stringValue == "ok")
+        ehr.setFault(.none)
+        let now = try hub.call("POST", "/admin/targets/ehr/probe", token: hub.admin)
+        #expect(now.status == 200 && now.object["probe"]?.objectValue?["up"] == .bool(true), "\(now.text)")
+        #expect(try ehrTarget()?["health"]?.stringValue == "healthy")
+        #expect(try hub.call("POST", "/admin/targets/imaging/probe", token: hub.admin).status == 409)
+        #expect(try hub.call("POST", "/admin/targets/nope/probe", token: hub.admin).status == 404)
+        #expect(try hub.call("POST", "/admin/targets/ehr/probe", token: hub.reader).status == 403)
+    }
+
     @Test func oneTargetDown_otherTargetsUnaffected() throws {
         let up = try EHRTestServer(), down = try EHRTestServer()
         up.start(); down.start()

@@ -133,6 +133,11 @@ import TestSupport
                     && $0.objectValue?["category"]?.stringValue == "over-privileged"
             })
         #expect(!findings.contains { $0.objectValue?["userName"]?.stringValue == "svc-backup@x.org" })
+        // An orphan says what it holds: access nobody answers for.
+        let orphan = findings.first { $0.objectValue?["category"]?.stringValue == "orphan" }?.objectValue
+        #expect(orphan?["userName"]?.stringValue == "intruder@x.org")
+        #expect(
+            orphan?["entitlements"] == .array([.string("physician")]) && orphan?["detail"]?.stringValue == "enabled")
         // Permission creep: who holds more than their role, per person (the hand-granted billing role).
         let creep = json.object["permissionCreep"]?.arrayValue ?? []
         #expect(creep.count == 1)
@@ -149,7 +154,9 @@ import TestSupport
         let csv = try hub.call("GET", "/admin/reconciliations/\(id)/report?format=csv", token: hub.admin)
         #expect(csv.header("Content-Type")?.hasPrefix("text/csv") == true)
         let lines = csv.text.split(separator: "\r\n")
-        #expect(lines.first == "target,severity,category,personId,userName,displayName,accountId,detail")
+        #expect(lines.first == "target,severity,category,personId,userName,displayName,accountId,detail,entitlements")
+        #expect(
+            lines.contains { $0.hasPrefix("ehr,normal,orphan,,intruder@x.org,") && $0.hasSuffix(",enabled,physician") })
         #expect(lines.dropFirst().first?.hasPrefix("ehr,critical,leaver-enabled,") == true)
         #expect(lines.count == 1 + 6)
 
@@ -157,6 +164,7 @@ import TestSupport
         #expect(html.header("Content-Type")?.hasPrefix("text/html") == true)
         #expect(html.text.contains("ehr: leaver-enabled (critical)"))
         #expect(html.text.contains("intruder@x.org"))
+        #expect(html.text.contains("enabled; holds physician"))
         #expect(html.text.contains("Permission creep by person"))
         #expect(!html.text.contains("<script>"))  // the orphan's display name is not even in the report
         // Nothing was changed by a report run.

@@ -44,4 +44,46 @@ import SQLite
         try db.run("ROLLBACK")
         #expect(error?.description.contains("u1 and u2") == true, "\(String(describing: error))")
     }
+
+    /// Migration 25: people stored before the search index are found by their words after it.
+    @Test func peopleStoredBefore_areFoundByTheirWordsAfterMigration25() throws {
+        let t = try TempStore()
+        let db = try SQLiteConnection(path: t.store.path)
+        try insertLegacy(db, id: "u1", userName: "jsmith@x.org", email: "j@x.org")
+        let doc = JSONWriter().write(
+            .object(JSONObject(["userName": .string("jsmith@x.org"), "displayName": .string("Jos\u{E9} Smith-Jones")])))
+        try db.run("UPDATE resources SET doc = ? WHERE id = 'u1'", [.blob(doc)])
+        #expect(try t.store.read { try $0.users(termPrefix: "jones", limit: 10) }.isEmpty)
+        try db.run("BEGIN")
+        try Migrations.indexPeopleSearch(db)
+        try db.run("COMMIT")
+        for word in ["jose", "josé", "smith", "jones", "smith-j"] {
+            let found = try t.store.read { try $0.users(termPrefix: PeopleSearch.words(word)[0], limit: 10) }
+            #expect(found.map(\.id) == ["u1"], "\(word)")
+        }
+    }
+}
+
+/// The words people are found by.
+@Suite struct PeopleSearchTests {
+    @Test func words_foldCaseWidthAndAccents_andSplitNamesAtPunctuation() {
+        #expect(
+            PeopleSearch.words("  Dr. MÜLLER, Anna-Lena (Ward 7) ") == [
+                "dr.", "muller", "anna-lena", "anna", "lena", "ward", "7",
+            ])
+        #expect(PeopleSearch.words("O'Brien") == ["o'brien", "o", "brien"])
+        #expect(PeopleSearch.words("") == [])
+    }
+
+    @Test func terms_comeFromNamesTitleAndSites_only() {
+        let doc = JSONObject([
+            "userName": .string("zz9@x.org"), "displayName": .string("Ana Lima"), "title": .string("Registered Nurse"),
+            "name": .object(JSONObject(["givenName": .string("Ana"), "familyName": .string("Lima Souza")])),
+            "emails": .array([.object(JSONObject(["value": .string("secret@x.org")]))]),
+            PeopleSearch.healthcareExtension: .object(JSONObject(["sites": .array([.string("CLN-NORTH")])])),
+        ])
+        let terms = PeopleSearch.terms(of: doc)
+        #expect(terms == ["ana", "lima", "souza", "registered", "nurse", "cln-north", "cln", "north"])
+        #expect(PeopleSearch.matches(["nurse", "li"], terms) && !PeopleSearch.matches(["nurse", "x"], terms))
+    }
 }

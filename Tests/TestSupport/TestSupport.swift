@@ -40,6 +40,9 @@ public final class LiveHub: @unchecked Sendable {
             config.engine.backoffBase = 0.05
             config.engine.backoffCap = 0.5
             config.engine.breakerOpenSeconds = 0.5
+            // No scheduled probes: a probe would use up a fault a test injects for one job
+            // (`remaining: 1`). Probe tests turn them on, or probe on demand.
+            config.engine.probeInterval = 0
         }
         configure(&config)
         let server: HubServer

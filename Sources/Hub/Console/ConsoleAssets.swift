@@ -45,6 +45,7 @@ enum ConsoleAssets {
         button.danger { background: var(--critical); border-color: var(--critical); }
         .inline { display: inline; }
         .muted { color: var(--muted); }
+        ul.compact { margin: .25rem 0 0; padding-left: 1.25rem; }
         .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
         @media (max-width: 40rem) { th, td { padding: .3rem; font-size: .95rem; } main { padding: .5rem; } }
         @media print {

@@ -95,6 +95,15 @@ extension ConsoleEndpoints {
             """
     }
 
+    /// "up, 12 ms at 10:42:07" or "down: the reason", from `GET /admin/targets`' probe.
+    static func probeCell(_ p: JSONObject?) -> HTML {
+        guard let p, let up = p["up"]?.boolValue else { return "not yet probed" }
+        let at = p["checkedAt"]?.stringValue ?? ""
+        let time = at.count >= 19 ? String(at.dropFirst(11).prefix(8)) : at
+        guard up else { return "<span class=\"status-critical\">down</span>: \(p["error"]?.stringValue ?? "")" }
+        return "up, \(Int(p["milliseconds"]?.numberValue?.int64 ?? 0)) ms at \(time)"
+    }
+
     func targetsTable(_ targets: [JSONValue]) -> HTML {
         let rows: [HTML] = targets.compactMap(\.objectValue).map { t in
             let health = t["health"]?.stringValue ?? "unknown"
@@ -102,6 +111,7 @@ extension ConsoleEndpoints {
             let oldest = t["oldestPendingSeconds"]?.numberValue?.double.map { "\(Int($0)) s" } ?? "none"
             return """
                 <tr><th scope="row">\(t["name"]?.stringValue ?? "")</th><td class="\(cls)">\(health)</td>
+                <td>\(Self.probeCell(t["probe"]?.objectValue))</td>
                 <td class="num">\(Int(t["queueDepth"]?.numberValue?.int64 ?? 0))</td>
                 <td class="num">\(Int(t["deadLetters"]?.numberValue?.int64 ?? 0))</td>
                 <td class="num">\(Int(t["heldJobs"]?.numberValue?.int64 ?? 0))</td><td>\(oldest)</td></tr>
@@ -109,7 +119,7 @@ extension ConsoleEndpoints {
         }
         return """
             <h2>Targets</h2>\(Self.tableOpen)<thead><tr><th scope="col">Target</th>
-            <th scope="col">Health</th><th scope="col" class="num">Queued</th>
+            <th scope="col">Health</th><th scope="col">Last probe</th><th scope="col" class="num">Queued</th>
             <th scope="col" class="num">Dead letters</th>
             <th scope="col" class="num">Held</th><th scope="col">Oldest pending change</th></tr></thead>
             <tbody>\(rows)</tbody></table></div>

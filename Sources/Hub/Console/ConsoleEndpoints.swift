@@ -234,6 +234,7 @@ extension ConsoleEndpoints {
             Route.make("GET", "/console/audit/verify", .open) { ctx, _ in try self.auditVerifyPage(ctx) },
             Route.make("GET", "/console/targets", .open, query: ["done"]) { ctx, _ in try self.targetsPage(ctx) },
             Route.make("POST", "/console/targets/retry", .open) { ctx, _ in try self.retryJobs(ctx) },
+            Route.make("POST", "/console/targets/probe", .open) { ctx, _ in try self.probeTargets(ctx) },
             Route.make("GET", "/console/break-glass", .open, query: ["done"]) { ctx, _ in try self.breakGlassPage(ctx)
             },
             Route.make("POST", "/console/break-glass", .open) { ctx, _ in try self.grantBreakGlassFromPage(ctx) },

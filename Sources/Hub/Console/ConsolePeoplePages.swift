@@ -28,7 +28,10 @@ extension ConsoleEndpoints {
                 }
                 results =
                     rows.isEmpty
-                    ? "<p role=\"status\">Nobody's user name starts with that.</p>"
+                    ? """
+                    <p role="status">Nobody matches that: try fewer letters, or another word of the name, title or
+                    site.</p>
+                    """
                     : """
                     \(Self.tableOpen)<thead><tr><th scope="col">User name</th><th scope="col">Name</th>
                     <th scope="col">Title</th><th scope="col">Sites</th><th scope="col">Status</th></tr></thead>
@@ -39,7 +42,7 @@ extension ConsoleEndpoints {
                 "People", s,
                 """
                 <form method="get" action="/console/people" role="search" class="stack">
-                <label for="q">User name or e-mail (the start is enough)</label>
+                <label for="q">Name, user name, title, site or e-mail (the start of each word is enough)</label>
                 <input id="q" name="q" type="search" value="\(q)" maxlength="256">
                 <p><button type="submit">Search</button></p></form>\(results)
                 """)

@@ -106,7 +106,11 @@ extension ConsoleEndpoints {
             let critical = f["severity"]?.stringValue == "critical"
             let severity: HTML =
                 critical ? "<span class=\"status-critical\">critical</span>" : "<span class=\"muted\">normal</span>"
-            let detail = f["detail"]?.stringValue ?? f["attribute"]?.stringValue ?? ""
+            let text = f["detail"]?.stringValue ?? f["attribute"]?.stringValue ?? ""
+            // An orphan lists what it holds: access nobody answers for.
+            let held = (f["entitlements"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let items: [HTML] = held.map { "<li>\($0)</li>" }
+            let detail: HTML = held.isEmpty ? "\(text)" : "\(text); holds:<ul class=\"compact\">\(items)</ul>"
             let (category, target) = (f["category"]?.stringValue ?? "", f["target"]?.stringValue ?? "")
             return """
                 <tr><td>\(severity)</td><td>\(category)</td><td>\(target)</td>

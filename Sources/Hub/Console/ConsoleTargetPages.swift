@@ -46,8 +46,15 @@ extension ConsoleEndpoints {
                 <th scope="col">Reason</th></tr></thead><tbody>\(rows)</tbody></table></div>
                 \(mayRetry ? "<p><button type=\"submit\">Retry the selected changes</button></p>" : HTML.empty)</form>
                 """
+            let probe: HTML =
+                mayRetry
+                ? """
+                <form method="post" action="/console/targets/probe">\(Self.csrfField(s))
+                <p><button type="submit">Probe every target now</button></p></form>
+                """ : .empty
             return page(
-                "Targets and jobs", s, "\(done)\(targetsTable(targets))<h2>Dead letters</h2>\(deadSection)")
+                "Targets and jobs", s,
+                "\(done)\(targetsTable(targets))\(probe)<h2>Dead letters</h2>\(deadSection)")
         }
     }
 
@@ -62,6 +69,27 @@ extension ConsoleEndpoints {
                 retried += 1
             }
             return redirect("/console/targets?done=" + HTTPForm.escape("\(retried) change(s) queued again."))
+        }
+    }
+
+    /// `POST /console/targets/probe`: probes each enabled target now (`POST
+    /// /admin/targets/{name}/probe`) and says what answered.
+    func probeTargets(_ ctx: RequestContext) throws -> HTTPResponse {
+        try signedIn(ctx) { s in
+            _ = try formFields(ctx.request)
+            let p = s.principal, rid = ctx.requestID
+            let targets =
+                try api.call(.get, "/admin/targets", as: p, requestID: rid).json.objectValue?["targets"]?
+                .arrayValue ?? []
+            var said: [String] = []
+            for t in targets.compactMap(\.objectValue) where t["enabled"]?.boolValue == true {
+                let name = t["name"]?.stringValue ?? ""
+                let r = try api.call(.post, "/admin/targets/\(HTTPForm.escape(name))/probe", as: p, requestID: rid)
+                let up = r.json.objectValue?["probe"]?.objectValue?["up"]?.boolValue ?? false
+                said.append("\(name): \(up ? "up" : "down")")
+            }
+            let text = said.isEmpty ? "No enabled target to probe." : "Probed: " + said.joined(separator: ", ") + "."
+            return redirect("/console/targets?done=" + HTTPForm.escape(text))
         }
     }
 }

@@ -524,6 +524,24 @@ enum Migrations {
             CREATE INDEX package_holdings_package ON package_holdings(package, since);
             """
         ),
+        (
+            24,
+            """
+            -- What an orphan account holds (JSON array of entitlement names): the report shows it.
+            ALTER TABLE reconciliation_findings ADD COLUMN entitlements TEXT;
+            """
+        ),
+        (
+            25,
+            """
+            -- The words people are found by (PeopleSearch.terms): a prefix range per query word.
+            CREATE TABLE person_search_terms (
+                term TEXT NOT NULL,
+                seq INTEGER NOT NULL,              -- resources.seq of a User
+                PRIMARY KEY (term, seq)
+            ) WITHOUT ROWID;
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the
@@ -537,7 +555,31 @@ enum Migrations {
         """
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
-    static let steps: [Int: @Sendable (SQLiteConnection) throws -> Void] = [9: recomputeCanonicalIdentifiers]
+    static let steps: [Int: @Sendable (SQLiteConnection) throws -> Void] = [
+        9: recomputeCanonicalIdentifiers, 25: indexPeopleSearch,
+    ]
+
+    /// Migration 25: the search words of every User there is, in pages.
+    static func indexPeopleSearch(_ db: SQLiteConnection) throws {
+        var after: Int64 = 0
+        while true {
+            var rows: [(seq: Int64, doc: [UInt8])] = []
+            try db.query(
+                "SELECT seq, doc FROM resources WHERE type = 'User' AND seq > ? ORDER BY seq LIMIT 1000",
+                [.integer(after)]
+            ) { rows.append(($0.int64(0), $0.blob(1))) }
+            guard let last = rows.last else { return }
+            after = last.seq
+            for r in rows {
+                guard case .object(let doc) = try JSONParser().parse(r.doc) else { continue }
+                for t in PeopleSearch.terms(of: doc) {
+                    try db.run(
+                        "INSERT OR IGNORE INTO person_search_terms(term, seq) VALUES (?, ?)",
+                        [.text(t), .integer(r.seq)])
+                }
+            }
+        }
+    }
 
     /// Migration 9: user names, group names and e-mail addresses indexed in canonical form.
     /// Two people whose user names only a target told apart used to coexist; they cannot be
