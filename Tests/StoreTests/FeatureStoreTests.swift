@@ -62,6 +62,41 @@ import TestSupport
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func peopleSearch_followsEveryWriteOfAUser(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        @Sendable func named(_ userName: String, _ display: String, title: String? = nil) -> JSONObject {
+            var doc = user(userName)
+            doc["displayName"] = .string(display)
+            if let title { doc["title"] = .string(title) }
+            return doc
+        }
+        try t.store.write { (w) throws -> Void in
+            try w.connection.insert(
+                type: .user, id: "u1", doc: named("a@x.org", "José Smith-Jones"), members: [], now: 1)
+            try w.connection.insert(
+                type: .user, id: "u2", doc: named("b@x.org", "Ana Smith", title: "Nurse"), members: [], now: 1)
+            try w.connection.insert(
+                type: .group, id: "g1", doc: JSONObject(["displayName": .string("Smith fans")]), members: [], now: 1)
+        }
+        func find(_ word: String) throws -> [String] {
+            try t.store.read { try $0.users(termPrefix: PeopleSearch.words(word)[0], limit: 10) }.map(\.id)
+        }
+        #expect(try find("smith") == ["u1", "u2"])  // "smith-jones" is split: u1 has "smith" too
+        #expect(try find("jose") == ["u1"])
+        #expect(try find("jones") == ["u1"])
+        #expect(try find("nur") == ["u2"])
+        try t.store.write { (w) throws -> Void in
+            let u2 = try #require(try w.connection.fetch(type: .user, id: "u2"))
+            try w.connection.update(u2, doc: named("b@x.org", "Ana Lima", title: "Nurse"), members: nil, now: 2)
+            let u1 = try #require(try w.connection.fetch(type: .user, id: "u1"))
+            try w.connection.delete(u1, now: 2)
+        }
+        #expect(try find("smith").isEmpty)
+        #expect(try find("lima") == ["u2"])
+        #expect(try find("jones").isEmpty)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func jobsAndAppliedState_roundTrip(backend: StoreBackend) throws {
         let t = try TempStore(backend)
         try t.store.write { (w) throws -> Void in
@@ -295,7 +330,7 @@ import TestSupport
                 [
                     FindingRecord(
                         target: "ehr", category: "orphan", personID: nil, userName: "x", displayName: nil,
-                        accountID: "A1", detail: nil),
+                        accountID: "A1", detail: nil, entitlements: ["icu-admin", "pharmacy, \"night\""]),
                     FindingRecord(
                         target: "ehr", category: "missing", personID: "p1", userName: "ana", displayName: "Ana",
                         accountID: nil, detail: "role"),
@@ -312,6 +347,11 @@ import TestSupport
                 return true
             }
             #expect(found == ["additional/orphan/y", "ehr/missing/ana", "ehr/orphan/x"])
+            var entitlements: [[String]] = []
+            try c.findings(runID: "run1", categoryOrder: []) {
+                entitlements.append($0.entitlements); return true
+            }
+            #expect(entitlements == [[], ["icu-admin", "pharmacy, \"night\""], []])
             var first: [String] = []
             try c.findings(runID: "run1", categoryOrder: []) {
                 first.append($0.userName); return false

@@ -48,7 +48,7 @@ import SQLite
     /// Migration 25: people stored before the search index are found by their words after it.
     @Test func peopleStoredBefore_areFoundByTheirWordsAfterMigration25() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "jsmith@x.org", email: "j@x.org")
         let doc = JSONWriter().write(
             .object(JSONObject(["userName": .string("jsmith@x.org"), "displayName": .string("Jos\u{E9} Smith-Jones")])))

@@ -43,6 +43,23 @@ import TestSupport
         #expect(heads == 1)
     }
 
+    /// Migration 3 (SQLite 25): people stored before the search index are found after it.
+    @Test func peopleStoredBeforeTheSearchIndex_areFoundAfterMigration3() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let conn = try PostgresConnection(conninfo: db.settings.conninfo, password: db.settings.password)
+        try PostgresMigrations.run(conn, migrations: PostgresMigrations.all.filter { $0.version < 3 })
+        let doc = JSONWriter().write(
+            .object(JSONObject(["userName": .string("jsmith@x.org"), "displayName": .string("Jos\u{E9} Smith")])))
+        try conn.run(
+            "INSERT INTO resources(id, type, user_name, version, created, modified, doc) "
+                + "VALUES ('u1', 'User', 'jsmith@x.org', 1, 0, 0, $1)", [.bytes(doc)])
+        let store = try open(db.settings)
+        defer { store.close() }
+        for word in ["jose", "smi"] {
+            #expect(try store.read { try $0.users(termPrefix: word, limit: 5) }.map(\.id) == ["u1"], "\(word)")
+        }
+    }
+
     @Test func reopen_runsNoMigrationAgain_andKeepsData() throws {
         let db = try SharedPostgres.freshDatabase()
         let first = try open(db.settings)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import JSONCore
 import Postgres
 
 /// Numbered schema migrations for PostgreSQL, run in order at start. Never edit one that has
@@ -477,11 +478,53 @@ enum PostgresMigrations {
                 hash BYTEA NOT NULL
             );
             """
-        )
+        ),
+        (
+            2,
+            """
+            -- SQLite 24: what an orphan account holds (JSON array of entitlement names).
+            ALTER TABLE reconciliation_findings ADD COLUMN entitlements TEXT COLLATE "C";
+            """
+        ),
+        (
+            3,
+            """
+            -- SQLite 25: the words people are found by (PeopleSearch.terms): a prefix range per word.
+            CREATE TABLE person_search_terms (
+                term TEXT COLLATE "C" NOT NULL,
+                seq BIGINT NOT NULL,                -- resources.seq of a User
+                PRIMARY KEY (term, seq)
+            );
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
-    static let steps: [Int: @Sendable (PostgresConnection) throws -> Void] = [1: seedAuditHead]
+    static let steps: [Int: @Sendable (PostgresConnection) throws -> Void] = [
+        1: seedAuditHead, 3: indexPeopleSearch,
+    ]
+
+    /// Migration 3 (SQLite 25): the search words of every User there is, in pages.
+    static func indexPeopleSearch(_ db: PostgresConnection) throws {
+        var after: Int64 = 0
+        while true {
+            var rows: [(seq: Int64, doc: [UInt8])] = []
+            try db.query(
+                "SELECT seq, doc FROM resources WHERE type = 'User' AND seq > $1 ORDER BY seq LIMIT 1000",
+                [.integer(after)], context: "people search index"
+            ) { rows.append(($0.int64(0), $0.bytes(1))) }
+            guard let last = rows.last else { return }
+            after = last.seq
+            for r in rows {
+                guard case .object(let doc) = try JSONParser().parse(r.doc) else { continue }
+                for t in PeopleSearch.terms(of: doc) {
+                    try db.run(
+                        "INSERT INTO person_search_terms(term, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        [.text(t), .integer(r.seq)], context: "people search index")
+                }
+            }
+        }
+    }
 
     /// The chain starts at the genesis value (what SQLite's empty audit table implies).
     static func seedAuditHead(_ db: PostgresConnection) throws {

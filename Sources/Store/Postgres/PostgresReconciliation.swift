@@ -75,14 +75,15 @@ extension PostgresSession {
             try db.run(
                 """
                 INSERT INTO reconciliation_findings(run_id, seq, target, category, person_id, user_name, display_name,
-                account_id, detail)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                account_id, detail, entitlements)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     .text(runID), .integer(firstSeq + Int64(i)), .text(f.target), .text(f.category),
                     f.personID.map { .text($0) } ?? .null,
                     .text(f.userName), f.displayName.map { .text($0) } ?? .null, f.accountID.map { .text($0) } ?? .null,
                     f.detail.map { .text($0) } ?? .null,
+                    FindingRecord.encode(f.entitlements).map { .text($0) } ?? .null,
                 ])
         }
     }
@@ -100,14 +101,15 @@ extension PostgresSession {
         do {
             try db.query(
                 """
-                SELECT target, category, person_id, user_name, display_name, account_id, detail
+                SELECT target, category, person_id, user_name, display_name, account_id, detail, entitlements
                 FROM reconciliation_findings
                 WHERE run_id = ? ORDER BY target, \(rank) seq
                 """, [.text(runID)] + categoryOrder.map { .text($0) }
             ) { r in
                 let f = FindingRecord(
                     target: r.text(0) ?? "", category: r.text(1) ?? "", personID: r.text(2), userName: r.text(3) ?? "",
-                    displayName: r.text(4), accountID: r.text(5), detail: r.text(6))
+                    displayName: r.text(4), accountID: r.text(5), detail: r.text(6),
+                    entitlements: FindingRecord.decode(r.text(7)))
                 if try !body(f) { throw Stop() }
             }
         } catch is Stop {}

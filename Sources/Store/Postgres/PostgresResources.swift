@@ -32,6 +32,32 @@ extension PostgresSession {
         ).filter { $0.type == .user }
     }
 
+    public func users(termPrefix prefix: String, limit: Int) throws -> [StoredResource] {
+        var seen = Set<Int64>()
+        return try resources(
+            """
+            SELECT r.seq, r.id, r.type, r.version, r.created, r.modified, r.doc
+            FROM person_search_terms t JOIN resources r ON r.seq = t.seq
+            WHERE t.term >= ? AND t.term < ? ORDER BY t.term, t.seq LIMIT ?
+            """,
+            [.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]
+        ).filter { seen.insert($0.seq).inserted }
+    }
+
+    /// Keeps a User's search words in step with its attributes: only the words that changed
+    /// are written, so a PATCH of a phone number costs no index write.
+    private func reindexSearchTerms(seq: Int64, old: JSONObject?, new: JSONObject?) throws {
+        let before = old.map(PeopleSearch.terms) ?? [], after = new.map(PeopleSearch.terms) ?? []
+        for t in before.subtracting(after) {
+            try db.run("DELETE FROM person_search_terms WHERE term = ? AND seq = ?", [.text(t), .integer(seq)])
+        }
+        for t in after.subtracting(before) {
+            try db.run(
+                "INSERT INTO person_search_terms(term, seq) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [.text(t), .integer(seq)])
+        }
+    }
+
     /// The resource of `type` with `id`, or nil.
     public func fetch(type: ResourceKind, id: String) throws -> StoredResource? {
         try resources(
@@ -211,6 +237,7 @@ extension PostgresSession {
                 ]
             ) { seq = $0.int64(0) }
         }
+        if type == .user { try reindexSearchTerms(seq: seq, old: nil, new: doc) }
         for e in Set(c.emails) {
             try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(seq), .text(e)])
         }
@@ -237,6 +264,7 @@ extension PostgresSession {
                     .integer(old.seq),
                 ])
         }
+        if old.type == .user { try reindexSearchTerms(seq: old.seq, old: old.doc, new: doc) }
         try db.run("DELETE FROM resource_emails WHERE seq = ?", [.integer(old.seq)])
         for e in Set(c.emails) {
             try db.run("INSERT INTO resource_emails(seq, value) VALUES (?, ?)", [.integer(old.seq), .text(e)])
@@ -257,6 +285,7 @@ extension PostgresSession {
         try db.run("DELETE FROM group_members WHERE member_id = ?", [.text(r.id)])
         try db.run("DELETE FROM group_members WHERE group_seq = ?", [.integer(r.seq)])
         try db.run("DELETE FROM resource_emails WHERE seq = ?", [.integer(r.seq)])
+        if r.type == .user { try reindexSearchTerms(seq: r.seq, old: r.doc, new: nil) }
         try db.run("DELETE FROM resources WHERE seq = ?", [.integer(r.seq)])
     }
 
