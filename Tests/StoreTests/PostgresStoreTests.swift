@@ -94,6 +94,9 @@ import TestSupport
             group.leave()
         }.start()
         inserted.wait()
+        // Whatever happens below, the first writer is let go before the stores close.
+        var released = false
+        defer { if !released { release.signal(); group.wait() } }
         group.enter()
         Thread {
             let r = Result {
@@ -109,12 +112,52 @@ import TestSupport
             try waitingOnLocks(db.settings) >= 1
         }
         release.signal()
+        released = true
         group.wait()
         #expect(throws: Never.self) { try first.withLock { $0 }!.get() }
         #expect {
             try second.withLock { $0 }!.get()
         } throws: { ($0 as? StoreError)?.kind == .uniqueness }
         #expect(try a.read { try $0.count(type: .user) } == 1)
+    }
+
+    /// Two nodes update one person at once, each checking the version it read (`If-Match`):
+    /// the second one's read waits for the first write and sees its version, so it can answer
+    /// 412 instead of overwriting a change it never saw.
+    @Test func aResourceReadInAWrite_isHeldUntilCommit_soTheOtherNodeSeesTheNewVersion() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let a = try open(db.settings), b = try open(db.settings)
+        defer { a.close(); b.close() }
+        try a.write { try $0.connection.insert(type: .user, id: "u1", doc: user("ana"), members: [], now: 1) }
+        let read = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        group.enter()
+        Thread {
+            _ = try? a.write { w -> Void in
+                let cur = try #require(try w.connection.fetch(type: .user, id: "u1"))
+                read.signal()
+                release.wait()
+                try w.connection.update(cur, doc: user("ana.b"), members: nil, now: 2)
+            }
+            group.leave()
+        }.start()
+        read.wait()
+        var released = false
+        defer { if !released { release.signal(); group.wait() } }
+        let seen = Mutex<Int64?>(nil)
+        group.enter()
+        Thread {
+            let version = try? b.write { w in try w.connection.fetch(type: .user, id: "u1")?.version }
+            seen.withLock { $0 = version ?? nil }
+            group.leave()
+        }.start()
+        try waitUntil("the second node's read waits for the first write") { try waitingOnLocks(db.settings) >= 1 }
+        release.signal()
+        released = true
+        group.wait()
+        #expect(seen.withLock { $0 } == 2)
+        // Outside a write nothing is locked: a read never waits for a writer.
+        #expect(try a.read { try $0.fetch(type: .user, id: "u1")?.version } == 2)
     }
 
     /// Two nodes append to the audit chain concurrently: one chain, no fork, nothing lost.

@@ -54,15 +54,17 @@ extension PostgresSession {
 
     public func takePendingSignIn(stateHash: String) throws -> PendingSignIn? {
         var out: PendingSignIn?
+        // One statement: of two nodes taking the same sign-in at once, only the one whose
+        // DELETE removed the row gets it (a sign-in is used once).
         try db.query(
-            "SELECT state_hash, nonce, verifier, return_to, created FROM console_sign_ins WHERE state_hash = ?",
+            "DELETE FROM console_sign_ins WHERE state_hash = ? "
+                + "RETURNING state_hash, nonce, verifier, return_to, created",
             [.text(stateHash)]
         ) { r in
             out = PendingSignIn(
                 stateHash: r.text(0) ?? "", nonce: r.text(1) ?? "", verifier: r.text(2) ?? "",
                 returnTo: r.text(3) ?? "", created: r.double(4))
         }
-        if out != nil { try db.run("DELETE FROM console_sign_ins WHERE state_hash = ?", [.text(stateHash)]) }
         return out
     }
 

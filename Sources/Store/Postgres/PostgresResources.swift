@@ -61,13 +61,17 @@ extension PostgresSession {
     /// The resource of `type` with `id`, or nil.
     public func fetch(type: ResourceKind, id: String) throws -> StoredResource? {
         try resources(
-            "SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?", [.text(id), .text(type.rawValue)]
+            "SELECT \(Self.columns) FROM resources WHERE id = ? AND type = ?" + lockClause,
+            [.text(id), .text(type.rawValue)]
         ).first
     }
 
+    /// In a write, what it reads by id it holds until commit (see `locksResources`).
+    private var lockClause: String { locksResources ? " FOR UPDATE" : "" }
+
     /// The resource with listing position `seq`, or nil.
     public func fetch(seq: Int64) throws -> StoredResource? {
-        try resources("SELECT \(Self.columns) FROM resources WHERE seq = ?", [.integer(seq)]).first
+        try resources("SELECT \(Self.columns) FROM resources WHERE seq = ?" + lockClause, [.integer(seq)]).first
     }
 
     /// The type of the resource with `id`, or nil.

@@ -123,7 +123,7 @@ public final class PostgresStore: HubStore {
         do {
             try c.execute("BEGIN", "begin write")
             if !durable { try c.execute("SET LOCAL synchronous_commit = off", "begin write") }
-            let ctx = PostgresWriteContext(session: PostgresSession(c))
+            let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
             let value = try body(ctx)
             try c.execute("COMMIT", "commit")
             return value
@@ -221,7 +221,15 @@ final class PostgresPool: @unchecked Sendable {
 /// implemented in this folder's `Postgres<Feature>.swift` files.
 public struct PostgresSession: StoreSession {
     let db: PostgresStatements
-    init(_ connection: PostgresConnection) { db = PostgresStatements(conn: connection) }
+    /// True in a write: a resource read by id is locked (`FOR UPDATE`) until the write ends.
+    /// SQLite's single writer made "read, check `If-Match`, update" atomic; with several nodes
+    /// the row lock does: a second writer's read waits and then sees the first one's version.
+    let locksResources: Bool
+
+    init(_ connection: PostgresConnection, locksResources: Bool = false) {
+        db = PostgresStatements(conn: connection)
+        self.locksResources = locksResources
+    }
 }
 
 /// Runs the store's statements on one connection. Statements whose text is the same in both
