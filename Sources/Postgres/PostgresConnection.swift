@@ -132,6 +132,14 @@ public final class PostgresConnection {
     /// False once the connection broke: the owner discards it and opens another.
     public var isUsable: Bool { PQstatus(conn) == CONNECTION_OK }
 
+    /// Reads whatever the server sent while the connection sat idle, without waiting: a
+    /// server that restarted or ended the session has closed the socket, and libpq notices
+    /// only when it reads. False when the connection is gone (one non-blocking read, no
+    /// round trip).
+    public func checkAlive() -> Bool {
+        PQconsumeInput(conn) == 1 && PQstatus(conn) == CONNECTION_OK
+    }
+
     /// True while a transaction is open (also when it is aborted and awaits ROLLBACK).
     public var isInTransaction: Bool {
         let s = PQtransactionStatus(conn)

@@ -285,6 +285,44 @@ import TestSupport
                 == ["u1", "u4"])
     }
 
+    /// Sessions ended while the store's connections sat idle (a restart between requests):
+    /// the next reads and writes get new connections and succeed at the first try.
+    @Test func idleConnectionsThatDied_areReplaced_withoutFailingACaller() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let store = try open(db.settings, connections: 4)
+        defer { store.close() }
+        // Four connections open at once (each read waits until all four are in), then idle.
+        let inside = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                _ = try? store.read { _ in
+                    inside.add(1, ordering: .relaxed)
+                    while inside.load(ordering: .relaxed) < 4 { sched_yield() }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let admin = try PostgresConnection(conninfo: try SharedPostgres.server().connectionString, password: nil)
+        let database = try #require(db.settings.value("dbname"))
+        var ended = 0
+        try admin.query(
+            // The timeout makes the call wait until each session has ended.
+            "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                + "WHERE datname = $1",
+            [.text(database)]
+        ) { ended = Int($0.int64(0)) }
+        #expect(ended == 4)
+        for i in 0..<6 {
+            try store.write {
+                try $0.connection.insert(type: .user, id: "u\(i)", doc: user("u\(i)"), members: [], now: 1)
+            }
+            #expect(try store.read { try $0.count(type: .user) } == i + 1)
+        }
+    }
+
     /// PostgreSQL stops and starts again: writes in between fail as unavailable, and the
     /// store works again afterwards without being reopened. A cluster of its own: restarting
     /// the shared one would fail the tests running beside this one.

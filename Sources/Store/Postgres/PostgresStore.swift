@@ -72,11 +72,14 @@ public final class PostgresStore: HubStore {
 
     public func read<T>(snapshot: Bool = true, _ body: (any StoreSession) throws -> T) throws -> T {
         try StoreError.mappingPostgres {
-            let c = try pool.checkout()
+            guard snapshot else {
+                let c = try pool.checkout()
+                defer { pool.checkin(c) }
+                return try body(PostgresSession(c))
+            }
+            let c = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
             defer { pool.checkin(c) }
             let session = PostgresSession(c)
-            guard snapshot else { return try body(session) }
-            try c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
             do {
                 let r = try body(session)
                 try c.execute("COMMIT", "end read")
@@ -118,10 +121,9 @@ public final class PostgresStore: HubStore {
     private struct RetryableTransaction: Error { let error: PostgresError }
 
     private func writeOnce<T>(durable: Bool, _ body: (any StoreWriter) throws -> T) throws -> T {
-        let c = try pool.checkout()
+        let c = try pool.checkoutBegun("BEGIN", "begin write")
         defer { pool.checkin(c) }
         do {
-            try c.execute("BEGIN", "begin write")
             if !durable { try c.execute("SET LOCAL synchronous_commit = off", "begin write") }
             let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
             let value = try body(ctx)
@@ -170,7 +172,12 @@ final class PostgresPool: @unchecked Sendable {
             }
             if let c = idle.popLast() {
                 condition.unlock()
-                return c
+                // A pooled connection may have died while idle (PostgreSQL restarted, a failover,
+                // an administrator ended it): then open another rather than fail the caller.
+                if c.checkAlive() { return c }
+                condition.lock()
+                open -= 1
+                continue
             }
             if open < limit { break }
             condition.wait()
@@ -196,6 +203,26 @@ final class PostgresPool: @unchecked Sendable {
             condition.signal()
             condition.unlock()
             throw StoreError("\(error)", kind: .unavailable)
+        }
+    }
+
+    /// A connection with `begin` run on it. A connection that turns out dead at this first
+    /// statement is dropped and the next one tried: nothing ran on it, so nothing is lost or
+    /// done twice. When PostgreSQL is down, opening a new one fails and that error is thrown.
+    func checkoutBegun(_ begin: String, _ context: String) throws -> PostgresConnection {
+        var tries = 0
+        while true {
+            let c = try checkout()
+            do {
+                try c.execute(begin, context)
+                return c
+            } catch let e as PostgresError where e.isConnectionLost && tries < limit {
+                checkin(c)  // not usable: closed, not pooled
+                tries += 1
+            } catch {
+                checkin(c)
+                throw error
+            }
         }
     }
 
