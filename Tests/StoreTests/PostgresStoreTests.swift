@@ -197,6 +197,25 @@ import TestSupport
         #expect(head.seq == Int64(threads * perThread * 2))
     }
 
+    /// Policy versions are numbered 1, 2, 3 across nodes applying policies at once.
+    @Test func policyVersionsFromTwoNodesAtOnce_getDistinctConsecutiveNumbers() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let nodes = [try open(db.settings), try open(db.settings)]
+        defer { for n in nodes { n.close() } }
+        let numbers = Mutex<[Int64]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            for k in 0..<5 {
+                let v = try? nodes[i % 2].write {
+                    try $0.connection.insertPolicyVersion(
+                        hash: "h\(i)-\(k)", text: [], author: "a", now: 1, state: .active, heldReason: nil
+                    ).version
+                }
+                numbers.withLock { $0.append(v ?? -1) }
+            }
+        }
+        #expect(numbers.withLock { $0 }.sorted() == Array(1...20))
+    }
+
     /// Nodes claiming the same target at once never take the same job (SKIP LOCKED + lease).
     @Test func concurrentClaimsFromTwoNodes_takeEachJobOnce() throws {
         let db = try SharedPostgres.freshDatabase()

@@ -12,6 +12,8 @@ import Postgres
 enum PostgresMigrations {
     /// Key of the advisory lock that serialises migrations across nodes ("scimhub" in ASCII).
     static let lockKey: Int64 = 0x73_63_69_6D_68_75_62
+    /// Key of the advisory lock under which a policy version takes its number.
+    static let policyVersionLockKey: Int64 = 0x73_63_69_6D_68_75_62_01
 
     static let all: [(version: Int, sql: String)] = [
         (

@@ -15,6 +15,9 @@ extension PostgresSession: PolicyStore {
         hash: String, text: [UInt8], author: String, now: Double, state: PolicyState, heldReason: String?
     ) throws -> PolicyVersion {
         var next: Int64 = 1
+        // Versions are numbered 1, 2, 3 as on SQLite; two nodes numbering at once would both
+        // take MAX + 1, so numbering waits for the other's commit (policies change rarely).
+        try db.query("SELECT pg_advisory_xact_lock(?)", [.integer(PostgresMigrations.policyVersionLockKey)]) { _ in }
         try db.query("SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions") { next = $0.int64(0) }
         try db.run(
             """
