@@ -154,14 +154,14 @@ public final class PostgresConnection {
 
     /// Runs literal SQL without parameters (BEGIN, COMMIT, SAVEPOINT, schema scripts with
     /// several statements).
-    public func execute(_ sql: String, _ context: String = "statement") throws(PostgresError) {
+    public func execute(_ sql: String, context: String = "statement") throws(PostgresError) {
         let r = PQexec(conn, sql)
         defer { PQclear(r) }
         try check(r, context)
     }
 
     /// Runs a statement with `$n` parameters and returns its whole result.
-    public func result(_ sql: String, _ params: [PostgresValue], _ context: String = "statement")
+    public func result(_ sql: String, _ params: [PostgresValue], context: String = "statement")
         throws(PostgresError) -> PostgresResult
     {
         let r = try send(sql, params, context)
@@ -172,7 +172,7 @@ public final class PostgresConnection {
     public func query(
         _ sql: String, _ params: [PostgresValue] = [], context: String = "query", row: (PostgresRow) throws -> Void
     ) throws {
-        let r = try result(sql, params, context)
+        let r = try result(sql, params, context: context)
         for i in 0..<r.count { try row(PostgresRow(result: r, index: Int32(i))) }
     }
 
@@ -181,7 +181,7 @@ public final class PostgresConnection {
     public func run(_ sql: String, _ params: [PostgresValue] = [], context: String = "statement")
         throws(PostgresError) -> Int
     {
-        try result(sql, params, context).affectedRows
+        try result(sql, params, context: context).affectedRows
     }
 
     private func send(_ sql: String, _ params: [PostgresValue], _ context: String) throws(PostgresError)
@@ -247,7 +247,7 @@ public final class PostgresConnection {
         let key = types.map { String($0) }.joined(separator: ",") + "|" + sql
         if let n = prepared[key] { return n }
         if prepared.count >= Self.maxPrepared {
-            try execute("DEALLOCATE ALL", "deallocate")
+            try execute("DEALLOCATE ALL", context: "deallocate")
             prepared.removeAll()
         }
         nextName += 1

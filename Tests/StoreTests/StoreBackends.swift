@@ -46,7 +46,7 @@ enum SharedPostgres {
         let name = "t\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)"
         let admin = try PostgresConnection(conninfo: s.connectionString, password: nil)
         // CREATE DATABASE takes no parameters; the name is ours (letters, digits and '_').
-        try admin.execute("CREATE DATABASE \(name)", "create database")
+        try admin.execute("CREATE DATABASE \(name)", context: "create database")
         return (name, try settings(s, database: name))
     }
 
@@ -88,7 +88,8 @@ final class TempStore: Sendable {
         switch backend {
         case .sqlite: try SQLiteConnection(path: sqlite.path).execute(sql)
         case .postgres:
-            try PostgresConnection(conninfo: postgres!.conninfo, password: postgres!.password).execute(sql, "raw")
+            try PostgresConnection(conninfo: postgres!.conninfo, password: postgres!.password).execute(
+                sql, context: "raw")
         }
     }
 

@@ -47,7 +47,7 @@ final class PostgresDatabase: SQLDatabase {
         do {
             // Untyped text parameters: a configured `$1` may stand for any column type.
             let r = try conn.result(
-                statement.text, values.map { $0.map(PostgresValue.untyped) ?? .null }, statement.name)
+                statement.text, values.map { $0.map(PostgresValue.untyped) ?? .null }, context: statement.name)
             return SQLRows(columns: (0..<r.columnCount).map(r.columnName), rows: r.textRows)
         } catch {
             throw Self.classify(error, statement.name)
@@ -55,7 +55,7 @@ final class PostgresDatabase: SQLDatabase {
     }
 
     func run(_ sql: String, _ what: String) throws(ConnectorError) {
-        do { try conn.execute(sql, what) } catch { throw Self.classify(error, what) }
+        do { try conn.execute(sql, context: what) } catch { throw Self.classify(error, what) }
     }
 
     /// SQLSTATE classes (PostgreSQL appendix A): retry what passes, refuse what will fail again.

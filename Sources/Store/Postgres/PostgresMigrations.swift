@@ -540,28 +540,28 @@ enum PostgresMigrations {
     /// for each other, and the second finds the version recorded and skips it.
     static func run(_ db: PostgresConnection, migrations: [(version: Int, sql: String)] = all) throws {
         for m in migrations.sorted(by: { $0.version < $1.version }) {
-            try db.execute("BEGIN", "migration")
+            try db.execute("BEGIN", context: "migration")
             do {
                 try db.run("SELECT pg_advisory_xact_lock($1)", [.integer(lockKey)], context: "migration lock")
                 // Created under the lock: two nodes creating it at once would collide in the catalog.
                 try db.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations "
-                        + "(version BIGINT PRIMARY KEY, applied DOUBLE PRECISION NOT NULL)", "migration table")
+                        + "(version BIGINT PRIMARY KEY, applied DOUBLE PRECISION NOT NULL)", context: "migration table")
                 var done = false
                 try db.query(
                     "SELECT 1 FROM schema_migrations WHERE version = $1", [.integer(Int64(m.version))],
                     context: "migration check"
                 ) { _ in done = true }
                 if !done {
-                    try db.execute(m.sql, "migration \(m.version)")
+                    try db.execute(m.sql, context: "migration \(m.version)")
                     try steps[m.version]?(db)
                     try db.run(
                         "INSERT INTO schema_migrations(version, applied) VALUES ($1, $2)",
                         [.integer(Int64(m.version)), .real(Date().timeIntervalSince1970)], context: "migration record")
                 }
-                try db.execute("COMMIT", "migration")
+                try db.execute("COMMIT", context: "migration")
             } catch {
-                try? db.execute("ROLLBACK", "migration")
+                try? db.execute("ROLLBACK", context: "migration")
                 throw error
             }
         }

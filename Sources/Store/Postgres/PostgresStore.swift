@@ -82,10 +82,10 @@ public final class PostgresStore: HubStore {
             let session = PostgresSession(c)
             do {
                 let r = try body(session)
-                try c.execute("COMMIT", "end read")
+                try c.execute("COMMIT", context: "end read")
                 return r
             } catch {
-                if c.isInTransaction { try? c.execute("ROLLBACK", "end read") }
+                if c.isInTransaction { try? c.execute("ROLLBACK", context: "end read") }
                 throw error
             }
         }
@@ -124,13 +124,13 @@ public final class PostgresStore: HubStore {
         let c = try pool.checkoutBegun("BEGIN", "begin write")
         defer { pool.checkin(c) }
         do {
-            if !durable { try c.execute("SET LOCAL synchronous_commit = off", "begin write") }
+            if !durable { try c.execute("SET LOCAL synchronous_commit = off", context: "begin write") }
             let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
             let value = try body(ctx)
-            try c.execute("COMMIT", "commit")
+            try c.execute("COMMIT", context: "commit")
             return value
         } catch {
-            if c.isInTransaction { try? c.execute("ROLLBACK", "rollback") }
+            if c.isInTransaction { try? c.execute("ROLLBACK", context: "rollback") }
             if let e = error as? PostgresError, e.isRetryableTransaction { throw RetryableTransaction(error: e) }
             if let e = error as? PostgresError, e.isConnectionLost {
                 logger.warning("store: PostgreSQL connection lost", ["sqlstate": e.sqlState])
@@ -189,7 +189,7 @@ final class PostgresPool: @unchecked Sendable {
                 conninfo: settings.conninfo, password: settings.password, defaults: Self.defaults)
             // A write waiting on a row lock (the audit chain head, a job) that another node holds
             // too long fails as busy (55P03), as SQLite's busy timeout does, instead of hanging.
-            try c.execute("SET lock_timeout = '30s'", "session settings")
+            try c.execute("SET lock_timeout = '30s'", context: "session settings")
             return c
         } catch let e as PostgresError {
             condition.lock()
@@ -214,7 +214,7 @@ final class PostgresPool: @unchecked Sendable {
         while true {
             let c = try checkout()
             do {
-                try c.execute(begin, context)
+                try c.execute(begin, context: context)
                 return c
             } catch let e as PostgresError where e.isConnectionLost && tries < limit {
                 checkin(c)  // not usable: closed, not pooled
@@ -325,17 +325,17 @@ final class PostgresWriteContext: StoreWriter {
         depth += 1
         defer { depth -= 1 }
         let name = "sp\(depth)"
-        try db.execute("SAVEPOINT \(name)", "savepoint")
+        try db.execute("SAVEPOINT \(name)", context: "savepoint")
         do {
             let r = try body()
-            try db.execute("RELEASE SAVEPOINT \(name)", "savepoint")
+            try db.execute("RELEASE SAVEPOINT \(name)", context: "savepoint")
             return r
         } catch {
             auditHead = head
             // When the savepoint cannot be undone (the connection broke), that error wins: the
             // write fails as a whole.
-            try db.execute("ROLLBACK TO SAVEPOINT \(name)", "savepoint")
-            try db.execute("RELEASE SAVEPOINT \(name)", "savepoint")
+            try db.execute("ROLLBACK TO SAVEPOINT \(name)", context: "savepoint")
+            try db.execute("RELEASE SAVEPOINT \(name)", context: "savepoint")
             throw error
         }
     }
