@@ -73,6 +73,8 @@ public final class ProvisioningEngine: HubService {
     /// Each target's last active probe: health before any job runs. A service of its own,
     /// started by the server after the engine.
     public let probes: TargetProbes
+    /// Convergence latency and connector failures per target, for `/metrics`.
+    public let metrics = EngineMetrics()
 
     private struct Runtime {
         /// Jobs this process is running. The lease already keeps other workers off them;
@@ -545,6 +547,7 @@ public final class ProvisioningEngine: HubService {
                             attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
                 }
             }
+            if until == nil { metrics.converged(target.name, seconds: clock.now() - job.enqueued) }
             return .reached
         } catch let e as ConnectorError {
             fail(job, target, e, now: now)
@@ -570,6 +573,7 @@ public final class ProvisioningEngine: HubService {
                 r.deadLetterAnnounced[target.name] = now
                 return true
             }
+        metrics.failed(target.name, kind: e.kind.rawValue, dead: dead)
         // The reason may name people (user names): it goes to /admin/jobs, not to the log.
         logger.warning(
             dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
