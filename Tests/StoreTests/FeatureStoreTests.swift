@@ -79,12 +79,22 @@ import TestSupport
                 type: .group, id: "g1", doc: JSONObject(["displayName": .string("Smith fans")]), members: [], now: 1)
         }
         func find(_ word: String) throws -> [String] {
-            try t.store.read { try $0.users(termPrefix: PeopleSearch.words(word)[0], limit: 10) }.map(\.id)
+            try t.store.read { c in
+                try c.personSearchSeqs(termPrefix: PeopleSearch.words(word)[0], limit: 10).seqs.compactMap {
+                    try c.fetch(seq: $0)?.id
+                }
+            }
         }
         #expect(try find("smith") == ["u1", "u2"])  // "smith-jones" is split: u1 has "smith" too
         #expect(try find("jose") == ["u1"])
         #expect(try find("jones") == ["u1"])
         #expect(try find("nur") == ["u2"])
+        // Reading stops at the limit and says so: "smith" (u1, u2) then "smith-jones" (u1).
+        let cut = try t.store.read { try $0.personSearchSeqs(termPrefix: "smith", limit: 1) }
+        #expect(cut.seqs.count == 1 && !cut.complete)
+        let three = try t.store.read { try $0.personSearchSeqs(termPrefix: "smith", limit: 3) }
+        #expect(three.seqs.count == 2 && !three.complete)  // a person found by two words counts once
+        #expect(try t.store.read { try $0.personSearchSeqs(termPrefix: "smith", limit: 4) }.complete)
         try t.store.write { (w) throws -> Void in
             let u2 = try #require(try w.connection.fetch(type: .user, id: "u2"))
             try w.connection.update(u2, doc: named("b@x.org", "Ana Lima", title: "Nurse"), members: nil, now: 2)

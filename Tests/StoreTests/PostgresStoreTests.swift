@@ -56,7 +56,10 @@ import TestSupport
         let store = try open(db.settings)
         defer { store.close() }
         for word in ["jose", "smi"] {
-            #expect(try store.read { try $0.users(termPrefix: word, limit: 5) }.map(\.id) == ["u1"], "\(word)")
+            let found = try store.read { c in
+                try c.personSearchSeqs(termPrefix: word, limit: 5).seqs.compactMap { try c.fetch(seq: $0)?.id }
+            }
+            #expect(found == ["u1"], "\(word)")
         }
     }
 
