@@ -61,6 +61,43 @@ import TestSupport
         #expect(selfMember?.kind == .invalidReference)
     }
 
+    /// A Bulk-style write: one transaction, a savepoint per operation. An operation that fails
+    /// after appending its audit entry is undone with it, and the chain goes on unbroken
+    /// (on PostgreSQL the failed statement aborts only the savepoint, and the chain head the
+    /// savepoint had moved is read again).
+    @Test(arguments: StoreBackend.allCases)
+    func savepointsInOneWrite_undoAFailedOperationAndItsAuditEntryOnly(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        let outcomes = try t.store.write(isolated: false) { w -> [Bool] in
+            var out: [Bool] = []
+            for i in 0..<6 {
+                do {
+                    try w.savepoint {
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "hr", action: "create", resourceType: "User", resourceID: "u\(i)",
+                                requestID: "bulk"))
+                        // Operations 1 and 3 reuse user name 0 and fail on the unique index.
+                        try w.connection.insert(
+                            type: .user, id: "u\(i)", doc: user(i % 2 == 1 && i < 4 ? "name0" : "name\(i)"),
+                            members: [], now: 1)
+                    }
+                    out.append(true)
+                } catch let e as StoreError where e.kind == .uniqueness {
+                    out.append(false)
+                }
+            }
+            return out
+        }
+        #expect(outcomes == [true, false, true, false, true, true])
+        let (ids, v) = try t.store.read { c in
+            (try (0..<6).filter { try c.fetch(type: .user, id: "u\($0)") != nil }, try AuditLog.verify(c))
+        }
+        #expect(ids == [0, 2, 4, 5])
+        #expect(v.intact && v.entries == 4, "\(v.breaks)")
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func peopleSearch_followsEveryWriteOfAUser(backend: StoreBackend) throws {
         let t = try TempStore(backend)

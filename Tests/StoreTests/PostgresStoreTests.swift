@@ -163,6 +163,53 @@ import TestSupport
         #expect(try a.read { try $0.fetch(type: .user, id: "u1")?.version } == 2)
     }
 
+    /// Two writes lock two people in opposite orders: PostgreSQL breaks the deadlock by
+    /// failing one (40P01), and the store runs that write again, so both succeed.
+    @Test func aDeadlockedWrite_isRunAgain_andBothWritesSucceed() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let a = try open(db.settings), b = try open(db.settings)
+        defer { a.close(); b.close() }
+        try a.write { w in
+            try w.connection.insert(type: .user, id: "u1", doc: user("one"), members: [], now: 1)
+            try w.connection.insert(type: .user, id: "u2", doc: user("two"), members: [], now: 1)
+        }
+        let runs = Atomic<Int>(0)
+        let bothHoldOne = Atomic<Int>(0)
+        @Sendable func lockBoth(_ first: String, _ second: String, on store: PostgresStore) -> Result<Void, any Error> {
+            Result {
+                try store.write { w -> Void in
+                    let run = runs.add(1, ordering: .relaxed).newValue
+                    let p = try #require(try w.connection.fetch(type: .user, id: first))
+                    // On the first runs only: wait until the other write holds its first person.
+                    if run <= 2 {
+                        bothHoldOne.add(1, ordering: .relaxed)
+                        while bothHoldOne.load(ordering: .relaxed) < 2 { sched_yield() }
+                    }
+                    let q = try #require(try w.connection.fetch(type: .user, id: second))
+                    try w.connection.update(p, doc: p.doc, members: nil, now: 2)
+                    try w.connection.update(q, doc: q.doc, members: nil, now: 2)
+                }
+            }
+        }
+        let results = Mutex<[Result<Void, any Error>]>([])
+        let group = DispatchGroup()
+        for (first, second, store) in [("u1", "u2", a), ("u2", "u1", b)] {
+            group.enter()
+            Thread {
+                let r = lockBoth(first, second, on: store)
+                results.withLock { $0.append(r) }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        for r in results.withLock({ $0 }) { #expect(throws: Never.self) { try r.get() } }
+        #expect(runs.load(ordering: .relaxed) == 3, "one of the two ran again")
+        try a.read { (c) throws -> Void in
+            #expect(try c.fetch(type: .user, id: "u1")?.version == 3)
+            #expect(try c.fetch(type: .user, id: "u2")?.version == 3)
+        }
+    }
+
     /// Two nodes append to the audit chain concurrently: one chain, no fork, nothing lost.
     @Test func auditFromTwoNodesAtOnce_verifiesAsOneChain() throws {
         let db = try SharedPostgres.freshDatabase()
