@@ -210,6 +210,45 @@ import TestSupport
         }
     }
 
+    /// The feed guard on two nodes: the second node's look for an open hold waits for the
+    /// first node's write, then sees the hold it opened (never a second hold for the feed).
+    @Test func aFeedsOpenHold_readInAWrite_waitsForTheOtherNode() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let a = try open(db.settings), b = try open(db.settings)
+        defer { a.close(); b.close() }
+        let looked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        group.enter()
+        Thread {
+            _ = try? a.write { w -> Void in
+                #expect(try w.connection.openHold(feed: "hr") == nil)
+                looked.signal()
+                release.wait()
+                try w.connection.insertHold(
+                    HoldRecord(id: "h1", feed: "hr", feedToken: nil, created: 1, reason: "r", state: .open))
+            }
+            group.leave()
+        }.start()
+        looked.wait()
+        var released = false
+        defer { if !released { release.signal(); group.wait() } }
+        let seen = Mutex<String?>(nil)
+        group.enter()
+        Thread {
+            let id = try? b.write { w in try w.connection.openHold(feed: "hr")?.id }
+            seen.withLock { $0 = id ?? nil }
+            group.leave()
+        }.start()
+        try waitUntil("the second node waits for the first") { try waitingOnLocks(db.settings) >= 1 }
+        release.signal()
+        released = true
+        group.wait()
+        #expect(seen.withLock { $0 } == "h1")
+        // Another feed is not held up by it, and reads take no lock.
+        #expect(try b.write { try $0.connection.openHold(feed: "credentialing") } == nil)
+        #expect(try b.read { try $0.openHold(feed: "hr")?.id } == "h1")
+    }
+
     /// Two nodes append to the audit chain concurrently: one chain, no fork, nothing lost.
     @Test func auditFromTwoNodesAtOnce_verifiesAsOneChain() throws {
         let db = try SharedPostgres.freshDatabase()

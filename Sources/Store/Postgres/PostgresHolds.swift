@@ -32,6 +32,16 @@ extension PostgresSession: HoldStore {
 
     public func openHold(feed: String) throws -> HoldRecord? {
         var out: HoldRecord?
+        // The feed guard reads the open hold, counts the feed's removals and may open a hold,
+        // in one write. SQLite's single writer made that atomic; across nodes a lock per feed
+        // (until commit) does, so two nodes neither open two holds nor each count without the
+        // other's removal.
+        if locksResources {
+            try db.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?, ?))",
+                [.text("hold:" + feed), .integer(PostgresMigrations.lockKey)]
+            ) { _ in }
+        }
         try db.query("SELECT \(Self.holdColumns) FROM holds WHERE feed = ? AND state = 'open'", [.text(feed)]) {
             out = holdRecord($0)
         }
