@@ -34,8 +34,12 @@ enum SharedPostgres {
         }
     }
 
+    /// A static is never deinitialised: stop the cluster and remove its folder here.
     private static func stopAtExit() {
-        if case .success(let s)? = started.withLock({ $0 }) { s.stop() }
+        if case .success(let s)? = started.withLock({ $0 }) {
+            s.stop()
+            s.directory.remove()
+        }
     }
 
     private static let counter = Atomic<Int>(0)
