@@ -99,6 +99,44 @@ import TestSupport
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func auditListing_filtersPagesAndHashes(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        let entries: [AuditEntry] = (0..<6).map { i in
+            AuditEntry(
+                time: "2026-12-0\(i + 1)T10:00:00Z", principal: i % 2 == 0 ? "hr" : "admin",
+                action: i < 3 ? "create" : "patch", resourceType: "User", resourceID: "u\(i % 3)",
+                attributes: ["title"], requestID: "r\(i)", outcome: "success")
+        }
+        for e in entries { try t.store.write { try AuditLog.append($0, e) } }
+        func list(
+            since: String? = nil, until: String? = nil, principal: String? = nil, resource: String? = nil,
+            action: String? = nil, after: Int64 = 0, limit: Int = 10
+        ) throws -> [Int64] {
+            try t.store.read {
+                try AuditLog.list(
+                    $0, since: since, until: until, principal: principal, resourceID: resource, action: action,
+                    afterSeq: after, limit: limit)
+            }.map(\.seq)
+        }
+        #expect(try list() == [1, 2, 3, 4, 5, 6])
+        #expect(try list(since: "2026-12-02", until: "2026-12-05") == [2, 3, 4])
+        #expect(try list(principal: "admin") == [2, 4, 6])
+        #expect(try list(resource: "u1", action: "patch") == [5])
+        #expect(try list(after: 2, limit: 3) == [3, 4, 5])
+        try t.store.read { (c) throws -> Void in
+            let head = try c.auditHead()
+            #expect(head.seq == 6 && head.hash.count == 32)
+            #expect(try c.auditHash(seq: 6) == head.hash)
+            #expect(try c.auditHash(seq: 7) == nil)
+            let first = try #require(
+                try c.auditEntries(
+                    since: nil, until: nil, principal: nil, resourceID: nil, action: nil, afterSeq: 0, limit: 1
+                ).first)
+            #expect(first.prevHash == AuditLog.genesis && first.time == entries[0].time)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func peopleSearch_followsEveryWriteOfAUser(backend: StoreBackend) throws {
         let t = try TempStore(backend)
         @Sendable func named(_ userName: String, _ display: String, title: String? = nil) -> JSONObject {
