@@ -542,6 +542,9 @@ enum PostgresMigrations {
         for m in migrations.sorted(by: { $0.version < $1.version }) {
             try db.execute("BEGIN", context: "migration")
             do {
+                // Another node may be running a long migration (re-indexing every person): wait
+                // for it however long it takes, not the pool's lock timeout.
+                try db.execute("SET LOCAL lock_timeout = 0", context: "migration lock")
                 try db.run("SELECT pg_advisory_xact_lock($1)", [.integer(lockKey)], context: "migration lock")
                 // Created under the lock: two nodes creating it at once would collide in the catalog.
                 try db.execute(

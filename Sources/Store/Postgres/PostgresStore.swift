@@ -24,9 +24,11 @@ extension StoreError {
 
     /// Maps PostgreSQL errors to store errors; everything else passes through unchanged.
     static func mappingPostgres<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as PostgresError { throw StoreError(e) } catch let e
-            as PostgresConnectError
-        {
+        do {
+            return try body()
+        } catch let e as PostgresError {
+            throw StoreError(e)
+        } catch let e as PostgresConnectError {
             throw StoreError("\(e)", kind: .unavailable)
         }
     }
