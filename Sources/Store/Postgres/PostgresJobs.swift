@@ -92,7 +92,8 @@ extension PostgresSession {
     }
 
     /// Drops every lease not held by `owner`. Only for a node that knows it is alone on the
-    /// store (SQLite, under the serve lock): leases left by a process that died are void.
+    /// store (`Coordination.isSoleNode`); where several nodes share the database, another
+    /// node's lease is live until it runs out, and this must not be called.
     @discardableResult
     public func releaseLeases(notHeldBy owner: String) throws -> Int {
         try db.run(
