@@ -136,6 +136,28 @@ import TestSupport
         }
     }
 
+    /// A read sees one snapshot: a write committed while it runs is not half-seen.
+    @Test(arguments: StoreBackend.allCases)
+    func aSnapshotRead_doesNotSeeAWriteCommittedDuringIt(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        try t.store.write { try $0.connection.insert(type: .user, id: "u0", doc: user("u0"), members: [], now: 1) }
+        let counts = try t.store.read { c -> (Int, Int) in
+            let before = try c.count(type: .user)
+            // Another thread's write commits in between (this thread waits for it).
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                _ = try? t.store.write {
+                    try $0.connection.insert(type: .user, id: "u1", doc: user("u1"), members: [], now: 1)
+                }
+                done.signal()
+            }.start()
+            done.wait()
+            return (before, try c.count(type: .user))
+        }
+        #expect(counts == (1, 1))
+        #expect(try t.store.read { try $0.count(type: .user) } == 2)
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func peopleSearch_followsEveryWriteOfAUser(backend: StoreBackend) throws {
         let t = try TempStore(backend)

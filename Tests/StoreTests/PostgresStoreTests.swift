@@ -452,6 +452,16 @@ import TestSupport
         #expect(try store.read { try $0.count(type: .user) } == 2)
     }
 
+    @Test func aWrongPassword_failsAsUnavailable_withoutSayingThePassword() throws {
+        let s = try SharedPostgres.server()
+        let settings = try PostgresSettings(
+            conninfo: "host=127.0.0.1 port=\(s.port) dbname=postgres user=\(s.user)", password: "wrong-Secret-42")
+        let e = #expect(throws: StoreError.self) { try open(settings) }
+        #expect(e?.kind == .unavailable)
+        #expect(e?.description.contains("refused the login") == true, "\(String(describing: e))")
+        #expect(e?.description.contains("wrong-Secret-42") == false)
+    }
+
     @Test(arguments: [
         ("23505", "uniqueness"), ("23503", "invalid-reference"), ("53100", "full"), ("40001", "busy"),
         ("40P01", "busy"), ("23502", "constraint"), ("XX001", "io"), ("42P01", "unavailable"),
