@@ -462,6 +462,89 @@ import TestSupport
         #expect(e?.description.contains("wrong-Secret-42") == false)
     }
 
+    /// `sslmode=verify-full` goes to libpq as it is: the store talks TLS to a server whose
+    /// certificate a trusted CA signed for the host, and refuses one it cannot verify.
+    /// (The shared cluster gets a certificate and `ssl = on` by reload, and loses them after.)
+    @Test func sslmodeVerifyFull_connectsOverVerifiedTLS_andRefusesAnUntrustedServer() throws {
+        let server = try SharedPostgres.server()
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        func openssl(_ args: [String]) throws {
+            let out = dir.path + "/openssl.log"
+            let status = try ChildProcess(["/usr/bin/openssl"] + args, outputPath: out).wait()
+            guard status == 0 else {
+                throw TestError("openssl failed: " + ((try? String(contentsOfFile: out, encoding: .utf8)) ?? ""))
+            }
+        }
+        let d = dir.path
+        for ca in ["ca", "other-ca"] {
+            try openssl([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=scimhub test \(ca)",
+                "-keyout", "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem",
+            ])
+        }
+        try openssl([
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out",
+            "\(d)/server.csr",
+        ])
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
+            toFile: "\(d)/san.ext", atomically: true, encoding: .utf8)
+        try openssl([
+            "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", "\(d)/san.ext", "-out", "\(d)/server.pem",
+        ])
+        // PostgreSQL reads its key as the cluster's owner and accepts it only when private.
+        chmod("\(d)/server.key", 0o600)
+        if getuid() == 0, let pw = getpwnam("postgres") {
+            for f in ["", "/server.key", "/server.pem"] { chown(d + f, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+        }
+        try server.psql("ALTER SYSTEM SET ssl_cert_file = '\(d)/server.pem'")
+        try server.psql("ALTER SYSTEM SET ssl_key_file = '\(d)/server.key'")
+        try server.psql("ALTER SYSTEM SET ssl = on")
+        try server.psql("SELECT pg_reload_conf()")
+        defer {
+            _ = try? server.psql("ALTER SYSTEM RESET ssl")
+            _ = try? server.psql("ALTER SYSTEM RESET ssl_cert_file")
+            _ = try? server.psql("ALTER SYSTEM RESET ssl_key_file")
+            _ = try? server.psql("SELECT pg_reload_conf()")
+        }
+        let db = try SharedPostgres.freshDatabase()
+        let verified = try PostgresSettings(
+            conninfo: "postgres://\(server.user)@localhost:\(server.port)/\(db.name)"
+                + "?sslmode=verify-full&sslrootcert=\(d)/ca.pem&connect_timeout=5",
+            password: server.password)
+        // The reload reaches new sessions within moments: wait until TLS is offered.
+        try waitUntil("PostgreSQL offers TLS") {
+            (try? PostgresConnection(conninfo: verified.conninfo, password: verified.password)) != nil
+        }
+        let store = try open(verified)
+        defer { store.close() }
+        try store.write { try $0.connection.insert(type: .user, id: "u1", doc: user("a"), members: [], now: 1) }
+        let tls = try store.read { s in
+            var on = ""
+            try (s as! PostgresSession).db.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") {
+                on = $0.text(0) ?? ""
+            }
+            return on
+        }
+        #expect(tls == "t")
+        let untrusted = try PostgresSettings(
+            conninfo: verified.conninfo.replacingOccurrences(of: "/ca.pem", with: "/other-ca.pem"),
+            password: server.password)
+        #expect { try open(untrusted) } throws: { ($0 as? StoreError)?.kind == .unavailable }
+        // verify-full also checks the name: reached as "elsewhere.test" (hostaddr 127.0.0.1),
+        // the server's certificate (localhost, 127.0.0.1) does not match; verify-ca, which
+        // checks the CA only, connects to the same address.
+        func elsewhere(_ mode: String) throws -> PostgresSettings {
+            try PostgresSettings(
+                conninfo: "host=elsewhere.test hostaddr=127.0.0.1 port=\(server.port) dbname=\(db.name) "
+                    + "user=\(server.user) sslmode=\(mode) sslrootcert=\(d)/ca.pem connect_timeout=5",
+                password: server.password)
+        }
+        #expect { try open(elsewhere("verify-full")) } throws: { ($0 as? StoreError)?.kind == .unavailable }
+        try open(elsewhere("verify-ca")).close()
+    }
+
     @Test(arguments: [
         ("23505", "uniqueness"), ("23503", "invalid-reference"), ("53100", "full"), ("40001", "busy"),
         ("40P01", "busy"), ("23502", "constraint"), ("XX001", "io"), ("42P01", "unavailable"),
