@@ -79,6 +79,8 @@ public struct HubConfig: Sendable {
     public var auditKeyEnv: String? = nil
     public var auditCheckpointFile: String? = nil
     public var auditCheckpointSeconds: Double = 60
+    /// Also checkpoint once the chain has grown by this many entries (0: by time only).
+    public var auditCheckpointEntries = 0
     /// How many people a policy change may take access from before its rollout waits for an
     /// administrator. Here, not in the policy: a change must not raise its own limit.
     public var policyChangeLimit = PolicyChangeLimit()
@@ -245,6 +247,7 @@ public struct HubConfig: Sendable {
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
+            case "auditCheckpointEntries": c.auditCheckpointEntries = try int(v, m.key, 0...10_000_000)
             case "notifications": c.notifications = try notificationSettings(v)
             case "console": c.console = try ConsoleSettings.parse(v)
             case "feedGuard":

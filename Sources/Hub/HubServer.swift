@@ -86,6 +86,7 @@ public final class HubServer: Sendable {
         checkpointer = auditKey.map {
             AuditCheckpointer(
                 store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds,
+                everyEntries: config.auditCheckpointEntries,
                 logger: logger)
         }
         // One holder: a version applied over the API takes effect in every service at once.
@@ -170,7 +171,7 @@ public final class HubServer: Sendable {
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
             breakGlass: breakGlass, credentials: credentials, requests: requests, sodExceptions: sodExceptions,
-            connectorTypes: catalog.types)
+            connectorTypes: catalog.types, checkpointer: checkpointer)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))
