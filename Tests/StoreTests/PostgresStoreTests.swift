@@ -368,6 +368,25 @@ import TestSupport
         #expect(try show(named) == ["hub-node-2", "30s"])
     }
 
+    /// A database whose defaults print bytea escaped and doubles rounded: values still
+    /// round-trip exactly (the store sets its sessions' output formats).
+    @Test func valuesRoundTripExactly_whateverTheDatabasesOutputDefaults() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let admin = try PostgresConnection(conninfo: db.settings.conninfo, password: db.settings.password)
+        try admin.execute("ALTER DATABASE \(db.name) SET bytea_output = 'escape'")
+        try admin.execute("ALTER DATABASE \(db.name) SET extra_float_digits = -3")
+        let store = try open(db.settings)
+        defer { store.close() }
+        let secret: [UInt8] = [0, 1, 0x5C, 0x78, 0x27, 0x7F, 0x80, 0xFF]
+        let time = 1_765_000_000.123_456_7
+        try store.write { w in
+            _ = try w.connection.enrolMFA(principal: "admin", secret: secret, now: time)
+            try w.connection.setCredentialExpiry(personID: "p1", expires: time)
+        }
+        #expect(try store.read { try $0.mfaSecret(principal: "admin") } == secret)
+        #expect(try store.read { try $0.nextCredentialExpiry() } == time)
+    }
+
     /// The server ends the store's sessions (as a restart or failover does): the write under
     /// way fails as unavailable, never as a client error, and the next one reconnects.
     @Test func lostConnections_failAsUnavailable_andTheNextWriteReconnects() throws {

@@ -191,7 +191,11 @@ final class PostgresPool: @unchecked Sendable {
                 conninfo: settings.conninfo, password: settings.password, defaults: Self.defaults)
             // A write waiting on a row lock (the audit chain head, a job) that another node holds
             // too long fails as busy (55P03), as SQLite's busy timeout does, instead of hanging.
-            try c.execute("SET lock_timeout = '30s'", context: "session settings")
+            // Results are read as text: bytea in hex and doubles exactly, whatever the database
+            // or role defaults say (an escaped hash or a rounded time would be wrong data).
+            try c.execute(
+                "SET lock_timeout = '30s'; SET bytea_output = 'hex'; SET extra_float_digits = 3",
+                context: "session settings")
             return c
         } catch let e as PostgresError {
             condition.lock()
