@@ -23,7 +23,7 @@ import SQLite
 
     @Test func storedIdentifiers_areReindexedInCanonicalForm() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "\u{FF41}na@x.org", email: "Stra\u{DF}e@x.org")
         try insertLegacy(db, id: "u2", userName: "bea@x.org", email: "bea@x.org")
         try db.run("BEGIN")
@@ -36,7 +36,7 @@ import SQLite
 
     @Test func collidingPeople_stopTheMigration_namingBothIds() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "ana@x.org", email: "a@x.org")
         try insertLegacy(db, id: "u2", userName: "\u{FF41}na@x.org", email: "b@x.org")
         try db.run("BEGIN")
@@ -48,7 +48,7 @@ import SQLite
     /// Migration 25: people stored before the search index are found by their words after it.
     @Test func peopleStoredBefore_areFoundByTheirWordsAfterMigration25() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "jsmith@x.org", email: "j@x.org")
         let doc = JSONWriter().write(
             .object(JSONObject(["userName": .string("jsmith@x.org"), "displayName": .string("Jos\u{E9} Smith-Jones")])))
