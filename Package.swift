@@ -19,6 +19,8 @@ let package = Package(
         // MARK: - C libraries from Debian -dev packages
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /// libssl: TLS on the hub's own listener.
+        .systemLibrary(name: "CTLS", pkgConfig: "libssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -35,7 +37,9 @@ let package = Package(
         /// OpenID Connect sign-in, the relying party's checks: JWS, JWK, ID tokens, PKCE (no HTTP).
         .target(name: "OIDC", dependencies: ["HubCrypto", "JSONCore", "CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SQLite", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
-        .target(name: "HTTPServer", dependencies: ["CLinux", "HubLog"], swiftSettings: swiftSettings),
+        /// PostgreSQL over libpq: connections, bound statements, typed errors (SQLSTATE).
+        .target(name: "Postgres", dependencies: ["CPostgres"], swiftSettings: swiftSettings),
+        .target(name: "HTTPServer", dependencies: ["CLinux", "CTLS", "HubLog"], swiftSettings: swiftSettings),
 
         // MARK: - Provisioning
         /// The connector plugin API and its conformance kit.
@@ -53,14 +57,14 @@ let package = Package(
         .target(name: "LDAPConnector", dependencies: ["CLDAP", "ConnectorKit", "JSONCore"], path: "connectors/LDAP", swiftSettings: swiftSettings),
 
         /// An application's own tables over SQL: PostgreSQL (libpq) or SQLite.
-        .target(name: "SQLConnector", dependencies: ["CPostgres", "SQLite", "ConnectorKit", "JSONCore"], path: "connectors/SQL", swiftSettings: swiftSettings),
+        .target(name: "SQLConnector", dependencies: ["Postgres", "SQLite", "ConnectorKit", "JSONCore"], path: "connectors/SQL", swiftSettings: swiftSettings),
 
         /// Policy, desired state, the durable convergence queue and its workers.
         .target(name: "Provisioning", dependencies: ["HubBase", "SCIM", "Store", "ConnectorKit", "CurlHTTP", "JSONCore", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),
-        .target(name: "Store", dependencies: ["HubBase", "SQLite", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
+        .target(name: "Store", dependencies: ["HubBase", "SQLite", "Postgres", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
         .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
@@ -84,7 +88,7 @@ let package = Package(
         .testTarget(name: "OIDCTests", dependencies: ["OIDC", "HubCrypto", "JSONCore", "CCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "TestSupport", "HubLog"], swiftSettings: swiftSettings),
         .testTarget(name: "SCIMTests", dependencies: ["HubBase", "SCIM", "JSONCore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "StoreTests", dependencies: ["HubBase", "Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite"], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["HubBase", "Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite", "Postgres", "HubHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HubTests", dependencies: ["HubBase", "Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector"], swiftSettings: swiftSettings),

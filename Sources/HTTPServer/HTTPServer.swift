@@ -30,6 +30,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let logger: Logger
     private let readWorkers: WorkerPool
     private let writeWorkers: WorkerPool
+    /// TLS on this listener (`--tls-cert`, `--tls-key`), or nil for plain HTTP.
+    public let tls: TLSContext?
 
     private let epfd: Int32
     private let wakeFD: Int32
@@ -48,10 +50,12 @@ public final class HTTPServer: @unchecked Sendable {
     /// Binds `address` and prepares the loop; call `run()` to serve.
     public init(
         address: ListenAddress, limits: HTTPLimits = HTTPLimits(), readThreads: Int = 4, writeThreads: Int = 16,
-        logger: Logger, renderError: @escaping HTTPErrorRenderer = { HTTPResponse.plain($0, "\($1)\n") },
+        tls: TLSContext? = nil, logger: Logger,
+        renderError: @escaping HTTPErrorRenderer = { HTTPResponse.plain($0, "\($1)\n") },
         handler: @escaping HTTPHandler
     ) throws(SocketError) {
         self.limits = limits
+        self.tls = tls
         self.handler = handler
         self.renderError = renderError
         self.logger = logger
@@ -108,7 +112,14 @@ public final class HTTPServer: @unchecked Sendable {
                     closeConnection(conn)
                     continue
                 }
-                if ev & EPOLLOUT.rawValue != 0 { flush(conn) }
+                if ev & EPOLLOUT.rawValue != 0 {
+                    // A TLS read that had to send first (the handshake's reply) goes on now.
+                    if conn.tlsReadWantsWrite {
+                        conn.tlsReadWantsWrite = false
+                        readFrom(conn)
+                    }
+                    if connections[fd] === conn { flush(conn) }
+                }
                 if ev & EPOLLIN.rawValue != 0, connections[fd] === conn { readFrom(conn) }
             }
             if shutdownRequested.load(ordering: .acquiring) {
@@ -143,7 +154,7 @@ public final class HTTPServer: @unchecked Sendable {
     private func modify(_ conn: Connection) {
         var want: UInt32 = 0
         if conn.wantsRead { want |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
-        if conn.outputPending { want |= EPOLLOUT.rawValue }
+        if conn.outputPending || conn.tlsReadWantsWrite { want |= EPOLLOUT.rawValue }
         guard want != conn.registered else { return }
         var ev = epoll_event()
         ev.events = want
@@ -176,15 +187,26 @@ public final class HTTPServer: @unchecked Sendable {
     private func acceptAll() {
         while let (fd, peer) = Sock.accept(listenFD) {
             if connections.count >= limits.maxConnections {
-                // Over the limit: a short 503 on a best-effort write, then close.
-                let bytes = renderError(503, "too many connections").serialized(keepAlive: false)
-                _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                // Over the limit: a short 503 on a best-effort write (plain HTTP only: a TLS
+                // client cannot read it before its handshake), then close.
+                if tls == nil {
+                    let bytes = renderError(503, "too many connections").serialized(keepAlive: false)
+                    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
                 close(fd)
                 logger.warning(
                     "connection refused: limit reached", ["http.max_connections": String(limits.maxConnections)])
                 continue
             }
             let conn = Connection(fd: fd, serial: nextSerial, peer: peer, limits: limits, now: Sock.now())
+            if let tls {
+                guard let session = tls.session(fd: fd) else {
+                    close(fd)
+                    logger.error("tls session could not be created; connection closed")
+                    continue
+                }
+                conn.tls = session
+            }
             nextSerial += 1
             connections[fd] = conn
             var ev = epoll_event()
@@ -200,37 +222,68 @@ public final class HTTPServer: @unchecked Sendable {
     private static let readChunk = 64 * 1024
     private var readBuffer = [UInt8](repeating: 0, count: HTTPServer.readChunk)
 
-    private func readFrom(_ conn: Connection) {
-        let n = readBuffer.withUnsafeMutableBytes { recv(conn.fd, $0.baseAddress, $0.count, 0) }
-        if conn.lingering {
-            // Discard: the response is sent; we only wait for the client to stop sending.
-            if n == 0 { closeConnection(conn); return }
-            if n < 0 {
-                let e = scimhub_errno()
-                if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { closeConnection(conn) }
-                return
+    private enum Received { case data(Int), wouldBlock, closed, failed }
+
+    /// One read: `recv`, or one TLS record decrypted (which may first need the handshake).
+    private func receive(_ conn: Connection) -> Received {
+        if let tls = conn.tls {
+            switch readBuffer.withUnsafeMutableBytes({ tls.read($0) }) {
+            case .success(let n): return .data(n)
+            case .failure(let e):
+                switch e.wait {
+                case .readable: return .wouldBlock
+                case .writable:
+                    conn.tlsReadWantsWrite = true
+                    modify(conn)
+                    return .wouldBlock
+                case .closed: return .closed
+                }
             }
-            conn.lingerBytes += n
-            if conn.lingerBytes > limits.lingerMaxBytes { closeConnection(conn) }
-            return
         }
-        if n == 0 {
-            // Peer closed its side. Finish an in-flight request's write attempt, then close.
-            conn.peerClosed = true
-            if conn.inFlight { modify(conn) } else { closeConnection(conn) }
-            return
-        }
-        if n < 0 {
-            let e = scimhub_errno()
-            if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return }
-            closeConnection(conn)
-            return
-        }
-        let now = Sock.now()
-        if conn.input.isEmpty && !conn.decoder.isReadingBody { conn.requestStart = now }
-        readBuffer.withUnsafeBytes { conn.input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        conn.lastActivity = now
-        processInput(conn)
+        let n = readBuffer.withUnsafeMutableBytes { recv(conn.fd, $0.baseAddress, $0.count, 0) }
+        if n > 0 { return .data(n) }
+        if n == 0 { return .closed }
+        let e = scimhub_errno()
+        return e == EAGAIN || e == EWOULDBLOCK || e == EINTR ? .wouldBlock : .failed
+    }
+
+    private func readFrom(_ conn: Connection) {
+        // Plain sockets: one read per readiness event (epoll is level-triggered). TLS: until
+        // OpenSSL needs the socket again, since a record it already holds raises no event.
+        repeat {
+            let r = receive(conn)
+            if conn.lingering {
+                // Discard: the response is sent; we only wait for the client to stop sending.
+                switch r {
+                case .closed, .failed: closeConnection(conn); return
+                case .wouldBlock: return
+                case .data(let n):
+                    conn.lingerBytes += n
+                    if conn.lingerBytes > limits.lingerMaxBytes { closeConnection(conn); return }
+                    continue
+                }
+            }
+            switch r {
+            case .closed:
+                // Peer closed its side. Finish an in-flight request's write attempt, then close.
+                conn.peerClosed = true
+                if conn.inFlight { modify(conn) } else { closeConnection(conn) }
+                return
+            case .failed:
+                closeConnection(conn)
+                return
+            case .wouldBlock:
+                // A TLS write that waited for the peer's data can go on now.
+                if conn.tls != nil && conn.outputPending { flush(conn) }
+                return
+            case .data(let n):
+                let now = Sock.now()
+                if conn.input.isEmpty && !conn.decoder.isReadingBody { conn.requestStart = now }
+                readBuffer.withUnsafeBytes { conn.input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                conn.lastActivity = now
+                processInput(conn)
+            }
+        } while conn.tls != nil && connections[conn.fd] === conn && conn.wantsRead
     }
 
     /// Decodes and dispatches as long as the connection is free and input holds requests.
@@ -258,6 +311,7 @@ public final class HTTPServer: @unchecked Sendable {
             case .request(let decoded):
                 var request = decoded
                 request.remoteAddress = conn.peer
+                request.isSecure = conn.tls != nil
                 conn.inFlight = true
                 conn.bodyStart = nil
                 conn.currentKeepAlive = request.wantsKeepAlive
@@ -290,6 +344,8 @@ public final class HTTPServer: @unchecked Sendable {
         if !conn.closing && !conn.outputPending {
             conn.lastActivity = Sock.now()
             processInput(conn)
+            // Records OpenSSL decrypted ahead raise no epoll event: read them now.
+            if conn.tls != nil && !conn.inFlight && connections[conn.fd] === conn { readFrom(conn) }
         }
     }
 
@@ -305,6 +361,23 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func flush(_ conn: Connection) {
         while conn.outputOffset < conn.output.count {
+            if let tls = conn.tls {
+                let r = conn.output.withUnsafeBytes { p in
+                    tls.write(UnsafeRawBufferPointer(rebasing: p[conn.outputOffset...]))
+                }
+                switch r {
+                case .success(let n):
+                    conn.outputOffset += n
+                    continue
+                case .failure(let e):
+                    switch e.wait {
+                    case .writable: modify(conn)
+                    case .readable: break  // EPOLLIN stays registered; readFrom flushes again
+                    case .closed: closeConnection(conn)
+                    }
+                    return
+                }
+            }
             let n = conn.output.withUnsafeBytes { p in
                 send(conn.fd, p.baseAddress! + conn.outputOffset, p.count - conn.outputOffset, Int32(MSG_NOSIGNAL))
             }
@@ -336,6 +409,7 @@ public final class HTTPServer: @unchecked Sendable {
         conn.lingering = true
         conn.lingerStart = Sock.now()
         conn.input = InputBuffer()
+        conn.tls?.shutdown()  // close_notify (RFC 8446 §6.1) before the TCP half-close
         _ = Glibc.shutdown(conn.fd, Int32(SHUT_WR))
         modify(conn)
     }
@@ -352,6 +426,11 @@ public final class HTTPServer: @unchecked Sendable {
     private func sweepTimeouts(_ now: Double) {
         for conn in Array(connections.values) {
             if conn.inFlight { continue }
+            // A TLS handshake that never finishes is a slow header: no answer is possible yet.
+            if let t = conn.tls, !t.handshakeDone {
+                if now - conn.requestStart > limits.headerReadTimeout { closeConnection(conn) }
+                continue
+            }
             if conn.lingering {
                 if now - conn.lingerStart > limits.lingerTimeout { closeConnection(conn) }
                 continue
@@ -412,6 +491,10 @@ private final class Connection {
     var lingering = false
     var lingerStart: Double = 0
     var lingerBytes = 0
+    /// The connection's TLS session, on a TLS listener.
+    var tls: TLSSession? = nil
+    /// A TLS read could not go on until the socket was writable (the handshake's reply).
+    var tlsReadWantsWrite = false
 
     init(fd: Int32, serial: UInt64, peer: String, limits: HTTPLimits, now: Double) {
         self.fd = fd

@@ -66,6 +66,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// Peer address, e.g. `127.0.0.1`.
     public var remoteAddress: String
+    /// The request came over TLS on the hub's own listener.
+    public var isSecure = false
 
     public init(
         method: HTTPMethod, target: String, path: String, query: [(name: String, value: String)] = [],

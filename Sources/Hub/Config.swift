@@ -14,6 +14,9 @@ import Provisioning
 public struct HubConfig: Sendable {
     /// `HOST:PORT` to listen on.
     public var listen = "127.0.0.1:8080"
+    /// TLS on the hub's own listener: a PEM certificate chain and its PEM key (both or neither).
+    public var tlsCertFile: String? = nil
+    public var tlsKeyFile: String? = nil
     /// Folder for the database.
     public var dataDirectory = "./data"
     /// Public base URL of the SCIM API (`https://hub.example.org/scim/v2`) for `meta.location`
@@ -79,6 +82,8 @@ public struct HubConfig: Sendable {
     public var auditKeyEnv: String? = nil
     public var auditCheckpointFile: String? = nil
     public var auditCheckpointSeconds: Double = 60
+    /// Also checkpoint once the chain has grown by this many entries (0: by time only).
+    public var auditCheckpointEntries = 0
     /// How many people a policy change may take access from before its rollout waits for an
     /// administrator. Here, not in the policy: a change must not raise its own limit.
     public var policyChangeLimit = PolicyChangeLimit()
@@ -107,6 +112,8 @@ public struct HubConfig: Sendable {
             let v = m.value
             switch m.key {
             case "listen": c.listen = try string(v, m.key)
+            case "tlsCertFile": c.tlsCertFile = try string(v, m.key)
+            case "tlsKeyFile": c.tlsKeyFile = try string(v, m.key)
             case "data": c.dataDirectory = try string(v, m.key)
             case "baseURL": c.baseURL = try string(v, m.key)
             case "schemas": c.schemasDirectory = try string(v, m.key)
@@ -245,6 +252,7 @@ public struct HubConfig: Sendable {
             case "auditKeyEnv": c.auditKeyEnv = try string(v, m.key)
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
+            case "auditCheckpointEntries": c.auditCheckpointEntries = try int(v, m.key, 0...10_000_000)
             case "notifications": c.notifications = try notificationSettings(v)
             case "console": c.console = try ConsoleSettings.parse(v)
             case "feedGuard":

@@ -21,6 +21,8 @@ struct HubContext: Sendable {
     let groupType: SCIMResourceType
     /// Failed step-up codes per principal (5 in 5 minutes, then 429).
     let mfaThrottle: AuthThrottle
+    /// Requests by route, method and status, for `/metrics`.
+    let httpMetrics: HTTPMetrics
 }
 
 /// A feature's HTTP side: its routes and their handlers, in the feature's own file, over
@@ -41,6 +43,7 @@ extension FeatureEndpoints {
     var userType: SCIMResourceType { hub.userType }
     var groupType: SCIMResourceType { hub.groupType }
     var mfaThrottle: AuthThrottle { hub.mfaThrottle }
+    var httpMetrics: HTTPMetrics { hub.httpMetrics }
 
     /// The SCIM base URL: configured, or from the Host header when it is a plain host[:port].
     func baseURL(_ request: HTTPRequest) -> String {
@@ -51,9 +54,9 @@ extension FeatureEndpoints {
                     || $0 == 0x5B || $0 == 0x5D
             })
         {
-            return "http://\(host)/scim/v2"
+            return "\(request.isSecure ? "https" : "http")://\(host)/scim/v2"
         }
-        return "http://\(config.listen)/scim/v2"
+        return "\(request.isSecure ? "https" : "http")://\(config.listen)/scim/v2"
     }
 
     func jsonResponse(

@@ -31,7 +31,7 @@ public final class HubApp: FeatureEndpoints {
         engine: ProvisioningEngine? = nil,
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
         credentials: CredentialExpiry? = nil, requests: AccessRequests? = nil, sodExceptions: SoDExceptions? = nil,
-        connectorTypes: Set<String> = []
+        connectorTypes: Set<String> = [], checkpointer: AuditCheckpointer? = nil
     ) throws {
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
@@ -39,7 +39,7 @@ public final class HubApp: FeatureEndpoints {
         let hub = HubContext(
             config: config, registry: registry, store: store, logger: logger, engine: engine,
             feeds: FeedOwnership(owners: config.feeds, groupOwners: config.feedGroups), userType: u, groupType: g,
-            mfaThrottle: AuthThrottle(limit: 5, window: 300))
+            mfaThrottle: AuthThrottle(limit: 5, window: 300), httpMetrics: HTTPMetrics())
         self.hub = hub
         throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
         clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
@@ -47,9 +47,11 @@ public final class HubApp: FeatureEndpoints {
         // The features, each with its routes and handlers in its own file.
         let features: [any FeatureEndpoints] = [
             HealthEndpoints(hub: hub),
+            MetricsEndpoints(hub: hub),
             SCIMEndpoints(hub: hub),
             MFAEndpoints(hub: hub),
             AdminEndpoints(hub: hub, credentials: credentials),
+            AuditExportEndpoints(hub: hub, checkpointer: checkpointer),
             TokenEndpoints(hub: hub),
             ReconciliationEndpoints(hub: hub, reconciliations: reconciliations),
             BreakGlassEndpoints(hub: hub, breakGlass: breakGlass, reviews: reviews),
@@ -81,9 +83,12 @@ public final class HubApp: FeatureEndpoints {
         let start = DispatchTime.now().uptimeNanoseconds
         let requestID = makeRequestID(request)
         var principalName = "anonymous"
+        var routeLabel = "unmatched"
         var response: HTTPResponse
         do {
-            response = try route(request, requestID: requestID) { principalName = $0.name }
+            response = try route(request, requestID: requestID, onRoute: { routeLabel = $0 }) {
+                principalName = $0.name
+            }
         } catch let e as SCIMError {
             response = errorResponse(e)
             if e.status == 413 { response.closeConnection = true }
@@ -104,6 +109,9 @@ public final class HubApp: FeatureEndpoints {
         }
         response.headers.append(("X-Request-Id", requestID))
         Self.addSecurityHeaders(&response)
+        hub.httpMetrics.record(
+            route: routeLabel, method: request.method.rawValue, status: response.status,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         if logger.minimumLevel <= .debug {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             logger.debug(
@@ -157,8 +165,11 @@ public final class HubApp: FeatureEndpoints {
     /// Finds the request's route in the table (`Routes.swift`), authenticates unless the
     /// route is open (before a 404 or 405, so paths are not probed anonymously), checks the
     /// route's scope and query parameters, and runs the handler.
-    private func route(_ request: HTTPRequest, requestID: String, onAuth: (Principal) -> Void) throws -> HTTPResponse {
+    private func route(
+        _ request: HTTPRequest, requestID: String, onRoute: (String) -> Void, onAuth: (Principal) -> Void
+    ) throws -> HTTPResponse {
         let match = routeTable.match(method: request.method, path: request.path)
+        if case .found(let r, _) = match { onRoute(r.path) }
         if case .found(let r, let params) = match, case .open = r.access {
             try r.checkQuery(request)
             let anonymous = Principal(name: "anonymous", scopes: [], tokenID: "")

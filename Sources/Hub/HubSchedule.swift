@@ -57,7 +57,11 @@ final class HubSchedule: HubService {
                 do {
                     try reviews?.remindDue(days: reminderDays)
                     try reviews?.escalateDue(days: escalationDays)
-                    try reviews?.closeOverdue()
+                    if let n = try reviews?.closeOverdue(), n > 0 {
+                        logger.notice(
+                            "review campaigns past their due date decided by their default",
+                            ["event": "review.auto-decided", "campaigns": String(n)])
+                    }
                     if review.every > 0 {
                         try reviews?.scheduleIfDue(
                             everyDays: review.every, dueDays: review.due, defaultDecision: review.decision)

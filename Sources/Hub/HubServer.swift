@@ -51,6 +51,16 @@ public final class HubServer: Sendable {
         guard let address = ListenAddress(config.listen) else {
             throw ConfigError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         }
+        // The certificate is checked before anything opens: a bad one refuses to start, naming the file.
+        let tls: TLSContext?
+        switch (config.tlsCertFile, config.tlsKeyFile) {
+        case (nil, nil): tls = nil
+        case (let cert?, let key?):
+            do { tls = try TLSContext(certificateFile: cert, keyFile: key) } catch {
+                throw ConfigError(error.description)
+            }
+        default: throw ConfigError("--tls-cert and --tls-key go together: give both or neither")
+        }
         // The policy and every connector's settings are checked before the store opens, so a
         // bad policy refuses to start without leaving anything running.
         var engine: ProvisioningEngine? = nil
@@ -86,6 +96,7 @@ public final class HubServer: Sendable {
         checkpointer = auditKey.map {
             AuditCheckpointer(
                 store: opened, key: $0, path: config.auditCheckpointFile ?? "", interval: config.auditCheckpointSeconds,
+                everyEntries: config.auditCheckpointEntries,
                 logger: logger)
         }
         // One holder: a version applied over the API takes effect in every service at once.
@@ -170,7 +181,7 @@ public final class HubServer: Sendable {
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
             breakGlass: breakGlass, credentials: credentials, requests: requests, sodExceptions: sodExceptions,
-            connectorTypes: catalog.types)
+            connectorTypes: catalog.types, checkpointer: checkpointer)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))
@@ -179,7 +190,7 @@ public final class HubServer: Sendable {
         }
         http = try HTTPServer(
             address: address, limits: config.http, readThreads: config.readThreads, writeThreads: config.writeThreads,
-            logger: logger, renderError: renderError, handler: handler)
+            tls: tls, logger: logger, renderError: renderError, handler: handler)
         ready = true
     }
 
@@ -187,7 +198,21 @@ public final class HubServer: Sendable {
     public var port: UInt16 { http.port }
 
     /// The SCIM base URL clients should use.
-    public var scimURL: String { app.config.baseURL ?? "http://\(http.address)/scim/v2" }
+    public var scimURL: String {
+        app.config.baseURL ?? "\(http.tls == nil ? "http" : "https")://\(http.address)/scim/v2"
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP): new connections get them, open ones
+    /// keep theirs. A failed reload keeps the old certificate and is logged with the reason.
+    public func reloadTLS() {
+        guard let tls = http.tls else { return }
+        do {
+            try tls.reload()
+            logger.notice("tls certificate reloaded", ["tls.certificate": tls.certificateFile])
+        } catch {
+            logger.error("tls certificate reload failed; the previous one stays in use", ["error": error.description])
+        }
+    }
 
     /// Serves on the calling thread until `shutdown()`; then stops the services in reverse
     /// order (running jobs finish), closes the store and releases the serve lock.

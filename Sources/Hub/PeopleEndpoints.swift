@@ -26,9 +26,28 @@ extension PeopleEndpoints {
             ]))
     }
 
-    /// Index rows read per search by word: a one-letter word common to 30,000 people reads
-    /// this many, not all, and the person refines the search.
-    static let termCandidates = 2000
+    /// Index rows read per word of a search: a word common to more people than this ("a",
+    /// "nurse" at 100,000) narrows nothing and is checked on the candidates instead.
+    static let termRows = 20_000
+    /// Documents read per search, at most: the person refines a search this broad.
+    static let documentsRead = 2_000
+
+    /// People who may match every word, by name, title, department or site, in index order:
+    /// the intersection of the words whose index range was read whole (each word is a prefix
+    /// range of `person_search_terms`), else the first rows of the longest word.
+    static func candidates(_ words: [String], _ conn: any StoreSession) throws -> [Int64] {
+        var whole: [[Int64]] = [], longest: [Int64] = []
+        for w in Set(words).sorted(by: { ($0.count, $0) > ($1.count, $1) }) {
+            let hits = try conn.personSearchSeqs(termPrefix: w, limit: termRows)
+            if hits.seqs.isEmpty { return [] }
+            if longest.isEmpty { longest = hits.seqs }
+            if hits.complete { whole.append(hits.seqs) }
+        }
+        guard let smallest = whole.min(by: { $0.count < $1.count }) else { return longest }
+        var keep = Set(smallest)
+        for other in whole where other != smallest { keep.formIntersection(other) }
+        return smallest.filter(keep.contains)
+    }
 
     /// `GET /admin/people?q=&count=`: user names starting with `q` (an address also matches
     /// its exact e-mail), then people with a word of their name, title or site starting with
@@ -48,12 +67,13 @@ extension PeopleEndpoints {
             guard !q.isEmpty else { return [] }
             var out = try conn.users(userNamePrefix: q, limit: count)
             if q.contains("@"), out.isEmpty { out = try conn.candidates(type: .user, hint: .email(q)) }
-            // Then by name, title or site: the longest word narrows through the index, the
-            // others are checked on each candidate ("jane sm" finds Jane Smith).
-            guard out.count < count, let narrowest = words.max(by: { $0.count < $1.count }) else { return out }
-            var ids = Set(out.map(\.id))
-            for r in try conn.users(termPrefix: narrowest, limit: Self.termCandidates) where out.count < count {
-                guard !ids.contains(r.id), PeopleSearch.matches(words, PeopleSearch.terms(of: r.doc)) else { continue }
+            guard out.count < count, !words.isEmpty else { return out }
+            var ids = Set(out.map(\.id)), read = 0
+            for seq in try Self.candidates(words, conn) where out.count < count && read < Self.documentsRead {
+                read += 1
+                guard let r = try conn.fetch(seq: seq), r.type == .user, !ids.contains(r.id),
+                    PeopleSearch.matches(words, PeopleSearch.terms(of: r.doc))
+                else { continue }
                 ids.insert(r.id)
                 out.append(r)
             }

@@ -30,6 +30,8 @@ enum RouteSegment: Sendable {
 /// its handler. 404 and 405 (with `Allow`) come from the table, not from each handler.
 struct Route: Sendable {
     let method: HTTPMethod
+    /// The template as written (`/scim/v2/{type}/{id}`): the route's name in metrics.
+    let path: String
     let pattern: [RouteSegment]
     let access: RouteAccess
     /// Known query parameters; another one is a 400 naming it. nil: not checked (SCIM
@@ -47,7 +49,7 @@ struct Route: Sendable {
         let pattern: [RouteSegment] = path.split(separator: "/").map { s in
             s == "{type}" ? .resourceType : s.hasPrefix("{") ? .parameter : .literal(String(s))
         }
-        return Route(method: method, pattern: pattern, access: access, query: query, handler: handler)
+        return Route(method: method, path: path, pattern: pattern, access: access, query: query, handler: handler)
     }
 }
 

@@ -54,8 +54,8 @@ public final class HubProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+/"#, options: .regularExpression),
-                let p = UInt16(text[r].dropFirst("http://127.0.0.1:".count).dropLast())
+            if let r = text.range(of: #"https?://127\.0\.0\.1:[0-9]+/"#, options: .regularExpression),
+                let p = UInt16(text[r].split(separator: ":").last?.dropLast() ?? "")
             {
                 found = p
                 break
@@ -75,6 +75,9 @@ public final class HubProcess: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: logPath) }
 
     public var pid: Int32 { child.pid }
+
+    /// What the hub has logged so far (stderr).
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL, no goodbye.
     public func kill9() {

@@ -178,9 +178,10 @@ public final class AccessRequests: HubService {
     }
 
     /// A unique index keeps one pending and one granted request per person and package: the
-    /// loser of two racing writes is answered 409, not 503.
+    /// loser of two racing writes is answered 409, not 503. Both backends report a unique
+    /// index as `.uniqueness`; other constraints as `.constraint`.
     static func oneAtATime<T>(_ message: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as StoreError where e.kind == .constraint {
+        do { return try body() } catch let e as StoreError where e.kind == .uniqueness || e.kind == .constraint {
             throw GovernanceError.conflict(message)
         }
     }

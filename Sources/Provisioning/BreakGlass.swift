@@ -99,7 +99,9 @@ public final class BreakGlass: HubService {
         }
         engine?.wake()
         poke()
-        logger.notice("break-glass granted", ["package": name, "grant": record.id, "hours": String(duration)])
+        logger.notice(
+            "break-glass granted",
+            ["event": "break-glass.granted", "package": name, "grant": record.id, "hours": String(duration)])
         return record
     }
 
@@ -108,7 +110,12 @@ public final class BreakGlass: HubService {
     /// Takes back every grant whose time is up. Returns how many.
     @discardableResult
     public func expireDue(now: Double? = nil) throws -> Int {
-        try Self.expire(store: store, engine: engine, now: now ?? clock.now())
+        let n = try Self.expire(store: store, engine: engine, now: now ?? clock.now())
+        if n > 0 {
+            logger.notice(
+                "break-glass grants expired; access taken back", ["event": "break-glass.expired", "grants": String(n)])
+        }
+        return n
     }
 
     /// Ends a grant before its time (the emergency is over): an administrator or whoever

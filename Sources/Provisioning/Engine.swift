@@ -73,6 +73,8 @@ public final class ProvisioningEngine: HubService {
     /// Each target's last active probe: health before any job runs. A service of its own,
     /// started by the server after the engine.
     public let probes: TargetProbes
+    /// Convergence latency and connector failures per target, for `/metrics`.
+    public let metrics = EngineMetrics()
 
     private struct Runtime {
         /// Jobs this process is running. The lease already keeps other workers off them;
@@ -365,7 +367,10 @@ public final class ProvisioningEngine: HubService {
                 if tripped {
                     logger.warning(
                         "circuit opened: target unreachable, jobs wait",
-                        ["target": target.name, "open.seconds": String(options.breakerOpenSeconds)])
+                        [
+                            "event": "circuit.open", "target": target.name,
+                            "open.seconds": String(options.breakerOpenSeconds),
+                        ])
                 }
                 if opened {
                     logger.warning(
@@ -545,6 +550,7 @@ public final class ProvisioningEngine: HubService {
                             attributes: finalOutcome.actions.map { "\(target.name):\($0)" }, requestID: "job"))
                 }
             }
+            if until == nil { metrics.converged(target.name, seconds: clock.now() - job.enqueued) }
             return .reached
         } catch let e as ConnectorError {
             fail(job, target, e, now: now)
@@ -570,10 +576,14 @@ public final class ProvisioningEngine: HubService {
                 r.deadLetterAnnounced[target.name] = now
                 return true
             }
+        metrics.failed(target.name, kind: e.kind.rawValue, dead: dead)
         // The reason may name people (user names): it goes to /admin/jobs, not to the log.
         logger.warning(
             dead ? "provisioning job dead-lettered (reason in GET /admin/jobs)" : "provisioning job will retry",
-            ["target": target.name, "attempts": String(attempts), "error.kind": e.kind.rawValue])
+            [
+                "event": dead ? "job.dead-letter" : "job.retry", "target": target.name, "attempts": String(attempts),
+                "error.kind": e.kind.rawValue,
+            ])
         do {
             try recordFailure(
                 job, target, e, dead: dead, attempts: attempts, delay: delay, announceDead: announceDead, now: now)
@@ -636,7 +646,8 @@ public final class ProvisioningEngine: HubService {
         let now = clock.now()
         do {
             let released = try store.write { try $0.connection.releaseBackoff(target: target, now: now) }
-            logger.info("target recovered", ["target": target, "jobs.released": String(released)])
+            logger.info(
+                "target recovered", ["event": "circuit.close", "target": target, "jobs.released": String(released)])
         } catch {
             // The jobs still run when their backoff ends (at most backoffCap later).
             logger.error(

@@ -64,7 +64,7 @@ extension ProvisioningEngine {
         try notifier?.announce(w, .feedHold, ["feed": origin.feed, "reason": hold.reason, "holdId": hold.id])
         logger.error(
             "feed guard: access removals held; release or discard at /admin/holds/\(hold.id)",
-            ["feed": origin.feed, "hold": hold.id, "reason": why])
+            ["event": "feed.hold", "feed": origin.feed, "hold": hold.id, "reason": why])
         return hold.id
     }
 }

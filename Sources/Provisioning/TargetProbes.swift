@@ -66,12 +66,12 @@ public final class TargetProbes: HubService {
     private func announce(_ target: String, _ r: ProbeResult, previous: ProbeResult?) {
         if !r.up, previous?.up ?? true {
             logger.error(
-                "target.probe.down: the target does not answer its probe",
+                "the target does not answer its probe",
                 [
-                    "target": target, "reason": r.error ?? "",
+                    "event": "target.probe.down", "target": target, "reason": r.error ?? "",
                 ])
         } else if r.up, previous?.up == false {
-            logger.info("target.probe.up: the target answers its probe again", ["target": target])
+            logger.info("the target answers its probe again", ["event": "target.probe.up", "target": target])
         }
     }
 

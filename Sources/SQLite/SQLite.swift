@@ -153,6 +153,19 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     /// Rowid of the last insert on this connection.
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+
+    /// Copies this whole database into `destination` with SQLite's online backup API
+    /// (https://sqlite.org/backup.html): in one step, so the copy is one consistent snapshot
+    /// (one read transaction here) while other connections go on writing in WAL mode.
+    public func backup(into destination: SQLiteConnection) throws(SQLiteError) {
+        guard let b = sqlite3_backup_init(destination.db, "main", db, "main") else {
+            throw destination.error(sqlite3_errcode(destination.db), "backup")
+        }
+        let rc = sqlite3_backup_step(b, -1)
+        let finished = sqlite3_backup_finish(b)
+        guard rc == SQLITE_DONE else { throw destination.error(rc == SQLITE_OK ? finished : rc, "backup") }
+        guard finished == SQLITE_OK else { throw destination.error(finished, "backup") }
+    }
 }
 
 /// The current row of a running query; valid only inside the `row` callback.

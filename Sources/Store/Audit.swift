@@ -2,6 +2,7 @@
 import HubBase
 import JSONCore
 import HubCrypto
+import Synchronization
 
 /// One audit entry. It holds identifiers and attribute *names*, never values or secrets.
 public struct AuditEntry: Sendable, Equatable {
@@ -149,9 +150,13 @@ public enum AuditLog {
             expectedSeq = e.seq + 1
             count += 1
         }
+        if breakCount > 0 { brokenVerifications.add(1, ordering: .relaxed) }
         return AuditVerification(
             entries: count, headSeq: lastSeq, headHash: hexString(prev), breaks: breaks, breakCount: breakCount)
     }
+
+    /// Verifications in this process that found a break (`scimhub_audit_verify_failures_total`).
+    public static let brokenVerifications = Atomic<Int>(0)
 
     /// Entries matching the filters, oldest first (`time` bounds are ISO timestamps).
     public static func list(

@@ -125,11 +125,18 @@ public final class AuditCheckpointer: HubService {
     private let unusable: String?
     private let started = Atomic<Bool>(false)
 
-    public init(store: any HubStore, key: Ed25519PrivateKey, path: String, interval: Double, logger: Logger) {
+    /// Also checkpoint once the chain has grown by this many entries (0: by time only).
+    private let everyEntries: Int
+
+    public init(
+        store: any HubStore, key: Ed25519PrivateKey, path: String, interval: Double, everyEntries: Int = 0,
+        logger: Logger
+    ) {
         self.store = store
         self.key = key
         self.path = path
         self.interval = interval
+        self.everyEntries = everyEntries
         self.logger = logger
         // The last line must be a checkpoint this key signed: a foreign, unsigned or torn
         // line would otherwise disarm the check that the chain still reaches it.
@@ -165,6 +172,7 @@ public final class AuditCheckpointer: HubService {
             (try c.auditHead(), try previous.flatMap { try c.auditHash(seq: $0.seq) })
         }
         if let p = previous, hashAtPrevious.map(hexString) != p.head {
+            AuditLog.brokenVerifications.add(1, ordering: .relaxed)  // scimhub_audit_verify_failures_total
             throw StoreError(
                 "the audit chain no longer reaches the last checkpoint (entry \(p.seq)): "
                     + "not signing; run scimhub audit verify"
@@ -197,14 +205,30 @@ public final class AuditCheckpointer: HubService {
         }
     }
 
+    /// The last checkpoint signed (or read back at start), to publish.
+    public var latest: AuditCheckpoint? { last.withLock { $0 } }
+
+    /// Whether the chain has grown by `everyEntries` since the last checkpoint (one indexed read).
+    private func grownEnough() -> Bool {
+        guard everyEntries > 0, let head = try? store.read(snapshot: false, { try $0.auditHead().seq }) else {
+            return false
+        }
+        return head - lastSeq.withLock({ $0 }) >= Int64(everyEntries)
+    }
+
     public func start() {
         started.store(true, ordering: .relaxed)
         let t = Thread { [self] in
+            var due = Date().addingTimeInterval(interval)
             while !stopped.load(ordering: .relaxed) {
+                // By entries, the head is looked at every second; by time, at the interval.
+                let wake = everyEntries > 0 ? min(due, Date().addingTimeInterval(1)) : due
                 signal.lock()
-                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(interval)) }
+                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: wake) }
                 signal.unlock()
                 guard !stopped.load(ordering: .relaxed) else { break }
+                guard Date() >= due || grownEnough() else { continue }
+                due = Date().addingTimeInterval(interval)
                 do { try checkpoint() } catch {
                     logger.error(
                         "audit checkpoint failed; retried at the next interval",

@@ -77,9 +77,10 @@ public protocol ResourceStore {
     /// one range scan of the user name index.
     func users(userNamePrefix prefix: String, limit: Int) throws -> [StoredResource]
 
-    /// Users with a search word (`PeopleSearch.terms`) starting with `prefix`, in word order,
-    /// at most `limit` rows of the index read (a person found by two words appears once).
-    func users(termPrefix prefix: String, limit: Int) throws -> [StoredResource]
+    /// Listing positions (`seq`) of Users with a search word (`PeopleSearch.terms`) starting
+    /// with `prefix`, in word order, each once; at most `limit` rows of the index are read,
+    /// and `complete` says whether that was all of them. No document is read.
+    func personSearchSeqs(termPrefix prefix: String, limit: Int) throws -> (seqs: [Int64], complete: Bool)
 
     /// One page of resources of `type` in listing order (`offset` is 0-based).
     func page(type: ResourceKind, offset: Int, limit: Int) throws -> [StoredResource]

@@ -22,8 +22,10 @@ public struct Scope: RawRepresentable, Sendable, Hashable {
     public static let auditor = Scope(rawValue: "auditor")
     /// People, their access and the job queue: look up, re-converge, re-drive (helpdesk staff).
     public static let helpdesk = Scope(rawValue: "helpdesk")
+    /// `GET /metrics` only: what a Prometheus server scrapes with.
+    public static let metrics = Scope(rawValue: "metrics")
     public static let known: [Scope] = [
-        .scimRead, .scimWrite, .admin, .review, .breakGlass, .request, .auditor, .helpdesk,
+        .scimRead, .scimWrite, .admin, .review, .breakGlass, .request, .auditor, .helpdesk, .metrics,
     ]
 
     /// The role a scope belongs to: a feed (`scim:read`, `scim:write`), `admin`, a person

@@ -17,6 +17,61 @@ import TestSupport
         try HubProcess.runWithStatus(Self.binary, args)
     }
 
+    /// The export a SIEM pulls: NDJSON pages with a resumable cursor whose entries link hash
+    /// to hash; a checkpoint every N entries, published at `/admin/audit/checkpoint`, that the
+    /// exported chain reaches.
+    @Test func export_pagesLinkHashToHash_andReachTheCheckpointSignedEveryNEntries() throws {
+        let keys = TemporaryDirectory()
+        defer { keys.remove() }
+        let key = keys.path + "/audit.key", checkpoints = keys.path + "/checkpoints.jsonl"
+        #expect(try cli(["audit", "keygen", "--out", key]).status == 0)
+        let hub = try LiveHub {
+            $0.auditKeyFile = key
+            $0.auditCheckpointFile = checkpoints
+            $0.auditCheckpointSeconds = 3600  // by entries only, within this test
+            $0.auditCheckpointEntries = 10
+        }
+        defer { hub.stop() }
+        for i in 0..<25 { _ = try hub.call("POST", "/scim/v2/Users", body: person("e\(i)@x.org", title: "Clerk")) }
+        var published = JSONObject()
+        eventually("a checkpoint after 10 more entries, long before the hour") {
+            published = try hub.call("GET", "/admin/audit/checkpoint", token: hub.admin).object
+            return (published["seq"]?.numberValue?.int64 ?? 0) >= 20
+        }
+        let auditor = try hub.makeToken("compliance", [.auditor])
+        var lines: [JSONObject] = []
+        var after = "0"
+        for _ in 0..<10 {
+            let page = try hub.call("GET", "/admin/audit/export?after=\(after)&count=7", token: auditor)
+            #expect(page.status == 200 && page.header("Content-Type") == "application/x-ndjson")
+            let got = page.text.split(separator: "\n").compactMap {
+                try? JSONParser().parse(Array($0.utf8)).objectValue
+            }
+            lines += got
+            after = try #require(page.header("X-ScimHub-Next-After"))
+            #expect((page.header("Link") != nil) == (got.count == 7))
+            if got.count < 7 { break }
+        }
+        #expect(lines.count >= 25)
+        var previous = String(repeating: "0", count: 64)
+        for (i, e) in lines.enumerated() {
+            #expect(e["seq"]?.numberValue?.int64 == Int64(i + 1))
+            #expect(e["prevHash"]?.stringValue == previous, "entry \(i + 1) links to its predecessor")
+            previous = e["hash"]?.stringValue ?? ""
+        }
+        let seq = Int(published["seq"]?.numberValue?.int64 ?? 0)
+        #expect(lines[seq - 1]["hash"]?.stringValue == published["head"]?.stringValue)
+        let head = try #require(published["head"]?.stringValue)
+        let v = try cli(["audit", "verify", "--data", hub.directory.path, "--checkpoint", "\(head)@\(seq)"])
+        #expect(v.status == 0, "\(v.out)")
+        #expect(try hub.call("GET", "/admin/audit/export", token: hub.reader).status == 403)
+        #expect(try hub.call("GET", "/admin/audit/export?count=0", token: auditor).status == 400)
+        #expect(try hub.call("GET", "/admin/audit/export?after=x", token: auditor).status == 400)
+        let plain = try LiveHub()
+        defer { plain.stop() }
+        #expect(try plain.call("GET", "/admin/audit/checkpoint", token: plain.admin).status == 404)
+    }
+
     @Test func checkpoint_revealsACutTail_andARehashedRewrite() throws {
         let data = TemporaryDirectory(), keys = TemporaryDirectory()
         defer { data.remove(); keys.remove() }

@@ -61,6 +61,12 @@ import TestSupport
         #expect(
             try hub.call("GET", "/admin/credentials/expiring?within=2h", token: hub.admin).object["people"]?.arrayValue?
                 .count == 2)
+        // The total without the list (the dashboard's figure), and a bounded list.
+        let totalOnly = try hub.call("GET", "/admin/credentials/expiring?within=2h&count=0", token: hub.admin).object
+        #expect(totalOnly["total"] == .int(2) && totalOnly["people"] == .array([]))
+        let one = try hub.call("GET", "/admin/credentials/expiring?within=2h&count=1", token: hub.admin).object
+        #expect(one["total"] == .int(2) && one["people"]?.arrayValue?.count == 1)
+        #expect(try hub.call("GET", "/admin/credentials/expiring?count=1001", token: hub.admin).status == 400)
         clock.advance(by: 4)
         eventually("access gone when the licence lapsed") {
             ehr.snapshot()["dr.lapse@x.org"]?.roles == [] && ehr.snapshot()["dr.lapse@x.org"]?.active == false

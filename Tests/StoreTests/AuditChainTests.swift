@@ -11,8 +11,9 @@ import SQLite
 
 /// The chain's encoding and verification: names with commas stay intact, every break is reported.
 @Suite struct AuditChainTests {
-    @Test func verify_reportsEveryBreak_andListsWithCommasStayIntact() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func verify_reportsEveryBreak_andListsWithCommasStayIntact(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         for i in 1...6 {
             try t.store.write {
                 try AuditLog.append(
@@ -29,9 +30,8 @@ import SQLite
                 try AuditLog.list($0, since: nil, until: nil, principal: nil, resourceID: "u1", afterSeq: 0, limit: 1)
             }.first?.attributes
                 == ["a,b", "ward,nurse", "title"])
-        let raw = try SQLiteConnection(path: t.store.path)
-        try raw.run("UPDATE audit SET outcome = 'failure' WHERE seq = 2")
-        try raw.run("UPDATE audit SET resource_id = 'u9' WHERE seq = 5")
+        try t.raw("UPDATE audit SET outcome = 'failure' WHERE seq = 2")
+        try t.raw("UPDATE audit SET resource_id = 'u9' WHERE seq = 5")
         v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.breakCount == 2)
         #expect(v.breaks.map(\.seq) == [2, 5])
@@ -41,8 +41,9 @@ import SQLite
 /// The writer's isolation: a failing Bulk-style (non-isolated) job never fails the
 /// isolated requests around it; an unreadable chain head refuses the commit (no fork).
 @Suite struct WriterIsolationTests {
-    @Test func failingNonIsolatedJob_failsAlone() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func failingNonIsolatedJob_failsAlone(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let failures = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 200) { i in
             do {
@@ -81,7 +82,7 @@ import SQLite
             try AuditLog.append(
                 $0, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "u0", requestID: "r"))
         }
-        let raw = try SQLiteConnection(path: t.store.path)
+        let raw = try SQLiteConnection(path: t.sqlite.path)
         try raw.execute("ALTER TABLE audit RENAME COLUMN hash TO hash_moved")
         #expect {
             try t.store.write { w in
@@ -100,6 +101,11 @@ import SQLite
     ])
     func driverErrors_becomeTypedStoreErrors(code: Int32, kind: String) {
         #expect(StoreError(SQLiteError(code: code, extendedCode: code, message: "m", sql: nil)).kind.rawValue == kind)
+        // SQLITE_CONSTRAINT_UNIQUE and _PRIMARYKEY: a unique key, as PostgreSQL's 23505.
+        for extended in [Int32(2067), 1555] {
+            #expect(
+                StoreError(SQLiteError(code: 19, extendedCode: extended, message: "m", sql: nil)).kind == .uniqueness)
+        }
     }
 }
 
@@ -172,8 +178,9 @@ import SQLite
 
 /// The checkpointer never signs a chain that no longer reaches its last checkpoint.
 @Suite struct CheckpointContinuityTests {
-    @Test func chainCutBehindTheLastCheckpoint_isNotSignedAgain() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func chainCutBehindTheLastCheckpoint_isNotSignedAgain(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let outside = TemporaryDirectory()
         defer { outside.remove() }
         let key = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)
@@ -196,8 +203,7 @@ import SQLite
         try append(2)
         #expect(try first.checkpoint()?.seq == 12)
         // Someone cuts the chain back to 5 entries and appends new ones while the hub is down.
-        let raw = try SQLiteConnection(path: t.store.path)
-        try raw.run("DELETE FROM audit WHERE seq > 5")
+        try t.raw("DELETE FROM audit WHERE seq > 5")
         try append(20)
         let restarted = AuditCheckpointer(
             store: t.store, key: key, path: file, interval: 3600, logger: Logger(label: "t", silent: true))
@@ -205,8 +211,9 @@ import SQLite
         #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 2)
     }
 
-    @Test func aCheckpointFileEndingInALineThisKeyDidNotSign_isNotContinued() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func aCheckpointFileEndingInALineThisKeyDidNotSign_isNotContinued(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let outside = TemporaryDirectory()
         defer { outside.remove() }
         let ours = try Ed25519PrivateKey(pem: try Ed25519.generate().privatePEM)

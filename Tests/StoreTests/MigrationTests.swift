@@ -23,7 +23,7 @@ import SQLite
 
     @Test func storedIdentifiers_areReindexedInCanonicalForm() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "\u{FF41}na@x.org", email: "Stra\u{DF}e@x.org")
         try insertLegacy(db, id: "u2", userName: "bea@x.org", email: "bea@x.org")
         try db.run("BEGIN")
@@ -36,7 +36,7 @@ import SQLite
 
     @Test func collidingPeople_stopTheMigration_namingBothIds() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "ana@x.org", email: "a@x.org")
         try insertLegacy(db, id: "u2", userName: "\u{FF41}na@x.org", email: "b@x.org")
         try db.run("BEGIN")
@@ -48,19 +48,37 @@ import SQLite
     /// Migration 25: people stored before the search index are found by their words after it.
     @Test func peopleStoredBefore_areFoundByTheirWordsAfterMigration25() throws {
         let t = try TempStore()
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try insertLegacy(db, id: "u1", userName: "jsmith@x.org", email: "j@x.org")
         let doc = JSONWriter().write(
             .object(JSONObject(["userName": .string("jsmith@x.org"), "displayName": .string("Jos\u{E9} Smith-Jones")])))
         try db.run("UPDATE resources SET doc = ? WHERE id = 'u1'", [.blob(doc)])
-        #expect(try t.store.read { try $0.users(termPrefix: "jones", limit: 10) }.isEmpty)
+        #expect(try t.store.read { try $0.personSearchSeqs(termPrefix: "jones", limit: 10) }.seqs.isEmpty)
         try db.run("BEGIN")
         try Migrations.indexPeopleSearch(db)
         try db.run("COMMIT")
         for word in ["jose", "josé", "smith", "jones", "smith-j"] {
-            let found = try t.store.read { try $0.users(termPrefix: PeopleSearch.words(word)[0], limit: 10) }
-            #expect(found.map(\.id) == ["u1"], "\(word)")
+            let found = try t.store.read { conn in
+                try conn.personSearchSeqs(termPrefix: PeopleSearch.words(word)[0], limit: 10).seqs.compactMap {
+                    try conn.fetch(seq: $0)?.id
+                }
+            }
+            #expect(found == ["u1"], "\(word)")
         }
+        // Reading stops at the limit and says so; a person found by two words counts once.
+        try t.store.write { w in
+            for (i, name) in ["Ann Smith Smithson", "Bo Smith", "Cy Smith"].enumerated() {
+                try w.connection.insert(
+                    type: .user, id: "s\(i)",
+                    doc: JSONObject(["userName": .string("s\(i)@x.org"), "displayName": .string(name)]), members: [],
+                    now: 1)
+            }
+        }
+        let cut = try t.store.read { try $0.personSearchSeqs(termPrefix: "smith", limit: 2) }
+        #expect(cut.seqs.count == 2 && !cut.complete)
+        let all = try t.store.read { try $0.personSearchSeqs(termPrefix: "smith", limit: 10) }
+        // u1 and s0 have two words each starting "smith": six rows, four people.
+        #expect(all.seqs.count == 4 && all.complete)
     }
 }
 

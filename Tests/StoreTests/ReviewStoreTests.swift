@@ -27,8 +27,9 @@ import TestSupport
         }
     }
 
-    @Test func anItemsReviewers_roundTrip_andAnEscalationHappensOnce() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func anItemsReviewers_roundTrip_andAnEscalationHappensOnce(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         try campaign(t)
         #expect(try t.store.read { try $0.item(campaignID: "c1", seq: 2) }?.reviewers == ["rita", "sam"])
         #expect(try t.store.read { try $0.campaignsToEscalate(now: 50, window: 50) }.map(\.id) == ["c1"])
@@ -49,8 +50,9 @@ import TestSupport
         #expect(try t.store.read { try $0.campaignsToEscalate(now: 60, window: 50) }.isEmpty)
     }
 
-    @Test func aDelegation_needsTheItemWhereTheDelegatorFoundIt() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func aDelegation_needsTheItemWhereTheDelegatorFoundIt(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         try campaign(t)
         let stale = try t.store.write {
             try $0.connection.delegateItem(campaignID: "c1", seq: 2, from: ["rita"], to: "d", by: "rita", reason: "r")
@@ -73,8 +75,9 @@ import TestSupport
         #expect(!decided)
     }
 
-    @Test func holdings_keepTheFirstStart() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func holdings_keepTheFirstStart(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         try t.store.write { w in
             try w.connection.recordHolding(personID: "p1", package: "desk", since: 10)
             try w.connection.recordHolding(personID: "p1", package: "desk", since: 20)
@@ -107,7 +110,7 @@ import TestSupport
             try c.markPersonDeleted(personID: "p3", now: 2)
         }
         let before = floor(Date().timeIntervalSince1970)
-        let db = try SQLiteConnection(path: t.store.path)
+        let db = try SQLiteConnection(path: t.sqlite.path)
         try db.execute(Migrations.holdingsBackfill)
         let p1 = try t.store.read { try $0.holdings(personID: "p1") }
         #expect(Set(p1.keys) == ["desk", "nurse"])

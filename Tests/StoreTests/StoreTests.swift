@@ -9,19 +9,6 @@ import SQLite
 @testable import Store
 import TestSupport
 
-/// Each test gets a fresh database in a temporary folder.
-final class TempStore: Sendable {
-    let dir = TemporaryDirectory()
-    let store: SQLiteStore
-    init() throws {
-        store = try SQLiteStore(directory: dir.path, durability: .normal, logger: Logger(label: "t", silent: true))
-    }
-    deinit {
-        store.close()
-        dir.remove()
-    }
-}
-
 func user(_ name: String, email: String? = nil) -> JSONObject {
     var o = JSONObject(["schemas": .array([.string(SCIMSchemaURN.user)]), "userName": .string(name)])
     if let e = email { o["emails"] = .array([.object(JSONObject(["value": .string(e)]))]) }
@@ -29,8 +16,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
 }
 
 @Suite struct StoreTests {
-    @Test func insert_thenFetchByIdAndIndexes() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func insert_thenFetchByIdAndIndexes(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         try t.store.write { (w) throws -> Void in
             try w.connection.insert(
                 type: .user, id: "u1", doc: user("Ana@X.org", email: "Ana@Mail.org"), members: [], now: 1)
@@ -44,8 +32,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         }
     }
 
-    @Test func duplicateUserName_caseInsensitive_isAUniquenessStoreError() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func duplicateUserName_caseInsensitive_isAUniquenessStoreError(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         try t.store.write {
             try $0.connection.insert(type: .user, id: "u1", doc: user("ana@x.org"), members: [], now: 1)
         }
@@ -58,8 +47,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(try t.store.read { try $0.count(type: .user) } == 1)
     }
 
-    @Test func groupMembers_mustExist_andDeleteCascadesWithNewGroupVersion() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func groupMembers_mustExist_andDeleteCascadesWithNewGroupVersion(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let g = JSONObject(["schemas": .array([.string(SCIMSchemaURN.group)]), "displayName": .string("Nurses")])
         let missing = #expect(throws: StoreError.self) {
             try t.store.write {
@@ -85,8 +75,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         }
     }
 
-    @Test func groupCommit_manyConcurrentWriters_allDurableAndAudited() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func groupCommit_manyConcurrentWriters_allDurableAndAudited(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let n = 400
         DispatchQueue.concurrentPerform(iterations: n) { i in
             _ = try? t.store.write { (w) throws -> Void in
@@ -104,8 +95,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(v.entries == n)
     }
 
-    @Test func failingJobInABatch_rollsBackAloneIncludingItsAudit() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func failingJobInABatch_rollsBackAloneIncludingItsAudit(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         DispatchQueue.concurrentPerform(iterations: 50) { i in
             _ = try? t.store.write { (w) throws -> Void in
                 try AuditLog.append(
@@ -122,8 +114,9 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(v.entries == 25)
     }
 
-    @Test func auditChain_tamperingIsDetectedAtTheEntry() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func auditChain_tamperingIsDetectedAtTheEntry(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         for i in 1...5 {
             try t.store.write {
                 try AuditLog.append(
@@ -134,20 +127,20 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
             }
         }
         #expect(try t.store.read { try AuditLog.verify($0) }.intact)
-        let raw = try SQLiteConnection(path: t.store.path)
-        try raw.run("UPDATE audit SET attributes = 'title,active' WHERE seq = 3")
+        try t.raw("UPDATE audit SET attributes = 'title,active' WHERE seq = 3")
         var v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.firstBroken?.seq == 3)
         #expect(v.firstBroken?.reason.contains("hash") == true)
-        try raw.run("UPDATE audit SET attributes = 'title' WHERE seq = 3")
-        try raw.run("DELETE FROM audit WHERE seq = 2")
+        try t.raw("UPDATE audit SET attributes = 'title' WHERE seq = 3")
+        try t.raw("DELETE FROM audit WHERE seq = 2")
         v = try t.store.read { try AuditLog.verify($0) }
         #expect(v.firstBroken?.seq == 2)
         #expect(v.firstBroken?.reason.contains("missing") == true)
     }
 
-    @Test func tokens_verifiedByHashAndRevocable() throws {
-        let t = try TempStore()
+    @Test(arguments: StoreBackend.allCases)
+    func tokens_verifiedByHashAndRevocable(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
         let (id, token) = try t.store.write {
             try Tokens.create($0, principal: "hr", scopes: [.scimRead], now: 1, mintedBy: "cli")
         }
@@ -160,9 +153,7 @@ func user(_ name: String, email: String? = nil) -> JSONObject {
         #expect(revoked)
         #expect(try t.store.read { try Tokens.verify($0, token: token, now: 0) } == nil)
         // The stored row holds a hash, never the token.
-        let raw = try SQLiteConnection(path: t.store.path)
-        var stored: [UInt8] = []
-        try raw.query("SELECT hash FROM tokens") { stored = $0.blob(0) }
+        let stored = try #require(try t.rawBytes("SELECT hash FROM tokens").first)
         #expect(stored.count == 32)
         #expect(!String(decoding: stored, as: UTF8.self).contains(token))
     }

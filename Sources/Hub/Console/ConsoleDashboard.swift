@@ -45,9 +45,9 @@ extension ConsoleEndpoints {
                 sections.append(lastRun(runs["runs"]?.arrayValue?.first?.objectValue))
             }
             if let expiring = try api.read(
-                "/admin/credentials/expiring", query: [("within", "30d")], as: p, requestID: rid)
+                "/admin/credentials/expiring", query: [("within", "30d"), ("count", "0")], as: p, requestID: rid)
             {
-                let n = expiring["people"]?.arrayValue?.count ?? 0
+                let n = Int(expiring["total"]?.numberValue?.int64 ?? 0)
                 sections.append(card("licences", "Licences expiring in 30 days", "\(n)", nil, nil))
             }
             var content: HTML = "<div class=\"cards\">\(sections)</div>"

@@ -32,16 +32,17 @@ extension SQLiteSession {
         ).filter { $0.type == .user }
     }
 
-    public func users(termPrefix prefix: String, limit: Int) throws -> [StoredResource] {
-        var seen = Set<Int64>()
-        return try resources(
-            """
-            SELECT r.seq, r.id, r.type, r.version, r.created, r.modified, r.doc
-            FROM person_search_terms t JOIN resources r ON r.seq = t.seq
-            WHERE t.term >= ? AND t.term < ? ORDER BY t.term, t.seq LIMIT ?
-            """,
+    public func personSearchSeqs(termPrefix prefix: String, limit: Int) throws -> (seqs: [Int64], complete: Bool) {
+        var seen = Set<Int64>(), out: [Int64] = [], rows = 0
+        try db.query(
+            "SELECT seq FROM person_search_terms WHERE term >= ? AND term < ? ORDER BY term, seq LIMIT ?",
             [.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]
-        ).filter { seen.insert($0.seq).inserted }
+        ) { r in
+            rows += 1
+            let s = r.int64(0)
+            if seen.insert(s).inserted { out.append(s) }
+        }
+        return (out, rows < limit)
     }
 
     /// Keeps a User's search words in step with its attributes: only the words that changed

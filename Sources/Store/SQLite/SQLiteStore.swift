@@ -12,6 +12,9 @@ extension StoreError {
         case 5, 6: kind = .busy  // SQLITE_BUSY, SQLITE_LOCKED
         case 13: kind = .full  // SQLITE_FULL
         case 10, 11, 14, 26: kind = .io  // SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB
+        // A unique index kept a key from appearing twice: the caller's input (or a racing
+        // request) is at fault, as PostgreSQL's 23505 says too.
+        case 19 where e.isUniqueViolation: kind = .uniqueness
         case 19: kind = .constraint  // SQLITE_CONSTRAINT
         default: kind = .unavailable
         }

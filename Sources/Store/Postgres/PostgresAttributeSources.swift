@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+import Postgres
+
+extension PostgresSession {
+    /// Records that `principal` set these attributes of a person now.
+    public func recordAttributeSources(personID: String, attributes: [String], principal: String, now: Double) throws {
+        for a in attributes {
+            try db.run(
+                """
+                INSERT INTO attribute_sources(person_id, attribute, principal, time) VALUES (?, ?, ?, ?)
+                ON CONFLICT(person_id, attribute) DO UPDATE SET principal = excluded.principal, time = excluded.time
+                """, [.text(personID), .text(a), .text(principal), .real(now)])
+        }
+    }
+
+    /// Attribute → (principal, time) for a person.
+    public func attributeSources(personID: String) throws -> [(attribute: String, principal: String, time: Double)] {
+        var out: [(String, String, Double)] = []
+        try db.query(
+            "SELECT attribute, principal, time FROM attribute_sources WHERE person_id = ? ORDER BY attribute",
+            [.text(personID)]
+        ) { r in
+            out.append((r.text(0) ?? "", r.text(1) ?? "", r.double(2)))
+        }
+        return out
+    }
+
+    public func forgetAttributeSources(personID: String) throws {
+        try db.run("DELETE FROM attribute_sources WHERE person_id = ?", [.text(personID)])
+    }
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Postgres
+import HubLog
+
+extension StoreError {
+    /// The typed error for a PostgreSQL error (SQLSTATE classes, PostgreSQL appendix A). The
+    /// text names the SQLSTATE and the statement's purpose, never a bound value.
+    public init(_ e: PostgresError) {
+        let kind: Kind
+        switch e.sqlState {
+        case _ where e.isConnectionLost: kind = .unavailable
+        case "23505": kind = .uniqueness
+        case "23503": kind = .invalidReference
+        case "53100": kind = .full  // disk full
+        case "40001", "40P01", "55P03", "53300": kind = .busy  // retries ran out, lock timeout, too many clients
+        case "58030", "XX001", "XX002": kind = .io  // I/O error, data or index corrupted
+        case _ where e.sqlState.hasPrefix("23"): kind = .constraint
+        default: kind = .unavailable
+        }
+        self.init("\(kind.rawValue): \(e.description)", kind: kind)
+    }
+
+    /// Maps PostgreSQL errors to store errors; everything else passes through unchanged.
+    static func mappingPostgres<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as PostgresError {
+            throw StoreError(e)
+        } catch let e as PostgresConnectError {
+            throw StoreError("\(e)", kind: .unavailable)
+        }
+    }
+}
+
+/// The hub's persistent state in a PostgreSQL database that several hub nodes may share.
+///
+/// Reads take a pooled connection, in a `REPEATABLE READ READ ONLY` transaction (one
+/// snapshot) or in autocommit. Each write runs in its own `READ COMMITTED` transaction: the
+/// database's unique indexes settle races between nodes (the loser gets `.uniqueness`), the
+/// audit chain is appended under a row lock on its head, and a serialization failure or
+/// deadlock runs the write again. A broken connection is dropped and a new one opened on
+/// next use, so the store recovers by itself when PostgreSQL comes back.
+public final class PostgresStore: HubStore {
+    /// Where the database is (no password in it).
+    public let settings: PostgresSettings
+    private let pool: PostgresPool
+    private let logger: Logger
+    private let inFlight = Atomic<Int>(0)
+    /// How many times a write that hit a serialization failure or deadlock runs in all.
+    static let maxAttempts = 5
+
+    /// Connects, runs the migrations this database lacks (under an advisory lock, so nodes
+    /// starting together migrate once) and keeps up to `maxConnections` connections.
+    public init(settings: PostgresSettings, maxConnections: Int = 8, logger: Logger) throws {
+        self.settings = settings
+        self.logger = logger
+        pool = PostgresPool(settings: settings, limit: max(2, maxConnections))
+        try StoreError.mappingPostgres {
+            let c = try pool.checkout()
+            defer { pool.checkin(c) }
+            try PostgresMigrations.run(c)
+        }
+    }
+
+    /// Writes in progress (waiting for a connection or running).
+    public var queuedWrites: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Closes idle connections; later calls fail as unavailable.
+    public func close() { pool.close() }
+
+    // MARK: - Reads
+
+    public func read<T>(snapshot: Bool = true, _ body: (any StoreSession) throws -> T) throws -> T {
+        try StoreError.mappingPostgres {
+            guard snapshot else {
+                let c = try pool.checkout()
+                defer { pool.checkin(c) }
+                return try body(PostgresSession(c))
+            }
+            let c = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
+            defer { pool.checkin(c) }
+            let session = PostgresSession(c)
+            do {
+                let r = try body(session)
+                try c.execute("COMMIT", context: "end read")
+                return r
+            } catch {
+                if c.isInTransaction { try? c.execute("ROLLBACK", context: "end read") }
+                throw error
+            }
+        }
+    }
+
+    // MARK: - Writes
+
+    /// Runs `body` in a transaction of its own and returns once committed. `isolated` changes
+    /// nothing here: no other request shares the transaction. `durable: false` commits
+    /// without waiting for the WAL flush (`synchronous_commit = off`): a crash may lose it,
+    /// never corrupt it.
+    @discardableResult
+    public func write<T: Sendable>(
+        isolated: Bool = true, durable: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T
+    ) throws -> T {
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        var attempt = 1
+        while true {
+            do {
+                return try StoreError.mappingPostgres { try writeOnce(durable: durable, body) }
+            } catch let e as RetryableTransaction {
+                guard attempt < Self.maxAttempts else { throw StoreError(e.error) }
+                logger.debug("store: transaction retried", ["sqlstate": e.error.sqlState, "attempt": "\(attempt)"])
+                // A short random pause so two writers that deadlocked do not meet again at once.
+                usleep(UInt32.random(in: 1_000...(10_000 * UInt32(attempt))))
+                attempt += 1
+            }
+        }
+    }
+
+    /// A serialization failure or deadlock: the whole transaction may run again.
+    private struct RetryableTransaction: Error { let error: PostgresError }
+
+    private func writeOnce<T>(durable: Bool, _ body: (any StoreWriter) throws -> T) throws -> T {
+        let c = try pool.checkoutBegun("BEGIN", "begin write")
+        defer { pool.checkin(c) }
+        do {
+            if !durable { try c.execute("SET LOCAL synchronous_commit = off", context: "begin write") }
+            let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
+            let value = try body(ctx)
+            try c.execute("COMMIT", context: "commit")
+            return value
+        } catch {
+            if c.isInTransaction { try? c.execute("ROLLBACK", context: "rollback") }
+            if let e = error as? PostgresError, e.isRetryableTransaction { throw RetryableTransaction(error: e) }
+            if let e = error as? PostgresError, e.isConnectionLost {
+                logger.warning("store: PostgreSQL connection lost", ["sqlstate": e.sqlState])
+            }
+            throw error
+        }
+    }
+}
+
+/// Open connections to one database, handed to one user at a time. A connection that broke
+/// or was left inside a transaction is closed instead of going back to the pool.
+final class PostgresPool: @unchecked Sendable {
+    // @unchecked Sendable: `idle`, `open` and `closed` are guarded by `condition`; a connection
+    // is used by the one thread that checked it out until it is checked in.
+    private let settings: PostgresSettings
+    private let limit: Int
+    private let condition = NSCondition()
+    private var idle: [PostgresConnection] = []
+    private var open = 0
+    private var closed = false
+
+    /// A server that does not answer fails the connection in seconds, not minutes; the name
+    /// shows in `pg_stat_activity`. A connection string may set either itself.
+    static let defaults = [("connect_timeout", "10"), ("application_name", "scimhub")]
+
+    init(settings: PostgresSettings, limit: Int) {
+        self.settings = settings
+        self.limit = limit
+    }
+
+    /// An idle connection, a new one when fewer than `limit` are open, or the next one
+    /// checked in.
+    func checkout() throws -> PostgresConnection {
+        condition.lock()
+        while true {
+            if closed {
+                condition.unlock()
+                throw StoreError("store is closed")
+            }
+            if let c = idle.popLast() {
+                condition.unlock()
+                // A pooled connection may have died while idle (PostgreSQL restarted, a failover,
+                // an administrator ended it): then open another rather than fail the caller.
+                if c.checkAlive() { return c }
+                condition.lock()
+                open -= 1
+                continue
+            }
+            if open < limit { break }
+            condition.wait()
+        }
+        open += 1
+        condition.unlock()
+        do {
+            let c = try PostgresConnection(
+                conninfo: settings.conninfo, password: settings.password, defaults: Self.defaults)
+            // A write waiting on a row lock (the audit chain head, a job) that another node holds
+            // too long fails as busy (55P03), as SQLite's busy timeout does, instead of hanging.
+            // Results are read as text: bytea in hex and doubles exactly, whatever the database
+            // or role defaults say (an escaped hash or a rounded time would be wrong data).
+            try c.execute(
+                "SET lock_timeout = '30s'; SET bytea_output = 'hex'; SET extra_float_digits = 3",
+                context: "session settings")
+            return c
+        } catch let e as PostgresError {
+            condition.lock()
+            open -= 1
+            condition.signal()
+            condition.unlock()
+            throw StoreError(e)
+        } catch {
+            condition.lock()
+            open -= 1
+            condition.signal()
+            condition.unlock()
+            throw StoreError("\(error)", kind: .unavailable)
+        }
+    }
+
+    /// A connection with `begin` run on it. A connection that turns out dead at this first
+    /// statement is dropped and the next one tried: nothing ran on it, so nothing is lost or
+    /// done twice. When PostgreSQL is down, opening a new one fails and that error is thrown.
+    func checkoutBegun(_ begin: String, _ context: String) throws -> PostgresConnection {
+        var tries = 0
+        while true {
+            let c = try checkout()
+            do {
+                try c.execute(begin, context: context)
+                return c
+            } catch let e as PostgresError where e.isConnectionLost && tries < limit {
+                checkin(c)  // not usable: closed, not pooled
+                tries += 1
+            } catch {
+                checkin(c)
+                throw error
+            }
+        }
+    }
+
+    func checkin(_ c: PostgresConnection) {
+        let keep = c.isUsable && c.isIdle
+        condition.lock()
+        if keep && !closed { idle.append(c) } else { open -= 1 }
+        condition.signal()
+        condition.unlock()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        open -= idle.count
+        idle.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// A PostgreSQL connection in use by one caller: every feature's queries (`StoreSession`),
+/// implemented in this folder's `Postgres<Feature>.swift` files.
+public struct PostgresSession: StoreSession {
+    let db: PostgresStatements
+    /// True in a write: a resource read by id is locked (`FOR UPDATE`) until the write ends.
+    /// SQLite's single writer made "read, check `If-Match`, update" atomic; with several nodes
+    /// the row lock does: a second writer's read waits and then sees the first one's version.
+    let locksResources: Bool
+
+    init(_ connection: PostgresConnection, locksResources: Bool = false) {
+        db = PostgresStatements(conn: connection)
+        self.locksResources = locksResources
+    }
+}
+
+/// Runs the store's statements on one connection. Statements whose text is the same in both
+/// dialects are written once with SQLite's placeholders (`?`, `?N`); they are numbered into
+/// PostgreSQL's `$n` once per text. Values are always bound, never part of the text.
+struct PostgresStatements {
+    let conn: PostgresConnection
+
+    func query(_ sql: String, _ params: [PostgresValue] = [], row: (PostgresRow) throws -> Void) throws {
+        try conn.query(Self.numbered(sql), params, context: "store query", row: row)
+    }
+
+    @discardableResult
+    func run(_ sql: String, _ params: [PostgresValue] = []) throws -> Int {
+        try conn.run(Self.numbered(sql), params, context: "store statement")
+    }
+
+    private static let cache = Mutex<[String: String]>([:])
+
+    /// `?` becomes `$1`, `$2`, ... in order; `?N` becomes `$N`; quoted text is left alone.
+    static func numbered(_ sql: String) -> String {
+        if let hit = cache.withLock({ $0[sql] }) { return hit }
+        var out = ""
+        var next = 1
+        var quoted = false
+        var chars = sql.makeIterator()
+        var pending: Character? = chars.next()
+        while let c = pending {
+            pending = chars.next()
+            if c == "'" { quoted.toggle() }
+            guard c == "?", !quoted else { out.append(c); continue }
+            var digits = ""
+            while let d = pending, d.isASCII, d.isNumber {
+                digits.append(d)
+                pending = chars.next()
+            }
+            if digits.isEmpty {
+                out += "$\(next)"
+                next += 1
+            } else {
+                out += "$" + digits
+            }
+        }
+        cache.withLock { $0[sql] = out }
+        return out
+    }
+}
+
+/// The writer's view of one write transaction: the session, savepoints and the audit chain.
+final class PostgresWriteContext: StoreWriter {
+    let session: PostgresSession
+    var connection: any StoreSession { session }
+    /// The chain head this transaction holds the lock on (nil until the first append).
+    var auditHead: (seq: Int64, hash: [UInt8])?
+    private var depth = 0
+
+    init(session: PostgresSession) { self.session = session }
+
+    /// Runs `body` inside a nested savepoint: if it throws, only its changes are undone.
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        let db = session.db.conn
+        guard db.isInTransaction else { throw StoreError("the transaction was lost", kind: .io) }
+        // Rolling back to the savepoint also releases a head lock taken after it: forget the
+        // head then, so the next append locks and reads it again.
+        let head = auditHead
+        depth += 1
+        defer { depth -= 1 }
+        let name = "sp\(depth)"
+        try db.execute("SAVEPOINT \(name)", context: "savepoint")
+        do {
+            let r = try body()
+            try db.execute("RELEASE SAVEPOINT \(name)", context: "savepoint")
+            return r
+        } catch {
+            auditHead = head
+            // When the savepoint cannot be undone (the connection broke), that error wins: the
+            // write fails as a whole.
+            try db.execute("ROLLBACK TO SAVEPOINT \(name)", context: "savepoint")
+            try db.execute("RELEASE SAVEPOINT \(name)", context: "savepoint")
+            throw error
+        }
+    }
+}
