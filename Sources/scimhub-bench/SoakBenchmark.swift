@@ -46,15 +46,17 @@ func runSoak(_ o: Options) throws {
     group.wait()
     let total = tally.counts.withLock { $0.values.reduce(0, +) }
     samples.append((Date().timeIntervalSince(start), hub.memoryKiB().rss, openFDs(hub.pid), total))
-    // The queue drains and nothing is dead: provisioning kept up.
+    // The queue drains and nothing is dead: provisioning kept up. A new connection: the
+    // first one has been idle for the whole soak and the hub closed it (idle timeout).
+    let c2 = try RawHTTPClient(port: hub.port, timeout: 60)
     var drained = false
     let drainStart = Date()
     while Date().timeIntervalSince(drainStart) < 300 {
-        let t = c.request("GET", "/admin/targets", headers: [("Authorization", "Bearer \(admin)")])?.object
+        let t = c2.request("GET", "/admin/targets", headers: [("Authorization", "Bearer \(admin)")])?.object
         let ehr = t?["targets"]?.arrayValue?.first { $0.objectValue?["name"]?.stringValue == "ehr" }?.objectValue
         if Date().timeIntervalSince(drainStart) > 290 {
             say("  targets: \(JSONWriter().string(.object(t ?? JSONObject())).prefix(600))")
-            let holds = c.request("GET", "/admin/holds", headers: [("Authorization", "Bearer \(admin)")])?.text ?? ""
+            let holds = c2.request("GET", "/admin/holds", headers: [("Authorization", "Bearer \(admin)")])?.text ?? ""
             say("  holds: \(holds.prefix(300))")
         }
         if ehr?["queueDepth"] == .int(0) {
