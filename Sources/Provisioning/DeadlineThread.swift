@@ -59,8 +59,12 @@ final class DeadlineThread: Sendable {
         let t = Thread { [self] in
             defer { finished.signal() }
             while !stopped.load(ordering: .relaxed) {
-                if isLeader() { process() }
-                let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now()))
+                // A node that does not lead waits for a poke (leadership gained) or the longest
+                // sleep: a deadline already past must not make it spin.
+                let leading = isLeader()
+                if leading { process() }
+                let wait =
+                    leading ? min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now())) : Self.maxSleep
                 signal.lock()
                 if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
                 signal.unlock()

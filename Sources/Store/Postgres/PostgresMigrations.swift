@@ -499,6 +499,27 @@ enum PostgresMigrations {
             );
             """
         ),
+        (
+            4,
+            """
+            -- Several nodes (no SQLite counterpart: one SQLite node needs neither). Times are the
+            -- database's clock in seconds since 1970, so nodes whose clocks differ still agree.
+            -- Every node's identity and its last heartbeat (GET /admin/nodes).
+            CREATE TABLE nodes (
+                node_id TEXT COLLATE "C" PRIMARY KEY,
+                version TEXT COLLATE "C" NOT NULL,
+                started DOUBLE PRECISION NOT NULL,
+                heartbeat DOUBLE PRECISION NOT NULL
+            );
+            -- The lease on scheduled work: the holder leads until lease_until unless it renews.
+            CREATE TABLE leader_lease (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                holder TEXT COLLATE "C" NOT NULL,
+                since DOUBLE PRECISION NOT NULL,
+                lease_until DOUBLE PRECISION NOT NULL
+            );
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.
