@@ -51,7 +51,8 @@ public final class PostgresCoordination: Coordination {
     private let listeners = Mutex<[WakeChannel: [@Sendable () -> Void]]>([:])
     private let gained = Mutex<[@Sendable () -> Void]>([])
     private let signal = NSCondition()
-    private let threadsDone = DispatchGroup()
+    private let beaterDone = DispatchGroup()
+    private let listenerDone = DispatchGroup()
 
     /// Connects, writes the first heartbeat and tries for the lease once (so a node alone
     /// leads from its first second), then keeps both up on threads of its own.
@@ -68,16 +69,16 @@ public final class PostgresCoordination: Coordination {
         var conn: PostgresConnection? = nil
         beat(&conn)
         let box = ConnectionBox(conn)
-        threadsDone.enter()
+        beaterDone.enter()
         let beater = Thread { [self] in
-            defer { threadsDone.leave() }
+            defer { beaterDone.leave() }
             heartbeatLoop(box.take())
         }
         beater.name = "coordination"
         beater.start()
-        threadsDone.enter()
+        listenerDone.enter()
         let listener = Thread { [self] in
-            defer { threadsDone.leave() }
+            defer { listenerDone.leave() }
             listenLoop()
         }
         listener.name = "coordination-listen"
@@ -160,7 +161,9 @@ public final class PostgresCoordination: Coordination {
         signal.lock()
         signal.broadcast()
         signal.unlock()
-        threadsDone.wait()
+        // The heartbeat stops before the lease is given up, so it cannot renew it after.
+        beaterDone.wait()
+        defer { listenerDone.wait() }
         do {
             let c = try connect()
             try c.run(
