@@ -7,6 +7,7 @@ import EHRTestServer
 import JSONCore
 import TestSupport
 import HubCrypto
+import Hub
 
 /// Three real `scimhub serve` processes on one real PostgreSQL (issue #14): races between
 /// nodes settled by the database, a node killed with its jobs in flight, the leader killed
@@ -390,5 +391,47 @@ import HubCrypto
         #expect(nodes.count == 1)
         #expect(nodes.first?["leader"] == .bool(true) && nodes.first?["self"] == .bool(true))
         #expect(nodes.first?["jobsLeased"]?.numberValue?.int64 == 0)
+    }
+}
+
+/// The `store` setting: SQLite by default, PostgreSQL by URL or libpq string, the password
+/// only by reference.
+@Suite struct StoreSettingTests {
+    @Test func storeSetting_acceptsPostgresAndRefusesPasswordsInline() throws {
+        #expect(try HubConfig.storeSettings("sqlite", passwordEnv: nil, passwordFile: nil) == nil)
+        let url = try HubConfig.storeSettings(
+            "postgres://hub@db.example/scimhub?sslmode=verify-full", passwordEnv: "PGPW", passwordFile: nil,
+            environment: ["PGPW": "s3cret"])
+        #expect(url?.password == "s3cret")
+        #expect(url?.value("sslmode") == "verify-full")
+        let kv = try HubConfig.storeSettings(
+            "host=db.example dbname=scimhub user=hub", passwordEnv: nil, passwordFile: nil, environment: [:])
+        #expect(kv?.value("dbname") == "scimhub" && kv?.password == nil)
+        for (text, env, fragment) in [
+            ("host=db password=s3cret", nil, "must not hold the password"),
+            ("postgres://hub:s3cret@db/scimhub", nil, "must not hold the password"),
+            ("/var/lib/scimhub", nil, "store must be sqlite"),
+            ("host=db", "MISSING", "MISSING is not set"),
+        ] as [(String, String?, String)] {
+            #expect {
+                try HubConfig.storeSettings(text, passwordEnv: env, passwordFile: nil, environment: [:])
+            } throws: { error in
+                let d = "\(error)"
+                return d.contains(fragment) && !d.contains("s3cret")
+            }
+        }
+        #expect(throws: ConfigError.self) {
+            try HubConfig.storeSettings("host=db", passwordEnv: "A", passwordFile: "/x", environment: ["A": "b"])
+        }
+        // The config file's object form, with the password from a file.
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try "pw-from-file\n".write(toFile: dir.path + "/pw", atomically: true, encoding: .utf8)
+        let file = dir.path + "/config.json"
+        try #"{"store": {"connection": "host=db.example dbname=scimhub", "passwordFile": "\#(dir.path)/pw"}}"#.write(
+            toFile: file, atomically: true, encoding: .utf8)
+        #expect(try HubConfig.load(path: file).postgres?.password == "pw-from-file")
+        try #"{"store": {"connection": "host=db", "colour": 1}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try HubConfig.load(path: file) }
     }
 }

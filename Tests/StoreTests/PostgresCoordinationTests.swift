@@ -48,7 +48,10 @@ import TestSupport
         b.listen(.jobs) { woken.add(1, ordering: .relaxed) }
         a.listen(.jobs) { local.add(1, ordering: .relaxed) }
         // B listens from its next pass on the wake-up connection (at most a second).
-        #expect(Self.waitFor(5) { a.notify(.jobs); return woken.load(ordering: .relaxed) > 0 })
+        #expect(
+            Self.waitFor(5) {
+                a.notify(.jobs); return woken.load(ordering: .relaxed) > 0
+            })
         #expect(local.load(ordering: .relaxed) >= 1)
 
         // A stops: it gives the lease up, and B leads at its next pass and says so.
