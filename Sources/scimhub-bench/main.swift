@@ -12,6 +12,7 @@ import HubHarness
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
 ///   .build/release/scimhub-bench --console [--people 100000]
+///   .build/release/scimhub-bench --soak [--minutes 10] [--connections 64] [--people 2000]   (scripts/soak)
 ///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
 ///   .build/release/scimhub-bench --notifications [--people 1000]   (after scripts/test made .venv)
 ///   .build/release/scimhub-bench --reconcile [--people 100000]
@@ -38,6 +39,8 @@ struct Options {
     var breakGlass = false
     var credentials = false
     var console = false
+    var soak = false
+    var minutes = 10.0
     var convergences = 2000
     var threads = 8
     var listAccounts = 100_000
@@ -55,6 +58,7 @@ struct Options {
             if a == "--break-glass" { breakGlass = true; continue }
             if a == "--credentials" { credentials = true; continue }
             if a == "--console" { console = true; continue }
+            if a == "--soak" { soak = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -63,6 +67,7 @@ struct Options {
             case "--scales": scales = v.split(separator: ",").compactMap { Int($0) }
             case "--connections": connections = Int(v) ?? connections
             case "--seconds": seconds = Double(v) ?? seconds
+            case "--minutes": minutes = Double(v) ?? minutes
             case "--leavers": leavers = Int(v) ?? leavers
             case "--outage-seconds": outageSeconds = Double(v) ?? outageSeconds
             case "--convergences": convergences = Int(v) ?? convergences
@@ -224,6 +229,10 @@ if o.breakGlass {
 }
 if o.feedGuard {
     do { try runFeedGuardBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.soak {
+    do { try runSoak(o) } catch { say("soak failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.console {
