@@ -29,7 +29,8 @@ import Hub
         private(set) var writer = ""
         private(set) var admin = ""
 
-        init(policy: String? = nil) throws {
+        /// `tokens: false` leaves the database empty (an import's target).
+        init(policy: String? = nil, tokens: Bool = true) throws {
             pg = try PostgresServer()
             // No password in the connection string: the hub refuses one there.
             connection = "host=127.0.0.1 port=\(pg.port) dbname=\(pg.database) user=\(pg.user) connect_timeout=5"
@@ -42,8 +43,10 @@ import Hub
             } else {
                 policyFile = nil
             }
-            writer = try token("hr", "scim:read,scim:write")
-            admin = try token("ops", "admin")
+            if tokens {
+                writer = try token("hr", "scim:read,scim:write")
+                admin = try token("ops", "admin")
+            }
         }
 
         /// The CLI against the shared database: its exit status and stdout.
@@ -378,6 +381,74 @@ import Hub
         }
         let verify = try cluster.cli(["audit", "verify"])
         #expect(verify.status == 0, "\(verify.out)")
+    }
+
+    // MARK: - From one SQLite node to PostgreSQL
+
+    /// `scimhub migrate` into the cluster's database: its status, and stdout with stderr (the reason).
+    static func migrate(_ data: String, _ cluster: Cluster) throws -> (status: Int32, out: String) {
+        try HubProcess.runWithStatus(
+            "/bin/sh",
+            [
+                "-c", #"exec "$0" "$@" 2>&1"#, binary, "migrate", "--from", data, "--to", cluster.connection,
+                "--to-password-file", cluster.passwordFile,
+            ])
+    }
+
+    @Test func migrate_copiesASQLiteHub_chainVerifies_nodesServeIt_andANonEmptyTargetIsRefused() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let cluster = try Cluster(tokens: false)
+        defer { cluster.stop() }
+        // A SQLite hub with people, a Group, tokens and an audit chain; stopped before the copy.
+        let data = cluster.dir.path + "/sqlite"
+        let token = try HubProcess.createToken(Self.binary, data: data, principal: "hr", scopes: "scim:read,scim:write")
+        let single = try HubProcess(binary: Self.binary, data: data)
+        var ids: [String] = []
+        for i in 0..<20 {
+            let r = Self.call(
+                single.port, "POST", "/scim/v2/Users", token: token, body: person("mig\(i)@x.org", title: "Nurse"))
+            ids.append(try #require(r?.object["id"]?.stringValue))
+        }
+        let group =
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Ward 7","#
+            + #""members":[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"}]}"#
+        #expect(Self.call(single.port, "POST", "/scim/v2/Groups", token: token, body: group)?.status == 201)
+        #expect(Self.call(single.port, "DELETE", "/scim/v2/Users/\(ids[19])", token: token)?.status == 204)
+        // While the hub serves its directory, the copy is refused (it would miss later writes).
+        let busy = try Self.migrate(data, cluster)
+        #expect(busy.status != 0)
+        #expect(single.stop() == 0)
+        let sourceAudit = try HubProcess.run(Self.binary, ["audit", "verify", "--data", data])
+
+        let copy = try Self.migrate(data, cluster)
+        #expect(copy.status == 0, "\(copy.out)")
+        #expect(copy.out.contains("resources: 20 rows"), "\(copy.out)")
+        #expect(copy.out.contains("audit chain: intact on the target"), "\(copy.out)")
+        // The same head as the source's chain.
+        let head = sourceAudit.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(head.map { copy.out.contains($0) } == true, "\(sourceAudit) vs \(copy.out)")
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0 && verify.out.contains("intact"), "\(verify.out)")
+
+        // Nodes on PostgreSQL serve the copy: the old token, the same ids, the Group, new writes chained on.
+        let node = try cluster.startNode()
+        let got = Self.call(node.port, "GET", "/scim/v2/Users/\(ids[3])", token: token)
+        #expect(got?.status == 200 && got?.object["userName"]?.stringValue == "mig3@x.org")
+        #expect(Self.call(node.port, "GET", "/scim/v2/Users/\(ids[19])", token: token)?.status == 404)
+        let listed = Self.call(node.port, "GET", "/scim/v2/Groups", token: token)
+        #expect(listed?.object["totalResults"]?.numberValue?.int64 == 1)
+        #expect(
+            Self.call(node.port, "POST", "/scim/v2/Users", token: token, body: person("new@x.org", title: "Nurse"))?
+                .status == 201)
+        #expect(
+            Self.call(node.port, "POST", "/scim/v2/Users", token: token, body: person("mig4@x.org", title: "Nurse"))?
+                .status == 409)
+        #expect(try cluster.cli(["audit", "verify"]).status == 0)
+
+        // A second copy into the now non-empty database is refused and changes nothing.
+        let again = try Self.migrate(data, cluster)
+        #expect(again.status != 0)
+        #expect(Self.call(node.port, "GET", "/scim/v2/Users?count=0", token: token)?.object["totalResults"] == .int(20))
     }
 
     // MARK: - One node on SQLite
