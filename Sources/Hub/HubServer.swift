@@ -171,9 +171,17 @@ public final class HubServer: Sendable {
         // A changed policy file is a new version: the people it changes are queued now, or
         // the rollout is held when it would take access from more people than the limit.
         if let engine {
-            try PolicyRollout.startUp(
-                text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
-                parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
+            let startUp = {
+                try PolicyRollout.startUp(
+                    text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
+                    parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
+            }
+            // Nodes starting together with a new file would each store it as a version: one at a time.
+            if let pg = openStore as? PostgresStore {
+                _ = try pg.whileHoldingStartupLock(startUp)
+            } else {
+                _ = try startUp()
+            }
         }
         let schedule =
             (runs != nil || reviews != nil)

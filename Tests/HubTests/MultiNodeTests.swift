@@ -75,6 +75,26 @@ import Hub
             return node
         }
 
+        /// Starts `count` nodes at the same instant (they migrate and read the policy file together).
+        func startNodesTogether(_ count: Int) throws {
+            let started = Mutex<[Result<HubProcess, any Error>]>([])
+            let first = nodes.count
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                let r = Result {
+                    var extra = ["--log-level", "info"]
+                    if let policyFile { extra += ["--policy", policyFile] }
+                    return try HubProcess(
+                        binary: MultiNodeTests.binary, data: dir.path + "/node\(first + i)", extraArguments: extra,
+                        store: connection, storePasswordFile: passwordFile)
+                }
+                started.withLock { $0.append(r) }
+            }
+            for r in started.withLock({ $0 }) {
+                if case .success(let node) = r { nodes.append(node) }
+            }
+            for r in started.withLock({ $0 }) { _ = try r.get() }
+        }
+
         func stop() {
             for n in nodes { n.stop() }
             pg.stop()
@@ -250,7 +270,10 @@ import Hub
                 + #""grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#)
         let cluster = try Cluster(policy: policy)
         defer { cluster.stop() }
-        for _ in 0..<3 { try cluster.startNode() }
+        try cluster.startNodesTogether(3)
+        // Three nodes started together with the policy file stored it once.
+        let versions = Self.call(cluster.nodes[1].port, "GET", "/admin/policy/versions", token: cluster.admin)
+        #expect(versions?.object["versions"]?.arrayValue?.count == 1, "\(versions?.text ?? "")")
         var leaderID: String? = nil
         eventually("one leader") {
             leaderID =

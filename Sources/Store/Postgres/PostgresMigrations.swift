@@ -14,6 +14,8 @@ enum PostgresMigrations {
     static let lockKey: Int64 = 0x73_63_69_6D_68_75_62
     /// Key of the advisory lock under which a policy version takes its number.
     static let policyVersionLockKey: Int64 = 0x73_63_69_6D_68_75_62_01
+    /// Key of the advisory lock nodes hold while they compare the policy file with the stored versions.
+    static let startupLockKey: Int64 = 0x73_63_69_6D_68_75_62_02
 
     static let all: [(version: Int, sql: String)] = [
         (
