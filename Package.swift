@@ -40,6 +40,8 @@ let package = Package(
         /// PostgreSQL over libpq: connections, bound statements, typed errors (SQLSTATE).
         .target(name: "Postgres", dependencies: ["CPostgres"], swiftSettings: swiftSettings),
         .target(name: "HTTPServer", dependencies: ["CLinux", "CTLS", "HubLog"], swiftSettings: swiftSettings),
+        /// Syslog over TCP or TLS (RFC 5424 messages, RFC 6587 framing, RFC 5425): the audit forwarder's client.
+        .target(name: "Syslog", dependencies: ["CLinux", "CTLS"], swiftSettings: swiftSettings),
 
         // MARK: - Provisioning
         /// The connector plugin API and its conformance kit.
@@ -65,10 +67,14 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["HubBase", "SQLite", "Postgres", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP", "Postgres"],
+        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP", "Syslog", "Postgres"],
                 swiftSettings: swiftSettings),
         .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto", "Postgres",
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
+        /// libFuzzer targets (scripts/fuzz): the HTTP decoder, JSON, filters, PATCH, LDAP
+        /// escaping and ID tokens. Without -DFUZZING it replays corpora (scripts/test).
+        .executableTarget(name: "scimhub-fuzz", dependencies: ["HTTPServer", "JSONCore", "SCIM", "OIDC", "LDAPConnector"],
+                          swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]),
         /// The EHR test server as a process (demo, benchmarks).
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// Child processes, real servers (slapd, PostgreSQL) and a raw HTTP client, shared by the

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 // Macros Swift does not import, as typed functions.
 static inline int scimhub_ssl_ctx_set_min_tls12(SSL_CTX *ctx) {
@@ -13,6 +14,10 @@ static inline int scimhub_ssl_ctx_set_max_tls13(SSL_CTX *ctx) {
 }
 static inline int scimhub_ssl_ctx_set_groups(SSL_CTX *ctx) {
     return (int)SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
+}
+// SNI for a client (SSL_set_tlsext_host_name is a macro).
+static inline int scimhub_ssl_set_server_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 // Partial writes (a response larger than the socket buffer), and a buffer that may move
 // between retries (Swift arrays do).

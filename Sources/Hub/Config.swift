@@ -88,6 +88,8 @@ public struct HubConfig: Sendable {
     public var auditCheckpointSeconds: Double = 60
     /// Also checkpoint once the chain has grown by this many entries (0: by time only).
     public var auditCheckpointEntries = 0
+    /// Forwarding of the audit chain to a SIEM over syslog, if configured.
+    public var auditForward: AuditForwardSettings? = nil
     /// How many people a policy change may take access from before its rollout waits for an
     /// administrator. Here, not in the policy: a change must not raise its own limit.
     public var policyChangeLimit = PolicyChangeLimit()
@@ -277,6 +279,7 @@ public struct HubConfig: Sendable {
             case "auditCheckpointFile": c.auditCheckpointFile = try string(v, m.key)
             case "auditCheckpointSeconds": c.auditCheckpointSeconds = Double(try int(v, m.key, 1...86_400))
             case "auditCheckpointEntries": c.auditCheckpointEntries = try int(v, m.key, 0...10_000_000)
+            case "auditForward": c.auditForward = try auditForwardSettings(v)
             case "notifications": c.notifications = try notificationSettings(v)
             case "console": c.console = try ConsoleSettings.parse(v)
             case "feedGuard":
@@ -544,6 +547,34 @@ public struct HubConfig: Sendable {
 }
 
 /// A configuration problem; the hub refuses to start and prints it.
+extension HubConfig {
+    /// `{"url": "tcp://siem:514" | "tls://siem:6514", "caFile": "/etc/ssl/siem-ca.pem", "hostname": "hub-1"}`.
+    static func auditForwardSettings(_ v: JSONValue) throws -> AuditForwardSettings {
+        guard let o = v.objectValue else { throw ConfigError("auditForward must be an object") }
+        guard let url = o["url"]?.stringValue, var s = AuditForwardSettings(url: url) else {
+            throw ConfigError("auditForward.url must be tcp://HOST:PORT or tls://HOST:PORT")
+        }
+        for m in o.members {
+            switch m.key {
+            case "url": break
+            case "caFile":
+                guard let f = m.value.stringValue, FileManager.default.isReadableFile(atPath: f) else {
+                    throw ConfigError("auditForward.caFile must name a readable PEM file")
+                }
+                s.caFile = f
+            case "hostname":
+                guard let h = m.value.stringValue, !h.isEmpty, h.utf8.count <= 255 else {
+                    throw ConfigError("auditForward.hostname must be 1 to 255 characters")
+                }
+                s.hostname = h
+            default: throw ConfigError("unknown config key auditForward.\(m.key) (url, caFile, hostname)")
+            }
+        }
+        if s.caFile != nil && !s.tls { throw ConfigError("auditForward.caFile needs a tls:// url") }
+        return s
+    }
+}
+
 public struct ConfigError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }

@@ -31,7 +31,7 @@ public final class HubApp: FeatureEndpoints {
         engine: ProvisioningEngine? = nil,
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
         credentials: CredentialExpiry? = nil, requests: AccessRequests? = nil, sodExceptions: SoDExceptions? = nil,
-        connectorTypes: Set<String> = [], checkpointer: AuditCheckpointer? = nil,
+        connectorTypes: Set<String> = [], checkpointer: AuditCheckpointer? = nil, forwarder: AuditForwarder? = nil,
         coordination: (any Coordination)? = nil
     ) throws {
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
@@ -48,7 +48,7 @@ public final class HubApp: FeatureEndpoints {
         // The features, each with its routes and handlers in its own file.
         let features: [any FeatureEndpoints] = [
             HealthEndpoints(hub: hub),
-            MetricsEndpoints(hub: hub),
+            MetricsEndpoints(hub: hub, forwarder: forwarder),
             SCIMEndpoints(hub: hub),
             MFAEndpoints(hub: hub),
             AdminEndpoints(hub: hub, credentials: credentials, coordination: coordination),

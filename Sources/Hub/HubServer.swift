@@ -225,16 +225,22 @@ public final class HubServer: Sendable {
                 sodExceptions?.poke()
             }
         }
+        let forwarder = config.auditForward.map {
+            AuditForwarder(
+                store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",
+                logger: logger, isLeader: isLeader)
+        }
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [
-            checkpointer, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions, schedule,
+            checkpointer, forwarder, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions,
+            schedule,
         ]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
             breakGlass: breakGlass, credentials: credentials, requests: requests, sodExceptions: sodExceptions,
-            connectorTypes: catalog.types, checkpointer: checkpointer, coordination: coordination)
+            connectorTypes: catalog.types, checkpointer: checkpointer, forwarder: forwarder, coordination: coordination)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))

@@ -49,6 +49,7 @@ final class HTTPMetrics: Sendable {
 /// scrape, so every node reports the same queue. Alert rules: `docker/alerts.yml`.
 struct MetricsEndpoints: FeatureEndpoints {
     let hub: HubContext
+    let forwarder: AuditForwarder?
 
     var routes: [Route] {
         [Route.make("GET", "/metrics", .anyOf([.metrics, .admin])) { _, _ in try self.scrape() }]
@@ -158,7 +159,19 @@ struct MetricsEndpoints: FeatureEndpoints {
                 p.sample("scimhub_notifications", [("state", s)], Double(n))
             }
             p.family("scimhub_audit_chain_length", "gauge", "Entries in the audit chain (its head's sequence number).")
-            p.sample("scimhub_audit_chain_length", [], Double(try conn.auditHead().seq))
+            let head = try conn.auditHead().seq
+            p.sample("scimhub_audit_chain_length", [], Double(head))
+            if let forwarder {
+                p.family("scimhub_audit_forward_lag_entries", "gauge", "Audit entries not yet sent to the SIEM.")
+                p.sample(
+                    "scimhub_audit_forward_lag_entries", [],
+                    Double(max(0, head - forwarder.sent.load(ordering: .relaxed))))
+                p.family("scimhub_audit_forward_connected", "gauge", "1 while the syslog receiver is connected.")
+                p.sample("scimhub_audit_forward_connected", [], forwarder.connected.load(ordering: .relaxed) ? 1 : 0)
+                p.family("scimhub_audit_forward_failures_total", "counter", "Failed connections or sends to the SIEM.")
+                p.sample(
+                    "scimhub_audit_forward_failures_total", [], Double(forwarder.failures.load(ordering: .relaxed)))
+            }
         }
         p.family("scimhub_audit_verify_failures_total", "counter", "Audit chain verifications that found a break.")
         p.sample(

@@ -8,7 +8,7 @@ extension ChildProcess {
     /// SIGTERM, then SIGKILL if the child has not exited within `grace` seconds; reaps it and
     /// returns its exit status (128 + the signal when killed by one).
     @discardableResult
-    func terminate(grace: Double = 5) -> Int32 {
+    public func terminate(grace: Double = 5) -> Int32 {
         signal(SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
         var status: Int32 = 0
@@ -23,6 +23,13 @@ extension ChildProcess {
             usleep(20_000)
         }
         return status & 0x7F != 0 ? 128 + (status & 0x7F) : (status >> 8) & 0xFF
+    }
+
+    /// Stops the child and every process it started (a server that forks per connection).
+    public func terminateTree() {
+        let descendants = descendantProcesses(of: pid)
+        terminate()
+        for p in descendants { Glibc.kill(p, SIGKILL) }
     }
 }
 

@@ -369,3 +369,56 @@ public final class SMTPServer: @unchecked Sendable {
         directory.remove()
     }
 }
+
+/// A real syslog receiver: `rsyslogd` in the foreground on a free loopback port, TCP input
+/// with RFC 6587 framing, every message written raw, one per line, to `messagesPath`.
+public final class RsyslogServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: TemporaryDirectory
+    public var messagesPath: String { directory.path + "/messages" }
+    private var process: ChildProcess?
+
+    /// `port`: reuse one (a restart of the receiver), or 0 for a free one.
+    public init(port: Int = 0, directory: TemporaryDirectory = TemporaryDirectory()) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/rsyslogd") else {
+            throw TestError("rsyslogd is not installed (apt-get install rsyslog); scripts/test installs it")
+        }
+        self.directory = directory
+        self.port = port == 0 ? try freeLoopbackPort() : port
+        try start()
+    }
+
+    public func start() throws {
+        let d = directory.path
+        let conf = """
+            global(workDirectory="\(d)")
+            module(load="imtcp")
+            template(name="raw" type="string" string="%rawmsg%\\n")
+            input(type="imtcp" address="127.0.0.1" port="\(port)")
+            action(type="omfile" file="\(messagesPath)" template="raw" flushOnTXEnd="on" asyncWriting="off")
+            """
+        try conf.write(toFile: d + "/rsyslog.conf", atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: d + "/rsyslogd.pid")
+        let p = try ChildProcess(
+            ["/usr/sbin/rsyslogd", "-n", "-f", d + "/rsyslog.conf", "-i", d + "/rsyslogd.pid"],
+            outputPath: d + "/rsyslogd.log")
+        process = p
+        try waitForPort(port, timeout: 20, process: p, log: d + "/rsyslogd.log")
+    }
+
+    /// Stops the receiver (its messages file stays).
+    public func stop() {
+        process?.terminate()
+        process = nil
+    }
+
+    /// Every message received so far, in order.
+    public var messages: [String] {
+        ((try? String(contentsOfFile: messagesPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    deinit {
+        stop()
+        directory.remove()
+    }
+}
