@@ -67,9 +67,9 @@ let package = Package(
         // MARK: - The hub
         .target(name: "SCIM", dependencies: ["HubBase", "JSONCore"], swiftSettings: swiftSettings),
         .target(name: "Store", dependencies: ["HubBase", "SQLite", "Postgres", "JSONCore", "HubCrypto", "HubLog"], swiftSettings: swiftSettings),
-        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP", "Syslog"],
+        .target(name: "Hub", dependencies: ["HubBase", "HTTPServer", "SCIM", "Store", "JSONCore", "HubCrypto", "HubLog", "Provisioning", "ConnectorKit", "OIDC", "CurlHTTP", "Syslog", "Postgres"],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto",
+        .executableTarget(name: "scimhub", dependencies: ["HubBase", "Hub", "JSONCore", "CLinux", "ConnectorKit", "Provisioning", "Store", "SCIM", "HubLog", "HubCrypto", "Postgres",
                                                         "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// libFuzzer targets (scripts/fuzz): the HTTP decoder, JSON, filters, PATCH, LDAP
         /// escaping and ID tokens. Without -DFUZZING it replays corpora (scripts/test).
@@ -97,6 +97,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["HubBase", "Store", "SCIM", "JSONCore", "HubCrypto", "TestSupport", "HubLog", "SQLite", "Postgres", "HubHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "ConnectorTests", dependencies: ["ConnectorKit", "CurlHTTP", "EHRRestConnector", "SCIMOutConnector", "LDAPConnector", "SQLConnector", "EHRTestServer", "HTTPServer", "HubLog", "JSONCore", "TestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HubTests", dependencies: ["HubBase", "Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector"], swiftSettings: swiftSettings),
+        .testTarget(name: "HubTests", dependencies: ["HubBase", "Hub", "Store", "SCIM", "JSONCore", "HTTPServer", "CLinux", "TestSupport", "Provisioning", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "HubCrypto", "EHRRestConnector", "Postgres"], swiftSettings: swiftSettings),
     ]
 )

@@ -44,6 +44,8 @@ public final class EHRTestServer: Sendable {
         /// Faulty answers left before the fault clears by itself (nil: until told).
         var faultsRemaining: Int? = nil
         var calls = 0
+        /// Seconds every API call waits before it is answered (a slow EHR keeps jobs in flight).
+        var latency: Double = 0
     }
 
     /// Roles the EHR knows; granting anything else is a validation error. A role may be
@@ -112,6 +114,9 @@ public final class EHRTestServer: Sendable {
         }
     }
 
+    /// Makes every API call take `seconds` longer (0: as fast as it can).
+    public func setLatency(_ seconds: Double) { state.withLock { $0.latency = seconds } }
+
     /// Number of API calls served (faulty ones included).
     public var calls: Int { state.withLock { $0.calls } }
 
@@ -179,6 +184,8 @@ public final class EHRTestServer: Sendable {
         if req.path.hasPrefix("/_control/") { return control(req) }
         if req.path == "/oauth/token" { return token(req) }
         // Faults apply to the API, as a real outage would.
+        let latency = state.withLock { $0.latency }
+        if latency > 0 { Thread.sleep(forTimeInterval: latency) }
         let fault: (FaultMode, Int) = state.withLock { s in
             s.calls += 1
             var mode = s.fault

@@ -13,6 +13,8 @@ struct AdminEndpoints: FeatureEndpoints {
     let hub: HubContext
     /// The licence-expiry schedule, when a policy is configured.
     let credentials: CredentialExpiry?
+    /// The nodes sharing the store and who leads (nil: a hub built without a server, in tests).
+    var coordination: (any Coordination)? = nil
 }
 
 /// `/admin` endpoints (admin scope). State-changing calls are audit entries.
@@ -105,6 +107,30 @@ extension AdminEndpoints {
     }
 
     /// `GET /admin/targets`: every target with its health, circuit, queue depth and oldest pending job age.
+    /// `GET /admin/nodes` (admin, auditor): every node sharing the store, its version, start,
+    /// last heartbeat, whether it leads and how many jobs it holds leases on. One node on SQLite.
+    func listNodes() throws -> HTTPResponse {
+        let nodes = try coordination?.nodes() ?? []
+        let now = engine?.clock.now() ?? Date().timeIntervalSince1970
+        let leased = try store.read(snapshot: false) { try $0.leasedJobsByOwner(now: now) }
+        let items: [JSONValue] = nodes.map { n in
+            .object(
+                JSONObject([
+                    "id": .string(n.nodeID),
+                    "version": .string(n.version),
+                    "started": .string(Timestamp.format(n.started)),
+                    "lastHeartbeat": .string(Timestamp.format(n.heartbeat)),
+                    "alive": .bool(n.alive),
+                    "leader": .bool(n.leader),
+                    "self": .bool(n.nodeID == coordination?.nodeID),
+                    "jobsLeased": .int(leased[n.nodeID] ?? 0),
+                ]))
+        }
+        var body = JSONObject(["nodes": .array(items)])
+        if let leader = nodes.first(where: \.leader) { body["leader"] = .string(leader.nodeID) }
+        return jsonResponse(200, .object(body), contentType: "application/json")
+    }
+
     func listTargets(_ ctx: RequestContext) throws -> HTTPResponse {
         let now = engine?.clock.now() ?? Date().timeIntervalSince1970
         let targets = engine?.policy.targets ?? []
@@ -334,6 +360,7 @@ extension AdminEndpoints {
                 query: ["since", "until", "principal", "resourceId", "action", "after", "count", "format"]
             ) { ctx, _ in try self.listAudit(ctx) },
             Route.make("GET", "/admin/audit/verify", .admin) { _, _ in try self.verifyAudit() },
+            Route.make("GET", "/admin/nodes", .admin) { _, _ in try self.listNodes() },
             Route.make("GET", "/admin/targets", .anyOf([.admin, .helpdesk])) { ctx, _ in try self.listTargets(ctx) },
             Route.make("POST", "/admin/targets/{name}/probe", .anyOf([.admin, .helpdesk])) { _, p in
                 try self.probeTarget(p[0])

@@ -8,6 +8,7 @@ import JSONCore
 import SCIM
 import Store
 import Provisioning
+import Postgres
 
 /// Everything the hub can be configured with. Defaults suit a single clinic group on one
 /// node; a JSON file (`--config`) overrides any of them, and unknown keys are refused.
@@ -19,6 +20,9 @@ public struct HubConfig: Sendable {
     public var tlsKeyFile: String? = nil
     /// Folder for the database.
     public var dataDirectory = "./data"
+    /// The PostgreSQL database several nodes share (`store`: a `postgres://` URL or a libpq
+    /// connection string, the password by reference); nil: SQLite in `dataDirectory`.
+    public var postgres: PostgresSettings? = nil
     /// Public base URL of the SCIM API (`https://hub.example.org/scim/v2`) for `meta.location`
     /// and `Location`; when unset, it is derived from the listen address.
     public var baseURL: String? = nil
@@ -200,6 +204,26 @@ public struct HubConfig: Sendable {
                     throw ConfigError("reconcileEveryHours must be a number of hours (0.01 to 8784)")
                 }
                 c.reconcileEveryHours = h
+            case "store":
+                if let s = v.stringValue {
+                    c.postgres = try storeSettings(s, passwordEnv: nil, passwordFile: nil)
+                } else if let so = v.objectValue {
+                    var conn: String? = nil
+                    var env: String? = nil
+                    var file: String? = nil
+                    for sm in so.members {
+                        switch sm.key {
+                        case "connection": conn = try string(sm.value, "store.connection")
+                        case "passwordEnv": env = try string(sm.value, "store.passwordEnv")
+                        case "passwordFile": file = try string(sm.value, "store.passwordFile")
+                        default: throw ConfigError("unknown key store.\(sm.key)")
+                        }
+                    }
+                    guard let conn else { throw ConfigError("store.connection is required") }
+                    c.postgres = try storeSettings(conn, passwordEnv: env, passwordFile: file)
+                } else {
+                    throw ConfigError("store must be a string or {connection, passwordEnv, passwordFile}")
+                }
             case "durability":
                 guard let d = Durability(rawValue: try string(v, m.key)) else {
                     throw ConfigError("durability must be full or normal")
@@ -463,6 +487,37 @@ public struct HubConfig: Sendable {
             }
         }
         return n
+    }
+
+    /// The `store` setting (config key or `--store`): `sqlite` (the default, in the data
+    /// folder), or a PostgreSQL database as a `postgres://` URL or a libpq `key=value` string.
+    /// A password written in it is refused: it comes from `passwordEnv` or `passwordFile`.
+    public static func storeSettings(
+        _ connection: String, passwordEnv: String?, passwordFile: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> PostgresSettings? {
+        let trimmed = connection.trimmingCharacters(in: .whitespaces)
+        if trimmed == "sqlite" {
+            guard passwordEnv == nil, passwordFile == nil else {
+                throw ConfigError("store: a password reference needs a PostgreSQL store")
+            }
+            return nil
+        }
+        guard trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") || trimmed.contains("=") else {
+            throw ConfigError("store must be sqlite, a postgres:// URL or a libpq connection string (key=value ...)")
+        }
+        guard passwordEnv == nil || passwordFile == nil else {
+            throw ConfigError("store: give passwordEnv or passwordFile, not both")
+        }
+        do {
+            return try PostgresSettings(
+                conninfo: trimmed, passwordEnv: passwordEnv, passwordFile: passwordFile, environment: environment,
+                readFile: { path in
+                    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+                })
+        } catch {
+            throw ConfigError("store: \(error.description)")
+        }
     }
 
     private static func bool(_ v: JSONValue, _ key: String) throws -> Bool {

@@ -31,7 +31,8 @@ public final class HubApp: FeatureEndpoints {
         engine: ProvisioningEngine? = nil,
         reconciliations: ReconciliationRuns? = nil, reviews: AccessReviews? = nil, breakGlass: BreakGlass? = nil,
         credentials: CredentialExpiry? = nil, requests: AccessRequests? = nil, sodExceptions: SoDExceptions? = nil,
-        connectorTypes: Set<String> = [], checkpointer: AuditCheckpointer? = nil, forwarder: AuditForwarder? = nil
+        connectorTypes: Set<String> = [], checkpointer: AuditCheckpointer? = nil, forwarder: AuditForwarder? = nil,
+        coordination: (any Coordination)? = nil
     ) throws {
         guard let u = registry.resourceType(named: "User"), let g = registry.resourceType(named: "Group") else {
             throw ConfigError("schemas must define the User and Group resource types")
@@ -50,7 +51,7 @@ public final class HubApp: FeatureEndpoints {
             MetricsEndpoints(hub: hub, forwarder: forwarder),
             SCIMEndpoints(hub: hub),
             MFAEndpoints(hub: hub),
-            AdminEndpoints(hub: hub, credentials: credentials),
+            AdminEndpoints(hub: hub, credentials: credentials, coordination: coordination),
             AuditExportEndpoints(hub: hub, checkpointer: checkpointer),
             TokenEndpoints(hub: hub),
             ReconciliationEndpoints(hub: hub, reconciliations: reconciliations),

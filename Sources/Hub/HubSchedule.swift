@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import HubBase
 import HubLog
 import Provisioning
@@ -18,7 +19,9 @@ final class HubSchedule: HubService {
     private let escalationDays: Double
     private let coordination: any Coordination
     private let logger: Logger
-    private let stopping = DispatchSemaphore(value: 0)
+    private let wake = NSCondition()
+    private let stopping = Atomic<Bool>(false)
+    private let poked = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
     init(
@@ -70,14 +73,36 @@ final class HubSchedule: HubService {
                     logger.error(
                         "access review schedule failed", ["error": String(describing: error).prefix(200).description])
                 }
-            } while stopping.wait(timeout: .now() + 60) == .timedOut
+            } while waitForNextCheck(seconds: 60)
         }
         t.name = "schedule"
         t.start()
     }
 
+    /// Sleeps until the next check or a poke; false once stopping.
+    private func waitForNextCheck(seconds: Double) -> Bool {
+        wake.lock()
+        defer { wake.unlock() }
+        if !stopping.load(ordering: .sequentiallyConsistent) && !poked.load(ordering: .sequentiallyConsistent) {
+            _ = wake.wait(until: Date().addingTimeInterval(seconds))
+        }
+        poked.store(false, ordering: .sequentiallyConsistent)
+        return !stopping.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Leadership came to this node: check the schedule now rather than within the minute.
+    func poke() {
+        wake.lock()
+        poked.store(true, ordering: .sequentiallyConsistent)
+        wake.signal()
+        wake.unlock()
+    }
+
     func stop() {
-        stopping.signal()
+        wake.lock()
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        wake.signal()
+        wake.unlock()
         finished.wait()
     }
 }

@@ -8,6 +8,7 @@ import SCIM
 import Store
 import Provisioning
 import ConnectorKit
+import Postgres
 
 /// A running hub: schemas, store, request handling and the HTTP server, wired together.
 public final class HubServer: Sendable {
@@ -79,15 +80,28 @@ public final class HubServer: Sendable {
             policy = p
         }
         let auditKey = try config.loadAuditKey()
-        let coordination = try LocalCoordination(directory: config.dataDirectory)
-        self.coordination = coordination
+        let coordination: any Coordination
         let opened: any HubStore
-        do {
-            opened = try SQLiteStore(directory: config.dataDirectory, durability: config.durability, logger: logger)
-        } catch {
-            coordination.close()
-            throw error
+        var engineOptions = config.engine
+        if let pg = config.postgres {
+            // Several nodes: the store first (it migrates), then the heartbeat and the lease.
+            opened = try PostgresStore(
+                settings: pg, maxConnections: min(24, config.writeThreads + 4), logger: logger)
+            coordination = PostgresCoordination(settings: pg, version: BuildInfo.version, logger: logger)
+            // Another node takes a dead node's jobs when their lease ends: keep it short and
+            // renewed while the job runs (the engine renews every third of it).
+            engineOptions.leaseSeconds = min(engineOptions.leaseSeconds, Self.clusterJobLeaseSeconds)
+        } else {
+            let local = try LocalCoordination(directory: config.dataDirectory, version: BuildInfo.version)
+            coordination = local
+            do {
+                opened = try SQLiteStore(directory: config.dataDirectory, durability: config.durability, logger: logger)
+            } catch {
+                local.close()
+                throw error
+            }
         }
+        self.coordination = coordination
         store = opened
         // Anything below that fails leaves nothing open: not the store, not the serve lock.
         var ready = false
@@ -102,15 +116,18 @@ public final class HubServer: Sendable {
         // One holder: a version applied over the API takes effect in every service at once.
         let policies = policy.map(PolicyHolder.init)
         // The notification outbox's sender, and the notifier every feature announces through.
+        let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
         let sender =
             config.notifications.isEmpty
-            ? nil : NotificationSender(store: opened, settings: config.notifications, clock: clock, logger: logger)
+            ? nil
+            : NotificationSender(
+                store: opened, settings: config.notifications, clock: clock, logger: logger, isLeader: isLeader)
         let notifier = sender.map { s in
             Notifier(settings: config.notifications, clock: clock, wakeSender: { s.poke() })
         }
         if let p = policies {
             engine = ProvisioningEngine(
-                policies: p, store: store, connectors: connectors, logger: logger, options: config.engine, clock: clock,
+                policies: p, store: store, connectors: connectors, logger: logger, options: engineOptions, clock: clock,
                 coordination: coordination, notifier: notifier)
             if let sender { engine?.addWakeListener { sender.poke() } }
         }
@@ -121,7 +138,9 @@ public final class HubServer: Sendable {
             runs = ReconciliationRuns(
                 reconciler: Reconciler(policies: p, store: store, connectors: connectors, clock: clock), store: store,
                 logger: logger, notifier: notifier, wake: { e?.wake() })
-            try runs?.failInterrupted()
+            // Runs left "running" by a stopped process: on a node alone that is certain; with
+            // several nodes the run may be going on elsewhere, so they are left as they are.
+            if coordination.isSoleNode { try runs?.failInterrupted() }
         }
         reconciliations = runs
         self.logger = logger
@@ -131,7 +150,6 @@ public final class HubServer: Sendable {
                 policies: $0, store: openStore, engine: engine, clock: clock, fallbackGroup: config.reviewFallbackGroup)
         }
         self.reviews = reviews
-        let isLeader: @Sendable () -> Bool = { coordination.isLeader() }
         let breakGlass = policies.map {
             BreakGlass(policies: $0, store: openStore, engine: engine, logger: logger, clock: clock, isLeader: isLeader)
         }
@@ -153,17 +171,18 @@ public final class HubServer: Sendable {
         // A changed policy file is a new version: the people it changes are queued now, or
         // the rollout is held when it would take access from more people than the limit.
         if let engine {
-            try PolicyRollout.startUp(
-                text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
-                parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
+            let startUp = {
+                try PolicyRollout.startUp(
+                    text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
+                    parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
+            }
+            // Nodes starting together with a new file would each store it as a version: one at a time.
+            if let pg = openStore as? PostgresStore {
+                _ = try pg.whileHoldingStartupLock(startUp)
+            } else {
+                _ = try startUp()
+            }
         }
-        // Break-glass grants and licences that expired, and campaigns that fell due, while the
-        // hub was down are taken back and decided now, before anything else runs.
-        try breakGlass?.expireDue()
-        try credentials?.processDue()
-        try requests?.processDue()
-        try sodExceptions?.expireDue()
-        try reviews?.closeOverdue()
         let schedule =
             (runs != nil || reviews != nil)
             ? HubSchedule(
@@ -172,6 +191,40 @@ public final class HubServer: Sendable {
                 reviewDecision: config.reviewDefaultDecision, reminderDays: config.reviewReminderDays,
                 escalationDays: config.reviewEscalationDays, coordination: coordination, logger: logger)
             : nil
+        // Break-glass grants and licences that expired, and campaigns that fell due, while no
+        // node led (the hub was down, or the leader died) are taken back and decided by the
+        // leader: at start-up on a node that leads, else as soon as this node becomes leader.
+        let catchUp: @Sendable () throws -> Void = {
+            try breakGlass?.expireDue()
+            try credentials?.processDue()
+            try requests?.processDue()
+            try sodExceptions?.expireDue()
+            try reviews?.closeOverdue()
+        }
+        coordination.onLeadershipGained {
+            do { try catchUp() } catch {
+                logger.error(
+                    "catching up on deadlines after gaining leadership failed; the timers retry",
+                    ["error": String(describing: error).prefix(200).description])
+            }
+            // The timers slept as followers: each looks at its next deadline now.
+            breakGlass?.poke()
+            credentials?.poke()
+            requests?.poke()
+            sodExceptions?.poke()
+            sender?.poke()
+            schedule?.poke()
+        }
+        if coordination.isLeader() { try catchUp() }
+        // A deadline set on another node (a break-glass grant, an approval) reaches the
+        // leader's timers with the wake-up its commit sends (one node pokes its own at the write).
+        if !coordination.isSoleNode {
+            engine?.addWakeListener {
+                breakGlass?.poke()
+                requests?.poke()
+                sodExceptions?.poke()
+            }
+        }
         let forwarder = config.auditForward.map {
             AuditForwarder(
                 store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",
@@ -187,7 +240,7 @@ public final class HubServer: Sendable {
             config: config, registry: registry, store: store, logger: logger, engine: engine, reconciliations: runs,
             reviews: reviews,
             breakGlass: breakGlass, credentials: credentials, requests: requests, sodExceptions: sodExceptions,
-            connectorTypes: catalog.types, checkpointer: checkpointer, forwarder: forwarder)
+            connectorTypes: catalog.types, checkpointer: checkpointer, forwarder: forwarder, coordination: coordination)
         let handler: HTTPHandler = { [app] in app.handle($0) }
         let renderError: HTTPErrorRenderer = { [app] status, reason in
             var r = app.errorResponse(SCIMError(status: status, detail: reason))
@@ -199,6 +252,10 @@ public final class HubServer: Sendable {
             tls: tls, logger: logger, renderError: renderError, handler: handler)
         ready = true
     }
+
+    /// How long a job is leased to a node on PostgreSQL: a dead node's jobs run elsewhere
+    /// within this (the target is 15 s).
+    public static let clusterJobLeaseSeconds = 12.0
 
     /// The bound port.
     public var port: UInt16 { http.port }

@@ -39,9 +39,18 @@ public final class HubProcess: @unchecked Sendable {
 
     /// Starts `scimhub serve` on a free loopback port and waits for its "listening" log line.
     /// `fileSizeLimitKiB` runs it under `ulimit -f` (RLIMIT_FSIZE), as a full quota would.
-    public init(binary: String, data: String, extraArguments: [String] = [], fileSizeLimitKiB: Int? = nil) throws {
+    /// `store`: a PostgreSQL connection string or URL (`--store`) with its password in the file
+    /// `storePasswordFile`, for several nodes on one database; nil: SQLite in `data`.
+    public init(
+        binary: String, data: String, extraArguments: [String] = [], fileSizeLimitKiB: Int? = nil,
+        store: String? = nil, storePasswordFile: String? = nil
+    ) throws {
+        var storeArgs: [String] = []
+        if let store { storeArgs += ["--store", store] }
+        if let storePasswordFile { storeArgs += ["--store-password-file", storePasswordFile] }
         let serveArgs =
-            ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + extraArguments
+            ["serve", "--listen", "127.0.0.1:0", "--data", data, "--schemas", repoRoot + "/schemas"] + storeArgs
+            + extraArguments
         let argv =
             fileSizeLimitKiB.map { limit in
                 // bash counts ulimit -f in KiB

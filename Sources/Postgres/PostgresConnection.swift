@@ -184,6 +184,39 @@ public final class PostgresConnection {
         try result(sql, params, context: context).affectedRows
     }
 
+    /// Waits up to `timeout` seconds for `NOTIFY` messages on channels this connection
+    /// `LISTEN`s to and returns them (channel and payload), in the order they came; an empty
+    /// list when none came. Throws a lost connection (PostgreSQL restarted): the owner opens
+    /// another and listens again. Blocks the calling thread: call it from a thread of its own.
+    public func waitForNotifications(timeout: Double) throws(PostgresError) -> [(channel: String, payload: String)] {
+        var out = drainNotifications()
+        if !out.isEmpty { return out }
+        let fd = PQsocket(conn)
+        guard fd >= 0 else { throw PostgresError(sqlState: "08006", context: "listen", isConnectionLost: true) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&p, 1, Int32(max(0, timeout) * 1000))
+        if ready < 0 && errno != EINTR {
+            throw PostgresError(sqlState: "08006", context: "listen", isConnectionLost: true)
+        }
+        if ready > 0 {
+            // Reads what arrived; 0 means the socket failed (the server went away).
+            guard PQconsumeInput(conn) == 1, PQstatus(conn) == CONNECTION_OK else {
+                throw PostgresError(sqlState: "08006", context: "listen", isConnectionLost: true)
+            }
+        }
+        out = drainNotifications()
+        return out
+    }
+
+    private func drainNotifications() -> [(channel: String, payload: String)] {
+        var out: [(channel: String, payload: String)] = []
+        while let n = PQnotifies(conn) {
+            out.append((String(cString: n.pointee.relname), String(cString: n.pointee.extra)))
+            PQfreemem(n)
+        }
+        return out
+    }
+
     private func send(_ sql: String, _ params: [PostgresValue], _ context: String) throws(PostgresError)
         -> OpaquePointer?
     {

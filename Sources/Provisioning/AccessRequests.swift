@@ -48,6 +48,8 @@ public final class AccessRequests: HubService {
 
     public func start() { timer.start() }
     public func stop() { timer.stop() }
+    /// A deadline may have moved or leadership came to this node: look at the next one now.
+    public func poke() { timer.poke() }
 
     // MARK: - Asking
 

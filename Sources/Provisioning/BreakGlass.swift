@@ -179,7 +179,8 @@ public final class BreakGlass: HubService {
 
     public func stop() { timer.stop() }
 
-    private func poke() { timer.poke() }
+    /// A deadline may have moved or leadership came to this node: look at the next one now.
+    public func poke() { timer.poke() }
 
     // MARK: - Post-use review
 

@@ -80,6 +80,8 @@ public final class CredentialExpiry: HubService {
         timer.start()
     }
     public func stop() { timer.stop() }
+    /// A deadline may have moved or leadership came to this node: look at the next one now.
+    public func poke() { timer.poke() }
 
     /// People whose licence expires within `seconds`, with the packages they would lose and
     /// their manager's user name (for a warning).

@@ -19,6 +19,9 @@ final class DeadlineThread: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
+    /// A poke that came while the thread was not waiting (mid-pass): the next wait is skipped,
+    /// so a deadline moved or leadership gained meanwhile is not left for the longest sleep.
+    private let poked = Atomic<Bool>(false)
     /// Checked at least this often, whatever the next deadline says.
     static let maxSleep = 60.0
 
@@ -59,10 +62,17 @@ final class DeadlineThread: Sendable {
         let t = Thread { [self] in
             defer { finished.signal() }
             while !stopped.load(ordering: .relaxed) {
-                if isLeader() { process() }
-                let wait = min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now()))
+                // A node that does not lead waits for a poke (leadership gained) or the longest
+                // sleep: a deadline already past must not make it spin.
+                let leading = isLeader()
+                if leading { process() }
+                let wait =
+                    leading ? min(Self.maxSleep, max(0.01, (next() ?? .infinity) - clock.now())) : Self.maxSleep
                 signal.lock()
-                if !stopped.load(ordering: .relaxed) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
+                if !stopped.load(ordering: .relaxed) && !poked.load(ordering: .relaxed) {
+                    _ = signal.wait(until: Date().addingTimeInterval(wait))
+                }
+                poked.store(false, ordering: .relaxed)
                 signal.unlock()
             }
         }
@@ -73,6 +83,7 @@ final class DeadlineThread: Sendable {
     /// A deadline was added or moved: re-read the next one now.
     func poke() {
         signal.lock()
+        poked.store(true, ordering: .relaxed)
         signal.broadcast()
         signal.unlock()
     }

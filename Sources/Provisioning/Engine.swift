@@ -30,9 +30,11 @@ public struct EngineOptions: Sendable {
     /// The dispatcher sleeps until the next due job or a wake-up; this is the longest it
     /// sleeps, for jobs another process (the CLI's remediation) enqueued without waking it.
     public var pollInterval: Double = 5
-    /// How long a claimed job is leased to this node. Longer than any connector call can
-    /// take (their timeouts are shorter), so a live worker never loses its job; a node
-    /// that dies frees its jobs when this runs out.
+    /// How long a claimed job is leased to this node. The node renews the leases of the
+    /// jobs it runs every third of this, so a live worker never loses its job however long
+    /// its connector call takes; a node that dies stops renewing and frees its jobs when this
+    /// runs out. 300 on one SQLite node (nobody else could take them); the server sets it to
+    /// 12 on PostgreSQL, where another node takes a dead node's jobs within that.
     public var leaseSeconds: Double = 300
     /// The guard on each feed's mass removals.
     public var feedGuard = FeedGuard()
@@ -109,6 +111,9 @@ public final class ProvisioningEngine: HubService {
     private let signal = NSCondition()
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
+    /// Signalled at stop: the lease renewer ends.
+    private let renewerStop = DispatchSemaphore(value: 0)
+    private let renewerDone = DispatchSemaphore(value: 0)
 
     public init(
         policies: PolicyHolder, store: any HubStore, connectors: [String: any Connector], logger: Logger,
@@ -247,6 +252,38 @@ public final class ProvisioningEngine: HubService {
         let t = Thread { [self] in self.dispatchLoop() }
         t.name = "provisioning-dispatcher"
         t.start()
+        let r = Thread { [self] in
+            defer { renewerDone.signal() }
+            self.renewLoop()
+        }
+        r.name = "provisioning-leases"
+        r.start()
+    }
+
+    /// Renews the leases of the jobs this node is running, every third of `leaseSeconds`: a
+    /// connector call may outlast a short lease, and only a node that died stops renewing.
+    /// Jobs claimed ahead (the backlog) are not renewed: they are given back at half their
+    /// lease instead (`claim`). A renewal that fails is logged; the next one tries again.
+    private func renewLoop() {
+        let every = max(0.05, options.leaseSeconds / 3)
+        while renewerStop.wait(timeout: .now() + every) == .timedOut {
+            let keys = runtime.withLock { Array($0.running) }
+            guard !keys.isEmpty else { continue }
+            let (owner, until) = (coordination.nodeID, clock.now() + options.leaseSeconds)
+            do {
+                try store.write(isolated: true, durable: false) { w in
+                    for key in keys {
+                        let parts = key.split(separator: "\u{0}", maxSplits: 1).map(String.init)
+                        guard parts.count == 2 else { continue }
+                        try w.connection.extendLease(personID: parts[0], target: parts[1], owner: owner, until: until)
+                    }
+                }
+            } catch {
+                logger.error(
+                    "provisioning: cannot renew the leases of running jobs; retried",
+                    ["jobs": String(keys.count), "error": "\(error)".prefix(200).description])
+            }
+        }
     }
 
     /// Stops dispatching and waits for running jobs; pending ones stay queued for the next start.
@@ -260,6 +297,9 @@ public final class ProvisioningEngine: HubService {
         wakeDispatcher()
         stopped.wait()
         for q in queues.values { q.waitUntilAllOperationsAreFinished() }
+        // Running jobs keep their leases until they finish.
+        renewerStop.signal()
+        renewerDone.wait()
         // Jobs claimed ahead and never started are free for the next node (or start) at once.
         let now = clock.now()
         for t in policy.enabledTargets { giveBack(t, now: now) { _ in true } }

@@ -169,14 +169,19 @@ public final class NotificationSender: HubService {
     private let timer: DeadlineThread
     private let stopping = Atomic<Bool>(false)
 
-    public init(store: any HubStore, settings: NotificationSettings, clock: any WallClock, logger: Logger) {
+    /// `isLeader`: only the leader sends, so several nodes never deliver one message twice.
+    public init(
+        store: any HubStore, settings: NotificationSettings, clock: any WallClock, logger: Logger,
+        isLeader: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.store = store
         self.settings = settings
         self.clock = clock
         self.logger = logger
         let box = SenderBox()
         timer = DeadlineThread(
-            name: "notifications", clock: clock, logger: logger, what: "reading the notification outbox",
+            name: "notifications", clock: clock, isLeader: isLeader, logger: logger,
+            what: "reading the notification outbox",
             next: { try store.read { try $0.nextNotificationDue(after: clock.now()) } },
             process: { box.sender?.sendDue() })
         box.sender = self

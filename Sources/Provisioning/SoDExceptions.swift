@@ -43,6 +43,8 @@ public final class SoDExceptions: HubService {
 
     public func start() { timer.start() }
     public func stop() { timer.stop() }
+    /// A deadline may have moved or leadership came to this node: look at the next one now.
+    public func poke() { timer.poke() }
 
     /// Grants an exception. `authorize` runs once the request is valid, just before the write
     /// (the API's step-up: a refused request does not use up a code).

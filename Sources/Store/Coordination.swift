@@ -31,8 +31,34 @@ public protocol Coordination: Sendable {
     func notify(_ channel: WakeChannel)
     /// Calls `handler` on every notification of `channel`.
     func listen(_ channel: WakeChannel, _ handler: @escaping @Sendable () -> Void)
+    /// Calls `handler` (on a thread of its own) each time this node becomes the leader, so
+    /// it catches up on what fell due while another node led or none did. A node that leads
+    /// from the start (SQLite) never calls it: the server catches up at start-up.
+    func onLeadershipGained(_ handler: @escaping @Sendable () -> Void)
+    /// Every node that shares the store, this one included, for `GET /admin/nodes`.
+    func nodes() throws -> [NodeStatus]
     /// Gives up leadership and the node's claim on the store.
     func close()
+}
+
+/// One hub node as the coordination sees it.
+public struct NodeStatus: Sendable, Equatable {
+    public let nodeID: String
+    public let version: String
+    /// When it started and when it last said it was alive (seconds since 1970).
+    public let started: Double
+    public let heartbeat: Double
+    public let leader: Bool
+    /// True while its heartbeat is recent (a node that died stays listed for a while).
+    public let alive: Bool
+    public init(nodeID: String, version: String, started: Double, heartbeat: Double, leader: Bool, alive: Bool) {
+        self.nodeID = nodeID
+        self.version = version
+        self.started = started
+        self.heartbeat = heartbeat
+        self.leader = leader
+        self.alive = alive
+    }
 }
 
 /// The coordination of a single hub on a SQLite store. An exclusive lock on
@@ -43,9 +69,12 @@ public final class LocalCoordination: Coordination {
     public var isSoleNode: Bool { true }
     private let fd: Mutex<Int32>
     private let listeners = Mutex<[WakeChannel: [@Sendable () -> Void]]>([:])
+    private let version: String
+    private let started = Date().timeIntervalSince1970
 
     /// Takes the serve lock of `directory`, or throws naming the process that holds it.
-    public init(directory: String) throws {
+    public init(directory: String, version: String = "") throws {
+        self.version = version
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
@@ -79,6 +108,17 @@ public final class LocalCoordination: Coordination {
 
     public func listen(_ channel: WakeChannel, _ handler: @escaping @Sendable () -> Void) {
         listeners.withLock { $0[channel, default: []].append(handler) }
+    }
+
+    /// The one node leads from the start; the server catches up at start-up.
+    public func onLeadershipGained(_ handler: @escaping @Sendable () -> Void) {}
+
+    public func nodes() throws -> [NodeStatus] {
+        let now = Date().timeIntervalSince1970
+        return [
+            NodeStatus(
+                nodeID: nodeID, version: version, started: started, heartbeat: now, leader: isLeader(), alive: true)
+        ]
     }
 
     public func close() {

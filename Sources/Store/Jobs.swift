@@ -57,6 +57,9 @@ public protocol JobQueue {
     /// Jobs leased now, by anyone (a gauge, and for tests).
     func leasedJobs(now: Double) throws -> Int
 
+    /// Jobs leased now, counted per lease owner (a node id), for `/admin/nodes`.
+    func leasedJobsByOwner(now: Double) throws -> [String: Int]
+
     /// The earliest future time a pending job falls due or a lease runs out, for the
     /// dispatcher's sleep.
     func nextDue(after now: Double) throws -> Double?

@@ -12,6 +12,8 @@ import HubHarness
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
 ///   .build/release/scimhub-bench --console [--people 100000]
+///   .build/release/scimhub-bench --cluster [--people 10000] [--connections 16] [--seconds 5]
+///       (one SQLite node, then one, two and three nodes on one PostgreSQL)
 ///   .build/release/scimhub-bench --soak [--minutes 10] [--connections 64] [--people 2000]   (scripts/soak)
 ///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
 ///   .build/release/scimhub-bench --notifications [--people 1000]   (after scripts/test made .venv)
@@ -40,6 +42,7 @@ struct Options {
     var credentials = false
     var console = false
     var soak = false
+    var cluster = false
     var minutes = 10.0
     var convergences = 2000
     var threads = 8
@@ -59,6 +62,7 @@ struct Options {
             if a == "--credentials" { credentials = true; continue }
             if a == "--console" { console = true; continue }
             if a == "--soak" { soak = true; continue }
+            if a == "--cluster" { cluster = true; continue }
             guard let v = it.next() else { break }
             switch a {
             case "--binary": binary = v
@@ -113,6 +117,14 @@ func load(
     port: UInt16, connections: Int, seconds: Double,
     _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)
 ) -> Result {
+    load(ports: [port], connections: connections, seconds: seconds, request)
+}
+
+/// The same, with the connections dealt over several nodes' `ports` in turn.
+func load(
+    ports: [UInt16], connections: Int, seconds: Double,
+    _ request: @escaping @Sendable (Int, Int) -> (method: String, path: String, body: String?)
+) -> Result {
     let merged = Mutex(Result())
     let group = DispatchGroup()
     let start = Date()
@@ -121,7 +133,7 @@ func load(
         Thread {
             defer { group.leave() }
             var local = Result()
-            guard let c = try? RawHTTPClient(port: port, timeout: 30) else { return }
+            guard let c = try? RawHTTPClient(port: ports[t % ports.count], timeout: 30) else { return }
             var i = 0
             while Date().timeIntervalSince(start) < seconds {
                 let (m, p, b) = request(t, i)
@@ -229,6 +241,10 @@ if o.breakGlass {
 }
 if o.feedGuard {
     do { try runFeedGuardBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
+    exit(0)
+}
+if o.cluster {
+    do { try runClusterBenchmark(o) } catch { say("benchmark failed: \(error)"); exit(1) }
     exit(0)
 }
 if o.soak {

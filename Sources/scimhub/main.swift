@@ -10,6 +10,7 @@ import HubLog
 import JSONCore
 import SCIM
 import Store
+import Postgres
 
 /// `scimhub`: the hub's command line. Output meant for scripts goes to stdout, everything
 /// else to stderr as JSON-lines logs or plain messages.
@@ -21,6 +22,7 @@ let usage = """
       scimhub serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--schemas DIR] [--policy FILE] \
     [--log-level LEVEL]
                     [--audit-key FILE --audit-checkpoints FILE] [--tls-cert FILE --tls-key FILE]
+                    [--store postgres://…|'host=… dbname=…' [--store-password-env NAME|--store-password-file FILE]]
       scimhub policy check FILE [--schemas DIR]
       scimhub policy diff OLD NEW --data DIR [--format text|json|csv] [--config FILE]
       scimhub token create --data DIR --principal NAME --scope SCOPE[,SCOPE...] [--expires-days N]
@@ -35,11 +37,15 @@ let usage = """
       scimhub backup --data DIR --to FILE  (a consistent copy while the hub serves; never overwrites FILE)
       scimhub restore --from FILE --data DIR   (into a data directory without a store)
       scimhub notification-templates DIR   (writes the built-in message templates there, to edit)
+      scimhub migrate --from DIR --to postgres://… [--to-password-env NAME|--to-password-file FILE]
+                                           (a stopped SQLite hub into an empty PostgreSQL database)
       scimhub --help
 
     With --policy, the hub provisions downstream targets (see README, "Provisioning"). A
     changed policy file is a new policy version at start: the people it changes are queued,
     or the rollout is held when it takes access from more people than policyChangeLimit.
+    Every command that takes --data DIR also takes --store (and its password reference) to
+    work on a PostgreSQL database several nodes share instead (not backup and restore).
     `policy diff` previews a change offline against the people stored in DIR.
     `reconcile` compares the targets with the policy and writes the report to stdout (progress
     on stderr when it is a terminal); remediate mode enqueues fixes for a running hub to apply.
@@ -86,9 +92,28 @@ struct Arguments {
     }
 }
 
-func openStore(_ data: String) throws -> any HubStore {
-    try SQLiteStore(directory: data, logger: Logger(label: "scimhub", minimumLevel: .warning))
+/// The store a command works on: `--store` (a PostgreSQL database several nodes share, the
+/// password from `--store-password-env` or `--store-password-file`), else SQLite in `--data`.
+func openStore(_ args: Arguments) throws -> any HubStore {
+    let logger = Logger(label: "scimhub", minimumLevel: .warning)
+    if let pg = try storeSettings(args) { return try PostgresStore(settings: pg, maxConnections: 2, logger: logger) }
+    return try SQLiteStore(directory: try args.require("data"), logger: logger)
 }
+
+/// `--store` and its password reference; nil for SQLite (no `--store`, or `--store sqlite`).
+func storeSettings(_ args: Arguments) throws -> PostgresSettings? {
+    guard let s = args.options["store"] else {
+        guard args.options["store-password-env"] == nil, args.options["store-password-file"] == nil else {
+            throw ConfigError("--store-password-env and --store-password-file go with --store")
+        }
+        return nil
+    }
+    return try HubConfig.storeSettings(
+        s, passwordEnv: args.options["store-password-env"], passwordFile: args.options["store-password-file"])
+}
+
+/// Options every command that opens a store accepts.
+let storeOptions: Set<String> = ["data", "store", "store-password-env", "store-password-file"]
 
 func serve(_ args: Arguments) throws -> Int32 {
     var config = HubConfig()
@@ -97,6 +122,7 @@ func serve(_ args: Arguments) throws -> Int32 {
     if let v = args.options["tls-cert"] { config.tlsCertFile = v }
     if let v = args.options["tls-key"] { config.tlsKeyFile = v }
     if let v = args.options["data"] { config.dataDirectory = v }
+    if args.options["store"] != nil { config.postgres = try storeSettings(args) }
     if let v = args.options["schemas"] { config.schemasDirectory = v }
     if let v = args.options["policy"] { config.policyFile = v }
     if let v = args.options["audit-key"] { config.auditKeyFile = v }
@@ -135,7 +161,11 @@ func serve(_ args: Arguments) throws -> Int32 {
     sources.append(hup)
     // Always emitted, whatever the level: scripts and operators read the URL from it.
     logger.notice(
-        "listening", ["url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue])
+        "listening",
+        [
+            "url": server.scimURL, "data": config.dataDirectory, "durability": config.durability.rawValue,
+            "store": config.postgres == nil ? "sqlite" : "postgresql", "node": server.coordination.nodeID,
+        ])
     server.run()
     _ = sources
     return server.failedToStart ? 1 : 0
@@ -143,7 +173,7 @@ func serve(_ args: Arguments) throws -> Int32 {
 
 func token(_ args: Arguments) throws -> Int32 {
     guard let sub = args.positional.first else { throw ConfigError("token needs create, list or revoke") }
-    let store = try openStore(try args.require("data"))
+    let store = try openStore(args)
     defer { store.close() }
     switch sub {
     case "create":
@@ -260,7 +290,6 @@ func policy(_ args: Arguments) throws -> Int32 {
 /// `scimhub policy diff OLD NEW --data DIR`: what replacing OLD by NEW would do to the
 /// people stored in DIR, offline (the same figures as `POST /admin/policy/preview`).
 func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
-    let data = try args.require("data")
     let format = args.options["format"] ?? "text"
     guard ["text", "json", "csv"].contains(format) else { throw ConfigError("--format must be text, json or csv") }
     let (old, new): (Policy, Policy)
@@ -271,7 +300,7 @@ func policyDiff(_ args: Arguments, userType: SCIMResourceType) throws -> Int32 {
         err("policy invalid: \(e.description)")
         return 1
     }
-    let store = try openStore(data)
+    let store = try openStore(args)
     defer { store.close() }
     let change = try PolicyChange.compute(store: store, current: old, candidate: new, now: Timestamp.now())
     // The hub's change limit, from its config file when given (a bad one is an error, not the default).
@@ -344,7 +373,7 @@ func audit(_ args: Arguments) throws -> Int32 {
 /// given key, and reached by the chain with the same hash (else the tail was cut or the
 /// chain rewritten).
 func auditVerify(_ args: Arguments) throws -> Int32 {
-    let store = try openStore(try args.require("data"))
+    let store = try openStore(args)
     defer { store.close() }
     var checkpoints: [AuditCheckpoint] = []
     var failures: [String] = []
@@ -421,7 +450,7 @@ func console(_ args: Arguments) throws -> Int32 {
     let name = try args.require("name")
     do { try PrincipalName.validate(name, what: "--name") } catch { throw ConfigError(error.description) }
     guard !PrincipalName.isReserved(name) else { throw ConfigError("--name '\(name)' is reserved for the hub itself") }
-    let store = try openStore(try args.require("data"))
+    let store = try openStore(args)
     defer { store.close() }
     let now = Date().timeIntervalSince1970
     if args.positional[1] != "add" {
@@ -469,7 +498,7 @@ func mfa(_ args: Arguments) throws -> Int32 {
         throw ConfigError("usage: scimhub mfa reset --data DIR --principal NAME")
     }
     let principal = try args.require("principal")
-    let store = try openStore(try args.require("data"))
+    let store = try openStore(args)
     defer { store.close() }
     let removed = try store.write { w -> Bool in
         let ok = try w.connection.resetMFA(principal: principal)
@@ -489,7 +518,6 @@ func mfa(_ args: Arguments) throws -> Int32 {
 
 /// `scimhub reconcile`: one run, in this process, against the data folder and policy a hub uses.
 func reconcile(_ args: Arguments) throws -> Int32 {
-    let data = try args.require("data")
     let policyFile = try args.require("policy")
     guard let dir = SchemaRegistry.locateDirectory(explicit: args.options["schemas"]),
         let userType = try SchemaRegistry.load(directory: dir).resourceType(named: "User")
@@ -512,7 +540,7 @@ func reconcile(_ args: Arguments) throws -> Int32 {
         return 1
     }
     let logger = Logger(label: "scimhub", minimumLevel: .warning)
-    let store = try SQLiteStore(directory: data, durability: .full, logger: logger)
+    let store = try openStore(args)
     defer { store.close() }
     let runs = ReconciliationRuns(
         reconciler: Reconciler(policies: PolicyHolder(p), store: store, connectors: connectors), store: store,
@@ -558,11 +586,30 @@ func backupOrRestore(_ command: String, _ args: Arguments) throws -> Int32 {
         "\(command): \(s.users) users, \(s.groups) groups, \(s.auditEntries) audit entries, "
             + "\(s.pendingJobs) pending jobs, schema \(s.schemaVersion), \(s.bytes) bytes")
     guard command == "restore" else { return 0 }
-    let store = try openStore(data)
+    let store = try SQLiteStore(directory: data, logger: Logger(label: "scimhub", minimumLevel: .warning))
     defer { store.close() }
     let v = try store.read { try AuditLog.verify($0) }
     out("audit chain: \(v.intact ? "intact" : "BROKEN"), \(v.entries) entries, head \(v.headSeq) \(v.headHash)")
     return v.intact ? 0 : 1
+}
+
+/// `scimhub migrate --from DIR --to postgres://…`: copies a stopped SQLite hub, audit chain
+/// included, into an empty PostgreSQL database and checks the copy there (counts per table, the
+/// chain verified). A non-empty target, or a hub serving DIR, is refused; a failure copies nothing.
+func migrate(_ args: Arguments) throws -> Int32 {
+    let from = try args.require("from")
+    guard
+        let settings = try HubConfig.storeSettings(
+            try args.require("to"), passwordEnv: args.options["to-password-env"],
+            passwordFile: args.options["to-password-file"])
+    else { throw ConfigError("--to must be a PostgreSQL database (postgres://… or a libpq key=value string)") }
+    let s = try PostgresImport.run(
+        from: from, to: settings, logger: Logger(label: "scimhub", minimumLevel: .warning))
+    for t in s.tables { out("\(t.name): \(t.rows) rows") }
+    if let a = s.audit {
+        out("audit chain: intact on the target, \(a.entries) entries, head \(a.headHash)@\(a.headSeq)")
+    }
+    return 0
 }
 
 func main() -> Int32 {
@@ -579,18 +626,21 @@ func main() -> Int32 {
                     argv.dropFirst(2),
                     allowed: [
                         "listen", "data", "config", "schemas", "policy", "log-level", "audit-key", "audit-checkpoints",
-                        "tls-cert", "tls-key",
+                        "tls-cert", "tls-key", "store", "store-password-env", "store-password-file",
                     ]))
         case "policy":
-            return try policy(Arguments(argv.dropFirst(2), allowed: ["schemas", "data", "format", "config"]))
+            return try policy(
+                Arguments(argv.dropFirst(2), allowed: storeOptions.union(["schemas", "format", "config"])))
         case "token":
-            return try token(Arguments(argv.dropFirst(2), allowed: ["data", "principal", "scope", "expires-days"]))
+            return try token(
+                Arguments(argv.dropFirst(2), allowed: storeOptions.union(["principal", "scope", "expires-days"])))
         case "audit":
-            return try audit(Arguments(argv.dropFirst(2), allowed: ["data", "checkpoint", "public-key", "out"]))
+            return try audit(
+                Arguments(argv.dropFirst(2), allowed: storeOptions.union(["checkpoint", "public-key", "out"])))
         case "mfa":
-            return try mfa(Arguments(argv.dropFirst(2), allowed: ["data", "principal"]))
+            return try mfa(Arguments(argv.dropFirst(2), allowed: storeOptions.union(["principal"])))
         case "console":
-            return try console(Arguments(argv.dropFirst(2), allowed: ["data", "name"]))
+            return try console(Arguments(argv.dropFirst(2), allowed: storeOptions.union(["name"])))
         case "notification-templates":
             // Writes the built-in message templates as files to edit (`notifications.templates`).
             let a = try Arguments(argv.dropFirst(2), allowed: [])
@@ -601,9 +651,13 @@ func main() -> Int32 {
             return 0
         case "backup", "restore":
             return try backupOrRestore(argv[1], Arguments(argv.dropFirst(2), allowed: ["data", "to", "from"]))
+        case "migrate":
+            return try migrate(
+                Arguments(argv.dropFirst(2), allowed: ["from", "to", "to-password-env", "to-password-file"]))
         case "reconcile":
             return try reconcile(
-                Arguments(argv.dropFirst(2), allowed: ["data", "policy", "schemas", "target", "mode", "format"]))
+                Arguments(
+                    argv.dropFirst(2), allowed: storeOptions.union(["policy", "schemas", "target", "mode", "format"])))
         default:
             err("unknown command '\(argv[1])'\n\n\(usage)")
             return 2

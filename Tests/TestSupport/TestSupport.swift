@@ -49,7 +49,9 @@ public final class LiveHub: @unchecked Sendable {
         do {
             server = try HubServer(
                 config: config, connectors: testConnectors,
-                logger: Logger(label: "test", minimumLevel: .error, silent: ProcessInfo.processInfo.environment["SCIMHUB_TEST_LOG"] == nil))
+                logger: Logger(
+                    label: "test", minimumLevel: .error,
+                    silent: ProcessInfo.processInfo.environment["SCIMHUB_TEST_LOG"] == nil))
         } catch {
             directory.remove()
             throw error

@@ -50,6 +50,11 @@ extension ConsoleEndpoints {
                 let n = Int(expiring["total"]?.numberValue?.int64 ?? 0)
                 sections.append(card("licences", "Licences expiring in 30 days", "\(n)", nil, nil))
             }
+            if let nodes = try api.read("/admin/nodes", as: p, requestID: rid) {
+                let all = nodes["nodes"]?.arrayValue?.compactMap(\.objectValue) ?? []
+                let alive = all.filter { $0["alive"] == .bool(true) }.count
+                sections.append(card("nodes", "Hub nodes alive", "\(alive) of \(all.count)", nil, nil))
+            }
             var content: HTML = "<div class=\"cards\">\(sections)</div>"
             if let targets = try api.read("/admin/targets", as: p, requestID: rid) {
                 content = "\(content)\(targetsTable(targets["targets"]?.arrayValue ?? []))"

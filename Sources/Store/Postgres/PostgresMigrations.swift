@@ -14,6 +14,8 @@ enum PostgresMigrations {
     static let lockKey: Int64 = 0x73_63_69_6D_68_75_62
     /// Key of the advisory lock under which a policy version takes its number.
     static let policyVersionLockKey: Int64 = 0x73_63_69_6D_68_75_62_01
+    /// Key of the advisory lock nodes hold while they compare the policy file with the stored versions.
+    static let startupLockKey: Int64 = 0x73_63_69_6D_68_75_62_02
 
     static let all: [(version: Int, sql: String)] = [
         (
@@ -496,6 +498,27 @@ enum PostgresMigrations {
                 term TEXT COLLATE "C" NOT NULL,
                 seq BIGINT NOT NULL,                -- resources.seq of a User
                 PRIMARY KEY (term, seq)
+            );
+            """
+        ),
+        (
+            4,
+            """
+            -- Several nodes (no SQLite counterpart: one SQLite node needs neither). Times are the
+            -- database's clock in seconds since 1970, so nodes whose clocks differ still agree.
+            -- Every node's identity and its last heartbeat (GET /admin/nodes).
+            CREATE TABLE nodes (
+                node_id TEXT COLLATE "C" PRIMARY KEY,
+                version TEXT COLLATE "C" NOT NULL,
+                started DOUBLE PRECISION NOT NULL,
+                heartbeat DOUBLE PRECISION NOT NULL
+            );
+            -- The lease on scheduled work: the holder leads until lease_until unless it renews.
+            CREATE TABLE leader_lease (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                holder TEXT COLLATE "C" NOT NULL,
+                since DOUBLE PRECISION NOT NULL,
+                lease_until DOUBLE PRECISION NOT NULL
             );
             """
         ),

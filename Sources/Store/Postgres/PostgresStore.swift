@@ -64,6 +64,22 @@ public final class PostgresStore: HubStore {
         }
     }
 
+    /// Runs `body` while holding the cluster's start-up lock (a session advisory lock on a
+    /// connection of its own): nodes starting together take turns at the steps that read,
+    /// decide and write across several transactions (a changed policy file becoming a version).
+    public func whileHoldingStartupLock<T>(_ body: () throws -> T) throws -> T {
+        let c = try StoreError.mappingPostgres {
+            let c = try PostgresConnection(
+                conninfo: settings.conninfo, password: settings.password, defaults: PostgresPool.defaults)
+            try c.run(
+                "SELECT pg_advisory_lock($1)", [.integer(PostgresMigrations.startupLockKey)], context: "start-up lock")
+            return c
+        }
+        // Closing the connection (at the end of this scope) releases the lock, also when `body` throws.
+        defer { try? c.run("SELECT pg_advisory_unlock($1)", [.integer(PostgresMigrations.startupLockKey)]) }
+        return try body()
+    }
+
     /// Writes in progress (waiting for a connection or running).
     public var queuedWrites: Int { inFlight.load(ordering: .relaxed) }
 

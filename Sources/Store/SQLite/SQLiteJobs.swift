@@ -107,6 +107,16 @@ extension SQLiteSession {
         return n
     }
 
+    /// Jobs leased now, counted per lease owner (a node id), for `/admin/nodes`.
+    public func leasedJobsByOwner(now: Double) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        try db.query(
+            "SELECT lease_owner, COUNT(*) FROM provisioning_jobs WHERE lease_until > ? AND lease_owner IS NOT NULL "
+                + "GROUP BY lease_owner", [.real(now)]
+        ) { out[$0.text(0) ?? "", default: 0] += Int($0.int64(1)) }
+        return out
+    }
+
     /// The earliest future time a pending job falls due or a lease runs out, for the
     /// dispatcher's sleep.
     public func nextDue(after now: Double) throws -> Double? {

@@ -1,0 +1,531 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+import EHRTestServer
+import JSONCore
+import TestSupport
+import HubCrypto
+import Hub
+
+/// Three real `scimhub serve` processes on one real PostgreSQL (issue #14): races between
+/// nodes settled by the database, a node killed with its jobs in flight, the leader killed
+/// with deadlines due, and PostgreSQL restarted under load. A cluster that cannot start
+/// fails the test; nothing is skipped.
+@Suite(.serialized) struct MultiNodeTests {
+    static var binary: String { repoRoot + "/.build/debug/scimhub" }
+
+    /// One PostgreSQL cluster, the nodes on it, and tokens made with the CLI's `--store`.
+    final class Cluster: @unchecked Sendable {
+        // @unchecked Sendable: nodes are started and killed from the test's thread only;
+        // worker threads only read `ports`, set before they start.
+        let pg: PostgresServer
+        let dir = TemporaryDirectory()
+        let connection: String
+        let passwordFile: String
+        var nodes: [HubProcess] = []
+        let policyFile: String?
+        private(set) var writer = ""
+        private(set) var admin = ""
+
+        /// `tokens: false` leaves the database empty (an import's target).
+        init(policy: String? = nil, tokens: Bool = true) throws {
+            pg = try PostgresServer()
+            // No password in the connection string: the hub refuses one there.
+            connection = "host=127.0.0.1 port=\(pg.port) dbname=\(pg.database) user=\(pg.user) connect_timeout=5"
+            passwordFile = dir.path + "/pgpass"
+            try (pg.password + "\n").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+            if let policy {
+                let file = dir.path + "/policy.json"
+                try policy.write(toFile: file, atomically: true, encoding: .utf8)
+                policyFile = file
+            } else {
+                policyFile = nil
+            }
+            if tokens {
+                writer = try token("hr", "scim:read,scim:write")
+                admin = try token("ops", "admin")
+            }
+        }
+
+        /// The CLI against the shared database: its exit status and stdout.
+        func cli(_ args: [String]) throws -> (status: Int32, out: String) {
+            try HubProcess.runWithStatus(
+                MultiNodeTests.binary, args + ["--store", connection, "--store-password-file", passwordFile])
+        }
+
+        func token(_ principal: String, _ scopes: String) throws -> String {
+            let r = try cli(["token", "create", "--principal", principal, "--scope", scopes])
+            guard r.status == 0, let t = r.out.split(separator: "\n").last.map(String.init), t.hasPrefix("shub_") else {
+                throw TestError("token create --store failed: \(r.status) \(r.out)")
+            }
+            return t
+        }
+
+        @discardableResult
+        func startNode() throws -> HubProcess {
+            let data = dir.path + "/node\(nodes.count)"
+            var extra = ["--log-level", "info"]
+            if let policyFile { extra += ["--policy", policyFile] }
+            let node = try HubProcess(
+                binary: MultiNodeTests.binary, data: data, extraArguments: extra, store: connection,
+                storePasswordFile: passwordFile)
+            nodes.append(node)
+            return node
+        }
+
+        /// Starts `count` nodes at the same instant (they migrate and read the policy file together).
+        func startNodesTogether(_ count: Int) throws {
+            let started = Mutex<[Result<HubProcess, any Error>]>([])
+            let first = nodes.count
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                let r = Result {
+                    var extra = ["--log-level", "info"]
+                    if let policyFile { extra += ["--policy", policyFile] }
+                    return try HubProcess(
+                        binary: MultiNodeTests.binary, data: dir.path + "/node\(first + i)", extraArguments: extra,
+                        store: connection, storePasswordFile: passwordFile)
+                }
+                started.withLock { $0.append(r) }
+            }
+            for r in started.withLock({ $0 }) {
+                if case .success(let node) = r { nodes.append(node) }
+            }
+            for r in started.withLock({ $0 }) { _ = try r.get() }
+        }
+
+        func stop() {
+            for n in nodes { n.stop() }
+            pg.stop()
+            pg.directory.remove()
+            dir.remove()
+        }
+    }
+
+    /// One request on a new connection.
+    static func call(
+        _ port: UInt16, _ method: String, _ path: String, token: String, body: String? = nil,
+        headers: [(String, String)] = []
+    ) -> RawResponse? {
+        guard let c = try? RawHTTPClient(port: port, timeout: 30) else { return nil }
+        var h = headers + [("Authorization", "Bearer \(token)")]
+        if body != nil { h.append(("Content-Type", "application/scim+json")) }
+        return c.request(method, path, headers: h, body: body.map { Array($0.utf8) })
+    }
+
+    /// The node id a process logged at start.
+    static func nodeID(_ p: HubProcess) -> String? {
+        guard let r = p.log.range(of: #""node":"[^"]+""#, options: .regularExpression) else { return nil }
+        return String(p.log[r].dropFirst(8).dropLast())
+    }
+
+    static func nodes(_ port: UInt16, _ token: String) -> [JSONObject] {
+        call(port, "GET", "/admin/nodes", token: token)?.object["nodes"]?.arrayValue?.compactMap(\.objectValue) ?? []
+    }
+
+    /// Runs `body(i)` on `count` threads that start together (each connects first).
+    static func together(_ count: Int, _ body: @escaping @Sendable (Int, () -> Void) -> Void) {
+        let ready = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread {
+                body(i) {
+                    ready.add(1, ordering: .sequentiallyConsistent)
+                    while ready.load(ordering: .sequentiallyConsistent) < count { usleep(100) }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+    }
+
+    // MARK: - Races settled by the database
+
+    @Test func sameUserNameOnTwoNodes_oneCreated_oneConflict_andIfMatchHasOneWinner() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let ports = cluster.nodes.map(\.port)
+        let writer = cluster.writer
+
+        // The same userName POSTed to two nodes at the same instant, five times over.
+        for round in 0..<5 {
+            let statuses = Mutex<[Int]>([])
+            Self.together(2) { i, go in
+                guard let c = try? RawHTTPClient(port: ports[i], timeout: 30) else { return }
+                go()
+                let r = c.request(
+                    "POST", "/scim/v2/Users",
+                    headers: [("Authorization", "Bearer \(writer)"), ("Content-Type", "application/scim+json")],
+                    body: Array(person("same\(round)@x.org", title: "Receptionist").utf8))
+                statuses.withLock { $0.append(r?.status ?? 0) }
+            }
+            #expect(statuses.withLock { $0.sorted() } == [201, 409], "round \(round)")
+        }
+
+        // 50 PATCHes with one If-Match, spread over the three nodes: exactly one wins.
+        let created = try #require(
+            Self.call(ports[0], "POST", "/scim/v2/Users", token: writer, body: person("etag@x.org", title: "Nurse")))
+        let id = try #require(created.object["id"]?.stringValue)
+        let etag = try #require(created.header("ETag"))
+        let results = Mutex<[Int]>([])
+        Self.together(50) { i, go in
+            guard let c = try? RawHTTPClient(port: ports[i % 3], timeout: 60) else { return }
+            go()
+            let body =
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+                + #""Operations":[{"op":"replace","path":"title","value":"T\#(i)"}]}"#
+            let r = c.request(
+                "PATCH", "/scim/v2/Users/\(id)",
+                headers: [
+                    ("Authorization", "Bearer \(writer)"), ("Content-Type", "application/scim+json"),
+                    ("If-Match", etag),
+                ], body: Array(body.utf8))
+            results.withLock { $0.append(r?.status ?? 0) }
+        }
+        let all = results.withLock { $0 }
+        #expect(all.count == 50)
+        #expect(all.filter { $0 == 200 }.count == 1, "\(all)")
+        #expect(all.filter { $0 == 412 }.count == 49, "\(all)")
+
+        // Every node sees the three nodes, one leader, and itself; an auditor may look, a feed may not.
+        for port in ports {
+            let listed = Self.nodes(port, cluster.admin)
+            #expect(listed.count == 3)
+            #expect(listed.filter { $0["leader"] == .bool(true) }.count == 1)
+            #expect(listed.filter { $0["self"] == .bool(true) }.count == 1)
+            #expect(listed.allSatisfy { $0["alive"] == .bool(true) && $0["version"]?.stringValue?.isEmpty == false })
+        }
+        let auditor = try cluster.token("auditor.ana", "auditor")
+        #expect(Self.call(ports[1], "GET", "/admin/nodes", token: auditor)?.status == 200)
+        #expect(Self.call(ports[1], "GET", "/admin/nodes", token: writer)?.status == 403)
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.out)")
+    }
+
+    // MARK: - A node killed with jobs in flight
+
+    @Test func kill9OfOneNodeDuringOnboarding_everyoneConverges_noDuplicates_chainVerifies() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // A slow EHR keeps every node's workers busy, so the node killed holds leased jobs.
+        ehr.setLatency(0.03)
+        let cluster = try Cluster(policy: ehrPolicy(ehr))
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let (front, victim) = (cluster.nodes[0], cluster.nodes[2])
+        let victimID = try #require(Self.nodeID(victim))
+        let n = 300
+        let ops = (0..<n).map {
+            #"{"method":"POST","path":"/Users","bulkId":"b\#($0)","#
+                + #""data":\#(person("m\($0)@x.org", title: "Receptionist"))}"#
+        }
+        let bulk =
+            #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+            + #"[\#(ops.joined(separator: ","))]}"#
+        #expect(Self.call(front.port, "POST", "/scim/v2/Bulk", token: cluster.writer, body: bulk)?.status == 200)
+        func leasedBy(_ id: String) -> Int64? {
+            Self.nodes(front.port, cluster.admin).first { $0["id"]?.stringValue == id }?["jobsLeased"]?.numberValue?
+                .int64
+        }
+        eventually("the victim holds leased jobs", timeout: 30) { (leasedBy(victimID) ?? 0) > 0 }
+        victim.kill9()
+        let killed = Date()
+        let before = ehr.snapshot().count
+        #expect(before < n, "killed too late to test anything")
+        // Its leases end without it (12 s) and the other nodes take the jobs.
+        eventually("the dead node's leases lapse", timeout: 20) { leasedBy(victimID) == 0 }
+        let failover = Date().timeIntervalSince(killed)
+        print("multi-node: the killed node's job leases lapsed \(String(format: "%.1f", failover)) s after kill -9")
+        #expect(failover <= 15)
+        eventually("everyone converges on the two nodes left", timeout: 90) {
+            ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == n
+        }
+        // One account per person: a create the dead node left unrecorded was found, not repeated.
+        #expect(ehr.snapshot().count == n)
+        let dead = Self.call(front.port, "GET", "/admin/jobs?state=dead", token: cluster.admin)
+        #expect(dead?.object["jobs"]?.arrayValue?.isEmpty ?? true, "\(dead?.text ?? "")")
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.out)")
+        #expect(verify.out.contains("intact"), "\(verify.out)")
+    }
+
+    // MARK: - The leader killed with deadlines due
+
+    @Test func kill9OfTheLeader_breakGlassTakenBackWithinTheLease() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        let policy = singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}, "#
+                + #"{"name": "emergency-physician", "groups": ["Emergency Roster"], "#
+                + #""grants": {"ehr": ["physician"]}, "breakGlass": {"maxHours": 8}}"#)
+        let cluster = try Cluster(policy: policy)
+        defer { cluster.stop() }
+        try cluster.startNodesTogether(3)
+        // Three nodes started together with the policy file stored it once.
+        let versions = Self.call(cluster.nodes[1].port, "GET", "/admin/policy/versions", token: cluster.admin)
+        #expect(versions?.object["versions"]?.arrayValue?.count == 1, "\(versions?.text ?? "")")
+        var leaderID: String? = nil
+        eventually("one leader") {
+            leaderID =
+                Self.nodes(cluster.nodes[0].port, cluster.admin).first { $0["leader"] == .bool(true) }?["id"]?
+                .stringValue
+            return leaderID != nil
+        }
+        let leader = try #require(cluster.nodes.first { Self.nodeID($0) == leaderID })
+        let others = cluster.nodes.filter { $0 !== leader }
+        let grantNode = others[0]
+        // Three people, each granted by their own on-call doctor (enrolled for step-up) through a follower.
+        let people = (0..<3).map { "rosa\($0)@x.org" }
+        var ids: [String] = []
+        for p in people {
+            let r = Self.call(
+                grantNode.port, "POST", "/scim/v2/Users", token: cluster.writer, body: person(p, title: "Receptionist"))
+            ids.append(try #require(r?.object["id"]?.stringValue, "\(r?.text ?? "")"))
+        }
+        eventually("provisioned") { people.allSatisfy { ehr.snapshot()[$0]?.roles == ["scheduling"] } }
+        let seconds = 8.0
+        var expires = Date()
+        for (i, id) in ids.enumerated() {
+            let doctor = try cluster.token("dr.oncall\(i)", "break-glass")
+            let enrol = Self.call(grantNode.port, "POST", "/mfa/enrol", token: doctor)
+            let uri = try #require(enrol?.object["otpauth"]?.stringValue, "\(enrol?.text ?? "")")
+            let range = try #require(uri.range(of: "secret="))
+            let secret = try #require(TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" })))
+            let body =
+                #"{"personId": "\#(id)", "package": "emergency-physician", "#
+                + #""reason": "cardiac arrest in bay 3", "hours": \#(seconds / 3600)}"#
+            let r = Self.call(
+                grantNode.port, "POST", "/admin/break-glass", token: doctor, body: body,
+                headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
+            #expect(r?.status == 201, "\(r?.text ?? "")")
+            expires = Date().addingTimeInterval(seconds)
+        }
+        eventually("physician downstream") {
+            people.allSatisfy { ehr.snapshot()[$0]?.roles == ["scheduling", "physician"] }
+        }
+        // The leader dies a moment before the grants end: a follower must take over and end them.
+        let untilKill = expires.timeIntervalSinceNow - 1
+        #expect(untilKill > 0, "the grants were made too slowly for the test")
+        if untilKill > 0 { Thread.sleep(forTimeInterval: untilKill) }
+        leader.kill9()
+        let killed = Date()
+        eventually("taken back by the new leader", timeout: 25) {
+            people.allSatisfy { ehr.snapshot()[$0]?.roles == ["scheduling"] }
+        }
+        let took = Date().timeIntervalSince(killed)
+        print("multi-node: break-glass taken back \(String(format: "%.1f", took)) s after kill -9 of the leader")
+        // The lease (10 s) plus one renewal pass (2 s) plus the expiry's job.
+        #expect(took <= 13.5)
+        let listed = Self.nodes(grantNode.port, cluster.admin)
+        let newLeader = listed.first { $0["leader"] == .bool(true) }?["id"]?.stringValue
+        #expect(newLeader != nil && newLeader != leaderID)
+        #expect(listed.first { $0["id"]?.stringValue == leaderID }?["alive"] == .bool(false))
+    }
+
+    // MARK: - PostgreSQL restarted under load
+
+    @Test func postgresRestartedUnderLoad_writesGet503WithRetryAfter_nodesReconnect() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let ports = cluster.nodes.map(\.port)
+        let writer = cluster.writer
+        let stop = Atomic<Bool>(false)
+        let restarted = Atomic<Bool>(false)
+        // (status, Retry-After present, userName, node, after the restart)
+        let outcomes = Mutex<[(Int, Bool, String, Int, Bool)]>([])
+        let group = DispatchGroup()
+        for w in 0..<3 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var i = 0
+                while !stop.load(ordering: .sequentiallyConsistent) {
+                    let node = (w + i) % 3
+                    let name = "load\(w)-\(i)@x.org"
+                    let after = restarted.load(ordering: .sequentiallyConsistent)
+                    let r = Self.call(
+                        ports[node], "POST", "/scim/v2/Users", token: writer, body: person(name, title: "Receptionist"))
+                    outcomes.withLock {
+                        $0.append((r?.status ?? 0, r?.header("Retry-After") != nil, name, node, after))
+                    }
+                    i += 1
+                    usleep(5_000)
+                }
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 1)
+        cluster.pg.stop()
+        Thread.sleep(forTimeInterval: 2)
+        try cluster.pg.start()
+        restarted.store(true, ordering: .sequentiallyConsistent)
+        // Every node writes again by itself.
+        eventually("every node accepts writes again", timeout: 20) {
+            let ok = outcomes.withLock { o in Set(o.filter { $0.4 && $0.0 == 201 }.map(\.3)) }
+            return ok.count == 3
+        }
+        stop.store(true, ordering: .sequentiallyConsistent)
+        group.wait()
+        let all = outcomes.withLock { $0 }
+        let statuses = Dictionary(grouping: all, by: \.0).mapValues(\.count)
+        print("multi-node: writes across a PostgreSQL restart: \(statuses.sorted { $0.key < $1.key })")
+        #expect(all.allSatisfy { $0.0 == 201 || $0.0 == 503 }, "\(statuses)")
+        #expect(!all.contains { $0.0 == 503 && !$0.1 }, "a 503 without Retry-After")
+        #expect(all.contains { $0.0 == 503 }, "no write fell into the outage")
+        // Every acknowledged create is there.
+        let created = Set(all.filter { $0.0 == 201 }.map(\.2))
+        var stored = Set<String>()
+        var start = 1
+        while true {
+            let page = Self.call(
+                ports[0], "GET", "/scim/v2/Users?attributes=userName&count=1000&startIndex=\(start)", token: writer)
+            let rs = page?.object["Resources"]?.arrayValue ?? []
+            for r in rs { if let u = r.objectValue?["userName"]?.stringValue { stored.insert(u) } }
+            if rs.count < 1000 { break }
+            start += 1000
+        }
+        #expect(created.isSubset(of: stored), "\(created.subtracting(stored).count) acknowledged creates missing")
+        // The heartbeats came back too: three live nodes and a leader.
+        eventually("three live nodes and a leader", timeout: 15) {
+            let listed = Self.nodes(ports[1], cluster.admin)
+            return listed.filter { $0["alive"] == .bool(true) }.count == 3
+                && listed.contains { $0["leader"] == .bool(true) }
+        }
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.out)")
+    }
+
+    // MARK: - From one SQLite node to PostgreSQL
+
+    /// `scimhub migrate` into the cluster's database: its status, and stdout with stderr (the reason).
+    static func migrate(_ data: String, _ cluster: Cluster) throws -> (status: Int32, out: String) {
+        try HubProcess.runWithStatus(
+            "/bin/sh",
+            [
+                "-c", #"exec "$0" "$@" 2>&1"#, binary, "migrate", "--from", data, "--to", cluster.connection,
+                "--to-password-file", cluster.passwordFile,
+            ])
+    }
+
+    @Test func migrate_copiesASQLiteHub_chainVerifies_nodesServeIt_andANonEmptyTargetIsRefused() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let cluster = try Cluster(tokens: false)
+        defer { cluster.stop() }
+        // A SQLite hub with people, a Group, tokens and an audit chain; stopped before the copy.
+        let data = cluster.dir.path + "/sqlite"
+        let token = try HubProcess.createToken(Self.binary, data: data, principal: "hr", scopes: "scim:read,scim:write")
+        let single = try HubProcess(binary: Self.binary, data: data)
+        var ids: [String] = []
+        for i in 0..<20 {
+            let r = Self.call(
+                single.port, "POST", "/scim/v2/Users", token: token, body: person("mig\(i)@x.org", title: "Nurse"))
+            ids.append(try #require(r?.object["id"]?.stringValue))
+        }
+        let group =
+            #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Ward 7","#
+            + #""members":[{"value":"\#(ids[0])"},{"value":"\#(ids[1])"}]}"#
+        #expect(Self.call(single.port, "POST", "/scim/v2/Groups", token: token, body: group)?.status == 201)
+        #expect(Self.call(single.port, "DELETE", "/scim/v2/Users/\(ids[19])", token: token)?.status == 204)
+        // While the hub serves its directory, the copy is refused (it would miss later writes).
+        let busy = try Self.migrate(data, cluster)
+        #expect(busy.status != 0)
+        #expect(single.stop() == 0)
+        let sourceAudit = try HubProcess.run(Self.binary, ["audit", "verify", "--data", data])
+
+        let copy = try Self.migrate(data, cluster)
+        #expect(copy.status == 0, "\(copy.out)")
+        #expect(copy.out.contains("resources: 20 rows"), "\(copy.out)")
+        #expect(copy.out.contains("audit chain: intact on the target"), "\(copy.out)")
+        // The same head as the source's chain.
+        let head = sourceAudit.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(head.map { copy.out.contains($0) } == true, "\(sourceAudit) vs \(copy.out)")
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0 && verify.out.contains("intact"), "\(verify.out)")
+
+        // Nodes on PostgreSQL serve the copy: the old token, the same ids, the Group, new writes chained on.
+        let node = try cluster.startNode()
+        let got = Self.call(node.port, "GET", "/scim/v2/Users/\(ids[3])", token: token)
+        #expect(got?.status == 200 && got?.object["userName"]?.stringValue == "mig3@x.org")
+        #expect(Self.call(node.port, "GET", "/scim/v2/Users/\(ids[19])", token: token)?.status == 404)
+        let listed = Self.call(node.port, "GET", "/scim/v2/Groups", token: token)
+        #expect(listed?.object["totalResults"]?.numberValue?.int64 == 1)
+        #expect(
+            Self.call(node.port, "POST", "/scim/v2/Users", token: token, body: person("new@x.org", title: "Nurse"))?
+                .status == 201)
+        #expect(
+            Self.call(node.port, "POST", "/scim/v2/Users", token: token, body: person("mig4@x.org", title: "Nurse"))?
+                .status == 409)
+        #expect(try cluster.cli(["audit", "verify"]).status == 0)
+
+        // A second copy into the now non-empty database is refused and changes nothing.
+        let again = try Self.migrate(data, cluster)
+        #expect(again.status != 0)
+        #expect(Self.call(node.port, "GET", "/scim/v2/Users?count=0", token: token)?.object["totalResults"] == .int(20))
+    }
+
+    // MARK: - One node on SQLite
+
+    @Test func sqliteHub_listsItselfAsTheOneNode() throws {
+        let hub = try LiveHub()
+        defer { hub.stop() }
+        let r = try hub.call("GET", "/admin/nodes", token: hub.admin)
+        #expect(r.status == 200)
+        let nodes = r.object["nodes"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(nodes.count == 1)
+        #expect(nodes.first?["leader"] == .bool(true) && nodes.first?["self"] == .bool(true))
+        #expect(nodes.first?["jobsLeased"]?.numberValue?.int64 == 0)
+    }
+}
+
+/// The `store` setting: SQLite by default, PostgreSQL by URL or libpq string, the password
+/// only by reference.
+@Suite struct StoreSettingTests {
+    @Test func storeSetting_acceptsPostgresAndRefusesPasswordsInline() throws {
+        #expect(try HubConfig.storeSettings("sqlite", passwordEnv: nil, passwordFile: nil) == nil)
+        let url = try HubConfig.storeSettings(
+            "postgres://hub@db.example/scimhub?sslmode=verify-full", passwordEnv: "PGPW", passwordFile: nil,
+            environment: ["PGPW": "s3cret"])
+        #expect(url?.password == "s3cret")
+        #expect(url?.value("sslmode") == "verify-full")
+        let kv = try HubConfig.storeSettings(
+            "host=db.example dbname=scimhub user=hub", passwordEnv: nil, passwordFile: nil, environment: [:])
+        #expect(kv?.value("dbname") == "scimhub" && kv?.password == nil)
+        for (text, env, fragment) in [
+            ("host=db password=s3cret", nil, "must not hold the password"),
+            ("postgres://hub:s3cret@db/scimhub", nil, "must not hold the password"),
+            ("/var/lib/scimhub", nil, "store must be sqlite"),
+            ("host=db", "MISSING", "MISSING is not set"),
+        ] as [(String, String?, String)] {
+            #expect {
+                try HubConfig.storeSettings(text, passwordEnv: env, passwordFile: nil, environment: [:])
+            } throws: { error in
+                let d = "\(error)"
+                return d.contains(fragment) && !d.contains("s3cret")
+            }
+        }
+        #expect(throws: ConfigError.self) {
+            try HubConfig.storeSettings("host=db", passwordEnv: "A", passwordFile: "/x", environment: ["A": "b"])
+        }
+        // The config file's object form, with the password from a file.
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try "pw-from-file\n".write(toFile: dir.path + "/pw", atomically: true, encoding: .utf8)
+        let file = dir.path + "/config.json"
+        try #"{"store": {"connection": "host=db.example dbname=scimhub", "passwordFile": "\#(dir.path)/pw"}}"#.write(
+            toFile: file, atomically: true, encoding: .utf8)
+        #expect(try HubConfig.load(path: file).postgres?.password == "pw-from-file")
+        try #"{"store": {"connection": "host=db", "colour": 1}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try HubConfig.load(path: file) }
+    }
+}
