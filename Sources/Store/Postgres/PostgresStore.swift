@@ -238,7 +238,7 @@ final class PostgresPool: @unchecked Sendable {
             do {
                 try c.execute(begin, context: context)
                 return c
-            } catch  where error.isConnectionLost && tries < limit {
+            } catch let lost where lost.isConnectionLost && tries < limit {
                 checkin(c)  // not usable: closed, not pooled
                 tries += 1
             } catch {
