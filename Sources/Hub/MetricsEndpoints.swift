@@ -15,9 +15,14 @@ final class HTTPMetrics: Sendable {
         let method: String
         let status: Int
     }
+    /// A latency series: route and method (no string built per request on the hot path).
+    struct Series: Hashable {
+        let route: String
+        let method: String
+    }
     struct Shard {
         var counts: [Key: UInt64] = [:]
-        var latency: [String: Histogram] = [:]  // "method route"
+        var latency: [Series: Histogram] = [:]
     }
     /// A Mutex cannot sit in an array (it is not copyable): each shard is a box.
     final class Box: Sendable { let state = Mutex(Shard()) }
@@ -27,7 +32,8 @@ final class HTTPMetrics: Sendable {
         let h = UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) &* 0x9E37_79B9_7F4A_7C15
         shards[Int(h >> 60) % shards.count].state.withLock { s in
             s.counts[Key(route: route, method: method, status: status), default: 0] += 1
-            s.latency[method + " " + route, default: Histogram(bounds: Histogram.requestBounds)].observe(seconds)
+            s.latency[Series(route: route, method: method), default: Histogram(bounds: Histogram.requestBounds)]
+                .observe(seconds)
         }
     }
 
@@ -84,9 +90,8 @@ struct MetricsEndpoints: FeatureEndpoints {
                 Double(v))
         }
         p.family("scimhub_http_request_duration_seconds", "histogram", "Time to answer, by route template and method.")
-        for (k, h) in m.latency.sorted(by: { $0.key < $1.key }) {
-            let parts = k.split(separator: " ", maxSplits: 1).map(String.init)
-            p.histogram("scimhub_http_request_duration_seconds", [("route", parts[1]), ("method", parts[0])], h)
+        for (k, h) in m.latency.sorted(by: { ($0.key.route, $0.key.method) < ($1.key.route, $1.key.method) }) {
+            p.histogram("scimhub_http_request_duration_seconds", [("route", k.route), ("method", k.method)], h)
         }
     }
 
