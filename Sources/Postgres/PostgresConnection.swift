@@ -146,6 +146,10 @@ public final class PostgresConnection {
         return s == PQTRANS_INTRANS || s == PQTRANS_INERROR
     }
 
+    /// True while a transaction is open and not aborted: further statements can run in it
+    /// (after an error outside a savepoint it is aborted, and COMMIT would roll it back).
+    public var isInOpenTransaction: Bool { PQtransactionStatus(conn) == PQTRANS_INTRANS }
+
     /// True when no transaction is open and the connection is idle: safe to hand to someone else.
     public var isIdle: Bool { PQtransactionStatus(conn) == PQTRANS_IDLE }
 

@@ -286,6 +286,69 @@ import TestSupport
         #expect(head.seq == Int64(threads * perThread * 2))
     }
 
+    /// Writes that wait together share one transaction (one lock on the chain head, one WAL
+    /// flush), each in its own savepoint: a write that fails takes its rows and its audit
+    /// entries with it and no one else's; the chain stays whole, also when one write appends
+    /// more entries than one INSERT carries.
+    @Test func concurrentWrites_shareTransactions_aFailedOneUndoesOnlyItself() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let store = try open(db.settings, connections: 8)
+        defer { store.close() }
+        let many = PostgresWriteContext.auditRowsPerStatement * 2 + 5
+        try store.write { w in
+            for k in 0..<many {
+                try AuditLog.append(
+                    w, .now(principal: "ops", action: "grant", resourceType: "User", resourceID: "x\(k)", requestID: "r"))
+            }
+        }
+        let threads = 16, perThread = 25
+        let xids = Mutex<[Int64]>([])
+        let failed = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for k in 0..<perThread {
+                let n = t * perThread + k
+                do {
+                    try store.write { w in
+                        try w.connection.insert(type: .user, id: "u\(n)", doc: user("p\(n)"), members: [], now: 1)
+                        try AuditLog.append(
+                            w,
+                            .now(
+                                principal: "hr", action: "create", resourceType: "User", resourceID: "u\(n)",
+                                requestID: "r\(n)"))
+                        var xid: Int64 = 0
+                        let session = try #require((w as? PostgresWriteContext)?.session)
+                        try session.db.query("SELECT txid_current()") { xid = $0.int64(0) }
+                        if n % 7 == 0 { throw TestError("refused \(n)") }
+                        xids.withLock { $0.append(xid) }
+                    }
+                } catch {
+                    failed.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        let total = threads * perThread
+        let refused = (0..<total).filter { $0 % 7 == 0 }.count
+        #expect(failed.load(ordering: .relaxed) == refused)
+        let committed = xids.withLock { $0 }
+        #expect(committed.count == total - refused)
+        #expect(Set(committed).count < committed.count, "no two writes shared a transaction")
+        try store.read { (c) throws -> Void in
+            for n in 0..<total {
+                #expect((try c.fetch(type: .user, id: "u\(n)") != nil) == (n % 7 != 0), "u\(n)")
+            }
+            let v = try AuditLog.verify(c)
+            #expect(v.intact, "\(v.breaks)")
+            #expect(v.entries == many + total - refused)
+            let created = try c.auditEntries(
+                since: nil, until: nil, principal: "hr", resourceID: nil, action: nil, afterSeq: 0, limit: 10_000)
+            #expect(created.count == total - refused)
+            #expect(!created.contains { Int($0.resourceID.dropFirst())! % 7 == 0 }, "a refused write's entry stayed")
+            let first = try c.auditEntries(
+                since: nil, until: nil, principal: "ops", resourceID: nil, action: nil, afterSeq: 0, limit: 10_000)
+            #expect(first.map(\.seq) == Array(1...Int64(many)), "one write's entries are adjacent, in order")
+        }
+    }
+
     /// Policy versions are numbered 1, 2, 3 across nodes applying policies at once.
     @Test func policyVersionsFromTwoNodesAtOnce_getDistinctConsecutiveNumbers() throws {
         let db = try SharedPostgres.freshDatabase()

@@ -52,33 +52,62 @@ extension PostgresSession: AuditStore {
 }
 
 extension PostgresWriteContext {
-    /// Chains `entry` to the head of the one chain all nodes share. The first append of a
-    /// transaction locks the chain head's row (`FOR UPDATE`) until commit: another node's
-    /// append waits, then reads the head this one left, so the chain never forks. Entries
-    /// therefore commit in chain order, one transaction at a time.
+    /// Keeps `entry` for the chain; `sealAudit` chains it when the transaction ends.
     func appendAudit(_ entry: AuditEntry) throws {
+        pendingAudit.append(entry)
+    }
+
+    /// Entries per INSERT: a bounded number of statement shapes per connection.
+    static let auditRowsPerStatement = 32
+
+    /// Chains this transaction's entries onto the head of the one chain all nodes share, as
+    /// its last step before COMMIT. Locking the head's row (`FOR UPDATE`) until commit makes
+    /// another node's seal wait and then read the head this one left, so the chain never
+    /// forks and entries commit in chain order. Done last, the lock is held for these two or
+    /// three statements and the commit, not for the transaction's other work.
+    func sealAudit() throws {
+        guard !pendingAudit.isEmpty else { return }
         let db = session.db
-        if auditHead == nil {
-            try db.query("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE") {
-                auditHead = ($0.int64(0), $0.bytes(1))
-            }
+        var head: (seq: Int64, hash: [UInt8])?
+        try db.query("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE") {
+            head = ($0.int64(0), $0.bytes(1))
         }
         // Refuse rather than start a second chain at the genesis value.
-        guard let head = auditHead else { throw StoreError("the audit chain head is missing", kind: .unavailable) }
-        let e = AuditLog.chained(entry, seq: head.seq + 1, prev: head.hash)
-        try db.run(
-            """
-            INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id, outcome,
-            prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [
-                .integer(e.seq), .text(e.time), .text(e.principal), .text(e.action), .text(e.resourceType),
-                .text(e.resourceID), .text(AuditLog.encodeAttributes(e.attributes)), .text(e.requestID),
-                .text(e.outcome),
-                .bytes(e.prevHash), .bytes(e.hash),
-            ])
-        try db.run("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", [.integer(e.seq), .bytes(e.hash)])
-        auditHead = (e.seq, e.hash)
+        guard var (seq, prev) = head else { throw StoreError("the audit chain head is missing", kind: .unavailable) }
+        var chained: [AuditEntry] = []
+        chained.reserveCapacity(pendingAudit.count)
+        for entry in pendingAudit {
+            seq += 1
+            let e = AuditLog.chained(entry, seq: seq, prev: prev)
+            prev = e.hash
+            chained.append(e)
+        }
+        var rest = chained[...]
+        while !rest.isEmpty {
+            let rows = rest.prefix(Self.auditRowsPerStatement)
+            rest = rest.dropFirst(rows.count)
+            var params: [PostgresValue] = []
+            params.reserveCapacity(rows.count * 11 + 2)
+            for e in rows {
+                params += [
+                    .integer(e.seq), .text(e.time), .text(e.principal), .text(e.action), .text(e.resourceType),
+                    .text(e.resourceID), .text(AuditLog.encodeAttributes(e.attributes)), .text(e.requestID),
+                    .text(e.outcome), .bytes(e.prevHash), .bytes(e.hash),
+                ]
+            }
+            var sql =
+                """
+                INSERT INTO audit(seq, time, principal, action, resource_type, resource_id, attributes, request_id,
+                outcome, prev_hash, hash) VALUES
+                """ + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows.count).joined(separator: ", ")
+            // The last INSERT moves the head in the same statement (a data-modifying WITH runs
+            // to completion whether or not its rows are read).
+            if rest.isEmpty {
+                sql = "WITH added AS (" + sql + ") UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1"
+                params += [.integer(seq), .bytes(prev)]
+            }
+            try db.run(sql, params)
+        }
+        pendingAudit = []
     }
 }

@@ -26,10 +26,17 @@ extension StoreError {
     static func mappingPostgres<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
-        } catch let e as PostgresError {
-            throw StoreError(e)
-        } catch let e as PostgresConnectError {
-            throw StoreError("\(e)", kind: .unavailable)
+        } catch {
+            throw mappedPostgres(error)
+        }
+    }
+
+    /// The store error for a PostgreSQL error; any other error unchanged.
+    static func mappedPostgres(_ error: any Error) -> any Error {
+        switch error {
+        case let e as PostgresError: return StoreError(e)
+        case let e as PostgresConnectError: return StoreError("\(e)", kind: .unavailable)
+        default: return error
         }
     }
 }
@@ -37,32 +44,40 @@ extension StoreError {
 /// The hub's persistent state in a PostgreSQL database that several hub nodes may share.
 ///
 /// Reads take a pooled connection, in a `REPEATABLE READ READ ONLY` transaction (one
-/// snapshot) or in autocommit. Each write runs in its own `READ COMMITTED` transaction: the
+/// snapshot) or in autocommit. Writes run in `READ COMMITTED` transactions shared by the
+/// writes waiting at that moment, each in a savepoint of its own (`PostgresGroupCommit`): the
 /// database's unique indexes settle races between nodes (the loser gets `.uniqueness`), the
-/// audit chain is appended under a row lock on its head, and a serialization failure or
-/// deadlock runs the write again. A broken connection is dropped and a new one opened on
-/// next use, so the store recovers by itself when PostgreSQL comes back.
+/// audit chain is appended under a row lock on its head at the end of the transaction, and a
+/// serialization failure or deadlock runs the write again. A broken connection is dropped
+/// and a new one opened on next use, so the store recovers by itself when PostgreSQL comes back.
 public final class PostgresStore: HubStore {
     /// Where the database is (no password in it).
     public let settings: PostgresSettings
     private let pool: PostgresPool
     private let logger: Logger
     private let inFlight = Atomic<Int>(0)
-    /// How many times a write that hit a serialization failure or deadlock runs in all.
-    static let maxAttempts = 5
+    private let writer: PostgresGroupCommit
 
     /// Connects, runs the migrations this database lacks (under an advisory lock, so nodes
-    /// starting together migrate once) and keeps up to `maxConnections` connections.
+    /// starting together migrate once) and keeps up to `maxConnections` connections, of
+    /// which up to half (at most `maxWriteLanes`) run write transactions at once.
     public init(settings: PostgresSettings, maxConnections: Int = 8, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
-        pool = PostgresPool(settings: settings, limit: max(2, maxConnections))
+        let limit = max(2, maxConnections)
+        let pool = PostgresPool(settings: settings, limit: limit)
+        self.pool = pool
         try StoreError.mappingPostgres {
             let c = try pool.checkout()
             defer { pool.checkin(c) }
             try PostgresMigrations.run(c)
         }
+        writer = PostgresGroupCommit(pool: pool, lanes: min(Self.maxWriteLanes, limit / 2), logger: logger)
     }
+
+    /// Write transactions one node runs at once. More lanes do more work in parallel but
+    /// make smaller batches and more row-lock waits between them; four keep two cores busy.
+    static let maxWriteLanes = 4
 
     /// Runs `body` while holding the cluster's start-up lock (a session advisory lock on a
     /// connection of its own): nodes starting together take turns at the steps that read,
@@ -83,8 +98,11 @@ public final class PostgresStore: HubStore {
     /// Writes in progress (waiting for a connection or running).
     public var queuedWrites: Int { inFlight.load(ordering: .relaxed) }
 
-    /// Closes idle connections; later calls fail as unavailable.
-    public func close() { pool.close() }
+    /// Commits the writes queued, then closes the connections; later calls fail as unavailable.
+    public func close() {
+        writer.stop()
+        pool.close()
+    }
 
     // MARK: - Reads
 
@@ -111,50 +129,17 @@ public final class PostgresStore: HubStore {
 
     // MARK: - Writes
 
-    /// Runs `body` in a transaction of its own and returns once committed. `isolated` changes
-    /// nothing here: no other request shares the transaction. `durable: false` commits
-    /// without waiting for the WAL flush (`synchronous_commit = off`): a crash may lose it,
-    /// never corrupt it.
+    /// Runs `body` in the next transaction of one of the write lanes, in a savepoint of its
+    /// own, and returns once committed (`PostgresGroupCommit`). `durable: false` alone in a
+    /// transaction commits without waiting for the WAL flush (`synchronous_commit = off`): a
+    /// crash may lose it, never corrupt it.
     @discardableResult
     public func write<T: Sendable>(
         isolated: Bool = true, durable: Bool = true, _ body: @escaping @Sendable (any StoreWriter) throws -> T
     ) throws -> T {
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
-        var attempt = 1
-        while true {
-            do {
-                return try StoreError.mappingPostgres { try writeOnce(durable: durable, body) }
-            } catch let e as RetryableTransaction {
-                guard attempt < Self.maxAttempts else { throw StoreError(e.error) }
-                logger.debug("store: transaction retried", ["sqlstate": e.error.sqlState, "attempt": "\(attempt)"])
-                // A short random pause so two writers that deadlocked do not meet again at once.
-                usleep(UInt32.random(in: 1_000...(10_000 * UInt32(attempt))))
-                attempt += 1
-            }
-        }
-    }
-
-    /// A serialization failure or deadlock: the whole transaction may run again.
-    private struct RetryableTransaction: Error { let error: PostgresError }
-
-    private func writeOnce<T>(durable: Bool, _ body: (any StoreWriter) throws -> T) throws -> T {
-        let c = try pool.checkoutBegun("BEGIN", "begin write")
-        defer { pool.checkin(c) }
-        do {
-            if !durable { try c.execute("SET LOCAL synchronous_commit = off", context: "begin write") }
-            let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
-            let value = try body(ctx)
-            try c.execute("COMMIT", context: "commit")
-            return value
-        } catch {
-            if c.isInTransaction { try? c.execute("ROLLBACK", context: "rollback") }
-            if let e = error as? PostgresError, e.isRetryableTransaction { throw RetryableTransaction(error: e) }
-            if let e = error as? PostgresError, e.isConnectionLost {
-                logger.warning("store: PostgreSQL connection lost", ["sqlstate": e.sqlState])
-            }
-            throw error
-        }
+        return try writer.submit(isolated: isolated, durable: durable, body)
     }
 }
 
@@ -327,23 +312,23 @@ struct PostgresStatements {
     }
 }
 
-/// The writer's view of one write transaction: the session, savepoints and the audit chain.
+/// The writer's view of one write transaction: the session, savepoints and the audit
+/// entries its writes appended, chained at the end (`sealAudit`).
 final class PostgresWriteContext: StoreWriter {
     let session: PostgresSession
     var connection: any StoreSession { session }
-    /// The chain head this transaction holds the lock on (nil until the first append).
-    var auditHead: (seq: Int64, hash: [UInt8])?
+    /// Entries appended in this transaction, not yet chained.
+    var pendingAudit: [AuditEntry] = []
     private var depth = 0
 
     init(session: PostgresSession) { self.session = session }
 
-    /// Runs `body` inside a nested savepoint: if it throws, only its changes are undone.
+    /// Runs `body` inside a nested savepoint: if it throws, only its changes (and its audit
+    /// entries) are undone.
     func savepoint<T>(_ body: () throws -> T) throws -> T {
         let db = session.db.conn
         guard db.isInTransaction else { throw StoreError("the transaction was lost", kind: .io) }
-        // Rolling back to the savepoint also releases a head lock taken after it: forget the
-        // head then, so the next append locks and reads it again.
-        let head = auditHead
+        let appended = pendingAudit.count
         depth += 1
         defer { depth -= 1 }
         let name = "sp\(depth)"
@@ -353,7 +338,7 @@ final class PostgresWriteContext: StoreWriter {
             try db.execute("RELEASE SAVEPOINT \(name)", context: "savepoint")
             return r
         } catch {
-            auditHead = head
+            pendingAudit.removeSubrange(appended...)
             // When the savepoint cannot be undone (the connection broke), that error wins: the
             // write fails as a whole.
             try db.execute("ROLLBACK TO SAVEPOINT \(name)", context: "savepoint")
