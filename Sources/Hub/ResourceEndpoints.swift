@@ -27,7 +27,7 @@ extension SCIMEndpoints {
                 type, try ResourceNormalizer(type: type).normalize(try jsonBody(ctx.request)))
             return try store.write { w in try self.createInWriter(w, type, prepared, ctx) }
         }
-        return try resourceResponse(201, stored, type, ctx, location: true)
+        return try resourceResponse(201, stored, type, ctx, created: true)
     }
 
     /// The writer-side part of a create, shared with Bulk.
@@ -93,7 +93,7 @@ extension SCIMEndpoints {
             let ifMatch = ctx.request.headers["If-Match"]
             return try store.write { w in try self.replaceInWriter(w, type, id, prepared, ifMatch: ifMatch, ctx) }
         }
-        return try resourceResponse(200, stored, type, ctx, location: false)
+        return try resourceResponse(200, stored, type, ctx, created: false)
     }
 
     func replaceInWriter(
@@ -120,7 +120,7 @@ extension SCIMEndpoints {
             return try store.write { w in try self.patchInWriter(w, type, id, request, ifMatch: ifMatch, ctx) }
         }
         // RFC 7644 §3.5.2: 200 with the resource (interop: clients expect the body).
-        return try resourceResponse(200, stored, type, ctx, location: false)
+        return try resourceResponse(200, stored, type, ctx, created: false)
     }
 
     func patchInWriter(
@@ -391,21 +391,32 @@ extension SCIMEndpoints {
 
     // MARK: - Rendering
 
+    /// The resource as the response body; `created` adds `Location` (RFC 7644 §3.3).
     func resourceResponse(
-        _ status: Int, _ r: StoredResource, _ type: SCIMResourceType, _ ctx: RequestContext, location: Bool
+        _ status: Int, _ r: StoredResource, _ type: SCIMResourceType, _ ctx: RequestContext, created: Bool
     ) throws -> HTTPResponse {
         let projection = Projection(
             attributes: ctx.request.queryValue("attributes"),
             excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
-        let body = try store.read { try render(r, type, $0, projection, ctx.baseURL) }
+        let body: JSONObject
+        if created && type.name == "User" {
+            // A User just created is in no Group: members name resources that exist, and its id
+            // is new. Nothing to read.
+            body = try render(r, type, nil, projection, ctx.baseURL)
+        } else {
+            // Rendering reads one thing (a User's groups or a Group's members): no snapshot
+            // needed, which spares a transaction's two round trips on PostgreSQL.
+            body = try store.read(snapshot: false) { try render(r, type, $0, projection, ctx.baseURL) }
+        }
         var headers = [("ETag", r.etag)]
-        if location { headers.append(("Location", "\(ctx.baseURL)\(type.endpoint)/\(r.id)")) }
+        if created { headers.append(("Location", "\(ctx.baseURL)\(type.endpoint)/\(r.id)")) }
         return jsonResponse(status, .object(body), headers: headers)
     }
 
-    /// The full resource as returned: stored attributes, `id`, computed `groups`/`members`, and `meta`.
+    /// The full resource as returned: stored attributes, `id`, computed `groups`/`members`
+    /// (read from `conn`; none without it), and `meta`.
     func render(
-        _ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ projection: Projection,
+        _ r: StoredResource, _ type: SCIMResourceType, _ conn: (any StoreSession)?, _ projection: Projection,
         _ baseURL: String
     ) throws -> JSONObject {
         var out = try fullResource(
@@ -417,7 +428,7 @@ extension SCIMEndpoints {
 
     /// Stored attributes plus `id` and (optionally) computed attributes, before projection.
     func fullResource(
-        _ r: StoredResource, _ type: SCIMResourceType, _ conn: any StoreSession, _ baseURL: String, computed: Bool
+        _ r: StoredResource, _ type: SCIMResourceType, _ conn: (any StoreSession)?, _ baseURL: String, computed: Bool
     ) throws -> JSONObject {
         var out = JSONObject()
         out.members.reserveCapacity(r.doc.members.count + 3)
@@ -427,7 +438,7 @@ extension SCIMEndpoints {
         var computedInserted = false
         func insertComputed() throws {
             computedInserted = true
-            guard computed else { return }
+            guard computed, let conn else { return }
             if type.name == "User" {
                 let groups = try conn.groups(ofMember: r.id)
                 if !groups.isEmpty {

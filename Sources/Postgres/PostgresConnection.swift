@@ -13,6 +13,25 @@ public enum PostgresValue: Sendable, Equatable {
     case integer(Int64)
     case real(Double)
     case bytes([UInt8])
+
+    /// A `text[]` parameter (write `$n::text[]` in the statement): one statement shape for
+    /// any number of values, e.g. `INSERT … SELECT … FROM unnest($1::text[])`. Each element is
+    /// quoted with `"` and `\` escaped (PostgreSQL's array input syntax, §8.15.6).
+    public static func textArray(_ values: some Sequence<String>) -> PostgresValue {
+        var literal = "{"
+        var first = true
+        for v in values {
+            if !first { literal += "," }
+            first = false
+            literal += "\""
+            for ch in v.unicodeScalars {
+                if ch == "\"" || ch == "\\" { literal += "\\" }
+                literal.unicodeScalars.append(ch)
+            }
+            literal += "\""
+        }
+        return .untyped(literal + "}")
+    }
 }
 
 /// A failure reported by libpq or the server. `description` names the SQLSTATE, its class

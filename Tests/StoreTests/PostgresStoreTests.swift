@@ -292,40 +292,49 @@ import TestSupport
     /// more entries than one INSERT carries.
     @Test func concurrentWrites_shareTransactions_aFailedOneUndoesOnlyItself() throws {
         let db = try SharedPostgres.freshDatabase()
-        let store = try open(db.settings, connections: 8)
+        // One write lane: the writes of sixteen threads queue behind it and share transactions.
+        let store = try open(db.settings, connections: 2)
         defer { store.close() }
         let many = PostgresWriteContext.auditRowsPerStatement * 2 + 5
         try store.write { w in
             for k in 0..<many {
                 try AuditLog.append(
-                    w, .now(principal: "ops", action: "grant", resourceType: "User", resourceID: "x\(k)", requestID: "r"))
+                    w,
+                    .now(principal: "ops", action: "grant", resourceType: "User", resourceID: "x\(k)", requestID: "r"))
             }
         }
         let threads = 16, perThread = 25
         let xids = Mutex<[Int64]>([])
         let failed = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            for k in 0..<perThread {
-                let n = t * perThread + k
-                do {
-                    try store.write { w in
-                        try w.connection.insert(type: .user, id: "u\(n)", doc: user("p\(n)"), members: [], now: 1)
-                        try AuditLog.append(
-                            w,
-                            .now(
-                                principal: "hr", action: "create", resourceType: "User", resourceID: "u\(n)",
-                                requestID: "r\(n)"))
-                        var xid: Int64 = 0
-                        let session = try #require((w as? PostgresWriteContext)?.session)
-                        try session.db.query("SELECT txid_current()") { xid = $0.int64(0) }
-                        if n % 7 == 0 { throw TestError("refused \(n)") }
-                        xids.withLock { $0.append(xid) }
+        // Threads of their own: concurrentPerform would run only as many as there are cores.
+        let group = DispatchGroup()
+        for t in 0..<threads {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                for k in 0..<perThread {
+                    let n = t * perThread + k
+                    do {
+                        try store.write { w in
+                            try w.connection.insert(type: .user, id: "u\(n)", doc: user("p\(n)"), members: [], now: 1)
+                            try AuditLog.append(
+                                w,
+                                .now(
+                                    principal: "hr", action: "create", resourceType: "User", resourceID: "u\(n)",
+                                    requestID: "r\(n)"))
+                            var xid: Int64 = 0
+                            let session = try #require((w as? PostgresWriteContext)?.session)
+                            try session.db.query("SELECT txid_current()") { xid = $0.int64(0) }
+                            if n % 7 == 0 { throw TestError("refused \(n)") }
+                            xids.withLock { $0.append(xid) }
+                        }
+                    } catch {
+                        failed.add(1, ordering: .relaxed)
                     }
-                } catch {
-                    failed.add(1, ordering: .relaxed)
                 }
-            }
+            }.start()
         }
+        group.wait()
         let total = threads * perThread
         let refused = (0..<total).filter { $0 % 7 == 0 }.count
         #expect(failed.load(ordering: .relaxed) == refused)

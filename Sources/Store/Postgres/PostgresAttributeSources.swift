@@ -4,13 +4,14 @@ import Postgres
 extension PostgresSession {
     /// Records that `principal` set these attributes of a person now.
     public func recordAttributeSources(personID: String, attributes: [String], principal: String, now: Double) throws {
-        for a in attributes {
-            try db.run(
-                """
-                INSERT INTO attribute_sources(person_id, attribute, principal, time) VALUES (?, ?, ?, ?)
-                ON CONFLICT(person_id, attribute) DO UPDATE SET principal = excluded.principal, time = excluded.time
-                """, [.text(personID), .text(a), .text(principal), .real(now)])
-        }
+        guard !attributes.isEmpty else { return }
+        // One statement for all of them; each attribute once (an upsert may not touch a row twice).
+        try db.run(
+            """
+            INSERT INTO attribute_sources(person_id, attribute, principal, time)
+            SELECT ?, a, ?, ? FROM unnest(?::text[]) AS a
+            ON CONFLICT(person_id, attribute) DO UPDATE SET principal = excluded.principal, time = excluded.time
+            """, [.text(personID), .text(principal), .real(now), .textArray(Set(attributes).sorted())])
     }
 
     /// Attribute → (principal, time) for a person.

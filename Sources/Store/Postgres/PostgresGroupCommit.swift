@@ -154,10 +154,17 @@ final class PostgresGroupCommit: @unchecked Sendable {
 
     private static func mapped(_ error: any Error) -> any Error { StoreError.mappedPostgres(error) }
 
+    /// Runs `batch` in one transaction. Writes sharing it each get the savepoint `job`, moved
+    /// on with one round trip per write (`RELEASE SAVEPOINT job; SAVEPOINT job`); a write alone
+    /// needs none: its failure rolls the transaction back.
     private func run(_ batch: [Job]) {
+        let shared = batch.count > 1
+        var begin = "BEGIN"
+        if !batch.contains(where: \.durable) { begin += "; SET LOCAL synchronous_commit = off" }
+        if shared { begin += "; SAVEPOINT job" }
         let c: PostgresConnection
         do {
-            c = try pool.checkoutBegun("BEGIN", "begin write")
+            c = try pool.checkoutBegun(begin, "begin write")
         } catch {
             // PostgreSQL cannot be reached: every write fails as unavailable (503), at once.
             for j in batch { j.finish(.failure(Self.mapped(error))) }
@@ -169,21 +176,27 @@ final class PostgresGroupCommit: @unchecked Sendable {
         var committing = false
         var next = 0
         do {
-            if !batch.contains(where: \.durable) {
-                try c.execute("SET LOCAL synchronous_commit = off", context: "begin write")
-            }
             let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
             while next < batch.count {
                 let job = batch[next]
+                if shared && next > 0 { try c.execute("RELEASE SAVEPOINT job; SAVEPOINT job", context: "savepoint") }
                 next += 1
+                let appended = ctx.pendingAudit.count
                 do {
-                    job.result = .success(try job.isolated ? ctx.savepoint { try job.body(ctx) } : job.body(ctx))
+                    job.result = .success(try job.body(ctx))
                     ran.append(job)
                 } catch {
-                    // A job without a savepoint, or a transaction that can no longer go on,
-                    // fails the batch (below); otherwise only this job's savepoint is undone.
-                    guard job.isolated, c.isInOpenTransaction else {
+                    // A write alone fails the transaction (below); a write sharing it has only
+                    // its savepoint undone, unless the transaction can no longer go on.
+                    guard shared, c.isInTransaction else {
                         next -= 1
+                        throw error
+                    }
+                    ctx.pendingAudit.removeSubrange(appended...)
+                    do {
+                        try c.execute("ROLLBACK TO SAVEPOINT job", context: "savepoint")
+                    } catch {
+                        next -= 1  // this write goes with the batch
                         throw error
                     }
                     if Self.isRetryable(error) {
@@ -206,8 +219,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
                 logger.warning("store: PostgreSQL connection lost", ["sqlstate": e.sqlState])
             }
             // Nothing of the batch is stored. The writes that ran, the one that failed it and
-            // those not yet run go again, unless the failure was the job's own (no savepoint)
-            // or the COMMIT's, whose outcome is unknown.
+            // those not yet run go again, unless the failure was a write's own (alone in the
+            // transaction) or the COMMIT's, whose outcome is unknown.
             let unfinished = ran + batch[next...]
             if !committing && Self.isRetryable(error) {
                 for j in unfinished { j.result = .failure(error) }
