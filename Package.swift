@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(name: "scimhub-ehr", dependencies: ["EHRTestServer", "HubLog"], swiftSettings: swiftSettings),
         /// Child processes, real servers (slapd, PostgreSQL) and a raw HTTP client, shared by the
         /// benchmark and the tests.
-        .target(name: "HubHarness", dependencies: ["JSONCore", "CLinux"], swiftSettings: swiftSettings),
+        .target(name: "HubHarness", dependencies: ["JSONCore", "CLinux", "ConnectorKit", "EHRTestServer", "LDAPConnector", "SQLConnector"], swiftSettings: swiftSettings),
         /// The benchmark drives a real `scimhub` child process over loopback with HubHarness's raw client.
         .executableTarget(name: "scimhub-bench", dependencies: ["HubBase", "JSONCore", "HubHarness", "EHRTestServer", "ConnectorKit", "LDAPConnector", "SQLConnector", "SQLite", "Provisioning", "Store", "HubLog", "HubCrypto"], swiftSettings: swiftSettings),
 
