@@ -58,7 +58,7 @@ extension SCIMEndpoints {
         try provision(
             w, type, id, doc: r.doc, members: prepared.members.map(\.id),
             groupNames: [r.doc["displayName"]?.stringValue],
-            origin: ChangeOrigin(feed: ctx.principal.name, tokenID: ctx.principal.tokenID))
+            origin: ChangeOrigin(feed: ctx.principal.name, tokenID: ctx.principal.tokenID), created: true)
         return r
     }
 
@@ -189,13 +189,14 @@ extension SCIMEndpoints {
     /// For a Group, `groupNames` are its names before and after the write: when the policy
     /// reads neither, its members' desired state cannot have changed, and the writer skips
     /// evaluating them (a 5,000-member ward group no longer holds every other write back).
+    /// Queues the provisioning a change of `id` causes; `created`: inserted in this transaction.
     func provision(
         _ w: any StoreWriter, _ type: SCIMResourceType, _ id: String, doc: JSONObject?, members: [String],
-        groupNames: [String?], origin: ChangeOrigin
+        groupNames: [String?], origin: ChangeOrigin, created: Bool = false
     ) throws {
         guard let engine else { return }
         if type.name == "User" {
-            try engine.enqueue(w, personID: id, person: doc, origin: origin)
+            try engine.enqueue(w, personID: id, person: doc, origin: origin, created: created)
             return
         }
         guard groupNames.contains(where: { engine.policy.grantsDepend(onGroupNamed: $0) }) else { return }

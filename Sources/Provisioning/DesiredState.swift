@@ -273,6 +273,20 @@ public struct PersonSnapshot: Sendable {
     public let applied: [String: AppliedRecord]
     /// The instant the snapshot describes: credentials and contracts are judged at it.
     public let now: Double
+    /// True for a person created in this transaction: nothing in the store names them yet.
+    public var isNew = false
+
+    /// The snapshot of a person created in this very transaction, read from nothing: their id
+    /// is new, so no group, grant, request, revocation, exception, holding or applied state
+    /// can name them yet (seven reads a create need not make).
+    public static func created(personID: String, person: JSONObject, now: Double) -> PersonSnapshot {
+        var doc = person
+        doc["id"] = .string(personID)
+        var s = PersonSnapshot(
+            personID: personID, document: doc, groupNames: [], overrides: AccessOverrides(), applied: [:], now: now)
+        s.isNew = true
+        return s
+    }
 
     /// Reads the snapshot of `personID`, whose stored attributes are `person` (nil: deleted).
     public static func load(_ conn: any StoreSession, personID: String, person: JSONObject?, now: Double) throws

@@ -147,15 +147,23 @@ public final class ProvisioningEngine: HubService {
     /// applied. Called in the same transaction as the SCIM write (transactional outbox), so
     /// a 2xx means the downstream change will happen. `person` nil means deleted.
     /// `origin`: the feed whose write this is, for its guard; nil for the hub's own changes
-    /// (deadlines, reviews, break-glass), which no feed guard holds.
-    public func enqueue(_ w: any StoreWriter, personID: String, person: JSONObject?, origin: ChangeOrigin? = nil) throws
-    {
+    /// (deadlines, reviews, break-glass), which no feed guard holds. `created`: the person was
+    /// inserted in this transaction, so nothing about them need be read.
+    public func enqueue(
+        _ w: any StoreWriter, personID: String, person: JSONObject?, origin: ChangeOrigin? = nil, created: Bool = false
+    ) throws {
         let conn = w.connection
         let now = clock.now()
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
         // Keep the schedule of deadlines (licence expiry, contract end) in step with the person.
-        try conn.setCredentialExpiry(personID: personID, expires: Policy.nextDeadline(person, after: now))
-        let snapshot = try PersonSnapshot.load(conn, personID: personID, person: person, now: now)
+        let deadline = Policy.nextDeadline(person, after: now)
+        if deadline != nil || !created { try conn.setCredentialExpiry(personID: personID, expires: deadline) }
+        let snapshot =
+            if created, let person {
+                PersonSnapshot.created(personID: personID, person: person, now: now)
+            } else {
+                try PersonSnapshot.load(conn, personID: personID, person: person, now: now)
+            }
         let policy = self.policy
         // Tenure for reviewers: since when each package is held, in this same transaction.
         try PackageHoldings.update(conn, snapshot, policy: policy)
@@ -177,8 +185,9 @@ public final class ProvisioningEngine: HubService {
         for (t, decision) in decisions {
             guard decision.needsJob(personDeleted: person == nil) else {
                 // Nothing differs from what was last applied, but a run under way may be applying
-                // what this change just took back (a grant ended while it is provisioned): it runs again.
-                try conn.touchJob(personID: personID, target: t.name)
+                // what this change just took back (a grant ended while it is provisioned): it runs
+                // again. A person just created has no job to touch.
+                if !snapshot.isNew { try conn.touchJob(personID: personID, target: t.name) }
                 continue
             }
             let priority = decision.removesAccess || person == nil ? 0 : 1

@@ -28,7 +28,7 @@ enum PackageHoldings {
                     person: doc, groupNames: snapshot.groupNames, overrides: snapshot.overrides, now: snapshot.now
                 ).map(\.package))
         }
-        let recorded = try conn.holdings(personID: snapshot.personID)
+        let recorded = snapshot.isNew ? [:] : try conn.holdings(personID: snapshot.personID)
         for package in recorded.keys where !held.contains(package) {
             try conn.removeHolding(personID: snapshot.personID, package: package)
         }

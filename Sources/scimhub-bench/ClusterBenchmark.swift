@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import HubHarness
 
 /// `--cluster`: the same durable creates, GETs by id and PATCHes through one SQLite node and
@@ -66,6 +67,95 @@ func runClusterBenchmark(_ o: Options) throws {
         say(String(format: "durable creates/s against SQLite: %.2f", creates / max(1, sqliteCreates)))
         for n in nodes { n.stop() }
     }
+    guard o.onboard > 0 else { return }
+    say(
+        "\n== Onboarding \(o.onboard) people (Bulk of 1,000, dealt over the nodes) into the reference policy's "
+            + "three targets: EHR test server, slapd, SQLite admin database")
+    let single = try onboard(o, nodes: 1, pg: nil)
+    for (count, label) in [(1, "PostgreSQL, one node"), (3, "PostgreSQL, three nodes")] {
+        let r = try onboard(o, nodes: count, pg: pg)
+        say(String(format: "%@ against SQLite: %.2f of its rate", label, single / r))
+    }
+}
+
+/// Onboards `o.onboard` people through `nodes` fresh nodes (SQLite when `pg` is nil) into
+/// fresh targets; prints the time from the first Bulk until every queue is empty, the
+/// accounts per target, and the findings of a reconciliation; returns the seconds.
+private func onboard(_ o: Options, nodes count: Int, pg: PostgresServer?) throws -> Double {
+    let targets = try ThreeTargets()
+    defer { targets.stop() }
+    let dir = TemporaryDirectory()
+    defer { dir.remove() }
+    var storeArgs: [String] = []
+    var connection: String? = nil
+    let passwordFile = dir.path + "/pgpass"
+    if let pg {
+        let database = "onboard\(count)"
+        try pg.psql("CREATE DATABASE \(database)")
+        connection = "host=127.0.0.1 port=\(pg.port) dbname=\(database) user=\(pg.user)"
+        try (pg.password + "\n").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        storeArgs = ["--store", connection!, "--store-password-file", passwordFile]
+    } else {
+        storeArgs = ["--data", dir.path + "/node0"]
+    }
+    func token(_ principal: String, _ scopes: String) throws -> String {
+        let out = try HubProcess.run(
+            o.binary, ["token", "create", "--principal", principal, "--scope", scopes] + storeArgs)
+        guard let t = out.split(separator: "\n").last.map(String.init), t.hasPrefix("shub_") else {
+            throw TestError("token create failed")
+        }
+        return t
+    }
+    let (hr, admin) = (try token("hr", "scim:read,scim:write"), try token("bench-admin", "admin"))
+    let config = dir.path + "/config.json"
+    // Onboarding only adds access: the feed guard has nothing to hold; off, as in --provisioning.
+    try #"{"feedGuard": {"enabled": false}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+    var nodes: [HubProcess] = []
+    defer { for n in nodes { n.stop() } }
+    for i in 0..<count {
+        nodes.append(
+            try HubProcess(
+                binary: o.binary, data: dir.path + "/node\(i)",
+                extraArguments: ["--policy", targets.policyFile, "--config", config, "--log-level", "error"],
+                store: connection, storePasswordFile: pg == nil ? nil : passwordFile))
+    }
+    let bodies = ThreeTargets.bulkBodies(0..<o.onboard)
+    let ports = nodes.map(\.port)
+    let failures = Atomic<Int>(0)
+    let t0 = Date()
+    DispatchQueue.concurrentPerform(iterations: ports.count) { i in
+        guard let c = try? RawHTTPClient(port: ports[i], timeout: 300) else {
+            failures.add(1, ordering: .relaxed)
+            return
+        }
+        for b in stride(from: i, to: bodies.count, by: ports.count) {
+            let r = c.request(
+                "POST", "/scim/v2/Bulk",
+                headers: [("Authorization", "Bearer \(hr)"), ("Content-Type", "application/scim+json")],
+                body: Array(bodies[b].utf8))
+            if r?.status != 200 { failures.add(1, ordering: .relaxed) }
+        }
+    }
+    let accepted = Date().timeIntervalSince(t0)
+    guard failures.load(ordering: .relaxed) == 0 else { throw TestError("a Bulk request failed") }
+    while !ThreeTargets.drained(port: ports[0], adminToken: admin) {
+        guard Date().timeIntervalSince(t0) < 1800 else { throw TestError("onboarding did not drain in 30 minutes") }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    let seconds = Date().timeIntervalSince(t0)
+    let accounts = try targets.accounts()
+    let findings = try ThreeTargets.reconcile(port: ports[0], adminToken: admin).values.reduce(0) { $0 + $1.findings }
+    let total = accounts.values.reduce(0) { $0 + $1.count }
+    let duplicates = accounts.values.reduce(0) { $0 + $1.count - $1.distinctUserNames }
+    say(
+        String(
+            format:
+                "%@, %d node(s): %.1f s to the last account (Bulk accepted in %.1f s); %d accounts "
+                + "(ehr %d, imaging %d, admin %d), %.0f accounts/s; duplicates %d, reconciliation findings %d",
+            pg == nil ? "SQLite" : "PostgreSQL", count, seconds, accepted, total, accounts["ehr"]?.count ?? -1,
+            accounts["imaging"]?.count ?? -1, accounts["admin"]?.count ?? -1, Double(total) / seconds, duplicates,
+            findings))
+    return seconds
 }
 
 /// GET by id, durable POST and PATCH with the connections dealt over `ports`; returns creates/s.

@@ -12,8 +12,9 @@ import HubHarness
 ///   .build/release/scimhub-bench --provisioning [--people 10000] [--leavers 1000] [--outage-seconds 300]
 ///   .build/release/scimhub-bench --policy-preview [--people 100000]
 ///   .build/release/scimhub-bench --console [--people 100000]
-///   .build/release/scimhub-bench --cluster [--people 10000] [--connections 16] [--seconds 5]
-///       (one SQLite node, then one, two and three nodes on one PostgreSQL)
+///   .build/release/scimhub-bench --cluster [--people 10000] [--connections 16] [--seconds 5] [--onboard 10000]
+///       (one SQLite node, then one, two and three nodes on one PostgreSQL; then onboarding
+///       `--onboard` people into three targets with one SQLite node, one and three PostgreSQL nodes)
 ///   .build/release/scimhub-bench --soak [--minutes 10] [--connections 64] [--people 2000]   (scripts/soak)
 ///   .build/release/scimhub-bench --feed-guard [--people 10000] [--leavers 5000]
 ///   .build/release/scimhub-bench --notifications [--people 1000]   (after scripts/test made .venv)
@@ -47,6 +48,7 @@ struct Options {
     var convergences = 2000
     var threads = 8
     var listAccounts = 100_000
+    var onboard = 10_000
     var only: Set<String> = ["ldap", "postgresql", "sqlite"]
 
     init() {
@@ -77,6 +79,7 @@ struct Options {
             case "--convergences": convergences = Int(v) ?? convergences
             case "--threads": threads = Int(v) ?? threads
             case "--list-accounts": listAccounts = Int(v) ?? listAccounts
+            case "--onboard": onboard = Int(v) ?? onboard
             case "--only": only = Set(v.split(separator: ",").map(String.init))
             default: FileHandle.standardError.write(Data("unknown option \(a)\n".utf8)); exit(2)
             }
