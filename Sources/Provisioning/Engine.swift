@@ -182,6 +182,7 @@ public final class ProvisioningEngine: HubService {
         if let origin, options.feedGuard.enabled, !removals.isEmpty, !queued {
             holdID = try feedHold(w, origin: origin, personID: personID, now: now)
         }
+        var jobs: [(target: String, priority: Int)] = []
         for (t, decision) in decisions {
             guard decision.needsJob(personDeleted: person == nil) else {
                 // Nothing differs from what was last applied, but a run under way may be applying
@@ -194,9 +195,10 @@ public final class ProvisioningEngine: HubService {
             if let holdID, decision.removesAccess {
                 try conn.holdJob(personID: personID, target: t.name, priority: priority, holdID: holdID, now: now)
             } else {
-                try conn.enqueue(personID: personID, target: t.name, priority: priority, now: now)
+                jobs.append((t.name, priority))
             }
         }
+        try conn.enqueue(personID: personID, jobs: jobs, now: now)
     }
 
     /// Tells every node's dispatcher that there is work (after a commit that enqueued jobs).

@@ -28,6 +28,8 @@ public protocol JobQueue {
     /// ran only bumps the generation and keeps the higher priority (lower number).
     /// A dead-lettered pair comes back to life: the change may be what fixes it.
     func enqueue(personID: String, target: String, priority: Int, now: Double) throws
+    /// `enqueue` for several targets of one person (one statement where the backend can).
+    func enqueue(personID: String, jobs: [(target: String, priority: Int)], now: Double) throws
     /// A queued or running job of the pair runs again (its generation moves on), though the
     /// decision now equals what was last applied: a run under way may be applying a state
     /// this change has already made stale. Dead letters stay as they are.
@@ -94,4 +96,10 @@ public protocol JobQueue {
     func redrive(personID: String, target: String, now: Double) throws -> Bool
 
     func queueStats(target: String, now: Double) throws -> QueueStats
+}
+
+extension JobQueue {
+    public func enqueue(personID: String, jobs: [(target: String, priority: Int)], now: Double) throws {
+        for j in jobs { try enqueue(personID: personID, target: j.target, priority: j.priority, now: now) }
+    }
 }

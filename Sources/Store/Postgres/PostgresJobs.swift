@@ -17,11 +17,17 @@ extension PostgresSession {
     /// ran only bumps the generation and keeps the higher priority (lower number).
     /// A dead-lettered pair comes back to life: the change may be what fixes it.
     public func enqueue(personID: String, target: String, priority: Int, now: Double) throws {
+        try enqueue(personID: personID, jobs: [(target, priority)], now: now)
+    }
+
+    /// All of a person's new jobs in one statement (`enqueue`'s rules, row by row).
+    public func enqueue(personID: String, jobs: [(target: String, priority: Int)], now: Double) throws {
+        guard !jobs.isEmpty else { return }
         try db.run(
             """
             INSERT INTO provisioning_jobs(person_id, target, priority, state, generation, attempts, not_before,
             enqueued)
-            VALUES (?, ?, ?, 'pending', 1, 0, ?, ?)
+            SELECT ?, j.target, j.priority, 'pending', 1, 0, ?, ? FROM unnest(?::text[], ?::bigint[]) AS j(target, priority)
             ON CONFLICT(person_id, target) DO UPDATE SET
                 priority = LEAST(provisioning_jobs.priority, excluded.priority),
                 generation = provisioning_jobs.generation + 1,
@@ -29,7 +35,11 @@ extension PostgresSession {
                 not_before = CASE WHEN provisioning_jobs.state = 'dead' THEN excluded.not_before
                     ELSE provisioning_jobs.not_before END,
                 state = CASE WHEN provisioning_jobs.state = 'held' THEN 'held' ELSE 'pending' END
-            """, [.text(personID), .text(target), .integer(Int64(priority)), .real(now), .real(now)])
+            """,
+            [
+                .text(personID), .real(now), .real(now), .textArray(jobs.map(\.target)),
+                .textArray(jobs.map { String($0.priority) }),
+            ])
     }
 
     public func touchJob(personID: String, target: String) throws {
