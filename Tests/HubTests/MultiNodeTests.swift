@@ -332,6 +332,82 @@ import Hub
         #expect(listed.first { $0["id"]?.stringValue == leaderID }?["alive"] == .bool(false))
     }
 
+    // MARK: - A node killed during a reconciliation run
+
+    @Test func kill9OfTheNodeRunningAReconciliation_theLeaderFailsTheRunAsInterrupted() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // 6,000 accounts listed 500 a page, each page a second late: the run lists for over 12 s.
+        ehr.seed((0..<6000).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
+        let policy = singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        )
+        let cluster = try Cluster(policy: policy)
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let (victim, watcher) = (cluster.nodes[1], cluster.nodes[2])
+        let victimID = try #require(Self.nodeID(victim))
+        ehr.setLatency(1)
+        let started = Self.call(
+            victim.port, "POST", "/admin/reconciliations", token: cluster.admin, body: #"{"targets": ["ehr"]}"#)
+        #expect(started?.status == 202, "\(started?.text ?? "")")
+        let id = try #require(started?.object["id"]?.stringValue)
+        func listed(_ port: UInt16) -> JSONObject? {
+            Self.call(port, "GET", "/admin/reconciliations", token: cluster.admin)?.object["runs"]?.arrayValue?
+                .compactMap(\.objectValue).first { $0["id"]?.stringValue == id }
+        }
+        // Two pages in (over two of the leader's passes), the run of a live node is left running.
+        eventually("the run lists accounts on node 2", timeout: 30) {
+            let s = Self.call(victim.port, "GET", "/admin/reconciliations/\(id)", token: cluster.admin)?.object
+            return s?["state"]?.stringValue == "running"
+                && (s?["accountsListed"]?.objectValue?["ehr"]?.numberValue?.int64 ?? 0) >= 1000
+        }
+        let before = try #require(listed(watcher.port))
+        #expect(before["state"]?.stringValue == "running")
+        #expect(before["summary"]?.objectValue?["node"]?.stringValue == victimID)
+        let leaderID = Self.nodes(watcher.port, cluster.admin).first { $0["leader"] == .bool(true) }?["id"]?.stringValue
+        victim.kill9()
+        let killed = Date()
+        let reason = "interrupted: node \(victimID) stopped during the run"
+        eventually("another node reports the run failed", timeout: 30) {
+            let r = listed(watcher.port)
+            return r?["state"]?.stringValue == "failed" && r?["summary"]?.objectValue?["reason"]?.stringValue == reason
+        }
+        let took = Date().timeIntervalSince(killed)
+        print(
+            "multi-node: a reconciliation run of a node killed with kill -9 failed as interrupted "
+                + "\(String(format: "%.1f", took)) s after it (the killed node \(leaderID == victimID ? "led" : "followed"))"
+        )
+        // The lease (10 s) plus one pass (2 s), and a new leader's lease if the victim led.
+        #expect(took <= (leaderID == victimID ? 26 : 14))
+        let after = try #require(listed(cluster.nodes[0].port))
+        #expect(after["finished"]?.stringValue != nil)
+        // Audited once, by the leader's schedule.
+        let audit = Self.call(
+            cluster.nodes[0].port, "GET", "/admin/audit?action=reconcile.interrupt&resourceId=\(id)",
+            token: cluster.admin)
+        let entries = audit?.object["entries"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(entries.count == 1, "\(audit?.text ?? "")")
+        #expect(entries.first?["outcome"]?.stringValue == "failed: \(reason)")
+        #expect(entries.first?["attributes"] == .array([.string("ehr"), .string("node:\(victimID)")]))
+        // The target is free: a new run on another node finishes.
+        ehr.setLatency(0)
+        let again = Self.call(
+            watcher.port, "POST", "/admin/reconciliations", token: cluster.admin, body: #"{"targets": ["ehr"]}"#)
+        #expect(again?.status == 202, "\(again?.text ?? "")")
+        let second = try #require(again?.object["id"]?.stringValue)
+        eventually("the new run finishes", timeout: 120) {
+            Self.call(watcher.port, "GET", "/admin/reconciliations/\(second)", token: cluster.admin)?.object["state"]?
+                .stringValue == "done"
+        }
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0 && verify.out.contains("intact"), "\(verify.out)")
+    }
+
     // MARK: - PostgreSQL restarted under load
 
     @Test func postgresRestartedUnderLoad_writesGet503WithRetryAfter_nodesReconnect() throws {
