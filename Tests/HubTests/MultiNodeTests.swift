@@ -8,6 +8,8 @@ import JSONCore
 import TestSupport
 import HubCrypto
 import Hub
+import Postgres
+@testable import Store
 
 /// Three real `scimhub serve` processes on one real PostgreSQL (issue #14): races between
 /// nodes settled by the database, a node killed with its jobs in flight, the leader killed
@@ -330,6 +332,90 @@ import Hub
         let newLeader = listed.first { $0["leader"] == .bool(true) }?["id"]?.stringValue
         #expect(newLeader != nil && newLeader != leaderID)
         #expect(listed.first { $0["id"]?.stringValue == leaderID }?["alive"] == .bool(false))
+    }
+
+    // MARK: - The start-up lock
+
+    /// Nodes starting together with a changed policy file could each store it as a version
+    /// (read, decide and write span several transactions); `whileHoldingStartupLock` makes
+    /// them take turns. Here the test holds that lock itself: a node started with a changed
+    /// file must wait for it, storing nothing, and store the one new version once it is free.
+    @Test func startupLock_heldElsewhere_nodeWaitsAndStoresNoVersion_thenExactlyOne() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        let receptionist =
+            #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        let cluster = try Cluster(policy: singleEHRPolicy(ehr, packages: receptionist))
+        defer { cluster.stop() }
+        let first = try cluster.startNode()
+        func versions() -> Int? {
+            Self.call(first.port, "GET", "/admin/policy/versions", token: cluster.admin)?.object["versions"]?
+                .arrayValue?.count
+        }
+        #expect(versions() == 1)
+        // A changed file for the next node.
+        let nurse = #"{"name": "nurse", "rule": "title eq \"Registered Nurse\"", "grants": {"ehr": ["nurse"]}}"#
+        try singleEHRPolicy(ehr, packages: receptionist + ", " + nurse).write(
+            toFile: try #require(cluster.policyFile), atomically: true, encoding: .utf8)
+
+        let key = PostgresMigrations.startupLockKey
+        let holder = try PostgresConnection(
+            conninfo: cluster.connection, password: cluster.pg.password, defaults: [("application_name", "test-holder")]
+        )
+        try holder.run("SELECT pg_advisory_lock($1)", [.integer(key)])
+        var held = true
+        defer { if held { _ = try? holder.run("SELECT pg_advisory_unlock($1)", [.integer(key)]) } }
+
+        // The node starts on a thread of its own: HubProcess returns once it listens.
+        let started = Mutex<Result<HubProcess, any Error>?>(nil)
+        let data = cluster.dir.path + "/node-waiting"
+        let (connection, passwordFile, policyFile) = (cluster.connection, cluster.passwordFile, cluster.policyFile!)
+        Thread {
+            let r = Result {
+                try HubProcess(
+                    binary: MultiNodeTests.binary, data: data,
+                    extraArguments: ["--log-level", "info", "--policy", policyFile], store: connection,
+                    storePasswordFile: passwordFile)
+            }
+            started.withLock { $0 = r }
+        }.start()
+        defer { if case .success(let n)? = started.withLock({ $0 }) { n.stop() } }
+
+        // Another session waits for the start-up lock: the node, and it has not gone past it.
+        func waiting() throws -> [String] {
+            var names: [String] = []
+            try holder.query(
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+                  AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND l.pid <> pg_backend_pid()
+                """, [.integer(key)]
+            ) { names.append($0.text(0) ?? "") }
+            return names
+        }
+        var waiters: [String] = []
+        eventually("the new node waits for the start-up lock", timeout: 30) {
+            waiters = try waiting()
+            return !waiters.isEmpty
+        }
+        // The node's own session (the store's connections are named scimhub), and only it.
+        #expect(waiters == ["scimhub"])
+        // While it waits: no new version, and the node does not serve yet.
+        #expect(versions() == 1)
+        #expect(started.withLock { $0 } == nil)
+
+        try holder.run("SELECT pg_advisory_unlock($1)", [.integer(key)])
+        held = false
+        eventually("the node starts once the lock is free", timeout: 30) { started.withLock { $0 } != nil }
+        let node = try #require(try started.withLock { $0 }?.get())
+        #expect(versions() == 2)
+        let seen = Self.call(node.port, "GET", "/admin/policy/versions", token: cluster.admin)
+        let list = seen?.object["versions"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(list.count == 2, "\(seen?.text ?? "")")
+        // The lock is free again (the node released it), so the next start does not wait.
+        #expect(try waiting().isEmpty)
     }
 
     // MARK: - A node killed during a reconciliation run
