@@ -420,7 +420,9 @@ import Postgres
 
     // MARK: - A node killed during a reconciliation run
 
-    @Test func kill9OfTheNodeRunningAReconciliation_theLeaderFailsTheRunAsInterrupted() throws {
+    /// Node 2 (a follower), or the leader itself, killed while its run lists a slow target.
+    @Test(arguments: [false, true])
+    func kill9OfTheNodeRunningAReconciliation_theLeaderFailsTheRunAsInterrupted(victimLeads: Bool) throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
         let ehr = try EHRTestServer()
         ehr.start()
@@ -435,7 +437,18 @@ import Postgres
         let cluster = try Cluster(policy: policy)
         defer { cluster.stop() }
         for _ in 0..<3 { try cluster.startNode() }
-        let (victim, watcher) = (cluster.nodes[1], cluster.nodes[2])
+        var leaderID: String? = nil
+        eventually("one leader") {
+            leaderID =
+                Self.nodes(cluster.nodes[0].port, cluster.admin).first { $0["leader"] == .bool(true) }?["id"]?
+                .stringValue
+            return leaderID != nil
+        }
+        let leader = try #require(cluster.nodes.first { Self.nodeID($0) == leaderID })
+        let followers = cluster.nodes.filter { $0 !== leader }
+        let victim =
+            victimLeads ? leader : (followers.contains { $0 === cluster.nodes[1] } ? cluster.nodes[1] : followers[0])
+        let watcher = try #require(cluster.nodes.last { $0 !== victim })
         let victimID = try #require(Self.nodeID(victim))
         ehr.setLatency(1)
         let started = Self.call(
@@ -455,7 +468,6 @@ import Postgres
         let before = try #require(listed(watcher.port))
         #expect(before["state"]?.stringValue == "running")
         #expect(before["summary"]?.objectValue?["node"]?.stringValue == victimID)
-        let leaderID = Self.nodes(watcher.port, cluster.admin).first { $0["leader"] == .bool(true) }?["id"]?.stringValue
         victim.kill9()
         let killed = Date()
         let reason = "interrupted: node \(victimID) stopped during the run"
@@ -466,15 +478,16 @@ import Postgres
         let took = Date().timeIntervalSince(killed)
         print(
             "multi-node: a reconciliation run of a node killed with kill -9 failed as interrupted "
-                + "\(String(format: "%.1f", took)) s after it (the killed node \(leaderID == victimID ? "led" : "followed"))"
+                + "\(String(format: "%.1f", took)) s after it (the killed node \(victimLeads ? "led" : "followed"))"
         )
-        // The lease (10 s) plus one pass (2 s), and a new leader's lease if the victim led.
-        #expect(took <= (leaderID == victimID ? 26 : 14))
-        let after = try #require(listed(cluster.nodes[0].port))
+        // The lease (10 s) plus one pass (2 s); when the victim led, its lease ends as its
+        // heartbeat does, so a follower takes over and fails the run in about the same time.
+        #expect(took <= 15)
+        let after = try #require(listed(watcher.port))
         #expect(after["finished"]?.stringValue != nil)
         // Audited once, by the leader's schedule.
         let audit = Self.call(
-            cluster.nodes[0].port, "GET", "/admin/audit?action=reconcile.interrupt&resourceId=\(id)",
+            watcher.port, "GET", "/admin/audit?action=reconcile.interrupt&resourceId=\(id)",
             token: cluster.admin)
         let entries = audit?.object["entries"]?.arrayValue?.compactMap(\.objectValue) ?? []
         #expect(entries.count == 1, "\(audit?.text ?? "")")
