@@ -106,3 +106,71 @@ final class HubSchedule: HubService {
         finished.wait()
     }
 }
+
+/// With several nodes on one store: the leader fails, every `seconds`, the reconciliation
+/// runs whose node is no longer alive ("interrupted: node ID stopped during the run"),
+/// audited as `reconcile.interrupt`. A node counts as alive while its heartbeat is within
+/// the coordination's lease, so a run of a node killed with `kill -9` is failed within the
+/// lease plus one pass. On SQLite the one hub fails its interrupted runs at start-up instead.
+final class InterruptedRunWatch: HubService {
+    var serviceName: String { "interrupted-runs" }
+    private let runs: ReconciliationRuns
+    private let coordination: any Coordination
+    private let logger: Logger
+    private let seconds: Double
+    private let wake = NSCondition()
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(runs: ReconciliationRuns, coordination: any Coordination, logger: Logger, seconds: Double = 2) {
+        self.runs = runs
+        self.coordination = coordination
+        self.logger = logger
+        self.seconds = seconds
+    }
+
+    func start() {
+        let t = Thread { [self] in
+            defer { finished.signal() }
+            var failing = false
+            while waitForNextPass() {
+                guard coordination.isLeader() else { continue }  // the leader looks for all nodes
+                do {
+                    try runs.failRunsOfStoppedNodes {
+                        Set(try coordination.nodes().filter(\.alive).map(\.nodeID))
+                    }
+                    if failing { logger.notice("looking for runs of stopped nodes works again") }
+                    failing = false
+                } catch {
+                    // Once per outage, not every pass: the database may be down for a while.
+                    if !failing {
+                        logger.warning(
+                            "looking for reconciliation runs of stopped nodes failed; retrying",
+                            ["error": String(describing: error).prefix(200).description])
+                    }
+                    failing = true
+                }
+            }
+        }
+        t.name = "interrupted-runs"
+        t.start()
+    }
+
+    /// Sleeps one pass; false once stopping.
+    private func waitForNextPass() -> Bool {
+        wake.lock()
+        defer { wake.unlock() }
+        if !stopping.load(ordering: .sequentiallyConsistent) {
+            _ = wake.wait(until: Date().addingTimeInterval(seconds))
+        }
+        return !stopping.load(ordering: .sequentiallyConsistent)
+    }
+
+    func stop() {
+        wake.lock()
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        wake.signal()
+        wake.unlock()
+        finished.wait()
+    }
+}

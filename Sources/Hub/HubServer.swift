@@ -137,9 +137,10 @@ public final class HubServer: Sendable {
             let e = engine
             runs = ReconciliationRuns(
                 reconciler: Reconciler(policies: p, store: store, connectors: connectors, clock: clock), store: store,
-                logger: logger, notifier: notifier, wake: { e?.wake() })
+                logger: logger, notifier: notifier, nodeID: coordination.nodeID, wake: { e?.wake() })
             // Runs left "running" by a stopped process: on a node alone that is certain; with
-            // several nodes the run may be going on elsewhere, so they are left as they are.
+            // several nodes the run may be going on elsewhere, so the leader fails only the runs
+            // of nodes no longer alive (`InterruptedRunWatch`).
             if coordination.isSoleNode { try runs?.failInterrupted() }
         }
         reconciliations = runs
@@ -230,10 +231,14 @@ public final class HubServer: Sendable {
                 store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",
                 logger: logger, isLeader: isLeader)
         }
+        let runWatch = runs.flatMap { r in
+            coordination.isSoleNode
+                ? nil : InterruptedRunWatch(runs: r, coordination: coordination, logger: logger)
+        }
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [
             checkpointer, forwarder, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions,
-            schedule,
+            schedule, runWatch,
         ]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(

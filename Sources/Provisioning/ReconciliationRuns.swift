@@ -35,13 +35,17 @@ public final class ReconciliationRuns: Sendable {
     let wake: @Sendable () -> Void
     /// Announces runs that found leavers still enabled or separation-of-duties violations.
     let notifier: Notifier?
+    /// This process's node (`Coordination.nodeID`), recorded in the summary of every run it
+    /// runs so the leader can fail the run when the node dies; nil (the command line): none.
+    let nodeID: String?
     private let busyTargets = Mutex<Set<String>>([])
     private let progress = Mutex<[String: [String: Int]]>([:])
 
     public init(
-        reconciler: Reconciler, store: any HubStore, logger: Logger, notifier: Notifier? = nil,
+        reconciler: Reconciler, store: any HubStore, logger: Logger, notifier: Notifier? = nil, nodeID: String? = nil,
         wake: @escaping @Sendable () -> Void = {}
     ) {
+        self.nodeID = nodeID
         self.reconciler = reconciler
         self.store = store
         self.logger = logger
@@ -53,6 +57,49 @@ public final class ReconciliationRuns: Sendable {
     public func failInterrupted() throws {
         let n = try store.write { try $0.connection.interruptRuns(now: Date().timeIntervalSince1970) }
         if n > 0 { logger.warning("reconciliation runs interrupted by a restart marked failed", ["runs": String(n)]) }
+    }
+
+    /// Fails the unfinished runs of nodes that are no longer alive (several nodes on one
+    /// store; the leader calls it every few seconds). `aliveNodes` is asked only when some
+    /// run names a node other than this one; runs that name no node (the command line's)
+    /// are left alone. Each run failed is audited (`reconcile.interrupt`). Returns how many.
+    @discardableResult
+    public func failRunsOfStoppedNodes(aliveNodes: () throws -> Set<String>) throws -> Int {
+        let others = try store.read { try $0.unfinishedRuns() }.compactMap {
+            run -> (ReconciliationRunRecord, String)? in
+            guard let node = run.node, node != nodeID else { return nil }
+            return (run, node)
+        }
+        guard !others.isEmpty else { return 0 }
+        let alive = try aliveNodes()
+        var failed = 0
+        for (run, node) in others where !alive.contains(node) {
+            let reason = Self.interruptedReason(node: node)
+            let marked = try store.write { w in
+                guard
+                    try w.connection.interruptRun(
+                        id: run.id, node: node, reason: reason, now: Date().timeIntervalSince1970)
+                else { return false }
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "scheduler", action: "reconcile.interrupt", resourceType: "Reconciliation",
+                        resourceID: run.id, attributes: Self.strings(run.targets) + ["node:\(node)"],
+                        requestID: run.id, outcome: "failed: \(reason)"))
+                return true
+            }
+            guard marked else { continue }
+            failed += 1
+            logger.warning(
+                "reconciliation run of a stopped node marked failed",
+                ["event": "reconcile.interrupt", "run": run.id, "node": node])
+        }
+        return failed
+    }
+
+    /// The reason a run whose node stopped is failed with.
+    public static func interruptedReason(node: String) -> String {
+        "interrupted: node \(node) stopped during the run"
     }
 
     /// Validates and starts a run; returns its id. `wait` runs it on the calling thread (CLI, tests).
@@ -96,7 +143,7 @@ public final class ReconciliationRuns: Sendable {
         let record = ReconciliationRunRecord(
             id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil,
-            summary: "{}", policyVersion: policyVersion)
+            summary: JSONWriter().string(.object(ownSummary())), policyVersion: policyVersion)
         do {
             try store.write { w in
                 try w.connection.insertRun(record)
@@ -136,6 +183,8 @@ public final class ReconciliationRuns: Sendable {
         try reserve(names)
         var summary = Self.object(run.summary)
         summary["confirmedBy"] = .string(principal)
+        // The remediation runs here, whichever node compared.
+        summary["node"] = nodeID.map { .string($0) }
         let text = JSONWriter().string(.object(summary))
         var confirmed = false
         defer { if !confirmed { release(names) } }
@@ -223,7 +272,8 @@ public final class ReconciliationRuns: Sendable {
         id: String, targets: [String], mode: Mode, categories: Set<FindingCategory>, principal: String,
         onProgress: (@Sendable (String, Int) -> Void)?
     ) {
-        var summary = JSONObject(["targets": .object(JSONObject())])
+        var summary = ownSummary()
+        summary["targets"] = .object(JSONObject())
         var results: [String: TargetComparison] = [:]
         var nextSeq: Int64 = 0
         update(id, .running, summary)
@@ -302,6 +352,8 @@ public final class ReconciliationRuns: Sendable {
         let notifier = self.notifier
         let finished = Result {
             try store.write { w in
+                // Failed meanwhile as interrupted (this node was taken for dead): that stays.
+                guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
                 try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
                 try AuditLog.append(
                     w,
@@ -331,7 +383,18 @@ public final class ReconciliationRuns: Sendable {
 
     private func update(_ id: String, _ state: RunState, _ summary: JSONObject) {
         let text = JSONWriter().string(.object(summary))
-        _ = try? store.write { try $0.connection.updateRun(id: id, state: state, summary: text, finished: nil) }
+        _ = try? store.write { w in
+            // Failed meanwhile as interrupted (this node was taken for dead): that stays.
+            guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
+            try w.connection.updateRun(id: id, state: state, summary: text, finished: nil)
+        }
+    }
+
+    /// A new summary naming the node that runs the run.
+    private func ownSummary() -> JSONObject {
+        var o = JSONObject()
+        if let nodeID { o["node"] = .string(nodeID) }
+        return o
     }
 
     // MARK: - One run per target

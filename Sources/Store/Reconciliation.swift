@@ -15,6 +15,13 @@ public struct ReconciliationRunRecord: Sendable, Equatable {
     /// The policy version the run judged by (nil for runs before versions were kept).
     public var policyVersion: Int64? = nil
 
+    /// The node that runs it (`Coordination.nodeID`), kept in the summary as `node`; nil for
+    /// runs started from the command line and runs from before nodes were recorded.
+    public var node: String? {
+        guard case .object(let o)? = try? JSONParser().parse(Array(summary.utf8)) else { return nil }
+        return o["node"]?.stringValue
+    }
+
     public init(
         id: String, state: RunState, mode: String, targets: String, categories: String, requestedBy: String,
         created: Double, finished: Double?, summary: String, policyVersion: Int64? = nil
@@ -78,6 +85,13 @@ public protocol ReconciliationStore {
 
     /// Runs left `running` by a process that stopped: they are failed at start-up.
     func interruptRuns(now: Double) throws -> Int
+
+    /// Runs not finished yet (queued, running or remediating), oldest first.
+    func unfinishedRuns() throws -> [ReconciliationRunRecord]
+
+    /// Fails one run that is still unfinished and still run by `node` (its summary's `node`),
+    /// with `reason` in its summary; false when it finished or moved on meanwhile.
+    func interruptRun(id: String, node: String, reason: String, now: Double) throws -> Bool
 
     func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws
 

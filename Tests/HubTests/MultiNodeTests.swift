@@ -8,6 +8,8 @@ import JSONCore
 import TestSupport
 import HubCrypto
 import Hub
+import Postgres
+@testable import Store
 
 /// Three real `scimhub serve` processes on one real PostgreSQL (issue #14): races between
 /// nodes settled by the database, a node killed with its jobs in flight, the leader killed
@@ -348,6 +350,179 @@ import Hub
         let newLeader = listed.first { $0["leader"] == .bool(true) }?["id"]?.stringValue
         #expect(newLeader != nil && newLeader != leaderID)
         #expect(listed.first { $0["id"]?.stringValue == leaderID }?["alive"] == .bool(false))
+    }
+
+    // MARK: - The start-up lock
+
+    /// Nodes starting together with a changed policy file could each store it as a version
+    /// (read, decide and write span several transactions); `whileHoldingStartupLock` makes
+    /// them take turns. Here the test holds that lock itself: a node started with a changed
+    /// file must wait for it, storing nothing, and store the one new version once it is free.
+    @Test func startupLock_heldElsewhere_nodeWaitsAndStoresNoVersion_thenExactlyOne() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        let receptionist =
+            #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        let cluster = try Cluster(policy: singleEHRPolicy(ehr, packages: receptionist))
+        defer { cluster.stop() }
+        let first = try cluster.startNode()
+        func versions() -> Int? {
+            Self.call(first.port, "GET", "/admin/policy/versions", token: cluster.admin)?.object["versions"]?
+                .arrayValue?.count
+        }
+        #expect(versions() == 1)
+        // A changed file for the next node.
+        let nurse = #"{"name": "nurse", "rule": "title eq \"Registered Nurse\"", "grants": {"ehr": ["nurse"]}}"#
+        try singleEHRPolicy(ehr, packages: receptionist + ", " + nurse).write(
+            toFile: try #require(cluster.policyFile), atomically: true, encoding: .utf8)
+
+        let key = PostgresMigrations.startupLockKey
+        let holder = try PostgresConnection(
+            conninfo: cluster.connection, password: cluster.pg.password, defaults: [("application_name", "test-holder")]
+        )
+        try holder.run("SELECT pg_advisory_lock($1)", [.integer(key)])
+        var held = true
+        defer { if held { _ = try? holder.run("SELECT pg_advisory_unlock($1)", [.integer(key)]) } }
+
+        // The node starts on a thread of its own: HubProcess returns once it listens.
+        let started = Mutex<Result<HubProcess, any Error>?>(nil)
+        let data = cluster.dir.path + "/node-waiting"
+        let (connection, passwordFile, policyFile) = (cluster.connection, cluster.passwordFile, cluster.policyFile!)
+        Thread {
+            let r = Result {
+                try HubProcess(
+                    binary: MultiNodeTests.binary, data: data,
+                    extraArguments: ["--log-level", "info", "--policy", policyFile], store: connection,
+                    storePasswordFile: passwordFile)
+            }
+            started.withLock { $0 = r }
+        }.start()
+        defer { if case .success(let n)? = started.withLock({ $0 }) { n.stop() } }
+
+        // Another session waits for the start-up lock: the node, and it has not gone past it.
+        func waiting() throws -> [String] {
+            var names: [String] = []
+            try holder.query(
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+                  AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND l.pid <> pg_backend_pid()
+                """, [.integer(key)]
+            ) { names.append($0.text(0) ?? "") }
+            return names
+        }
+        var waiters: [String] = []
+        eventually("the new node waits for the start-up lock", timeout: 30) {
+            waiters = try waiting()
+            return !waiters.isEmpty
+        }
+        // The node's own session (the store's connections are named scimhub), and only it.
+        #expect(waiters == ["scimhub"])
+        // While it waits: no new version, and the node does not serve yet.
+        #expect(versions() == 1)
+        #expect(started.withLock { $0 } == nil)
+
+        try holder.run("SELECT pg_advisory_unlock($1)", [.integer(key)])
+        held = false
+        eventually("the node starts once the lock is free", timeout: 30) { started.withLock { $0 } != nil }
+        let node = try #require(try started.withLock { $0 }?.get())
+        #expect(versions() == 2)
+        let seen = Self.call(node.port, "GET", "/admin/policy/versions", token: cluster.admin)
+        let list = seen?.object["versions"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(list.count == 2, "\(seen?.text ?? "")")
+        // The lock is free again (the node released it), so the next start does not wait.
+        #expect(try waiting().isEmpty)
+    }
+
+    // MARK: - A node killed during a reconciliation run
+
+    /// Node 2 (a follower), or the leader itself, killed while its run lists a slow target.
+    @Test(arguments: [false, true])
+    func kill9OfTheNodeRunningAReconciliation_theLeaderFailsTheRunAsInterrupted(victimLeads: Bool) throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // 6,000 accounts listed 500 a page, each page a second late: the run lists for over 12 s.
+        ehr.seed((0..<6000).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
+        let policy = singleEHRPolicy(
+            ehr,
+            packages:
+                #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        )
+        let cluster = try Cluster(policy: policy)
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        var leaderID: String? = nil
+        eventually("one leader") {
+            leaderID =
+                Self.nodes(cluster.nodes[0].port, cluster.admin).first { $0["leader"] == .bool(true) }?["id"]?
+                .stringValue
+            return leaderID != nil
+        }
+        let leader = try #require(cluster.nodes.first { Self.nodeID($0) == leaderID })
+        let followers = cluster.nodes.filter { $0 !== leader }
+        let victim =
+            victimLeads ? leader : (followers.contains { $0 === cluster.nodes[1] } ? cluster.nodes[1] : followers[0])
+        let watcher = try #require(cluster.nodes.last { $0 !== victim })
+        let victimID = try #require(Self.nodeID(victim))
+        ehr.setLatency(1)
+        let started = Self.call(
+            victim.port, "POST", "/admin/reconciliations", token: cluster.admin, body: #"{"targets": ["ehr"]}"#)
+        #expect(started?.status == 202, "\(started?.text ?? "")")
+        let id = try #require(started?.object["id"]?.stringValue)
+        func listed(_ port: UInt16) -> JSONObject? {
+            Self.call(port, "GET", "/admin/reconciliations", token: cluster.admin)?.object["runs"]?.arrayValue?
+                .compactMap(\.objectValue).first { $0["id"]?.stringValue == id }
+        }
+        // Two pages in (over two of the leader's passes), the run of a live node is left running.
+        eventually("the run lists accounts on node 2", timeout: 30) {
+            let s = Self.call(victim.port, "GET", "/admin/reconciliations/\(id)", token: cluster.admin)?.object
+            return s?["state"]?.stringValue == "running"
+                && (s?["accountsListed"]?.objectValue?["ehr"]?.numberValue?.int64 ?? 0) >= 1000
+        }
+        let before = try #require(listed(watcher.port))
+        #expect(before["state"]?.stringValue == "running")
+        #expect(before["summary"]?.objectValue?["node"]?.stringValue == victimID)
+        victim.kill9()
+        let killed = Date()
+        let reason = "interrupted: node \(victimID) stopped during the run"
+        eventually("another node reports the run failed", timeout: 30) {
+            let r = listed(watcher.port)
+            return r?["state"]?.stringValue == "failed" && r?["summary"]?.objectValue?["reason"]?.stringValue == reason
+        }
+        let took = Date().timeIntervalSince(killed)
+        print(
+            "multi-node: a reconciliation run of a node killed with kill -9 failed as interrupted "
+                + "\(String(format: "%.1f", took)) s after it (the killed node \(victimLeads ? "led" : "followed"))"
+        )
+        // The lease (10 s) plus one pass (2 s); when the victim led, its lease ends as its
+        // heartbeat does, so a follower takes over and fails the run in about the same time.
+        #expect(took <= 15)
+        let after = try #require(listed(watcher.port))
+        #expect(after["finished"]?.stringValue != nil)
+        // Audited once, by the leader's schedule.
+        let audit = Self.call(
+            watcher.port, "GET", "/admin/audit?action=reconcile.interrupt&resourceId=\(id)",
+            token: cluster.admin)
+        let entries = audit?.object["entries"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(entries.count == 1, "\(audit?.text ?? "")")
+        #expect(entries.first?["outcome"]?.stringValue == "failed: \(reason)")
+        #expect(entries.first?["attributes"] == .array([.string("ehr"), .string("node:\(victimID)")]))
+        // The target is free: a new run on another node finishes.
+        ehr.setLatency(0)
+        let again = Self.call(
+            watcher.port, "POST", "/admin/reconciliations", token: cluster.admin, body: #"{"targets": ["ehr"]}"#)
+        #expect(again?.status == 202, "\(again?.text ?? "")")
+        let second = try #require(again?.object["id"]?.stringValue)
+        eventually("the new run finishes", timeout: 120) {
+            Self.call(watcher.port, "GET", "/admin/reconciliations/\(second)", token: cluster.admin)?.object["state"]?
+                .stringValue == "done"
+        }
+        let verify = try cluster.cli(["audit", "verify"])
+        #expect(verify.status == 0 && verify.out.contains("intact"), "\(verify.out)")
     }
 
     // MARK: - PostgreSQL restarted under load

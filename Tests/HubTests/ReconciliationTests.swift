@@ -296,4 +296,42 @@ import TestSupport
         #expect(r["state"]?.stringValue == "failed")
         #expect(r["summary"]?.objectValue?["reason"]?.stringValue?.contains("interrupted") == true)
     }
+
+    /// A run failed as interrupted while its node still runs it (a node cut off from the
+    /// database for longer than the lease is taken for dead): the run's own later progress and
+    /// its finish do not turn it back.
+    @Test func runFailedAsInterruptedWhileStillRunning_staysFailed() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        // 1,500 accounts, 500 a page, each page half a second late.
+        ehr.seed((0..<1500).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
+        ehr.setLatency(0.5)
+        let id = try start(hub, "{}")
+        var node = ""
+        eventually("the run lists accounts", timeout: 20) {
+            let r = try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object
+            node = r["summary"]?.objectValue?["node"]?.stringValue ?? ""
+            return r["state"]?.stringValue == "running" && r["accountsListed"] != nil
+        }
+        let runner = node
+        #expect(runner == hub.server.coordination.nodeID)
+        let reason = "interrupted: node \(runner) stopped during the run"
+        #expect(
+            try hub.server.store.write {
+                try $0.connection.interruptRun(id: id, node: runner, reason: reason, now: Date().timeIntervalSince1970)
+            })
+        ehr.setLatency(0)
+        // The run's thread has ended once its target is free again: a new run is accepted.
+        var next: RawResponse? = nil
+        eventually("the target is free again", timeout: 30) {
+            next = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
+            return next?.status == 202
+        }
+        let r = try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object
+        #expect(r["state"]?.stringValue == "failed")
+        #expect(r["summary"]?.objectValue?["reason"]?.stringValue == reason)
+        #expect(
+            !(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.finish")))
+        if let second = next?.object["id"]?.stringValue { _ = try waitFor(hub, second) }
+    }
 }

@@ -492,6 +492,52 @@ import TestSupport
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func interruptRun_failsOnlyAnUnfinishedRunOfThatNode_withTheReason(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        @Sendable func run(_ id: String, _ state: String, created: Double, summary: String) -> ReconciliationRunRecord {
+            ReconciliationRunRecord(
+                id: id, state: RunState(rawValue: state), mode: "report", targets: "[\"ehr\"]", categories: "[]",
+                requestedBy: "ops", created: created, finished: nil, summary: summary)
+        }
+        try t.store.write { (w) throws -> Void in
+            try w.connection.insertRun(run("a", "running", created: 1, summary: #"{"node":"n2","targets":{}}"#))
+            try w.connection.insertRun(run("b", "queued", created: 2, summary: #"{"node":"n1"}"#))
+            try w.connection.insertRun(run("c", "done", created: 3, summary: #"{"node":"n2"}"#))
+            try w.connection.insertRun(run("d", "remediating", created: 4, summary: "{}"))
+            try w.connection.insertRun(run("e", "awaiting-confirmation", created: 5, summary: #"{"node":"n2"}"#))
+        }
+        let unfinished = try t.store.read { try $0.unfinishedRuns() }
+        #expect(unfinished.map(\.id) == ["a", "b", "d"])
+        #expect(unfinished.map(\.node) == ["n2", "n1", nil])
+        let reason = "interrupted: node n2 stopped during the run"
+        let marked = try t.store.write { w in
+            [
+                // Another node's run, a finished one, one naming no node, one waiting for a person: untouched.
+                try w.connection.interruptRun(id: "b", node: "n2", reason: reason, now: 50),
+                try w.connection.interruptRun(id: "c", node: "n2", reason: reason, now: 50),
+                try w.connection.interruptRun(id: "d", node: "n2", reason: reason, now: 50),
+                try w.connection.interruptRun(id: "e", node: "n2", reason: reason, now: 50),
+                try w.connection.interruptRun(id: "a", node: "n2", reason: reason, now: 50),
+                // Once only.
+                try w.connection.interruptRun(id: "a", node: "n2", reason: reason, now: 60),
+            ]
+        }
+        #expect(marked == [false, false, false, false, true, false])
+        try t.store.read { (c) throws -> Void in
+            let a = try #require(try c.reconciliationRun(id: "a"))
+            #expect(a.state == .failed && a.finished == 50)
+            let summary = try JSONParser().parse(Array(a.summary.utf8)).objectValue
+            #expect(summary?["reason"]?.stringValue == reason)
+            #expect(summary?["node"]?.stringValue == "n2" && summary?["targets"] != nil)
+            #expect(try c.reconciliationRun(id: "b")?.state == .queued)
+            #expect(try c.reconciliationRun(id: "c")?.state == .done)
+            #expect(try c.reconciliationRun(id: "d")?.state == .remediating)
+            #expect(try c.reconciliationRun(id: "e")?.state == .awaitingConfirmation)
+            #expect(try c.unfinishedRuns().map(\.id) == ["b", "d"])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func policiesNotificationsConsoleAndTokens_roundTrip(backend: StoreBackend) throws {
         let t = try TempStore(backend)
         try t.store.write { (w) throws -> Void in

@@ -70,6 +70,25 @@ extension SQLiteSession {
             """, [.real(now)])
     }
 
+    /// Runs not finished yet (queued, running or remediating), oldest first.
+    public func unfinishedRuns() throws -> [ReconciliationRunRecord] {
+        var out: [ReconciliationRunRecord] = []
+        try db.query(
+            "SELECT \(Self.runColumns) FROM reconciliation_runs "
+                + "WHERE state IN ('queued', 'running', 'remediating') ORDER BY created"
+        ) { out.append(run($0)) }
+        return out
+    }
+
+    /// Fails one run that is still unfinished and still run by `node`.
+    public func interruptRun(id: String, node: String, reason: String, now: Double) throws -> Bool {
+        try db.run(
+            """
+            UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
+            WHERE id = ? AND state IN ('queued', 'running', 'remediating') AND json_extract(summary, '$.node') = ?
+            """, [.real(now), .text(reason), .text(id), .text(node)]) == 1
+    }
+
     public func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws {
         for (i, f) in findings.enumerated() {
             try db.run(
