@@ -34,14 +34,17 @@ public struct AuditForwardSettings: Sendable, Equatable {
 
 /// Forwards the audit chain to a SIEM as syslog (RFC 5424 over TCP, TLS optional), in
 /// sequence, each entry with its `seq`, `hash` and `prevHash` as structured data so the
-/// receiver can check the chain. The last entry sent is kept in a cursor file, so a restart
-/// or an outage of the receiver resumes where it stopped (at least once: see
-/// `resendOnReconnect`). On several nodes only the leader forwards.
+/// receiver can check the chain. The last entry sent is kept in the store, so a restart, an
+/// outage of the receiver or a new leader resumes where the forwarding stopped (at least
+/// once: see `resendOnReconnect`). On several nodes only the leader forwards; a node that
+/// becomes leader reads the cursor the last one left.
 public final class AuditForwarder: HubService {
     public var serviceName: String { "audit-forwarder" }
     private let store: any HubStore
     private let settings: AuditForwardSettings
-    private let cursorPath: String
+    /// The cursor file of hubs before the cursor moved into the store: read once, when the
+    /// store has none yet.
+    private let legacyCursorPath: String
     private let logger: Logger
     private let isLeader: @Sendable () -> Bool
     private let signal = NSCondition()
@@ -61,28 +64,25 @@ public final class AuditForwarder: HubService {
     ) {
         self.store = store
         self.settings = settings
-        self.cursorPath = cursorPath
+        legacyCursorPath = cursorPath
         self.logger = logger
         self.isLeader = isLeader
-        sent.store(Self.readCursor(cursorPath), ordering: .relaxed)
     }
 
-    static func readCursor(_ path: String) -> Int64 {
+    static func readLegacyCursor(_ path: String) -> Int64 {
         guard let d = FileManager.default.contents(atPath: path) else { return 0 }
         return Int64(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
-    /// Replaces the cursor file whole (write, fsync, rename): a crash leaves the old or the new.
-    private func writeCursor(_ seq: Int64) throws {
-        let tmp = cursorPath + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError("audit forward cursor \(tmp) cannot be written (errno \(errno))") }
-        let bytes = Array("\(seq)\n".utf8)
-        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, cursorPath) == 0 else {
-            throw StoreError("audit forward cursor \(cursorPath) cannot be written (errno \(errno))")
-        }
+    /// Where forwarding stopped, as the store says (or an older hub's cursor file).
+    private func storedCursor() throws -> Int64 {
+        try store.read(snapshot: false) { try $0.auditForwardCursor() } ?? Self.readLegacyCursor(legacyCursorPath)
+    }
+
+    /// Records that entries up to `seq` were handed to the receiver. Not durable: after a
+    /// crash the few entries since the last flushed cursor are sent again (at least once).
+    private func recordCursor(_ seq: Int64) throws {
+        try store.write(isolated: true, durable: false) { try $0.connection.setAuditForwardCursor(seq) }
     }
 
     /// The syslog message for one audit entry.
@@ -105,10 +105,22 @@ public final class AuditForwarder: HubService {
             defer { finished.signal() }
             var connection: SyslogConnection? = nil
             var backoff = 1.0, failing = false
+            // Whether `sent` holds this node's own progress: false until it reads the stored
+            // cursor, and again whenever it stops leading (another node forwards meanwhile).
+            var cursorRead = false
             while !stopped.load(ordering: .relaxed) {
                 var pause = 1.0
-                if isLeader() {
+                if !isLeader() {
+                    if cursorRead { logger.info("audit forwarding handed to the new leader") }
+                    cursorRead = false
+                    connection = nil
+                    connected.store(false, ordering: .relaxed)
+                } else {
                     do {
+                        if !cursorRead {
+                            sent.store(try storedCursor(), ordering: .relaxed)
+                            cursorRead = true
+                        }
                         if connection == nil || connection?.isOpen == false {
                             connection = nil
                             connected.store(false, ordering: .relaxed)
@@ -131,7 +143,7 @@ public final class AuditForwarder: HubService {
                         if let last = entries.last, let c = connection {
                             try c.send(entries.flatMap { message($0).framed })
                             sent.store(last.seq, ordering: .relaxed)
-                            try writeCursor(last.seq)
+                            try recordCursor(last.seq)
                             if entries.count == Self.batch { pause = 0 }
                         }
                         if failing {

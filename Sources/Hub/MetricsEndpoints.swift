@@ -167,11 +167,14 @@ struct MetricsEndpoints: FeatureEndpoints {
             let head = try conn.auditHead().seq
             p.sample("scimhub_audit_chain_length", [], Double(head))
             if let forwarder {
+                // The shared cursor: every node reports the cluster's lag, not its own stale view.
                 p.family("scimhub_audit_forward_lag_entries", "gauge", "Audit entries not yet sent to the SIEM.")
                 p.sample(
-                    "scimhub_audit_forward_lag_entries", [],
-                    Double(max(0, head - forwarder.sent.load(ordering: .relaxed))))
-                p.family("scimhub_audit_forward_connected", "gauge", "1 while the syslog receiver is connected.")
+                    "scimhub_audit_forward_lag_entries", [], Double(max(0, head - (try conn.auditForwardCursor() ?? 0)))
+                )
+                p.family(
+                    "scimhub_audit_forward_connected", "gauge",
+                    "1 while this node is connected to the syslog receiver (only the leader forwards).")
                 p.sample("scimhub_audit_forward_connected", [], forwarder.connected.load(ordering: .relaxed) ? 1 : 0)
                 p.family("scimhub_audit_forward_failures_total", "counter", "Failed connections or sends to the SIEM.")
                 p.sample(

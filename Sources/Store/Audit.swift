@@ -185,6 +185,10 @@ public protocol AuditStore {
 
     /// Sequence number and hash of the newest entry (0 and the genesis value when empty).
     func auditHead() throws -> (seq: Int64, hash: [UInt8])
+    /// The last entry forwarded to the SIEM, nil before the first.
+    func auditForwardCursor() throws -> Int64?
+    /// Moves the forwarding cursor to `seq`, never back.
+    func setAuditForwardCursor(_ seq: Int64) throws
 }
 
 extension AuditEntry {

@@ -98,6 +98,18 @@ import TestSupport
         #expect(v.intact && v.entries == 4, "\(v.breaks)")
     }
 
+    /// The SIEM forwarding cursor is shared (one row) and never moves back: a leader that
+    /// resent entries after reconnecting cannot rewind what the next leader reads.
+    @Test(arguments: StoreBackend.allCases)
+    func auditForwardCursor_startsEmpty_andOnlyMovesForward(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        #expect(try t.store.read { try $0.auditForwardCursor() } == nil)
+        for (set, expected) in [(Int64(5), Int64(5)), (3, 5), (9, 9)] {
+            try t.store.write { try $0.connection.setAuditForwardCursor(set) }
+            #expect(try t.store.read { try $0.auditForwardCursor() } == expected, "after \(set)")
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func auditListing_filtersPagesAndHashes(backend: StoreBackend) throws {
         let t = try TempStore(backend)

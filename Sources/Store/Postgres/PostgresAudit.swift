@@ -51,6 +51,22 @@ extension PostgresSession: AuditStore {
     }
 }
 
+extension PostgresSession {
+    public func auditForwardCursor() throws -> Int64? {
+        var seq: Int64?
+        try db.query("SELECT seq FROM audit_forward_cursor WHERE id = 1") { seq = $0.int64(0) }
+        return seq
+    }
+
+    public func setAuditForwardCursor(_ seq: Int64) throws {
+        try db.run(
+            """
+            INSERT INTO audit_forward_cursor(id, seq) VALUES (1, ?)
+            ON CONFLICT(id) DO UPDATE SET seq = GREATEST(audit_forward_cursor.seq, excluded.seq)
+            """, [.integer(seq)])
+    }
+}
+
 extension PostgresWriteContext {
     /// Keeps `entry` for the chain; `sealAudit` chains it when the transaction ends.
     func appendAudit(_ entry: AuditEntry) throws {

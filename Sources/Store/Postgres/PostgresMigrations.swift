@@ -522,6 +522,16 @@ enum PostgresMigrations {
             );
             """
         ),
+        (
+            6,
+            """
+            -- SQLite 27: the last audit entry forwarded to the SIEM, shared by the nodes.
+            CREATE TABLE audit_forward_cursor (
+                id BIGINT PRIMARY KEY CHECK (id = 1),
+                seq BIGINT NOT NULL
+            );
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

@@ -50,6 +50,20 @@ extension SQLiteSession: AuditStore {
         return h
     }
 
+    public func auditForwardCursor() throws -> Int64? {
+        var seq: Int64?
+        try db.query("SELECT seq FROM audit_forward_cursor WHERE id = 1") { seq = $0.int64(0) }
+        return seq
+    }
+
+    public func setAuditForwardCursor(_ seq: Int64) throws {
+        try db.run(
+            """
+            INSERT INTO audit_forward_cursor(id, seq) VALUES (1, ?)
+            ON CONFLICT(id) DO UPDATE SET seq = max(audit_forward_cursor.seq, excluded.seq)
+            """, [.integer(seq)])
+    }
+
     /// Hash of the newest audit entry, or the genesis value.
     func auditHeadHash() throws -> [UInt8] {
         try auditHead().hash

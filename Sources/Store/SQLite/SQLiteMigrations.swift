@@ -542,6 +542,17 @@ enum Migrations {
             ) WITHOUT ROWID;
             """
         ),
+        (
+            27,
+            """
+            -- The last audit entry forwarded to the SIEM (AuditForwarder), in the store so that a
+            -- node that becomes leader goes on from where the last one stopped.
+            CREATE TABLE audit_forward_cursor (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq INTEGER NOT NULL
+            );
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the
