@@ -535,7 +535,7 @@ public final class ProvisioningEngine: HubService {
         var claimed: [ClaimedJob] = []
         var took = 0
         var wonProbe = false
-        if needSlots > 0 || ready || resize {
+        if needSlots > 0 || ready || resize || probe {
             let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
             let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
             let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
