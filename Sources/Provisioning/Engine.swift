@@ -100,6 +100,11 @@ public final class ProvisioningEngine: HubService {
         var sizedSlots: [String: Int] = [:]
         /// A pass had jobs to run but found every slot held by other nodes: look again soon.
         var starved = false
+        /// The most slots of each target this node keeps while other nodes wait for one (its
+        /// fair share), and when it last looked; when it last said it waits itself.
+        var slotCap: [String: Int] = [:]
+        var slotCapCheckedAt: [String: Double] = [:]
+        var waitMarkedAt: [String: Double] = [:]
         /// When each target's last dead letter was announced: a burst (an outage that outlives
         /// the retries) makes one message per quarter hour, not one per person.
         var deadLetterAnnounced: [String: Double] = [:]
@@ -502,41 +507,65 @@ public final class ProvisioningEngine: HubService {
 
     /// The next jobs to start on `target`, at most `slots` and at most as many as the slots
     /// this node holds in the store allow, leavers first: from the backlog, topped up with
-    /// one claim of up to `slots + concurrency` jobs when it runs low (a read first: most
-    /// passes find nothing due, and a claim is a write). Missing slots are taken in the same
-    /// write as the claim (one statement for several), and so is the half-open probe when
-    /// `probe`. A job whose lease is half over is given back rather than started: it must
-    /// never run past its lease.
+    /// one claim when it runs low (a read first: most passes find nothing due, and a claim is
+    /// a write). Missing slots are taken in the same write as the claim (one statement for
+    /// several), and so is the half-open probe when `probe`. Jobs are claimed only on slots:
+    /// at most twice as many in hand (running and waiting) as the node holds, so a node
+    /// without a slot never sits on jobs (leavers first) that another node could run.
+    ///
+    /// Fair share: a node with work and no slot says so (`markSlotWaiter`, at most once a
+    /// second); a node holding slots looks (at most once a second) and then keeps only
+    /// `concurrency / (waiters + 1)` of them (at least one), giving the rest back as its jobs
+    /// end. A job whose lease is half over is given back rather than started: it must never
+    /// run past its lease.
     private func claim(_ target: Target, slots: Int, probe: Bool, now: Double) throws -> Claim {
         giveBack(target, now: now) { $0.leaseUntil - now < options.leaseSeconds / 2 }
         slotLock.lock()
         defer { slotLock.unlock() }
-        let (held, slotsHeld, inFlight, sized) = runtime.withLock { r in
+        let owner = coordination.nodeID
+        let (held, slotsHeld, inFlight, sized, capCheckedAt) = runtime.withLock { r in
             (
                 r.backlog[target.name]?.count ?? 0, r.slots[target.name] ?? 0, r.inFlight[target.name] ?? 0,
-                r.sizedSlots[target.name]
+                r.sizedSlots[target.name], r.slotCapCheckedAt[target.name] ?? -.infinity
             )
         }
+        // The share this node may keep, looked up at most once a second while it holds slots.
+        if slotsHeld > 0, abs(now - capCheckedAt) >= 1, !coordination.isSoleNode {
+            let waiters = try store.read(snapshot: false) { try $0.slotWaiters(target: target.name, now: now) }
+            let others = waiters.subtracting([owner]).count
+            let cap = others == 0 ? target.concurrency : max(1, target.concurrency / (others + 1))
+            runtime.withLock { r in
+                r.slotCap[target.name] = cap
+                r.slotCapCheckedAt[target.name] = now
+            }
+        }
+        let cap = runtime.withLock { min($0.slotCap[target.name] ?? target.concurrency, target.concurrency) }
         let want = slots + target.concurrency - held
         let ready =
             try want > 0
             && store.read(snapshot: false) { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty }
         guard held > 0 || ready else { return Claim() }
-        let idleSlots = max(0, slotsHeld - inFlight)
-        var needSlots = max(0, min(slots, held + (ready ? want : 0)) - idleSlots)
+        // As many slots as there is work for, within the circuit's permit and the share.
+        let running = min(inFlight + slots, cap, inFlight + held + (ready ? want : 0))
+        var needSlots = max(0, running - slotsHeld)
         let resize = sized != target.concurrency
-        if needSlots > 0, !resize {
+        var starved = false
+        if needSlots > 0, !resize, slotsHeld - inFlight <= 0 {
             // Every slot held (by live leases) elsewhere: no write, look again soon.
             let taken = try store.read(snapshot: false) {
                 try $0.heldTargetSlots(target: target.name, now: now).values.reduce(0, +)
             }
-            if taken >= target.concurrency { needSlots = 0 }
+            if taken >= target.concurrency {
+                needSlots = 0
+                starved = true
+            }
         }
+        let idleSlots = max(0, slotsHeld - inFlight)
         var claimed: [ClaimedJob] = []
         var took = 0
         var wonProbe = false
-        if needSlots > 0 || ready || resize || probe {
-            let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
+        if needSlots > 0 || (ready && idleSlots > 0) || resize || probe {
+            let until = now + options.leaseSeconds
             let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
             let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
                 let c = w.connection
@@ -549,19 +578,23 @@ public final class ProvisioningEngine: HubService {
                 let probed =
                     try probe && idleSlots + took > 0
                     && c.takeCircuitProbe(target: name, owner: owner, until: until, now: now)
+                // Jobs in hand at most twice the slots held: the running ones and as many waiting.
+                let limit = min(want, 2 * (slotsHeld + took) - inFlight - held)
                 let jobs =
-                    ready
-                    ? try c.claimJobs(target: name, limit: want, owner: owner, leaseUntil: until, now: now) : []
+                    ready && limit > 0
+                    ? try c.claimJobs(target: name, limit: limit, owner: owner, leaseUntil: until, now: now) : []
                 return (took, probed, jobs)
             }
             took = r.0
             wonProbe = r.1
             claimed = r.2.map { ClaimedJob(job: $0, leaseUntil: until) }
+            starved = starved || (slotsHeld + took == 0 && ready)
         }
+        if starved { try markWaiting(target, now: now) }
         return runtime.withLock { r in
             r.slots[target.name, default: 0] += took
             r.sizedSlots[target.name] = target.concurrency
-            var startable = min(slots, max(0, r.slots[target.name, default: 0] - (r.inFlight[target.name] ?? 0)))
+            var startable = min(slots, max(0, min(r.slots[target.name, default: 0], cap) - inFlight))
             if probe {
                 // Another node probes: this one waits for its verdict (read at a later pass).
                 if !wonProbe { r.breakers[target.name] = newBreaker(.halfOpen(probeRunning: true)) }
@@ -569,24 +602,42 @@ public final class ProvisioningEngine: HubService {
             }
             var all = (r.backlog[target.name] ?? []) + claimed
             all.sort { ($0.job.priority, $0.job.notBefore) < ($1.job.priority, $1.job.notBefore) }
-            if startable == 0 && !all.isEmpty && !probe { r.starved = true }
+            if starved || (startable == 0 && !all.isEmpty && !probe) { r.starved = true }
             r.backlog[target.name] = Array(all.dropFirst(startable))
             return Claim(jobs: all.prefix(startable).map(\.job), probe: wonProbe && startable > 0)
         }
     }
 
+    /// Marks this node as waiting for a slot of `target`, at most once a second (a mark
+    /// holds 3 s): the holders read it and keep only their share.
+    private func markWaiting(_ target: Target, now: Double) throws {
+        let due = runtime.withLock { r -> Bool in
+            guard abs(now - (r.waitMarkedAt[target.name] ?? -.infinity)) >= 1 else { return false }
+            r.waitMarkedAt[target.name] = now
+            return true
+        }
+        guard due else { return }
+        let (name, owner) = (target.name, coordination.nodeID)
+        try store.write(isolated: true, durable: false) {
+            try $0.connection.markSlotWaiter(target: name, owner: owner, until: now + 3)
+        }
+    }
+
     /// Gives back the slots of `target` this node holds beyond its running jobs once it has
-    /// nothing left to start there (no backlog, or a circuit that is not closed): one write
-    /// when a burst of work ends, none per job.
+    /// nothing left to start there (no backlog, or a circuit that is not closed), and those
+    /// beyond its share while others wait: one write when a burst of work ends or a share
+    /// shrinks, none per job.
     private func releaseIdleSlots(_ target: Target) {
         slotLock.lock()
         defer { slotLock.unlock() }
         let idle = runtime.withLock { r -> Int in
-            let spare = (r.slots[target.name] ?? 0) - (r.inFlight[target.name] ?? 0)
+            let (slots, inFlight) = (r.slots[target.name] ?? 0, r.inFlight[target.name] ?? 0)
+            let spare = slots - inFlight
             guard spare > 0 else { return 0 }
             var closed = false
             if case .closed = r.breakers[target.name, default: newBreaker()].state { closed = true }
-            return (r.backlog[target.name] ?? []).isEmpty || !closed ? spare : 0
+            if (r.backlog[target.name] ?? []).isEmpty || !closed { return spare }
+            return min(spare, max(0, slots - (r.slotCap[target.name] ?? target.concurrency)))
         }
         guard idle > 0 else { return }
         let owner = coordination.nodeID

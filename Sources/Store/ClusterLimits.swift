@@ -81,6 +81,13 @@ public protocol ClusterLimitStore {
     /// Slots of `target` held now, per owner (for tests and `/admin`).
     func heldTargetSlots(target: String, now: Double) throws -> [String: Int]
 
+    /// Says that `owner` has jobs to run on `target` and no slot, until `until` (it says so
+    /// again while it waits): the nodes holding slots then keep only a fair share.
+    func markSlotWaiter(target: String, owner: String, until: Double) throws
+
+    /// The nodes waiting for a slot of `target` at `now`.
+    func slotWaiters(target: String, now: Double) throws -> Set<String>
+
     // MARK: Circuits
 
     /// Every target's shared circuit (targets without a row are closed).

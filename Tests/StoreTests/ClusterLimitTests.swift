@@ -85,6 +85,22 @@ import TestSupport
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func slotWaiters_areListedUntilTheirMarkEnds(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        try t.store.write(isolated: true, durable: false) { w in
+            try w.connection.markSlotWaiter(target: "ehr", owner: "b", until: 103)
+            try w.connection.markSlotWaiter(target: "ehr", owner: "c", until: 101)
+            try w.connection.markSlotWaiter(target: "ldap", owner: "d", until: 103)
+        }
+        #expect(try t.store.read { try $0.slotWaiters(target: "ehr", now: 100) } == ["b", "c"])
+        #expect(try t.store.read { try $0.slotWaiters(target: "ehr", now: 102) } == ["b"])
+        // Marked again, it waits longer; a mark long ended is deleted by the next one.
+        try t.store.write { try $0.connection.markSlotWaiter(target: "ehr", owner: "c", until: 170) }
+        #expect(try t.store.read { try $0.slotWaiters(target: "ehr", now: 150) } == ["c"])
+        #expect(try t.store.read { try $0.slotWaiters(target: "ldap", now: 100) } == ["d"])
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func aSoleNode_freesSlotsAndProbesLeftByADeadProcess(backend: StoreBackend) throws {
         let t = try TempStore(backend)
         try t.store.write { try $0.connection.sizeTargetSlots(target: "ehr", concurrency: 2) }

@@ -536,6 +536,13 @@ enum PostgresMigrations {
                 PRIMARY KEY (target, slot)
             );
             CREATE INDEX target_slots_owner ON target_slots(owner) WHERE owner IS NOT NULL;
+            -- Nodes with jobs to run on a target and no slot: the holders keep only a fair share.
+            CREATE TABLE target_slot_waiters (
+                target TEXT COLLATE "C" NOT NULL,
+                node TEXT COLLATE "C" NOT NULL,
+                wait_until DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (target, node)
+            );
             -- A target's circuit breaker (SharedCircuit).
             CREATE TABLE target_circuits (
                 target TEXT COLLATE "C" PRIMARY KEY,

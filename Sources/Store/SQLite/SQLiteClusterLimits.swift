@@ -75,6 +75,26 @@ extension SQLiteSession {
         return out
     }
 
+    public func markSlotWaiter(target: String, owner: String, until: Double) throws {
+        try db.run(
+            "INSERT INTO target_slot_waiters(target, node, wait_until) VALUES (?, ?, ?) "
+                + "ON CONFLICT(target, node) DO UPDATE SET wait_until = excluded.wait_until",
+            [.text(target), .text(owner), .real(until)])
+        // Marks of nodes that stopped waiting (or died) go with the next mark.
+        try db.run(
+            "DELETE FROM target_slot_waiters WHERE target = ? AND wait_until <= ?", [.text(target), .real(until - 60)])
+    }
+
+    public func slotWaiters(target: String, now: Double) throws -> Set<String> {
+        var out = Set<String>()
+        try db.query(
+            "SELECT node FROM target_slot_waiters WHERE target = ? AND wait_until > ?", [.text(target), .real(now)]
+        ) {
+            out.insert($0.text(0) ?? "")
+        }
+        return out
+    }
+
     // MARK: - Circuits
 
     static let circuitColumns = "target, state, failures, open_until, probe_owner, probe_until, down_since, announced"

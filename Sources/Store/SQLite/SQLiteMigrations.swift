@@ -556,6 +556,13 @@ enum Migrations {
                 PRIMARY KEY (target, slot)
             ) WITHOUT ROWID;
             CREATE INDEX target_slots_owner ON target_slots(owner) WHERE owner IS NOT NULL;
+            -- Nodes with jobs to run on a target and no slot: the holders keep only a fair share.
+            CREATE TABLE target_slot_waiters (
+                target TEXT NOT NULL,
+                node TEXT NOT NULL,
+                wait_until REAL NOT NULL,
+                PRIMARY KEY (target, node)
+            ) WITHOUT ROWID;
             -- A target's circuit breaker (SharedCircuit).
             CREATE TABLE target_circuits (
                 target TEXT PRIMARY KEY,
