@@ -221,10 +221,10 @@ import Hub
 
     /// The EHR policy with `concurrency` 2, on nodes that do not probe targets on a schedule
     /// (a probe is a call too, and these tests count calls).
-    static func limitedCluster(_ ehr: EHRTestServer) throws -> Cluster {
+    static func limitedCluster(_ ehr: EHRTestServer, config: String = #""targetProbeSeconds": 0"#) throws -> Cluster {
         let policy = ehrPolicy(ehr).replacingOccurrences(of: #""concurrency": 4"#, with: #""concurrency": 2"#)
         #expect(policy.contains(#""concurrency": 2"#))
-        return try Cluster(policy: policy, config: #"{"targetProbeSeconds": 0}"#)
+        return try Cluster(policy: policy, config: "{\(config)}")
     }
 
     /// Bulk-creates `people` receptionists, dealt over the nodes.
@@ -293,7 +293,8 @@ import Hub
         defer { ehr.stop() }
         ehr.setLatency(0.02)
         ehr.setFault(.error5xx)
-        let cluster = try Self.limitedCluster(ehr)
+        // An outage is announced after 6 s (0.1 minute): within the test, once for the cluster.
+        let cluster = try Self.limitedCluster(ehr, config: #""targetProbeSeconds": 0, "targetUnavailableMinutes": 0.1"#)
         defer { cluster.stop() }
         try cluster.startNodesTogether(3)
         let people = (0..<30).map { "down\($0)@x.org" }
@@ -314,8 +315,10 @@ import Hub
         print("multi-node: 3 half-open probes took \(String(format: "%.1f", elapsed)) s on three nodes")
         #expect(ehr.maxConcurrentCalls <= 1, "\(ehr.maxConcurrentCalls) calls at once while the circuit was open")
         #expect(elapsed >= 18, "three probes in \(elapsed) s: more than one per open interval")
-        // Announced once for the cluster, by the node whose failure opened it.
+        // Announced once for the cluster, by the node whose failure opened it, and the outage
+        // (open for more than 6 s by now) once, by the node whose probe outcome came first after.
         #expect(Self.occurrences(#""event":"circuit.open""#, in: cluster.nodes) == 1)
+        #expect(Self.occurrences("target unavailable: ", in: cluster.nodes) == 1)
         // The EHR comes back: the next probe succeeds and closes the circuit for every node.
         ehr.setFault(.none)
         eventually("closed on every node", timeout: 30) {
