@@ -352,7 +352,7 @@ public final class ProvisioningEngine: HubService {
         slotLock.lock()
         defer { slotLock.unlock() }
         do {
-            try store.write(isolated: true, durable: false) { w in
+            _ = try store.write(isolated: true, durable: false) { w in
                 try w.connection.releaseTargetSlots(target: nil, owner: owner, count: nil)
             }
             runtime.withLock { $0.slots = [:] }
@@ -685,18 +685,6 @@ public final class ProvisioningEngine: HubService {
         }
     }
 
-    /// Announces an event outside any other write (a target's outage); failures are logged.
-    private func announce(_ event: NotificationEvent, _ values: [String: String]) {
-        guard let notifier else { return }
-        do {
-            try store.write { w in _ = try notifier.announce(w, event, values) }
-            notifier.wake()
-        } catch {
-            logger.error(
-                "notification cannot be queued", ["event": event.rawValue, "error": "\(error)".prefix(200).description])
-        }
-    }
-
     /// The hub's own storage failed during a run: the job keeps its lease for a short
     /// cool-down instead of retrying in a tight loop. If even that cannot be written, the
     /// lease simply runs out later.
@@ -998,8 +986,8 @@ public final class ProvisioningEngine: HubService {
     /// store cannot be read).
     public func circuit(_ target: String) -> CircuitState {
         let now = clock.now()
-        if let shared = try? store.read(snapshot: false, { try $0.targetCircuits()[target] }) {
-            return newBreaker((shared ?? .closed).breakerState(now: now)).circuitState(now: now)
+        if let shared = try? store.read(snapshot: false, { try $0.targetCircuits() }) {
+            return newBreaker((shared[target] ?? .closed).breakerState(now: now)).circuitState(now: now)
         }
         return runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: now) }
     }
