@@ -331,7 +331,7 @@ import Hub
         #expect(ehr.maxConcurrentCalls <= 2)
     }
 
-    @Test func authFailuresSpreadOverThreeNodes_get429AfterTheLimitInTotal() throws {
+    @Test func authFailuresSpreadOverThreeNodes_get429AfterTheLimitInTotal_andStepUpCodesToo() throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
         let cluster = try Cluster(config: #"{"authFailureLimit": 6}"#)
         defer { cluster.stop() }
@@ -350,6 +350,23 @@ import Hub
         }
         // A valid token is served everywhere, from the same address.
         for port in ports { #expect(Self.call(port, "GET", "/scim/v2/Users", token: cluster.writer)?.status == 200) }
+
+        // Step-up codes too: five wrong ones for one principal, dealt over the nodes, and the
+        // sixth is refused on every node (the codes' replay protection is in the store as well).
+        #expect(Self.call(ports[0], "POST", "/mfa/enrol", token: cluster.admin)?.status == 201)
+        let body = #"{"principal": "report.reader", "scopes": ["scim:read"]}"#
+        for i in 0..<5 {
+            let r = Self.call(
+                ports[i % 3], "POST", "/admin/tokens", token: cluster.admin, body: body,
+                headers: [("X-ScimHub-TOTP", "x00000")])
+            #expect(r?.status == 403, "wrong code \(i): \(r?.status ?? 0) \(r?.text ?? "")")
+        }
+        for port in ports {
+            let r = Self.call(
+                port, "POST", "/admin/tokens", token: cluster.admin, body: body, headers: [("X-ScimHub-TOTP", "x00000")]
+            )
+            #expect(r?.status == 429, "\(r?.status ?? 0) \(r?.text ?? "")")
+        }
     }
 
     // MARK: - A node killed with jobs in flight
