@@ -56,7 +56,8 @@ import TestSupport
         let t = try TempStore(backend)
         try t.store.write { try $0.connection.sizeTargetSlots(target: "ehr", concurrency: 4) }
         #expect(try take(t, "a", 4, concurrency: 4) == 4)
-        try t.store.write { try $0.connection.releaseTargetSlots(target: "ehr", owner: "a", count: 2) }  // slots 3 and 2
+        // The highest go back first: slots 3 and 2.
+        try t.store.write { try $0.connection.releaseTargetSlots(target: "ehr", owner: "a", count: 2) }
         try t.store.write { try $0.connection.sizeTargetSlots(target: "ehr", concurrency: 1) }
         // Slot 1 is above the new limit but held: it stays a's until given back, and nobody
         // takes a slot above the limit meanwhile.
