@@ -127,6 +127,9 @@ public final class EHRTestServer: Sendable {
     /// ones and their latency included (a client's limit on concurrent calls shows here).
     public var maxConcurrentCalls: Int { state.withLock { $0.maxInFlight } }
 
+    /// API calls being answered now.
+    public var callsInFlight: Int { state.withLock { $0.inFlight } }
+
     /// Starts counting `maxConcurrentCalls` afresh from the calls under way now.
     public func resetConcurrency() { state.withLock { $0.maxInFlight = $0.inFlight } }
 
