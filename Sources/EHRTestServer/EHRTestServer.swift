@@ -46,6 +46,9 @@ public final class EHRTestServer: Sendable {
         var calls = 0
         /// Seconds every API call waits before it is answered (a slow EHR keeps jobs in flight).
         var latency: Double = 0
+        /// API calls being answered now, and the most at once since the last reset.
+        var inFlight = 0
+        var maxInFlight = 0
     }
 
     /// Roles the EHR knows; granting anything else is a validation error. A role may be
@@ -120,6 +123,16 @@ public final class EHRTestServer: Sendable {
     /// Number of API calls served (faulty ones included).
     public var calls: Int { state.withLock { $0.calls } }
 
+    /// The most API calls answered at once since the start or `resetConcurrency()`, faulty
+    /// ones and their latency included (a client's limit on concurrent calls shows here).
+    public var maxConcurrentCalls: Int { state.withLock { $0.maxInFlight } }
+
+    /// API calls being answered now.
+    public var callsInFlight: Int { state.withLock { $0.inFlight } }
+
+    /// Starts counting `maxConcurrentCalls` afresh from the calls under way now.
+    public func resetConcurrency() { state.withLock { $0.maxInFlight = $0.inFlight } }
+
     /// Users held, by user name: (active, roles).
     public func snapshot() -> [String: (active: Bool, roles: Set<String>, attributes: [String: String])] {
         state.withLock { s in
@@ -184,7 +197,12 @@ public final class EHRTestServer: Sendable {
         if req.path.hasPrefix("/_control/") { return control(req) }
         if req.path == "/oauth/token" { return token(req) }
         // Faults apply to the API, as a real outage would.
-        let latency = state.withLock { $0.latency }
+        let latency = state.withLock { s in
+            s.inFlight += 1
+            s.maxInFlight = max(s.maxInFlight, s.inFlight)
+            return s.latency
+        }
+        defer { state.withLock { $0.inFlight -= 1 } }
         if latency > 0 { Thread.sleep(forTimeInterval: latency) }
         let fault: (FaultMode, Int) = state.withLock { s in
             s.calls += 1

@@ -7,42 +7,61 @@ import Store
 
 /// Counts failures per key (a client address, a token id, a principal's step-up codes):
 /// after `limit` failures in `window` seconds the key is throttled until the window ends.
+///
+/// The counts live in the store (`auth_failures`), so the limit holds for every node
+/// together: a client spreading guesses over three nodes gets `limit` attempts, not three
+/// times as many. Only failures write (one non-durable upsert per key); a valid token never
+/// reaches this. Each throttle's keys carry its `scope` as a prefix.
 final class AuthThrottle: Sendable {
-    private struct Bucket { var failures: Int; var windowStart: Double }
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let store: any HubStore
+    private let scope: String
     let limit: Int
     let window: Double
+    /// When this node last pruned its scope's expired windows.
+    private let lastPrune = Mutex<Double>(0)
+    /// Keys at most (all throttles together) before the unthrottled ones are dropped.
+    static let maxKeys = 100_000
 
-    init(limit: Int, window: Double) {
+    init(store: any HubStore, scope: String, limit: Int, window: Double) {
+        self.store = store
+        self.scope = scope + ":"
         self.limit = limit
         self.window = window
     }
 
-    /// Seconds to wait when `address` is throttled, else nil.
-    func retryAfter(_ address: String, now: Double) -> Int? {
-        buckets.withLock { b in
-            guard let bucket = b[address] else { return nil }
-            let elapsed = now - bucket.windowStart
-            if elapsed >= window { b[address] = nil; return nil }
-            return bucket.failures >= limit ? max(1, Int((window - elapsed).rounded(.up))) : nil
+    /// Seconds to wait when any of `keys` is throttled, else nil. A read, no write.
+    func retryAfter(_ keys: [String], now: Double) throws -> Int? {
+        let scoped = keys.map { scope + $0 }
+        let counts = try store.read(snapshot: false) { try $0.authFailures(keys: scoped, since: now - window) }
+        return counts.values.filter { $0.failures >= limit }
+            .map { max(1, Int((window - (now - $0.windowStart)).rounded(.up))) }.max()
+    }
+
+    func retryAfter(_ key: String, now: Double) throws -> Int? { try retryAfter([key], now: now) }
+
+    /// Records one failure of each of `keys`, in one write that need not reach the disk (a
+    /// count lost in a crash only gives a guesser a few more tries). Expired windows of this
+    /// throttle are deleted at most once per second per node; past `maxKeys` rows, its
+    /// unthrottled keys go too (an attacker with many addresses cannot grow the table
+    /// without bound, and the keys already throttled stay throttled).
+    func recordFailure(_ keys: [String], now: Double) throws {
+        let (scope, window, limit) = (self.scope, self.window, self.limit)
+        let scoped = keys.map { scope + $0 }
+        let prune = lastPrune.withLock { t in
+            guard now - t >= 1 else { return false }
+            t = now
+            return true
+        }
+        try store.write(isolated: true, durable: false) { w in
+            if prune {
+                try w.connection.pruneAuthFailures(
+                    prefix: scope, now: now, window: window, cap: Self.maxKeys, limit: limit)
+            }
+            for k in scoped { try w.connection.recordAuthFailure(key: k, now: now, window: window) }
         }
     }
 
-    /// Records one failure from `address`.
-    func recordFailure(_ address: String, now: Double) {
-        buckets.withLock { b in
-            // Bound memory: drop expired windows; if an attacker still holds too many keys
-            // (addresses, token ids), keep only the ones already throttled.
-            if b.count > 100_000 { b = b.filter { now - $0.value.windowStart < window } }
-            if b.count > 100_000 { b = b.filter { $0.value.failures >= limit } }
-            if var bucket = b[address], now - bucket.windowStart < window {
-                bucket.failures += 1
-                b[address] = bucket
-            } else {
-                b[address] = Bucket(failures: 1, windowStart: now)
-            }
-        }
-    }
+    func recordFailure(_ key: String, now: Double) throws { try recordFailure([key], now: now) }
 }
 
 /// Client addresses behind a reverse proxy: with `trustedProxies` configured, a request
@@ -130,12 +149,19 @@ extension HubApp {
         }
         let client = clientAddresses.clientAddress(request)
         let keys = ["addr:" + client] + (presented.flatMap(Tokens.publicID).map { ["token:" + $0] } ?? [])
-        if let wait = keys.compactMap({ throttle.retryAfter($0, now: now) }).max() {
+        if let wait = try throttle.retryAfter(keys, now: now) {
             throw SCIMError(
                 status: 429, detail: "too many failed authentication attempts; retry later",
                 headers: ["Retry-After": String(wait)])
         }
-        for k in keys { throttle.recordFailure(k, now: now) }
+        // Counted for every node; the refusal stands even if the count cannot be written.
+        do {
+            try throttle.recordFailure(keys, now: now)
+        } catch {
+            logger.error(
+                "authentication failure not counted: storage unavailable",
+                ["error": String(describing: error).prefix(200).description])
+        }
         logger.warning("authentication failed", ["client.address": client])
         throw SCIMError(
             status: 401, detail: "invalid or revoked bearer token",

@@ -40,9 +40,10 @@ public final class HubApp: FeatureEndpoints {
         let hub = HubContext(
             config: config, registry: registry, store: store, logger: logger, engine: engine,
             feeds: FeedOwnership(owners: config.feeds, groupOwners: config.feedGroups), userType: u, groupType: g,
-            mfaThrottle: AuthThrottle(limit: 5, window: 300), httpMetrics: HTTPMetrics())
+            mfaThrottle: AuthThrottle(store: store, scope: "mfa", limit: 5, window: 300), httpMetrics: HTTPMetrics())
         self.hub = hub
-        throttle = AuthThrottle(limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
+        throttle = AuthThrottle(
+            store: store, scope: "auth", limit: config.authFailureLimit, window: config.authFailureWindowSeconds)
         clientAddresses = ClientAddressResolver(trusted: config.trustedProxies)
         policyEndpoints = PolicyEndpoints(hub: hub, connectorTypes: connectorTypes)
         // The features, each with its routes and handlers in its own file.
@@ -70,7 +71,8 @@ public final class HubApp: FeatureEndpoints {
         let console = ConsoleEndpoints(
             hub: hub, sessions: ConsoleSessions(store: store, settings: config.console, clock: config.clock), api: api,
             oidc: config.console.oidc.map { OIDCClient(settings: $0) },
-            signInThrottle: AuthThrottle(limit: 5, window: 300), clientAddresses: clientAddresses)
+            signInThrottle: AuthThrottle(store: store, scope: "sign-in", limit: 5, window: 300),
+            clientAddresses: clientAddresses)
         routeTable = RouteTable(
             routes: features.flatMap(\.routes) + console.routes, resourceEndpoints: resourceEndpoints)
         requestPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)

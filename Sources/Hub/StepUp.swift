@@ -76,7 +76,7 @@ extension FeatureEndpoints {
     /// throttled per principal: 5 in 5 minutes, then 429.
     func requireTOTP(principal: String, code: String, action: String, requestID: String, where place: String) throws {
         let now = Date().timeIntervalSince1970
-        if let wait = mfaThrottle.retryAfter(principal, now: now) {
+        if let wait = try mfaThrottle.retryAfter(principal, now: now) {
             throw SCIMError(
                 status: 429, detail: "too many failed step-up codes; retry later",
                 headers: ["Retry-After": String(wait)])
@@ -99,7 +99,9 @@ extension FeatureEndpoints {
             try matched.map { s in try store.write { try $0.connection.acceptMFAStep(principal: principal, step: s) } }
             ?? false
         guard accepted else {
-            mfaThrottle.recordFailure(principal, now: now)
+            // Counted for every node (the codes' replay protection is in the store too:
+            // `acceptMFAStep`); a count storage cannot take leaves the refusal standing.
+            try? mfaThrottle.recordFailure(principal, now: now)
             _ = try? store.write { w in
                 try AuditLog.append(
                     w,

@@ -41,6 +41,14 @@ public struct CircuitBreaker: Sendable, Equatable {
         self.openSeconds = openSeconds
     }
 
+    /// A breaker resumed in `state`: the engine keeps each target's state in the store, so
+    /// every node sees one circuit, and runs each event through this machine on the state
+    /// it read (under the row's lock) before saving the answer back.
+    public init(threshold: Int, openSeconds: Double, state: State) {
+        self.init(threshold: threshold, openSeconds: openSeconds)
+        self.state = state
+    }
+
     /// How many more jobs may start now, `inFlight` running, at most `concurrency` at once.
     /// An open circuit whose time is up becomes half-open here.
     public mutating func permits(now: Double, inFlight: Int, concurrency: Int) -> Int {

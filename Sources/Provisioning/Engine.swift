@@ -86,11 +86,25 @@ public final class ProvisioningEngine: HubService {
         /// then feeds several workers. Each keeps its lease until it starts or is given back.
         var backlog: [String: [ClaimedJob]] = [:]
         var inFlight: [String: Int] = [:]
+        /// Each target's circuit as this node last saw it in the store (`SharedCircuit`): read
+        /// at every dispatch pass, and set from each transition this node saved.
         var breakers: [String: CircuitBreaker] = [:]
-        /// Targets whose outage was announced, until it is announced over.
-        var announcedDown = Set<String>()
-        /// When each target's circuit opened, until it closes again.
-        var downSince: [String: Double] = [:]
+        /// Bumped at each transition this node saves, so a pass's older read does not undo it.
+        var circuitEpoch: [String: Int] = [:]
+        /// The job running as a target's half-open probe on this node (its key).
+        var probes: [String: String] = [:]
+        /// Slots of each target this node holds in the store (`target_slots`): it runs at most
+        /// this many jobs on the target, whatever its own `concurrency` would allow.
+        var slots: [String: Int] = [:]
+        /// The concurrency each target's slots were sized to by this process.
+        var sizedSlots: [String: Int] = [:]
+        /// A pass had jobs to run but found every slot held by other nodes: look again soon.
+        var starved = false
+        /// The most slots of each target this node keeps while other nodes wait for one (its
+        /// fair share), and when it last looked; when it last said it waits itself.
+        var slotCap: [String: Int] = [:]
+        var slotCapCheckedAt: [String: Double] = [:]
+        var waitMarkedAt: [String: Double] = [:]
         /// When each target's last dead letter was announced: a burst (an outage that outlives
         /// the retries) makes one message per quarter hour, not one per person.
         var deadLetterAnnounced: [String: Double] = [:]
@@ -107,6 +121,9 @@ public final class ProvisioningEngine: HubService {
     }
 
     private let runtime = Mutex(Runtime())
+    /// Serialises the writes that change this node's slots with the matching change of
+    /// `Runtime.slots` (the dispatcher takes and gives back, the renewer counts what is left).
+    private let slotLock = NSLock()
     private let wakeListeners = Mutex<[@Sendable () -> Void]>([])
     private let signal = NSCondition()
     private let queues: [String: OperationQueue]
@@ -249,7 +266,12 @@ public final class ProvisioningEngine: HubService {
         if coordination.isSoleNode {
             let owner = coordination.nodeID
             do {
-                let freed = try store.write { try $0.connection.releaseLeases(notHeldBy: owner) }
+                let freed = try store.write { w in
+                    // A stopped process's slots and half-open probe are void too.
+                    try w.connection.releaseTargetSlots(notHeldBy: owner)
+                    try w.connection.releaseCircuitProbes(notHeldBy: owner)
+                    return try w.connection.releaseLeases(notHeldBy: owner)
+                }
                 if freed > 0 {
                     logger.info("provisioning: jobs leased by a stopped process run again", ["jobs": String(freed)])
                 }
@@ -278,15 +300,37 @@ public final class ProvisioningEngine: HubService {
     private func renewLoop() {
         let every = max(0.05, options.leaseSeconds / 3)
         while renewerStop.wait(timeout: .now() + every) == .timedOut {
-            let keys = runtime.withLock { Array($0.running) }
-            guard !keys.isEmpty else { continue }
+            let (keys, holdsSlots, probing) = runtime.withLock { r in
+                (Array(r.running), r.slots.values.contains { $0 > 0 }, !r.probes.isEmpty)
+            }
+            guard !keys.isEmpty || holdsSlots || probing else { continue }
             let (owner, until) = (coordination.nodeID, clock.now() + options.leaseSeconds)
             do {
-                try store.write(isolated: true, durable: false) { w in
+                // The job leases, the slots and the probe: one write, whatever their number.
+                slotLock.lock()
+                defer { slotLock.unlock() }
+                let held = try store.write(isolated: true, durable: false) { w -> [String: Int]? in
                     for key in keys {
                         let parts = key.split(separator: "\u{0}", maxSplits: 1).map(String.init)
                         guard parts.count == 2 else { continue }
                         try w.connection.extendLease(personID: parts[0], target: parts[1], owner: owner, until: until)
+                    }
+                    if probing { try w.connection.renewCircuitProbes(owner: owner, until: until) }
+                    return holdsSlots ? try w.connection.renewTargetSlots(owner: owner, until: until) : nil
+                }
+                // A slot this node let lapse (cut off from the database longer than the lease)
+                // may have gone to another node: it counts only what it still holds.
+                if let held {
+                    let lost = runtime.withLock { r -> Int in
+                        var lost = 0
+                        for (t, n) in r.slots where (held[t] ?? 0) < n {
+                            lost += n - (held[t] ?? 0)
+                            r.slots[t] = held[t] ?? 0
+                        }
+                        return lost
+                    }
+                    if lost > 0 {
+                        logger.warning("provisioning: target slots lapsed and were lost", ["slots": String(lost)])
                     }
                 }
             } catch {
@@ -314,6 +358,20 @@ public final class ProvisioningEngine: HubService {
         // Jobs claimed ahead and never started are free for the next node (or start) at once.
         let now = clock.now()
         for t in policy.enabledTargets { giveBack(t, now: now) { _ in true } }
+        // So are this node's slots (its jobs are done): another node takes them at once.
+        let owner = coordination.nodeID
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        do {
+            _ = try store.write(isolated: true, durable: false) { w in
+                try w.connection.releaseTargetSlots(target: nil, owner: owner, count: nil)
+            }
+            runtime.withLock { $0.slots = [:] }
+        } catch {
+            logger.error(
+                "provisioning: cannot give target slots back; they lapse with their lease",
+                ["error": "\(error)".prefix(200).description])
+        }
     }
 
     /// Dispatches what is due, then sleeps until the next job falls due (or a lease or a
@@ -322,6 +380,8 @@ public final class ProvisioningEngine: HubService {
     private func dispatchLoop() {
         while runtime.withLock({ $0.started }) {
             let now = clock.now()
+            runtime.withLock { $0.starved = false }
+            syncCircuits(now: now)
             for t in policy.enabledTargets { dispatch(t, now: now) }
             // Storage trouble here is not hidden: `dispatch` reads the same table and logs it;
             // the sleep then falls back to the poll interval.
@@ -331,8 +391,11 @@ public final class ProvisioningEngine: HubService {
                     if case .open(let until) = b.state { return until } else { return nil }
                 }.min()
             }
-            // Due times are on the engine's clock; the wait is in real seconds from now.
-            let wait = min(options.pollInterval, max(0, min(nextJob ?? .infinity, nextCircuit ?? .infinity) - now))
+            // Due times are on the engine's clock; the wait is in real seconds from now. Jobs
+            // waiting for a slot another node holds look again soon (a read, then a write only
+            // when one is free).
+            var wait = min(options.pollInterval, max(0, min(nextJob ?? .infinity, nextCircuit ?? .infinity) - now))
+            if runtime.withLock({ $0.starved }) { wait = min(wait, Self.slotRetrySeconds) }
             signal.lock()
             if !runtime.withLock({ $0.woken }) { _ = signal.wait(until: Date().addingTimeInterval(wait)) }
             runtime.withLock { $0.woken = false }
@@ -341,15 +404,46 @@ public final class ProvisioningEngine: HubService {
         stopped.signal()
     }
 
+    /// How soon a pass that found every slot of a target taken looks again.
+    static let slotRetrySeconds = 0.25
+
+    /// Reads every target's shared circuit (one query) into this node's breakers: a circuit
+    /// another node opened stops this one too, and one another node's probe closed lets it
+    /// run again. A transition this node saved meanwhile is newer than the read: it stays.
+    private func syncCircuits(now: Double) {
+        let epochs = runtime.withLock { $0.circuitEpoch }
+        let shared: [String: SharedCircuit]
+        do {
+            shared = try store.read(snapshot: false) { try $0.targetCircuits() }
+        } catch {
+            // Each node's breaker keeps its last view; the claim below meets the same trouble.
+            return
+        }
+        let targets = policy.enabledTargets.map(\.name)
+        runtime.withLock { r in
+            for t in targets where r.circuitEpoch[t] == epochs[t] {
+                let s = shared[t] ?? .closed
+                // This node's own probe is running: its breaker says so already.
+                if s.state == .halfOpen, s.probeOwner == coordination.nodeID, r.probes[t] != nil { continue }
+                r.breakers[t] = newBreaker(s.breakerState(now: now))
+            }
+        }
+    }
+
     private func dispatch(_ target: Target, now: Double) {
         guard let queue = queues[target.name] else { return }
         // Idle means nothing claimed either: a claim is leased before its jobs are running.
         runtime.withLock { $0.dispatching += 1 }
         defer { runtime.withLock { $0.dispatching -= 1 } }
-        // Slots free on this target, as the circuit breaker allows.
-        let slots: Int = runtime.withLock { r in
-            r.breakers[target.name, default: newBreaker()].permits(
-                now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
+        defer { releaseIdleSlots(target) }
+        // Jobs that may start on this target, as the circuit allows; a half-open circuit
+        // whose probe is free lets one through, if this node wins the probe.
+        let (slots, needProbe): (Int, Bool) = runtime.withLock { r in
+            var b = r.breakers[target.name, default: newBreaker()]
+            let n = b.permits(now: now, inFlight: r.inFlight[target.name, default: 0], concurrency: target.concurrency)
+            r.breakers[target.name] = b
+            if case .halfOpen(probeRunning: false) = b.state { return (n, n > 0) }
+            return (n, false)
         }
         guard slots > 0 else {
             // Busy workers keep the backlog; a circuit that is not closed gives it back.
@@ -360,9 +454,9 @@ public final class ProvisioningEngine: HubService {
             if stalled { giveBack(target, now: now) { _ in true } }
             return
         }
-        let jobs: [ProvisioningJob]
+        let claimed: Claim
         do {
-            jobs = try claim(target, slots: slots, now: now)
+            claimed = try claim(target, slots: slots, probe: needProbe, now: now)
         } catch {
             // The jobs stay queued; the next pass (at most the poll interval away) tries again.
             logger.error(
@@ -372,12 +466,13 @@ public final class ProvisioningEngine: HubService {
         }
         var busy: [ProvisioningJob] = []
         defer { returnLeases(busy, now: now) }
-        for job in jobs {
+        for job in claimed.jobs {
             let key = job.personID + "\u{0}" + job.target
             let fresh = runtime.withLock { r -> Bool in
                 guard r.running.insert(key).inserted else { return false }
                 r.inFlight[target.name, default: 0] += 1
                 r.breakers[target.name, default: newBreaker()].started()
+                if claimed.probe { r.probes[target.name] = key }
                 return true
             }
             // Its previous run is still finishing here (a newer change made it due again):
@@ -390,76 +485,185 @@ public final class ProvisioningEngine: HubService {
                 let outcome = self.run(job, target)
                 let now = clock.now()
                 if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
-                let (recovered, opened, back, tripped) = runtime.withLock { r -> (Bool, Bool, Bool, Bool) in
+                let (wasProbe, seen) = runtime.withLock { r -> (Bool, CircuitBreaker.State) in
                     r.running.remove(key)
                     r.inFlight[target.name, default: 1] -= 1
-                    var b = r.breakers[target.name, default: newBreaker()]
-                    let before = b.state
-                    let recovered = b.finished(outcome, now: now)
-                    r.breakers[target.name] = b
-                    // Announced once per outage that lasts `unavailableNoticeSeconds`: at the first
-                    // outcome after that long (the half-open probes keep coming while work waits),
-                    // and its end once the circuit closes again.
-                    var tripped = false
-                    if case .open = b.state, case .closed = before {
-                        r.downSince[target.name] = now
-                        tripped = true
-                    }
-                    var opened = false
-                    if !recovered, let since = r.downSince[target.name],
-                        now - since >= options.unavailableNoticeSeconds
-                    {
-                        opened = r.announcedDown.insert(target.name).inserted
-                    }
-                    if recovered { r.downSince[target.name] = nil }
-                    let back = recovered && r.announcedDown.remove(target.name) != nil
-                    return (recovered, opened, back, tripped)
+                    let probe = r.probes[target.name] == key
+                    if probe { r.probes[target.name] = nil }
+                    return (probe, r.breakers[target.name, default: newBreaker()].state)
                 }
-                if tripped {
-                    logger.warning(
-                        "circuit opened: target unreachable, jobs wait",
-                        [
-                            "event": "circuit.open", "target": target.name,
-                            "open.seconds": String(options.breakerOpenSeconds),
-                        ])
-                }
-                if opened {
-                    logger.warning(
-                        "target unavailable: its circuit has been open for a while, jobs wait",
-                        ["target": target.name, "notice.seconds": String(options.unavailableNoticeSeconds)])
-                    announce(.targetUnavailable, ["target": target.name])
-                }
-                if recovered { targetRecovered(target.name) }
-                if back {
-                    announce(.targetRecovered, ["target": target.name])
+                // The shared circuit changes only on news: a failure, a probe's verdict, or a
+                // success while the circuit (as last seen) is not closed and clean. A success
+                // on a healthy target writes nothing.
+                if outcome == .retryableFailure || wasProbe || (outcome == .reached && seen != .closed(failures: 0)) {
+                    transition(target, outcome, now: now)
                 }
                 wakeDispatcher()
             }
         }
+        // A probe won but no job to run on it: free it for the next pass or node.
+        if claimed.probe, claimed.jobs.isEmpty {
+            let owner = coordination.nodeID
+            _ = try? store.write(isolated: true, durable: false) {
+                try $0.connection.releaseCircuitProbe(target: target.name, owner: owner)
+            }
+        }
     }
 
-    /// The next `slots` jobs to start on `target`, leavers first: from the backlog, topped up
-    /// with one claim of up to `slots + concurrency` jobs when it runs low (a read first:
-    /// most passes find nothing due, and a claim is a write). A job whose lease is half over
-    /// is given back rather than started: it must never run past its lease.
-    private func claim(_ target: Target, slots: Int, now: Double) throws -> [ProvisioningJob] {
+    /// What a pass may start: the jobs, and whether the first of them is the half-open probe.
+    private struct Claim {
+        var jobs: [ProvisioningJob] = []
+        var probe = false
+    }
+
+    /// The next jobs to start on `target`, at most `slots` and at most as many as the slots
+    /// this node holds in the store allow, leavers first: from the backlog, topped up with
+    /// one claim when it runs low (a read first: most passes find nothing due, and a claim is
+    /// a write). Missing slots are taken in the same write as the claim (one statement for
+    /// several), and so is the half-open probe when `probe`. Jobs are claimed only on slots:
+    /// at most twice as many in hand (running and waiting) as the node holds, so a node
+    /// without a slot never sits on jobs (leavers first) that another node could run.
+    ///
+    /// Fair share: a node with work and no slot says so (`markSlotWaiter`, at most once a
+    /// second); a node holding slots looks (at most once a second) and then keeps only
+    /// `concurrency / (waiters + 1)` of them (at least one), giving the rest back as its jobs
+    /// end. A job whose lease is half over is given back rather than started: it must never
+    /// run past its lease.
+    private func claim(_ target: Target, slots: Int, probe: Bool, now: Double) throws -> Claim {
         giveBack(target, now: now) { $0.leaseUntil - now < options.leaseSeconds / 2 }
-        let held = runtime.withLock { $0.backlog[target.name]?.count ?? 0 }
-        var claimed: [ClaimedJob] = []
-        let want = slots + target.concurrency - held
-        if want > 0,
-            try store.read(snapshot: false, { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty })
-        {
-            let (owner, until) = (coordination.nodeID, now + options.leaseSeconds)
-            claimed = try store.write(isolated: true, durable: false) {
-                try $0.connection.claimJobs(target: target.name, limit: want, owner: owner, leaseUntil: until, now: now)
-            }.map { ClaimedJob(job: $0, leaseUntil: until) }
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        let owner = coordination.nodeID
+        let (held, slotsHeld, inFlight, sized, capCheckedAt) = runtime.withLock { r in
+            (
+                r.backlog[target.name]?.count ?? 0, r.slots[target.name] ?? 0, r.inFlight[target.name] ?? 0,
+                r.sizedSlots[target.name], r.slotCapCheckedAt[target.name] ?? -.infinity
+            )
         }
+        // The share this node may keep, looked up at most once a second while it holds slots.
+        if slotsHeld > 0, abs(now - capCheckedAt) >= 1, !coordination.isSoleNode {
+            let waiters = try store.read(snapshot: false) { try $0.slotWaiters(target: target.name, now: now) }
+            let others = waiters.subtracting([owner]).count
+            let cap = others == 0 ? target.concurrency : max(1, target.concurrency / (others + 1))
+            runtime.withLock { r in
+                r.slotCap[target.name] = cap
+                r.slotCapCheckedAt[target.name] = now
+            }
+        }
+        let cap = runtime.withLock { min($0.slotCap[target.name] ?? target.concurrency, target.concurrency) }
+        let want = slots + target.concurrency - held
+        let ready =
+            try want > 0
+            && store.read(snapshot: false) { try !$0.readyJobs(target: target.name, now: now, limit: 1).isEmpty }
+        guard held > 0 || ready else { return Claim() }
+        // As many slots as there is work for, within the circuit's permit and the share.
+        let running = min(inFlight + slots, cap, inFlight + held + (ready ? want : 0))
+        var needSlots = max(0, running - slotsHeld)
+        let resize = sized != target.concurrency
+        var starved = false
+        if needSlots > 0, !resize, slotsHeld - inFlight <= 0 {
+            // Every slot held (by live leases) elsewhere: no write, look again soon.
+            let taken = try store.read(snapshot: false) {
+                try $0.heldTargetSlots(target: target.name, now: now).values.reduce(0, +)
+            }
+            if taken >= target.concurrency {
+                needSlots = 0
+                starved = true
+            }
+        }
+        let idleSlots = max(0, slotsHeld - inFlight)
+        var claimed: [ClaimedJob] = []
+        var took = 0
+        var wonProbe = false
+        if needSlots > 0 || (ready && idleSlots > 0) || resize || probe {
+            let until = now + options.leaseSeconds
+            let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
+            let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
+                let c = w.connection
+                if resize { try c.sizeTargetSlots(target: name, concurrency: concurrency) }
+                let took =
+                    count > 0
+                    ? try c.takeTargetSlots(
+                        target: name, concurrency: concurrency, count: count, owner: owner, leaseUntil: until,
+                        now: now) : 0
+                let probed =
+                    try probe && idleSlots + took > 0
+                    && c.takeCircuitProbe(target: name, owner: owner, until: until, now: now)
+                // Jobs in hand at most twice the slots held: the running ones and as many waiting.
+                let limit = min(want, 2 * (slotsHeld + took) - inFlight - held)
+                let jobs =
+                    ready && limit > 0
+                    ? try c.claimJobs(target: name, limit: limit, owner: owner, leaseUntil: until, now: now) : []
+                return (took, probed, jobs)
+            }
+            took = r.0
+            wonProbe = r.1
+            claimed = r.2.map { ClaimedJob(job: $0, leaseUntil: until) }
+            starved = starved || (slotsHeld + took == 0 && ready)
+        }
+        if starved { try markWaiting(target, now: now) }
         return runtime.withLock { r in
+            r.slots[target.name, default: 0] += took
+            r.sizedSlots[target.name] = target.concurrency
+            var startable = min(slots, max(0, min(r.slots[target.name, default: 0], cap) - inFlight))
+            if probe {
+                // Another node probes: this one waits for its verdict (read at a later pass).
+                if !wonProbe { r.breakers[target.name] = newBreaker(.halfOpen(probeRunning: true)) }
+                startable = wonProbe ? min(1, startable) : 0
+            }
             var all = (r.backlog[target.name] ?? []) + claimed
             all.sort { ($0.job.priority, $0.job.notBefore) < ($1.job.priority, $1.job.notBefore) }
-            r.backlog[target.name] = Array(all.dropFirst(slots))
-            return all.prefix(slots).map(\.job)
+            if starved || (startable == 0 && !all.isEmpty && !probe) { r.starved = true }
+            r.backlog[target.name] = Array(all.dropFirst(startable))
+            return Claim(jobs: all.prefix(startable).map(\.job), probe: wonProbe && startable > 0)
+        }
+    }
+
+    /// Marks this node as waiting for a slot of `target`, at most once a second (a mark
+    /// holds 3 s): the holders read it and keep only their share.
+    private func markWaiting(_ target: Target, now: Double) throws {
+        let due = runtime.withLock { r -> Bool in
+            guard abs(now - (r.waitMarkedAt[target.name] ?? -.infinity)) >= 1 else { return false }
+            r.waitMarkedAt[target.name] = now
+            return true
+        }
+        guard due else { return }
+        let (name, owner) = (target.name, coordination.nodeID)
+        try store.write(isolated: true, durable: false) {
+            try $0.connection.markSlotWaiter(target: name, owner: owner, until: now + 3)
+        }
+    }
+
+    /// Gives back the slots of `target` this node holds beyond its running jobs once it has
+    /// nothing left to start there (no backlog, or a circuit that is not closed), and those
+    /// beyond its share while others wait: one write when a burst of work ends or a share
+    /// shrinks, none per job.
+    private func releaseIdleSlots(_ target: Target) {
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        let idle = runtime.withLock { r -> Int in
+            let (slots, inFlight) = (r.slots[target.name] ?? 0, r.inFlight[target.name] ?? 0)
+            let spare = slots - inFlight
+            guard spare > 0 else { return 0 }
+            var closed = false
+            if case .closed = r.breakers[target.name, default: newBreaker()].state { closed = true }
+            if (r.backlog[target.name] ?? []).isEmpty || !closed { return spare }
+            return min(spare, max(0, slots - (r.slotCap[target.name] ?? target.concurrency)))
+        }
+        guard idle > 0 else { return }
+        let owner = coordination.nodeID
+        do {
+            let released = try store.write(isolated: true, durable: false) {
+                try $0.connection.releaseTargetSlots(target: target.name, owner: owner, count: idle)
+            }
+            // Fewer released than asked: the others lapsed and went elsewhere; none is held.
+            _ = released
+            runtime.withLock { r in r.slots[target.name] = max(0, (r.slots[target.name] ?? 0) - idle) }
+        } catch {
+            // They lapse with their lease, at the next renewal this node counts them again.
+            logger.error(
+                "provisioning: cannot give target slots back",
+                ["target": target.name, "error": "\(error)".prefix(200).description])
         }
     }
 
@@ -492,18 +696,6 @@ public final class ProvisioningEngine: HubService {
         }
     }
 
-    /// Announces an event outside any other write (a target's outage); failures are logged.
-    private func announce(_ event: NotificationEvent, _ values: [String: String]) {
-        guard let notifier else { return }
-        do {
-            try store.write { w in _ = try notifier.announce(w, event, values) }
-            notifier.wake()
-        } catch {
-            logger.error(
-                "notification cannot be queued", ["event": event.rawValue, "error": "\(error)".prefix(200).description])
-        }
-    }
-
     /// The hub's own storage failed during a run: the job keeps its lease for a short
     /// cool-down instead of retrying in a tight loop. If even that cannot be written, the
     /// lease simply runs out later.
@@ -524,6 +716,10 @@ public final class ProvisioningEngine: HubService {
 
     private func newBreaker() -> CircuitBreaker {
         CircuitBreaker(threshold: options.breakerThreshold, openSeconds: options.breakerOpenSeconds)
+    }
+
+    private func newBreaker(_ state: CircuitBreaker.State) -> CircuitBreaker {
+        CircuitBreaker(threshold: options.breakerThreshold, openSeconds: options.breakerOpenSeconds, state: state)
     }
 
     /// Runs one job; what it says about the target's health goes to the circuit breaker.
@@ -691,20 +887,102 @@ public final class ProvisioningEngine: HubService {
 
     // MARK: - Circuit breaker
 
-    /// The probe got through: the target is back, so jobs waiting out their backoff run now
-    /// instead of minutes later (backoff protects a down target, not a healthy one).
-    private func targetRecovered(_ target: String) {
-        let now = clock.now()
+    /// What one transition of a target's shared circuit did.
+    private struct Transition: Sendable {
+        var circuit: SharedCircuit
+        /// This node's event opened the circuit (closed → open): it logs `circuit.open`.
+        var tripped = false
+        /// The outage reached `unavailableNoticeSeconds` and this node announced it.
+        var unavailable = false
+        /// This node's event closed the circuit: it released the backed-off jobs.
+        var recovered = false
+        /// The outage had been announced: this node announced the recovery.
+        var back = false
+        var released = 0
+    }
+
+    /// Runs a job's outcome through the target's circuit breaker on the state every node
+    /// shares, in one write that holds the circuit's row: the pure `CircuitBreaker` decides,
+    /// the row keeps the answer. Whatever follows from the transition happens once for the
+    /// cluster, in the same transaction as the state that says it happened: the `circuit.open`
+    /// log line, the `target.unavailable` and `target.recovered` notifications, the release of
+    /// jobs waiting out a backoff (backoff protects a down target, not a healthy one).
+    private func transition(_ target: Target, _ outcome: CircuitBreaker.Outcome, now: Double) {
+        let (name, threshold, openSeconds) = (target.name, options.breakerThreshold, options.breakerOpenSeconds)
+        let notice = options.unavailableNoticeSeconds
+        let notifier = self.notifier
+        let t: Transition
         do {
-            let released = try store.write { try $0.connection.releaseBackoff(target: target, now: now) }
-            logger.info(
-                "target recovered", ["event": "circuit.close", "target": target, "jobs.released": String(released)])
+            t = try store.write { w -> Transition in
+                let c = w.connection
+                let before = try c.lockTargetCircuit(target: name)
+                var breaker = CircuitBreaker(
+                    threshold: threshold, openSeconds: openSeconds, state: before.breakerState(now: now))
+                let wasClosed = before.state == .closed
+                let recovered = breaker.finished(outcome, now: now)
+                var t = Transition(circuit: before)
+                t.circuit.adopt(breaker.state)
+                if wasClosed, t.circuit.state == .open {
+                    t.tripped = true
+                    t.circuit.downSince = now
+                    t.circuit.announced = false
+                }
+                if recovered {
+                    t.recovered = true
+                    t.back = before.announced
+                    t.circuit.downSince = nil
+                    t.circuit.announced = false
+                } else if t.circuit.state != .closed, let since = t.circuit.downSince, now - since >= notice,
+                    !t.circuit.announced
+                {
+                    // Announced once per outage that lasts `unavailableNoticeSeconds`: at the first
+                    // outcome after that long (the half-open probes keep coming while work waits).
+                    t.circuit.announced = true
+                    t.unavailable = true
+                }
+                if t.circuit != before { try c.saveTargetCircuit(target: name, t.circuit) }
+                if recovered { t.released = try c.releaseBackoff(target: name, now: now) }
+                if let notifier {
+                    if t.unavailable { try notifier.announce(w, .targetUnavailable, ["target": name]) }
+                    if t.back { try notifier.announce(w, .targetRecovered, ["target": name]) }
+                }
+                return t
+            }
         } catch {
-            // The jobs still run when their backoff ends (at most backoffCap later).
+            // The shared state could not be written: this node's breaker still moves, so it at
+            // least stops calling a target it saw fail; the next pass reads the shared one again.
+            runtime.withLock { r in
+                var b = r.breakers[name, default: newBreaker()]
+                b.finished(outcome, now: now)
+                r.breakers[name] = b
+                r.circuitEpoch[name, default: 0] += 1
+            }
             logger.error(
-                "target recovered; releasing backed-off jobs failed",
-                ["target": target, "error": String(describing: error).prefix(200).description])
+                "provisioning: the target's circuit state cannot be shared",
+                ["target": name, "error": String(describing: error).prefix(200).description])
+            return
         }
+        runtime.withLock { r in
+            r.breakers[name] = newBreaker(t.circuit.breakerState(now: now))
+            r.circuitEpoch[name, default: 0] += 1
+        }
+        if t.tripped {
+            logger.warning(
+                "circuit opened: target unreachable, jobs wait",
+                ["event": "circuit.open", "target": name, "open.seconds": String(options.breakerOpenSeconds)])
+        }
+        if t.unavailable {
+            logger.warning(
+                "target unavailable: its circuit has been open for a while, jobs wait",
+                ["target": name, "notice.seconds": String(options.unavailableNoticeSeconds)])
+        }
+        if t.recovered {
+            logger.info(
+                "target recovered", ["event": "circuit.close", "target": name, "jobs.released": String(t.released)])
+            // Every node's dispatcher: the circuit is closed for all, and the released jobs are due.
+            coordination.notify(.jobs)
+        }
+        if t.unavailable || t.back { notifier?.wake() }
     }
 
     /// A target's health for people: `unavailable` when its circuit is not closed or its last
@@ -715,9 +993,14 @@ public final class ProvisioningEngine: HubService {
         return deadLetters > 0 ? "degraded" : "healthy"
     }
 
-    /// The circuit state of a target.
+    /// The circuit state of a target, as every node shares it (this node's last view if the
+    /// store cannot be read).
     public func circuit(_ target: String) -> CircuitState {
-        runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: clock.now()) }
+        let now = clock.now()
+        if let shared = try? store.read(snapshot: false, { try $0.targetCircuits() }) {
+            return newBreaker((shared[target] ?? .closed).breakerState(now: now)).circuitState(now: now)
+        }
+        return runtime.withLock { r in (r.breakers[target] ?? newBreaker()).circuitState(now: now) }
     }
 }
 
@@ -801,5 +1084,35 @@ public enum Convergence {
             actions.append("enable")
         }
         return Outcome(accountID: acc.id, actions: actions)
+    }
+}
+
+extension SharedCircuit {
+    /// The breaker state this shared circuit stands for at `now`: a half-open circuit's probe
+    /// runs while a node holds it and its claim has not lapsed.
+    func breakerState(now: Double) -> CircuitBreaker.State {
+        switch state {
+        case .closed: return .closed(failures: failures)
+        case .open: return .open(until: openUntil)
+        case .halfOpen: return .halfOpen(probeRunning: probeRunning(now: now))
+        }
+    }
+
+    /// Takes the breaker's answer; a probe no longer running lets go of its owner.
+    mutating func adopt(_ breaker: CircuitBreaker.State) {
+        switch breaker {
+        case .closed(let f):
+            state = .closed
+            failures = f
+        case .open(let until):
+            state = .open
+            failures = 0
+            openUntil = until
+        case .halfOpen(let running):
+            state = .halfOpen
+            if running { return }
+        }
+        probeOwner = nil
+        probeUntil = 0
     }
 }

@@ -92,7 +92,7 @@ extension HubStore {
 public protocol StoreSession: ResourceStore, JobQueue, AppliedStateStore, AuditStore, TokenStore, ReconciliationStore,
     ReviewStore,
     BreakGlassStore, CredentialScheduleStore, AttributeSourceStore, MFAStore, PolicyStore, HoldStore, NotificationStore,
-    AccessRequestStore, SoDExceptionStore, PackageHoldingStore, ConsoleStore
+    AccessRequestStore, SoDExceptionStore, PackageHoldingStore, ConsoleStore, ClusterLimitStore
 {}
 
 /// The writer's view of one write: the session, nested savepoints, and the audit chain,

@@ -28,11 +28,13 @@ import Postgres
         let passwordFile: String
         var nodes: [HubProcess] = []
         let policyFile: String?
+        /// A config file every node reads (`--config`), when given.
+        let configFile: String?
         private(set) var writer = ""
         private(set) var admin = ""
 
         /// `tokens: false` leaves the database empty (an import's target).
-        init(policy: String? = nil, tokens: Bool = true) throws {
+        init(policy: String? = nil, tokens: Bool = true, config: String? = nil) throws {
             pg = try PostgresServer()
             // No password in the connection string: the hub refuses one there.
             connection = "host=127.0.0.1 port=\(pg.port) dbname=\(pg.database) user=\(pg.user) connect_timeout=5"
@@ -44,6 +46,13 @@ import Postgres
                 policyFile = file
             } else {
                 policyFile = nil
+            }
+            if let config {
+                let file = dir.path + "/config.json"
+                try config.write(toFile: file, atomically: true, encoding: .utf8)
+                configFile = file
+            } else {
+                configFile = nil
             }
             if tokens {
                 writer = try token("hr", "scim:read,scim:write")
@@ -70,6 +79,7 @@ import Postgres
             let data = dir.path + "/node\(nodes.count)"
             var extra = ["--log-level", "info"]
             if let policyFile { extra += ["--policy", policyFile] }
+            if let configFile { extra += ["--config", configFile] }
             let node = try HubProcess(
                 binary: MultiNodeTests.binary, data: data, extraArguments: extra, store: connection,
                 storePasswordFile: passwordFile)
@@ -85,6 +95,7 @@ import Postgres
                 let r = Result {
                     var extra = ["--log-level", "info"]
                     if let policyFile { extra += ["--policy", policyFile] }
+                    if let configFile { extra += ["--config", configFile] }
                     return try HubProcess(
                         binary: MultiNodeTests.binary, data: dir.path + "/node\(first + i)", extraArguments: extra,
                         store: connection, storePasswordFile: passwordFile)
@@ -206,6 +217,158 @@ import Postgres
         #expect(Self.call(ports[1], "GET", "/admin/nodes", token: writer)?.status == 403)
         let verify = try cluster.cli(["audit", "verify"])
         #expect(verify.status == 0, "\(verify.out)")
+    }
+
+    // MARK: - A target's limits hold for the cluster
+
+    /// The EHR policy with `concurrency` 2, on nodes that do not probe targets on a schedule
+    /// (a probe is a call too, and these tests count calls).
+    static func limitedCluster(_ ehr: EHRTestServer, config: String = #""targetProbeSeconds": 0"#) throws -> Cluster {
+        let policy = ehrPolicy(ehr).replacingOccurrences(of: #""concurrency": 4"#, with: #""concurrency": 2"#)
+        #expect(policy.contains(#""concurrency": 2"#))
+        return try Cluster(policy: policy, config: "{\(config)}")
+    }
+
+    /// Bulk-creates `people` receptionists, dealt over the nodes.
+    static func onboard(_ cluster: Cluster, _ people: [String]) {
+        for (n, node) in cluster.nodes.enumerated() {
+            let mine = people.enumerated().filter { $0.offset % cluster.nodes.count == n }.map(\.element)
+            guard !mine.isEmpty else { continue }
+            let ops = mine.enumerated().map {
+                #"{"method":"POST","path":"/Users","bulkId":"b\#($0.offset)","#
+                    + #""data":\#(person($0.element, title: "Receptionist"))}"#
+            }
+            let bulk =
+                #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":"#
+                + #"[\#(ops.joined(separator: ","))]}"#
+            #expect(Self.call(node.port, "POST", "/scim/v2/Bulk", token: cluster.writer, body: bulk)?.status == 200)
+        }
+    }
+
+    static func circuit(_ port: UInt16, _ token: String) -> String? {
+        call(port, "GET", "/admin/targets", token: token)?.object["targets"]?.arrayValue?
+            .compactMap(\.objectValue).first { $0["name"]?.stringValue == "ehr" }?["circuit"]?.stringValue
+    }
+
+    static func occurrences(_ needle: String, in nodes: [HubProcess]) -> Int {
+        nodes.reduce(0) { $0 + $1.log.components(separatedBy: needle).count - 1 }
+    }
+
+    @Test func concurrencyTwo_threeNodesOnboarding_theEHRNeverSeesMoreThanTwoCallsAtOnce() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        // Slow calls keep every node wanting to run jobs the whole time.
+        ehr.setLatency(0.04)
+        let cluster = try Self.limitedCluster(ehr)
+        defer { cluster.stop() }
+        try cluster.startNodesTogether(3)
+        let people = (0..<120).map { "slot\($0)@x.org" }
+        Self.onboard(cluster, people)
+        // Which nodes hold jobs while it runs (a node claims jobs only on slots it holds).
+        var working = Set<String>()
+        eventually("everyone converges", timeout: 120) {
+            for n in Self.nodes(cluster.nodes[0].port, cluster.admin)
+            where (n["jobsLeased"]?.numberValue?.int64 ?? 0) > 0 {
+                working.insert(n["id"]?.stringValue ?? "")
+            }
+            return ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == people.count
+        }
+        // The slots were shared out: nodes waiting for one got their share.
+        #expect(working.count >= 2, "only \(working) ran jobs")
+        // Per node, three nodes would have made up to six calls at once.
+        #expect(ehr.maxConcurrentCalls <= 2, "the EHR saw \(ehr.maxConcurrentCalls) calls at once")
+        #expect(ehr.maxConcurrentCalls == 2, "the limit was never used: the test proves nothing")
+        #expect(ehr.snapshot().count == people.count)
+        // Nothing held once the work is done: the slots went back.
+        for node in cluster.nodes {
+            let listed = Self.call(node.port, "GET", "/admin/jobs?state=dead", token: cluster.admin)
+            #expect(listed?.object["jobs"]?.arrayValue?.isEmpty ?? false, "\(listed?.text ?? "")")
+        }
+    }
+
+    @Test func ehrDown_theCircuitOpensOnEveryNode_oneProbeAtATime_andOneSuccessClosesItForAll() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        ehr.setLatency(0.02)
+        ehr.setFault(.error5xx)
+        // An outage is announced after 6 s (0.1 minute): within the test, once for the cluster.
+        let cluster = try Self.limitedCluster(ehr, config: #""targetProbeSeconds": 0, "targetUnavailableMinutes": 0.1"#)
+        defer { cluster.stop() }
+        try cluster.startNodesTogether(3)
+        let people = (0..<30).map { "down\($0)@x.org" }
+        Self.onboard(cluster, people)
+        // One node's failures open the circuit; every node shows it and stops calling.
+        eventually("the circuit is open on every node", timeout: 30) {
+            cluster.nodes.allSatisfy { (Self.circuit($0.port, cluster.admin) ?? "closed") != "closed" }
+        }
+        // Jobs started before it opened end (at most two, the slots); from then on only the
+        // half-open probe reaches the EHR, one at a time, once per open interval (10 s) for the
+        // whole cluster: three probes need at least two intervals. Per node, each node would
+        // probe on its own: three probes in one interval, up to three at once.
+        eventually("calls in flight drained", timeout: 5) { ehr.callsInFlight == 0 }
+        ehr.resetConcurrency()
+        let start = (calls: ehr.calls, time: Date())
+        eventually("three probes", timeout: 60) { ehr.calls - start.calls >= 3 }
+        let elapsed = Date().timeIntervalSince(start.time)
+        print("multi-node: 3 half-open probes took \(String(format: "%.1f", elapsed)) s on three nodes")
+        #expect(ehr.maxConcurrentCalls <= 1, "\(ehr.maxConcurrentCalls) calls at once while the circuit was open")
+        #expect(elapsed >= 18, "three probes in \(elapsed) s: more than one per open interval")
+        // Announced once for the cluster, by the node whose failure opened it, and the outage
+        // (open for more than 6 s by now) once, by the node whose probe outcome came first after.
+        #expect(Self.occurrences(#""event":"circuit.open""#, in: cluster.nodes) == 1)
+        #expect(Self.occurrences("target unavailable: ", in: cluster.nodes) == 1)
+        // The EHR comes back: the next probe succeeds and closes the circuit for every node.
+        ehr.setFault(.none)
+        eventually("closed on every node", timeout: 30) {
+            cluster.nodes.allSatisfy { Self.circuit($0.port, cluster.admin) == "closed" }
+        }
+        eventually("everyone converges", timeout: 60) {
+            ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == people.count
+        }
+        #expect(Self.occurrences(#""event":"circuit.close""#, in: cluster.nodes) == 1)
+        #expect(ehr.maxConcurrentCalls <= 2)
+    }
+
+    @Test func authFailuresSpreadOverThreeNodes_get429AfterTheLimitInTotal_andStepUpCodesToo() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let cluster = try Cluster(config: #"{"authFailureLimit": 6}"#)
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let ports = cluster.nodes.map(\.port)
+        // Six guesses dealt over the three nodes: two each, well under the limit per node.
+        for i in 0..<6 {
+            let r = Self.call(ports[i % 3], "GET", "/scim/v2/Users", token: "shub_0000000000000000_guess\(i)")
+            #expect(r?.status == 401, "guess \(i): \(r?.status ?? 0)")
+        }
+        // The seventh is refused on every node: the limit counts the cluster's failures.
+        for port in ports {
+            let r = Self.call(port, "GET", "/scim/v2/Users", token: "shub_0000000000000000_guess")
+            #expect(r?.status == 429)
+            #expect(Int(r?.header("Retry-After") ?? "") ?? 0 >= 1)
+        }
+        // A valid token is served everywhere, from the same address.
+        for port in ports { #expect(Self.call(port, "GET", "/scim/v2/Users", token: cluster.writer)?.status == 200) }
+
+        // Step-up codes too: five wrong ones for one principal, dealt over the nodes, and the
+        // sixth is refused on every node (the codes' replay protection is in the store as well).
+        #expect(Self.call(ports[0], "POST", "/mfa/enrol", token: cluster.admin)?.status == 201)
+        let body = #"{"principal": "report.reader", "scopes": ["scim:read"]}"#
+        for i in 0..<5 {
+            let r = Self.call(
+                ports[i % 3], "POST", "/admin/tokens", token: cluster.admin, body: body,
+                headers: [("X-ScimHub-TOTP", "x00000")])
+            #expect(r?.status == 403, "wrong code \(i): \(r?.status ?? 0) \(r?.text ?? "")")
+        }
+        for port in ports {
+            let r = Self.call(
+                port, "POST", "/admin/tokens", token: cluster.admin, body: body, headers: [("X-ScimHub-TOTP", "x00000")]
+            )
+            #expect(r?.status == 429, "\(r?.status ?? 0) \(r?.text ?? "")")
+        }
     }
 
     // MARK: - A node killed with jobs in flight

@@ -8,7 +8,8 @@ import Store
 import TestSupport
 
 /// One hub per SQLite store: a second `serve` on the same data directory would run every
-/// job twice, so it is refused; and leases a stopped hub left behind do not hold its jobs.
+/// job twice, so it is refused; and leases a stopped hub left behind (jobs, a target's
+/// slots, a half-open probe) do not hold its jobs.
 @Suite struct SoleNodeTests {
     @Test func aSecondHub_onTheSameDataDirectory_isRefused_untilTheFirstStops() throws {
         let first = try LiveHub()
@@ -39,16 +40,24 @@ import TestSupport
         #expect(created.status == 201)
         let id = try #require(created.object["id"]?.stringValue)
         plain.server.shutdown()
-        // As if a hub had claimed the job for an hour and then died.
+        // As if a hub had claimed the job, every slot of the target and its half-open probe for
+        // an hour, and then died.
         let store = try SQLiteStore(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
         let now = Date().timeIntervalSince1970
         let claimed = try store.write { w in
             try w.connection.enqueue(personID: id, target: "ehr", priority: 1, now: now)
-            return try w.connection.claimJobs(
+            try w.connection.sizeTargetSlots(target: "ehr", concurrency: 4)
+            let slots = try w.connection.takeTargetSlots(
+                target: "ehr", concurrency: 4, count: 4, owner: "dead-node", leaseUntil: now + 3600, now: now)
+            try w.connection.saveTargetCircuit(
+                target: "ehr",
+                SharedCircuit(state: .halfOpen, probeOwner: "dead-node", probeUntil: now + 3600, downSince: now))
+            let jobs = try w.connection.claimJobs(
                 target: "ehr", limit: 1, owner: "dead-node", leaseUntil: now + 3600, now: now
             ).count
+            return (jobs, slots)
         }
-        #expect(claimed == 1)
+        #expect(claimed == (1, 4))
         store.close()
         let policy = singleEHRPolicy(
             ehr, packages: #"{"name": "staff", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
@@ -60,6 +69,33 @@ import TestSupport
         }
         #expect(hub.server.engine?.waitUntilIdle() == true)  // the start-up rollout may queue it once more
         #expect(try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
+        // The probe's success closed the circuit.
+        #expect(hub.server.engine?.circuit("ehr") == .closed)
+    }
+
+    @Test func aTargetsConcurrency_isTheMostCallsAtOnce_andIdleSlotsGoBack() throws {
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        ehr.setLatency(0.03)
+        let policy = ehrPolicy(ehr).replacingOccurrences(of: #""concurrency": 4"#, with: #""concurrency": 2"#)
+        let hub = try LiveHub(policy: policy)
+        defer { hub.stop() }
+        for i in 0..<30 {
+            #expect(
+                try hub.call("POST", "/scim/v2/Users", body: person("two\(i)@x.org", title: "Receptionist")).status
+                    == 201)
+        }
+        eventually("everyone converges", timeout: 60) {
+            ehr.snapshot().values.filter { $0.roles == ["scheduling"] }.count == 30
+        }
+        #expect(ehr.maxConcurrentCalls == 2)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        // Nothing to run: the one node holds no slot (another node could take them at once).
+        eventually("slots given back") {
+            try hub.server.store.read { try $0.heldTargetSlots(target: "ehr", now: Date().timeIntervalSince1970) }
+                .isEmpty
+        }
     }
 }
 
@@ -79,14 +115,19 @@ import TestSupport
                 try hub.call("POST", "/scim/v2/Users", body: person("ahead\(i)@x.org", title: "Receptionist")).status
                     == 201)
         }
-        // Four workers busy, more jobs claimed ahead: more leases than running jobs.
-        eventually("jobs claimed ahead of the busy workers") {
-            try hub.server.store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } > 4
+        // Four workers busy, more jobs claimed ahead: more leases than running jobs, and the
+        // target's four slots held.
+        eventually("jobs claimed ahead of the busy workers, on the target's four slots") {
+            let now = Date().timeIntervalSince1970
+            return try hub.server.store.read {
+                try $0.leasedJobs(now: now) > 4 && $0.heldTargetSlots(target: "ehr", now: now).values.reduce(0, +) == 4
+            }
         }
         hub.server.shutdown()
         let store = try SQLiteStore(directory: dir, durability: .normal, logger: Logger(label: "t", silent: true))
         defer { store.close() }
         #expect(try store.read { try $0.leasedJobs(now: Date().timeIntervalSince1970) } == 0)
+        #expect(try store.read { try $0.heldTargetSlots(target: "ehr", now: Date().timeIntervalSince1970) }.isEmpty)
         #expect(try store.read { try $0.jobs(target: "ehr", state: .pending, limit: 100) }.count == 20)  // nothing lost
     }
 }

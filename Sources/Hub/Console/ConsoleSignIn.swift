@@ -72,7 +72,7 @@ extension ConsoleEndpoints {
         }
         let name = f["name"] ?? "", now = clock.now()
         let keys = ["local:" + Identifier.canonical(name), "addr:" + clientAddresses.clientAddress(ctx.request)]
-        if keys.contains(where: { signInThrottle.retryAfter($0, now: now) != nil }) {
+        if try signInThrottle.retryAfter(keys, now: now) != nil {
             return try loginPage(ctx, error: "Too many failed sign-ins. Wait a few minutes.", status: 429)
         }
         let account = try store.read { try $0.localAccount(name: name) }
@@ -90,7 +90,8 @@ extension ConsoleEndpoints {
             } catch is SCIMError {}
         }
         guard let account, passwordOK == true, codeOK else {
-            for k in keys { signInThrottle.recordFailure(k, now: now) }
+            // Counted for every node; if storage fails the audit entry below fails too (503).
+            try? signInThrottle.recordFailure(keys, now: now)
             try audit("console.sign-in", principal: name.isEmpty ? "anonymous" : name, ["local"], ctx, "refused")
             return try loginPage(ctx, error: "The account, password or code is not right.", status: 401)
         }

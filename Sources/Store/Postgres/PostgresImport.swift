@@ -21,8 +21,12 @@ public enum PostgresImport {
     }
 
     /// Tables the target keeps as its own: the migration record, the nodes and the lease,
-    /// and the chain head (set from the copied chain).
-    static let ownTables: Set<String> = ["schema_migrations", "nodes", "leader_lease", "audit_chain_head"]
+    /// the chain head (set from the copied chain), and the cluster limits' leases and counters
+    /// (a stopped SQLite node's slots and throttle windows mean nothing to the nodes).
+    static let ownTables: Set<String> = [
+        "schema_migrations", "nodes", "leader_lease", "audit_chain_head", "target_slots", "target_slot_waiters",
+        "target_circuits", "auth_failures",
+    ]
 
     /// Copies the store in `directory` into the empty database `settings` names.
     public static func run(from directory: String, to settings: PostgresSettings, logger: Logger) throws -> Summary {

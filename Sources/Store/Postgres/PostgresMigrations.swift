@@ -523,6 +523,47 @@ enum PostgresMigrations {
             """
         ),
         (
+            5,
+            """
+            -- SQLite 26: limits that hold for the cluster, not per node (ClusterLimitStore).
+            -- Leases and counters only; their writes commit with synchronous_commit = off.
+            -- A target's concurrency as leased slots 0..<concurrency.
+            CREATE TABLE target_slots (
+                target TEXT COLLATE "C" NOT NULL,
+                slot BIGINT NOT NULL,
+                owner TEXT COLLATE "C",                         -- node id, NULL when free
+                lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+                PRIMARY KEY (target, slot)
+            );
+            CREATE INDEX target_slots_owner ON target_slots(owner) WHERE owner IS NOT NULL;
+            -- Nodes with jobs to run on a target and no slot: the holders keep only a fair share.
+            CREATE TABLE target_slot_waiters (
+                target TEXT COLLATE "C" NOT NULL,
+                node TEXT COLLATE "C" NOT NULL,
+                wait_until DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (target, node)
+            );
+            -- A target's circuit breaker (SharedCircuit).
+            CREATE TABLE target_circuits (
+                target TEXT COLLATE "C" PRIMARY KEY,
+                state TEXT COLLATE "C" NOT NULL,                -- closed | open | half-open
+                failures BIGINT NOT NULL DEFAULT 0,
+                open_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+                probe_owner TEXT COLLATE "C",
+                probe_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+                down_since DOUBLE PRECISION,
+                announced BIGINT NOT NULL DEFAULT 0               -- 1 once announced
+            );
+            -- Failed authentications per key (the throttles' counters), one window each.
+            CREATE TABLE auth_failures (
+                key TEXT COLLATE "C" PRIMARY KEY,
+                window_start DOUBLE PRECISION NOT NULL,
+                failures BIGINT NOT NULL
+            );
+            CREATE INDEX auth_failures_window ON auth_failures(window_start);
+            """
+        ),
+        (
             6,
             """
             -- SQLite 27: the last audit entry forwarded to the SIEM, shared by the nodes.

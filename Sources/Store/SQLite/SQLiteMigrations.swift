@@ -543,6 +543,47 @@ enum Migrations {
             """
         ),
         (
+            26,
+            """
+            -- Limits that hold for every node sharing the store (ClusterLimitStore); one SQLite
+            -- node uses them the same way. Leases and counters only: nothing here is history.
+            -- A target's concurrency as leased slots 0..<concurrency.
+            CREATE TABLE target_slots (
+                target TEXT NOT NULL,
+                slot INTEGER NOT NULL,
+                owner TEXT,                        -- node id, NULL when free
+                lease_until REAL NOT NULL DEFAULT 0,
+                PRIMARY KEY (target, slot)
+            ) WITHOUT ROWID;
+            CREATE INDEX target_slots_owner ON target_slots(owner) WHERE owner IS NOT NULL;
+            -- Nodes with jobs to run on a target and no slot: the holders keep only a fair share.
+            CREATE TABLE target_slot_waiters (
+                target TEXT NOT NULL,
+                node TEXT NOT NULL,
+                wait_until REAL NOT NULL,
+                PRIMARY KEY (target, node)
+            ) WITHOUT ROWID;
+            -- A target's circuit breaker (SharedCircuit).
+            CREATE TABLE target_circuits (
+                target TEXT PRIMARY KEY,
+                state TEXT NOT NULL,               -- closed | open | half-open
+                failures INTEGER NOT NULL DEFAULT 0,
+                open_until REAL NOT NULL DEFAULT 0,
+                probe_owner TEXT,
+                probe_until REAL NOT NULL DEFAULT 0,
+                down_since REAL,
+                announced INTEGER NOT NULL DEFAULT 0
+            ) WITHOUT ROWID;
+            -- Failed authentications per key (the throttles' counters), one window each.
+            CREATE TABLE auth_failures (
+                key TEXT PRIMARY KEY,
+                window_start REAL NOT NULL,
+                failures INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX auth_failures_window ON auth_failures(window_start);
+            """
+        ),
+        (
             27,
             """
             -- The last audit entry forwarded to the SIEM (AuditForwarder), in the store so that a

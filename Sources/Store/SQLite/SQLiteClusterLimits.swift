@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+import SQLite
+
+extension SQLiteSession {
+    // MARK: - Slots
+
+    public func sizeTargetSlots(target: String, concurrency: Int) throws {
+        try db.run(
+            """
+            WITH RECURSIVE n(slot) AS (SELECT 0 UNION ALL SELECT slot + 1 FROM n WHERE slot + 1 < ?)
+            INSERT OR IGNORE INTO target_slots(target, slot, owner, lease_until) SELECT ?, slot, NULL, 0 FROM n
+            """, [.integer(Int64(max(1, concurrency))), .text(target)])
+        try db.run(
+            "DELETE FROM target_slots WHERE target = ? AND slot >= ? AND owner IS NULL",
+            [.text(target), .integer(Int64(max(1, concurrency)))])
+    }
+
+    public func takeTargetSlots(
+        target: String, concurrency: Int, count: Int, owner: String, leaseUntil: Double, now: Double
+    )
+        throws -> Int
+    {
+        guard count > 0 else { return 0 }
+        return try db.run(
+            """
+            UPDATE target_slots SET owner = ?, lease_until = ?
+            WHERE (target, slot) IN (
+                SELECT target, slot FROM target_slots
+                WHERE target = ? AND slot < ? AND (owner IS NULL OR lease_until <= ?) AND owner IS NOT ?
+                ORDER BY slot LIMIT ?)
+            """,
+            [
+                .text(owner), .real(leaseUntil), .text(target), .integer(Int64(concurrency)), .real(now), .text(owner),
+                .integer(Int64(count)),
+            ])
+    }
+
+    public func renewTargetSlots(owner: String, until: Double) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        try db.query(
+            "UPDATE target_slots SET lease_until = ? WHERE owner = ? RETURNING target",
+            [
+                .real(until), .text(owner),
+            ]
+        ) { out[$0.text(0) ?? "", default: 0] += 1 }
+        return out
+    }
+
+    @discardableResult
+    public func releaseTargetSlots(target: String?, owner: String, count: Int?) throws -> Int {
+        guard let target else {
+            return try db.run("UPDATE target_slots SET owner = NULL, lease_until = 0 WHERE owner = ?", [.text(owner)])
+        }
+        return try db.run(
+            """
+            UPDATE target_slots SET owner = NULL, lease_until = 0
+            WHERE (target, slot) IN (
+                SELECT target, slot FROM target_slots WHERE target = ? AND owner = ? ORDER BY slot DESC LIMIT ?)
+            """, [.text(target), .text(owner), .integer(Int64(count ?? Int(Int32.max)))])
+    }
+
+    @discardableResult
+    public func releaseTargetSlots(notHeldBy owner: String) throws -> Int {
+        try db.run(
+            "UPDATE target_slots SET owner = NULL, lease_until = 0 WHERE owner IS NOT NULL AND owner IS NOT ?",
+            [.text(owner)])
+    }
+
+    public func heldTargetSlots(target: String, now: Double) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        try db.query(
+            "SELECT owner, COUNT(*) FROM target_slots WHERE target = ? AND owner IS NOT NULL AND lease_until > ? "
+                + "GROUP BY owner", [.text(target), .real(now)]
+        ) { out[$0.text(0) ?? "", default: 0] += Int($0.int64(1)) }
+        return out
+    }
+
+    public func markSlotWaiter(target: String, owner: String, until: Double) throws {
+        try db.run(
+            "INSERT INTO target_slot_waiters(target, node, wait_until) VALUES (?, ?, ?) "
+                + "ON CONFLICT(target, node) DO UPDATE SET wait_until = excluded.wait_until",
+            [.text(target), .text(owner), .real(until)])
+        // Marks of nodes that stopped waiting (or died) go with the next mark.
+        try db.run(
+            "DELETE FROM target_slot_waiters WHERE target = ? AND wait_until <= ?", [.text(target), .real(until - 60)])
+    }
+
+    public func slotWaiters(target: String, now: Double) throws -> Set<String> {
+        var out = Set<String>()
+        try db.query(
+            "SELECT node FROM target_slot_waiters WHERE target = ? AND wait_until > ?", [.text(target), .real(now)]
+        ) {
+            out.insert($0.text(0) ?? "")
+        }
+        return out
+    }
+
+    // MARK: - Circuits
+
+    static let circuitColumns = "target, state, failures, open_until, probe_owner, probe_until, down_since, announced"
+
+    private func circuit(_ r: SQLiteRow) -> SharedCircuit {
+        SharedCircuit(
+            state: SharedCircuit.State(rawValue: r.text(1) ?? "") ?? .closed, failures: Int(r.int64(2)),
+            openUntil: r.value(3).double, probeOwner: r.text(4), probeUntil: r.value(5).double,
+            downSince: r.isNull(6) ? nil : r.value(6).double, announced: r.int64(7) != 0)
+    }
+
+    public func targetCircuits() throws -> [String: SharedCircuit] {
+        var out: [String: SharedCircuit] = [:]
+        try db.query("SELECT \(Self.circuitColumns) FROM target_circuits") { out[$0.text(0) ?? ""] = circuit($0) }
+        return out
+    }
+
+    /// SQLite's one writer already serialises every write: reading is locking.
+    public func lockTargetCircuit(target: String) throws -> SharedCircuit {
+        var out = SharedCircuit.closed
+        try db.query("SELECT \(Self.circuitColumns) FROM target_circuits WHERE target = ?", [.text(target)]) {
+            out = circuit($0)
+        }
+        return out
+    }
+
+    public func saveTargetCircuit(target: String, _ c: SharedCircuit) throws {
+        try db.run(
+            """
+            INSERT INTO target_circuits(\(Self.circuitColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(target) DO UPDATE SET state = excluded.state, failures = excluded.failures,
+                open_until = excluded.open_until, probe_owner = excluded.probe_owner,
+                probe_until = excluded.probe_until, down_since = excluded.down_since, announced = excluded.announced
+            """,
+            [
+                .text(target), .text(c.state.rawValue), .integer(Int64(c.failures)), .real(c.openUntil),
+                c.probeOwner.map { .text($0) } ?? .null, .real(c.probeUntil), c.downSince.map { .real($0) } ?? .null,
+                .integer(c.announced ? 1 : 0),
+            ])
+    }
+
+    public func takeCircuitProbe(target: String, owner: String, until: Double, now: Double) throws -> Bool {
+        try db.run(
+            """
+            UPDATE target_circuits SET state = 'half-open', probe_owner = ?, probe_until = ?
+            WHERE target = ? AND ((state = 'open' AND open_until <= ?)
+                OR (state = 'half-open' AND (probe_owner IS NULL OR probe_until <= ?)))
+            """, [.text(owner), .real(until), .text(target), .real(now), .real(now)]) == 1
+    }
+
+    public func renewCircuitProbes(owner: String, until: Double) throws {
+        try db.run(
+            "UPDATE target_circuits SET probe_until = ? WHERE probe_owner = ? AND state = 'half-open'",
+            [.real(until), .text(owner)])
+    }
+
+    public func releaseCircuitProbe(target: String, owner: String) throws {
+        try db.run(
+            "UPDATE target_circuits SET probe_owner = NULL, probe_until = 0 WHERE target = ? AND probe_owner = ?",
+            [.text(target), .text(owner)])
+    }
+
+    public func releaseCircuitProbes(notHeldBy owner: String) throws {
+        try db.run(
+            "UPDATE target_circuits SET probe_owner = NULL, probe_until = 0 "
+                + "WHERE probe_owner IS NOT NULL AND probe_owner IS NOT ?", [.text(owner)])
+    }
+
+    // MARK: - Auth failures
+
+    public func authFailures(keys: [String], since: Double) throws -> [String: AuthFailureCount] {
+        var out: [String: AuthFailureCount] = [:]
+        for k in keys {
+            try db.query(
+                "SELECT failures, window_start FROM auth_failures WHERE key = ? AND window_start > ?",
+                [.text(k), .real(since)]
+            ) { out[k] = AuthFailureCount(failures: Int($0.int64(0)), windowStart: $0.value(1).double) }
+        }
+        return out
+    }
+
+    public func recordAuthFailure(key: String, now: Double, window: Double) throws {
+        // ?3 is now, ?4 the window: a window that ended restarts at now with one failure.
+        try db.run(
+            """
+            INSERT INTO auth_failures(key, window_start, failures) VALUES (?1, ?2, 1)
+            ON CONFLICT(key) DO UPDATE SET
+                failures = CASE WHEN auth_failures.window_start > ?2 - ?3 THEN auth_failures.failures + 1 ELSE 1 END,
+                window_start = CASE WHEN auth_failures.window_start > ?2 - ?3 THEN auth_failures.window_start ELSE ?2 END
+            """, [.text(key), .real(now), .real(window)])
+    }
+
+    @discardableResult
+    public func pruneAuthFailures(prefix: String, now: Double, window: Double, cap: Int, limit: Int) throws -> Int {
+        let end = AuthFailureKeys.upperBound(prefix)
+        try db.run(
+            "DELETE FROM auth_failures WHERE key >= ? AND key < ? AND window_start <= ?",
+            [.text(prefix), .text(end), .real(now - window)])
+        var rows = 0
+        try db.query("SELECT COUNT(*) FROM auth_failures") { rows = Int($0.int64(0)) }
+        guard rows > cap else { return rows }
+        rows -= try db.run(
+            "DELETE FROM auth_failures WHERE key >= ? AND key < ? AND failures < ?",
+            [.text(prefix), .text(end), .integer(Int64(limit))])
+        return rows
+    }
+}
