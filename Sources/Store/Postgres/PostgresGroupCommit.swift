@@ -134,7 +134,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
             if j.attempts < Self.maxAttempts {
                 requeued.append(j)
             } else {
-                j.finish(.failure(Self.mapped(j.result.failureError ?? StoreError("write retried too often", kind: .busy))))
+                j.finish(
+                    .failure(Self.mapped(j.result.failureError ?? StoreError("write retried too often", kind: .busy))))
             }
         }
         guard !requeued.isEmpty else { return }
