@@ -65,7 +65,8 @@ public final class ThreeTargets: @unchecked Sendable {
         return
             #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","#
             + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User"],"#
-            + #""userName":"\#(userName)","displayName":"Person \#(i)","name":{"givenName":"Person","familyName":"N\#(i)"},"#
+            + #""userName":"\#(userName)","displayName":"Person \#(i)","#
+            + #""name":{"givenName":"Person","familyName":"N\#(i)"},"#
             + #""title":"\#(titles[i % titles.count])","active":true,"#
             + #""emails":[{"value":"\#(userName)","type":"work","primary":true}],"#
             + #""urn:scimhub:params:scim:schemas:extension:healthcare:1.0:User":{"sites":["CLN-CEN"],"#

@@ -191,7 +191,8 @@ extension PostgresSession {
             INSERT INTO auth_failures(key, window_start, failures) VALUES (?1, ?2, 1)
             ON CONFLICT(key) DO UPDATE SET
                 failures = CASE WHEN auth_failures.window_start > ?2 - ?3 THEN auth_failures.failures + 1 ELSE 1 END,
-                window_start = CASE WHEN auth_failures.window_start > ?2 - ?3 THEN auth_failures.window_start ELSE ?2 END
+                window_start = CASE WHEN auth_failures.window_start > ?2 - ?3
+                    THEN auth_failures.window_start ELSE ?2 END
             """, [.text(key), .real(now), .real(window)])
     }
 

@@ -27,7 +27,8 @@ extension PostgresSession {
             """
             INSERT INTO provisioning_jobs(person_id, target, priority, state, generation, attempts, not_before,
             enqueued)
-            SELECT ?, j.target, j.priority, 'pending', 1, 0, ?, ? FROM unnest(?::text[], ?::bigint[]) AS j(target, priority)
+            SELECT ?, j.target, j.priority, 'pending', 1, 0, ?, ?
+            FROM unnest(?::text[], ?::bigint[]) AS j(target, priority)
             ON CONFLICT(person_id, target) DO UPDATE SET
                 priority = LEAST(provisioning_jobs.priority, excluded.priority),
                 generation = provisioning_jobs.generation + 1,

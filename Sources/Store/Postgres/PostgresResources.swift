@@ -65,7 +65,8 @@ extension PostgresSession {
                 [.integer(seq), .textArray(gone.sorted())])
         } else if !added.isEmpty {
             try db.run(
-                "INSERT INTO person_search_terms(term, seq) SELECT t, ? FROM unnest(?::text[]) AS t ON CONFLICT DO NOTHING",
+                "INSERT INTO person_search_terms(term, seq) SELECT t, ? FROM unnest(?::text[]) AS t "
+                    + "ON CONFLICT DO NOTHING",
                 [.integer(seq), .textArray(added.sorted())])
         }
     }
