@@ -241,21 +241,27 @@ extension PostgresSession {
         let c = indexColumns(type: type, doc: doc)
         let body = JSONWriter().write(.object(doc))
         var seq: Int64 = 0
+        // The resource, its search words and its emails in one statement (one round trip): the
+        // index rows take the new row's seq from the first INSERT.
+        let terms = type == .user ? PeopleSearch.terms(of: doc).sorted() : []
         try mapUnique(type) {
             try db.query(
                 """
-                INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version,
-                created, modified, doc)
-                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING seq
+                WITH r AS (
+                    INSERT INTO resources(id, type, user_name, external_id, display_name, display_name_lower, version,
+                    created, modified, doc)
+                    VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING seq),
+                t AS (INSERT INTO person_search_terms(term, seq) SELECT w, r.seq FROM r, unnest(?::text[]) AS w
+                    ON CONFLICT DO NOTHING),
+                e AS (INSERT INTO resource_emails(seq, value) SELECT r.seq, v FROM r, unnest(?::text[]) AS v)
+                SELECT seq FROM r
                 """,
                 [
                     .text(id), .text(type.rawValue), c.userName, c.externalId, c.displayName, c.displayNameLower,
-                    .real(now), .real(now), .bytes(body),
+                    .real(now), .real(now), .bytes(body), .textArray(terms), .textArray(Set(c.emails).sorted()),
                 ]
             ) { seq = $0.int64(0) }
         }
-        if type == .user { try reindexSearchTerms(seq: seq, old: nil, new: doc) }
-        try insertEmails(seq: seq, c.emails)
         // A new resource has no members yet: only a group given some needs them checked.
         if !members.isEmpty { try replaceMembers(groupSeq: seq, groupID: id, members) }
         return StoredResource(seq: seq, id: id, type: type, version: 1, created: now, modified: now, doc: doc)
