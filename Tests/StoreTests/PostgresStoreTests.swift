@@ -459,6 +459,25 @@ import TestSupport
         #expect(try store.read { try $0.nextCredentialExpiry() } == time)
     }
 
+    /// Arrays travel as one bound literal (`textArray`): every value comes back as it went,
+    /// whatever quotes, backslashes, braces, commas, spaces or NULL-looking text it holds.
+    @Test func textArrays_roundTripAnyText() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let c = try PostgresConnection(conninfo: db.settings.conninfo, password: db.settings.password)
+        let values = [
+            "", "NULL", "null", #"a"b"#, #"back\slash"#, #"\""#, "{braces}", "a,b", " spaced ", "tab\tnew\nline",
+            "ação", "日本", "\u{1F3E5}", #"'single'"#, "}", "{", #"\"#,
+        ]
+        var back: [String] = []
+        try c.query("SELECT v FROM unnest($1::text[]) WITH ORDINALITY AS a(v, n) ORDER BY n", [.textArray(values)]) {
+            back.append($0.text(0) ?? "<null>")
+        }
+        #expect(back == values)
+        var count = -1
+        try c.query("SELECT cardinality($1::text[])", [.textArray([String]())]) { count = Int($0.int64(0)) }
+        #expect(count == 0)
+    }
+
     /// The server ends the store's sessions (as a restart or failover does): the write under
     /// way fails as unavailable, never as a client error, and the next one reconnects.
     @Test func lostConnections_failAsUnavailable_andTheNextWriteReconnects() throws {
