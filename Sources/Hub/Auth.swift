@@ -141,7 +141,7 @@ extension HubApp {
             // When it was last used, to the minute; a lost update costs nothing (no fsync).
             if found.recordUse {
                 let id = found.principal.tokenID
-                _ = try? store.write(isolated: false, durable: false) {
+                _ = try? store.write(isolated: true, durable: false) {
                     try $0.connection.recordTokenUse(id: id, now: now)
                 }
             }

@@ -200,7 +200,9 @@ extension SCIMEndpoints {
             return
         }
         guard groupNames.contains(where: { engine.policy.grantsDepend(onGroupNamed: $0) }) else { return }
-        for m in Set(members) {
+        // In id order: two writes locking the same people lock them in the same order, so they
+        // wait for each other instead of deadlocking (PostgreSQL locks each one read).
+        for m in Set(members).sorted() {
             guard let user = try w.connection.fetch(type: .user, id: m) else { continue }
             try engine.enqueue(w, personID: m, person: user.doc, origin: origin)
         }

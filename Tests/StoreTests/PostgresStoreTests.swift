@@ -358,6 +358,63 @@ import TestSupport
         }
     }
 
+    /// A write that fails in a shared transaction may have failed on what a batch-mate did
+    /// (here: a user name taken by an insert that never commits), so it is answered only when
+    /// the transaction ends, and runs again with the others when the transaction is lost.
+    @Test func aWriteThatFailedBesideOthers_isAnsweredWithTheirTransaction() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let store = try open(db.settings, connections: 2)  // one write lane
+        defer { store.close() }
+        let hold = DispatchSemaphore(value: 0), holding = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        let results = Mutex<[String: Result<Void, any Error>]>([:])
+        func submit(_ name: String, _ body: @escaping @Sendable (any StoreWriter) throws -> Void) {
+            group.enter()
+            Thread {
+                let r = Result { try store.write { w in try body(w) } }
+                results.withLock { $0[name] = r }
+                group.leave()
+            }.start()
+        }
+        // Occupies the lane while the three writes queue up behind it, in order.
+        submit("blocker") { _ in
+            holding.signal()
+            hold.wait()
+        }
+        holding.wait()
+        let firstRun = Atomic<Int>(0), killerRuns = Atomic<Int>(0)
+        submit("taker") { w in
+            // Takes the name on its first run only.
+            if firstRun.add(1, ordering: .relaxed).newValue == 1 {
+                try w.connection.insert(type: .user, id: "taker", doc: user("dup"), members: [], now: 1)
+            }
+        }
+        try waitUntil("the taker queued") { store.queuedWrites == 2 }
+        submit("second") { w in
+            try w.connection.insert(type: .user, id: "second", doc: user("dup"), members: [], now: 1)
+        }
+        try waitUntil("the second queued") { store.queuedWrites == 3 }
+        submit("killer") { w in
+            // The transaction is lost on the first run (as when PostgreSQL restarts).
+            if killerRuns.add(1, ordering: .relaxed).newValue == 1 {
+                let session = try #require((w as? PostgresWriteContext)?.session)
+                try session.db.query("SELECT pg_terminate_backend(pg_backend_pid())") { _ in }
+            }
+        }
+        try waitUntil("the killer queued") { store.queuedWrites == 4 }
+        hold.signal()
+        group.wait()
+        let r = results.withLock { $0 }
+        for name in ["taker", "second", "killer"] {
+            #expect(throws: Never.self, "\(name)") { try #require(r[name]).get() }
+        }
+        #expect(killerRuns.load(ordering: .relaxed) == 2, "the lost transaction ran again")
+        try store.read { (c) throws -> Void in
+            #expect(try c.fetch(type: .user, id: "second") != nil)
+            #expect(try c.fetch(type: .user, id: "taker") == nil)
+        }
+    }
+
     /// Policy versions are numbered 1, 2, 3 across nodes applying policies at once.
     @Test func policyVersionsFromTwoNodesAtOnce_getDistinctConsecutiveNumbers() throws {
         let db = try SharedPostgres.freshDatabase()

@@ -41,7 +41,9 @@ final class PostgresGroupCommit: @unchecked Sendable {
         }
     }
 
-    /// Most writes in one transaction: larger batches hold their row locks longer.
+    /// Most writes in one transaction: larger batches hold their row locks longer. Stay under
+    /// 64: each write's savepoint takes a subtransaction id, and past 64 in one transaction
+    /// PostgreSQL's per-backend cache overflows and every snapshot in the cluster gets slower.
     static let maxBatch = 32
     /// How many times a write that met a deadlock, a serialization failure or a broken
     /// connection runs in all.
@@ -52,6 +54,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
     private let condition = NSCondition()
     private var pending: [Job] = []
     private var stopping = false
+    /// Writes pausing before they run again (`again`).
+    private var delayed = 0
     private let lanesDone = DispatchGroup()
 
     init(pool: PostgresPool, lanes: Int, logger: Logger) {
@@ -99,7 +103,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
     private func lane() {
         while true {
             condition.lock()
-            while pending.isEmpty && !stopping { condition.wait() }
+            // At stop, lanes end once nothing is queued or on its way back (a retry's pause).
+            while pending.isEmpty && (!stopping || delayed > 0) { condition.wait() }
             if pending.isEmpty {
                 condition.unlock()
                 return
@@ -125,7 +130,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
         return batch
     }
 
-    /// Queues `jobs` again, ahead of newer writes; a job out of attempts fails with the error
+    /// Queues `jobs` again, ahead of newer writes, after a short random pause (so two writes
+    /// that deadlocked do not meet again at once); a job out of attempts fails with the error
     /// it last met.
     private func again(_ jobs: [Job]) {
         var requeued: [Job] = []
@@ -138,12 +144,20 @@ final class PostgresGroupCommit: @unchecked Sendable {
                     .failure(Self.mapped(j.result.failureError ?? StoreError("write retried too often", kind: .busy))))
             }
         }
-        guard !requeued.isEmpty else { return }
+        guard let most = requeued.map(\.attempts).max() else { return }
         logger.debug("store: writes run again", ["writes": String(requeued.count)])
         condition.lock()
-        pending.insert(contentsOf: requeued, at: 0)
-        condition.signal()
+        delayed += requeued.count
         condition.unlock()
+        let pause = Double.random(in: 0.001...(0.010 * Double(most)))
+        let back = requeued
+        DispatchQueue.global().asyncAfter(deadline: .now() + pause) { [self] in
+            condition.lock()
+            delayed -= back.count
+            pending.insert(contentsOf: back, at: 0)
+            condition.signal()
+            condition.unlock()
+        }
     }
 
     /// A write that may run again: a deadlock or serialization failure, or a connection that
@@ -157,11 +171,19 @@ final class PostgresGroupCommit: @unchecked Sendable {
 
     /// Runs `batch` in one transaction. Writes sharing it each get the savepoint `job`, moved
     /// on with one round trip per write (`RELEASE SAVEPOINT job; SAVEPOINT job`); a write alone
-    /// needs none: its failure rolls the transaction back.
+    /// needs none: its failure rolls the transaction back. No write is answered before the
+    /// transaction ends: a write that failed may have failed on what a batch-mate did, which
+    /// counts only if it commits.
     private func run(_ batch: [Job]) {
         let shared = batch.count > 1
-        var begin = "BEGIN"
-        if !batch.contains(where: \.durable) { begin += "; SET LOCAL synchronous_commit = off" }
+        // Explicit, whatever the database's defaults say: READ COMMITTED (the chain head's
+        // lock re-reads the newest head), a flush per commit unless no write needs one, and a
+        // node that stalls mid-transaction (a paused VM) gives the head's lock up in 15 s.
+        var begin =
+            "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SET LOCAL idle_in_transaction_session_timeout = '15s'"
+        begin +=
+            batch.contains(where: \.durable)
+            ? "; SET LOCAL synchronous_commit = on" : "; SET LOCAL synchronous_commit = off"
         if shared { begin += "; SAVEPOINT job" }
         let c: PostgresConnection
         do {
@@ -173,6 +195,7 @@ final class PostgresGroupCommit: @unchecked Sendable {
         }
         defer { pool.checkin(c) }
         var ran: [Job] = []
+        var failed: [Job] = []  // their own error, answered once the transaction ends
         var retry: [Job] = []
         var committing = false
         var next = 0
@@ -183,30 +206,36 @@ final class PostgresGroupCommit: @unchecked Sendable {
                 if shared && next > 0 { try c.execute("RELEASE SAVEPOINT job; SAVEPOINT job", context: "savepoint") }
                 next += 1
                 let appended = ctx.pendingAudit.count
+                var error: (any Error)? = nil
                 do {
                     job.result = .success(try job.body(ctx))
-                    ran.append(job)
-                } catch {
-                    // A write alone fails the transaction (below); a write sharing it has only
-                    // its savepoint undone, unless the transaction can no longer go on.
-                    guard shared, c.isInTransaction else {
-                        next -= 1
-                        throw error
+                    // A body that swallowed a database error left the transaction aborted: its
+                    // write cannot stand (alone, the guard before COMMIT catches it).
+                    if shared && !c.isInOpenTransaction {
+                        error = StoreError("a write went on after a database error", kind: .io)
                     }
-                    ctx.pendingAudit.removeSubrange(appended...)
-                    do {
-                        try c.execute("ROLLBACK TO SAVEPOINT job", context: "savepoint")
-                    } catch {
-                        next -= 1  // this write goes with the batch
-                        throw error
-                    }
-                    if Self.isRetryable(error) {
-                        job.result = .failure(error)
-                        retry.append(job)
-                    } else {
-                        job.finish(.failure(Self.mapped(error)))
-                    }
+                } catch let e {
+                    error = e
                 }
+                guard let error else {
+                    ran.append(job)
+                    continue
+                }
+                // A write alone fails the transaction (below); a write sharing it has only its
+                // savepoint undone, unless the transaction can no longer go on.
+                guard shared, c.isInTransaction else {
+                    next -= 1
+                    throw error
+                }
+                ctx.pendingAudit.removeSubrange(appended...)
+                do {
+                    try c.execute("ROLLBACK TO SAVEPOINT job", context: "savepoint")
+                } catch {
+                    next -= 1  // this write goes with the batch
+                    throw error
+                }
+                job.result = .failure(Self.isRetryable(error) ? error : Self.mapped(error))
+                if Self.isRetryable(error) { retry.append(job) } else { failed.append(job) }
             }
             // A body that swallowed an error outside a savepoint left the transaction aborted:
             // its COMMIT would quietly roll back, so nothing may be reported written.
@@ -219,10 +248,10 @@ final class PostgresGroupCommit: @unchecked Sendable {
             if let e = error as? PostgresError, e.isConnectionLost {
                 logger.warning("store: PostgreSQL connection lost", ["sqlstate": e.sqlState])
             }
-            // Nothing of the batch is stored. The writes that ran, the one that failed it and
-            // those not yet run go again, unless the failure was a write's own (alone in the
-            // transaction) or the COMMIT's, whose outcome is unknown.
-            let unfinished = ran + batch[next...]
+            // Nothing of the batch is stored. The writes that ran or failed, the one that failed
+            // the batch and those not yet run go again, unless the failure was a write's own
+            // (alone in the transaction) or the COMMIT's, whose outcome is unknown.
+            let unfinished = ran + failed + batch[next...]
             if !committing && Self.isRetryable(error) {
                 for j in unfinished { j.result = .failure(error) }
                 again(unfinished + retry)
@@ -232,7 +261,7 @@ final class PostgresGroupCommit: @unchecked Sendable {
             }
             return
         }
-        for j in ran { j.done.signal() }
+        for j in ran + failed { j.done.signal() }
         again(retry)
     }
 }

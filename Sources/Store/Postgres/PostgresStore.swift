@@ -157,7 +157,12 @@ final class PostgresPool: @unchecked Sendable {
 
     /// A server that does not answer fails the connection in seconds, not minutes; the name
     /// shows in `pg_stat_activity`. A connection string may set either itself.
-    static let defaults = [("connect_timeout", "10"), ("application_name", "scimhub")]
+    /// TCP keepalives let either side notice a peer that vanished (a dead node's open
+    /// transaction ends, a client stops waiting on a dead server) in about a minute, not hours.
+    static let defaults = [
+        ("connect_timeout", "10"), ("application_name", "scimhub"), ("keepalives_idle", "30"),
+        ("keepalives_interval", "10"), ("keepalives_count", "3"),
+    ]
 
     init(settings: PostgresSettings, limit: Int) {
         self.settings = settings
@@ -192,10 +197,11 @@ final class PostgresPool: @unchecked Sendable {
                 conninfo: settings.conninfo, password: settings.password, defaults: Self.defaults)
             // A write waiting on a row lock (the audit chain head, a job) that another node holds
             // too long fails as busy (55P03), as SQLite's busy timeout does, instead of hanging.
-            // Results are read as text: bytea in hex and doubles exactly, whatever the database
-            // or role defaults say (an escaped hash or a rounded time would be wrong data).
+            // Results are read as text: bytea in hex, doubles exactly and text in UTF-8, whatever
+            // the database or role defaults say (an escaped hash or a rounded time would be wrong).
             try c.execute(
-                "SET lock_timeout = '30s'; SET bytea_output = 'hex'; SET extra_float_digits = 3",
+                "SET lock_timeout = '30s'; SET bytea_output = 'hex'; SET extra_float_digits = 3; "
+                    + "SET client_encoding = 'UTF8'",
                 context: "session settings")
             return c
         } catch let e as PostgresError {
