@@ -415,6 +415,36 @@ import TestSupport
         }
     }
 
+    /// The connection drops after the COMMIT went out and before its answer came back: the
+    /// store asks the database what became of the transaction instead of guessing. It
+    /// committed, so the write succeeds, once; an aborted one would run again.
+    @Test func aCommitWhoseAnswerIsLost_isLookedUp_andAnsweredAsItEnded() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let pg = try SharedPostgres.server()
+        let proxy = try CommitCuttingProxy(to: Int(pg.port))
+        defer { proxy.stop() }
+        let through = try PostgresSettings(
+            conninfo: "host=127.0.0.1 port=\(proxy.port) dbname=\(db.name) user=\(pg.user) connect_timeout=5",
+            password: pg.password)
+        let store = try open(through)
+        defer { store.close() }
+        let runs = Atomic<Int>(0)
+        proxy.armed.store(true, ordering: .relaxed)
+        try store.write { w in
+            runs.add(1, ordering: .relaxed)
+            try w.connection.insert(type: .user, id: "kept", doc: user("kept"), members: [], now: 1)
+            try AuditLog.append(
+                w, .now(principal: "hr", action: "create", resourceType: "User", resourceID: "kept", requestID: "r"))
+        }
+        #expect(proxy.cuts.load(ordering: .relaxed) == 1, "the COMMIT's answer was cut")
+        #expect(runs.load(ordering: .relaxed) == 1, "a committed write is not run again")
+        try store.read { (c) throws -> Void in
+            #expect(try c.fetch(type: .user, id: "kept") != nil)
+            let v = try AuditLog.verify(c)
+            #expect(v.intact && v.entries == 1)
+        }
+    }
+
     /// Policy versions are numbered 1, 2, 3 across nodes applying policies at once.
     @Test func policyVersionsFromTwoNodesAtOnce_getDistinctConsecutiveNumbers() throws {
         let db = try SharedPostgres.freshDatabase()

@@ -81,8 +81,12 @@ extension PostgresWriteContext {
     /// another node's seal wait and then read the head this one left, so the chain never
     /// forks and entries commit in chain order. Done last, the lock is held for these two or
     /// three statements and the commit, not for the transaction's other work.
-    func sealAudit() throws {
-        guard !pendingAudit.isEmpty else { return }
+    /// Returns the transaction's id (`pg_current_xact_id`), read in the same statement, so a
+    /// COMMIT whose answer is lost can be looked up; nil when there was nothing to chain.
+    @discardableResult
+    func sealAudit() throws -> String? {
+        guard !pendingAudit.isEmpty else { return nil }
+        var xid: String?
         let db = session.db
         var head: (seq: Int64, hash: [UInt8])?
         try db.query("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE") {
@@ -119,11 +123,16 @@ extension PostgresWriteContext {
             // The last INSERT moves the head in the same statement (a data-modifying WITH runs
             // to completion whether or not its rows are read).
             if rest.isEmpty {
-                sql = "WITH added AS (" + sql + ") UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1"
+                sql =
+                    "WITH added AS (" + sql + ") UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1 "
+                    + "RETURNING pg_current_xact_id()::text"
                 params += [.integer(seq), .bytes(prev)]
+                try db.query(sql, params) { xid = $0.text(0) }
+            } else {
+                try db.run(sql, params)
             }
-            try db.run(sql, params)
         }
         pendingAudit = []
+        return xid
     }
 }

@@ -198,6 +198,7 @@ final class PostgresGroupCommit: @unchecked Sendable {
         var failed: [Job] = []  // their own error, answered once the transaction ends
         var retry: [Job] = []
         var committing = false
+        var xid: String?
         var next = 0
         do {
             let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
@@ -240,9 +241,31 @@ final class PostgresGroupCommit: @unchecked Sendable {
             // A body that swallowed an error outside a savepoint left the transaction aborted:
             // its COMMIT would quietly roll back, so nothing may be reported written.
             guard c.isInOpenTransaction else { throw StoreError("the transaction was aborted", kind: .io) }
-            try ctx.sealAudit()
+            xid = try ctx.sealAudit()
+            if xid == nil && batch.contains(where: \.durable) {
+                try c.query("SELECT pg_current_xact_id()::text", context: "transaction id") { xid = $0.text(0) }
+            }
             committing = true
             try c.execute("COMMIT", context: "commit")
+        } catch let lost as PostgresError where committing && lost.isConnectionLost && xid != nil {
+            // The COMMIT was sent and its answer lost: ask the database what became of it.
+            switch outcome(ofTransaction: xid ?? "") {
+            case "committed":
+                logger.warning("store: a commit's answer was lost; the transaction committed")
+                for j in ran + failed { j.done.signal() }
+                again(retry)
+            case "aborted":
+                logger.warning("store: a commit's answer was lost; the transaction rolled back: its writes run again")
+                let unfinished = ran + failed
+                for j in unfinished { j.result = .failure(lost) }
+                again(unfinished + retry)
+            default:
+                logger.warning(
+                    "store: a commit's answer was lost and its outcome cannot be read", ["sqlstate": lost.sqlState])
+                for j in ran + failed { j.finish(.failure(Self.mapped(lost))) }
+                again(retry)
+            }
+            return
         } catch {
             if c.isInTransaction { try? c.execute("ROLLBACK", context: "rollback") }
             if let e = error as? PostgresError, e.isConnectionLost {
@@ -263,5 +286,27 @@ final class PostgresGroupCommit: @unchecked Sendable {
         }
         for j in ran + failed { j.done.signal() }
         again(retry)
+    }
+
+    /// `committed`, `aborted` or nil (unknown): what became of transaction `xid`, asked on
+    /// another connection (PostgreSQL 13's `pg_xact_status`). A backend still finishing the
+    /// commit answers `in progress` for a moment: asked again for up to a second.
+    private func outcome(ofTransaction xid: String) -> String? {
+        let deadline = Date().addingTimeInterval(1)
+        while true {
+            var status: String?
+            do {
+                let c = try pool.checkout()
+                defer { pool.checkin(c) }
+                try c.query("SELECT pg_xact_status($1::xid8)", [.untyped(xid)], context: "transaction status") {
+                    status = $0.text(0)
+                }
+            } catch {
+                return nil
+            }
+            if status == "committed" || status == "aborted" { return status }
+            guard Date() < deadline else { return nil }
+            usleep(20_000)
+        }
     }
 }
