@@ -423,8 +423,10 @@ import TestSupport
         let pg = try SharedPostgres.server()
         let proxy = try CommitCuttingProxy(to: Int(pg.port))
         defer { proxy.stop() }
+        // In clear text, so the proxy can see the COMMIT (another test may switch TLS on).
         let through = try PostgresSettings(
-            conninfo: "host=127.0.0.1 port=\(proxy.port) dbname=\(db.name) user=\(pg.user) connect_timeout=5",
+            conninfo:
+                "host=127.0.0.1 port=\(proxy.port) dbname=\(db.name) user=\(pg.user) connect_timeout=5 sslmode=disable",
             password: pg.password)
         let store = try open(through)
         defer { store.close() }
