@@ -161,17 +161,29 @@ public final class PostgresCoordination: Coordination {
         signal.lock()
         signal.broadcast()
         signal.unlock()
-        // The heartbeat stops before the lease is given up, so it cannot renew it after.
-        beaterDone.wait()
-        defer { listenerDone.wait() }
+        // The heartbeat thread gives the lease up on its way out (`giveUp`). Both waits are
+        // bounded: a thread caught in a connection attempt (a name lookup, which libpq's
+        // connect_timeout does not cover) must not hold the process at SIGTERM; the lease then
+        // runs out by itself.
+        if beaterDone.wait(timeout: .now() + 5) == .timedOut {
+            logger.warning("cluster: the heartbeat did not end within 5 s at stop; the lease runs out by itself")
+        }
+        if listenerDone.wait(timeout: .now() + 5) == .timedOut {
+            logger.warning("cluster: the notification listener did not end within 5 s at stop")
+        }
+    }
+
+    /// At stop, on the heartbeat's own connection: gives the lease up (another node takes over
+    /// at its next pass, not when the lease would have run out) and removes this node's row.
+    /// Without a working connection nothing is opened: the lease and the row age out.
+    private func giveUp(_ conn: PostgresConnection?) {
+        guard let c = conn, c.isUsable else { return }
         do {
-            let c = try connect()
             try c.run(
                 "UPDATE leader_lease SET lease_until = 0 WHERE name = $1 AND holder = $2",
                 [.text(Self.leaseName), .text(nodeID)], context: "leader lease")
             try c.run("DELETE FROM nodes WHERE node_id = $1", [.text(nodeID)], context: "heartbeat")
         } catch {
-            // The lease runs out by itself and the row ages out of the list.
             logger.warning("cluster: could not give the leader lease up at stop", ["error": "\(error)"])
         }
     }
@@ -197,7 +209,10 @@ public final class PostgresCoordination: Coordination {
                 defer { s.pending.removeAll() }
                 return (s.closed, s.pending)
             }
-            if closed { return }
+            if closed {
+                giveUp(conn)
+                return
+            }
             if !channels.isEmpty { send(channels, &conn) }
             if Self.monotonic() >= nextBeat {
                 beat(&conn)
