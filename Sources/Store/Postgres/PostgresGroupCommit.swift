@@ -19,27 +19,9 @@ import HubLog
 /// whole fails before COMMIT (the connection broke), nothing of it is stored, and its writes
 /// run again; a failed COMMIT cannot be known to have failed, so its writes report the error.
 final class PostgresGroupCommit: @unchecked Sendable {
-    // @unchecked Sendable: `pending` and `stopping` are guarded by `condition`; a job's
-    // `result` and `attempts` are set by the one lane running it, read after `done`.
-    final class Job: @unchecked Sendable {
-        let body: (PostgresWriteContext) throws -> Any
-        let isolated: Bool
-        let durable: Bool
-        var attempts = 0
-        var result: Result<Any, any Error> = .failure(StoreError("not run"))
-        let done = DispatchSemaphore(value: 0)
-
-        init(isolated: Bool, durable: Bool, _ body: @escaping (PostgresWriteContext) throws -> Any) {
-            self.isolated = isolated
-            self.durable = durable
-            self.body = body
-        }
-
-        func finish(_ r: Result<Any, any Error>) {
-            result = r
-            done.signal()
-        }
-    }
+    // @unchecked Sendable: the queue's lock also guards `delayed`.
+    typealias Job = WriteQueue<PostgresWriteContext>.Job
+    private let queue = WriteQueue<PostgresWriteContext>()
 
     /// Most writes in one transaction: larger batches hold their row locks longer. Stay under
     /// 64: each write's savepoint takes a subtransaction id, and past 64 in one transaction
@@ -51,9 +33,6 @@ final class PostgresGroupCommit: @unchecked Sendable {
 
     private let pool: PostgresPool
     private let logger: Logger
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var stopping = false
     /// Writes pausing before they run again (`again`).
     private var delayed = 0
     private let lanesDone = DispatchGroup()
@@ -73,61 +52,33 @@ final class PostgresGroupCommit: @unchecked Sendable {
     }
 
     func submit<T>(isolated: Bool, durable: Bool, _ body: @escaping (PostgresWriteContext) throws -> T) throws -> T {
-        let job = Job(isolated: isolated, durable: durable) { try body($0) }
-        condition.lock()
-        if stopping {
-            condition.unlock()
-            throw StoreError("store is closed")
-        }
-        pending.append(job)
-        condition.signal()
-        condition.unlock()
-        job.done.wait()
-        switch job.result {
-        case .success(let v):
-            guard let typed = v as? T else { throw StoreError("internal: write result of unexpected type") }
-            return typed
-        case .failure(let e): throw e
-        }
+        try queue.submit(isolated: isolated, durable: durable, body)
     }
 
     /// Lets the lanes finish what is queued, then ends them.
     func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
+        queue.condition.lock()
+        queue.stopping = true
+        queue.condition.broadcast()
+        queue.condition.unlock()
         lanesDone.wait()
     }
 
     private func lane() {
         while true {
-            condition.lock()
+            queue.condition.lock()
             // At stop, lanes end once nothing is queued or on its way back (a retry's pause).
-            while pending.isEmpty && (!stopping || delayed > 0) { condition.wait() }
-            if pending.isEmpty {
-                condition.unlock()
+            while queue.pending.isEmpty && (!queue.stopping || delayed > 0) { queue.condition.wait() }
+            if queue.pending.isEmpty {
+                queue.condition.unlock()
                 return
             }
-            let batch = takeBatch()
+            let batch = queue.takeBatch(limit: Self.maxBatch)
             // More is waiting: another lane may start on it while this one works.
-            if !pending.isEmpty { condition.signal() }
-            condition.unlock()
+            if !queue.pending.isEmpty { queue.condition.signal() }
+            queue.condition.unlock()
             run(batch)
         }
-    }
-
-    /// The next transaction's jobs (lock held): isolated jobs up to `maxBatch`; a job
-    /// without its own savepoint (Bulk) alone, so its failure takes no one else's write down.
-    private func takeBatch() -> [Job] {
-        if let first = pending.first, !first.isolated {
-            pending.removeFirst()
-            return [first]
-        }
-        let n = min(Self.maxBatch, pending.firstIndex { !$0.isolated } ?? pending.count)
-        let batch = Array(pending.prefix(n))
-        pending.removeFirst(n)
-        return batch
     }
 
     /// Queues `jobs` again, ahead of newer writes, after a short random pause (so two writes
@@ -146,17 +97,17 @@ final class PostgresGroupCommit: @unchecked Sendable {
         }
         guard let most = requeued.map(\.attempts).max() else { return }
         logger.debug("store: writes run again", ["writes": String(requeued.count)])
-        condition.lock()
+        queue.condition.lock()
         delayed += requeued.count
-        condition.unlock()
+        queue.condition.unlock()
         let pause = Double.random(in: 0.001...(0.010 * Double(most)))
         let back = requeued
         DispatchQueue.global().asyncAfter(deadline: .now() + pause) { [self] in
-            condition.lock()
+            queue.condition.lock()
             delayed -= back.count
-            pending.insert(contentsOf: back, at: 0)
-            condition.signal()
-            condition.unlock()
+            queue.pending.insert(contentsOf: back, at: 0)
+            queue.condition.signal()
+            queue.condition.unlock()
         }
     }
 

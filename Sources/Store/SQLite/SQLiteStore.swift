@@ -192,20 +192,10 @@ extension Result {
 
 /// The single writer thread and its queue.
 final class GroupCommitWriter: @unchecked Sendable {
-    // @unchecked Sendable: `pending` and `stopping` are guarded by `condition`; the
-    // connection is used only by the writer thread.
-    private final class Job: @unchecked Sendable {
-        let body: (SQLiteWriteContext) throws -> Any
-        let isolated: Bool
-        let durable: Bool
-        var result: Result<Any, any Error> = .failure(StoreError("not run"))
-        let done = DispatchSemaphore(value: 0)
-        init(isolated: Bool, durable: Bool, _ body: @escaping (SQLiteWriteContext) throws -> Any) {
-            self.isolated = isolated
-            self.durable = durable
-            self.body = body
-        }
-    }
+    // @unchecked Sendable: the queue guards its own state; the connection is used only by the
+    // writer thread.
+    private typealias Job = WriteQueue<SQLiteWriteContext>.Job
+    private let queue = WriteQueue<SQLiteWriteContext>()
 
     private let db: SQLiteConnection
     private let logger: Logger
@@ -230,9 +220,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         return !durabilityLost
     }
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
     /// Most requests folded into one transaction.
     static let maxBatch = 256
@@ -247,66 +234,37 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     var queued: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return pending.count
+        queue.condition.lock()
+        defer { queue.condition.unlock() }
+        return queue.pending.count
     }
 
     func submit<T>(isolated: Bool, durable: Bool, _ body: @escaping (SQLiteWriteContext) throws -> T) throws -> T {
-        let job = Job(isolated: isolated, durable: durable) { try body($0) }
-        condition.lock()
-        if stopping {
-            condition.unlock()
-            throw StoreError("store is closed")
-        }
-        pending.append(job)
-        condition.signal()
-        condition.unlock()
-        job.done.wait()
-        switch job.result {
-        case .success(let v):
-            guard let typed = v as? T else { throw StoreError("internal: write result of unexpected type") }
-            return typed
-        case .failure(let e): throw e
-        }
+        try queue.submit(isolated: isolated, durable: durable, body)
     }
 
     func stop() {
-        condition.lock()
-        let already = stopping
-        stopping = true
-        condition.signal()
-        condition.unlock()
+        queue.condition.lock()
+        let already = queue.stopping
+        queue.stopping = true
+        queue.condition.signal()
+        queue.condition.unlock()
         if !already { finished.wait() }
     }
 
     private func run() {
         while true {
-            condition.lock()
-            while pending.isEmpty && !stopping { condition.wait() }
-            if pending.isEmpty && stopping {
-                condition.unlock()
+            queue.condition.lock()
+            while queue.pending.isEmpty && !queue.stopping { queue.condition.wait() }
+            if queue.pending.isEmpty && queue.stopping {
+                queue.condition.unlock()
                 finished.signal()
                 return
             }
-            let batch = takeBatch()
-            condition.unlock()
+            let batch = queue.takeBatch(limit: Self.maxBatch)
+            queue.condition.unlock()
             commit(batch)
         }
-    }
-
-    /// The next transaction's jobs (called with the lock held): isolated jobs, each in its
-    /// own savepoint, up to `maxBatch`; a non-isolated job (Bulk) alone, so that when it
-    /// fails it cannot take other clients' requests down with it.
-    private func takeBatch() -> [Job] {
-        if let first = pending.first, !first.isolated {
-            pending.removeFirst()
-            return [first]
-        }
-        let n = min(Self.maxBatch, pending.firstIndex { !$0.isolated } ?? pending.count)
-        let batch = Array(pending.prefix(n))
-        pending.removeFirst(n)
-        return batch
     }
 
     private func fail(_ batch: [Job], _ error: StoreError) {
