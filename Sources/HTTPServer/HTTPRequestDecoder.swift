@@ -326,7 +326,9 @@ struct HTTPRequestDecoder {
                 let line = input.bytes[input.readIndex..<lineEnd]
                 // chunk-size [ chunk-ext ]: extensions are ignored (RFC 9112 §7.1.1).
                 let sizeBytes = line.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
-                guard !sizeBytes.isEmpty, sizeBytes.count <= 8,
+                // chunk-size = 1*HEXDIG: digits only. Int(_:radix:) also takes a sign, and a
+                // negative size made the data phase slice backwards (found by the http fuzzer).
+                guard !sizeBytes.isEmpty, sizeBytes.count <= 8, sizeBytes.allSatisfy(Self.isHexDigit),
                     let size = Int(String(decoding: sizeBytes, as: UTF8.self), radix: 16)
                 else {
                     throw HTTPDecodeError(status: 400, reason: "invalid chunk size")
@@ -381,6 +383,10 @@ struct HTTPRequestDecoder {
                 }
             }
         }
+    }
+
+    private static func isHexDigit(_ b: UInt8) -> Bool {
+        (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b)
     }
 
     private func findCRLF(_ input: InputBuffer) -> Int? {
