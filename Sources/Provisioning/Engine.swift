@@ -111,6 +111,9 @@ public final class ProvisioningEngine: HubService {
         var started = false
         /// Dispatch passes under way: jobs they claimed are leased but not yet in `running`.
         var dispatching = 0
+        /// Jobs that ended whose verdict on the target's circuit is still being written: not
+        /// idle yet (a test or tool reading the circuit after `waitUntilIdle` sees the verdict).
+        var settling = 0
         var woken = false
     }
 
@@ -239,7 +242,7 @@ public final class ProvisioningEngine: HubService {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let busy = runtime.withLock { r in
-                r.dispatching > 0 || !r.running.isEmpty || r.backlog.values.contains { !$0.isEmpty }
+                r.dispatching > 0 || r.settling > 0 || !r.running.isEmpty || r.backlog.values.contains { !$0.isEmpty }
             }
             let now = clock.now()
             let due =
@@ -487,6 +490,7 @@ public final class ProvisioningEngine: HubService {
                 if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
                 let (wasProbe, seen) = runtime.withLock { r -> (Bool, CircuitBreaker.State) in
                     r.running.remove(key)
+                    r.settling += 1
                     r.inFlight[target.name, default: 1] -= 1
                     let probe = r.probes[target.name] == key
                     if probe { r.probes[target.name] = nil }
@@ -498,6 +502,7 @@ public final class ProvisioningEngine: HubService {
                 if outcome == .retryableFailure || wasProbe || (outcome == .reached && seen != .closed(failures: 0)) {
                     transition(target, outcome, now: now)
                 }
+                runtime.withLock { $0.settling -= 1 }
                 wakeDispatcher()
             }
         }
