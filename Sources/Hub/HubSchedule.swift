@@ -107,11 +107,12 @@ final class HubSchedule: HubService {
     }
 }
 
-/// With several nodes on one store: the leader fails, every `seconds`, the reconciliation
-/// runs whose node is no longer alive ("interrupted: node ID stopped during the run"),
-/// audited as `reconcile.interrupt`. A node counts as alive while its heartbeat is within
-/// the coordination's lease, so a run of a node killed with `kill -9` is failed within the
-/// lease plus one pass. On SQLite the one hub fails its interrupted runs at start-up instead.
+/// The leader fails, every `seconds`, the reconciliation runs whose node is no longer alive
+/// ("interrupted: node ID stopped during the run") and the command line's runs whose leases
+/// on their targets lapsed (`scimhub reconcile` killed), each audited as `reconcile.interrupt`.
+/// A node counts as alive while its heartbeat is within the coordination's lease, so a run
+/// of a node killed with `kill -9` is failed within the lease plus one pass. A node alone
+/// (SQLite) fails its own interrupted runs at start-up; here it finds the command line's.
 final class InterruptedRunWatch: HubService {
     var serviceName: String { "interrupted-runs" }
     private let runs: ReconciliationRuns

@@ -140,7 +140,8 @@ public final class HubServer: Sendable {
                 logger: logger, notifier: notifier, nodeID: coordination.nodeID, wake: { e?.wake() })
             // Runs left "running" by a stopped process: on a node alone that is certain; with
             // several nodes the run may be going on elsewhere, so the leader fails only the runs
-            // of nodes no longer alive (`InterruptedRunWatch`).
+            // of nodes no longer alive, and those of the command line once their leases lapsed
+            // (`InterruptedRunWatch`, which a node alone runs for the command line's runs).
             if coordination.isSoleNode { try runs?.failInterrupted() }
         }
         reconciliations = runs
@@ -231,10 +232,7 @@ public final class HubServer: Sendable {
                 store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",
                 logger: logger, isLeader: isLeader)
         }
-        let runWatch = runs.flatMap { r in
-            coordination.isSoleNode
-                ? nil : InterruptedRunWatch(runs: r, coordination: coordination, logger: logger)
-        }
+        let runWatch = runs.map { InterruptedRunWatch(runs: $0, coordination: coordination, logger: logger) }
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [
             checkpointer, forwarder, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions,

@@ -38,8 +38,8 @@ public final class ReconciliationRuns: Sendable {
     /// This process's node (`Coordination.nodeID`), recorded in the summary of every run it
     /// runs so the leader can fail the run when the node dies; nil (the command line): none.
     let nodeID: String?
-    private let busyTargets = Mutex<Set<String>>([])
     private let progress = Mutex<[String: [String: Int]]>([:])
+    private let working = Mutex<Set<String>>([])
 
     public init(
         reconciler: Reconciler, store: any HubStore, logger: Logger, notifier: Notifier? = nil, nodeID: String? = nil,
@@ -65,14 +65,15 @@ public final class ReconciliationRuns: Sendable {
     /// are left alone. Each run failed is audited (`reconcile.interrupt`). Returns how many.
     @discardableResult
     public func failRunsOfStoppedNodes(aliveNodes: () throws -> Set<String>) throws -> Int {
-        let others = try store.read { try $0.unfinishedRuns() }.compactMap {
-            run -> (ReconciliationRunRecord, String)? in
+        let unfinished = try store.read { try $0.unfinishedRuns() }
+        // Runs that name no node (the command line's) are failed once their leases lapsed.
+        var failed = try failRunsWithoutLease(unfinished.filter { $0.node == nil })
+        let others = unfinished.compactMap { run -> (ReconciliationRunRecord, String)? in
             guard let node = run.node, node != nodeID else { return nil }
             return (run, node)
         }
-        guard !others.isEmpty else { return 0 }
+        guard !others.isEmpty else { return failed }
         let alive = try aliveNodes()
-        var failed = 0
         for (run, node) in others where !alive.contains(node) {
             let reason = Self.interruptedReason(node: node)
             let marked = try store.write { w in
@@ -96,6 +97,38 @@ public final class ReconciliationRuns: Sendable {
         }
         return failed
     }
+
+    /// Fails the runs of `candidates` that hold no lease any more, each audited as
+    /// `reconcile.interrupt` (attributes: the targets and `node:none`).
+    private func failRunsWithoutLease(_ candidates: [ReconciliationRunRecord]) throws -> Int {
+        var failed = 0
+        for run in candidates {
+            let reason = Self.lapsedReason
+            let marked = try store.write { w in
+                guard
+                    try w.connection.interruptRunWithoutLease(
+                        id: run.id, reason: reason, now: Date().timeIntervalSince1970)
+                else { return false }
+                try AuditLog.append(
+                    w,
+                    .now(
+                        principal: "scheduler", action: "reconcile.interrupt", resourceType: "Reconciliation",
+                        resourceID: run.id, attributes: Self.strings(run.targets) + ["node:none"],
+                        requestID: run.id, outcome: "failed: \(reason)"))
+                return true
+            }
+            guard marked else { continue }
+            failed += 1
+            logger.warning(
+                "reconciliation run whose process stopped marked failed",
+                ["event": "reconcile.interrupt", "run": run.id])
+        }
+        return failed
+    }
+
+    /// The reason a run of the command line is failed with once its leases lapsed.
+    public static let lapsedReason =
+        "interrupted: the process running it stopped (its lease on the targets lapsed)"
 
     /// The reason a run whose node stopped is failed with.
     public static func interruptedReason(node: String) -> String {
@@ -137,34 +170,34 @@ public final class ReconciliationRuns: Sendable {
         // The version the engine runs: the newest one (the hub records its policy at start).
         // Read before the targets are reserved, so a storage failure leaves nothing reserved.
         let policyVersion = try store.read { try $0.latestPolicyVersion()?.version }
-        try reserve(names)
         let id = UUIDv7.make()
         let now = Date().timeIntervalSince1970
         let record = ReconciliationRunRecord(
             id: id, state: .queued, mode: mode.rawValue, targets: Self.jsonArray(names),
             categories: Self.jsonArray(categories.map(\.rawValue)), requestedBy: principal, created: now, finished: nil,
             summary: JSONWriter().string(.object(ownSummary())), policyVersion: policyVersion)
-        do {
-            try store.write { w in
-                try w.connection.insertRun(record)
-                try AuditLog.append(
-                    w,
-                    .now(
-                        principal: principal, action: "reconcile.start", resourceType: "Reconciliation", resourceID: id,
-                        attributes: names.map { "\($0):\(mode.rawValue)" }, requestID: requestID))
-            }
-        } catch {
-            release(names)
-            throw error
+        try store.write { w in
+            try Self.takeTargets(w, names, runID: id)
+            try w.connection.insertRun(record)
+            try AuditLog.append(
+                w,
+                .now(
+                    principal: principal, action: "reconcile.start", resourceType: "Reconciliation", resourceID: id,
+                    attributes: names.map { "\($0):\(mode.rawValue)" }, requestID: requestID))
         }
+        let lease = RunLease(runID: id, targets: names.count, store: store, logger: logger)
         let cats = Set(categories)
+        working.withLock { _ = $0.insert(id) }
+        let body: @Sendable () -> Void = { [self] in
+            self.execute(
+                id: id, targets: names, mode: mode, categories: cats, principal: principal, lease: lease,
+                onProgress: onProgress)
+            self.working.withLock { _ = $0.remove(id) }
+        }
         if wait {
-            execute(id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress)
+            body()
         } else {
-            let t = Thread { [self] in
-                self.execute(
-                    id: id, targets: names, mode: mode, categories: cats, principal: principal, onProgress: onProgress)
-            }
+            let t = Thread(block: body)
             t.name = "reconcile"
             t.start()
         }
@@ -180,15 +213,20 @@ public final class ReconciliationRuns: Sendable {
             throw ReconciliationRequestError.conflict("the run is \(run.state), not awaiting confirmation")
         }
         let names = Self.strings(run.targets)
-        try reserve(names)
         var summary = Self.object(run.summary)
         summary["confirmedBy"] = .string(principal)
         // The remediation runs here, whichever node compared.
         summary["node"] = nodeID.map { .string($0) }
         let text = JSONWriter().string(.object(summary))
-        var confirmed = false
-        defer { if !confirmed { release(names) } }
         try store.write { w in
+            // The targets first: a confirmation on another node at the same instant waits for
+            // them, then reads the run as it left it (remediating) and is refused below.
+            try Self.takeTargets(w, names, runID: id)
+            let now = try w.connection.reconciliationRun(id: id)?.state
+            guard now == .awaitingConfirmation else {
+                throw ReconciliationRequestError.conflict(
+                    "the run is \(now.map { "\($0)" } ?? "gone"), not awaiting confirmation")
+            }
             try w.connection.updateRun(id: id, state: .remediating, summary: text, finished: nil)
             try AuditLog.append(
                 w,
@@ -196,13 +234,18 @@ public final class ReconciliationRuns: Sendable {
                     principal: principal, action: "reconcile.confirm", resourceType: "Reconciliation", resourceID: id,
                     attributes: names, requestID: requestID))
         }
-        confirmed = true
+        let lease = RunLease(runID: id, targets: names.count, store: store, logger: logger)
         let fixed = summary
+        working.withLock { _ = $0.insert(id) }
         let body: @Sendable () -> Void = { [self] in
-            self.remediateAll(id: id, targets: names, summary: fixed, principal: principal)
+            self.remediateAll(id: id, targets: names, summary: fixed, principal: principal, lease: lease)
+            self.working.withLock { _ = $0.remove(id) }
         }
         if wait { body() } else { Thread(block: body).start() }
     }
+
+    /// The runs this process is working on now (comparing or remediating).
+    public var workingOn: Set<String> { working.withLock { $0 } }
 
     /// The run's record with live progress (accounts listed per target while running).
     public func status(id: String) throws -> JSONObject {
@@ -270,7 +313,7 @@ public final class ReconciliationRuns: Sendable {
 
     private func execute(
         id: String, targets: [String], mode: Mode, categories: Set<FindingCategory>, principal: String,
-        onProgress: (@Sendable (String, Int) -> Void)?
+        lease: RunLease, onProgress: (@Sendable (String, Int) -> Void)?
     ) {
         var summary = ownSummary()
         summary["targets"] = .object(JSONObject())
@@ -303,7 +346,7 @@ public final class ReconciliationRuns: Sendable {
         }
         progress.withLock { $0[id] = nil }
         guard mode == .remediate else {
-            finish(id, summary, principal: principal, targets: targets)
+            finish(id, summary, principal: principal, targets: targets, lease: lease)
             return
         }
         // The mass-change guard: too many disables or deletes waits for a person to confirm.
@@ -316,22 +359,31 @@ public final class ReconciliationRuns: Sendable {
                     + "POST /admin/reconciliations/\(id)/confirm to apply"
             )
             summary["heldTargets"] = .array(held.map { .string($0) })
-            update(id, .awaitingConfirmation, summary)
-            release(targets)
+            lease.end()
+            update(id, .awaitingConfirmation, summary, releasing: true)
             logger.notice("reconciliation waits for confirmation (mass-change guard)", ["run": id])
             return
         }
-        // The targets stay reserved from comparison through remediation; finish releases them.
-        remediateAll(id: id, targets: targets, summary: summary, principal: principal)
+        // The targets stay leased from comparison through remediation; finish gives them back.
+        remediateAll(id: id, targets: targets, summary: summary, principal: principal, lease: lease)
     }
 
-    private func remediateAll(id: String, targets: [String], summary start: JSONObject, principal: String) {
+    private func remediateAll(
+        id: String, targets: [String], summary start: JSONObject, principal: String, lease: RunLease
+    ) {
         var summary = start
         for name in targets {
             guard let t = reconciler.policy.target(name),
                 var entry = summary["targets"]?.objectValue?[name]?.objectValue,
                 entry["state"]?.stringValue == "done"
             else { continue }
+            // The lease lapsed (this process could not renew it for a whole lease): another run
+            // may hold the target now, and its findings are fresher than these.
+            if lease.lost {
+                entry["remediationError"] = .string(RunLease.lostReason)
+                summary.setTarget(name, entry)
+                continue
+            }
             do {
                 entry["remediated"] = .int(try reconciler.remediate(runID: id, target: t, principal: principal))
             } catch {
@@ -340,10 +392,11 @@ public final class ReconciliationRuns: Sendable {
             summary.setTarget(name, entry)
         }
         wake()
-        finish(id, summary, principal: principal, targets: targets)
+        finish(id, summary, principal: principal, targets: targets, lease: lease)
     }
 
-    private func finish(_ id: String, _ summary: JSONObject, principal: String, targets: [String]) {
+    private func finish(_ id: String, _ summary: JSONObject, principal: String, targets: [String], lease: RunLease) {
+        lease.end()
         let failed =
             summary["targets"]?.objectValue?.members.contains {
                 $0.value.objectValue?["state"]?.stringValue == "failed"
@@ -355,6 +408,7 @@ public final class ReconciliationRuns: Sendable {
                 // Failed meanwhile as interrupted (this node was taken for dead): that stays.
                 guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
                 try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
+                try w.connection.releaseReconciliationLeases(runID: id)
                 try AuditLog.append(
                     w,
                     .now(
@@ -378,15 +432,18 @@ public final class ReconciliationRuns: Sendable {
                 "reconciliation result cannot be stored", ["run": id, "error": "\(error)".prefix(200).description])
         }
         notifier?.wake()
-        release(targets)
     }
 
-    private func update(_ id: String, _ state: RunState, _ summary: JSONObject) {
+    /// Saves the run's progress; `releasing` gives its targets back in the same write (it
+    /// waits for a person now). Best effort: a store outage leaves the previous progress, and
+    /// the leases lapse by themselves.
+    private func update(_ id: String, _ state: RunState, _ summary: JSONObject, releasing: Bool = false) {
         let text = JSONWriter().string(.object(summary))
         _ = try? store.write { w in
             // Failed meanwhile as interrupted (this node was taken for dead): that stays.
             guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
             try w.connection.updateRun(id: id, state: state, summary: text, finished: nil)
+            if releasing { try w.connection.releaseReconciliationLeases(runID: id) }
         }
     }
 
@@ -399,17 +456,15 @@ public final class ReconciliationRuns: Sendable {
 
     // MARK: - One run per target
 
-    private func reserve(_ names: [String]) throws {
-        try busyTargets.withLock { (busy: inout Set<String>) throws(ReconciliationRequestError) in
-            if let taken = names.first(where: busy.contains) {
-                throw ReconciliationRequestError.conflict("a reconciliation of target '\(taken)' is already running")
-            }
-            busy.formUnion(names)
+    /// Leases `names` to the run in the caller's write, or throws a conflict naming the target
+    /// another run holds (on any node, or the command line), leaving the write to roll back.
+    static func takeTargets(_ w: any StoreWriter, _ names: [String], runID: String) throws {
+        let now = Date().timeIntervalSince1970
+        if let taken = try w.connection.takeReconciliationLeases(
+            targets: names, runID: runID, until: now + RunLease.seconds, now: now)
+        {
+            throw ReconciliationRequestError.conflict("a reconciliation of target '\(taken)' is already running")
         }
-    }
-
-    private func release(_ names: [String]) {
-        busyTargets.withLock { $0.subtract(names) }
     }
 
     // MARK: - Helpers
@@ -439,6 +494,68 @@ public final class ReconciliationRuns: Sendable {
     }
 
     static func time(_ t: Double) -> String { Timestamp.format(t) }
+}
+
+/// A run's hold on its targets in the store (`reconciliation_leases`), renewed on its own
+/// thread while the run works, so that a target listing that takes minutes cannot let it
+/// lapse; a process that dies stops renewing and the targets are free a lease later.
+final class RunLease: Sendable {
+    /// How long a lease holds without renewal, and how often it is renewed.
+    static let seconds = 60.0
+    static let renewEvery = 15.0
+    static let lostReason =
+        "not remediated: the run lost its lease on the target (the hub could not renew it for "
+        + "\(Int(seconds)) s) and another run may hold it; start a new run"
+
+    let runID: String
+    private let targets: Int
+    private let store: any HubStore
+    private let logger: Logger
+    private let stop = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let lostFlag = Atomic<Bool>(false)
+    private let endedFlag = Atomic<Bool>(false)
+
+    /// True once a renewal found a target no longer held by this run.
+    var lost: Bool { lostFlag.load(ordering: .relaxed) }
+
+    init(runID: String, targets: Int, store: any HubStore, logger: Logger) {
+        self.runID = runID
+        self.targets = targets
+        self.store = store
+        self.logger = logger
+        let t = Thread { [self] in
+            while self.stop.wait(timeout: .now() + Self.renewEvery) == .timedOut { self.renew() }
+            self.stopped.signal()
+        }
+        t.name = "reconcile-lease"
+        t.start()
+    }
+
+    private func renew() {
+        let (id, until) = (runID, Date().timeIntervalSince1970 + Self.seconds)
+        do {
+            let held = try store.write(isolated: true, durable: false) {
+                try $0.connection.renewReconciliationLeases(runID: id, until: until)
+            }
+            if held < targets, !lostFlag.exchange(true, ordering: .relaxed) {
+                logger.error("reconciliation run lost its lease on a target; it will not remediate", ["run": id])
+            }
+        } catch {
+            // The lease holds for `seconds`: three more tries before it can lapse.
+            logger.warning(
+                "reconciliation run cannot renew its lease; retried",
+                ["run": id, "error": String(describing: error).prefix(200).description])
+        }
+    }
+
+    /// Stops renewing, before the run's last write gives the targets back with its state (if
+    /// that write fails, they lapse). Once; later calls return at once.
+    func end() {
+        guard !endedFlag.exchange(true, ordering: .relaxed) else { return }
+        stop.signal()
+        stopped.wait()
+    }
 }
 
 extension JSONObject {

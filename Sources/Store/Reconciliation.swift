@@ -83,15 +83,37 @@ public protocol ReconciliationStore {
     /// Most recent first.
     func reconciliationRuns(limit: Int) throws -> [ReconciliationRunRecord]
 
-    /// Runs left `running` by a process that stopped: they are failed at start-up.
+    /// Runs left `running` by a process that stopped: they are failed at start-up, and the
+    /// targets they held are free.
     func interruptRuns(now: Double) throws -> Int
 
     /// Runs not finished yet (queued, running or remediating), oldest first.
     func unfinishedRuns() throws -> [ReconciliationRunRecord]
 
     /// Fails one run that is still unfinished and still run by `node` (its summary's `node`),
-    /// with `reason` in its summary; false when it finished or moved on meanwhile.
+    /// with `reason` in its summary, and frees its targets; false when it finished or moved on
+    /// meanwhile.
     func interruptRun(id: String, node: String, reason: String, now: Double) throws -> Bool
+
+    /// Fails one unfinished run that holds no lease at `now` (its process stopped renewing
+    /// them: the command line's runs name no node), with `reason`; false otherwise.
+    func interruptRunWithoutLease(id: String, reason: String, now: Double) throws -> Bool
+
+    /// Takes every one of `targets` for run `runID` until `until`, or none of them: a target
+    /// whose lease another run holds (not lapsed at `now`) is returned, and whatever this call
+    /// took is given back. One run per target at a time, for every node and command line on
+    /// the store; a process that dies lets its leases lapse.
+    func takeReconciliationLeases(targets: [String], runID: String, until: Double, now: Double) throws -> String?
+
+    /// Moves the run's leases to `until`; returns how many it still holds (fewer than it took:
+    /// one lapsed and another run took the target).
+    func renewReconciliationLeases(runID: String, until: Double) throws -> Int
+
+    /// Gives the run's targets back (it finished, failed, or waits for a confirmation).
+    func releaseReconciliationLeases(runID: String) throws
+
+    /// The targets held at `now`, each with the run holding it.
+    func reconciliationLeases(now: Double) throws -> [String: String]
 
     func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws
 

@@ -698,6 +698,11 @@ import Postgres
         let before = try #require(listed(watcher.port))
         #expect(before["state"]?.stringValue == "running")
         #expect(before["summary"]?.objectValue?["node"]?.stringValue == victimID)
+        // One run per target for the cluster: another node refuses a second run on it.
+        let refused = Self.call(
+            watcher.port, "POST", "/admin/reconciliations", token: cluster.admin, body: #"{"targets": ["ehr"]}"#)
+        #expect(refused?.status == 409, "\(refused?.text ?? "")")
+        #expect(refused?.text.contains("'ehr' is already running") == true, "\(refused?.text ?? "")")
         victim.kill9()
         let killed = Date()
         let reason = "interrupted: node \(victimID) stopped during the run"

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import Testing
 import ConnectorKit
 import EHRRestConnector
 import EHRTestServer
+import HubLog
 import JSONCore
+import Provisioning
 import Store
 import TestSupport
 
@@ -320,18 +323,118 @@ import TestSupport
             try hub.server.store.write {
                 try $0.connection.interruptRun(id: id, node: runner, reason: reason, now: Date().timeIntervalSince1970)
             })
+        // Failing the run freed its target at once: a new run is accepted while the old one
+        // still lists (its lease is gone, so it would not remediate).
+        let next = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
+        #expect(next.status == 202, "\(next.text)")
         ehr.setLatency(0)
-        // The run's thread has ended once its target is free again: a new run is accepted.
-        var next: RawResponse? = nil
-        eventually("the target is free again", timeout: 30) {
-            next = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
-            return next?.status == 202
-        }
+        let runs = try #require(hub.server.reconciliations)
+        eventually("the old run's thread has ended", timeout: 30) { !runs.workingOn.contains(id) }
         let r = try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object
         #expect(r["state"]?.stringValue == "failed")
         #expect(r["summary"]?.objectValue?["reason"]?.stringValue == reason)
         #expect(
             !(try hub.call("GET", "/admin/audit?resourceId=\(id)", token: hub.admin).text.contains("reconcile.finish")))
-        if let second = next?.object["id"]?.stringValue { _ = try waitFor(hub, second) }
+        if let second = next.object["id"]?.stringValue { _ = try waitFor(hub, second) }
+    }
+
+    /// Another process on the same store (a second node, or `scimhub reconcile` on the
+    /// hub's data): a target one of them is reconciling is refused to the other until the
+    /// run ends.
+    @Test func aRunInAnotherProcess_holdsItsTargets_untilItEnds() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        let mine = try #require(hub.server.reconciliations)
+        let other = ReconciliationRuns(
+            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true),
+            nodeID: "other-node")
+        ehr.seed((0..<1000).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
+        ehr.setLatency(0.5)
+        let elsewhere = try other.start(
+            targets: ["ehr"], mode: .report, categories: nil, principal: "cli", requestID: "cli")
+        let refused = try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}")
+        #expect(refused.status == 409, "\(refused.text)")
+        #expect(refused.object["detail"]?.stringValue == "a reconciliation of target 'ehr' is already running")
+        // And the other way round, for the run that waits.
+        #expect(throws: ReconciliationRequestError.conflict("a reconciliation of target 'ehr' is already running")) {
+            try other.start(targets: ["ehr"], mode: .report, categories: nil, principal: "cli", requestID: "cli")
+        }
+        ehr.setLatency(0)
+        _ = try waitFor(hub, elsewhere)
+        #expect(try hub.server.store.read { try $0.reconciliationLeases(now: Date().timeIntervalSince1970) } == [:])
+        _ = try waitFor(hub, try start(hub, "{}"))
+    }
+
+    /// A process that died holding a target (`kill -9` of `scimhub reconcile`): the target is
+    /// refused while its lease runs and free once it has lapsed.
+    @Test func aTargetHeldByADeadProcess_isFreeWhenItsLeaseLapses() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        let now = Date().timeIntervalSince1970
+        #expect(
+            try hub.server.store.write {
+                try $0.connection.takeReconciliationLeases(targets: ["ehr"], runID: "dead", until: now + 60, now: now)
+            } == nil)
+        #expect(try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").status == 409)
+        // As if a minute had passed without renewal.
+        _ = try hub.server.store.write {
+            try $0.connection.renewReconciliationLeases(runID: "dead", until: now - 1)
+        }
+        _ = try waitFor(hub, try start(hub, "{}"))
+    }
+
+    /// `scimhub reconcile` killed mid-run: its run names no node, so it is failed once its
+    /// lease on the targets has lapsed (here, by a hub alone on SQLite); a command still
+    /// renewing its lease is left running.
+    @Test func aRunOfAKilledCommand_isFailedOnceItsLeaseLapses() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        let now = Date().timeIntervalSince1970
+        try hub.server.store.write { (w) throws -> Void in
+            for (id, target, until) in [("killed", "ehr", now - 1), ("working", "lab", now + 600)] {
+                try w.connection.insertRun(
+                    ReconciliationRunRecord(
+                        id: id, state: .running, mode: "report", targets: #"["\#(target)"]"#, categories: "[]",
+                        requestedBy: "cli", created: now, finished: nil, summary: "{}"))
+                #expect(
+                    try w.connection.takeReconciliationLeases(targets: [target], runID: id, until: until, now: now - 61)
+                        == nil)
+            }
+        }
+        func state(_ id: String) throws -> JSONObject {
+            try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object
+        }
+        eventually("the killed command's run is failed") { try state("killed")["state"]?.stringValue == "failed" }
+        #expect(try state("killed")["summary"]?.objectValue?["reason"]?.stringValue == ReconciliationRuns.lapsedReason)
+        #expect(try state("working")["state"]?.stringValue == "running")  // judged in the same pass
+        let audit = try hub.call("GET", "/admin/audit?action=reconcile.interrupt", token: hub.admin)
+        let entries = audit.object["entries"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        #expect(entries.map { $0["resourceId"]?.stringValue } == ["killed"], "\(audit.text)")
+        #expect(entries.first?["attributes"] == .array([.string("ehr"), .string("node:none")]))
+    }
+
+    /// Two people confirm the same held run at the same instant (on two nodes): one
+    /// remediation runs, the other confirmation is refused.
+    @Test func twoConfirmationsAtOnce_oneRemediates() throws {
+        let hub = try LiveHub(policy: policy(orphans: "delete", maxChanges: 1))
+        defer { hub.stop(); ehr.stop() }
+        try makeDrift(hub)
+        let id = try start(hub, #"{"mode": "remediate", "targets": ["ehr"]}"#)
+        _ = try waitFor(hub, id, state: "awaiting-confirmation")
+        let mine = try #require(hub.server.reconciliations)
+        let other = ReconciliationRuns(
+            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true),
+            nodeID: "other-node")
+        let outcomes = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = Result { try (i == 0 ? mine : other).confirm(id: id, principal: "cco\(i)", requestID: "c\(i)") }
+            outcomes.withLock { $0.append((try? r.get()).map { "ok" } ?? "\(r)") }
+        }
+        let all = outcomes.withLock { $0 }
+        #expect(all.filter { $0 == "ok" }.count == 1, "\(all)")
+        #expect(all.filter { $0.contains("not awaiting confirmation") || $0.contains("already running") }.count == 1)
+        _ = try waitFor(hub, id)
+        let audit = try hub.call("GET", "/admin/audit?resourceId=\(id)&action=reconcile.confirm", token: hub.admin)
+        #expect(audit.object["entries"]?.arrayValue?.count == 1, "\(audit.text)")
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Synchronization
 import Testing
 import JSONCore
 import SCIM
@@ -501,6 +502,84 @@ import TestSupport
         }
         let signOff = try t.store.read { try $0.runSignOff(id: "run1") }
         #expect(signOff?.by == "cco" && signOff?.at == 40 && signOff?.comment == "seen")
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func reconciliationLeases_oneRunPerTarget_allOrNone_lapsedOnesTakenOver(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        func take(_ targets: [String], _ run: String, now: Double) throws -> String? {
+            try t.store.write {
+                try $0.connection.takeReconciliationLeases(targets: targets, runID: run, until: now + 60, now: now)
+            }
+        }
+        func leases(_ now: Double) throws -> [String: String] {
+            try t.store.read { try $0.reconciliationLeases(now: now) }
+        }
+        #expect(try take(["ehr", "ldap"], "r1", now: 100) == nil)
+        // r2 wants ldap and sql: ldap is r1's, so r2 gets neither (sql was taken and given back).
+        #expect(try take(["sql", "ldap"], "r2", now: 110) == "ldap")
+        #expect(try leases(110) == ["ehr": "r1", "ldap": "r1"])
+        // r1 renews; a run renewing nothing holds nothing.
+        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r1", until: 200) } == 2)
+        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r9", until: 200) } == 0)
+        #expect(try take(["ehr"], "r2", now: 190) == "ehr")
+        // r1 stops renewing (its process died): at 200 its leases have lapsed and r2 takes one.
+        #expect(try leases(200) == [:])
+        #expect(try take(["ehr"], "r2", now: 200) == nil)
+        #expect(try leases(200) == ["ehr": "r2"])
+        // r1, back, learns it holds one target of two.
+        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r1", until: 300) } == 1)
+        try t.store.write { try $0.connection.releaseReconciliationLeases(runID: "r2") }
+        #expect(try leases(200) == ["ldap": "r1"])
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func reconciliationLeases_takenAtOnceByManyRuns_oneWins(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        let won = Mutex<[String]>([])
+        let failed = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 12) { i in
+            do {
+                let held = try t.store.write {
+                    try $0.connection.takeReconciliationLeases(
+                        targets: ["ehr", "ldap"], runID: "r\(i)", until: 160, now: 100)
+                }
+                if held == nil { won.withLock { $0.append("r\(i)") } }
+            } catch {
+                failed.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failed.withLock { $0 }.isEmpty)
+        let winners = won.withLock { $0 }
+        #expect(winners.count == 1, "\(winners)")
+        let leases = try t.store.read { try $0.reconciliationLeases(now: 100) }
+        #expect(leases == ["ehr": winners.first ?? "?", "ldap": winners.first ?? "?"])
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func interruptedRuns_freeTheirTargets(backend: StoreBackend) throws {
+        let t = try TempStore(backend)
+        @Sendable func run(_ id: String, _ state: String, summary: String) -> ReconciliationRunRecord {
+            ReconciliationRunRecord(
+                id: id, state: RunState(rawValue: state), mode: "report", targets: "[]", categories: "[]",
+                requestedBy: "ops", created: 1, finished: nil, summary: summary)
+        }
+        try t.store.write { (w) throws -> Void in
+            for (id, node, target) in [("a", "n1", "ehr"), ("b", "n2", "ldap")] {
+                try w.connection.insertRun(run(id, "running", summary: #"{"node":"\#(node)"}"#))
+                #expect(
+                    try w.connection.takeReconciliationLeases(targets: [target], runID: id, until: 900, now: 1) == nil)
+            }
+        }
+        // The leader fails n1's run: its target is free at once, not a lease later.
+        #expect(
+            try t.store.write {
+                try $0.connection.interruptRun(id: "a", node: "n1", reason: "interrupted", now: 5)
+            })
+        #expect(try t.store.read { try $0.reconciliationLeases(now: 5) } == ["ldap": "b"])
+        // A node alone starting up fails every unfinished run, and frees every target.
+        #expect(try t.store.write { try $0.connection.interruptRuns(now: 6) } == 1)
+        #expect(try t.store.read { try $0.reconciliationLeases(now: 6) } == [:])
     }
 
     @Test(arguments: StoreBackend.allCases)

@@ -573,6 +573,20 @@ enum PostgresMigrations {
             );
             """
         ),
+        (
+            7,
+            """
+            -- A target a reconciliation run is comparing or remediating: one run per target at a
+            -- time for every process on the store (nodes, the command line). The run renews its
+            -- lease while it works; a process that dies lets it lapse.
+            CREATE TABLE reconciliation_leases (
+                target TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                lease_until DOUBLE PRECISION NOT NULL
+            );
+            CREATE INDEX reconciliation_leases_run ON reconciliation_leases(run_id);
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

@@ -594,6 +594,20 @@ enum Migrations {
             );
             """
         ),
+        (
+            28,
+            """
+            -- A target a reconciliation run is comparing or remediating: one run per target at a
+            -- time for every process on the store (nodes, the command line). The run renews its
+            -- lease while it works; a process that dies lets it lapse.
+            CREATE TABLE reconciliation_leases (
+                target TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                lease_until REAL NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX reconciliation_leases_run ON reconciliation_leases(run_id);
+            """
+        ),
     ]
 
     /// Migration 18: holdings from before are first observed at the upgrade, from the

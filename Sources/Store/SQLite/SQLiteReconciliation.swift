@@ -62,12 +62,14 @@ extension SQLiteSession {
 
     /// Runs left `running` by a process that stopped: they are failed at start-up.
     public func interruptRuns(now: Double) throws -> Int {
-        try db.run(
+        let n = try db.run(
             """
             UPDATE reconciliation_runs SET state = 'failed', finished = ?,
                 summary = json_set(summary, '$.reason', 'interrupted: the hub stopped during the run')
             WHERE state IN ('queued', 'running', 'remediating')
             """, [.real(now)])
+        try dropLeasesOfEndedRuns()
+        return n
     }
 
     /// Runs not finished yet (queued, running or remediating), oldest first.
@@ -82,11 +84,69 @@ extension SQLiteSession {
 
     /// Fails one run that is still unfinished and still run by `node`.
     public func interruptRun(id: String, node: String, reason: String, now: Double) throws -> Bool {
+        let failed =
+            try db.run(
+                """
+                UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
+                WHERE id = ? AND state IN ('queued', 'running', 'remediating') AND json_extract(summary, '$.node') = ?
+                """, [.real(now), .text(reason), .text(id), .text(node)]) == 1
+        if failed { try releaseReconciliationLeases(runID: id) }
+        return failed
+    }
+
+    public func interruptRunWithoutLease(id: String, reason: String, now: Double) throws -> Bool {
         try db.run(
             """
             UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
-            WHERE id = ? AND state IN ('queued', 'running', 'remediating') AND json_extract(summary, '$.node') = ?
-            """, [.real(now), .text(reason), .text(id), .text(node)]) == 1
+            WHERE id = ? AND state IN ('queued', 'running', 'remediating')
+                AND NOT EXISTS (SELECT 1 FROM reconciliation_leases WHERE run_id = ? AND lease_until > ?)
+            """, [.real(now), .text(reason), .text(id), .text(id), .real(now)]) == 1
+    }
+
+    // MARK: - One run per target
+
+    public func takeReconciliationLeases(targets: [String], runID: String, until: Double, now: Double) throws
+        -> String?
+    {
+        for target in targets {
+            // Taken when free or lapsed; a live lease of another run (or of this one) stays.
+            let taken = try db.run(
+                """
+                INSERT INTO reconciliation_leases(target, run_id, lease_until) VALUES (?, ?, ?)
+                ON CONFLICT(target) DO UPDATE SET run_id = excluded.run_id, lease_until = excluded.lease_until
+                WHERE reconciliation_leases.lease_until <= ?
+                """, [.text(target), .text(runID), .real(until), .real(now)])
+            if taken == 0 {
+                try releaseReconciliationLeases(runID: runID)
+                return target
+            }
+        }
+        return nil
+    }
+
+    public func renewReconciliationLeases(runID: String, until: Double) throws -> Int {
+        try db.run("UPDATE reconciliation_leases SET lease_until = ? WHERE run_id = ?", [.real(until), .text(runID)])
+    }
+
+    public func releaseReconciliationLeases(runID: String) throws {
+        try db.run("DELETE FROM reconciliation_leases WHERE run_id = ?", [.text(runID)])
+    }
+
+    public func reconciliationLeases(now: Double) throws -> [String: String] {
+        var out: [String: String] = [:]
+        try db.query(
+            "SELECT target, run_id FROM reconciliation_leases WHERE lease_until > ?", [.real(now)]
+        ) { out[$0.text(0) ?? ""] = $0.text(1) ?? "" }
+        return out
+    }
+
+    /// The leases of runs that are no longer unfinished (failed at start-up) go with them.
+    private func dropLeasesOfEndedRuns() throws {
+        try db.run(
+            """
+            DELETE FROM reconciliation_leases WHERE run_id NOT IN
+                (SELECT id FROM reconciliation_runs WHERE state IN ('queued', 'running', 'remediating'))
+            """, [])
     }
 
     public func appendFindings(runID: String, firstSeq: Int64, _ findings: [FindingRecord]) throws {
