@@ -21,11 +21,12 @@ public enum PostgresImport {
     }
 
     /// Tables the target keeps as its own: the migration record, the nodes and the lease,
-    /// the chain head (set from the copied chain), and the cluster limits' leases and counters
-    /// (a stopped SQLite node's slots and throttle windows mean nothing to the nodes).
+    /// the chain head (set from the copied chain), and the cluster limits' and reconciliation
+    /// runs' leases and counters (a stopped SQLite node's slots, throttle windows and leased
+    /// targets mean nothing to the nodes).
     static let ownTables: Set<String> = [
         "schema_migrations", "nodes", "leader_lease", "audit_chain_head", "target_slots", "target_slot_waiters",
-        "target_circuits", "auth_failures",
+        "target_circuits", "auth_failures", "reconciliation_leases",
     ]
 
     /// Copies the store in `directory` into the empty database `settings` names.
