@@ -172,11 +172,14 @@ public final class HubServer: Sendable {
         self.sodExceptions = sodExceptions
         // A changed policy file is a new version: the people it changes are queued now, or
         // the rollout is held when it would take access from more people than the limit.
+        let parsePolicy: @Sendable ([UInt8]) throws -> Policy = {
+            try Policy.parse($0, userType: userType, knownTypes: catalog.types)
+        }
         if let engine {
             let startUp = {
                 try PolicyRollout.startUp(
                     text: policyText, engine: engine, store: openStore, limit: config.policyChangeLimit, logger: logger,
-                    parse: { try Policy.parse($0, userType: userType, knownTypes: catalog.types) })
+                    parse: parsePolicy)
             }
             // Nodes starting together with a new file would each store it as a version: one at a time.
             if let pg = openStore as? PostgresStore {
@@ -227,6 +230,15 @@ public final class HubServer: Sendable {
                 sodExceptions?.poke()
             }
         }
+        // A policy version applied or confirmed on another node is put in force here too.
+        let follower =
+            coordination.isSoleNode
+            ? nil
+            : engine.map {
+                PolicyFollower(
+                    engine: $0, store: openStore, parse: parsePolicy, policyFile: config.policyFile, logger: logger)
+            }
+        if let follower { coordination.listen(.policy) { follower.poke() } }
         let forwarder = config.auditForward.map {
             AuditForwarder(
                 store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",
@@ -235,8 +247,8 @@ public final class HubServer: Sendable {
         let runWatch = runs.map { InterruptedRunWatch(runs: $0, coordination: coordination, logger: logger) }
         // The checkpointer starts first and stops last: it signs the head once nothing else writes.
         let services: [(any HubService)?] = [
-            checkpointer, forwarder, sender, engine, engine?.probes, breakGlass, credentials, requests, sodExceptions,
-            schedule, runWatch,
+            checkpointer, follower, forwarder, sender, engine, engine?.probes, breakGlass, credentials, requests,
+            sodExceptions, schedule, runWatch,
         ]
         self.services = ServiceRunner(services.compactMap { $0 })
         app = try HubApp(

@@ -128,6 +128,7 @@ public final class ProvisioningEngine: HubService {
     /// `Runtime.slots` (the dispatcher takes and gives back, the renewer counts what is left).
     private let slotLock = NSLock()
     private let wakeListeners = Mutex<[@Sendable () -> Void]>([])
+    private let policyFollower = Mutex<(@Sendable (Int64) -> Void)?>(nil)
     private let signal = NSCondition()
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
@@ -224,6 +225,18 @@ public final class ProvisioningEngine: HubService {
     /// Tells every node's dispatcher that there is work (after a commit that enqueued jobs).
     public func wake() {
         coordination.notify(.jobs)
+    }
+
+    /// With several nodes: `follow` puts a newer policy version in force on this node
+    /// (`PolicyFollower`); each claim that takes jobs reads the newest version and calls it
+    /// when this node runs an older one.
+    public func followPolicy(_ follow: @escaping @Sendable (Int64) -> Void) {
+        policyFollower.withLock { $0 = follow }
+    }
+
+    /// Tells the other nodes that a policy version was put in force here (`PolicyFollower`).
+    public func policyPutInForce() {
+        coordination.notify(.policy)
     }
 
     /// Wakes this process's dispatcher and the schedules that watch writes.
@@ -485,7 +498,10 @@ public final class ProvisioningEngine: HubService {
                 continue
             }
             queue.addOperation { [self] in
+                let version = policies.version
                 let outcome = self.run(job, target)
+                // A newer policy came into force during the run: the job runs again under it.
+                if policies.version != version { rerun(job) }
                 let now = clock.now()
                 if outcome == .none { coolDown(job, until: now + max(1, options.backoffBase)) }
                 let (wasProbe, seen) = runtime.withLock { r -> (Bool, CircuitBreaker.State) in
@@ -583,7 +599,8 @@ public final class ProvisioningEngine: HubService {
         if needSlots > 0 || (ready && idleSlots > 0) || resize || probe {
             let until = now + options.leaseSeconds
             let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
-            let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
+            let follows = policyFollower.withLock { $0 != nil }
+            let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob], Int64?) in
                 let c = w.connection
                 if resize { try c.sizeTargetSlots(target: name, concurrency: concurrency) }
                 let took =
@@ -599,11 +616,17 @@ public final class ProvisioningEngine: HubService {
                 let jobs =
                     ready && limit > 0
                     ? try c.claimJobs(target: name, limit: limit, owner: owner, leaseUntil: until, now: now) : []
-                return (took, probed, jobs)
+                // The policy version every node runs, read with the claim: jobs a rollout queued
+                // are committed after its version, so they never run under an older one here.
+                let newest = follows && !jobs.isEmpty ? try c.newestActivePolicyVersion() : nil
+                return (took, probed, jobs, newest)
             }
             took = r.0
             wonProbe = r.1
             claimed = r.2.map { ClaimedJob(job: $0, leaseUntil: until) }
+            if let newest = r.3, newest > policies.version ?? 0, let follow = policyFollower.withLock({ $0 }) {
+                follow(newest)
+            }
             starved = starved || (slotsHeld + took == 0 && ready)
         }
         if starved { try markWaiting(target, now: now) }
@@ -681,6 +704,21 @@ public final class ProvisioningEngine: HubService {
             return all.filter(which).map(\.job)
         }
         returnLeases(returned, now: now)
+    }
+
+    /// Queues a job again after its run ended (it may have converged under a policy replaced
+    /// meanwhile): the next run decides under the policy in force.
+    private func rerun(_ job: ProvisioningJob) {
+        let now = clock.now()
+        do {
+            try store.write(isolated: true, durable: false) {
+                try $0.connection.enqueue(personID: job.personID, target: job.target, priority: job.priority, now: now)
+            }
+        } catch {
+            logger.error(
+                "provisioning: cannot queue a job run under a replaced policy again",
+                ["target": job.target, "error": "\(error)".prefix(200).description])
+        }
     }
 
     /// Ends this node's leases on `jobs` now: they are claimable again at once.

@@ -6,12 +6,19 @@ import Synchronization
 /// life of the process (their connectors and queues are built at start); a new version
 /// changes packages, rules and mappings.
 public final class PolicyHolder: Sendable {
-    private let state: Mutex<Policy>
+    private let state: Mutex<(policy: Policy, version: Int64?)>
 
-    public init(_ policy: Policy) { state = Mutex(policy) }
+    public init(_ policy: Policy) { state = Mutex((policy, nil)) }
 
-    public var current: Policy { state.withLock { $0 } }
+    public var current: Policy { state.withLock { $0.policy } }
 
-    /// Puts `policy` in force.
-    public func replace(with policy: Policy) { state.withLock { $0 = policy } }
+    /// The stored version in force (nil until the start-up has matched the policy with the
+    /// store's versions, and for a policy without a store: the command line's runs).
+    public var version: Int64? { state.withLock { $0.version } }
+
+    /// Puts `policy`, stored as `version`, in force.
+    public func replace(with policy: Policy, version: Int64?) { state.withLock { $0 = (policy, version) } }
+
+    /// Records which stored version the policy in force is.
+    func markInForce(_ version: Int64) { state.withLock { $0.version = version } }
 }

@@ -72,7 +72,7 @@ public enum PolicyRollout {
             if latest.state == .held {
                 try keepRunningLastActive(text: text, engine: engine, store: store, parse: parse)
             } else {
-                engine.policies.replace(with: try parse(latest.text))
+                engine.policies.replace(with: try parse(latest.text), version: latest.version)
                 if latest.rolledOut == nil { try rollOut(latest, engine: engine, store: store, logger: logger) }
             }
             return latest
@@ -83,8 +83,9 @@ public enum PolicyRollout {
                 logger.error(
                     "policy rollout held; confirm it with POST /admin/policy/versions/\(latest.version)/confirm",
                     ["policy.version": String(latest.version), "reason": latest.heldReason ?? ""])
-            } else if latest.rolledOut == nil {
-                try rollOut(latest, engine: engine, store: store, logger: logger)
+            } else {
+                engine.policies.markInForce(latest.version)
+                if latest.rolledOut == nil { try rollOut(latest, engine: engine, store: store, logger: logger) }
             }
             return latest
         }
@@ -114,6 +115,7 @@ public enum PolicyRollout {
                 ["policy.version": String(version.version), "reason": held])
             return version
         }
+        engine.policies.markInForce(version.version)
         try converge(affected.converge, version: version.version, engine: engine, store: store)
         logger.notice(
             "policy version rolled out",
@@ -176,22 +178,30 @@ public enum PolicyRollout {
                 ["policy.version": String(version.version), "reason": held])
             return (version, 0, fileError)
         }
-        engine.policies.replace(with: candidate)
+        engine.policies.replace(with: candidate, version: version.version)
+        engine.policyPutInForce()
         // People written while the scan ran were decided under the old policy: queue them too.
-        let late = try store.read { conn -> [String] in
-            var ids = Set(try conn.modifiedIDs(type: .user, since: scanStart))
-            for g in try conn.modifiedGroups(since: scanStart) { ids.formUnion(try conn.members(ofGroup: g).map(\.id)) }
-            return ids.sorted()
-        }
+        let late = try peopleWritten(since: scanStart, store: store)
         let all = Array(Set(affected.converge).union(late))
         try converge(all, version: version.version, engine: engine, store: store)
         return (version, affected.converge.count, fileError)
     }
 
+    /// The people written since `since` (system time), and the members of groups written
+    /// since: what was decided meanwhile under a policy that is no longer in force.
+    static func peopleWritten(since: Double, store: any HubStore) throws -> [String] {
+        try store.read { conn -> [String] in
+            var ids = Set(try conn.modifiedIDs(type: .user, since: since))
+            for g in try conn.modifiedGroups(since: since) { ids.formUnion(try conn.members(ofGroup: g).map(\.id)) }
+            return ids.sorted()
+        }
+    }
+
     /// Writes `text` to `path` atomically and durably: a temporary file, synced, renamed
     /// over it, and the folder synced so the rename survives a power cut.
     static func replaceFile(_ path: String, with text: [UInt8]) throws {
-        let temporary = path + ".new"
+        // A name of this process's own: nodes sharing one policy file never write one temporary.
+        let temporary = path + ".new-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw StoreError("the policy file \(temporary) cannot be created (errno \(errno))") }
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -238,7 +248,7 @@ public enum PolicyRollout {
                     + "changes targets, so version \(active.version) cannot run meanwhile: restore the previous "
                     + "policy file, or raise policyChangeLimit for this start")
         }
-        engine.policies.replace(with: try parse(stored.text))
+        engine.policies.replace(with: try parse(stored.text), version: active.version)
     }
 
     /// An administrator confirms the held version `v` (the newest): it is rolled out now.
@@ -263,7 +273,8 @@ public enum PolicyRollout {
             return true
         }
         guard confirmed else { throw GovernanceError.conflict("policy version \(v) is not the newest held one") }
-        engine.policies.replace(with: policy)
+        engine.policies.replace(with: policy, version: v)
+        engine.policyPutInForce()
         return try rollOut(latest, engine: engine, store: store, logger: logger)
     }
 
@@ -281,7 +292,10 @@ public enum PolicyRollout {
 
     /// Queues `ids` in batches; the engine decides each again inside the write, so a person
     /// who changed in between is converged to their current state.
-    static func converge(_ ids: [String], version: Int64, engine: ProvisioningEngine, store: any HubStore) throws {
+    /// `markRolledOut`: false when a node follows a version another node rolls out.
+    static func converge(
+        _ ids: [String], version: Int64, engine: ProvisioningEngine, store: any HubStore, markRolledOut: Bool = true
+    ) throws {
         var start = 0
         while start < ids.count {
             let batch = Array(ids[start..<min(ids.count, start + 500)])
@@ -292,8 +306,10 @@ public enum PolicyRollout {
             }
             start += batch.count
         }
-        let now = engine.clock.now()
-        try store.write { try $0.connection.markPolicyRolledOut(version, now: now) }
+        if markRolledOut {
+            let now = engine.clock.now()
+            try store.write { try $0.connection.markPolicyRolledOut(version, now: now) }
+        }
         engine.wake()
     }
 }

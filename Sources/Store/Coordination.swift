@@ -11,6 +11,8 @@ public struct WakeChannel: RawRepresentable, Hashable, Sendable {
     public static let jobs = WakeChannel(rawValue: "jobs")
     /// A deadline (break-glass expiry, licence, contract end) was added or moved.
     public static let deadlines = WakeChannel(rawValue: "deadlines")
+    /// A policy version was put in force (applied or confirmed) on some node.
+    public static let policy = WakeChannel(rawValue: "policy")
 }
 
 /// How the hub processes that share one store divide the work that must happen once:

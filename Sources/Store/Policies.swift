@@ -54,6 +54,9 @@ public protocol PolicyStore {
         throws -> PolicyVersion
     /// The newest version, or nil before the first.
     func latestPolicyVersion() throws -> PolicyVersion?
+    /// The number of the newest `active` version: the one every node runs (a held one runs
+    /// nowhere); nil before the first.
+    func newestActivePolicyVersion() throws -> Int64?
     func policyVersion(_ version: Int64) throws -> PolicyVersion?
     /// Newest first, without their text.
     func policyVersions(limit: Int) throws -> [PolicyVersion]

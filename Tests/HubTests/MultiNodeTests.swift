@@ -648,6 +648,67 @@ import Postgres
         #expect(try waiting().isEmpty)
     }
 
+    // MARK: - A policy applied on one node
+
+    /// `PUT /admin/policy` on one node: every node runs the new version (the others follow
+    /// it), the rollout's jobs converge everyone to it whichever node runs them, and people
+    /// written through the other nodes just after get it too.
+    @Test func policyAppliedOnOneNode_isInForceOnEveryNode_andEveryoneConvergesToIt() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
+        let ehr = try EHRTestServer()
+        ehr.start()
+        defer { ehr.stop() }
+        let package =
+            #"{"name": "receptionist", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+        let cluster = try Cluster(policy: singleEHRPolicy(ehr, packages: package))
+        defer { cluster.stop() }
+        for _ in 0..<3 { try cluster.startNode() }
+        let before = (0..<60).map { "desk\($0)@x.org" }
+        Self.onboard(cluster, before)
+        eventually("everyone has scheduling", timeout: 60) {
+            let accounts = ehr.snapshot()
+            return before.allSatisfy { accounts[$0]?.roles == ["scheduling"] }
+        }
+        // Node 0 applies version 2: receptionists get billing too (nobody loses access).
+        let applier = cluster.nodes[0]
+        let enrol = Self.call(applier.port, "POST", "/mfa/enrol", token: cluster.admin)
+        let uri = try #require(enrol?.object["otpauth"]?.stringValue, "\(enrol?.text ?? "")")
+        let range = try #require(uri.range(of: "secret="))
+        let secret = try #require(TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" })))
+        let wider = singleEHRPolicy(
+            ehr, packages: package.replacingOccurrences(of: #"["scheduling"]"#, with: #"["scheduling", "billing"]"#))
+        let applied = Self.call(
+            applier.port, "PUT", "/admin/policy", token: cluster.admin, body: wider,
+            headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
+        #expect(applied?.status == 200, "\(applied?.text ?? "")")
+        #expect(applied?.object["version"] == .int(2) && applied?.object["queued"] == .int(60))
+        // At once, people written through the other two nodes.
+        let after = (0..<10).map { "late\($0)@x.org" }
+        for (i, p) in after.enumerated() {
+            let node = cluster.nodes[1 + i % 2]
+            let r = Self.call(
+                node.port, "POST", "/scim/v2/Users", token: cluster.writer, body: person(p, title: "Receptionist"))
+            #expect(r?.status == 201, "\(r?.text ?? "")")
+        }
+        eventually("everyone converges to version 2", timeout: 60) {
+            let accounts = ehr.snapshot()
+            return (before + after).allSatisfy { accounts[$0]?.roles == ["billing", "scheduling"] }
+        }
+        // The other nodes said they follow it, and say which version they run.
+        for node in cluster.nodes[1...] {
+            eventually("node follows version 2") {
+                node.log.contains("policy version put in force on another node now runs here")
+                    && node.log.contains(#""policy.version":"2""#)
+            }
+        }
+        #expect(!applier.log.contains("policy version put in force on another node"))
+        #expect(ehr.snapshot().count == 70)
+        for node in cluster.nodes {
+            let listed = Self.call(node.port, "GET", "/admin/jobs?state=dead", token: cluster.admin)
+            #expect(listed?.object["jobs"]?.arrayValue?.isEmpty ?? false, "\(listed?.text ?? "")")
+        }
+    }
+
     // MARK: - A node killed during a reconciliation run
 
     /// Node 2 (a follower), or the leader itself, killed while its run lists a slow target.

@@ -40,6 +40,14 @@ extension PostgresSession: PolicyStore {
         return out
     }
 
+    public func newestActivePolicyVersion() throws -> Int64? {
+        var out: Int64?
+        try db.query("SELECT max(version) FROM policy_versions WHERE state = 'active'", []) {
+            out = $0.isNull(0) ? nil : $0.int64(0)
+        }
+        return out
+    }
+
     public func policyVersion(_ version: Int64) throws -> PolicyVersion? {
         var out: PolicyVersion?
         try db.query("SELECT \(Self.policyColumns), text FROM policy_versions WHERE version = ?", [.integer(version)]) {
