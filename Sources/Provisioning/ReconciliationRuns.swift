@@ -60,9 +60,10 @@ public final class ReconciliationRuns: Sendable {
     }
 
     /// Fails the unfinished runs of nodes that are no longer alive (several nodes on one
-    /// store; the leader calls it every few seconds). `aliveNodes` is asked only when some
-    /// run names a node other than this one; runs that name no node (the command line's)
-    /// are left alone. Each run failed is audited (`reconcile.interrupt`). Returns how many.
+    /// store; the leader calls it every few seconds), and runs that name no node (the command
+    /// line's) once their leases on the targets lapsed. `aliveNodes` is asked only when some
+    /// run names a node other than this one. Each run failed is audited (`reconcile.interrupt`).
+    /// Returns how many.
     @discardableResult
     public func failRunsOfStoppedNodes(aliveNodes: () throws -> Set<String>) throws -> Int {
         let unfinished = try store.read { try $0.unfinishedRuns() }
@@ -377,9 +378,10 @@ public final class ReconciliationRuns: Sendable {
                 var entry = summary["targets"]?.objectValue?[name]?.objectValue,
                 entry["state"]?.stringValue == "done"
             else { continue }
-            // The lease lapsed (this process could not renew it for a whole lease): another run
-            // may hold the target now, and its findings are fresher than these.
-            if lease.lost {
+            // The run must still hold every target, and not have been failed meanwhile (its node
+            // taken for dead, its lease lapsed while cut off): another run may hold the target
+            // now, and its findings are fresher than these.
+            if !lease.stillHeld() {
                 entry["remediationError"] = .string(RunLease.lostReason)
                 summary.setTarget(name, entry)
                 continue
@@ -405,10 +407,12 @@ public final class ReconciliationRuns: Sendable {
         let notifier = self.notifier
         let finished = Result {
             try store.write { w in
-                // Failed meanwhile as interrupted (this node was taken for dead): that stays.
-                guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
-                try w.connection.updateRun(id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
                 try w.connection.releaseReconciliationLeases(runID: id)
+                // Failed meanwhile as interrupted (this node was taken for dead): that stays.
+                guard
+                    try w.connection.updateRun(
+                        id: id, state: .done, summary: text, finished: Date().timeIntervalSince1970)
+                else { return }
                 try AuditLog.append(
                     w,
                     .now(
@@ -440,10 +444,9 @@ public final class ReconciliationRuns: Sendable {
     private func update(_ id: String, _ state: RunState, _ summary: JSONObject, releasing: Bool = false) {
         let text = JSONWriter().string(.object(summary))
         _ = try? store.write { w in
-            // Failed meanwhile as interrupted (this node was taken for dead): that stays.
-            guard try w.connection.reconciliationRun(id: id)?.state != .failed else { return }
-            try w.connection.updateRun(id: id, state: state, summary: text, finished: nil)
             if releasing { try w.connection.releaseReconciliationLeases(runID: id) }
+            // Failed meanwhile as interrupted (this node was taken for dead): that stays.
+            try w.connection.updateRun(id: id, state: state, summary: text, finished: nil)
         }
     }
 
@@ -533,10 +536,11 @@ final class RunLease: Sendable {
     }
 
     private func renew() {
-        let (id, until) = (runID, Date().timeIntervalSince1970 + Self.seconds)
+        let id = runID
+        let now = Date().timeIntervalSince1970
         do {
             let held = try store.write(isolated: true, durable: false) {
-                try $0.connection.renewReconciliationLeases(runID: id, until: until)
+                try $0.connection.renewReconciliationLeases(runID: id, until: now + Self.seconds, now: now)
             }
             if held < targets, !lostFlag.exchange(true, ordering: .relaxed) {
                 logger.error("reconciliation run lost its lease on a target; it will not remediate", ["run": id])
@@ -547,6 +551,24 @@ final class RunLease: Sendable {
                 "reconciliation run cannot renew its lease; retried",
                 ["run": id, "error": String(describing: error).prefix(200).description])
         }
+    }
+
+    /// Whether the run still holds every target (renewing them now) and has not been failed
+    /// meanwhile; checked before each target's remediation. A storage failure counts as no:
+    /// remediating without knowing could interleave with another run.
+    func stillHeld() -> Bool {
+        guard !lost else { return false }
+        let (id, count) = (runID, targets)
+        let now = Date().timeIntervalSince1970
+        let held = try? store.write(isolated: true, durable: false) { w -> Bool in
+            let live = try w.connection.renewReconciliationLeases(runID: id, until: now + Self.seconds, now: now)
+            return try live == count && w.connection.reconciliationRun(id: id)?.state != .failed
+        }
+        if held == true { return true }
+        if !lostFlag.exchange(true, ordering: .relaxed) {
+            logger.error("reconciliation run lost its lease on a target; it will not remediate", ["run": id])
+        }
+        return false
     }
 
     /// Stops renewing, before the run's last write gives the targets back with its state (if

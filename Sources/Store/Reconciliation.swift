@@ -76,7 +76,10 @@ public protocol ReconciliationStore {
 
     func insertRun(_ r: ReconciliationRunRecord) throws
 
-    func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws
+    /// Moves an unfinished or held run on; false (nothing written) when it was failed
+    /// meanwhile: a failed run stays failed, whatever its own process still writes.
+    @discardableResult
+    func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws -> Bool
 
     func reconciliationRun(id: String) throws -> ReconciliationRunRecord?
 
@@ -84,7 +87,8 @@ public protocol ReconciliationStore {
     func reconciliationRuns(limit: Int) throws -> [ReconciliationRunRecord]
 
     /// Runs left `running` by a process that stopped: they are failed at start-up, and the
-    /// targets they held are free.
+    /// targets they held are free. A run that names no node (the command line's) and still
+    /// holds a live lease at `now` is running elsewhere: it is left.
     func interruptRuns(now: Double) throws -> Int
 
     /// Runs not finished yet (queued, running or remediating), oldest first.
@@ -96,18 +100,20 @@ public protocol ReconciliationStore {
     func interruptRun(id: String, node: String, reason: String, now: Double) throws -> Bool
 
     /// Fails one unfinished run that holds no lease at `now` (its process stopped renewing
-    /// them: the command line's runs name no node), with `reason`; false otherwise.
+    /// them: the command line's runs name no node), with `reason`, and drops its lapsed
+    /// leases; false otherwise.
     func interruptRunWithoutLease(id: String, reason: String, now: Double) throws -> Bool
 
     /// Takes every one of `targets` for run `runID` until `until`, or none of them: a target
     /// whose lease another run holds (not lapsed at `now`) is returned, and whatever this call
-    /// took is given back. One run per target at a time, for every node and command line on
+    /// took is given back. Targets are taken in sorted order (no deadlock between two runs). One run per target at a time, for every node and command line on
     /// the store; a process that dies lets its leases lapse.
     func takeReconciliationLeases(targets: [String], runID: String, until: Double, now: Double) throws -> String?
 
-    /// Moves the run's leases to `until`; returns how many it still holds (fewer than it took:
-    /// one lapsed and another run took the target).
-    func renewReconciliationLeases(runID: String, until: Double) throws -> Int
+    /// Moves the run's live leases (not lapsed at `now`) to `until`; returns how many it still
+    /// holds. Fewer than it took: one lapsed (another run may hold the target), and a lapsed
+    /// lease never comes back.
+    func renewReconciliationLeases(runID: String, until: Double, now: Double) throws -> Int
 
     /// Gives the run's targets back (it finished, failed, or waits for a confirmation).
     func releaseReconciliationLeases(runID: String) throws

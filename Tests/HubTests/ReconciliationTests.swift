@@ -346,8 +346,7 @@ import TestSupport
         defer { hub.stop(); ehr.stop() }
         let mine = try #require(hub.server.reconciliations)
         let other = ReconciliationRuns(
-            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true),
-            nodeID: "other-node")
+            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true))
         ehr.seed((0..<1000).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
         ehr.setLatency(0.5)
         let elsewhere = try other.start(
@@ -378,7 +377,7 @@ import TestSupport
         #expect(try hub.call("POST", "/admin/reconciliations", token: hub.admin, body: "{}").status == 409)
         // As if a minute had passed without renewal.
         _ = try hub.server.store.write {
-            try $0.connection.renewReconciliationLeases(runID: "dead", until: now - 1)
+            try $0.connection.renewReconciliationLeases(runID: "dead", until: now - 1, now: now - 2)
         }
         _ = try waitFor(hub, try start(hub, "{}"))
     }
@@ -413,6 +412,37 @@ import TestSupport
         #expect(entries.first?["attributes"] == .array([.string("ehr"), .string("node:none")]))
     }
 
+    /// A run whose lease lapsed while it compared (its process cut off from the database) and
+    /// whose target another run took meanwhile does not remediate: the other run's findings
+    /// are fresher, and two runs must not change one target at once.
+    @Test func aRunThatLostItsLease_doesNotRemediate() throws {
+        let hub = try LiveHub(policy: policy())
+        defer { hub.stop(); ehr.stop() }
+        try makeDrift(hub)  // among others, a leaver enabled again by hand
+        ehr.seed((0..<1000).map { (userName: "acct\($0)@x.org", attributes: [:], roles: ["scheduling"]) })
+        ehr.setLatency(0.5)
+        let id = try start(hub, #"{"mode": "remediate"}"#)
+        eventually("the run lists accounts", timeout: 20) {
+            try hub.call("GET", "/admin/reconciliations/\(id)", token: hub.admin).object["accountsListed"] != nil
+        }
+        let now = Date().timeIntervalSince1970
+        try hub.server.store.write { (w) throws -> Void in
+            #expect(try w.connection.renewReconciliationLeases(runID: id, until: now - 1, now: now) == 1)
+            #expect(
+                try w.connection.takeReconciliationLeases(targets: ["ehr"], runID: "other", until: now + 600, now: now)
+                    == nil)
+        }
+        ehr.setLatency(0)
+        let run = try waitFor(hub, id)
+        let entry = run["summary"]?.objectValue?["targets"]?.objectValue?["ehr"]?.objectValue
+        #expect(entry?["remediationError"]?.stringValue?.contains("lost its lease") == true, "\(run)")
+        #expect(entry?["remediated"] == nil)
+        #expect(hub.server.engine?.waitUntilIdle() == true)
+        #expect(ehr.snapshot()["leaver@x.org"]?.active == true)  // left to the run that holds the target
+        // The other run's lease was not touched by this one's end.
+        #expect(try hub.server.store.read { try $0.reconciliationLeases(now: now) } == ["ehr": "other"])
+    }
+
     /// Two people confirm the same held run at the same instant (on two nodes): one
     /// remediation runs, the other confirmation is refused.
     @Test func twoConfirmationsAtOnce_oneRemediates() throws {
@@ -423,8 +453,7 @@ import TestSupport
         _ = try waitFor(hub, id, state: "awaiting-confirmation")
         let mine = try #require(hub.server.reconciliations)
         let other = ReconciliationRuns(
-            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true),
-            nodeID: "other-node")
+            reconciler: mine.reconciler, store: hub.server.store, logger: Logger(label: "t", silent: true))
         let outcomes = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let r = Result { try (i == 0 ? mine : other).confirm(id: id, principal: "cco\(i)", requestID: "c\(i)") }

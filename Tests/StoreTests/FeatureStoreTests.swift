@@ -516,21 +516,27 @@ import TestSupport
             try t.store.read { try $0.reconciliationLeases(now: now) }
         }
         #expect(try take(["ehr", "ldap"], "r1", now: 100) == nil)
-        // r2 wants ldap and sql: ldap is r1's, so r2 gets neither (sql was taken and given back).
-        #expect(try take(["sql", "ldap"], "r2", now: 110) == "ldap")
+        // r2 wants ldap and admin: ldap is r1's, so r2 gets neither (admin, taken first in
+        // sorted order, was given back).
+        #expect(try take(["ldap", "admin"], "r2", now: 110) == "ldap")
         #expect(try leases(110) == ["ehr": "r1", "ldap": "r1"])
         // r1 renews; a run renewing nothing holds nothing.
-        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r1", until: 200) } == 2)
-        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r9", until: 200) } == 0)
+        func renew(_ run: String, until: Double, now: Double) throws -> Int {
+            try t.store.write { try $0.connection.renewReconciliationLeases(runID: run, until: until, now: now) }
+        }
+        #expect(try renew("r1", until: 200, now: 150) == 2)
+        #expect(try renew("r9", until: 200, now: 150) == 0)
         #expect(try take(["ehr"], "r2", now: 190) == "ehr")
         // r1 stops renewing (its process died): at 200 its leases have lapsed and r2 takes one.
         #expect(try leases(200) == [:])
         #expect(try take(["ehr"], "r2", now: 200) == nil)
         #expect(try leases(200) == ["ehr": "r2"])
-        // r1, back, learns it holds one target of two.
-        #expect(try t.store.write { try $0.connection.renewReconciliationLeases(runID: "r1", until: 300) } == 1)
+        // r1, back, learns it holds nothing: a lapsed lease never comes back, even one no
+        // other run took.
+        #expect(try renew("r1", until: 300, now: 200) == 0)
+        #expect(try leases(200) == ["ehr": "r2"])
         try t.store.write { try $0.connection.releaseReconciliationLeases(runID: "r2") }
-        #expect(try leases(200) == ["ldap": "r1"])
+        #expect(try leases(200) == [:])
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -565,8 +571,8 @@ import TestSupport
                 requestedBy: "ops", created: 1, finished: nil, summary: summary)
         }
         try t.store.write { (w) throws -> Void in
-            for (id, node, target) in [("a", "n1", "ehr"), ("b", "n2", "ldap")] {
-                try w.connection.insertRun(run(id, "running", summary: #"{"node":"\#(node)"}"#))
+            for (id, node, target) in [("a", "n1", "ehr"), ("b", "n2", "ldap"), ("c", nil, "sql")] {
+                try w.connection.insertRun(run(id, "running", summary: node.map { #"{"node":"\#($0)"}"# } ?? "{}"))
                 #expect(
                     try w.connection.takeReconciliationLeases(targets: [target], runID: id, until: 900, now: 1) == nil)
             }
@@ -576,10 +582,18 @@ import TestSupport
             try t.store.write {
                 try $0.connection.interruptRun(id: "a", node: "n1", reason: "interrupted", now: 5)
             })
-        #expect(try t.store.read { try $0.reconciliationLeases(now: 5) } == ["ldap": "b"])
-        // A node alone starting up fails every unfinished run, and frees every target.
+        #expect(try t.store.read { try $0.reconciliationLeases(now: 5) } == ["ldap": "b", "sql": "c"])
+        // A node alone starting up fails every unfinished run and frees its targets, but for
+        // the command line's run still holding its lease: it runs elsewhere, now.
         #expect(try t.store.write { try $0.connection.interruptRuns(now: 6) } == 1)
-        #expect(try t.store.read { try $0.reconciliationLeases(now: 6) } == [:])
+        #expect(try t.store.read { try $0.reconciliationLeases(now: 6) } == ["sql": "c"])
+        #expect(try t.store.read { try $0.reconciliationRun(id: "c")?.state } == .running)
+        // Once its lease lapsed, it is failed (by the leader's watch) and its lapsed lease goes.
+        #expect(
+            try t.store.write { try $0.connection.interruptRunWithoutLease(id: "c", reason: "gone", now: 899) } == false
+        )
+        #expect(try t.store.write { try $0.connection.interruptRunWithoutLease(id: "c", reason: "gone", now: 900) })
+        #expect(try t.store.read { try $0.reconciliationLeases(now: 0) } == [:])
     }
 
     @Test(arguments: StoreBackend.allCases)

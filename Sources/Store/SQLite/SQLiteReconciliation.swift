@@ -39,10 +39,11 @@ extension SQLiteSession {
             ])
     }
 
-    public func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws {
+    @discardableResult
+    public func updateRun(id: String, state: RunState, summary: String, finished: Double?) throws -> Bool {
         try db.run(
-            "UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ?",
-            [.text(state.rawValue), .text(summary), finished.map { .real($0) } ?? .null, .text(id)])
+            "UPDATE reconciliation_runs SET state = ?, summary = ?, finished = ? WHERE id = ? AND state <> 'failed'",
+            [.text(state.rawValue), .text(summary), finished.map { .real($0) } ?? .null, .text(id)]) == 1
     }
 
     public func reconciliationRun(id: String) throws -> ReconciliationRunRecord? {
@@ -67,7 +68,9 @@ extension SQLiteSession {
             UPDATE reconciliation_runs SET state = 'failed', finished = ?,
                 summary = json_set(summary, '$.reason', 'interrupted: the hub stopped during the run')
             WHERE state IN ('queued', 'running', 'remediating')
-            """, [.real(now)])
+                AND NOT (\(Self.nodeExpr) IS NULL AND EXISTS
+                    (SELECT 1 FROM reconciliation_leases l WHERE l.run_id = reconciliation_runs.id AND l.lease_until > ?))
+            """, [.real(now), .real(now)])
         try dropLeasesOfEndedRuns()
         return n
     }
@@ -95,20 +98,28 @@ extension SQLiteSession {
     }
 
     public func interruptRunWithoutLease(id: String, reason: String, now: Double) throws -> Bool {
-        try db.run(
-            """
-            UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
-            WHERE id = ? AND state IN ('queued', 'running', 'remediating')
-                AND NOT EXISTS (SELECT 1 FROM reconciliation_leases WHERE run_id = ? AND lease_until > ?)
-            """, [.real(now), .text(reason), .text(id), .text(id), .real(now)]) == 1
+        let failed =
+            try db.run(
+                """
+                UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
+                WHERE id = ? AND state IN ('queued', 'running', 'remediating')
+                    AND NOT EXISTS (SELECT 1 FROM reconciliation_leases WHERE run_id = ? AND lease_until > ?)
+                """, [.real(now), .text(reason), .text(id), .text(id), .real(now)]) == 1
+        if failed { try releaseReconciliationLeases(runID: id) }
+        return failed
     }
 
     // MARK: - One run per target
 
+    /// The node a run's summary names (NULL for the command line's runs).
+    private static let nodeExpr = "json_extract(summary, '$.node')"
+
     public func takeReconciliationLeases(targets: [String], runID: String, until: Double, now: Double) throws
         -> String?
     {
-        for target in targets {
+        // In one order for every caller: two runs wanting the same targets never deadlock.
+        var took: [String] = []
+        for target in Set(targets).sorted() {
             // Taken when free or lapsed; a live lease of another run (or of this one) stays.
             let taken = try db.run(
                 """
@@ -117,15 +128,21 @@ extension SQLiteSession {
                 WHERE reconciliation_leases.lease_until <= ?
                 """, [.text(target), .text(runID), .real(until), .real(now)])
             if taken == 0 {
-                try releaseReconciliationLeases(runID: runID)
+                for t in took {
+                    try db.run(
+                        "DELETE FROM reconciliation_leases WHERE target = ? AND run_id = ?", [.text(t), .text(runID)])
+                }
                 return target
             }
+            took.append(target)
         }
         return nil
     }
 
-    public func renewReconciliationLeases(runID: String, until: Double) throws -> Int {
-        try db.run("UPDATE reconciliation_leases SET lease_until = ? WHERE run_id = ?", [.real(until), .text(runID)])
+    public func renewReconciliationLeases(runID: String, until: Double, now: Double) throws -> Int {
+        try db.run(
+            "UPDATE reconciliation_leases SET lease_until = ? WHERE run_id = ? AND lease_until > ?",
+            [.real(until), .text(runID), .real(now)])
     }
 
     public func releaseReconciliationLeases(runID: String) throws {
