@@ -106,8 +106,9 @@ public protocol ReconciliationStore {
 
     /// Takes every one of `targets` for run `runID` until `until`, or none of them: a target
     /// whose lease another run holds (not lapsed at `now`) is returned, and whatever this call
-    /// took is given back. Targets are taken in sorted order (no deadlock between two runs). One run per target at a time, for every node and command line on
-    /// the store; a process that dies lets its leases lapse.
+    /// took is given back, in sorted order (two runs never deadlock). One run per target at a
+    /// time, for every node and command line on the store; a process that dies lets its
+    /// leases lapse.
     func takeReconciliationLeases(targets: [String], runID: String, until: Double, now: Double) throws -> String?
 
     /// Moves the run's live leases (not lapsed at `now`) to `until`; returns how many it still

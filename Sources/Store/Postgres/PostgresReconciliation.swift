@@ -69,7 +69,8 @@ extension PostgresSession {
                 summary = jsonb_set(summary::jsonb, '{reason}', '"interrupted: the hub stopped during the run"')::text
             WHERE state IN ('queued', 'running', 'remediating')
                 AND NOT (\(Self.nodeExpr) IS NULL AND EXISTS
-                    (SELECT 1 FROM reconciliation_leases l WHERE l.run_id = reconciliation_runs.id AND l.lease_until > ?))
+                    (SELECT 1 FROM reconciliation_leases l
+                     WHERE l.run_id = reconciliation_runs.id AND l.lease_until > ?))
             """, [.real(now), .real(now)])
         try dropLeasesOfEndedRuns()
         return n
@@ -102,7 +103,8 @@ extension PostgresSession {
         let failed =
             try db.run(
                 """
-                UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = jsonb_set(summary::jsonb, '{reason}', to_jsonb(?::text))::text
+                UPDATE reconciliation_runs SET state = 'failed', finished = ?,
+                    summary = jsonb_set(summary::jsonb, '{reason}', to_jsonb(?::text))::text
                 WHERE id = ? AND state IN ('queued', 'running', 'remediating')
                     AND NOT EXISTS (SELECT 1 FROM reconciliation_leases WHERE run_id = ? AND lease_until > ?)
                 """, [.real(now), .text(reason), .text(id), .text(id), .real(now)]) == 1

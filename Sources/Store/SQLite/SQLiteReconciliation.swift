@@ -69,7 +69,8 @@ extension SQLiteSession {
                 summary = json_set(summary, '$.reason', 'interrupted: the hub stopped during the run')
             WHERE state IN ('queued', 'running', 'remediating')
                 AND NOT (\(Self.nodeExpr) IS NULL AND EXISTS
-                    (SELECT 1 FROM reconciliation_leases l WHERE l.run_id = reconciliation_runs.id AND l.lease_until > ?))
+                    (SELECT 1 FROM reconciliation_leases l
+                     WHERE l.run_id = reconciliation_runs.id AND l.lease_until > ?))
             """, [.real(now), .real(now)])
         try dropLeasesOfEndedRuns()
         return n
@@ -90,7 +91,8 @@ extension SQLiteSession {
         let failed =
             try db.run(
                 """
-                UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
+                UPDATE reconciliation_runs SET state = 'failed', finished = ?,
+                    summary = json_set(summary, '$.reason', ?)
                 WHERE id = ? AND state IN ('queued', 'running', 'remediating') AND json_extract(summary, '$.node') = ?
                 """, [.real(now), .text(reason), .text(id), .text(node)]) == 1
         if failed { try releaseReconciliationLeases(runID: id) }
@@ -101,7 +103,8 @@ extension SQLiteSession {
         let failed =
             try db.run(
                 """
-                UPDATE reconciliation_runs SET state = 'failed', finished = ?, summary = json_set(summary, '$.reason', ?)
+                UPDATE reconciliation_runs SET state = 'failed', finished = ?,
+                    summary = json_set(summary, '$.reason', ?)
                 WHERE id = ? AND state IN ('queued', 'running', 'remediating')
                     AND NOT EXISTS (SELECT 1 FROM reconciliation_leases WHERE run_id = ? AND lease_until > ?)
                 """, [.real(now), .text(reason), .text(id), .text(id), .real(now)]) == 1
