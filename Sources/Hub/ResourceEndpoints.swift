@@ -68,7 +68,11 @@ extension SCIMEndpoints {
         let projection = Projection(
             attributes: ctx.request.queryValue("attributes"),
             excludedAttributes: ctx.request.queryValue("excludedAttributes"), type: type)
-        let result: (StoredResource, JSONObject)? = try store.read { conn in
+        // A User and its computed groups need no snapshot: a membership is not part of the
+        // User's version (its ETag), so reading it a statement later is as right as reading it
+        // with the User, and on PostgreSQL that spares a transaction's two round trips (BEGIN,
+        // COMMIT) per GET. A Group's members are part of its version: read in one snapshot.
+        let result: (StoredResource, JSONObject)? = try store.read(snapshot: type.kind != .user) { conn in
             guard let r = try conn.fetch(type: type.kind, id: id) else { return nil }
             if Self.etagMatches(ctx.request.headers["If-None-Match"], r.etag) { return (r, JSONObject()) }
             return (r, try render(r, type, conn, projection, ctx.baseURL))
