@@ -233,6 +233,13 @@ struct HealthEndpoints: FeatureEndpoints {
     /// every node out because the EHR is down.
     func ready() throws -> HTTPResponse {
         _ = try store.read { try $0.count(type: .user) }
+        // A node that cannot run the policy in force (its writes answer 503) leaves the pool.
+        if let behind = engine?.policyBehind {
+            return jsonResponse(
+                503,
+                .object(JSONObject(["status": .string("not ready"), "policy": .string(behind)])),
+                headers: [("Retry-After", "5")], contentType: "application/json")
+        }
         var targets = JSONObject()
         for t in engine?.policy.enabledTargets ?? [] {
             let probe = engine?.probes.last(t.name)

@@ -128,7 +128,13 @@ public final class ProvisioningEngine: HubService {
     /// `Runtime.slots` (the dispatcher takes and gives back, the renewer counts what is left).
     private let slotLock = NSLock()
     private let wakeListeners = Mutex<[@Sendable () -> Void]>([])
-    private let policyFollower = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    private let policyFollower = Mutex<
+        (parse: @Sendable ([UInt8]) throws -> Policy, followed: @Sendable (Int64) -> Void)?
+    >(nil)
+    /// One version put in force at a time (the write lanes may meet a new one together).
+    private let adopting = NSLock()
+    /// The newest version that could not be parsed here, and why (logged once by the follower).
+    private let policyFailed = Mutex<(version: Int64, error: StoreError)?>(nil)
     private let signal = NSCondition()
     private let queues: [String: OperationQueue]
     private let stopped = DispatchSemaphore(value: 0)
@@ -173,6 +179,7 @@ public final class ProvisioningEngine: HubService {
     public func enqueue(
         _ w: any StoreWriter, personID: String, person: JSONObject?, origin: ChangeOrigin? = nil, created: Bool = false
     ) throws {
+        try adoptPolicyInForce(w)
         let conn = w.connection
         let now = clock.now()
         if person == nil { try conn.markPersonDeleted(personID: personID, now: now) }
@@ -227,11 +234,54 @@ public final class ProvisioningEngine: HubService {
         coordination.notify(.jobs)
     }
 
-    /// With several nodes: `follow` puts a newer policy version in force on this node
-    /// (`PolicyFollower`); each claim that takes jobs reads the newest version and calls it
-    /// when this node runs an older one.
-    public func followPolicy(_ follow: @escaping @Sendable (Int64) -> Void) {
-        policyFollower.withLock { $0 = follow }
+    /// With several nodes: `parse` reads a stored policy text as this node runs it, and
+    /// `followed` is told when a write put a newer version in force here (`PolicyFollower`
+    /// rewrites the policy file and logs it).
+    public func followPolicy(
+        parse: @escaping @Sendable ([UInt8]) throws -> Policy, followed: @escaping @Sendable (Int64) -> Void
+    ) {
+        policyFollower.withLock { $0 = (parse, followed) }
+    }
+
+    /// Puts in force the policy version `w`'s transaction read as in force (another node
+    /// applied or confirmed it), before the write decides anything under the policy: a
+    /// decision is never committed under a version older than the one in force (on
+    /// PostgreSQL the version is read under a lock its transaction takes exclusively). A
+    /// version whose text cannot run on this node fails the write (503), rather than commit
+    /// what the policy in force no longer gives.
+    func adoptPolicyInForce(_ w: any StoreWriter) throws {
+        guard let newest = w.policyVersionInForce, newest > policies.version ?? 0 else { return }
+        try adoptPolicy(newest) { try w.connection.policyVersion(newest) }
+    }
+
+    /// Puts stored version `newest` in force if this node runs an older one; `read` reads it.
+    /// Returns true when it changed what this node runs.
+    @discardableResult
+    public func adoptPolicy(_ newest: Int64, read: () throws -> PolicyVersion?) throws -> Bool {
+        guard let (parse, followed) = policyFollower.withLock({ $0 }) else { return false }
+        adopting.lock()
+        defer { adopting.unlock() }
+        guard newest > policies.version ?? 0 else { return false }
+        if let failed = policyFailed.withLock({ $0 }), failed.version == newest { throw failed.error }
+        guard let stored = try read(), stored.state == .active else { return false }
+        do {
+            policies.advance(to: try parse(stored.text), version: newest)
+        } catch {
+            let e = StoreError(
+                "policy version \(newest), in force on another node, cannot run on this node: "
+                    + String(describing: error).prefix(300))
+            policyFailed.withLock { $0 = (newest, e) }
+            throw e
+        }
+        followed(newest)
+        return true
+    }
+
+    /// The policy version in force elsewhere that this node cannot run, if any (for
+    /// `/readyz`: such a node answers writes 503 until it can).
+    public var policyBehind: String? {
+        guard let failed = policyFailed.withLock({ $0 }), failed.version > policies.version ?? 0 else { return nil }
+        return failed.error.description
     }
 
     /// Tells the other nodes that a policy version was put in force here (`PolicyFollower`).
@@ -475,6 +525,8 @@ public final class ProvisioningEngine: HubService {
             claimed = try claim(target, slots: slots, probe: needProbe, now: now)
         } catch {
             // The jobs stay queued; the next pass (at most the poll interval away) tries again.
+            // A node that cannot run the policy in force claims nothing (the follower says why).
+            guard policyBehind == nil else { return }
             logger.error(
                 "provisioning: cannot claim due jobs",
                 ["target": target.name, "error": String(describing: error).prefix(200).description])
@@ -599,9 +651,10 @@ public final class ProvisioningEngine: HubService {
         if needSlots > 0 || (ready && idleSlots > 0) || resize || probe {
             let until = now + options.leaseSeconds
             let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
-            let follows = policyFollower.withLock { $0 != nil }
-            let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob], Int64?) in
+            let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
                 let c = w.connection
+                // Jobs a rollout queued are claimed under the version it put in force.
+                try self.adoptPolicyInForce(w)
                 if resize { try c.sizeTargetSlots(target: name, concurrency: concurrency) }
                 let took =
                     count > 0
@@ -616,17 +669,11 @@ public final class ProvisioningEngine: HubService {
                 let jobs =
                     ready && limit > 0
                     ? try c.claimJobs(target: name, limit: limit, owner: owner, leaseUntil: until, now: now) : []
-                // The policy version every node runs, read with the claim: jobs a rollout queued
-                // are committed after its version, so they never run under an older one here.
-                let newest = follows && !jobs.isEmpty ? try c.newestActivePolicyVersion() : nil
-                return (took, probed, jobs, newest)
+                return (took, probed, jobs)
             }
             took = r.0
             wonProbe = r.1
             claimed = r.2.map { ClaimedJob(job: $0, leaseUntil: until) }
-            if let newest = r.3, newest > policies.version ?? 0, let follow = policyFollower.withLock({ $0 }) {
-                follow(newest)
-            }
             starved = starved || (slotsHeld + took == 0 && ready)
         }
         if starved { try markWaiting(target, now: now) }
@@ -777,7 +824,8 @@ public final class ProvisioningEngine: HubService {
                 try PersonSnapshot.load(
                     conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)
             }
-            let decision = policy.decide(snapshot, target: target)
+            let (policyNow, decidedUnder) = policies.inForce
+            let decision = policyNow.decide(snapshot, target: target)
             let (person, record, previous, desired) = (
                 snapshot.document, decision.record, decision.lastApplied, decision.desired
             )
@@ -820,6 +868,12 @@ public final class ProvisioningEngine: HubService {
             let until = deferUntil
             try store.write { w in
                 let c = w.connection
+                // A newer version came into force since the decision: what was applied is
+                // recorded, and the job runs again under the version in force.
+                try self.adoptPolicyInForce(w)
+                if self.policies.version != decidedUnder {
+                    try c.touchJob(personID: job.personID, target: target.name)
+                }
                 if person == nil && finalOutcome.accountID == nil {
                     try c.forgetApplied(personID: job.personID, target: target.name)
                 } else if let d = desired ?? previous {

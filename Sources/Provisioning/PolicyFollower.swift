@@ -5,20 +5,18 @@ import HubLog
 import Store
 import Synchronization
 
-/// With several nodes on one store: puts in force on this node the policy version another
-/// node applied or confirmed (`PUT /admin/policy`, a confirmed held rollout), so that every
-/// node decides with the same policy.
+/// With several nodes on one store: keeps the policy version another node applied or
+/// confirmed (`PUT /admin/policy`, a confirmed held rollout) in force on this node too.
 ///
-/// It looks when told (`WakeChannel.policy`, sent by the node that put the version in
-/// force), every `pollSeconds` in case a notification was lost, and whenever the engine's
-/// claim reads a newer version than it runs: jobs a rollout queued are claimed only after the
-/// version is committed, so they always run under it. Then:
-/// - the version's text is parsed here (secret files are this node's) and put in force, and
-///   written to this node's policy file, so a restart runs it too;
-/// - the people written here since this node last saw its version current are queued again:
-///   their writes were decided under the old policy (the applying node's own rollout only
-///   saw its own writes), and the engine decides each one again.
-/// Jobs running while the version changes run again (`ProvisioningEngine`).
+/// Writes do not wait for it: every write transaction reads the version in force under a
+/// lock a new version's transaction takes exclusively, and the engine puts that version in
+/// force before the write decides anything (`ProvisioningEngine.adoptPolicyInForce`). So no
+/// node commits a decision, a claim or a job's result under a version older than the one in
+/// force. The follower brings an idle node along too (told by `WakeChannel.policy`, and
+/// every `pollSeconds` in case a notification was lost), rewrites this node's policy file so
+/// a restart runs the version, and logs the change; a version whose text cannot run here (a
+/// secret file this node lacks) is logged once, and the node answers writes 503 and
+/// `/readyz` not ready until it can.
 public final class PolicyFollower: HubService {
     public var serviceName: String { "policy-follower" }
     private let engine: ProvisioningEngine
@@ -29,19 +27,12 @@ public final class PolicyFollower: HubService {
     private let pollSeconds: Double
 
     private struct State {
-        /// System time of the last look that found this node current: writes after it may
-        /// have been decided under a policy already replaced.
-        var currentSince = Timestamp.now()
-        /// A version that failed to parse here, so its error is logged once.
-        var failed: Int64? = nil
-        /// A version was followed at the last look: the next look that finds this node current
-        /// queues the late writers once more (a write decided under the old policy may have
-        /// committed just after the first scan).
-        var rescan: Int64? = nil
+        /// Versions put in force here by a write or a look, not yet logged and written to the file.
+        var followed: [Int64] = []
+        /// Why a version cannot run here, so it is logged once.
+        var failed: String? = nil
     }
     private let state = Mutex(State())
-    /// One look at a time (the poll, a notification and a claim may come together).
-    private let looking = NSLock()
     private let wake = NSCondition()
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -56,13 +47,21 @@ public final class PolicyFollower: HubService {
         self.policyFile = policyFile
         self.logger = logger
         self.pollSeconds = pollSeconds
+        // From the first write on, before the services start. Called inside a write (under the
+        // engine's lock): note it, the thread does the rest.
+        engine.followPolicy(parse: parse) { [weak self] version in
+            self?.state.withLock { $0.followed.append(version) }
+            self?.poke()
+        }
     }
 
     public func start() {
-        engine.followPolicy { [weak self] newest in self?.look(newest: newest) }
         let t = Thread { [self] in
             defer { finished.signal() }
-            while waitForNextLook() { look(newest: nil) }
+            while waitForNextLook() {
+                look()
+                report()
+            }
         }
         t.name = "policy-follower"
         t.start()
@@ -86,76 +85,55 @@ public final class PolicyFollower: HubService {
     private func waitForNextLook() -> Bool {
         wake.lock()
         defer { wake.unlock() }
-        if !stopping.load(ordering: .sequentiallyConsistent) {
+        if !stopping.load(ordering: .sequentiallyConsistent), state.withLock({ $0.followed.isEmpty }) {
             _ = wake.wait(until: Date().addingTimeInterval(pollSeconds))
         }
         return !stopping.load(ordering: .sequentiallyConsistent)
     }
 
-    /// Compares the newest active version (read now when `newest` is nil) with the one in
-    /// force here, and follows it when it is newer. Storage trouble: the next look retries.
-    func look(newest known: Int64?) {
-        looking.lock()
-        defer { looking.unlock() }
-        let started = Timestamp.now()
+    /// Reads the newest active version and puts it in force if this node runs an older one.
+    /// Storage trouble: the next look retries (and writes read the version themselves).
+    private func look() {
         do {
-            guard let newest = try known ?? store.read(snapshot: false, { try $0.newestActivePolicyVersion() })
-            else { return }
-            guard newest > engine.policies.version ?? 0 else {
-                let (rescan, since) = state.withLock { ($0.rescan, $0.currentSince) }
-                if let rescan { try requeueWritesSince(since, version: rescan) }
-                state.withLock { s in
-                    s.currentSince = started
-                    s.rescan = nil
-                }
-                return
-            }
-            try follow(newest)
+            guard let newest = try store.read(snapshot: false, { try $0.newestActivePolicyVersion() }) else { return }
+            try engine.adoptPolicy(newest) { try store.read { try $0.policyVersion(newest) } }
         } catch {
-            logger.warning(
-                "cannot look for a newer policy version; retrying",
-                ["error": String(describing: error).prefix(200).description])
-        }
-    }
-
-    private func follow(_ newest: Int64) throws {
-        guard let version = try store.read({ try $0.policyVersion(newest) }), version.state == .active else { return }
-        let policy: Policy
-        do {
-            policy = try parse(version.text)
-        } catch {
-            // A secret file this node lacks, say: it keeps the version it runs, and says so once.
+            let behind = engine.policyBehind
             let first = state.withLock { s -> Bool in
-                defer { s.failed = newest }
-                return s.failed != newest
+                guard let behind else { return true }
+                defer { s.failed = behind }
+                return s.failed != behind
             }
-            if first {
+            guard first else { return }
+            if let behind {
                 logger.error(
-                    "a policy version put in force on another node cannot run here; this node keeps the previous one",
-                    ["policy.version": String(newest), "error": String(describing: error).prefix(300).description])
+                    "a policy version in force on another node cannot run here: this node answers writes 503 "
+                        + "and /readyz not ready until it can", ["error": String(behind.prefix(300))])
+            } else {
+                logger.warning(
+                    "cannot look for a newer policy version; retrying",
+                    ["error": String(describing: error).prefix(200).description])
             }
-            return
         }
-        let since = state.withLock { $0.currentSince }
-        engine.policies.replace(with: policy, version: newest)
-        var fileError: String? = nil
-        if let file = policyFile {
-            do { try PolicyRollout.replaceFile(file, with: version.text) } catch { fileError = "\(error)" }
-        }
-        let requeued = try requeueWritesSince(since, version: newest)
-        state.withLock { $0.rescan = newest }
-        var fields = ["policy.version": String(newest), "people.requeued": String(requeued)]
-        if let fileError { fields["policyFileError"] = String(fileError.prefix(200)) }
-        logger.notice("policy version put in force on another node now runs here", fields)
     }
 
-    /// Queues the people written since `since` (system time, a second of margin; members of
-    /// groups written since too): they were decided under the previous policy, and the engine
-    /// decides each one again. Returns how many.
-    @discardableResult
-    private func requeueWritesSince(_ since: Double, version: Int64) throws -> Int {
-        let late = try PolicyRollout.peopleWritten(since: since - 1, store: store)
-        try PolicyRollout.converge(late, version: version, engine: engine, store: store, markRolledOut: false)
-        return late.count
+    /// Logs each version put in force here and writes the newest to this node's policy file.
+    private func report() {
+        let versions = state.withLock { s -> [Int64] in
+            defer { s.followed = [] }
+            return s.followed
+        }
+        guard let newest = versions.max() else { return }
+        var fields = ["policy.version": String(newest)]
+        if let file = policyFile {
+            do {
+                guard let stored = try store.read({ try $0.policyVersion(newest) }) else { return }
+                try PolicyRollout.replaceFile(file, with: stored.text)
+            } catch {
+                // A read-only mount, say: the next start finds the newer version in the database.
+                fields["policyFileError"] = String(describing: error).prefix(200).description
+            }
+        }
+        logger.notice("policy version put in force on another node now runs here", fields)
     }
 }

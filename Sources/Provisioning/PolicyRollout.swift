@@ -116,10 +116,9 @@ public enum PolicyRollout {
             return version
         }
         engine.policies.markInForce(version.version)
-        try converge(affected.converge, version: version.version, engine: engine, store: store)
-        logger.notice(
-            "policy version rolled out",
-            ["policy.version": String(version.version), "people": String(affected.converge.count)])
+        engine.policyPutInForce()
+        // Read again after the commit: what other nodes committed meanwhile is seen.
+        try rollOut(version, engine: engine, store: store, logger: logger)
         return version
     }
 
@@ -143,6 +142,7 @@ public enum PolicyRollout {
         }
         let now = engine.clock.now()
         let scanStart = Timestamp.now() - 1  // resources keep system time; a second of margin
+        // Who would lose access, for the change guard; who to converge is read again below.
         let affected = try self.affected(store: store, policy: candidate, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
         let version = try store.write { w -> PolicyVersion in
@@ -159,6 +159,10 @@ public enum PolicyRollout {
                     ], requestID: requestID, outcome: held.map { "held: \($0)" } ?? "success"))
             if let held { try announceHeld(w, v, held, engine: engine) }
             return v
+        }
+        if held == nil {
+            engine.policies.advance(to: candidate, version: version.version)
+            engine.policyPutInForce()
         }
         // After the commit: a file that does not match the newest version is noticed at the
         // next start (the database wins); a version without its file would not be.
@@ -178,13 +182,16 @@ public enum PolicyRollout {
                 ["policy.version": String(version.version), "reason": held])
             return (version, 0, fileError)
         }
-        engine.policies.replace(with: candidate, version: version.version)
-        engine.policyPutInForce()
-        // People written while the scan ran were decided under the old policy: queue them too.
+        // Everyone whose accounts differ under the version in force, read after its commit:
+        // what committed before it (a job's result, a write) is seen here, and what commits
+        // after it was decided under it (on PostgreSQL every write reads the version in force
+        // under the lock this version's transaction held). People written while the first
+        // scan ran are queued too (on SQLite a write may commit just after this read).
+        let settled = try self.affected(store: store, policy: engine.policy, now: engine.clock.now())
         let late = try peopleWritten(since: scanStart, store: store)
-        let all = Array(Set(affected.converge).union(late))
+        let all = Array(Set(settled.converge).union(late))
         try converge(all, version: version.version, engine: engine, store: store)
-        return (version, affected.converge.count, fileError)
+        return (version, settled.converge.count, fileError)
     }
 
     /// The people written since `since` (system time), and the members of groups written
@@ -273,7 +280,7 @@ public enum PolicyRollout {
             return true
         }
         guard confirmed else { throw GovernanceError.conflict("policy version \(v) is not the newest held one") }
-        engine.policies.replace(with: policy, version: v)
+        engine.policies.advance(to: policy, version: v)
         engine.policyPutInForce()
         return try rollOut(latest, engine: engine, store: store, logger: logger)
     }
@@ -292,10 +299,7 @@ public enum PolicyRollout {
 
     /// Queues `ids` in batches; the engine decides each again inside the write, so a person
     /// who changed in between is converged to their current state.
-    /// `markRolledOut`: false when a node follows a version another node rolls out.
-    static func converge(
-        _ ids: [String], version: Int64, engine: ProvisioningEngine, store: any HubStore, markRolledOut: Bool = true
-    ) throws {
+    static func converge(_ ids: [String], version: Int64, engine: ProvisioningEngine, store: any HubStore) throws {
         var start = 0
         while start < ids.count {
             let batch = Array(ids[start..<min(ids.count, start + 500)])
@@ -306,10 +310,8 @@ public enum PolicyRollout {
             }
             start += batch.count
         }
-        if markRolledOut {
-            let now = engine.clock.now()
-            try store.write { try $0.connection.markPolicyRolledOut(version, now: now) }
-        }
+        let now = engine.clock.now()
+        try store.write { try $0.connection.markPolicyRolledOut(version, now: now) }
         engine.wake()
     }
 }

@@ -104,4 +104,9 @@ public protocol StoreWriter: AnyObject {
     func savepoint<T>(_ body: () throws -> T) throws -> T
     /// Appends `entry` to the audit chain, linked to the entry before it.
     func appendAudit(_ entry: AuditEntry) throws
+    /// The newest active policy version when this write's transaction began, read under a
+    /// shared lock that a new version's transaction takes exclusively (PostgreSQL): a write
+    /// that decides under the policy checks it runs this version, so no node commits a
+    /// decision under a version older than the one in force. Nil on SQLite (one node).
+    var policyVersionInForce: Int64? { get }
 }

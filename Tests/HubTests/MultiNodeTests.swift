@@ -652,7 +652,8 @@ import Postgres
 
     /// `PUT /admin/policy` on one node: every node runs the new version (the others follow
     /// it), the rollout's jobs converge everyone to it whichever node runs them, and people
-    /// written through the other nodes just after get it too.
+    /// written through the other nodes just after get it too: new ones, and porters moved to
+    /// reporting, whom only version 2 gives an account (version 1 queues nothing for them).
     @Test func policyAppliedOnOneNode_isInForceOnEveryNode_andEveryoneConvergesToIt() throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build scimhub first (swift build)")
         let ehr = try EHRTestServer()
@@ -665,18 +666,31 @@ import Postgres
         for _ in 0..<3 { try cluster.startNode() }
         let before = (0..<60).map { "desk\($0)@x.org" }
         Self.onboard(cluster, before)
+        let porters = try (0..<10).map { i -> String in
+            let r = Self.call(
+                cluster.nodes[i % 3].port, "POST", "/scim/v2/Users", token: cluster.writer,
+                body: person("porter\(i)@x.org", title: "Porter"))
+            return try #require(r?.object["id"]?.stringValue, "\(r?.text ?? "")")
+        }
         eventually("everyone has scheduling", timeout: 60) {
             let accounts = ehr.snapshot()
             return before.allSatisfy { accounts[$0]?.roles == ["scheduling"] }
         }
-        // Node 0 applies version 2: receptionists get billing too (nobody loses access).
+        eventually("no job left") { Self.idle(cluster) }
+        #expect(ehr.snapshot().count == 60)  // porters get nothing under version 1
+        // Node 0 applies version 2: receptionists get billing too, reporting staff get
+        // clinic-reporting (nobody loses access).
         let applier = cluster.nodes[0]
         let enrol = Self.call(applier.port, "POST", "/mfa/enrol", token: cluster.admin)
         let uri = try #require(enrol?.object["otpauth"]?.stringValue, "\(enrol?.text ?? "")")
         let range = try #require(uri.range(of: "secret="))
         let secret = try #require(TOTP.base32Decode(String(uri[range.upperBound...].prefix { $0 != "&" })))
+        let reporting =
+            #"{"name": "reporting", "rule": "userType eq \"Reporting\"", "grants": {"ehr": ["clinic-reporting"]}}"#
         let wider = singleEHRPolicy(
-            ehr, packages: package.replacingOccurrences(of: #"["scheduling"]"#, with: #"["scheduling", "billing"]"#))
+            ehr,
+            packages: package.replacingOccurrences(of: #"["scheduling"]"#, with: #"["scheduling", "billing"]"#) + ", "
+                + reporting)
         let applied = Self.call(
             applier.port, "PUT", "/admin/policy", token: cluster.admin, body: wider,
             headers: [("X-ScimHub-TOTP", LiveHub.totp(secret))])
@@ -690,9 +704,17 @@ import Postgres
                 node.port, "POST", "/scim/v2/Users", token: cluster.writer, body: person(p, title: "Receptionist"))
             #expect(r?.status == 201, "\(r?.text ?? "")")
         }
+        for (i, id) in porters.enumerated() {
+            let r = Self.call(
+                cluster.nodes[1 + i % 2].port, "PATCH", "/scim/v2/Users/\(id)", token: cluster.writer,
+                body: #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"#
+                    + #""Operations":[{"op":"replace","path":"userType","value":"Reporting"}]}"#)
+            #expect(r?.status == 200, "\(r?.text ?? "")")
+        }
         eventually("everyone converges to version 2", timeout: 60) {
             let accounts = ehr.snapshot()
             return (before + after).allSatisfy { accounts[$0]?.roles == ["billing", "scheduling"] }
+                && (0..<10).allSatisfy { accounts["porter\($0)@x.org"]?.roles == ["clinic-reporting"] }
         }
         // The other nodes said they follow it, and say which version they run.
         for node in cluster.nodes[1...] {
@@ -701,11 +723,18 @@ import Postgres
                     && node.log.contains(#""policy.version":"2""#)
             }
         }
-        #expect(!applier.log.contains("policy version put in force on another node"))
-        #expect(ehr.snapshot().count == 70)
+        #expect(ehr.snapshot().count == 80)
         for node in cluster.nodes {
             let listed = Self.call(node.port, "GET", "/admin/jobs?state=dead", token: cluster.admin)
             #expect(listed?.object["jobs"]?.arrayValue?.isEmpty ?? false, "\(listed?.text ?? "")")
+        }
+    }
+
+    /// No node has a job running, claimed or due.
+    static func idle(_ cluster: Cluster) -> Bool {
+        cluster.nodes.allSatisfy { n in
+            let jobs = Self.call(n.port, "GET", "/admin/jobs?state=pending", token: cluster.admin)
+            return jobs?.status == 200 && jobs?.object["jobs"]?.arrayValue?.isEmpty == true
         }
     }
 

@@ -136,9 +136,18 @@ final class PostgresGroupCommit: @unchecked Sendable {
             batch.contains(where: \.durable)
             ? "; SET LOCAL synchronous_commit = on" : "; SET LOCAL synchronous_commit = off"
         if shared { begin += "; SAVEPOINT job" }
+        // The policy version in force, under the lock a new version takes exclusively: this
+        // transaction commits before a new version does, or reads it (a statement of its own,
+        // so its snapshot is taken once the lock is held).
+        begin +=
+            "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))"
+            + "; SELECT max(version) FROM policy_versions WHERE state = 'active'"
         let c: PostgresConnection
+        let policyVersion: Int64?
         do {
-            c = try pool.checkoutBegun(begin, "begin write")
+            let (connection, version) = try pool.checkoutBegun(begin, "begin write")
+            c = connection
+            policyVersion = version.flatMap { Int64($0) }
         } catch {
             // PostgreSQL cannot be reached: every write fails as unavailable (503), at once.
             for j in batch { j.finish(.failure(Self.mapped(error))) }
@@ -152,7 +161,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
         var xid: String?
         var next = 0
         do {
-            let ctx = PostgresWriteContext(session: PostgresSession(c, locksResources: true))
+            let ctx = PostgresWriteContext(
+                session: PostgresSession(c, locksResources: true), policyVersionInForce: policyVersion)
             while next < batch.count {
                 let job = batch[next]
                 if shared && next > 0 { try c.execute("RELEASE SAVEPOINT job; SAVEPOINT job", context: "savepoint") }

@@ -69,7 +69,10 @@ extension PostgresSession: PolicyStore {
     }
 
     public func confirmPolicyVersion(_ version: Int64, by: String) throws -> Bool {
-        try db.run(
+        // Exclusive, as for a new version: every write under way commits first, every later
+        // one reads this version as in force (the group commit's shared lock).
+        try db.query("SELECT pg_advisory_xact_lock(?)", [.integer(PostgresMigrations.policyVersionLockKey)]) { _ in }
+        return try db.run(
             "UPDATE policy_versions SET state = 'active', confirmed_by = ? WHERE version = ? AND state = 'held'",
             [.text(by), .integer(version)]) == 1
     }

@@ -113,7 +113,7 @@ public final class PostgresStore: HubStore {
                 defer { pool.checkin(c) }
                 return try body(PostgresSession(c))
             }
-            let c = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
+            let (c, _) = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
             defer { pool.checkin(c) }
             let session = PostgresSession(c)
             do {
@@ -222,13 +222,14 @@ final class PostgresPool: @unchecked Sendable {
     /// A connection with `begin` run on it. A connection that turns out dead at this first
     /// statement is dropped and the next one tried: nothing ran on it, so nothing is lost or
     /// done twice. When PostgreSQL is down, opening a new one fails and that error is thrown.
-    func checkoutBegun(_ begin: String, _ context: String) throws -> PostgresConnection {
+    /// A connection with `begin` run on it, and the first value of `begin`'s last result.
+    func checkoutBegun(_ begin: String, _ context: String) throws -> (PostgresConnection, String?) {
         var tries = 0
         while true {
             let c = try checkout()
             do {
-                try c.execute(begin, context: context)
-                return c
+                let value = try c.executeReturningValue(begin, context: context)
+                return (c, value)
             } catch let lost where lost.isConnectionLost && tries < limit {
                 checkin(c)  // not usable: closed, not pooled
                 tries += 1
@@ -323,11 +324,15 @@ struct PostgresStatements {
 final class PostgresWriteContext: StoreWriter {
     let session: PostgresSession
     var connection: any StoreSession { session }
+    let policyVersionInForce: Int64?
     /// Entries appended in this transaction, not yet chained.
     var pendingAudit: [AuditEntry] = []
     private var depth = 0
 
-    init(session: PostgresSession) { self.session = session }
+    init(session: PostgresSession, policyVersionInForce: Int64? = nil) {
+        self.session = session
+        self.policyVersionInForce = policyVersionInForce
+    }
 
     /// Runs `body` inside a nested savepoint: if it throws, only its changes (and its audit
     /// entries) are undone.

@@ -146,6 +146,8 @@ final class SQLiteWriteContext: StoreWriter {
     /// Queries and mutations on the writer connection.
     let session: SQLiteSession
     var connection: any StoreSession { session }
+    /// One node: the policy in force is the one in its memory.
+    var policyVersionInForce: Int64? { nil }
     var auditHead: [UInt8]
 
     init(session: SQLiteSession, auditHead: [UInt8]) {

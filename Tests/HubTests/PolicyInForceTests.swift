@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+import Testing
+import HubLog
+import JSONCore
+import Postgres
+import Provisioning
+@testable import Store
+import TestSupport
+
+/// Several nodes on one PostgreSQL: a write never decides under a policy version older than
+/// the one in force. Every write transaction reads the version in force under a lock a new
+/// version's transaction takes exclusively, and the engine puts it in force before deciding,
+/// whether or not this node heard of the version (here no follower runs at all).
+@Suite struct PolicyInForceTests {
+    /// One node's view: an engine over a PostgreSQL store, running `version` of `texts`.
+    final class Node: @unchecked Sendable {
+        // @unchecked Sendable: every field is set once in init; the servers are stopped once.
+        let pg: PostgresServer
+        let store: PostgresStore
+        let engine: ProvisioningEngine
+        let lock: TemporaryDirectory
+        let followed = Mutex<[Int64]>([])
+
+        init() throws {
+            pg = try PostgresServer()
+            let settings = try PostgresSettings(
+                conninfo: "host=127.0.0.1 port=\(pg.port) dbname=\(pg.database) user=\(pg.user) connect_timeout=5",
+                password: pg.password)
+            store = try PostgresStore(settings: settings, maxConnections: 4, logger: Logger(label: "t", silent: true))
+            let v1 = Self.policy()
+            _ = try store.write {
+                try $0.connection.insertPolicyVersion(
+                    hash: "v1", text: Array(v1.utf8), author: "policy-file", now: 1, state: .active, heldReason: nil)
+            }
+            lock = TemporaryDirectory()
+            let holder = PolicyHolder(try Self.parse(Array(v1.utf8)))
+            holder.replace(with: holder.current, version: 1)
+            engine = ProvisioningEngine(
+                policies: holder, store: store, connectors: [:], logger: Logger(label: "t", silent: true),
+                coordination: try LocalCoordination(directory: lock.path))
+            engine.followPolicy(parse: Self.parse) { [weak self] v in self?.followed.withLock { $0.append(v) } }
+        }
+
+        func stop() {
+            store.close()
+            pg.stop()
+            pg.directory.remove()
+            lock.remove()
+        }
+
+        /// Version 1: receptionists get scheduling. Later versions add reporting staff
+        /// (`userType` Reporting), and `extra` packages.
+        static func policy(reporting: Bool = false, extra: String = "") -> String {
+            let token = NSTemporaryDirectory() + "policy-in-force-token"
+            _ = FileManager.default.createFile(atPath: token, contents: Data("t".utf8))
+            var packages =
+                #"{"name": "desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
+            if reporting {
+                packages +=
+                    #", {"name": "reporting", "rule": "userType eq \"Reporting\"", "#
+                    + #""grants": {"ehr": ["clinic-reporting"]}}"#
+            }
+            return #"{"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:1", "#
+                + #""auth": {"type": "bearer", "tokenFile": "\#(token)"}}}], "packages": [\#(packages)\#(extra)]}"#
+        }
+
+        @Sendable static func parse(_ text: [UInt8]) throws -> Policy {
+            try Policy.parse(
+                text, userType: registryForTests.resourceType(named: "User")!, knownTypes: ["ehr-rest"],
+                environment: [:])
+        }
+
+        /// Another node stores `text` as the next version, in force at once.
+        func applyElsewhere(_ text: String, hash: String) throws {
+            _ = try store.write {
+                try $0.connection.insertPolicyVersion(
+                    hash: hash, text: Array(text.utf8), author: "ops", now: 2, state: .active, heldReason: nil)
+            }
+        }
+
+        /// This node queues a new person with `userType`: the decision is made in the write.
+        func enqueue(_ id: String, userType: String) throws {
+            let doc = try #require(
+                try JSONParser().parse(
+                    Array(#"{"userName": "\#(id)@x.org", "title": "Porter", "userType": "\#(userType)"}"#.utf8)
+                ).objectValue)
+            let engine = self.engine
+            try store.write { w in try engine.enqueue(w, personID: id, person: doc, created: true) }
+        }
+
+        func job(_ id: String) throws -> ProvisioningJob? {
+            try store.read { try $0.job(personID: id, target: "ehr") }
+        }
+    }
+
+    @Test func aWrite_onANodeThatNeverHeardOfTheNewVersion_decidesUnderIt() throws {
+        let node = try Node()
+        defer { node.stop() }
+        try node.enqueue("p1", userType: "Reporting")
+        #expect(try node.job("p1") == nil)  // version 1 gives reporting staff nothing
+        try node.applyElsewhere(Node.policy(reporting: true), hash: "v2")
+        #expect(node.engine.policies.version == 1)  // nobody told this node
+        try node.enqueue("p2", userType: "Reporting")
+        #expect(try node.job("p2")?.state == .pending)  // decided under version 2
+        #expect(node.engine.policies.version == 2)
+        #expect(node.followed.withLock { $0 } == [2])
+        #expect(node.engine.policyBehind == nil)
+    }
+
+    @Test func aVersionThatCannotRunHere_failsTheWrite_andTheNodeSaysSo() throws {
+        let node = try Node()
+        defer { node.stop() }
+        // Version 2 names a secret file this node does not have.
+        let missing = Node.policy(reporting: true).replacingOccurrences(
+            of: "policy-in-force-token", with: "no-such-token-\(UUID().uuidString)")
+        try node.applyElsewhere(missing, hash: "v2")
+        let refused = #expect(throws: StoreError.self) { try node.enqueue("p1", userType: "Reporting") }
+        #expect(
+            refused?.description.contains("policy version 2, in force on another node, cannot run on this node") == true
+        )
+        #expect(try node.job("p1") == nil)  // nothing decided under version 1 was committed
+        #expect(node.engine.policies.version == 1)
+        #expect(node.engine.policyBehind?.contains("policy version 2") == true)
+        // Fixed by a newer version: the node runs it, and is no longer behind.
+        try node.applyElsewhere(Node.policy(reporting: true), hash: "v3")
+        try node.enqueue("p2", userType: "Reporting")
+        #expect(try node.job("p2")?.state == .pending)
+        #expect(node.engine.policies.version == 3 && node.engine.policyBehind == nil)
+    }
+
+    /// A write under way when another node stores a version commits first: the version's
+    /// transaction waits for it (so a rollout read after the version's commit sees what the
+    /// write decided), and the next write reads the new version.
+    @Test func aNewVersion_waitsForTheWritesUnderWay() throws {
+        let node = try Node()
+        defer { node.stop() }
+        let release = DispatchSemaphore(value: 0)
+        let inside = DispatchSemaphore(value: 0)
+        // Held open once: a transaction idle past its 15 s limit is ended and runs again.
+        let first = Atomic<Bool>(true)
+        let writer = Thread {
+            _ = try? node.store.write { w -> Int64? in
+                if first.exchange(false, ordering: .relaxed) {
+                    inside.signal()
+                    release.wait()
+                }
+                return w.policyVersionInForce
+            }
+        }
+        writer.start()
+        inside.wait()
+        let applied = Mutex<Result<Void, any Error>?>(nil)
+        Thread {
+            let r = Result { try node.applyElsewhere(Node.policy(reporting: true), hash: "v2") }
+            applied.withLock { $0 = r }
+        }.start()
+        let watcher = try PostgresConnection(conninfo: node.pg.connectionString, password: nil)
+        func waitingForThePolicyLock() throws -> Int {
+            var n = 0
+            try watcher.query(
+                """
+                SELECT count(*) FROM pg_locks
+                WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+                  AND ((classid::bigint << 32) | objid::bigint) = $1
+                """, [.integer(PostgresMigrations.policyVersionLockKey)]
+            ) { n = Int($0.int64(0)) }
+            return n
+        }
+        eventually("the new version waits for the write under way", timeout: 20) { try waitingForThePolicyLock() == 1 }
+        #expect(applied.withLock { $0 } == nil)
+        release.signal()
+        eventually("the version is stored once the write committed") { applied.withLock { $0 } != nil }
+        try applied.withLock { $0 }?.get()
+        #expect(try node.store.write { $0.policyVersionInForce } == 2)
+    }
+}
