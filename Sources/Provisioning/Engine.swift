@@ -265,7 +265,17 @@ public final class ProvisioningEngine: HubService {
         if let failed = policyFailed.withLock({ $0 }), failed.version == newest { throw failed.error }
         guard let stored = try read(), stored.state == .active else { return false }
         do {
-            policies.advance(to: try parse(stored.text), version: newest)
+            let policy = try parse(stored.text)
+            let running = policies.current.targets
+            guard
+                policy.targets.count == running.count,
+                zip(policy.targets, running).allSatisfy({ $0.runsOnTheSameConnector(as: $1) })
+            else {
+                throw PolicyError(
+                    "its targets differ from the ones this node started with (connectors are built at start): "
+                        + "restart this node with the policy file of version \(newest)")
+            }
+            policies.advance(to: policy, version: newest)
         } catch {
             let e = StoreError(
                 "policy version \(newest), in force on another node, cannot run on this node: "

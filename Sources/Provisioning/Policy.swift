@@ -31,6 +31,16 @@ public struct Target: Sendable {
     public var reconciliation = ReconciliationRules()
 }
 
+extension Target {
+    /// Whether `other` runs on what this process built for this target at start (its
+    /// connector from `type` and `settings`, its queue from `enabled` and `concurrency`):
+    /// mappings and rules may change while the hub runs, these only with a restart.
+    public func runsOnTheSameConnector(as other: Target) -> Bool {
+        name == other.name && type == other.type && enabled == other.enabled && concurrency == other.concurrency
+            && settings == other.settings
+    }
+}
+
 /// A target's reconciliation rules (policy key `reconciliation`).
 public struct ReconciliationRules: Sendable, Equatable {
     /// What remediation does with an account no person in the hub owns.

@@ -130,6 +130,19 @@ import TestSupport
         #expect(node.engine.policies.version == 3 && node.engine.policyBehind == nil)
     }
 
+    /// A node started with a policy file whose targets differ stores a version the running
+    /// nodes cannot run without a restart (their connectors are built at start): they refuse
+    /// writes and say so, rather than run a connector the version no longer describes.
+    @Test func aVersionWithOtherTargets_needsARestart() throws {
+        let node = try Node()
+        defer { node.stop() }
+        let moved = Node.policy(reporting: true).replacingOccurrences(of: "127.0.0.1:1", with: "127.0.0.1:2")
+        try node.applyElsewhere(moved, hash: "v2")
+        let refused = #expect(throws: StoreError.self) { try node.enqueue("p1", userType: "Reporting") }
+        #expect(refused?.description.contains("targets differ from the ones this node started with") == true)
+        #expect(node.engine.policies.version == 1 && node.engine.policyBehind != nil)
+    }
+
     /// A write under way when another node stores a version commits first: the version's
     /// transaction waits for it (so a rollout read after the version's commit sees what the
     /// write decided), and the next write reads the new version.
