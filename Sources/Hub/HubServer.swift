@@ -188,6 +188,20 @@ public final class HubServer: Sendable {
                 _ = try startUp()
             }
         }
+        // With several nodes, from here on (after the start-up put the newest version in force,
+        // before anything else decides): every write transaction that reads a newer version in
+        // force puts it in force here first, and the follower keeps an idle node current.
+        let follower =
+            coordination.isSoleNode
+            ? nil
+            : engine.map {
+                PolicyFollower(
+                    engine: $0, store: openStore, parse: parsePolicy, policyFile: config.policyFile, logger: logger)
+            }
+        if let follower, let engine {
+            coordination.listen(.policy) { follower.poke() }
+            openStore.adoptPolicies { version, read in try engine.adoptPolicy(version, read: read) }
+        }
         let schedule =
             (runs != nil || reviews != nil)
             ? HubSchedule(
@@ -230,15 +244,6 @@ public final class HubServer: Sendable {
                 sodExceptions?.poke()
             }
         }
-        // A policy version applied or confirmed on another node is put in force here too.
-        let follower =
-            coordination.isSoleNode
-            ? nil
-            : engine.map {
-                PolicyFollower(
-                    engine: $0, store: openStore, parse: parsePolicy, policyFile: config.policyFile, logger: logger)
-            }
-        if let follower { coordination.listen(.policy) { follower.poke() } }
         let forwarder = config.auditForward.map {
             AuditForwarder(
                 store: openStore, settings: $0, cursorPath: config.dataDirectory + "/audit-forward.cursor",

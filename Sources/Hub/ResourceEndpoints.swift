@@ -199,6 +199,8 @@ extension SCIMEndpoints {
         groupNames: [String?], origin: ChangeOrigin, created: Bool = false
     ) throws {
         guard let engine else { return }
+        // Whether a Group's members depend on it is a decision under the policy in force.
+        try engine.adoptPolicyInForce(w)
         if type.name == "User" {
             try engine.enqueue(w, personID: id, person: doc, origin: origin, created: created)
             return

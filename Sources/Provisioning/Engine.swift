@@ -249,28 +249,30 @@ public final class ProvisioningEngine: HubService {
     /// PostgreSQL the version is read under a lock its transaction takes exclusively). A
     /// version whose text cannot run on this node fails the write (503), rather than commit
     /// what the policy in force no longer gives.
-    func adoptPolicyInForce(_ w: any StoreWriter) throws {
+    public func adoptPolicyInForce(_ w: any StoreWriter) throws {
         guard let newest = w.policyVersionInForce, newest > policies.version ?? 0 else { return }
         try adoptPolicy(newest) { try w.connection.policyVersion(newest) }
     }
 
     /// Puts stored version `newest` in force if this node runs an older one; `read` reads it.
     /// Returns true when it changed what this node runs.
+    /// A version that failed here is refused at once, without parsing it again, unless
+    /// `retryFailed` (the follower's look, every few seconds: a secret file may have appeared).
     @discardableResult
-    public func adoptPolicy(_ newest: Int64, read: () throws -> PolicyVersion?) throws -> Bool {
+    public func adoptPolicy(_ newest: Int64, retryFailed: Bool = false, read: () throws -> PolicyVersion?) throws
+        -> Bool
+    {
+        // No parser yet: the node is starting (its start-up puts the newest version in force).
         guard let (parse, followed) = policyFollower.withLock({ $0 }) else { return false }
         adopting.lock()
         defer { adopting.unlock() }
         guard newest > policies.version ?? 0 else { return false }
-        if let failed = policyFailed.withLock({ $0 }), failed.version == newest { throw failed.error }
+        if !retryFailed, let failed = policyFailed.withLock({ $0 }), failed.version == newest { throw failed.error }
         guard let stored = try read(), stored.state == .active else { return false }
         do {
             let policy = try parse(stored.text)
-            let running = policies.current.targets
-            guard
-                policy.targets.count == running.count,
-                zip(policy.targets, running).allSatisfy({ $0.runsOnTheSameConnector(as: $1) })
-            else {
+            // As `PUT /admin/policy` refuses: connectors and queues are built at start.
+            guard policy.targetsSource == policies.current.targetsSource else {
                 throw PolicyError(
                     "its targets differ from the ones this node started with (connectors are built at start): "
                         + "restart this node with the policy file of version \(newest)")
@@ -835,7 +837,8 @@ public final class ProvisioningEngine: HubService {
                     conn, personID: job.personID, person: try conn.fetch(type: .user, id: job.personID)?.doc, now: now)
             }
             let (policyNow, decidedUnder) = policies.inForce
-            let decision = policyNow.decide(snapshot, target: target)
+            // The target as the version in force describes it (its mapping), not as the pass began.
+            let decision = policyNow.decide(snapshot, target: policyNow.target(target.name) ?? target)
             let (person, record, previous, desired) = (
                 snapshot.document, decision.record, decision.lastApplied, decision.desired
             )

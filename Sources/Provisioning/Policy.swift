@@ -31,16 +31,6 @@ public struct Target: Sendable {
     public var reconciliation = ReconciliationRules()
 }
 
-extension Target {
-    /// Whether `other` runs on what this process built for this target at start (its
-    /// connector from `type` and `settings`, its queue from `enabled` and `concurrency`):
-    /// mappings and rules may change while the hub runs, these only with a restart.
-    public func runsOnTheSameConnector(as other: Target) -> Bool {
-        name == other.name && type == other.type && enabled == other.enabled && concurrency == other.concurrency
-            && settings == other.settings
-    }
-}
-
 /// A target's reconciliation rules (policy key `reconciliation`).
 public struct ReconciliationRules: Sendable, Equatable {
     /// What remediation does with an account no person in the hub owns.
@@ -176,6 +166,10 @@ public struct Policy: Sendable {
     public let packages: [AccessPackage]
     /// Packages (and entitlements) no one may hold together.
     public var separationOfDuties: [SoDRule] = []
+    /// The policy text's `targets`, as written (secret references, not secrets): what a
+    /// running process built its connectors and queues from, compared when another version
+    /// comes into force (a rotated secret file is no change of targets).
+    public var targetsSource: JSONValue = .null
 
     /// Targets that receive jobs.
     public var enabledTargets: [Target] { targets.filter(\.enabled) }
@@ -361,6 +355,7 @@ public struct Policy: Sendable {
             packages.append(package)
         }
         var policy = Policy(targets: targets, packages: packages)
+        policy.targetsSource = o["targets"] ?? .null
         if let sod = o["separationOfDuties"] {
             policy.separationOfDuties = try SoDRule.parse(sod, packages: packages, targets: targets)
         }

@@ -96,7 +96,8 @@ public final class PolicyFollower: HubService {
     private func look() {
         do {
             guard let newest = try store.read(snapshot: false, { try $0.newestActivePolicyVersion() }) else { return }
-            try engine.adoptPolicy(newest) { try store.read { try $0.policyVersion(newest) } }
+            // A version that could not run here is tried again (a secret file may be there now).
+            try engine.adoptPolicy(newest, retryFailed: true) { try store.read { try $0.policyVersion(newest) } }
         } catch {
             let behind = engine.policyBehind
             let first = state.withLock { s -> Bool in
@@ -123,7 +124,9 @@ public final class PolicyFollower: HubService {
             defer { s.followed = [] }
             return s.followed
         }
-        guard let newest = versions.max() else { return }
+        // Only the version this node runs now: an older one a write adopted never overwrites
+        // the file with a newer one this node applied itself.
+        guard let newest = versions.max(), newest == engine.policies.version else { return }
         var fields = ["policy.version": String(newest)]
         if let file = policyFile {
             do {

@@ -91,7 +91,9 @@ public enum PolicyRollout {
         }
         let affected = try self.affected(store: store, policy: engine.policy, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
-        let version = try store.write { w -> PolicyVersion in
+        // Alone in its transaction (`isolated: false`): it takes the policy lock exclusively
+        // holding no other lock, so writes under way on other nodes cannot wait on it.
+        let version = try store.write(isolated: false, durable: true) { w -> PolicyVersion in
             let v = try w.connection.insertPolicyVersion(
                 hash: hash, text: text, author: "policy-file", now: now, state: held == nil ? .active : .held,
                 heldReason: held)
@@ -145,7 +147,9 @@ public enum PolicyRollout {
         // Who would lose access, for the change guard; who to converge is read again below.
         let affected = try self.affected(store: store, policy: candidate, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
-        let version = try store.write { w -> PolicyVersion in
+        // Alone in its transaction (`isolated: false`): it takes the policy lock exclusively
+        // holding no other lock, so writes under way on other nodes cannot wait on it.
+        let version = try store.write(isolated: false, durable: true) { w -> PolicyVersion in
             let v = try w.connection.insertPolicyVersion(
                 hash: hash, text: text, author: principal, now: now, state: held == nil ? .active : .held,
                 heldReason: held)
@@ -268,7 +272,7 @@ public enum PolicyRollout {
             throw GovernanceError.conflict("only the newest policy version can be confirmed")
         }
         let policy = try parse(latest.text)
-        let confirmed = try store.write { w -> Bool in
+        let confirmed = try store.write(isolated: false, durable: true) { w -> Bool in
             // Still the newest inside the write: an apply may have added a version meanwhile.
             guard try w.connection.latestPolicyVersion()?.version == v else { return false }
             guard try w.connection.confirmPolicyVersion(v, by: principal) else { return false }

@@ -70,6 +70,16 @@ public protocol HubStore: Sendable {
 
     /// Stops the writer after pending writes commit.
     func close()
+
+    /// With several nodes: `adopt(version, read)` runs at the start of every write
+    /// transaction that read a newer policy version in force than the caller last saw, before
+    /// any of its writes (`read` reads that version in the transaction); if it throws, the
+    /// transaction's writes fail with its error. SQLite (one node) never calls it.
+    func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void)
+}
+
+extension HubStore {
+    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void) {}
 }
 
 extension HubStore {

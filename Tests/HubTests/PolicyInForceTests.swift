@@ -22,6 +22,8 @@ import TestSupport
         let engine: ProvisioningEngine
         let lock: TemporaryDirectory
         let followed = Mutex<[Int64]>([])
+        /// The EHR token file the policy names, this node's own.
+        let token = NSTemporaryDirectory() + "policy-in-force-token-\(UUID().uuidString)"
 
         init() throws {
             pg = try PostgresServer()
@@ -29,7 +31,7 @@ import TestSupport
                 conninfo: "host=127.0.0.1 port=\(pg.port) dbname=\(pg.database) user=\(pg.user) connect_timeout=5",
                 password: pg.password)
             store = try PostgresStore(settings: settings, maxConnections: 4, logger: Logger(label: "t", silent: true))
-            let v1 = Self.policy()
+            let v1 = Self.policy(token: token)
             _ = try store.write {
                 try $0.connection.insertPolicyVersion(
                     hash: "v1", text: Array(v1.utf8), author: "policy-file", now: 1, state: .active, heldReason: nil)
@@ -48,13 +50,17 @@ import TestSupport
             pg.stop()
             pg.directory.remove()
             lock.remove()
+            unlink(token)
         }
 
+        func policy(reporting: Bool = false) -> String { Self.policy(token: token, reporting: reporting) }
+
         /// Version 1: receptionists get scheduling. Later versions add reporting staff
-        /// (`userType` Reporting), and `extra` packages.
-        static func policy(reporting: Bool = false, extra: String = "") -> String {
-            let token = NSTemporaryDirectory() + "policy-in-force-token"
-            _ = FileManager.default.createFile(atPath: token, contents: Data("t".utf8))
+        /// (`userType` Reporting).
+        static func policy(token: String, reporting: Bool = false) -> String {
+            if !FileManager.default.fileExists(atPath: token) {
+                _ = FileManager.default.createFile(atPath: token, contents: Data("t".utf8))
+            }
             var packages =
                 #"{"name": "desk", "rule": "title eq \"Receptionist\"", "grants": {"ehr": ["scheduling"]}}"#
             if reporting {
@@ -63,7 +69,7 @@ import TestSupport
                     + #""grants": {"ehr": ["clinic-reporting"]}}"#
             }
             return #"{"targets": [{"name": "ehr", "type": "ehr-rest", "settings": {"baseURL": "http://127.0.0.1:1", "#
-                + #""auth": {"type": "bearer", "tokenFile": "\#(token)"}}}], "packages": [\#(packages)\#(extra)]}"#
+                + #""auth": {"type": "bearer", "tokenFile": "\#(token)"}}}], "packages": [\#(packages)]}"#
         }
 
         @Sendable static func parse(_ text: [UInt8]) throws -> Policy {
@@ -100,7 +106,7 @@ import TestSupport
         defer { node.stop() }
         try node.enqueue("p1", userType: "Reporting")
         #expect(try node.job("p1") == nil)  // version 1 gives reporting staff nothing
-        try node.applyElsewhere(Node.policy(reporting: true), hash: "v2")
+        try node.applyElsewhere(node.policy(reporting: true), hash: "v2")
         #expect(node.engine.policies.version == 1)  // nobody told this node
         try node.enqueue("p2", userType: "Reporting")
         #expect(try node.job("p2")?.state == .pending)  // decided under version 2
@@ -112,10 +118,11 @@ import TestSupport
     @Test func aVersionThatCannotRunHere_failsTheWrite_andTheNodeSaysSo() throws {
         let node = try Node()
         defer { node.stop() }
-        // Version 2 names a secret file this node does not have.
-        let missing = Node.policy(reporting: true).replacingOccurrences(
-            of: "policy-in-force-token", with: "no-such-token-\(UUID().uuidString)")
-        try node.applyElsewhere(missing, hash: "v2")
+        // Version 2's secret file is missing on this node (removed after version 1 was read).
+        let v2 = node.policy(reporting: true)
+        let file = node.token
+        unlink(file)
+        try node.applyElsewhere(v2, hash: "v2")
         let refused = #expect(throws: StoreError.self) { try node.enqueue("p1", userType: "Reporting") }
         #expect(
             refused?.description.contains("policy version 2, in force on another node, cannot run on this node") == true
@@ -123,10 +130,18 @@ import TestSupport
         #expect(try node.job("p1") == nil)  // nothing decided under version 1 was committed
         #expect(node.engine.policies.version == 1)
         #expect(node.engine.policyBehind?.contains("policy version 2") == true)
-        // Fixed by a newer version: the node runs it, and is no longer behind.
-        try node.applyElsewhere(Node.policy(reporting: true), hash: "v3")
-        try node.enqueue("p2", userType: "Reporting")
-        #expect(try node.job("p2")?.state == .pending)
+        // Writes do not parse it again; the follower's look does, and once the file is back
+        // the node runs version 2 and is no longer behind.
+        #expect(throws: StoreError.self) { try node.enqueue("p2", userType: "Reporting") }
+        _ = FileManager.default.createFile(atPath: file, contents: Data("t".utf8))
+        let store = node.store
+        #expect(try node.engine.adoptPolicy(2, retryFailed: true) { try store.read { try $0.policyVersion(2) } })
+        #expect(node.engine.policies.version == 2 && node.engine.policyBehind == nil)
+        try node.enqueue("p3", userType: "Reporting")
+        #expect(try node.job("p3")?.state == .pending)
+        // A newer version that runs: in force at the next write.
+        try node.applyElsewhere(node.policy(reporting: true), hash: "v3")
+        try node.enqueue("p4", userType: "Reporting")
         #expect(node.engine.policies.version == 3 && node.engine.policyBehind == nil)
     }
 
@@ -136,7 +151,7 @@ import TestSupport
     @Test func aVersionWithOtherTargets_needsARestart() throws {
         let node = try Node()
         defer { node.stop() }
-        let moved = Node.policy(reporting: true).replacingOccurrences(of: "127.0.0.1:1", with: "127.0.0.1:2")
+        let moved = node.policy(reporting: true).replacingOccurrences(of: "127.0.0.1:1", with: "127.0.0.1:2")
         try node.applyElsewhere(moved, hash: "v2")
         let refused = #expect(throws: StoreError.self) { try node.enqueue("p1", userType: "Reporting") }
         #expect(refused?.description.contains("targets differ from the ones this node started with") == true)
@@ -166,7 +181,7 @@ import TestSupport
         inside.wait()
         let applied = Mutex<Result<Void, any Error>?>(nil)
         Thread {
-            let r = Result { try node.applyElsewhere(Node.policy(reporting: true), hash: "v2") }
+            let r = Result { try node.applyElsewhere(node.policy(reporting: true), hash: "v2") }
             applied.withLock { $0 = r }
         }.start()
         let watcher = try PostgresConnection(conninfo: node.pg.connectionString, password: nil)

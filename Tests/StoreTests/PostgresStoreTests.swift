@@ -415,6 +415,53 @@ import TestSupport
         }
     }
 
+    /// Every write transaction holds the policy lock shared from BEGIN to COMMIT (a new
+    /// version's transaction waits for it), also after a batch-mate failed: the lock is
+    /// taken before the first write's savepoint, so rolling back to it does not release it.
+    @Test func thePolicyLock_outlivesABatchMatesRollback() throws {
+        let db = try SharedPostgres.freshDatabase()
+        let store = try open(db.settings, connections: 2)  // one write lane
+        defer { store.close() }
+        let hold = DispatchSemaphore(value: 0), holding = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        let results = Mutex<[String: Result<Int, any Error>]>([:])
+        func submit(_ name: String, _ body: @escaping @Sendable (any StoreWriter) throws -> Int) {
+            group.enter()
+            Thread {
+                let r = Result { try store.write { w in try body(w) } }
+                results.withLock { $0[name] = r }
+                group.leave()
+            }.start()
+        }
+        submit("blocker") { _ in
+            holding.signal()
+            hold.wait()
+            return 0
+        }
+        holding.wait()
+        struct Refused: Error {}
+        submit("failer") { _ in throw Refused() }
+        try waitUntil("the failer queued") { store.queuedWrites == 2 }
+        submit("checker") { w in
+            let session = try #require((w as? PostgresWriteContext)?.session)
+            var held = 0
+            try session.db.query(
+                """
+                SELECT count(*) FROM pg_locks
+                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND mode = 'ShareLock' AND granted
+                  AND ((classid::bigint << 32) | objid::bigint) = $1
+                """, [.integer(PostgresMigrations.policyVersionLockKey)]
+            ) { held = Int($0.int64(0)) }
+            return held
+        }
+        try waitUntil("the checker queued") { store.queuedWrites == 3 }
+        hold.signal()
+        group.wait()
+        let r = results.withLock { $0 }
+        #expect(throws: Refused.self) { try #require(r["failer"]).get() }
+        #expect(try #require(r["checker"]).get() == 1, "the shared policy lock was released with the failer")
+    }
+
     /// The connection drops after the COMMIT went out and before its answer came back: the
     /// store asks the database what became of the transaction instead of guessing. It
     /// committed, so the write succeeds, once; an aborted one would run again.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Postgres
+import Synchronization
 import HubLog
 
 /// Writes folded into shared transactions ("group commit"), as SQLite's single writer does,
@@ -32,6 +33,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
     static let maxAttempts = 5
 
     private let pool: PostgresPool
+    /// Puts a newer policy version in force before a batch's writes run (`adoptPolicies`).
+    let policyAdopter = Mutex<(@Sendable (Int64, () throws -> PolicyVersion?) throws -> Void)?>(nil)
     private let logger: Logger
     /// Writes pausing before they run again (`again`).
     private var delayed = 0
@@ -135,19 +138,25 @@ final class PostgresGroupCommit: @unchecked Sendable {
         begin +=
             batch.contains(where: \.durable)
             ? "; SET LOCAL synchronous_commit = on" : "; SET LOCAL synchronous_commit = off"
-        if shared { begin += "; SAVEPOINT job" }
         // The policy version in force, under the lock a new version takes exclusively: this
         // transaction commits before a new version does, or reads it (a statement of its own,
-        // so its snapshot is taken once the lock is held).
-        begin +=
-            "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))"
-            + "; SELECT max(version) FROM policy_versions WHERE state = 'active'"
+        // so its snapshot is taken once the lock is held). Taken before the first savepoint:
+        // a lock taken inside one is released when a write rolls back to it.
+        begin += "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))"
+        if shared { begin += "; SAVEPOINT job" }
+        begin += "; SELECT max(version) FROM policy_versions WHERE state = 'active'"
         let c: PostgresConnection
         let policyVersion: Int64?
         do {
             let (connection, version) = try pool.checkoutBegun(begin, "begin write")
             c = connection
             policyVersion = version.flatMap { Int64($0) }
+        } catch let e as PostgresError where e.sqlState == "55P03" {
+            // The lock timeout while BEGIN waited for the policy lock (a version's transaction
+            // held up by a stalled node): nothing ran, so the writes go again.
+            for j in batch { j.result = .failure(e) }
+            again(batch)
+            return
         } catch {
             // PostgreSQL cannot be reached: every write fails as unavailable (503), at once.
             for j in batch { j.finish(.failure(Self.mapped(error))) }
@@ -163,6 +172,11 @@ final class PostgresGroupCommit: @unchecked Sendable {
         do {
             let ctx = PostgresWriteContext(
                 session: PostgresSession(c, locksResources: true), policyVersionInForce: policyVersion)
+            // Every write of the batch decides under the version in force (a node that cannot
+            // run it fails them all: it is not ready).
+            if let v = policyVersion, let adopt = policyAdopter.withLock({ $0 }) {
+                try adopt(v) { try ctx.session.policyVersion(v) }
+            }
             while next < batch.count {
                 let job = batch[next]
                 if shared && next > 0 { try c.execute("RELEASE SAVEPOINT job; SAVEPOINT job", context: "savepoint") }

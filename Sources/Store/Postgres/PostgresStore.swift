@@ -58,6 +58,10 @@ public final class PostgresStore: HubStore {
     private let inFlight = Atomic<Int>(0)
     private let writer: PostgresGroupCommit
 
+    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void) {
+        writer.policyAdopter.withLock { $0 = adopt }
+    }
+
     /// Connects, runs the migrations this database lacks (under an advisory lock, so nodes
     /// starting together migrate once) and keeps up to `maxConnections` connections, of
     /// which up to half (at most `maxWriteLanes`) run write transactions at once.
