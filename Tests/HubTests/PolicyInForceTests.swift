@@ -43,6 +43,9 @@ import TestSupport
                 policies: holder, store: store, connectors: [:], logger: Logger(label: "t", silent: true),
                 coordination: try LocalCoordination(directory: lock.path))
             engine.followPolicy(parse: Self.parse) { [weak self] v in self?.followed.withLock { $0.append(v) } }
+            // As `HubServer` does with several nodes: write transactions read the version in force.
+            let engine = self.engine
+            store.adoptPolicies { version, read in try engine.adoptPolicy(version, read: read) }
         }
 
         func stop() {

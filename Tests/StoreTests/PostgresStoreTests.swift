@@ -422,6 +422,7 @@ import TestSupport
         let db = try SharedPostgres.freshDatabase()
         let store = try open(db.settings, connections: 2)  // one write lane
         defer { store.close() }
+        store.adoptPolicies { _, _ in }  // a node that decides under a policy
         let hold = DispatchSemaphore(value: 0), holding = DispatchSemaphore(value: 0)
         let group = DispatchGroup()
         let results = Mutex<[String: Result<Int, any Error>]>([:])

@@ -138,13 +138,17 @@ final class PostgresGroupCommit: @unchecked Sendable {
         begin +=
             batch.contains(where: \.durable)
             ? "; SET LOCAL synchronous_commit = on" : "; SET LOCAL synchronous_commit = off"
-        // The policy version in force, under the lock a new version takes exclusively: this
-        // transaction commits before a new version does, or reads it (a statement of its own,
-        // so its snapshot is taken once the lock is held). Taken before the first savepoint:
-        // a lock taken inside one is released when a write rolls back to it.
-        begin += "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))"
+        // A node that decides under a policy reads the version in force, under the lock a new
+        // version takes exclusively: this transaction commits before a new version does, or
+        // reads it (a statement of its own, so its snapshot is taken once the lock is held).
+        // Taken before the first savepoint: a lock taken inside one is released when a write
+        // rolls back to it. The two statements ride BEGIN's round trip but cost the database
+        // time (about a quarter of a bare durable insert's rate): a node without a policy, or
+        // a tool on the store, decides nothing and skips them.
+        let decides = policyAdopter.withLock { $0 != nil }
+        if decides { begin += "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))" }
         if shared { begin += "; SAVEPOINT job" }
-        begin += "; SELECT max(version) FROM policy_versions WHERE state = 'active'"
+        if decides { begin += "; SELECT max(version) FROM policy_versions WHERE state = 'active'" }
         let c: PostgresConnection
         let policyVersion: Int64?
         do {
