@@ -200,7 +200,10 @@ public final class HubServer: Sendable {
             }
         if let follower, let engine {
             coordination.listen(.policy) { follower.poke() }
-            openStore.adoptPolicies { version, read in try engine.adoptPolicy(version, read: read) }
+            openStore.adoptPolicies { newest, read in
+                if let newest { try engine.adoptPolicy(newest, read: read) }
+                return engine.policies.version
+            }
         }
         let schedule =
             (runs != nil || reviews != nil)

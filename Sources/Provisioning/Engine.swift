@@ -243,13 +243,14 @@ public final class ProvisioningEngine: HubService {
         policyFollower.withLock { $0 = (parse, followed) }
     }
 
-    /// Puts in force the policy version `w`'s transaction read as in force (another node
-    /// applied or confirmed it), before the write decides anything under the policy: a
-    /// decision is never committed under a version older than the one in force (on
-    /// PostgreSQL the version is read under a lock its transaction takes exclusively). A
-    /// version whose text cannot run on this node fails the write (503), rather than commit
-    /// what the policy in force no longer gives.
+    /// Marks `w` as deciding under the policy (its transaction checks, when it ends, that no
+    /// newer version came into force meanwhile, and runs again under it if one did: on
+    /// PostgreSQL the version in force is on the audit chain's head row), and puts in force
+    /// the version the transaction decides under if this node runs an older one. A version
+    /// whose text cannot run on this node fails the write (503), rather than commit what the
+    /// policy in force no longer gives.
     public func adoptPolicyInForce(_ w: any StoreWriter) throws {
+        w.decidesUnderPolicy()
         guard let newest = w.policyVersionInForce, newest > policies.version ?? 0 else { return }
         try adoptPolicy(newest) { try w.connection.policyVersion(newest) }
     }
@@ -665,8 +666,6 @@ public final class ProvisioningEngine: HubService {
             let (name, concurrency, count) = (target.name, target.concurrency, needSlots)
             let r = try store.write(isolated: true, durable: false) { w -> (Int, Bool, [ProvisioningJob]) in
                 let c = w.connection
-                // Jobs a rollout queued are claimed under the version it put in force.
-                try self.adoptPolicyInForce(w)
                 if resize { try c.sizeTargetSlots(target: name, concurrency: concurrency) }
                 let took =
                     count > 0

@@ -71,15 +71,17 @@ public protocol HubStore: Sendable {
     /// Stops the writer after pending writes commit.
     func close()
 
-    /// With several nodes: `adopt(version, read)` runs at the start of every write
-    /// transaction that read a newer policy version in force than the caller last saw, before
-    /// any of its writes (`read` reads that version in the transaction); if it throws, the
-    /// transaction's writes fail with its error. SQLite (one node) never calls it.
-    func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void)
+    /// With several nodes: `adopt(newest, read)` runs at the start of every write
+    /// transaction, before any of its writes. `newest` is the newest version a transaction saw
+    /// in force (nil: none newer seen); it puts that version in force (`read` reads it in the
+    /// transaction) and returns the version the node runs, which the transaction decides
+    /// under. If it throws, the transaction's writes fail with its error. SQLite (one node)
+    /// never calls it.
+    func adoptPolicies(_ adopt: @escaping @Sendable (Int64?, () throws -> PolicyVersion?) throws -> Int64?)
 }
 
 extension HubStore {
-    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void) {}
+    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64?, () throws -> PolicyVersion?) throws -> Int64?) {}
 }
 
 extension HubStore {
@@ -114,9 +116,12 @@ public protocol StoreWriter: AnyObject {
     func savepoint<T>(_ body: () throws -> T) throws -> T
     /// Appends `entry` to the audit chain, linked to the entry before it.
     func appendAudit(_ entry: AuditEntry) throws
-    /// The newest active policy version when this write's transaction began, read under a
-    /// shared lock that a new version's transaction takes exclusively (PostgreSQL): a write
-    /// that decides under the policy checks it runs this version, so no node commits a
-    /// decision under a version older than the one in force. Nil on SQLite (one node).
+    /// The policy version this write's transaction decides under: the newest this node knew
+    /// of when the transaction began, put in force before its writes ran (PostgreSQL with a
+    /// policy; nil on SQLite, one node). A transaction that finds a newer version on the audit
+    /// chain's head row when it seals runs again, under that one.
     var policyVersionInForce: Int64? { get }
+    /// Says that this write decided something under the policy: its transaction checks the
+    /// version in force when it ends even if it appended no audit entry.
+    func decidesUnderPolicy()
 }

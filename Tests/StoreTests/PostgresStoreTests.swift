@@ -415,52 +415,63 @@ import TestSupport
         }
     }
 
-    /// Every write transaction holds the policy lock shared from BEGIN to COMMIT (a new
-    /// version's transaction waits for it), also after a batch-mate failed: the lock is
-    /// taken before the first write's savepoint, so rolling back to it does not release it.
-    @Test func thePolicyLock_outlivesABatchMatesRollback() throws {
+    /// A write that decided under a policy version while another transaction stored a newer
+    /// one runs again under the newer one: the version in force is on the audit chain's head
+    /// row, which the write reads when it seals (here with no audit entry of its own).
+    @Test func aWriteThatDecidedUnderAnOlderVersion_runsAgainUnderTheVersionInForce() throws {
         let db = try SharedPostgres.freshDatabase()
-        let store = try open(db.settings, connections: 2)  // one write lane
+        let store = try open(db.settings)
         defer { store.close() }
-        store.adoptPolicies { _, _ in }  // a node that decides under a policy
-        let hold = DispatchSemaphore(value: 0), holding = DispatchSemaphore(value: 0)
-        let group = DispatchGroup()
-        let results = Mutex<[String: Result<Int, any Error>]>([:])
-        func submit(_ name: String, _ body: @escaping @Sendable (any StoreWriter) throws -> Int) {
-            group.enter()
-            Thread {
-                let r = Result { try store.write { w in try body(w) } }
-                results.withLock { $0[name] = r }
-                group.leave()
-            }.start()
+        try store.write { (w) throws -> Void in
+            _ = try w.connection.insertPolicyVersion(
+                hash: "v1", text: [], author: "t", now: 1, state: .active, heldReason: nil)
         }
-        submit("blocker") { _ in
-            holding.signal()
-            hold.wait()
-            return 0
+        // The node: runs version 1, puts a newer one in force when a transaction saw it.
+        let running = Mutex<Int64>(1)
+        store.adoptPolicies { newest, read in
+            if let newest, newest > running.withLock({ $0 }), try read()?.version == newest {
+                running.withLock { $0 = newest }
+            }
+            return running.withLock { $0 }
         }
-        holding.wait()
-        struct Refused: Error {}
-        submit("failer") { _ in throw Refused() }
-        try waitUntil("the failer queued") { store.queuedWrites == 2 }
-        submit("checker") { w in
-            let session = try #require((w as? PostgresWriteContext)?.session)
-            var held = 0
-            try session.db.query(
-                """
-                SELECT count(*) FROM pg_locks
-                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND mode = 'ShareLock' AND granted
-                  AND ((classid::bigint << 32) | objid::bigint) = $1
-                """, [.integer(PostgresMigrations.policyVersionLockKey)]
-            ) { held = Int($0.int64(0)) }
-            return held
+        let hold = DispatchSemaphore(value: 0), inside = DispatchSemaphore(value: 0)
+        let seen = Mutex<[Int64?]>([])
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? store.write { w -> Int in
+                w.decidesUnderPolicy()
+                let first = seen.withLock { s -> Bool in
+                    s.append(w.policyVersionInForce)
+                    return s.count == 1
+                }
+                if first {
+                    inside.signal()
+                    hold.wait()
+                }
+                return 0
+            }
+            done.signal()
+        }.start()
+        inside.wait()
+        // Another node stores version 2 meanwhile; it does not wait for the write under way.
+        try store.write { (w) throws -> Void in
+            _ = try w.connection.insertPolicyVersion(
+                hash: "v2", text: [], author: "t", now: 2, state: .active, heldReason: nil)
         }
-        try waitUntil("the checker queued") { store.queuedWrites == 3 }
         hold.signal()
-        group.wait()
-        let r = results.withLock { $0 }
-        #expect(throws: Refused.self) { try #require(r["failer"]).get() }
-        #expect(try #require(r["checker"]).get() == 1, "the shared policy lock was released with the failer")
+        done.wait()
+        #expect(seen.withLock { $0 } == [1, 2])
+        #expect(running.withLock { $0 } == 2)
+        // A held version is not in force: nothing runs again for it.
+        try store.write { (w) throws -> Void in
+            _ = try w.connection.insertPolicyVersion(
+                hash: "v3", text: [], author: "t", now: 3, state: .held, heldReason: "guard")
+        }
+        let after = try store.write { w -> Int64? in
+            w.decidesUnderPolicy()
+            return w.policyVersionInForce
+        }
+        #expect(after == 2)
     }
 
     /// The connection drops after the COMMIT went out and before its answer came back: the

@@ -85,15 +85,36 @@ extension PostgresWriteContext {
     /// COMMIT whose answer is lost can be looked up; nil when there was nothing to chain.
     @discardableResult
     func sealAudit() throws -> String? {
-        guard !pendingAudit.isEmpty else { return nil }
-        var xid: String?
         let db = session.db
-        var head: (seq: Int64, hash: [UInt8])?
-        try db.query("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE") {
-            head = ($0.int64(0), $0.bytes(1))
+        guard !pendingAudit.isEmpty else {
+            // No entry to chain, but a decision under the policy: the version in force is read
+            // on the head row all the same (shared: sealing writes still take it in turn).
+            if decided, let running = policyVersionInForce {
+                var inForce: Int64 = 0
+                try db.query("SELECT policy_version FROM audit_chain_head WHERE id = 1 FOR SHARE") {
+                    inForce = $0.int64(0)
+                }
+                if inForce > running { throw PolicyVersionChanged(newest: inForce) }
+            }
+            return nil
         }
+        var xid: String?
+        var head: (seq: Int64, hash: [UInt8], policy: Int64, ours: Bool)?
+        // `ours`: this transaction moved the row itself (it stored the version in force).
+        try db.query(
+            "SELECT seq, hash, policy_version, xmin = pg_current_xact_id()::xid FROM audit_chain_head "
+                + "WHERE id = 1 FOR UPDATE"
+        ) { head = ($0.int64(0), $0.bytes(1), $0.int64(2), $0.text(3) == "t") }
         // Refuse rather than start a second chain at the genesis value.
-        guard var (seq, prev) = head else { throw StoreError("the audit chain head is missing", kind: .unavailable) }
+        guard var (seq, prev, inForce, ours) = head else {
+            throw StoreError("the audit chain head is missing", kind: .unavailable)
+        }
+        // A newer version came into force (another transaction moved the head row) since this
+        // transaction's writes decided: they run again, under it. The row lock orders the two:
+        // a version stored while this holds the head waits for this commit.
+        if let running = policyVersionInForce, inForce > running, !ours {
+            throw PolicyVersionChanged(newest: inForce)
+        }
         var chained: [AuditEntry] = []
         chained.reserveCapacity(pendingAudit.count)
         for entry in pendingAudit {
@@ -135,4 +156,10 @@ extension PostgresWriteContext {
         pendingAudit = []
         return xid
     }
+}
+
+/// A write transaction decided under a policy version older than the one in force
+/// (`PostgresWriteContext.sealAudit`): the group commit runs its writes again under `newest`.
+struct PolicyVersionChanged: Error {
+    let newest: Int64
 }

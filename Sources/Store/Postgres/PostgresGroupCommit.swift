@@ -34,7 +34,9 @@ final class PostgresGroupCommit: @unchecked Sendable {
 
     private let pool: PostgresPool
     /// Puts a newer policy version in force before a batch's writes run (`adoptPolicies`).
-    let policyAdopter = Mutex<(@Sendable (Int64, () throws -> PolicyVersion?) throws -> Void)?>(nil)
+    let policyAdopter = Mutex<(@Sendable (Int64?, () throws -> PolicyVersion?) throws -> Int64?)?>(nil)
+    /// The newest policy version a transaction found in force on the head row.
+    private let newestSeen = Mutex<Int64?>(nil)
     private let logger: Logger
     /// Writes pausing before they run again (`again`).
     private var delayed = 0
@@ -116,7 +118,11 @@ final class PostgresGroupCommit: @unchecked Sendable {
 
     /// A write that may run again: a deadlock or serialization failure, or a connection that
     /// broke before COMMIT (PostgreSQL then rolled the transaction back).
-    private static func isRetryable(_ error: any Error) -> Bool {
+    private func isRetryable(_ error: any Error) -> Bool {
+        if let changed = error as? PolicyVersionChanged {
+            newestSeen.withLock { $0 = max($0 ?? 0, changed.newest) }
+            return true
+        }
         guard let e = error as? PostgresError else { return false }
         return e.isRetryableTransaction || e.isConnectionLost
     }
@@ -138,29 +144,10 @@ final class PostgresGroupCommit: @unchecked Sendable {
         begin +=
             batch.contains(where: \.durable)
             ? "; SET LOCAL synchronous_commit = on" : "; SET LOCAL synchronous_commit = off"
-        // A node that decides under a policy reads the version in force, under the lock a new
-        // version takes exclusively: this transaction commits before a new version does, or
-        // reads it (a statement of its own, so its snapshot is taken once the lock is held).
-        // Taken before the first savepoint: a lock taken inside one is released when a write
-        // rolls back to it. The two statements ride BEGIN's round trip but cost the database
-        // time (about a quarter of a bare durable insert's rate): a node without a policy, or
-        // a tool on the store, decides nothing and skips them.
-        let decides = policyAdopter.withLock { $0 != nil }
-        if decides { begin += "; SELECT pg_advisory_xact_lock_shared(\(PostgresMigrations.policyVersionLockKey))" }
         if shared { begin += "; SAVEPOINT job" }
-        if decides { begin += "; SELECT max(version) FROM policy_versions WHERE state = 'active'" }
         let c: PostgresConnection
-        let policyVersion: Int64?
         do {
-            let (connection, version) = try pool.checkoutBegun(begin, "begin write")
-            c = connection
-            policyVersion = version.flatMap { Int64($0) }
-        } catch let e as PostgresError where e.sqlState == "55P03" {
-            // The lock timeout while BEGIN waited for the policy lock (a version's transaction
-            // held up by a stalled node): nothing ran, so the writes go again.
-            for j in batch { j.result = .failure(e) }
-            again(batch)
-            return
+            (c, _) = try pool.checkoutBegun(begin, "begin write")
         } catch {
             // PostgreSQL cannot be reached: every write fails as unavailable (503), at once.
             for j in batch { j.finish(.failure(Self.mapped(error))) }
@@ -174,13 +161,18 @@ final class PostgresGroupCommit: @unchecked Sendable {
         var xid: String?
         var next = 0
         do {
-            let ctx = PostgresWriteContext(
-                session: PostgresSession(c, locksResources: true), policyVersionInForce: policyVersion)
-            // Every write of the batch decides under the version in force (a node that cannot
-            // run it fails them all: it is not ready).
-            if let v = policyVersion, let adopt = policyAdopter.withLock({ $0 }) {
-                try adopt(v) { try ctx.session.policyVersion(v) }
+            // A node with a policy: the writes decide under the version it runs, after putting
+            // in force the newest one a transaction found on the head row (a node that cannot
+            // run it fails them all: it is not ready). The version is checked again when the
+            // transaction seals (`sealAudit`), on the row a new version's transaction moves.
+            var running: Int64? = nil
+            if let adopt = policyAdopter.withLock({ $0 }) {
+                let session = PostgresSession(c, locksResources: true)
+                let newest = newestSeen.withLock { $0 }
+                running = try adopt(newest) { try session.policyVersion(newest ?? 0) } ?? 0
             }
+            let ctx = PostgresWriteContext(
+                session: PostgresSession(c, locksResources: true), policyVersionInForce: running)
             while next < batch.count {
                 let job = batch[next]
                 if shared && next > 0 { try c.execute("RELEASE SAVEPOINT job; SAVEPOINT job", context: "savepoint") }
@@ -214,8 +206,8 @@ final class PostgresGroupCommit: @unchecked Sendable {
                     next -= 1  // this write goes with the batch
                     throw error
                 }
-                job.result = .failure(Self.isRetryable(error) ? error : Self.mapped(error))
-                if Self.isRetryable(error) { retry.append(job) } else { failed.append(job) }
+                job.result = .failure(isRetryable(error) ? error : Self.mapped(error))
+                if isRetryable(error) { retry.append(job) } else { failed.append(job) }
             }
             // A body that swallowed an error outside a savepoint left the transaction aborted:
             // its COMMIT would quietly roll back, so nothing may be reported written.
@@ -254,7 +246,7 @@ final class PostgresGroupCommit: @unchecked Sendable {
             // the batch and those not yet run go again, unless the failure was a write's own
             // (alone in the transaction) or the COMMIT's, whose outcome is unknown.
             let unfinished = ran + failed + batch[next...]
-            if !committing && Self.isRetryable(error) {
+            if !committing && isRetryable(error) {
                 for j in unfinished { j.result = .failure(error) }
                 again(unfinished + retry)
             } else {

@@ -131,7 +131,8 @@ public enum PostgresImport {
         }
         if let head {
             try target.run(
-                "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1",
+                "UPDATE audit_chain_head SET seq = $1, hash = $2, policy_version = "
+                    + "COALESCE((SELECT max(version) FROM policy_versions WHERE state = 'active'), 0) WHERE id = 1",
                 [.integer(head.seq), .bytes(head.hash)],
                 context: "import")
         }

@@ -587,6 +587,17 @@ enum PostgresMigrations {
             CREATE INDEX reconciliation_leases_run ON reconciliation_leases(run_id);
             """
         ),
+        (
+            8,
+            """
+            -- The policy version in force, on the row every audited write locks at its end: a
+            -- write that decided under an older version sees the newer one there and runs again
+            -- (no node commits a decision under a version older than the one in force).
+            ALTER TABLE audit_chain_head ADD COLUMN policy_version BIGINT NOT NULL DEFAULT 0;
+            UPDATE audit_chain_head SET policy_version =
+                COALESCE((SELECT max(version) FROM policy_versions WHERE state = 'active'), 0);
+            """
+        ),
     ]
 
     /// Steps that need Swift after a migration's SQL, in the same transaction.

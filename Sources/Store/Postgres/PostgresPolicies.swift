@@ -28,6 +28,7 @@ extension PostgresSession: PolicyStore {
                 .integer(next), .text(hash), .bytes(text), .text(author), .real(now), .text(state.rawValue),
                 heldReason.map { .text($0) } ?? .null,
             ])
+        if state == .active { try markInForce(next) }
         return PolicyVersion(
             version: next, hash: hash, text: text, author: author, created: now, state: state, heldReason: heldReason)
     }
@@ -69,11 +70,21 @@ extension PostgresSession: PolicyStore {
     }
 
     public func confirmPolicyVersion(_ version: Int64, by: String) throws -> Bool {
-        // Exclusive, as for a new version: every write under way commits first, every later
-        // one reads this version as in force (the group commit's shared lock).
-        try db.query("SELECT pg_advisory_xact_lock(?)", [.integer(PostgresMigrations.policyVersionLockKey)]) { _ in }
-        return try db.run(
-            "UPDATE policy_versions SET state = 'active', confirmed_by = ? WHERE version = ? AND state = 'held'",
-            [.text(by), .integer(version)]) == 1
+        guard
+            try db.run(
+                "UPDATE policy_versions SET state = 'active', confirmed_by = ? WHERE version = ? AND state = 'held'",
+                [.text(by), .integer(version)]) == 1
+        else { return false }
+        try markInForce(version)
+        return true
+    }
+
+    /// Puts `version` on the audit chain's head row as the version in force: a write under
+    /// way that locks the head before this commits commits first; one that locks it after
+    /// reads the version there and, having decided under an older one, runs again.
+    private func markInForce(_ version: Int64) throws {
+        try db.run(
+            "UPDATE audit_chain_head SET policy_version = GREATEST(policy_version, ?) WHERE id = 1",
+            [.integer(version)])
     }
 }

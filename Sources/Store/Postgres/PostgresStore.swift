@@ -58,7 +58,7 @@ public final class PostgresStore: HubStore {
     private let inFlight = Atomic<Int>(0)
     private let writer: PostgresGroupCommit
 
-    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64, () throws -> PolicyVersion?) throws -> Void) {
+    public func adoptPolicies(_ adopt: @escaping @Sendable (Int64?, () throws -> PolicyVersion?) throws -> Int64?) {
         writer.policyAdopter.withLock { $0 = adopt }
     }
 
@@ -329,6 +329,9 @@ final class PostgresWriteContext: StoreWriter {
     let session: PostgresSession
     var connection: any StoreSession { session }
     let policyVersionInForce: Int64?
+    /// A write decided under the policy (`decidesUnderPolicy`).
+    var decided = false
+    func decidesUnderPolicy() { decided = true }
     /// Entries appended in this transaction, not yet chained.
     var pendingAudit: [AuditEntry] = []
     private var depth = 0

@@ -148,6 +148,7 @@ final class SQLiteWriteContext: StoreWriter {
     var connection: any StoreSession { session }
     /// One node: the policy in force is the one in its memory.
     var policyVersionInForce: Int64? { nil }
+    func decidesUnderPolicy() {}
     var auditHead: [UInt8]
 
     init(session: SQLiteSession, auditHead: [UInt8]) {
