@@ -183,18 +183,6 @@ public final class PostgresConnection {
         try check(r, context)
     }
 
-    /// Runs statements without parameters (several, separated by `;`) and returns the first
-    /// value of the last one's result (nil when it has no row or the value is NULL).
-    public func executeReturningValue(_ sql: String, context: String = "statement") throws(PostgresError)
-        -> String?
-    {
-        let r = PQexec(conn, sql)
-        defer { PQclear(r) }
-        try check(r, context)
-        guard PQntuples(r) > 0, PQnfields(r) > 0, PQgetisnull(r, 0, 0) == 0 else { return nil }
-        return String(cString: PQgetvalue(r, 0, 0))
-    }
-
     /// Runs a statement with `$n` parameters and returns its whole result.
     public func result(_ sql: String, _ params: [PostgresValue], context: String = "statement")
         throws(PostgresError) -> PostgresResult

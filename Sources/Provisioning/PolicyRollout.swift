@@ -91,8 +91,8 @@ public enum PolicyRollout {
         }
         let affected = try self.affected(store: store, policy: engine.policy, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
-        // Alone in its transaction (`isolated: false`): it takes the policy lock exclusively
-        // holding no other lock, so writes under way on other nodes cannot wait on it.
+        // Alone in its transaction (`isolated: false`): it locks the audit chain's head row (the
+        // version in force) holding no other lock, so writes under way cannot wait on it.
         let version = try store.write(isolated: false, durable: true) { w -> PolicyVersion in
             let v = try w.connection.insertPolicyVersion(
                 hash: hash, text: text, author: "policy-file", now: now, state: held == nil ? .active : .held,
@@ -147,8 +147,8 @@ public enum PolicyRollout {
         // Who would lose access, for the change guard; who to converge is read again below.
         let affected = try self.affected(store: store, policy: candidate, now: now)
         let held = limit.exceeded(losing: affected.losing.count, of: affected.people)
-        // Alone in its transaction (`isolated: false`): it takes the policy lock exclusively
-        // holding no other lock, so writes under way on other nodes cannot wait on it.
+        // Alone in its transaction (`isolated: false`): it locks the audit chain's head row (the
+        // version in force) holding no other lock, so writes under way cannot wait on it.
         let version = try store.write(isolated: false, durable: true) { w -> PolicyVersion in
             let v = try w.connection.insertPolicyVersion(
                 hash: hash, text: text, author: principal, now: now, state: held == nil ? .active : .held,

@@ -147,7 +147,7 @@ final class PostgresGroupCommit: @unchecked Sendable {
         if shared { begin += "; SAVEPOINT job" }
         let c: PostgresConnection
         do {
-            (c, _) = try pool.checkoutBegun(begin, "begin write")
+            c = try pool.checkoutBegun(begin, "begin write")
         } catch {
             // PostgreSQL cannot be reached: every write fails as unavailable (503), at once.
             for j in batch { j.finish(.failure(Self.mapped(error))) }

@@ -117,7 +117,7 @@ public final class PostgresStore: HubStore {
                 defer { pool.checkin(c) }
                 return try body(PostgresSession(c))
             }
-            let (c, _) = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
+            let c = try pool.checkoutBegun("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin read")
             defer { pool.checkin(c) }
             let session = PostgresSession(c)
             do {
@@ -226,14 +226,13 @@ final class PostgresPool: @unchecked Sendable {
     /// A connection with `begin` run on it. A connection that turns out dead at this first
     /// statement is dropped and the next one tried: nothing ran on it, so nothing is lost or
     /// done twice. When PostgreSQL is down, opening a new one fails and that error is thrown.
-    /// A connection with `begin` run on it, and the first value of `begin`'s last result.
-    func checkoutBegun(_ begin: String, _ context: String) throws -> (PostgresConnection, String?) {
+    func checkoutBegun(_ begin: String, _ context: String) throws -> PostgresConnection {
         var tries = 0
         while true {
             let c = try checkout()
             do {
-                let value = try c.executeReturningValue(begin, context: context)
-                return (c, value)
+                try c.execute(begin, context: context)
+                return c
             } catch let lost where lost.isConnectionLost && tries < limit {
                 checkin(c)  // not usable: closed, not pooled
                 tries += 1
