@@ -9,9 +9,10 @@ import Synchronization
 /// confirmed (`PUT /admin/policy`, a confirmed held rollout) in force on this node too.
 ///
 /// Writes do not wait for it: a write transaction that decided under the policy reads the
-/// version in force on the audit chain's head row when it seals, and runs again under a newer
-/// one, put in force first (`PostgresGroupCommit`, `ProvisioningEngine.adoptPolicy`). So no
-/// node commits a decision or a job's result under a version older than the one in force. The follower brings an idle node along too (told by `WakeChannel.policy`, and
+/// version in force on the audit chain's head row when it seals, and runs again under a
+/// newer one, put in force first (`PostgresGroupCommit`, `ProvisioningEngine.adoptPolicy`).
+/// So no node commits a decision or a job's result under a version older than the one in
+/// force. The follower brings an idle node along too (told by `WakeChannel.policy`, and
 /// every `pollSeconds` in case a notification was lost), rewrites this node's policy file so
 /// a restart runs the version, and logs the change; a version whose text cannot run here (a
 /// secret file this node lacks) is logged once, and the node answers writes 503 and
